@@ -1,0 +1,134 @@
+"""`edgepipe build | plugins | targets`. Exit codes: 0 ok, 1 gate failed, 2 usage/config,
+3 environment (missing dependency, no device), 4 a stage failed."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from .. import __version__, registry
+from ..config import load_config
+from ..errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED, EXIT_USAGE, EdgepipeError
+from .render import StageProgress, report_table
+
+app = typer.Typer(
+    name="edgepipe", no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
+    help="Take a trained model to validated, profiled edge artifacts: "
+         "prune -> quantize -> export -> validate -> profile -> gate.\n\n"
+         "Exit codes: 0 ok, 1 a budget failed, 2 usage or config error, 3 environment "
+         "(missing dependency, no device), 4 a stage failed.")
+err_console = Console(stderr=True)
+out_console = Console()
+
+
+def _version(value: bool) -> None:
+    if value:
+        out_console.print(f"edgepipe {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """Root options."""
+
+
+@app.command()
+def build(
+    target: Annotated[str, typer.Option("--target", "-t", help="Target profile to build for (see `edgepipe targets`).")] = "android",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder; artifacts go to OUT/<target>/.")] = Path("build/edgepipe"),
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="edgepipe.toml or pyproject.toml to read (default: discovered in the current folder).")] = None,
+    example: Annotated[Optional[str], typer.Option("--example", help="Built-in example model to use instead of the configured one (torch-digits).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout (progress stays on stderr).")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Rebuild every stage even when a cached result matches.")] = False,
+) -> None:
+    """Build, validate and profile every artifact the target asks for, then check its budgets.
+
+    Writes OUT/<target>/: the artifacts, manifest.json (sha256 of each), report.json and report.md.
+    """
+    from dataclasses import replace
+
+    from ..pipeline import BuildOptions
+    from ..pipeline import build as run_build
+
+    try:
+        cfg = load_config(config)
+        if example is not None:
+            cfg = replace(cfg, source=replace(cfg.source, example=example, model=None))
+        options = BuildOptions(target=target, out_dir=out, config=cfg, use_cache=not no_cache)
+        with StageProgress(err_console) as progress:
+            report = run_build(options, progress)
+    except EdgepipeError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
+    else:
+        out_console.print(report_table(report))
+        for a in report["artifacts"]:
+            if a.get("error"):
+                out_console.print(f"[red]✗ {a['format']}:{a['precision']}[/] {a['error']['message']}")
+        for check in report["checks"]:
+            if not check["passed"]:
+                out_console.print(f"[red]✗ budget[/] {check['message']}")
+        out_console.print(f"Report: {out / report['target'] / 'report.md'}")
+    status = report["status"]
+    raise typer.Exit(EXIT_STAGE_FAILED if status == "stage_failed" else EXIT_GATE_FAILED if status == "gate_failed" else EXIT_OK)
+
+
+@app.command()
+def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """List registered exporters, transforms, runners and targets (without importing them)."""
+    rows = [info for kind in registry.KINDS for info in registry.describe(kind)]
+    if as_json:
+        sys.stdout.write(json.dumps([vars(r) for r in rows], indent=2) + "\n")
+        return
+    from rich.table import Table
+
+    table = Table(title="edgepipe plugins")
+    for col in ("kind", "name", "provided by", "object"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r.kind, r.name, r.distribution or "-", r.value)
+    out_console.print(table)
+
+
+@app.command()
+def targets(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """List target profiles with the artifacts they build and their budgets."""
+    from ..plan import load_target
+
+    try:
+        cfg = load_config(None)
+        loaded = [load_target(name, cfg) for name in registry.names("target")]
+    except EdgepipeError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        sys.stdout.write(json.dumps([{"name": t.name, "description": t.description,
+                                      "outputs": [o.label for o in t.outputs], "budgets": vars(t.budgets)}
+                                     for t in loaded], indent=2) + "\n")
+        return
+    for t in loaded:
+        out_console.print(f"[bold]{t.name}[/]: {t.description}\n  outputs: {', '.join(o.label for o in t.outputs)}")
+
+
+def _fail(exc: EdgepipeError, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps({"passed": False, "error": exc.to_dict()}) + "\n")
+    err_console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+    raise typer.Exit(exc.exit_code)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err_console.print("[red]interrupted[/]: nothing half-written was left in the output folder")
+        sys.exit(EXIT_USAGE)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""Reads `edgepipe.toml` or `[tool.edgepipe]` into frozen dataclasses; every error quotes its TOML path."""
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .types import Budgets, OutputSpec, ProfileSettings, SourceSpec, Target
+
+SOURCE_KEYS = {"example": str, "model": str, "weights": str, "example-inputs": (str, list),
+               "calibration": str, "evaluate": str, "metric": str}
+PROFILE_KEYS = {"warmup": int, "runs": int, "threads": list}
+BUDGET_KEYS = {"max-size-kb": (int, float), "max-accuracy-drop": (int, float), "max-latency-ms": (int, float)}
+TARGET_KEYS = {"formats": list, "budgets": dict, "profile": dict, "description": str}
+TOP_KEYS = {**SOURCE_KEYS, "profile": dict, "targets": dict}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The resolved configuration; `origin` says which file it came from."""
+
+    source: SourceSpec = SourceSpec()
+    profile: dict[str, Any] = field(default_factory=dict)
+    targets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    origin: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"origin": self.origin, "source": self.source.to_dict(),
+                "profile": self.profile, "targets": self.targets}
+
+
+def _check_keys(table: dict, allowed: dict[str, Any], path: str) -> None:
+    for key, value in table.items():
+        where = f"{path}.{key}" if path else key
+        if key not in allowed:
+            close = difflib.get_close_matches(key, list(allowed), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"unknown key '{where}'. Valid keys: {', '.join(sorted(allowed))}.{hint}")
+        expected = allowed[key]
+        if not isinstance(value, expected) or isinstance(value, bool):
+            names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
+            raise ConfigError(f"'{where}' must be {names}, got {type(value).__name__} {value!r}")
+
+
+def find_config(start: Path) -> tuple[dict, str, Path] | None:
+    """Returns (table, toml prefix, file) for the first edgepipe.toml or [tool.edgepipe] found."""
+    for candidate, prefix in ((start / "edgepipe.toml", ""), (start / "pyproject.toml", "tool.edgepipe")):
+        if not candidate.is_file():
+            continue
+        try:
+            data = tomllib.loads(candidate.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{candidate}: invalid TOML: {exc}") from exc
+        if prefix:
+            data = data.get("tool", {}).get("edgepipe")
+            if data is None:
+                continue
+        return data, prefix, candidate
+    return None
+
+
+def load_config(path: Path | None = None, cwd: Path | None = None) -> Config:
+    """Loads an explicit file, or discovers one in `cwd`; no file gives the built-in defaults."""
+    cwd = cwd or Path.cwd()
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        found = find_config(path.parent) if path.name in ("edgepipe.toml", "pyproject.toml") else None
+        if found is None or found[2].resolve() != path.resolve():
+            try:
+                found = (tomllib.loads(path.read_text()), "", path)
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    else:
+        found = find_config(cwd)
+    if found is None:
+        return Config()
+    return parse_config(*found)
+
+
+def parse_config(table: dict, prefix: str, file: Path) -> Config:
+    _check_keys(table, TOP_KEYS, prefix)
+    base = file.parent.resolve()
+    source_fields = {k.replace("-", "_"): v for k, v in table.items() if k in SOURCE_KEYS}
+    if "model" in table and "example" not in table:
+        source_fields["example"] = None
+    if table.get("example-inputs") is not None and isinstance(table["example-inputs"], list):
+        if not all(isinstance(d, int) and d > 0 for d in table["example-inputs"]):
+            raise ConfigError(f"'{_join(prefix, 'example-inputs')}' must be a shape of positive integers")
+    source = SourceSpec(**source_fields, base_dir=str(base))
+    profile = table.get("profile", {})
+    _check_profile(profile, _join(prefix, "profile"))
+    targets = table.get("targets", {})
+    for name, tdef in targets.items():
+        tpath = _join(prefix, f"targets.{name}")
+        if not isinstance(tdef, dict):
+            raise ConfigError(f"'{tpath}' must be a table")
+        _check_keys(tdef, TARGET_KEYS, tpath)
+        _check_keys(tdef.get("budgets", {}), BUDGET_KEYS, f"{tpath}.budgets")
+        _check_profile(tdef.get("profile", {}), f"{tpath}.profile")
+        for i, fmt in enumerate(tdef.get("formats", [])):
+            if not isinstance(fmt, str) or not fmt.strip():
+                raise ConfigError(f"'{tpath}.formats[{i}]' must be a 'format:precision' string")
+    return Config(source=source, profile=profile, targets=targets, origin=str(file))
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _check_profile(profile: dict, path: str) -> None:
+    _check_keys(profile, PROFILE_KEYS, path)
+    for key in ("warmup", "runs"):
+        if key in profile and profile[key] < (0 if key == "warmup" else 1):
+            raise ConfigError(f"'{path}.{key}' must be {'>= 0' if key == 'warmup' else '>= 1'}")
+    for t in profile.get("threads", []):
+        if not (isinstance(t, int) and t >= 0) and t != "all":
+            raise ConfigError(f"'{path}.threads' entries must be positive integers or \"all\", got {t!r}")
+
+
+def resolve_target(base: Target, config: Config) -> Target:
+    """Applies file settings over a built-in profile (CLI flags are applied by the caller)."""
+    override = config.targets.get(base.name, {})
+    outputs = base.outputs
+    if "formats" in override:
+        outputs = tuple(OutputSpec.parse(f) for f in override["formats"])
+    budgets = replace(base.budgets, **{k.replace("-", "_"): float(v)
+                                        for k, v in override.get("budgets", {}).items()})
+    profile = base.profile
+    for table in (config.profile, override.get("profile", {})):
+        profile = _apply_profile(profile, table)
+    return replace(base, outputs=outputs, budgets=budgets, profile=profile,
+                   description=override.get("description", base.description))
+
+
+def _apply_profile(profile: ProfileSettings, table: dict) -> ProfileSettings:
+    changes: dict[str, Any] = {k: v for k, v in table.items() if k in ("warmup", "runs")}
+    if "threads" in table:
+        changes["threads"] = tuple(0 if t == "all" else t for t in table["threads"])
+    return replace(profile, **changes)
+
+
+def custom_target_names(config: Config, builtin: set[str]) -> list[str]:
+    """Targets named in the file that no built-in profile provides (not supported yet: say so)."""
+    return [name for name in config.targets if name not in builtin]

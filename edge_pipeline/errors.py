@@ -1,0 +1,90 @@
+"""One error hierarchy, so the CLI maps every failure to a documented exit code."""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+EXIT_OK = 0
+EXIT_GATE_FAILED = 1
+EXIT_USAGE = 2
+EXIT_ENVIRONMENT = 3
+EXIT_STAGE_FAILED = 4
+
+
+class EdgepipeError(Exception):
+    """Base class: carries the exit code the CLI returns for it."""
+
+    exit_code = EXIT_STAGE_FAILED
+
+    def to_dict(self) -> dict:
+        return {"type": type(self).__name__, "message": str(self)}
+
+
+class ConfigError(EdgepipeError):
+    exit_code = EXIT_USAGE
+
+
+class UnknownPlugin(ConfigError):
+    """A name that no registered plugin answers to; suggests the closest."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str]):
+        known = sorted(known)
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        super().__init__(f"unknown {kind} '{name}'. Valid: {', '.join(known) or '(none)'}.{hint}")
+        self.kind, self.name, self.known = kind, name, known
+
+
+class InputError(EdgepipeError):
+    """The user's model, weights or data cannot be used as given."""
+
+    exit_code = EXIT_USAGE
+
+
+class Unsupported(EdgepipeError):
+    """A converter or runtime cannot carry an op; names the op and the layer."""
+
+    def __init__(self, message: str, op: str | None = None, layer: str | None = None):
+        where = "".join([f" (op {op}" if op else "", f", layer {layer}" if layer else "", ")" if op else ""])
+        super().__init__(message + where)
+        self.op, self.layer = op, layer
+
+
+class MissingDependency(EdgepipeError):
+    exit_code = EXIT_ENVIRONMENT
+
+    def __init__(self, package: str, purpose: str, hint: str | None = None):
+        hint = hint or f"pip install {package}"
+        super().__init__(f"{purpose} needs the '{package}' package, which is not installed. Install it with: {hint}")
+        self.package = package
+
+
+class RunnerUnavailable(EdgepipeError):
+    exit_code = EXIT_ENVIRONMENT
+
+
+class StageFailed(EdgepipeError):
+    exit_code = EXIT_STAGE_FAILED
+
+
+class ValidationMismatch(StageFailed):
+    """An artifact's outputs differ from its float source beyond tolerance."""
+
+
+class GateFailed(EdgepipeError):
+    exit_code = EXIT_GATE_FAILED
+
+
+ERROR_TYPES: dict[str, type[EdgepipeError]] = {
+    cls.__name__: cls
+    for cls in (EdgepipeError, ConfigError, InputError, Unsupported, MissingDependency,
+                RunnerUnavailable, StageFailed, ValidationMismatch, GateFailed)
+}
+
+
+def rebuild_error(payload: dict) -> EdgepipeError:
+    """Turns an error reported by a worker process back into its class."""
+    cls = ERROR_TYPES.get(payload.get("type", ""), StageFailed)
+    err = cls.__new__(cls)
+    Exception.__init__(err, payload.get("message", "unknown error"))
+    return err

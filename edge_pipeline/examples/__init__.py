@@ -1,0 +1,1 @@
+"""Built-in example models trained on data that ships inside installed packages."""

@@ -1,0 +1,1 @@
+"""Per-framework helpers the stages need (fingerprint, param count, eager reference run)."""

@@ -1,0 +1,103 @@
+"""Atomic writes, hashing and compressed sizes: a failed build never leaves a file that looks valid."""
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .errors import EdgepipeError, StageFailed
+
+
+class DiskFull(StageFailed):
+    """Raised for ENOSPC so the message says what happened instead of a bare OSError."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_json(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def zip_compressed_size(path: Path) -> int:
+    """Size after deflate, as an app store or bundle would ship it (fixed timestamp: reproducible)."""
+    with tempfile.TemporaryFile() as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+            info = zipfile.ZipInfo(path.name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, path.read_bytes())
+        return tmp.tell()
+
+
+@contextlib.contextmanager
+def atomic_path(dest: Path) -> Iterator[Path]:
+    """Yields a temporary sibling path; renames it onto `dest` only if the block succeeds."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    except OSError as exc:
+        _discard(tmp)
+        if exc.errno == errno.ENOSPC:
+            raise DiskFull(f"disk full while writing {dest}: nothing was written") from exc
+        raise
+    except BaseException:
+        _discard(tmp)
+        raise
+
+
+def write_text_atomic(dest: Path, text: str) -> None:
+    with atomic_path(dest) as tmp:
+        tmp.write_text(text)
+
+
+def write_json_atomic(dest: Path, value: Any) -> None:
+    write_text_atomic(dest, json.dumps(value, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def copy_atomic(src: Path, dest: Path) -> None:
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def replace_dir(staging: Path, dest: Path) -> None:
+    """Swaps a fully written staging directory into place, so readers never see a mix."""
+    trash = dest.with_name(f".{dest.name}.old")
+    if trash.exists():
+        shutil.rmtree(trash)
+    if dest.exists():
+        os.replace(dest, trash)
+    os.replace(staging, dest)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _discard(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise EdgepipeError(f"{what} not found: {path}") from exc
+    except json.JSONDecodeError as exc:
+        raise EdgepipeError(f"{what} is not valid JSON: {path}: {exc}") from exc

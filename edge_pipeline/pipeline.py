@@ -1,0 +1,166 @@
+"""The build: source -> transform+export -> validate+profile -> gate -> write, passing results along.
+
+Export jobs run in parallel worker processes; measurements run one at a time so that timings are
+not disturbed by a neighbouring conversion. Every stage result is cached by content.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from . import __version__, cache
+from .config import Config
+from .errors import EdgepipeError, InputError
+from .fsutil import sha256_file, zip_compressed_size
+from .host import host_cores, host_id, versions
+from .jobs import run_job
+from .plan import Step, load_target, plan
+from .types import ArtifactResult, Target
+from .validate import tolerance_for
+from .writer import write_outputs
+
+Event = Callable[[str, str, dict[str, Any]], None]   # (stage label, state, details)
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    target: str
+    out_dir: Path
+    config: Config
+    use_cache: bool = True
+    parallel_exports: int = 2
+
+
+def build(options: BuildOptions, on_event: Event = lambda *_: None) -> dict[str, Any]:
+    """Runs the whole pipeline and returns the report (also written under out_dir/<target>)."""
+    started = time.perf_counter()
+    target = load_target(options.target, options.config)
+    steps = plan(target)
+    timings: dict[str, float] = {}
+    workdir = cache.cache_root() / "work" / f"{target.name}-{os.getpid()}-{time.time_ns()}"
+    try:
+        on_event("source", "start", {})
+        t0 = time.perf_counter()
+        source, source_dir = _source_stage(options.config, workdir)
+        timings["source"] = time.perf_counter() - t0
+        on_event("source", "done", {"accuracy": source["accuracy"]})
+        _check_frameworks(steps, source["framework"])
+        t0 = time.perf_counter()
+        results = _export_stage(steps, source, source_dir, options, on_event)
+        timings["export"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for step, result in zip(steps, results):
+            if result.status != "failed":
+                _measure(step, result, source_dir, target, options, on_event)
+        timings["validate+profile"] = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return write_outputs(target, options, source, steps, results, timings, started)
+
+
+def _source_stage(config: Config, workdir: Path) -> tuple[dict[str, Any], Path]:
+    """Always runs (it is what fingerprints the weights and data), then content-addresses its files."""
+    job_dir = workdir / "source"
+    source = run_job({"stage": "source", "spec": config.source.to_dict(), "workdir": str(job_dir)},
+                     job_dir, "source")
+    _, source_dir = cache.stage_dir("source", {k: source[k] for k in ("fingerprint", "data_hash", "reference_hash")})
+    if cache.lookup(source_dir) is None:
+        source_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("data.npz", "reference.npz"):
+            shutil.copyfile(job_dir / name, source_dir / name)
+        cache.commit(source_dir, source)
+    return source, source_dir
+
+
+def _check_frameworks(steps: list[Step], framework: str) -> None:
+    for step in steps:
+        if framework not in step.frameworks:
+            raise InputError(f"'{step.output.label}' cannot be built from a {framework} model "
+                             f"(the {step.exporter} exporter takes {', '.join(step.frameworks)})")
+
+
+def _export_stage(steps: list[Step], source: dict[str, Any], source_dir: Path, options: BuildOptions,
+                  on_event: Event) -> list[ArtifactResult]:
+    def export_one(step: Step) -> ArtifactResult:
+        result = ArtifactResult(step.output)
+        label = f"export {step.output.label}"
+        key_material = {"stage": "export", "source": source["fingerprint"], "data": source["data_hash"],
+                        "output": step.output.label, "exporter": step.exporter, "transform": step.transform,
+                        "versions": versions((*step.distributions, "edgepipe"))}
+        _, stage_dir = cache.stage_dir("export", key_material)
+        cached = cache.lookup(stage_dir) if options.use_cache else None
+        on_event(label, "start", {"cached": cached is not None})
+        if cached is None:
+            cache.discard(stage_dir)
+            try:
+                job = {"stage": "export", "spec": options.config.source.to_dict(), "label": step.output.label,
+                       "exporter": step.exporter, "transform": step.transform,
+                       "data": str(source_dir / "data.npz"), "dest": str(stage_dir / step.filename)}
+                outcome = run_job(job, stage_dir / "job", step.output.label)
+            except EdgepipeError as exc:
+                result.status, result.error = "failed", {"stage": "export", **exc.to_dict()}
+                on_event(label, "failed", {"error": str(exc)})
+                return result
+            artifact = stage_dir / step.filename
+            cached = {**outcome, "file": step.filename, "sha256": sha256_file(artifact),
+                      "size_bytes": artifact.stat().st_size, "size_compressed_bytes": zip_compressed_size(artifact)}
+            cache.commit(stage_dir, cached)
+            result.cached["export"] = False
+        else:
+            result.cached["export"] = True
+        result.path = str(stage_dir / cached["file"])
+        result.sha256, result.size_bytes = cached["sha256"], cached["size_bytes"]
+        result.size_compressed_bytes = cached["size_compressed_bytes"]
+        result.export = {"metadata": cached["metadata"], "seconds": cached["seconds"]}
+        on_event(label, "done", {"cached": result.cached["export"], "size_bytes": result.size_bytes})
+        return result
+
+    workers = max(1, min(options.parallel_exports, host_cores(), len(steps)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(export_one, steps))
+
+
+def _measure(step: Step, result: ArtifactResult, source_dir: Path, target: Target, options: BuildOptions,
+             on_event: Event) -> None:
+    label = f"validate+profile {step.output.label}"
+    tolerance = tolerance_for(step.output.precision)
+    profile = asdict(target.profile)
+    key_material = {"stage": "measure", "artifact": result.sha256, "source": str(source_dir.name),
+                    "runner": step.runner, "tolerance": tolerance, "profile": profile, "target": target.name,
+                    "host": host_id(), "versions": versions((step.distributions + ("edgepipe",)))}
+    _, stage_dir = cache.stage_dir("measure", key_material)
+    measured = cache.lookup(stage_dir) if options.use_cache else None
+    on_event(label, "start", {"cached": measured is not None})
+    result.cached["measure"] = measured is not None
+    if measured is None:
+        cache.discard(stage_dir)
+        job = {"stage": "measure", "runner": step.runner, "artifact": result.path, "target": target.name,
+               "data": str(source_dir / "data.npz"), "reference": str(source_dir / "reference.npz"),
+               "tolerance": tolerance, "profile": profile}
+        try:
+            measured = run_job(job, stage_dir / "job", step.output.label)
+        except EdgepipeError as exc:
+            result.status, result.error = "failed", {"stage": "measure", **exc.to_dict()}
+            on_event(label, "failed", {"error": str(exc)})
+            return
+        if measured["validation"]["passed"]:
+            cache.commit(stage_dir, measured)
+    result.measure = measured
+    validation = measured["validation"]
+    if not validation["passed"]:
+        result.status = "failed"
+        result.error = {"stage": "validate", "type": "ValidationMismatch",
+                        "message": f"{step.output.label} disagrees with the float source: {validation['message']}"}
+        on_event(label, "failed", {"error": result.error["message"]})
+        return
+    result.status = "ok"
+    on_event(label, "done", {"cached": result.cached["measure"]})
+
+
+__all__ = ["BuildOptions", "build", "__version__"]

@@ -1,0 +1,89 @@
+"""The report: JSON is the source of truth; Markdown is a view of it."""
+from __future__ import annotations
+
+from typing import Any
+
+from .types import ArtifactResult
+
+SCHEMA_VERSION = 1
+
+
+def artifact_entry(result: ArtifactResult, source_accuracy: float | None, relpath: str | None) -> dict[str, Any]:
+    measure = result.measure or {}
+    validation = measure.get("validation", {})
+    latencies = measure.get("latency") or []
+    primary = latencies[0] if latencies else None
+    accuracy = measure.get("accuracy")
+    drop = None
+    if accuracy is not None and source_accuracy is not None:
+        drop = round((source_accuracy - accuracy) * 100, 4)
+    return {
+        "format": result.output.format,
+        "precision": result.output.precision,
+        "status": result.status,
+        "path": relpath,
+        "size_bytes": result.size_bytes,
+        "size_compressed_bytes": result.size_compressed_bytes,
+        "sha256": result.sha256,
+        "runtime": measure.get("runtime"),
+        "runtime_version": measure.get("runtime_version"),
+        "latency_ms": _latency(primary),
+        "latency_by_threads": [_latency(entry) for entry in latencies],
+        "accuracy": accuracy,
+        "accuracy_drop": drop,
+        "agreement": validation.get("agreement"),
+        "max_abs_diff": validation.get("max_abs_diff"),
+        "validation": validation or None,
+        "measured_on": primary["measured_on"] if primary else None,
+        "export": result.export or None,
+        "cached": result.cached,
+        "error": result.error,
+    }
+
+
+def _latency(entry: dict[str, Any] | None) -> dict[str, Any] | None:
+    if entry is None:
+        return None
+    keys = ("p50", "p90", "mean", "stdev", "min", "runs", "warmup", "threads", "measured_on")
+    return {k: entry.get(k) for k in keys}
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    src = report["source"]
+    verdict = "PASSED" if report["passed"] else "FAILED"
+    lines = [f"# edgepipe build: {report['target']} ({verdict})", "",
+             f"Source: {src['framework']} model, {src['params']:,} params, {src['size_bytes']:,} bytes of weights, "
+             f"eval accuracy {_pct(src.get('accuracy'))}.", "",
+             "| artifact | status | size | zipped | p50 ms (1 thr) | p90 ms | best p50 (threads) | accuracy | drop pt | agreement | max abs diff |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for a in report["artifacts"]:
+        lat = a.get("latency_ms") or {}
+        best = min(a.get("latency_by_threads") or [{}], key=lambda e: e.get("p50") or float("inf"))
+        lines.append("| {}:{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            a["format"], a["precision"], a["status"], _kb(a.get("size_bytes")), _kb(a.get("size_compressed_bytes")),
+            _num(lat.get("p50")), _num(lat.get("p90")),
+            f"{_num(best.get('p50'))} ({best.get('threads', '-')})", _pct(a.get("accuracy")),
+            _num(a.get("accuracy_drop"), 2), _num(a.get("agreement"), 4), _num(a.get("max_abs_diff"), 4)))
+    measured = sorted({a["measured_on"] for a in report["artifacts"] if a.get("measured_on")})
+    if measured:
+        lines += ["", "Latency was measured on this host, not on a device: " + "; ".join(measured) + "."]
+    failures = [a for a in report["artifacts"] if a.get("error")]
+    if failures or report["checks"]:
+        lines += ["", "## Checks", ""]
+    for a in failures:
+        lines.append(f"- FAILED {a['format']}:{a['precision']} ({a['error'].get('stage')}): {a['error']['message']}")
+    for c in report["checks"]:
+        lines.append(f"- {'ok' if c['passed'] else 'FAILED'} {c['message']}")
+    return "\n".join(lines) + "\n"
+
+
+def _kb(value: int | None) -> str:
+    return "-" if value is None else f"{value / 1024:.1f} KB"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.2f}%"
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"

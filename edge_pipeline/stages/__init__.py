@@ -1,0 +1,1 @@
+"""Stage bodies that run inside worker processes (see edge_pipeline.worker)."""

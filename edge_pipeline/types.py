@@ -1,0 +1,89 @@
+"""The four nouns (Model, Artifact, Target, Report pieces) as plain, framework-free data."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic", "int8-weight", "int4")
+
+
+@dataclass(frozen=True, order=True)
+class OutputSpec:
+    """One (format, precision) output a target asks for, written `format:precision`."""
+
+    format: str
+    precision: str = "fp32"
+
+    @classmethod
+    def parse(cls, text: str) -> "OutputSpec":
+        fmt, _, precision = text.partition(":")
+        return cls(fmt.strip(), (precision or "fp32").strip())
+
+    @property
+    def label(self) -> str:
+        return f"{self.format}:{self.precision}"
+
+    @property
+    def stem(self) -> str:
+        return f"model-{self.precision}"
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Absolute limits applied to every artifact of a target; None means unchecked."""
+
+    max_size_kb: float | None = None
+    max_accuracy_drop: float | None = None
+    max_latency_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class ProfileSettings:
+    warmup: int = 10
+    runs: int = 100
+    threads: tuple[int, ...] = (1, 0)  # 0 means "all host cores"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A named device profile as data: what to build, how to measure it, what to enforce."""
+
+    name: str
+    description: str
+    outputs: tuple[OutputSpec, ...]
+    budgets: Budgets = Budgets()
+    profile: ProfileSettings = ProfileSettings()
+    device_class: str = "phone"
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Where the trained model and its data come from; everything a worker needs to rebuild it."""
+
+    example: str | None = "torch-digits"
+    model: str | None = None            # "pkg.module:factory" or a .pt2 path
+    weights: str | None = None          # state_dict file for a factory
+    example_inputs: str | list[int] | None = None
+    calibration: str | None = None
+    evaluate: str | None = None
+    metric: str = "top1"
+    base_dir: str = "."                 # relative paths and modules resolve from here
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class ArtifactResult:
+    """Everything known about one built artifact: its file, validation and measurements."""
+
+    output: OutputSpec
+    status: str = "pending"             # ok | failed
+    path: str | None = None
+    size_bytes: int | None = None
+    size_compressed_bytes: int | None = None
+    sha256: str | None = None
+    export: dict[str, Any] = field(default_factory=dict)
+    measure: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    cached: dict[str, bool] = field(default_factory=dict)

@@ -1,0 +1,73 @@
+"""Writes a build's outputs: validated artifacts, stage records, manifest, report (JSON + Markdown).
+
+Everything is written into a staging folder that replaces `out/<target>` in one rename, so a failed
+or interrupted build never leaves a mix of old and new files, nor an unvalidated artifact.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import __version__
+from .fsutil import copy_atomic, replace_dir, write_json_atomic, write_text_atomic
+from .gating import check_budgets
+from .host import host_id, versions
+from .report import SCHEMA_VERSION, artifact_entry, to_markdown
+from .types import ArtifactResult, Target
+
+if TYPE_CHECKING:
+    from .pipeline import BuildOptions
+    from .plan import Step
+
+TOOLS = ("torch", "executorch", "torchao", "litert-torch", "ai-edge-litert", "numpy", "edgepipe")
+
+
+def write_outputs(target: Target, options: "BuildOptions", source: dict[str, Any], steps: list["Step"],
+                  results: list[ArtifactResult], timings: dict[str, float], started: float) -> dict[str, Any]:
+    dest = options.out_dir / target.name
+    staging = options.out_dir / f".{target.name}.staging-{os.getpid()}"
+    staging.mkdir(parents=True, exist_ok=True)
+    artifacts = []
+    for step, result in zip(steps, results):
+        relpath = None
+        if result.status == "ok" and result.path:
+            copy_atomic(Path(result.path), staging / step.filename)
+            relpath = step.filename
+        artifacts.append(artifact_entry(result, source.get("accuracy"), relpath))
+    checks = [c.to_dict() for c in check_budgets(target.budgets, artifacts)]
+    stage_failed = any(a["status"] != "ok" for a in artifacts)
+    gate_failed = any(not c["passed"] for c in checks)
+    timings = {**timings, "total": time.perf_counter() - started}
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "edgepipe_version": __version__,
+        "target": target.name,
+        "passed": not (stage_failed or gate_failed),
+        "status": "stage_failed" if stage_failed else "gate_failed" if gate_failed else "passed",
+        "source": {k: source.get(k) for k in ("framework", "params", "size_bytes", "accuracy", "fingerprint",
+                                              "input_shape", "output_shape", "eval_samples",
+                                              "calibration_samples", "provenance")},
+        "artifacts": artifacts,
+        "checks": checks,
+        "budgets": {k: v for k, v in vars(target.budgets).items()},
+        "stage_timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "host": host_id(),
+        "tool_versions": versions(TOOLS),
+        "config": {**options.config.to_dict(), "target": _target_dict(target)},
+    }
+    manifest = {"target": target.name, "source_fingerprint": source["fingerprint"],
+                "artifacts": [{"path": a["path"], "format": a["format"], "precision": a["precision"],
+                               "sha256": a["sha256"], "size_bytes": a["size_bytes"]}
+                              for a in artifacts if a["path"]]}
+    write_json_atomic(staging / "manifest.json", manifest)
+    write_json_atomic(staging / "report.json", report)
+    write_text_atomic(staging / "report.md", to_markdown(report))
+    replace_dir(staging, dest)
+    return report
+
+
+def _target_dict(target: Target) -> dict[str, Any]:
+    return {"name": target.name, "outputs": [o.label for o in target.outputs],
+            "budgets": vars(target.budgets), "profile": vars(target.profile), "device_class": target.device_class}

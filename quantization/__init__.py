@@ -1,0 +1,1 @@
+"""Built-in Transform plugins (pruning and quantization), registered through entry points."""

@@ -1,0 +1,30 @@
+"""The shared PT2E mechanism: capture, insert observers, calibrate, convert. Backends pick the quantizer."""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from edge_pipeline.errors import Unsupported
+from edge_pipeline.plugins import DataBundle, Model
+
+from .calibration import calibrate
+
+
+def quantize_static(model: Model, quantizer: Any, data: DataBundle, fold_quantize: bool) -> Model:
+    import torch
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    try:
+        captured = torch.export.export(model.module, model.example_inputs).module()
+    except Exception as exc:
+        raise Unsupported(f"torch.export could not capture the model for quantization: {_first(exc)}") from exc
+    prepared = prepare_pt2e(captured, quantizer)
+    seen = calibrate(prepared, data.calibration, batch=data.example.shape[0])
+    converted = convert_pt2e(prepared, fold_quantize=fold_quantize)
+    provenance = {**model.provenance, "quantization": {"scheme": "pt2e static int8, per-channel weights",
+                                                       "calibration_samples": seen}}
+    return replace(model, module=converted, provenance=provenance)
+
+
+def _first(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [repr(exc)])[0][:300]

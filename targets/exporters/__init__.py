@@ -1,0 +1,1 @@
+"""One module per artifact format; shared mechanisms live in `torch_capture`."""

@@ -1,0 +1,38 @@
+"""ExecuTorch `.pte`, lowered to XNNPACK; reports how many nodes the delegate took."""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any, ClassVar
+
+from edge_pipeline.plugins import Model
+
+from .torch_capture import as_unsupported, capture
+
+
+class PteExporter:
+    name: ClassVar[str] = "pte"
+    format: ClassVar[str] = "pte"
+    suffix: ClassVar[str] = ".pte"
+    frameworks: ClassVar[tuple[str, ...]] = ("torch",)
+    precisions: ClassVar[dict[str, str | None]] = {"fp32": None, "int8": "xnnpack-int8"}
+    runner: ClassVar[str] = "executorch"
+    distributions: ClassVar[tuple[str, ...]] = ("torch", "executorch", "torchao")
+
+    def export(self, model: Model, dest: Path) -> dict[str, Any]:
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+        from executorch.devtools.backend_debug import get_delegation_info
+        from executorch.exir import to_edge_transform_and_lower
+
+        program = capture(model)
+        try:
+            edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+            info = get_delegation_info(edge.exported_program().graph_module)
+            buffer = edge.to_executorch().buffer
+        except Exception as exc:
+            raise as_unsupported("ExecuTorch lowering failed", exc) from exc
+        dest.write_bytes(buffer)
+        left_out = Counter({op: b.non_delegated for op, b in info.delegation_by_operator.items() if b.non_delegated})
+        return {"backend": "XNNPACK", "delegated_subgraphs": info.num_delegated_subgraphs,
+                "delegated_nodes": info.num_delegated_nodes, "non_delegated_nodes": info.num_non_delegated_nodes,
+                "non_delegated_ops": dict(sorted(left_out.items()))}

@@ -1,0 +1,41 @@
+"""PyTorch Mobile lite-interpreter `.ptl` (deprecated by PyTorch; older apps still load it)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from edge_pipeline.plugins import Model
+
+from .torch_capture import as_unsupported
+
+
+class PtlExporter:
+    name: ClassVar[str] = "ptl"
+    format: ClassVar[str] = "ptl"
+    suffix: ClassVar[str] = ".ptl"
+    frameworks: ClassVar[tuple[str, ...]] = ("torch",)
+    precisions: ClassVar[dict[str, str | None]] = {"fp32": None}
+    runner: ClassVar[str] = "lite-interpreter"
+    distributions: ClassVar[tuple[str, ...]] = ("torch",)
+
+    def export(self, model: Model, dest: Path) -> dict[str, Any]:
+        import torch
+
+        try:
+            scripted = torch.jit.trace(model.module, model.example_inputs)
+        except Exception as exc:
+            raise as_unsupported("torch.jit.trace failed", exc) from exc
+        optimized, note = _optimize_for_mobile(scripted)
+        (optimized or scripted)._save_for_lite_interpreter(str(dest))
+        return {"optimized_for_mobile": optimized is not None, "note": note}
+
+
+def _optimize_for_mobile(scripted: Any) -> tuple[Any, str | None]:
+    """`optimize_for_mobile` needs a torch built with XNNPACK; CPU wheels often lack it. Say so, go on."""
+    from torch.utils.mobile_optimizer import optimize_for_mobile
+
+    try:
+        return optimize_for_mobile(scripted), None
+    except Exception as exc:  # RuntimeError from a build without XNNPACK
+        first = (str(exc).strip().splitlines() or [repr(exc)])[0][:200]
+        return None, f"optimize_for_mobile is unavailable in this torch build ({first}); saved unoptimized"

@@ -1,0 +1,31 @@
+"""LiteRT `.tflite` from PyTorch with litert-torch; int8 comes from the litert-int8 transform's quantizer."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from edge_pipeline.plugins import Model
+
+from .torch_capture import as_unsupported
+
+
+class TfliteExporter:
+    name: ClassVar[str] = "tflite"
+    format: ClassVar[str] = "tflite"
+    suffix: ClassVar[str] = ".tflite"
+    frameworks: ClassVar[tuple[str, ...]] = ("torch",)
+    precisions: ClassVar[dict[str, str | None]] = {"fp32": None, "int8": "litert-int8"}
+    runner: ClassVar[str] = "litert"
+    distributions: ClassVar[tuple[str, ...]] = ("torch", "litert-torch", "ai-edge-litert", "torchao")
+
+    def export(self, model: Model, dest: Path) -> dict[str, Any]:
+        import litert_torch
+
+        quant_config = model.extras.get("litert_quant_config")
+        try:
+            converted = litert_torch.convert(model.module, model.example_inputs, quant_config=quant_config)
+            converted.export(str(dest))
+        except Exception as exc:
+            raise as_unsupported("litert-torch conversion failed", exc) from exc
+        return {"converter": "litert-torch", "layout": "NCHW (as the PyTorch source)",
+                "quantizer": "litert-torch PT2EQuantizer" if quant_config else None}

@@ -1,0 +1,27 @@
+"""torch.export capture shared by every PyTorch exporter, turning failures into `Unsupported`."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from edge_pipeline.errors import Unsupported
+from edge_pipeline.plugins import Model
+
+_OP_PATTERN = re.compile(r"(aten\.[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?|torch\.ops\.[\w.]+)")
+
+
+def capture(model: Model) -> Any:
+    """The model's ExportedProgram; an op that cannot be captured is named in the error."""
+    import torch
+
+    try:
+        return torch.export.export(model.module, model.example_inputs)
+    except Exception as exc:
+        raise as_unsupported("torch.export could not capture the model", exc) from exc
+
+
+def as_unsupported(what: str, exc: BaseException) -> Unsupported:
+    text = str(exc)
+    match = _OP_PATTERN.search(text)
+    first = (text.strip().splitlines() or [repr(exc)])[0][:300]
+    return Unsupported(f"{what}: {first}", op=match.group(1) if match else None)

@@ -1,0 +1,1 @@
+"""One module per runtime. Each Runner opens an artifact and returns a Session with `run(inputs)`."""

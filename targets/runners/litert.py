@@ -1,0 +1,57 @@
+"""Runs `.tflite` files in the LiteRT interpreter, quantizing int8 I/O with each tensor's own parameters."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from edge_pipeline.errors import InputError
+
+
+class LitertRunner:
+    name: ClassVar[str] = "litert"
+    runtime: ClassVar[str] = "LiteRT interpreter"
+    distribution: ClassVar[str] = "ai-edge-litert"
+
+    def open(self, path: Path, threads: int) -> "LitertSession":
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            interpreter.allocate_tensors()
+        except Exception as exc:
+            raise InputError(f"{path} is not a loadable LiteRT model: {exc}") from exc
+        return LitertSession(interpreter)
+
+
+class LitertSession:
+    def __init__(self, interpreter: Any):
+        self._interpreter = interpreter
+        self._inputs = interpreter.get_input_details()
+        self._outputs = interpreter.get_output_details()
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        for detail, value in zip(self._inputs, inputs, strict=True):
+            if tuple(detail["shape"]) != value.shape:
+                raise InputError(f"input '{detail['name']}' expects shape {list(detail['shape'])}, got {list(value.shape)}")
+            self._interpreter.set_tensor(detail["index"], quantize(value, detail))
+        self._interpreter.invoke()
+        return [dequantize(self._interpreter.get_tensor(d["index"]), d) for d in self._outputs]
+
+
+def quantize(value: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    dtype = np.dtype(detail["dtype"])
+    if dtype.kind not in "iu" or dtype == np.int64:
+        return np.ascontiguousarray(value, dtype=dtype)
+    scale, zero_point = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(value / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+def dequantize(value: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    dtype = np.dtype(detail["dtype"])
+    if dtype.kind not in "iu" or dtype == np.int64:
+        return value.astype(np.float32, copy=True)
+    scale, zero_point = detail["quantization"]
+    return ((value.astype(np.float32) - zero_point) * scale).astype(np.float32)
