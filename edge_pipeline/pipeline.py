@@ -50,7 +50,7 @@ def build(options: BuildOptions, on_event: Event = lambda *_: None) -> dict[str,
         source, source_dir = _source_stage(options.config, workdir)
         timings["source"] = time.perf_counter() - t0
         on_event("source", "done", {"accuracy": source["accuracy"]})
-        _check_frameworks(steps, source["framework"])
+        _check_inputs(steps, source)
         t0 = time.perf_counter()
         results = _export_stage(steps, source, source_dir, options, on_event)
         timings["export"] = time.perf_counter() - t0
@@ -78,11 +78,16 @@ def _source_stage(config: Config, workdir: Path) -> tuple[dict[str, Any], Path]:
     return source, source_dir
 
 
-def _check_frameworks(steps: list[Step], framework: str) -> None:
+def _check_inputs(steps: list[Step], source: dict[str, Any]) -> None:
+    """Refuses up front what would fail later: a framework an exporter cannot read, no calibration data."""
+    framework = source["framework"]
     for step in steps:
         if framework not in step.frameworks:
             raise InputError(f"'{step.output.label}' cannot be built from a {framework} model "
                              f"(the {step.exporter} exporter takes {', '.join(step.frameworks)})")
+        if step.needs_calibration and not source["calibration_samples"]:
+            raise InputError(f"missing calibration data: '{step.output.label}' is quantized with calibration "
+                             f"batches; set calibration = \"package.module:function\" in the config")
 
 
 def _export_stage(steps: list[Step], source: dict[str, Any], source_dir: Path, options: BuildOptions,

@@ -18,6 +18,7 @@ class Step:
     suffix: str
     frameworks: tuple[str, ...]
     distributions: tuple[str, ...]
+    needs_calibration: bool = False
 
     @property
     def filename(self) -> str:
@@ -45,12 +46,15 @@ def plan(target: Target) -> list[Step]:
             raise ConfigError(f"targets.{target.name}.formats: '{output.label}' is not offered: the "
                               f"{output.format} exporter supports {', '.join(sorted(exporter.precisions))}")
         transform = exporter.precisions[output.precision]
-        if transform is not None and transform not in registry.names("transform"):
-            raise ConfigError(f"'{output.label}' needs the transform '{transform}', which is not installed")
+        needs_calibration = False
+        if transform is not None:
+            if transform not in registry.names("transform"):
+                raise ConfigError(f"'{output.label}' needs the transform '{transform}', which is not installed")
+            needs_calibration = bool(registry.load("transform", transform).needs_calibration)
         if exporter.runner not in registry.names("runner"):
             raise ConfigError(f"'{output.label}' is measured by the runner '{exporter.runner}', which is not installed")
         steps.append(Step(output, exporter.name, transform, exporter.runner, exporter.suffix,
-                          tuple(exporter.frameworks), tuple(exporter.distributions)))
+                          tuple(exporter.frameworks), tuple(exporter.distributions), needs_calibration))
     if not steps:
         raise ConfigError(f"target '{target.name}' has no outputs: set targets.{target.name}.formats")
     return steps
