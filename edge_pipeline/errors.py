@@ -75,16 +75,19 @@ class GateFailed(EdgepipeError):
     exit_code = EXIT_GATE_FAILED
 
 
-ERROR_TYPES: dict[str, type[EdgepipeError]] = {
-    cls.__name__: cls
-    for cls in (EdgepipeError, ConfigError, InputError, Unsupported, MissingDependency,
-                RunnerUnavailable, StageFailed, ValidationMismatch, GateFailed)
-}
+def _all_error_types() -> dict[str, type[EdgepipeError]]:
+    found: dict[str, type[EdgepipeError]] = {}
+    pending: list[type[EdgepipeError]] = [EdgepipeError]
+    while pending:
+        cls = pending.pop()
+        found[cls.__name__] = cls
+        pending.extend(cls.__subclasses__())
+    return found
 
 
 def rebuild_error(payload: dict) -> EdgepipeError:
-    """Turns an error reported by a worker process back into its class."""
-    cls = ERROR_TYPES.get(payload.get("type", ""), StageFailed)
+    """Turns an error reported by a worker process back into its class (and so its exit code)."""
+    cls = _all_error_types().get(payload.get("type", ""), StageFailed)
     err = cls.__new__(cls)
     Exception.__init__(err, payload.get("message", "unknown error"))
     return err

@@ -21,6 +21,7 @@ from .fsutil import sha256_file, zip_compressed_size
 from .host import host_cores, host_id, versions
 from .jobs import run_job
 from .plan import Step, load_target, plan
+from .sources import check_example
 from .types import ArtifactResult, Target
 from .validate import tolerance_for
 from .writer import write_outputs
@@ -42,6 +43,7 @@ def build(options: BuildOptions, on_event: Event = lambda *_: None) -> dict[str,
     started = time.perf_counter()
     target = load_target(options.target, options.config)
     steps = plan(target)
+    check_example(options.config.source)
     timings: dict[str, float] = {}
     workdir = cache.cache_root() / "work" / f"{target.name}-{os.getpid()}-{time.time_ns()}"
     try:

@@ -98,3 +98,15 @@ def test_unchanged_rebuild_is_cached_fast_and_byte_identical(android_build: dict
     assert {a["path"]: sha256_file(out / "android" / a["path"]) for a in report["artifacts"]} == before
     assert all(a["cached"] == {"export": True, "measure": True} for a in report["artifacts"])
     assert elapsed <= 0.25 * android_build["seconds"], (elapsed, android_build["seconds"])
+
+
+def test_legacy_ptl_on_request_says_optimize_for_mobile_is_unavailable(android_build: dict, tmp_path) -> None:
+    (tmp_path / "edgepipe.toml").write_text("[targets.android]\nformats = ['ptl:fp32']\n")
+    proc = run_cli("build", "--out", str(tmp_path / "out"), "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (art,) = json.loads(proc.stdout)["artifacts"]
+    assert art["runtime"] == "PyTorch lite interpreter" and art["agreement"] == 1.0
+    meta = art["export"]["metadata"]
+    if not meta["optimized_for_mobile"]:   # the CPU wheel here lacks XNNPACK: reported, not a crash
+        assert "optimize_for_mobile is unavailable" in meta["note"]
+    assert (tmp_path / "out" / "android" / "model-fp32.ptl").is_file()

@@ -13,12 +13,16 @@ from ..types import SourceSpec
 EXAMPLES = {"torch-digits": "edge_pipeline.examples.torch_digits:load"}
 
 
+def check_example(spec: SourceSpec) -> None:
+    """Cheap check in the parent process, before any worker starts."""
+    if spec.model is None and (spec.example or "torch-digits") not in EXAMPLES:
+        raise UnknownPlugin("example", spec.example or "", EXAMPLES)
+
+
 def load_source(spec: SourceSpec) -> tuple[Model, DataBundle]:
+    check_example(spec)
     if spec.model is None:
-        name = spec.example or "torch-digits"
-        if name not in EXAMPLES:
-            raise UnknownPlugin("example", name, EXAMPLES)
-        return resolve_callable(EXAMPLES[name], "example")()
+        return resolve_callable(EXAMPLES[spec.example or "torch-digits"], "example")()
     from .torch_source import load_torch_source
 
     return load_torch_source(spec)

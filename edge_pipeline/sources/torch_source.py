@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from ..errors import InputError
 from ..plugins import DataBundle, Model
 from ..types import SourceSpec
 from . import call_user, resolve_callable
+
+_GLOBAL = re.compile(r"global:? GLOBAL ([\w.]+)|allowlist(?: this global)?.*?\[([\w.]+)\]", re.S)
 
 
 def load_torch_source(spec: SourceSpec) -> tuple[Model, DataBundle]:
@@ -56,8 +59,13 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise InputError(f"refused to load {path}: it needs more than tensors to unpickle (loaded with "
-                         f"weights_only=True for safety). Save a plain state_dict instead.") from exc
+        needed = _GLOBAL.search(str(exc))
+        if needed is None:
+            detail = re.search(r"WeightsUnpickler error: \s*(.+)", str(exc))
+            reason = detail.group(1).strip() if detail else _short(exc)
+            raise InputError(f"weights file {path} is corrupt or not a torch file ({reason})") from exc
+        raise InputError(f"refused to load {path}: it needs '{needed.group(1)}' to unpickle, and weights are "
+                         f"loaded with weights_only=True for safety. Save a plain state_dict instead.") from exc
     except Exception as exc:
         raise InputError(f"weights file {path} is corrupt or not a torch file: {type(exc).__name__}: {_short(exc)}") from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
