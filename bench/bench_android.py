@@ -31,7 +31,7 @@ CASES = {"torch-digits (built-in, trained on sklearn digits)": None,
 def build(project: Path, cache: Path) -> tuple[dict, float]:
     env = {**os.environ, "EDGEPIPE_CACHE_DIR": str(cache), "PYTHONPATH": str(HERE)}
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "edge_pipeline.cli.app", "build", "--target", "android",
+    proc = subprocess.run([sys.executable, "-m", "edge_pipeline", "build", "--target", "android",
                            "--out", str(project / "out"), "--json"], cwd=project, env=env,
                           capture_output=True, text=True)
     elapsed = time.perf_counter() - started

@@ -11,10 +11,11 @@ from .errors import ConfigError
 from .types import Budgets, OutputSpec, ProfileSettings, SourceSpec, Target
 
 SOURCE_KEYS = {"example": str, "model": str, "weights": str, "example-inputs": (str, list),
-               "calibration": str, "evaluate": str, "metric": str}
+               "calibration": str, "evaluate": str, "metric": str, "keras-safe-mode": bool}
 PROFILE_KEYS = {"warmup": int, "runs": int, "threads": list}
 BUDGET_KEYS = {"max-size-kb": (int, float), "max-accuracy-drop": (int, float), "max-latency-ms": (int, float)}
 TARGET_KEYS = {"formats": list, "budgets": dict, "profile": dict, "description": str}
+METRICS = ("top1",)
 TOP_KEYS = {**SOURCE_KEYS, "profile": dict, "targets": dict}
 
 
@@ -40,7 +41,7 @@ def _check_keys(table: dict, allowed: dict[str, Any], path: str) -> None:
             hint = f" Did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"unknown key '{where}'. Valid keys: {', '.join(sorted(allowed))}.{hint}")
         expected = allowed[key]
-        if not isinstance(value, expected) or isinstance(value, bool):
+        if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
             names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
             raise ConfigError(f"'{where}' must be {names}, got {type(value).__name__} {value!r}")
 
@@ -90,6 +91,8 @@ def parse_config(table: dict, prefix: str, file: Path) -> Config:
     if table.get("example-inputs") is not None and isinstance(table["example-inputs"], list):
         if not all(isinstance(d, int) and d > 0 for d in table["example-inputs"]):
             raise ConfigError(f"'{_join(prefix, 'example-inputs')}' must be a shape of positive integers")
+    if source_fields.get("metric", "top1") not in METRICS:
+        raise ConfigError(f"'{_join(prefix, 'metric')}' must be one of: {', '.join(METRICS)}")
     source = SourceSpec(**source_fields, base_dir=str(base))
     profile = table.get("profile", {})
     _check_profile(profile, _join(prefix, "profile"))

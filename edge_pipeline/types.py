@@ -67,6 +67,7 @@ class SourceSpec:
     calibration: str | None = None
     evaluate: str | None = None
     metric: str = "top1"
+    keras_safe_mode: bool = True        # False lets a trusted .keras file run its Lambda layers
     base_dir: str = "."                 # relative paths and modules resolve from here
 
     def to_dict(self) -> dict[str, Any]:

@@ -54,7 +54,7 @@ formats = ["tflite:fp32", "pte:int8"]
     torch.save(trained.state_dict(), project / "tiny.pt")
     result, report = build(project, monkeypatch)
     assert result.exit_code == 0, result.output
-    assert report["source"]["params"] == 8 * 9 + 8 + 512 * 10 + 10
+    assert report["source"]["params"] == 8 * 9 + 8 + 2 * 8 + 512 * 10 + 10
     assert report["source"]["provenance"]["weights"].endswith("tiny.pt")
     assert report["source"]["eval_samples"] == 64 and report["source"]["calibration_samples"] == 32
     assert [a["status"] for a in report["artifacts"]] == ["ok", "ok"]

@@ -1,4 +1,7 @@
-"""Builds the live source Model and its DataBundle from a SourceSpec (inside a worker process)."""
+"""Builds the live source Model and its DataBundle from a SourceSpec (inside a worker process).
+
+The framework is decided by the model reference: `.pt2` is PyTorch, `.keras` or a SavedModel folder is
+TensorFlow, `.onnx` is ONNX, and a factory's return value is inspected."""
 from __future__ import annotations
 
 import importlib
@@ -10,7 +13,8 @@ from ..errors import InputError, UnknownPlugin
 from ..plugins import DataBundle, Model
 from ..types import SourceSpec
 
-EXAMPLES = {"torch-digits": "edge_pipeline.examples.torch_digits:load"}
+EXAMPLES = {"torch-digits": "edge_pipeline.examples.torch_digits:load",
+            "keras-digits": "edge_pipeline.examples.keras_digits:load"}
 
 
 def check_example(spec: SourceSpec) -> None:
@@ -23,9 +27,37 @@ def load_source(spec: SourceSpec) -> tuple[Model, DataBundle]:
     check_example(spec)
     if spec.model is None:
         return resolve_callable(EXAMPLES[spec.example or "torch-digits"], "example")()
-    from .torch_source import load_torch_source
+    path = Path(spec.base_dir) / spec.model
+    if spec.model.endswith(".pt2"):
+        from .torch_source import load_pt2
+        return load_pt2(spec, path)
+    if spec.model.endswith(".keras") or path.is_dir():
+        from .keras_source import load_keras_source
+        return load_keras_source(spec, safe_mode=spec.keras_safe_mode)
+    if spec.model.endswith(".onnx"):
+        from .onnx_source import load_onnx_source
+        return load_onnx_source(spec, path)
+    if spec.model.endswith((".h5", ".tflite", ".pte", ".pt", ".pth")) or "/" in spec.model:
+        raise InputError(f"model '{spec.model}' is not a factory ('package.module:function') nor a supported "
+                         f"file (.pt2, .keras, a SavedModel folder, .onnx)")
+    return _from_factory(spec)
 
-    return load_torch_source(spec)
+
+def _from_factory(spec: SourceSpec) -> tuple[Model, DataBundle]:
+    ref = spec.model or ""
+    obj = call_user(resolve_callable(ref, "model factory", spec.base_dir), ref, "model factory")
+    roots = {cls.__module__.split(".")[0] for cls in type(obj).__mro__}
+    provenance: dict[str, Any] = {"kind": "factory", "factory": ref}
+    if "torch" in roots:
+        from .torch_source import from_module
+        return from_module(obj, spec, provenance)
+    if "keras" in roots or "tf_keras" in roots:
+        if spec.weights:
+            raise InputError("'weights' applies to PyTorch factories; save Keras models as .keras files")
+        from .keras_source import from_keras
+        return from_keras(obj, spec, provenance)
+    raise InputError(f"model factory '{ref}' returned {type(obj).__name__}, expected a torch.nn.Module "
+                     f"or a Keras model")
 
 
 def resolve_callable(ref: str, what: str, base_dir: str | None = None) -> Callable[..., Any]:

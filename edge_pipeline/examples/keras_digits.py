@@ -1,0 +1,60 @@
+"""The Keras twin of the default example: same digits data and split, NHWC, cached as a .keras file."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..cache import cache_root
+from ..fsutil import atomic_path
+from ..plugins import DataBundle, Model
+from .digits_data import load_digits_split
+
+VERSION = 1
+EPOCHS = 15
+SEED = 0
+
+
+def build_model():
+    import keras
+
+    return keras.Sequential([
+        keras.Input((8, 8, 1), batch_size=None, name="image"),
+        keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
+        keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Flatten(),
+        keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(10),
+    ], name="digits_cnn")
+
+
+def train(train_x: np.ndarray, train_y: np.ndarray):
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(SEED)
+    tf.config.experimental.enable_op_determinism()
+    model = build_model()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(train_x, train_y, batch_size=64, epochs=EPOCHS, shuffle=True, verbose=0)
+    return model
+
+
+def load() -> tuple[Model, DataBundle]:
+    from ..sources.keras_source import load_keras_file
+
+    split = load_digits_split()
+    to_nhwc = lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1))  # noqa: E731
+    train_x, calib_x, eval_x = to_nhwc(split.train_x), to_nhwc(split.calib_x), to_nhwc(split.eval_x)
+    path = cache_root() / "examples" / f"keras-digits-v{VERSION}.keras"
+    if not path.is_file():
+        model = train(train_x, split.train_y)
+        with atomic_path(path) as tmp:
+            keras_tmp = tmp.with_name(tmp.name + ".keras")
+            model.save(keras_tmp)
+            keras_tmp.replace(tmp)
+    model = load_keras_file(path, safe_mode=True)
+    data = DataBundle(example=eval_x[:1].copy(), calibration=calib_x, eval_inputs=eval_x, eval_labels=split.eval_y)
+    provenance = {"kind": "example", "name": "keras-digits", "weights": str(path),
+                  "data": "sklearn.datasets.load_digits (1,797 images), seeded split 1257/180/360, NHWC"}
+    return Model("tensorflow", model, (data.example,), provenance), data

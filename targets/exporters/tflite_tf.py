@@ -1,0 +1,59 @@
+"""LiteRT `.tflite` from a Keras / TensorFlow model with TFLiteConverter (fp32, dynamic, fp16, full int8)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from edge_pipeline.plugins import Model
+
+from .savedmodel import saved_model_dir
+from .torch_capture import as_unsupported
+
+
+class TfTfliteExporter:
+    name: ClassVar[str] = "tflite-tf"
+    format: ClassVar[str] = "tflite"
+    suffix: ClassVar[str] = ".tflite"
+    frameworks: ClassVar[tuple[str, ...]] = ("tensorflow",)
+    precisions: ClassVar[dict[str, str | None]] = {"fp32": None, "int8-dynamic": "tflite-dynamic",
+                                                    "fp16": "tflite-fp16", "int8": "tflite-int8"}
+    runner: ClassVar[str] = "litert"
+    distributions: ClassVar[tuple[str, ...]] = ("tensorflow-cpu", "keras", "ai-edge-litert")
+
+    def export(self, model: Model, dest: Path) -> dict[str, Any]:
+        import tensorflow as tf
+
+        mode = model.extras.get("tflite_mode", "fp32")
+        with saved_model_dir(model) as folder:
+            converter = tf.lite.TFLiteConverter.from_saved_model(str(folder))
+            _configure(converter, mode, model.extras.get("representative"))
+            try:
+                flatbuffer = converter.convert()
+            except Exception as exc:
+                raise as_unsupported("TFLiteConverter failed", exc) from exc
+        dest.write_bytes(flatbuffer)
+        return {"converter": f"TFLiteConverter (tensorflow {tf.__version__})", "mode": mode,
+                "layout": "as the TensorFlow source (NHWC)"}
+
+
+def _configure(converter: Any, mode: str, representative: np.ndarray | None) -> None:
+    import tensorflow as tf
+
+    if mode == "fp32":
+        return
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode == "int8":
+        samples = representative if representative is not None else np.empty((0,))
+
+        def dataset():
+            for sample in samples:
+                yield [sample[None].astype(np.float32)]
+
+        converter.representative_dataset = dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
