@@ -32,13 +32,32 @@ def sha256_json(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def files_of(path: Path) -> list[Path]:
+    """The files an artifact consists of: itself, or every file of a folder artifact (sorted)."""
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+
+
+def sha256_artifact(path: Path) -> str:
+    """A file's sha256, or for a folder the sha256 over each file's relative path and sha256."""
+    if not path.is_dir():
+        return sha256_file(path)
+    lines = [f"{p.relative_to(path).as_posix()}:{sha256_file(p)}" for p in files_of(path)]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def size_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in files_of(path))
+
+
 def zip_compressed_size(path: Path) -> int:
-    """Size after deflate, as an app store or bundle would ship it (fixed timestamp: reproducible)."""
+    """Size after deflate, as an app store or bundle would ship it (fixed timestamps: reproducible)."""
     with tempfile.TemporaryFile() as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
-            info = zipfile.ZipInfo(path.name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, path.read_bytes())
+            for file in files_of(path):
+                name = file.relative_to(path).as_posix() if path.is_dir() else file.name
+                info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, file.read_bytes())
         return tmp.tell()
 
 
@@ -64,6 +83,26 @@ def atomic_path(dest: Path) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def atomic_dir(dest: Path) -> Iterator[Path]:
+    """Like atomic_path for folder artifacts (e.g. TF.js model.json + shards)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
+    try:
+        yield tmp
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.errno == errno.ENOSPC:
+            raise DiskFull(f"disk full while writing {dest}: nothing was written") from exc
+        raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def write_text_atomic(dest: Path, text: str) -> None:
     with atomic_path(dest) as tmp:
         tmp.write_text(text)
@@ -74,6 +113,10 @@ def write_json_atomic(dest: Path, value: Any) -> None:
 
 
 def copy_atomic(src: Path, dest: Path) -> None:
+    if src.is_dir():
+        with atomic_dir(dest) as tmp:
+            shutil.copytree(src, tmp, dirs_exist_ok=True)
+        return
     with atomic_path(dest) as tmp:
         shutil.copyfile(src, tmp)
 

@@ -17,10 +17,10 @@ from typing import Any
 from . import __version__, cache
 from .config import Config
 from .errors import EdgepipeError, InputError
-from .fsutil import sha256_file, zip_compressed_size
+from .fsutil import sha256_artifact, size_bytes, zip_compressed_size
 from .host import host_cores, host_id, versions
 from .jobs import run_job
-from .plan import Step, load_target, plan
+from .plan import Step, bind, check_outputs, load_target
 from .sources import check_example
 from .types import ArtifactResult, Target
 from .validate import tolerance_for
@@ -42,7 +42,7 @@ def build(options: BuildOptions, on_event: Event = lambda *_: None) -> dict[str,
     """Runs the whole pipeline and returns the report (also written under out_dir/<target>)."""
     started = time.perf_counter()
     target = load_target(options.target, options.config)
-    steps = plan(target)
+    check_outputs(target)
     check_example(options.config.source)
     timings: dict[str, float] = {}
     workdir = cache.cache_root() / "work" / f"{target.name}-{os.getpid()}-{time.time_ns()}"
@@ -52,7 +52,8 @@ def build(options: BuildOptions, on_event: Event = lambda *_: None) -> dict[str,
         source, source_dir = _source_stage(options.config, workdir)
         timings["source"] = time.perf_counter() - t0
         on_event("source", "done", {"accuracy": source["accuracy"]})
-        _check_inputs(steps, source)
+        steps = bind(target, source["framework"])
+        _check_calibration(steps, source)
         t0 = time.perf_counter()
         results = _export_stage(steps, source, source_dir, options, on_event)
         timings["export"] = time.perf_counter() - t0
@@ -80,13 +81,9 @@ def _source_stage(config: Config, workdir: Path) -> tuple[dict[str, Any], Path]:
     return source, source_dir
 
 
-def _check_inputs(steps: list[Step], source: dict[str, Any]) -> None:
-    """Refuses up front what would fail later: a framework an exporter cannot read, no calibration data."""
-    framework = source["framework"]
+def _check_calibration(steps: list[Step], source: dict[str, Any]) -> None:
+    """Refuses up front what would fail later: an int8 output without calibration data."""
     for step in steps:
-        if framework not in step.frameworks:
-            raise InputError(f"'{step.output.label}' cannot be built from a {framework} model "
-                             f"(the {step.exporter} exporter takes {', '.join(step.frameworks)})")
         if step.needs_calibration and not source["calibration_samples"]:
             raise InputError(f"missing calibration data: '{step.output.label}' is quantized with calibration "
                              f"batches; set calibration = \"package.module:function\" in the config")
@@ -99,6 +96,7 @@ def _export_stage(steps: list[Step], source: dict[str, Any], source_dir: Path, o
         label = f"export {step.output.label}"
         key_material = {"stage": "export", "source": source["fingerprint"], "data": source["data_hash"],
                         "output": step.output.label, "exporter": step.exporter, "transform": step.transform,
+                        "bridge": step.bridge,
                         "versions": versions((*step.distributions, "edgepipe"))}
         _, stage_dir = cache.stage_dir("export", key_material)
         cached = cache.lookup(stage_dir) if options.use_cache else None
@@ -107,7 +105,7 @@ def _export_stage(steps: list[Step], source: dict[str, Any], source_dir: Path, o
             cache.discard(stage_dir)
             try:
                 job = {"stage": "export", "spec": options.config.source.to_dict(), "label": step.output.label,
-                       "exporter": step.exporter, "transform": step.transform,
+                       "exporter": step.exporter, "transform": step.transform, "bridge": step.bridge,
                        "data": str(source_dir / "data.npz"), "dest": str(stage_dir / step.filename)}
                 outcome = run_job(job, stage_dir / "job", step.output.label)
             except EdgepipeError as exc:
@@ -115,8 +113,8 @@ def _export_stage(steps: list[Step], source: dict[str, Any], source_dir: Path, o
                 on_event(label, "failed", {"error": str(exc)})
                 return result
             artifact = stage_dir / step.filename
-            cached = {**outcome, "file": step.filename, "sha256": sha256_file(artifact),
-                      "size_bytes": artifact.stat().st_size, "size_compressed_bytes": zip_compressed_size(artifact)}
+            cached = {**outcome, "file": step.filename, "sha256": sha256_artifact(artifact),
+                      "size_bytes": size_bytes(artifact), "size_compressed_bytes": zip_compressed_size(artifact)}
             cache.commit(stage_dir, cached)
             result.cached["export"] = False
         else:

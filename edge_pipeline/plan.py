@@ -1,11 +1,17 @@
-"""Turns a Target into concrete steps (exporter, transform, runner per output) before any work starts."""
+"""Turns a Target into concrete steps (bridge, transform, exporter, runner per output).
+
+Outputs are checked against the registered exporters before any work starts; once the source stage has
+told the framework, each output is bound to an exporter for that framework, or to a bridge transform
+(e.g. keras -> torch through ONNX) followed by an exporter for the bridged framework.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from . import registry
 from .config import Config, resolve_target
-from .errors import ConfigError
+from .errors import ConfigError, InputError, UnknownPlugin
 from .types import OutputSpec, Target
 
 
@@ -19,6 +25,7 @@ class Step:
     frameworks: tuple[str, ...]
     distributions: tuple[str, ...]
     needs_calibration: bool = False
+    bridge: str | None = None
 
     @property
     def filename(self) -> str:
@@ -30,31 +37,67 @@ def load_target(name: str, config: Config) -> Target:
     if name in config.targets and name not in registry.names("target"):
         raise ConfigError(f"targets.{name}: only built-in targets can be configured for now "
                           f"({', '.join(registry.names('target'))})")
-    base = registry.load("target", name)
-    return resolve_target(base, config)
+    return resolve_target(registry.load("target", name), config)
 
 
-def plan(target: Target) -> list[Step]:
-    steps: list[Step] = []
-    seen: set[OutputSpec] = set()
-    for output in target.outputs:
-        if output in seen:
-            continue
-        seen.add(output)
-        exporter = registry.load("exporter", output.format)
-        if output.precision not in exporter.precisions:
+def _exporters() -> list[Any]:
+    return [registry.load("exporter", name) for name in registry.names("exporter")]
+
+
+def _bridges() -> list[Any]:
+    loaded = [registry.load("transform", name) for name in registry.names("transform")]
+    return [t for t in loaded if getattr(t, "bridge", None)]
+
+
+def check_outputs(target: Target) -> list[OutputSpec]:
+    """Every output names a known format and a precision some exporter of that format offers."""
+    exporters = _exporters()
+    outputs: list[OutputSpec] = []
+    for output in dict.fromkeys(target.outputs):
+        offering = [e for e in exporters if e.format == output.format]
+        if not offering:
+            raise UnknownPlugin("format", output.format, {e.format for e in exporters})
+        precisions = sorted({p for e in offering for p in e.precisions})
+        if output.precision not in precisions:
             raise ConfigError(f"targets.{target.name}.formats: '{output.label}' is not offered: the "
-                              f"{output.format} exporter supports {', '.join(sorted(exporter.precisions))}")
-        transform = exporter.precisions[output.precision]
-        needs_calibration = False
-        if transform is not None:
-            if transform not in registry.names("transform"):
-                raise ConfigError(f"'{output.label}' needs the transform '{transform}', which is not installed")
-            needs_calibration = bool(registry.load("transform", transform).needs_calibration)
-        if exporter.runner not in registry.names("runner"):
-            raise ConfigError(f"'{output.label}' is measured by the runner '{exporter.runner}', which is not installed")
-        steps.append(Step(output, exporter.name, transform, exporter.runner, exporter.suffix,
-                          tuple(exporter.frameworks), tuple(exporter.distributions), needs_calibration))
-    if not steps:
+                              f"{output.format} exporters support {', '.join(precisions)}")
+        outputs.append(output)
+    if not outputs:
         raise ConfigError(f"target '{target.name}' has no outputs: set targets.{target.name}.formats")
+    return outputs
+
+
+def bind(target: Target, framework: str) -> list[Step]:
+    exporters, bridges = _exporters(), _bridges()
+    steps = []
+    for output in check_outputs(target):
+        offering = [e for e in exporters if e.format == output.format and output.precision in e.precisions]
+        direct = [e for e in offering if framework in e.frameworks]
+        bridge = None
+        if direct:
+            exporter = direct[0]
+        else:
+            routes = [(b, e) for b in bridges if b.bridge[0] == framework for e in offering if b.bridge[1] in e.frameworks]
+            if not routes:
+                raise InputError(f"'{output.label}' cannot be built from a {framework} model: no exporter or "
+                                 f"bridge reaches it (exporters take {', '.join(sorted({f for e in offering for f in e.frameworks}))})")
+            bridge_cls, exporter = routes[0]
+            bridge = bridge_cls.name
+        steps.append(_step(output, exporter, bridge))
     return steps
+
+
+def _step(output: OutputSpec, exporter: Any, bridge: str | None) -> Step:
+    transform = exporter.precisions[output.precision]
+    needs_calibration = False
+    if transform is not None:
+        if transform not in registry.names("transform"):
+            raise ConfigError(f"'{output.label}' needs the transform '{transform}', which is not installed")
+        needs_calibration = bool(registry.load("transform", transform).needs_calibration)
+    if exporter.runner not in registry.names("runner"):
+        raise ConfigError(f"'{output.label}' is measured by the runner '{exporter.runner}', which is not installed")
+    distributions = tuple(exporter.distributions)
+    if bridge:
+        distributions += tuple(registry.load("transform", bridge).distributions)
+    return Step(output, exporter.name, transform, exporter.runner, exporter.suffix, tuple(exporter.frameworks),
+                distributions, needs_calibration, bridge)

@@ -10,6 +10,9 @@ from .plugins import Session
 
 
 def time_session(session: Session, inputs: list[np.ndarray], warmup: int, runs: int) -> dict[str, Any]:
+    """Times in Python, unless the session times inside its own runtime (e.g. TF.js in another process)."""
+    if hasattr(session, "benchmark"):
+        return summarize(session.benchmark(inputs, warmup, runs))
     for _ in range(warmup):
         session.run(inputs)
     samples = np.empty(runs, dtype=np.float64)
@@ -28,6 +31,8 @@ def summarize(samples_ms: np.ndarray) -> dict[str, Any]:
 
 def run_batches(session: Session, inputs: np.ndarray, batch: int) -> np.ndarray:
     """Feeds `inputs` in chunks of the artifact's fixed batch size; a ragged tail is dropped."""
+    if hasattr(session, "run_batches"):
+        return session.run_batches(inputs, batch)
     usable = (len(inputs) // batch) * batch
     outs = [session.run([np.ascontiguousarray(inputs[i:i + batch])])[0] for i in range(0, usable, batch)]
     return np.concatenate(outs) if outs else np.empty((0,))

@@ -12,6 +12,7 @@ DEFAULT_TOLERANCES: dict[str, dict[str, float]] = {
     "int8": {"min_agreement": 0.95, "max_relative_diff": 0.15},
     "int8-dynamic": {"min_agreement": 0.95, "max_relative_diff": 0.15},
     "int8-weight": {"min_agreement": 0.95, "max_relative_diff": 0.15},
+    "uint8": {"min_agreement": 0.95, "max_relative_diff": 0.15},
     "int4": {"min_agreement": 0.90, "max_relative_diff": 0.3},
 }
 

@@ -12,3 +12,12 @@ android = Target(
     profile=ProfileSettings(warmup=10, runs=100, threads=(1, 0)),
     device_class="phone",
 )
+
+web = Target(
+    name="web",
+    description="Browsers: TF.js graph model (fp32 and uint8 weights), run with the wasm backend; demo page bundle",
+    outputs=(OutputSpec("tfjs", "fp32"), OutputSpec("tfjs", "uint8")),
+    budgets=Budgets(),
+    profile=ProfileSettings(warmup=10, runs=100, threads=(1,)),
+    device_class="browser",
+)

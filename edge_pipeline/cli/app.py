@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -22,7 +23,7 @@ app = typer.Typer(
          "Exit codes: 0 ok, 1 a budget failed, 2 usage or config error, 3 environment "
          "(missing dependency, no device), 4 a stage failed.")
 err_console = Console(stderr=True)
-out_console = Console()
+out_console = Console(width=shutil.get_terminal_size((120, 24)).columns)
 
 
 def _version(value: bool) -> None:

@@ -13,15 +13,15 @@ from .datafiles import load_arrays, load_bundle
 
 def run(job: dict[str, Any]) -> dict[str, Any]:
     runner = registry.create("runner", job["runner"])
+    variants = tuple(getattr(runner, "variants", (None,)))
     artifact = Path(job["artifact"])
     data = load_bundle(Path(job["data"]))
     reference = load_arrays(Path(job["reference"]))["outputs"]
-    batch = data.example.shape[0]
-    session = runner.open(artifact, threads=1)
-    outputs = run_batches(session, data.eval_inputs, batch).reshape(reference.shape)
+    session = _open(runner, artifact, 1, variants[0])
+    outputs = run_batches(session, data.eval_inputs, data.example.shape[0]).reshape(reference.shape)
     result: dict[str, Any] = {
-        "runtime": runner.runtime,
-        "runtime_version": package_version(runner.distribution),
+        "runtime": getattr(session, "runtime_label", runner.runtime),
+        "runtime_version": getattr(session, "runtime_version", None) or package_version(runner.distribution),
         "validation": compare(outputs, reference, job["tolerance"]),
         "accuracy": top1_accuracy(outputs, data.eval_labels),
     }
@@ -29,15 +29,22 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         return result
     profile = job["profile"]
     latencies = []
-    for threads in _thread_counts(profile["threads"]):
-        timed = runner.open(artifact, threads=threads) if threads != 1 else session
-        stats = time_session(timed, [data.example], profile["warmup"], profile["runs"])
-        latencies.append({**stats, "threads": threads, "warmup": profile["warmup"],
-                          "measured_on": measured_on(job["target"], threads)})
+    for variant in variants:
+        for threads in _thread_counts(profile["threads"]):
+            timed = session if (threads, variant) == (1, variants[0]) else _open(runner, artifact, threads, variant)
+            stats = time_session(timed, [data.example], profile["warmup"], profile["runs"])
+            entry = {**stats, "threads": threads, "warmup": profile["warmup"],
+                     "measured_on": measured_on(job["target"], threads)}
+            if variant is not None:
+                entry["backend"] = variant
+                entry["measured_on"] += f", {getattr(timed, 'runtime_label', variant)}"
+            latencies.append(entry)
     result["latency"] = latencies
-    if hasattr(runner, "describe"):
-        result["runtime_details"] = runner.describe(artifact)
     return result
+
+
+def _open(runner: Any, artifact: Path, threads: int, variant: str | None) -> Any:
+    return runner.open(artifact, threads=threads) if variant is None else runner.open(artifact, threads, variant)
 
 
 def _thread_counts(requested: list[int]) -> list[int]:

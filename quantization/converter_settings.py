@@ -1,0 +1,49 @@
+"""Quantization that happens inside a converter (TFLiteConverter, the TF.js converter): these transforms
+only record the converter setting, and the representative data where needed, on the Model."""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import ClassVar
+
+from edge_pipeline.plugins import DataBundle, Model
+
+
+class ConverterSetting:
+    name: ClassVar[str]
+    key: ClassVar[str]
+    value: ClassVar[str]
+    frameworks: ClassVar[tuple[str, ...]] = ("tensorflow",)
+    needs_calibration: ClassVar[bool] = False
+    distributions: ClassVar[tuple[str, ...]] = ()
+
+    def apply(self, model: Model, data: DataBundle) -> Model:
+        extras = {**model.extras, self.key: self.value}
+        if self.needs_calibration:
+            extras["representative"] = data.calibration
+        quantization = {"scheme": f"{self.key} = {self.value}",
+                        "calibration_samples": int(len(data.calibration)) if self.needs_calibration else 0}
+        return replace(model, extras=extras, provenance={**model.provenance, "quantization": quantization})
+
+
+class TfliteDynamic(ConverterSetting):
+    """Dynamic range: int8 weights, activations quantized on the fly."""
+    name, key, value = "tflite-dynamic", "tflite_mode", "dynamic"
+
+
+class TfliteFloat16(ConverterSetting):
+    name, key, value = "tflite-fp16", "tflite_mode", "fp16"
+
+
+class TfliteInt8(ConverterSetting):
+    """Full integer: int8 weights and activations, int8 input/output, calibrated on representative data."""
+    name, key, value = "tflite-int8", "tflite_mode", "int8"
+    needs_calibration = True
+
+
+class TfjsFloat16(ConverterSetting):
+    name, key, value = "tfjs-fp16", "tfjs_weights", "float16"
+
+
+class TfjsUint8(ConverterSetting):
+    """Affine uint8 weight storage; TF.js dequantizes to float32 when loading."""
+    name, key, value = "tfjs-uint8", "tfjs_weights", "uint8"

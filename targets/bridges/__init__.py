@@ -1,0 +1,1 @@
+"""Bridges: transforms that carry a model from one framework to another (through ONNX)."""

@@ -1,0 +1,78 @@
+"""PyTorch -> TensorFlow SavedModel, through ONNX and onnx2tf, with the source's input layout kept.
+
+onnx2tf turns NCHW graphs into NHWC ones; a thin serving function transposes back, so the bridged model
+takes exactly the source's inputs and validation compares like with like. onnx2tf exits cleanly even when
+its output is wrong: edgepipe's validation of every bridged artifact is what decides.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from edge_pipeline.errors import Unsupported
+from edge_pipeline.plugins import DataBundle, Model
+from edge_pipeline.sources.keras_source import load_saved_model
+
+from ..exporters.onnx_export import torch_to_onnx
+from ..exporters.torch_capture import as_unsupported
+
+
+class TorchToTensorflow:
+    name: ClassVar[str] = "torch-to-tf"
+    bridge: ClassVar[tuple[str, str]] = ("torch", "tensorflow")
+    frameworks: ClassVar[tuple[str, ...]] = ("torch",)
+    needs_calibration: ClassVar[bool] = False
+    distributions: ClassVar[tuple[str, ...]] = ("torch", "onnx", "onnx2tf", "tensorflow-cpu")
+
+    def apply(self, model: Model, data: DataBundle) -> Model:
+        import onnx2tf
+
+        work = Path(tempfile.mkdtemp(prefix="edgepipe-torch-to-tf-"))
+        onnx_path = work / "model.onnx"
+        torch_to_onnx(model, onnx_path)
+        try:
+            onnx2tf.convert(input_onnx_file_path=str(onnx_path), output_folder_path=str(work / "nhwc"),
+                            output_signaturedefs=True, tflite_backend="tf_converter", non_verbose=True)
+        except SystemExit as exc:       # onnx2tf calls sys.exit on ops it cannot convert
+            raise Unsupported(f"onnx2tf could not convert the ONNX graph (exit {exc.code})") from exc
+        except Exception as exc:
+            raise as_unsupported("onnx2tf conversion failed", exc) from exc
+        folder = restore_layout(work / "nhwc", work / "saved_model", data.example.shape)
+        handle = load_saved_model(folder)
+        provenance = {**model.provenance, "bridge": "torch -> ONNX (torch.onnx dynamo) -> onnx2tf SavedModel"}
+        return replace(model, framework="tensorflow", module=handle, example_inputs=(data.example,),
+                       provenance=provenance, extras={**model.extras, "bridge_workdir": str(work)})
+
+
+def restore_layout(nhwc_dir: Path, dest: Path, source_shape: tuple[int, ...]) -> Path:
+    """Wraps onnx2tf's serving function so that it takes the source's (channels-first) input shape."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(nhwc_dir))
+    inner = loaded.signatures["serving_default"]
+    (input_name, spec), = inner.structured_input_signature[1].items()
+    if tuple(spec.shape) == tuple(source_shape):
+        return nhwc_dir
+    rank = len(source_shape)
+    perm = [0, *range(2, rank), 1]
+    if tuple(np.array(source_shape)[perm]) != tuple(spec.shape):
+        raise Unsupported(f"onnx2tf changed the input shape {list(source_shape)} to {list(spec.shape)}, "
+                          f"which is not a channels-last transpose")
+    output_name = next(iter(inner.structured_outputs))
+
+    class Serving(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner_module = loaded
+
+        @tf.function(input_signature=[tf.TensorSpec(source_shape, tf.float32, name=input_name)])
+        def serve(self, x: Any) -> dict[str, Any]:
+            return {output_name: inner(**{input_name: tf.transpose(x, perm)})[output_name]}
+
+    module = Serving()
+    tf.saved_model.save(module, str(dest), signatures={"serving_default": module.serve})
+    return dest

@@ -1,0 +1,34 @@
+"""The one way edgepipe writes ONNX from each framework; the onnx exporter and the bridges share it."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from edge_pipeline.plugins import Model
+
+from .savedmodel import saved_model_dir
+from .torch_capture import as_unsupported
+
+INPUT_NAME, OUTPUT_NAME = "input", "output"
+
+
+def torch_to_onnx(model: Model, dest: Path) -> None:
+    import torch
+
+    try:
+        program = torch.onnx.export(model.module, model.example_inputs, dynamo=True, verbose=False,
+                                    input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
+        program.save(str(dest))
+    except Exception as exc:
+        raise as_unsupported("torch.onnx.export failed", exc) from exc
+
+
+def tensorflow_to_onnx(model: Model, dest: Path, opset: int = 17) -> None:
+    """tf2onnx's command line on a SavedModel (its Python API has no SavedModel entry point)."""
+    with saved_model_dir(model) as folder:
+        proc = subprocess.run([sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(folder),
+                               "--output", str(dest), "--opset", str(opset)], capture_output=True, text=True)
+    if proc.returncode != 0 or not dest.is_file():
+        lines = [ln for ln in proc.stderr.splitlines() if "Error" in ln or "error" in ln] or proc.stderr.splitlines()[-1:]
+        raise as_unsupported("tf2onnx conversion failed", RuntimeError(lines[-1] if lines else "no output"))

@@ -1,0 +1,96 @@
+"""Runs TF.js graph models in Node with @tensorflow/tfjs (wasm backend; the cpu backend for comparison).
+
+The JS side (tfjs_node/runner.cjs, pinned by its package-lock.json) times each inference itself, so the
+pipe between the processes never enters a latency figure."""
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from edge_pipeline.errors import InputError, RunnerUnavailable, StageFailed
+
+NODE_DIR = Path(__file__).with_name("tfjs_node")
+
+
+def node_modules() -> Path:
+    return NODE_DIR / "node_modules"
+
+
+def check_installed() -> str:
+    node = shutil.which("node")
+    if node is None:
+        raise RunnerUnavailable("the TF.js runner needs Node.js (`node` is not on PATH)")
+    if not (node_modules() / "@tensorflow" / "tfjs").is_dir():
+        raise RunnerUnavailable(f"the TF.js runner's packages are not installed: run `npm ci --prefix {NODE_DIR}` "
+                                f"(make setup does this)")
+    return node
+
+
+class TfjsNodeRunner:
+    name: ClassVar[str] = "tfjs-node"
+    runtime: ClassVar[str] = "TF.js in Node"
+    distribution: ClassVar[str] = "@tensorflow/tfjs"
+    variants: ClassVar[tuple[str, ...]] = ("wasm", "cpu")   # first one validates; all are timed
+
+    def open(self, path: Path, threads: int, variant: str | None = None) -> "TfjsSession":
+        return TfjsSession(path, variant or self.variants[0], threads)
+
+
+class TfjsSession:
+    def __init__(self, model_dir: Path, backend: str, threads: int):
+        node = check_installed()
+        self.backend = backend
+        self._proc = subprocess.Popen([node, str(NODE_DIR / "runner.cjs"), str(model_dir), backend, str(threads)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True, cwd=NODE_DIR)
+        ready = self._read()
+        self.runtime_version = ready.get("tfjs")
+        self.runtime_label = f"TF.js {ready.get('tfjs')} {ready.get('backend')} backend in Node"
+        self.input_shapes = [i["shape"] for i in ready.get("inputs", [])]
+
+    def _read(self) -> dict[str, Any]:
+        line = self._proc.stdout.readline() if self._proc.stdout else ""
+        if not line:
+            err = self._proc.stderr.read() if self._proc.stderr else ""
+            raise StageFailed(f"the TF.js runner exited: {err.strip().splitlines()[-1:] or 'no output'}")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise InputError(f"TF.js ({self.backend}): {reply['error']}")
+        return reply
+
+    def _ask(self, op: str, array: np.ndarray, **fields: Any) -> dict[str, Any]:
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        request = {"op": op, "data": base64.b64encode(array.tobytes()).decode(), "shape": list(array.shape), **fields}
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps(request) + "\n")
+        self._proc.stdin.flush()
+        return self._read()
+
+    def run_batches(self, inputs: np.ndarray, batch: int) -> np.ndarray:
+        reply = self._ask("run", inputs, batch=batch)
+        return np.frombuffer(base64.b64decode(reply["data"]), dtype=np.float32).reshape(reply["shape"])
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        (x,) = inputs
+        return [self.run_batches(x, x.shape[0])]
+
+    def benchmark(self, inputs: list[np.ndarray], warmup: int, runs: int) -> np.ndarray:
+        (x,) = inputs
+        return np.asarray(self._ask("bench", x, warmup=warmup, runs=runs)["samples_ms"], dtype=np.float64)
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.stdin.close() if self._proc.stdin else None
+            self._proc.wait(timeout=10)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
