@@ -4,17 +4,20 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.edgepipe-installed
 
-.PHONY: setup demo test test-fast bench lock clean
+.PHONY: setup demo test test-fast bench clean
 
 setup: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock requirements-nodeps.lock pyproject.toml targets/runners/tfjs_node/package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first and exactly: any looser spec makes pip fetch a multi-GB CUDA build
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -r requirements.lock
+	# tensorflowjs pins an older TensorFlow; its converter runs with the locked stack (see README)
+	$(PY) -m pip install --quiet --no-deps --ignore-requires-python -r requirements-nodeps.lock
 	$(PY) -m pip install --quiet --no-deps -e .
+	npm ci --no-audit --no-fund --prefix targets/runners/tfjs_node
 	touch $(STAMP)
 
 demo: setup
@@ -28,10 +31,6 @@ test-fast: setup
 
 bench: setup
 	$(PY) bench/bench_android.py
-
-lock: setup
-	$(PY) -m pip freeze --exclude-editable | sed 's/^torch==2.13.0+cpu/torch==2.13.0/' > requirements.lock.new
-	mv requirements.lock.new requirements.lock
 
 clean:
 	rm -rf build/edgepipe .pytest_cache

@@ -19,8 +19,11 @@ def cache_root() -> Path:
     return Path(user_cache_dir("edgepipe"))
 
 
+SCHEMA = 2   # bump when a stage's result layout changes, so old cache entries are not reused
+
+
 def stage_dir(stage: str, key_material: dict[str, Any]) -> tuple[str, Path]:
-    key = sha256_json(key_material)
+    key = sha256_json({**key_material, "cache_schema": SCHEMA})
     return key, cache_root() / "stages" / stage / key[:32]
 
 

@@ -64,7 +64,7 @@ def build(options: BuildOptions, on_event: Event = lambda *_: None) -> dict[str,
         timings["validate+profile"] = time.perf_counter() - t0
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return write_outputs(target, options, source, steps, results, timings, started)
+    return write_outputs(target, options, source, source_dir, steps, results, timings, started)
 
 
 def _source_stage(config: Config, workdir: Path) -> tuple[dict[str, Any], Path]:

@@ -38,13 +38,14 @@ def artifact_entry(result: ArtifactResult, source_accuracy: float | None, relpat
         "export": result.export or None,
         "cached": result.cached,
         "error": result.error,
+        "sample_outputs": measure.get("sample_outputs"),
     }
 
 
 def _latency(entry: dict[str, Any] | None) -> dict[str, Any] | None:
     if entry is None:
         return None
-    keys = ("p50", "p90", "mean", "stdev", "min", "runs", "warmup", "threads", "measured_on")
+    keys = ("p50", "p90", "mean", "stdev", "min", "runs", "warmup", "threads", "backend", "measured_on")
     return {k: entry.get(k) for k in keys}
 
 

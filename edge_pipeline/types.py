@@ -54,6 +54,7 @@ class Target:
     budgets: Budgets = Budgets()
     profile: ProfileSettings = ProfileSettings()
     device_class: str = "phone"
+    bundle: str | None = None           # sample_apps/<bundle> template filled after a build
 
 
 @dataclass(frozen=True)

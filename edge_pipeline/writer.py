@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .bundle import write_bundle
 from .fsutil import copy_atomic, replace_dir, write_json_atomic, write_text_atomic
 from .gating import check_budgets
 from .host import host_id, versions
@@ -24,8 +25,9 @@ if TYPE_CHECKING:
 TOOLS = ("torch", "executorch", "torchao", "litert-torch", "ai-edge-litert", "numpy", "edgepipe")
 
 
-def write_outputs(target: Target, options: "BuildOptions", source: dict[str, Any], steps: list["Step"],
-                  results: list[ArtifactResult], timings: dict[str, float], started: float) -> dict[str, Any]:
+def write_outputs(target: Target, options: "BuildOptions", source: dict[str, Any], source_dir: Path,
+                  steps: list["Step"], results: list[ArtifactResult], timings: dict[str, float],
+                  started: float) -> dict[str, Any]:
     dest = options.out_dir / target.name
     staging = options.out_dir / f".{target.name}.staging-{os.getpid()}"
     staging.mkdir(parents=True, exist_ok=True)
@@ -61,6 +63,8 @@ def write_outputs(target: Target, options: "BuildOptions", source: dict[str, Any
                 "artifacts": [{"path": a["path"], "format": a["format"], "precision": a["precision"],
                                "sha256": a["sha256"], "size_bytes": a["size_bytes"]}
                               for a in artifacts if a["path"]]}
+    if target.bundle and any(a["status"] == "ok" for a in artifacts):
+        report["bundle"] = write_bundle(target, staging, report, steps, source_dir / "data.npz")
     write_json_atomic(staging / "manifest.json", manifest)
     write_json_atomic(staging / "report.json", report)
     write_text_atomic(staging / "report.md", to_markdown(report))

@@ -20,4 +20,5 @@ web = Target(
     budgets=Budgets(),
     profile=ProfileSettings(warmup=10, runs=100, threads=(1,)),
     device_class="browser",
+    bundle="web",
 )

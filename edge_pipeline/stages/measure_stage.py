@@ -10,6 +10,8 @@ from ..profiling import run_batches, time_session
 from ..validate import compare, top1_accuracy
 from .datafiles import load_arrays, load_bundle
 
+SAMPLE_OUTPUTS = 8
+
 
 def run(job: dict[str, Any]) -> dict[str, Any]:
     runner = registry.create("runner", job["runner"])
@@ -24,6 +26,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         "runtime_version": getattr(session, "runtime_version", None) or package_version(runner.distribution),
         "validation": compare(outputs, reference, job["tolerance"]),
         "accuracy": top1_accuracy(outputs, data.eval_labels),
+        "sample_outputs": outputs[:SAMPLE_OUTPUTS].tolist(),   # the demo bundle's expected outputs
     }
     if not result["validation"]["passed"]:
         return result

@@ -38,6 +38,15 @@ class TfjsNodeRunner:
     distribution: ClassVar[str] = "@tensorflow/tfjs"
     variants: ClassVar[tuple[str, ...]] = ("wasm", "cpu")   # first one validates; all are timed
 
+    def bundle_files(self) -> dict[str, Path]:
+        """The scripts and wasm binaries a web page needs, from the pinned npm packages (no CDN)."""
+        check_installed()
+        tfjs = node_modules() / "@tensorflow" / "tfjs" / "dist"
+        wasm = node_modules() / "@tensorflow" / "tfjs-backend-wasm" / "dist"
+        files = {"vendor/tf.min.js": tfjs / "tf.min.js", "vendor/tf-backend-wasm.min.js": wasm / "tf-backend-wasm.min.js"}
+        files.update({f"vendor/{p.name}": p for p in sorted(wasm.glob("*.wasm"))})
+        return files
+
     def open(self, path: Path, threads: int, variant: str | None = None) -> "TfjsSession":
         return TfjsSession(path, variant or self.variants[0], threads)
 
