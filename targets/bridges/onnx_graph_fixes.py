@@ -1,0 +1,75 @@
+"""Rewrites onnx2torch graphs so torch.export and the XNNPACK quantizer accept them.
+
+onnx2torch reproduces ONNX's runtime shape logic (Shape -> Gather -> Concat -> Reshape), which torch.export
+rejects as data-dependent; with fixed input shapes every reshape has one known result, so it becomes a
+plain `reshape` to that shape. MatMul + Add with constant operands (how SavedModel graphs express Dense
+layers) becomes `nn.Linear`, the pattern the quantizer annotates.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+SHAPE_MODULES = {"OnnxReshape", "OnnxFlatten", "OnnxSqueezeStaticAxes", "OnnxSqueezeDynamicAxes",
+                 "OnnxUnsqueezeStaticAxes", "OnnxUnsqueezeDynamicAxes"}
+
+
+def fix_for_export(gm: fx.GraphModule, example: torch.Tensor) -> fx.GraphModule:
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    ShapeProp(gm).propagate(example)
+    for node in list(gm.graph.nodes):
+        if node.op == "call_module" and type(gm.get_submodule(node.target)).__name__ in SHAPE_MODULES:
+            shape = tuple(node.meta["tensor_meta"].shape)
+            with gm.graph.inserting_before(node):
+                fixed = gm.graph.call_method("reshape", (node.args[0], shape))
+            node.replace_all_uses_with(fixed)
+            gm.graph.erase_node(node)
+    _fuse_linear(gm)
+    gm.graph.eliminate_dead_code()
+    gm.delete_all_unused_submodules()
+    gm.recompile()
+    return gm
+
+
+def _constant(gm: fx.GraphModule, node: Any) -> torch.Tensor | None:
+    if isinstance(node, fx.Node) and node.op == "get_attr":
+        value = gm
+        for part in node.target.split("."):
+            value = getattr(value, part)
+        return value if isinstance(value, torch.Tensor) else None
+    return None
+
+
+def _fuse_linear(gm: fx.GraphModule) -> None:
+    for node in list(gm.graph.nodes):
+        if node.op != "call_module" or type(gm.get_submodule(node.target)).__name__ != "OnnxMatMul":
+            continue
+        weight = _constant(gm, node.args[1])
+        if weight is None or weight.dim() != 2 or len(node.users) != 1:
+            continue
+        (add,) = node.users
+        bias = None
+        if add.op == "call_module" and _is_add(gm.get_submodule(add.target)):
+            other = add.args[1] if add.args[0] is node else add.args[0]
+            bias = _constant(gm, other)
+        linear = nn.Linear(weight.shape[0], weight.shape[1], bias=bias is not None)
+        with torch.no_grad():
+            linear.weight.copy_(weight.t())
+            if bias is not None:
+                linear.bias.copy_(bias.reshape(-1))
+        name = f"linear_{len([n for n, _ in gm.named_children() if n.startswith('linear_')])}"
+        gm.add_submodule(name, linear)
+        replaced = add if bias is not None else node
+        with gm.graph.inserting_before(replaced):
+            new = gm.graph.call_module(name, (node.args[0],))
+        replaced.replace_all_uses_with(new)
+        if bias is not None:
+            gm.graph.erase_node(add)
+        gm.graph.erase_node(node)
+
+
+def _is_add(module: nn.Module) -> bool:
+    return type(module).__name__ == "OnnxBinaryMathOperation" and getattr(module, "math_op_function", None) is torch.add
