@@ -1,6 +1,7 @@
 """Export stage: rebuild the source, apply the precision's transform, write the artifact atomically."""
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -8,6 +9,7 @@ from typing import Any
 from .. import registry
 from ..errors import InputError
 from ..fsutil import atomic_dir, atomic_path
+from ..plugins import DataBundle, Model
 from ..sources import load_source
 from ..types import SourceSpec
 from .datafiles import load_bundle
@@ -20,15 +22,34 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     if job.get("bridge"):
         model = registry.create("transform", job["bridge"]).apply(model, data)
-    if job.get("transform"):
-        transform = registry.create("transform", job["transform"])
-        if transform.needs_calibration and len(data.calibration) == 0:
-            raise InputError(f"{job['label']} needs calibration data: set 'calibration' in the config "
-                             f"to a function returning input batches")
+    transform = registry.create("transform", job["transform"]) if job.get("transform") else None
+    if transform is not None and transform.needs_calibration and len(data.calibration) == 0:
+        raise InputError(f"{job['label']} needs calibration data: set 'calibration' in the config "
+                         f"to a function returning input batches")
+    if transform is not None and getattr(transform, "applies_to", "model") == "model":
         model = transform.apply(model, data)
     exporter = registry.create("exporter", job["exporter"])
     dest = Path(job["dest"])
     writer = atomic_dir if getattr(exporter, "is_directory", False) else atomic_path
     with writer(dest) as tmp:
-        metadata = exporter.export(model, tmp)
+        if getattr(exporter, "onnx_based", False):
+            metadata = _via_onnx(model, exporter, transform, data, tmp)
+        else:
+            metadata = exporter.export(model, tmp)
     return {"metadata": metadata or {}, "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _via_onnx(model: Model, exporter: Any, transform: Any, data: DataBundle, dest: Path) -> dict[str, Any]:
+    """ONNX-based formats: export ONNX, apply an artifact transform (ORT quantization), then finish."""
+    from targets.exporters.onnx_export import to_onnx
+
+    with tempfile.TemporaryDirectory(prefix="edgepipe-onnx-") as tmp:
+        onnx_path = Path(tmp) / "model.onnx"
+        to_onnx(model, onnx_path)
+        metadata: dict[str, Any] = {}
+        if transform is not None:
+            quantized = Path(tmp) / "quantized.onnx"
+            metadata["quantization"] = transform.apply_artifact(onnx_path, quantized, data)
+            onnx_path = quantized
+        metadata.update(exporter.finish(onnx_path, dest))
+    return metadata

@@ -13,6 +13,15 @@ from .torch_capture import as_unsupported
 INPUT_NAME, OUTPUT_NAME = "input", "output"
 
 
+def to_onnx(model: Model, dest: Path) -> None:
+    """Writes `model` as ONNX, whatever framework it is in."""
+    WRITERS[model.framework](model, dest)
+
+
+def copy_onnx(model: Model, dest: Path) -> None:
+    dest.write_bytes(Path(model.module.path).read_bytes())
+
+
 def torch_to_onnx(model: Model, dest: Path) -> None:
     import torch
 
@@ -32,3 +41,6 @@ def tensorflow_to_onnx(model: Model, dest: Path, opset: int = 17) -> None:
     if proc.returncode != 0 or not dest.is_file():
         lines = [ln for ln in proc.stderr.splitlines() if "Error" in ln or "error" in ln] or proc.stderr.splitlines()[-1:]
         raise as_unsupported("tf2onnx conversion failed", RuntimeError(lines[-1] if lines else "no output"))
+
+
+WRITERS = {"torch": torch_to_onnx, "tensorflow": tensorflow_to_onnx, "onnx": copy_onnx}

@@ -1,0 +1,37 @@
+"""Runs `.onnx` and `.ort` files in ONNX Runtime (CPU execution provider)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from edge_pipeline.errors import InputError
+
+
+class OnnxRuntimeRunner:
+    name: ClassVar[str] = "onnxruntime"
+    runtime: ClassVar[str] = "ONNX Runtime (CPU)"
+    distribution: ClassVar[str] = "onnxruntime"
+
+    def open(self, path: Path, threads: int) -> "OrtSession":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise InputError(f"{path} is not a loadable ONNX Runtime model: {exc}") from exc
+        return OrtSession(session)
+
+
+class OrtSession:
+    def __init__(self, session: Any):
+        self._session = session
+        self._inputs = [i.name for i in session.get_inputs()]
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        return list(self._session.run(None, dict(zip(self._inputs, inputs, strict=True))))
