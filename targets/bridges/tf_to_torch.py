@@ -5,12 +5,13 @@ from it is validated against the original Keras outputs like any other."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 import tempfile
 import types
 from dataclasses import replace
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from edge_pipeline.errors import Unsupported
 from edge_pipeline.plugins import DataBundle, Model
@@ -32,6 +33,17 @@ class TensorflowToTorch:
                                   "TensorFlow -> ONNX (tf2onnx) -> onnx2torch, fixed-shape rewrite")
 
 
+class OnnxToTorch:
+    name: ClassVar[str] = "onnx-to-torch"
+    bridge: ClassVar[tuple[str, str]] = ("onnx", "torch")
+    frameworks: ClassVar[tuple[str, ...]] = ("onnx",)
+    needs_calibration: ClassVar[bool] = False
+    distributions: ClassVar[tuple[str, ...]] = ("onnx", "onnx2torch", "torch")
+
+    def apply(self, model: Model, data: DataBundle) -> Model:
+        return onnx_file_to_torch(Path(model.module.path), model, data, "ONNX -> onnx2torch, fixed-shape rewrite")
+
+
 def onnx_file_to_torch(path: Path, model: Model, data: DataBundle, route: str) -> Model:
     import onnx
     import torch
@@ -39,17 +51,38 @@ def onnx_file_to_torch(path: Path, model: Model, data: DataBundle, route: str) -
     onnx2torch = import_onnx2torch()
     from .onnx_graph_fixes import fix_for_export
 
-    graph = onnx.load(str(path))
+    graph = normalize_for_onnx2torch(onnx.load(str(path)))
     try:
         module = onnx2torch.convert(graph)
     except NotImplementedError as exc:
-        op = str(exc).split("(")[-1].split(",")[0] if "operation_type" in str(exc) else None
-        layer = next((n.name for n in graph.graph.node if op and op in str(exc) and n.op_type == op), None)
-        raise Unsupported(f"onnx2torch cannot convert the graph: {exc}", op=op, layer=layer) from exc
+        found = re.search(r"operation_type='(\w+)', version=(\d+)", str(exc))
+        op = f"{found.group(1)} (opset {found.group(2)})" if found else None
+        layer = next((n.name for n in graph.graph.node if found and n.op_type == found.group(1)), None)
+        reason = "no converter for this op" if found else str(exc)
+        raise Unsupported(f"onnx2torch cannot convert the graph: {reason}", op=op, layer=layer) from exc
     example = torch.from_numpy(data.example.copy())
     module = fix_for_export(module.eval(), example)
     provenance = {**model.provenance, "bridge": route}
     return replace(model, framework="torch", module=module, example_inputs=(example,), provenance=provenance)
+
+
+def normalize_for_onnx2torch(graph: Any) -> Any:
+    """onnx2torch knows opsets up to 17 and refuses Reshape(allowzero=1), which torch's exporter writes.
+    allowzero only matters when the target shape holds a 0; where it holds none the flag is dropped."""
+    from onnx import numpy_helper, version_converter
+
+    opset = next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), 17)
+    if opset > 17:
+        graph = version_converter.convert_version(graph, 17)
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.graph.initializer}
+    for node in graph.graph.node:
+        if node.op_type != "Reshape" or len(node.input) < 2:
+            continue
+        shape = constants.get(node.input[1])
+        for attribute in node.attribute:
+            if attribute.name == "allowzero" and attribute.i == 1 and shape is not None and 0 not in shape:
+                attribute.i = 0
+    return graph
 
 
 def import_onnx2torch() -> types.ModuleType:

@@ -29,23 +29,37 @@ class TorchToTensorflow:
     distributions: ClassVar[tuple[str, ...]] = ("torch", "onnx", "onnx2tf", "tensorflow-cpu")
 
     def apply(self, model: Model, data: DataBundle) -> Model:
-        import onnx2tf
-
         work = Path(tempfile.mkdtemp(prefix="edgepipe-torch-to-tf-"))
-        onnx_path = work / "model.onnx"
-        torch_to_onnx(model, onnx_path)
-        try:
-            onnx2tf.convert(input_onnx_file_path=str(onnx_path), output_folder_path=str(work / "nhwc"),
-                            output_signaturedefs=True, tflite_backend="tf_converter", non_verbose=True)
-        except SystemExit as exc:       # onnx2tf calls sys.exit on ops it cannot convert
-            raise Unsupported(f"onnx2tf could not convert the ONNX graph (exit {exc.code})") from exc
-        except Exception as exc:
-            raise as_unsupported("onnx2tf conversion failed", exc) from exc
-        folder = restore_layout(work / "nhwc", work / "saved_model", data.example.shape)
-        handle = load_saved_model(folder)
-        provenance = {**model.provenance, "bridge": "torch -> ONNX (torch.onnx dynamo) -> onnx2tf SavedModel"}
-        return replace(model, framework="tensorflow", module=handle, example_inputs=(data.example,),
-                       provenance=provenance, extras={**model.extras, "bridge_workdir": str(work)})
+        torch_to_onnx(model, work / "model.onnx")
+        return onnx_file_to_tf(work / "model.onnx", model, data, "torch -> ONNX (torch.onnx dynamo) -> onnx2tf SavedModel")
+
+
+class OnnxToTensorflow:
+    name: ClassVar[str] = "onnx-to-tf"
+    bridge: ClassVar[tuple[str, str]] = ("onnx", "tensorflow")
+    frameworks: ClassVar[tuple[str, ...]] = ("onnx",)
+    needs_calibration: ClassVar[bool] = False
+    distributions: ClassVar[tuple[str, ...]] = ("onnx", "onnx2tf", "tensorflow-cpu")
+
+    def apply(self, model: Model, data: DataBundle) -> Model:
+        return onnx_file_to_tf(Path(model.module.path), model, data, "ONNX -> onnx2tf SavedModel")
+
+
+def onnx_file_to_tf(onnx_path: Path, model: Model, data: DataBundle, route: str) -> Model:
+    import onnx2tf
+
+    work = Path(tempfile.mkdtemp(prefix="edgepipe-onnx-to-tf-"))
+    try:
+        onnx2tf.convert(input_onnx_file_path=str(onnx_path), output_folder_path=str(work / "nhwc"),
+                        output_signaturedefs=True, tflite_backend="tf_converter", non_verbose=True)
+    except SystemExit as exc:       # onnx2tf calls sys.exit on ops it cannot convert
+        raise Unsupported(f"onnx2tf could not convert the ONNX graph (exit {exc.code})") from exc
+    except Exception as exc:
+        raise as_unsupported("onnx2tf conversion failed", exc) from exc
+    folder = restore_layout(work / "nhwc", work / "saved_model", data.example.shape)
+    handle = load_saved_model(folder)
+    return replace(model, framework="tensorflow", module=handle, example_inputs=(data.example,),
+                   provenance={**model.provenance, "bridge": route})
 
 
 def restore_layout(nhwc_dir: Path, dest: Path, source_shape: tuple[int, ...]) -> Path:
