@@ -31,6 +31,7 @@ test-fast: setup
 
 bench: setup
 	$(PY) bench/bench_android.py
+	$(PY) bench/bench_formats.py
 
 clean:
 	rm -rf build/edgepipe .pytest_cache

@@ -5,16 +5,11 @@ Every latency is host-emulated (this machine's CPU), never a phone; the table sa
 """
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
+from common import build, fmt, measured_where, save
+
 MOBILENET_TOML = """
 model = "bench_models:mobilenet_v2"
 example-inputs = "bench_models:example_inputs"
@@ -28,26 +23,14 @@ CASES = {"torch-digits (built-in, trained on sklearn digits)": None,
          "MobileNetV2 3.5M params (random init: accuracy meaningless)": MOBILENET_TOML}
 
 
-def build(project: Path, cache: Path) -> tuple[dict, float]:
-    env = {**os.environ, "EDGEPIPE_CACHE_DIR": str(cache), "PYTHONPATH": str(HERE)}
-    started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "edge_pipeline", "build", "--target", "android",
-                           "--out", str(project / "out"), "--json"], cwd=project, env=env,
-                          capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
-    if proc.returncode not in (0, 1):
-        raise SystemExit(f"build failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return json.loads(proc.stdout), elapsed
-
-
 def run_case(name: str, toml: str | None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         project, cache = Path(tmp) / "project", Path(tmp) / "cache"
         project.mkdir()
         if toml:
             (project / "edgepipe.toml").write_text(toml)
-        report, cold = build(project, cache)
-        again, cached = build(project, cache)
+        report, cold = build(project, cache, "--target", "android")
+        again, cached = build(project, cache, "--target", "android")
     same = [a["sha256"] for a in report["artifacts"]] == [a["sha256"] for a in again["artifacts"]]
     return {"case": name, "cold_s": round(cold, 2), "cached_s": round(cached, 2), "byte_identical": same,
             "source": report["source"], "artifacts": report["artifacts"], "host": report["host"],
@@ -68,24 +51,15 @@ def markdown(results: list[dict]) -> str:
             by_threads = {e["threads"]: e["p50"] for e in a.get("latency_by_threads") or []}
             lines.append("| {}:{} | {:.1f} | {:.1f} | {} | {} | {} | {} | {} |".format(
                 a["format"], a["precision"], a["size_bytes"] / 1024, a["size_compressed_bytes"] / 1024,
-                _f(by_threads.get(1)), _f(by_threads.get(2)), _f(a["accuracy"], 4), _f(a["agreement"], 4),
-                _f((a.get("export") or {}).get("seconds"), 1)))
-        measured = r["artifacts"][0].get("measured_on") or ""
-        lines += ["", f"Measured on: {measured.rsplit(',', 1)[0]}; runtimes: "
-                  + ", ".join(sorted({f"{a['runtime']} {a['runtime_version']}" for a in r["artifacts"]})), ""]
+                fmt(by_threads.get(1)), fmt(by_threads.get(2)), fmt(a["accuracy"], 4), fmt(a["agreement"], 4),
+                fmt((a.get("export") or {}).get("seconds"), 1)))
+        lines += ["", measured_where(r["artifacts"]), ""]
     return "\n".join(lines)
-
-
-def _f(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def main() -> None:
     results = [run_case(name, toml) for name, toml in CASES.items()]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "android.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "android.md").write_text(markdown(results))
-    print(markdown(results))
+    save("android", results, markdown(results))
 
 
 if __name__ == "__main__":

@@ -122,7 +122,8 @@ def _export_stage(steps: list[Step], source: dict[str, Any], source_dir: Path, o
         result.path = str(stage_dir / cached["file"])
         result.sha256, result.size_bytes = cached["sha256"], cached["size_bytes"]
         result.size_compressed_bytes = cached["size_compressed_bytes"]
-        result.export = {"metadata": cached["metadata"], "seconds": cached["seconds"]}
+        result.export = {"metadata": cached["metadata"], "seconds": cached["seconds"], "bridge": step.bridge,
+                         "exporter": step.exporter, "transform": step.transform}
         on_event(label, "done", {"cached": result.cached["export"], "size_bytes": result.size_bytes})
         return result
 
