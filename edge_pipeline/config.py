@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .types import Budgets, OutputSpec, ProfileSettings, SourceSpec, Target
+from .gating import validate_budget
+from .types import OutputSpec, ProfileSettings, SourceSpec, Target
 
 SOURCE_KEYS = {"example": str, "model": str, "weights": str, "example-inputs": (str, list),
                "calibration": str, "evaluate": str, "metric": str, "keras-safe-mode": bool}
 PROFILE_KEYS = {"warmup": int, "runs": int, "threads": list}
-BUDGET_KEYS = {"max-size-kb": (int, float), "max-accuracy-drop": (int, float), "max-latency-ms": (int, float)}
 TARGET_KEYS = {"formats": list, "budgets": dict, "profile": dict, "description": str}
 METRICS = ("top1",)
 TOP_KEYS = {**SOURCE_KEYS, "profile": dict, "targets": dict}
@@ -102,7 +102,10 @@ def parse_config(table: dict, prefix: str, file: Path) -> Config:
         if not isinstance(tdef, dict):
             raise ConfigError(f"'{tpath}' must be a table")
         _check_keys(tdef, TARGET_KEYS, tpath)
-        _check_keys(tdef.get("budgets", {}), BUDGET_KEYS, f"{tpath}.budgets")
+        if not isinstance(tdef.get("budgets", {}), dict):
+            raise ConfigError(f"'{tpath}.budgets' must be a table")
+        for name, value in tdef.get("budgets", {}).items():
+            validate_budget(name, value, f"{tpath}.budgets.{name}")
         _check_profile(tdef.get("profile", {}), f"{tpath}.profile")
         for i, fmt in enumerate(tdef.get("formats", [])):
             if not isinstance(fmt, str) or not fmt.strip():
@@ -124,17 +127,17 @@ def _check_profile(profile: dict, path: str) -> None:
             raise ConfigError(f"'{path}.threads' entries must be positive integers or \"all\", got {t!r}")
 
 
-def resolve_target(base: Target, config: Config) -> Target:
-    """Applies file settings over a built-in profile (CLI flags are applied by the caller)."""
+def resolve_target(base: Target, config: Config, cli_budgets: dict[str, float] | None = None) -> Target:
+    """Applies file settings over a built-in profile, then budgets given on the command line."""
     override = config.targets.get(base.name, {})
     outputs = base.outputs
     if "formats" in override:
         outputs = tuple(OutputSpec.parse(f) for f in override["formats"])
-    budgets = replace(base.budgets, **{k.replace("-", "_"): float(v)
-                                        for k, v in override.get("budgets", {}).items()})
+    budgets = {**base.budgets, **{k: float(v) for k, v in override.get("budgets", {}).items()}}
     profile = base.profile
     for table in (config.profile, override.get("profile", {})):
         profile = _apply_profile(profile, table)
+    budgets.update(cli_budgets or {})
     return replace(base, outputs=outputs, budgets=budgets, profile=profile,
                    description=override.get("description", base.description))
 

@@ -1,10 +1,46 @@
-"""Budget checks over a report's artifacts. Each check names artifact, metric, limit and value."""
+"""Budget checks (absolute limits) over a report's artifacts. Each check names artifact, metric, limit
+and value. Latency is noise-aware: a p50 only fails its budget when it exceeds the limit by more than the
+noise measured across repeats."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .types import Budgets
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Metric:
+    """How to read one budget's value from an artifact entry, and which side of the limit passes."""
+
+    name: str
+    read: Callable[[dict[str, Any]], float | None]
+    upper: bool = True                      # True: value must be <= limit
+    noise: Callable[[dict[str, Any]], float] | None = None
+
+
+def _latency(key: str) -> Callable[[dict[str, Any]], float | None]:
+    return lambda a: (a.get("latency_ms") or {}).get(key)
+
+
+def _noise(a: dict[str, Any]) -> float:
+    return float((a.get("latency_ms") or {}).get("noise") or 0.0)
+
+
+def _kb(key: str) -> Callable[[dict[str, Any]], float | None]:
+    return lambda a: a[key] / 1024 if a.get(key) is not None else None
+
+
+METRICS: dict[str, Metric] = {
+    "max-size-kb": Metric("size_kb", _kb("size_bytes")),
+    "max-compressed-size-kb": Metric("compressed_size_kb", _kb("size_compressed_bytes")),
+    "max-accuracy-drop": Metric("accuracy_drop_pt", lambda a: a.get("accuracy_drop")),
+    "min-accuracy": Metric("accuracy", lambda a: a.get("accuracy"), upper=False),
+    "min-agreement": Metric("agreement", lambda a: a.get("agreement"), upper=False),
+    "max-latency-ms": Metric("latency_p50_ms", _latency("p50"), noise=_noise),
+    "max-latency-p90-ms": Metric("latency_p90_ms", _latency("p90"), noise=_noise),
+}
 
 
 @dataclass(frozen=True)
@@ -15,32 +51,71 @@ class Check:
     value: float | None
     passed: bool
     message: str
+    kind: str = "budget"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-METRICS = {
-    "max_size_kb": ("size_kb", lambda a: a["size_bytes"] / 1024 if a.get("size_bytes") is not None else None),
-    "max_accuracy_drop": ("accuracy_drop_pt", lambda a: a.get("accuracy_drop")),
-    "max_latency_ms": ("latency_p50_ms", lambda a: (a.get("latency_ms") or {}).get("p50")),
-}
+def parse_budget(text: str, where: str = "--budget") -> tuple[str, float]:
+    """`name=value` from the command line; unknown names list the valid ones."""
+    name, sep, raw = text.partition("=")
+    name = name.strip()
+    if not sep:
+        raise ConfigError(f"{where} '{text}' must look like name=value, e.g. max-size-kb=900")
+    validate_budget(name, raw.strip(), where)
+    return name, float(raw)
 
 
-def check_budgets(budgets: Budgets, artifacts: list[dict[str, Any]]) -> list[Check]:
+def validate_budget(name: str, value: Any, where: str) -> None:
+    if name not in METRICS:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(METRICS), n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"{where}: unknown budget '{name}'. Valid: {', '.join(METRICS)}.{hint}")
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: budget '{name}' needs a number, got {value!r}") from None
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: budget '{name}' needs a number, got {value!r}")
+
+
+def check_budgets(budgets: dict[str, float], artifacts: list[dict[str, Any]]) -> list[Check]:
     checks: list[Check] = []
-    for field, (metric, read) in METRICS.items():
-        limit = getattr(budgets, field)
-        if limit is None:
-            continue
+    for budget, limit in budgets.items():
+        metric = METRICS[budget]
         for artifact in artifacts:
             if artifact.get("status") != "ok":
                 continue
-            label = f"{artifact['format']}:{artifact['precision']}"
-            value = read(artifact)
-            passed = value is not None and value <= limit
-            shown = "not measured" if value is None else f"{value:.4g}"
-            verdict = "within" if passed else "exceeds"
-            checks.append(Check(label, metric, float(limit), value, passed,
-                                f"{label}: {metric} = {shown} {verdict} limit {limit:g}"))
+            checks.append(_check(metric, float(limit), artifact))
     return checks
+
+
+def _check(metric: Metric, limit: float, artifact: dict[str, Any]) -> Check:
+    label = f"{artifact['format']}:{artifact['precision']}"
+    value = metric.read(artifact)
+    noise = metric.noise(artifact) if metric.noise else 0.0
+    if value is None:
+        return Check(label, metric.name, limit, None, False, f"{label}: {metric.name} was not measured (limit {limit:g})")
+    passed = (value - noise <= limit) if metric.upper else (value >= limit)
+    relation = ("within" if passed else "exceeds") if metric.upper else ("meets" if passed else "is below")
+    noise_note = f" (noise ±{noise:.3g})" if noise and metric.upper else ""
+    return Check(label, metric.name, limit, value, passed,
+                 f"{label}: {metric.name} = {value:.4g}{noise_note} {relation} limit {limit:g}")
+
+
+def outliers(artifacts: list[dict[str, Any]]) -> list[str]:
+    """Suspicious results worth a look, not failures: e.g. a quantized artifact slower than its fp32 twin."""
+    notes = []
+    fp32 = {a["format"]: a for a in artifacts if a.get("precision") == "fp32" and a.get("status") == "ok"}
+    for a in artifacts:
+        twin = fp32.get(a["format"])
+        if twin is None or a is twin or a.get("status") != "ok":
+            continue
+        mine, theirs = _latency("p50")(a), _latency("p50")(twin)
+        if mine is not None and theirs is not None and mine - _noise(a) > theirs + _noise(twin):
+            notes.append(f"{a['format']}:{a['precision']} is slower than its fp32 twin "
+                         f"({mine:.4g} ms vs {theirs:.4g} ms p50) on this host")
+    return notes

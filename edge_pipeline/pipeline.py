@@ -36,12 +36,13 @@ class BuildOptions:
     config: Config
     use_cache: bool = True
     parallel_exports: int = 2
+    budgets: tuple[tuple[str, float], ...] = ()   # from --budget, over the file's
 
 
 def build(options: BuildOptions, on_event: Event = lambda *_: None) -> dict[str, Any]:
     """Runs the whole pipeline and returns the report (also written under out_dir/<target>)."""
     started = time.perf_counter()
-    target = load_target(options.target, options.config)
+    target = load_target(options.target, options.config, dict(options.budgets))
     check_outputs(target)
     check_example(options.config.source)
     timings: dict[str, float] = {}

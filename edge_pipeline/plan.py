@@ -32,12 +32,12 @@ class Step:
         return f"{self.output.stem}{self.suffix}"
 
 
-def load_target(name: str, config: Config) -> Target:
+def load_target(name: str, config: Config, cli_budgets: dict[str, float] | None = None) -> Target:
     """A built-in profile with the file's settings applied; unknown names list the valid ones."""
     if name in config.targets and name not in registry.names("target"):
         raise ConfigError(f"targets.{name}: only built-in targets can be configured for now "
                           f"({', '.join(registry.names('target'))})")
-    return resolve_target(registry.load("target", name), config)
+    return resolve_target(registry.load("target", name), config, cli_budgets)
 
 
 def _exporters() -> list[Any]:

@@ -23,10 +23,19 @@ def time_session(session: Session, inputs: list[np.ndarray], warmup: int, runs: 
     return summarize(samples)
 
 
+REPEATS = 5
+
+
 def summarize(samples_ms: np.ndarray) -> dict[str, Any]:
-    return {"p50": float(np.percentile(samples_ms, 50)), "p90": float(np.percentile(samples_ms, 90)),
-            "mean": float(samples_ms.mean()), "stdev": float(samples_ms.std()),
-            "min": float(samples_ms.min()), "runs": int(samples_ms.size)}
+    """Percentiles over all runs, plus the spread of the median across consecutive repeats: `noise` is
+    what a latency gate must see exceeded before it calls a difference real."""
+    q = np.percentile(samples_ms, [10, 25, 50, 75, 90])
+    repeat_p50 = [float(np.median(chunk)) for chunk in np.array_split(samples_ms, min(REPEATS, samples_ms.size))]
+    noise = float(np.std(repeat_p50)) if len(repeat_p50) > 1 else 0.0
+    return {"p50": float(q[2]), "p90": float(q[4]), "mean": float(samples_ms.mean()), "stdev": float(samples_ms.std()),
+            "min": float(samples_ms.min()), "max": float(samples_ms.max()), "p10": float(q[0]), "p25": float(q[1]),
+            "p75": float(q[3]), "iqr": float(q[3] - q[1]), "repeat_p50": repeat_p50, "noise": noise,
+            "runs": int(samples_ms.size)}
 
 
 def run_batches(session: Session, inputs: np.ndarray, batch: int) -> np.ndarray:

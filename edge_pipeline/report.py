@@ -5,7 +5,7 @@ from typing import Any
 
 from .types import ArtifactResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def artifact_entry(result: ArtifactResult, source_accuracy: float | None, relpath: str | None) -> dict[str, Any]:
@@ -45,7 +45,8 @@ def artifact_entry(result: ArtifactResult, source_accuracy: float | None, relpat
 def _latency(entry: dict[str, Any] | None) -> dict[str, Any] | None:
     if entry is None:
         return None
-    keys = ("p50", "p90", "mean", "stdev", "min", "runs", "warmup", "threads", "backend", "measured_on")
+    keys = ("p50", "p90", "mean", "stdev", "min", "max", "p10", "p25", "p75", "iqr", "repeat_p50", "noise",
+            "runs", "warmup", "threads", "backend", "measured_on")
     return {k: entry.get(k) for k in keys}
 
 

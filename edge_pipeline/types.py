@@ -29,15 +29,6 @@ class OutputSpec:
 
 
 @dataclass(frozen=True)
-class Budgets:
-    """Absolute limits applied to every artifact of a target; None means unchecked."""
-
-    max_size_kb: float | None = None
-    max_accuracy_drop: float | None = None
-    max_latency_ms: float | None = None
-
-
-@dataclass(frozen=True)
 class ProfileSettings:
     warmup: int = 10
     runs: int = 100
@@ -51,7 +42,7 @@ class Target:
     name: str
     description: str
     outputs: tuple[OutputSpec, ...]
-    budgets: Budgets = Budgets()
+    budgets: dict[str, float] = field(default_factory=dict)   # budget name (see gating.METRICS) -> limit
     profile: ProfileSettings = ProfileSettings()
     device_class: str = "phone"
     bundle: str | None = None           # sample_apps/<bundle> template filled after a build

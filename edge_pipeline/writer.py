@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .bundle import write_bundle
 from .fsutil import copy_atomic, replace_dir, write_json_atomic, write_text_atomic
-from .gating import check_budgets
+from .gating import check_budgets, outliers
 from .host import host_id, versions
+from .html_report import to_html
+from .junit import to_junit
 from .report import SCHEMA_VERSION, artifact_entry, to_markdown
 from .types import ArtifactResult, Target
 
@@ -53,7 +55,8 @@ def write_outputs(target: Target, options: "BuildOptions", source: dict[str, Any
                                               "calibration_samples", "provenance")},
         "artifacts": artifacts,
         "checks": checks,
-        "budgets": {k: v for k, v in vars(target.budgets).items()},
+        "budgets": dict(target.budgets),
+        "warnings": outliers(artifacts),
         "stage_timings_s": {k: round(v, 3) for k, v in timings.items()},
         "host": host_id(),
         "tool_versions": versions(TOOLS),
@@ -66,12 +69,24 @@ def write_outputs(target: Target, options: "BuildOptions", source: dict[str, Any
     if target.bundle and any(a["status"] == "ok" for a in artifacts):
         report["bundle"] = write_bundle(target, staging, report, steps, source_dir / "data.npz")
     write_json_atomic(staging / "manifest.json", manifest)
-    write_json_atomic(staging / "report.json", report)
-    write_text_atomic(staging / "report.md", to_markdown(report))
+    write_views(staging, report)
     replace_dir(staging, dest)
     return report
 
 
+def write_views(folder: Path, report: dict[str, Any]) -> None:
+    """report.json and every view of it; the Markdown also goes to $GITHUB_STEP_SUMMARY when set."""
+    markdown = to_markdown(report)
+    write_json_atomic(folder / "report.json", report)
+    write_text_atomic(folder / "report.md", markdown)
+    write_text_atomic(folder / "report.html", to_html(report))
+    write_text_atomic(folder / "report.junit.xml", to_junit(report))
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a") as fh:
+            fh.write(markdown + "\n")
+
+
 def _target_dict(target: Target) -> dict[str, Any]:
     return {"name": target.name, "outputs": [o.label for o in target.outputs],
-            "budgets": vars(target.budgets), "profile": vars(target.profile), "device_class": target.device_class}
+            "budgets": dict(target.budgets), "profile": vars(target.profile), "device_class": target.device_class}

@@ -1,14 +1,13 @@
 """Built-in target profiles, as data. Each is registered under `edgepipe.targets` by name."""
 from __future__ import annotations
 
-from edge_pipeline.types import Budgets, OutputSpec, ProfileSettings, Target
+from edge_pipeline.types import OutputSpec, ProfileSettings, Target
 
 android = Target(
     name="android",
     description="Android phones: LiteRT (.tflite) and ExecuTorch (.pte, XNNPACK), fp32 and static int8",
     outputs=(OutputSpec("tflite", "fp32"), OutputSpec("tflite", "int8"),
              OutputSpec("pte", "fp32"), OutputSpec("pte", "int8")),
-    budgets=Budgets(),
     profile=ProfileSettings(warmup=10, runs=100, threads=(1, 0)),
     device_class="phone",
 )
@@ -17,7 +16,6 @@ web = Target(
     name="web",
     description="Browsers: TF.js graph model (fp32 and uint8 weights), run with the wasm backend; demo page bundle",
     outputs=(OutputSpec("tfjs", "fp32"), OutputSpec("tfjs", "uint8")),
-    budgets=Budgets(),
     profile=ProfileSettings(warmup=10, runs=100, threads=(1,)),
     device_class="browser",
     bundle="web",

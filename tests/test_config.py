@@ -7,10 +7,10 @@ import pytest
 
 from edge_pipeline.config import load_config, resolve_target
 from edge_pipeline.errors import ConfigError
-from edge_pipeline.types import Budgets, OutputSpec, ProfileSettings, Target
+from edge_pipeline.types import OutputSpec, ProfileSettings, Target
 
 BASE = Target("android", "test", (OutputSpec("tflite", "fp32"), OutputSpec("pte", "int8")),
-              Budgets(max_size_kb=500), ProfileSettings(warmup=10, runs=100, threads=(1, 0)))
+              {"max-size-kb": 500}, ProfileSettings(warmup=10, runs=100, threads=(1, 0)))
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -69,7 +69,7 @@ profile = { threads = [1, "all"] }
 """)
     target = resolve_target(BASE, load_config(cwd=tmp_path))
     assert target.outputs == (OutputSpec("pte", "fp32"),)
-    assert target.budgets == Budgets(max_size_kb=500, max_accuracy_drop=0.5)
+    assert target.budgets == {"max-size-kb": 500, "max-accuracy-drop": 0.5}
     assert target.profile == ProfileSettings(warmup=10, runs=7, threads=(1, 0))
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 
 from edge_pipeline.gating import check_budgets
-from edge_pipeline.types import Budgets
 from edge_pipeline.validate import compare, tolerance_for, top1_accuracy
 
 REF = np.array([[0.1, 2.0, -1.0], [3.0, 0.0, 1.0], [0.0, 0.5, 4.0], [1.0, 1.5, 0.0]], dtype=np.float32)
@@ -57,7 +56,7 @@ def artifact(fmt: str, size: int, drop: float, p50: float, status: str = "ok") -
 def test_budgets_name_artifact_metric_limit_and_value() -> None:
     arts = [artifact("tflite", 2048, 0.2, 1.0), artifact("pte", 4096, 1.5, 3.0),
             artifact("bad", 10**9, 50, 99, status="failed")]
-    checks = check_budgets(Budgets(max_size_kb=3, max_accuracy_drop=1.0, max_latency_ms=2.0), arts)
+    checks = check_budgets({"max-size-kb": 3, "max-accuracy-drop": 1.0, "max-latency-ms": 2.0}, arts)
     failed = {(c.artifact, c.metric) for c in checks if not c.passed}
     assert failed == {("pte:int8", "size_kb"), ("pte:int8", "accuracy_drop_pt"), ("pte:int8", "latency_p50_ms")}
     size_fail = next(c for c in checks if c.artifact == "pte:int8" and c.metric == "size_kb")
@@ -66,5 +65,5 @@ def test_budgets_name_artifact_metric_limit_and_value() -> None:
 
 
 def test_unmeasured_metric_fails_its_budget() -> None:
-    (check,) = check_budgets(Budgets(max_latency_ms=1.0), [{**artifact("pte", 1, 0, 0), "latency_ms": None}])
+    (check,) = check_budgets({"max-latency-ms": 1.0}, [{**artifact("pte", 1, 0, 0), "latency_ms": None}])
     assert not check.passed and "not measured" in check.message

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from .. import __version__, registry
 from ..config import load_config
+from ..gating import parse_budget
 from ..errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED, EXIT_USAGE, EdgepipeError
 from .render import StageProgress, report_table
 
@@ -46,6 +47,7 @@ def build(
     example: Annotated[Optional[str], typer.Option("--example", help="Built-in example model to use instead of the configured one (torch-digits).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout (progress stays on stderr).")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Rebuild every stage even when a cached result matches.")] = False,
+    budget: Annotated[Optional[list[str]], typer.Option("--budget", "-b", help="A limit name=value, e.g. max-size-kb=900, max-accuracy-drop=0.5, max-latency-ms=12 (repeatable; overrides the config).")] = None,
 ) -> None:
     """Build, validate and profile every artifact the target asks for, then check its budgets.
 
@@ -60,11 +62,12 @@ def build(
         cfg = load_config(config)
         if example is not None:
             cfg = replace(cfg, source=replace(cfg.source, example=example, model=None))
-        options = BuildOptions(target=target, out_dir=out, config=cfg, use_cache=not no_cache)
+        budgets = tuple(parse_budget(text) for text in budget or [])
+        options = BuildOptions(target=target, out_dir=out, config=cfg, use_cache=not no_cache, budgets=budgets)
         with StageProgress(err_console) as progress:
             report = run_build(options, progress)
     except EdgepipeError as exc:
-        _fail(exc, as_json)
+        fail(exc, as_json)
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
     else:
@@ -106,21 +109,27 @@ def targets(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
         cfg = load_config(None)
         loaded = [load_target(name, cfg) for name in registry.names("target")]
     except EdgepipeError as exc:
-        _fail(exc, as_json)
+        fail(exc, as_json)
     if as_json:
         sys.stdout.write(json.dumps([{"name": t.name, "description": t.description,
-                                      "outputs": [o.label for o in t.outputs], "budgets": vars(t.budgets)}
+                                      "outputs": [o.label for o in t.outputs], "budgets": t.budgets}
                                      for t in loaded], indent=2) + "\n")
         return
     for t in loaded:
         out_console.print(f"[bold]{t.name}[/]: {t.description}\n  outputs: {', '.join(o.label for o in t.outputs)}")
 
 
-def _fail(exc: EdgepipeError, as_json: bool) -> None:
+def fail(exc: EdgepipeError, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps({"passed": False, "error": exc.to_dict()}) + "\n")
     err_console.print(f"[red]error:[/] {exc}", soft_wrap=True)
     raise typer.Exit(exc.exit_code)
+
+
+from .gate_cmd import baseline_app, gate  # noqa: E402  (registered after app exists)
+
+app.command()(gate)
+app.add_typer(baseline_app, name="baseline")
 
 
 def main() -> None:

@@ -1,0 +1,41 @@
+"""JUnit XML view of a report: one test case per artifact stage and per check, failures carry the message."""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from typing import Any
+
+
+def to_junit(report: dict[str, Any], checks: list[dict[str, Any]] | None = None) -> str:
+    checks = report.get("checks", []) if checks is None else checks
+    suite = ET.Element("testsuite", name=f"edgepipe.{report['target']}")
+    cases = 0
+    failures = 0
+    skipped = 0
+    for artifact in report.get("artifacts", []):
+        label = f"{artifact['format']}:{artifact['precision']}"
+        case = ET.SubElement(suite, "testcase", classname=f"edgepipe.{report['target']}.{label}", name="build+validate")
+        cases += 1
+        if artifact.get("status") != "ok":
+            failures += 1
+            error = artifact.get("error") or {}
+            failure = ET.SubElement(case, "failure", message=error.get("message", "failed"), type=error.get("type", ""))
+            failure.text = error.get("message", "")
+    for check in checks:
+        case = ET.SubElement(suite, "testcase", classname=f"edgepipe.{report['target']}.{check['artifact']}",
+                             name=f"{check.get('kind', 'budget')}:{check['metric']}")
+        cases += 1
+        if check.get("kind") == "skipped":
+            skipped += 1
+            ET.SubElement(case, "skipped", message=check["message"])
+        elif not check["passed"]:
+            failures += 1
+            failure = ET.SubElement(case, "failure", message=check["message"], type=check["metric"])
+            failure.text = check["message"]
+    suite.set("tests", str(cases))
+    suite.set("failures", str(failures))
+    suite.set("skipped", str(skipped))
+    suite.set("errors", "0")
+    root = ET.Element("testsuites")
+    root.append(suite)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
