@@ -40,23 +40,25 @@ def load_target(name: str, config: Config, cli_budgets: dict[str, float] | None 
     return resolve_target(registry.load("target", name), config, cli_budgets)
 
 
-def _exporters() -> list[Any]:
-    return [registry.load("exporter", name) for name in registry.names("exporter")]
+def _exporters() -> tuple[list[Any], dict[str, Exception]]:
+    return registry.load_all("exporter")
 
 
 def _bridges() -> list[Any]:
-    loaded = [registry.load("transform", name) for name in registry.names("transform")]
-    return [t for t in loaded if getattr(t, "bridge", None)]
+    return [t for t in registry.load_all("transform")[0] if getattr(t, "bridge", None)]
 
 
 def check_outputs(target: Target) -> list[OutputSpec]:
     """Every output names a known format and a precision some exporter of that format offers."""
-    exporters = _exporters()
+    exporters, broken = _exporters()
     outputs: list[OutputSpec] = []
     for output in dict.fromkeys(target.outputs):
         offering = [e for e in exporters if e.format == output.format]
         if not offering:
-            raise UnknownPlugin("format", output.format, {e.format for e in exporters})
+            for name, error in broken.items():
+                if name == output.format or name.startswith(f"{output.format}-"):
+                    raise error
+            raise UnknownPlugin("format", output.format, {e.format for e in exporters} | set(broken))
         precisions = sorted({p for e in offering for p in e.precisions})
         if output.precision not in precisions:
             raise ConfigError(f"targets.{target.name}.formats: '{output.label}' is not offered: the "
@@ -68,7 +70,7 @@ def check_outputs(target: Target) -> list[OutputSpec]:
 
 
 def bind(target: Target, framework: str) -> list[Step]:
-    exporters, bridges = _exporters(), _bridges()
+    exporters, bridges = _exporters()[0], _bridges()
     steps = []
     for output in check_outputs(target):
         offering = [e for e in exporters if e.format == output.format and output.precision in e.precisions]

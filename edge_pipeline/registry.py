@@ -55,3 +55,15 @@ def create(kind: str, name: str) -> Any:
     """Loads a plugin class and instantiates it (targets are plain data and returned as is)."""
     obj = load(kind, name)
     return obj() if isinstance(obj, type) else obj
+
+
+def load_all(kind: str) -> tuple[list[Any], dict[str, Exception]]:
+    """Every loadable plugin of a kind, and the errors of those that are not: one broken third-party
+    plugin must not break work that never asks for it."""
+    loaded, broken = [], {}
+    for name in names(kind):
+        try:
+            loaded.append(load(kind, name))
+        except MissingDependency as exc:
+            broken[name] = exc
+    return loaded, broken
