@@ -14,7 +14,7 @@ from .types import OutputSpec, ProfileSettings, SourceSpec, Target
 SOURCE_KEYS = {"example": str, "model": str, "weights": str, "example-inputs": (str, list),
                "calibration": str, "evaluate": str, "metric": str, "keras-safe-mode": bool}
 PROFILE_KEYS = {"warmup": int, "runs": int, "threads": list}
-TARGET_KEYS = {"formats": list, "budgets": dict, "profile": dict, "description": str}
+TARGET_KEYS = {"formats": list, "budgets": dict, "profile": dict, "description": str, "extends": str}
 METRICS = ("top1",)
 TOP_KEYS = {**SOURCE_KEYS, "profile": dict, "targets": dict}
 

@@ -6,7 +6,7 @@ told the framework, each output is bound to an exporter for that framework, or t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import registry
@@ -32,12 +32,23 @@ class Step:
         return f"{self.output.stem}{self.suffix}"
 
 
+def target_names(config: Config) -> list[str]:
+    return sorted(set(registry.names("target")) | set(config.targets))
+
+
 def load_target(name: str, config: Config, cli_budgets: dict[str, float] | None = None) -> Target:
-    """A built-in profile with the file's settings applied; unknown names list the valid ones."""
-    if name in config.targets and name not in registry.names("target"):
-        raise ConfigError(f"targets.{name}: only built-in targets can be configured for now "
-                          f"({', '.join(registry.names('target'))})")
-    return resolve_target(registry.load("target", name), config, cli_budgets)
+    """A built-in profile, or a user-defined one that `extends` a built-in, with the file's settings
+    applied; unknown names list the valid ones."""
+    builtin = registry.names("target")
+    if name in builtin:
+        return resolve_target(registry.load("target", name), config, cli_budgets)
+    if name not in config.targets:
+        raise UnknownPlugin("target", name, target_names(config))
+    parent = config.targets[name].get("extends")
+    if parent is None or parent not in builtin:
+        raise ConfigError(f"targets.{name}.extends must name a built-in target ({', '.join(builtin)}), got {parent!r}")
+    base = registry.load("target", parent)
+    return resolve_target(replace(base, name=name, description=f"{name} (extends {parent})"), config, cli_budgets)
 
 
 def _exporters() -> tuple[list[Any], dict[str, Exception]]:
@@ -103,3 +114,9 @@ def _step(output: OutputSpec, exporter: Any, bridge: str | None) -> Step:
         distributions += tuple(registry.load("transform", bridge).distributions)
     return Step(output, exporter.name, transform, exporter.runner, exporter.suffix, tuple(exporter.frameworks),
                 distributions, needs_calibration, bridge)
+
+
+def runners_for(target: Target) -> list[str]:
+    """The runtimes that would measure a target's outputs (any framework)."""
+    exporters = _exporters()[0]
+    return sorted({e.runner for o in target.outputs for e in exporters if e.format == o.format})

@@ -20,3 +20,19 @@ web = Target(
     device_class="browser",
     bundle="web",
 )
+
+ios = Target(
+    name="ios",
+    description="iPhones: ExecuTorch (.pte, XNNPACK) fp32 and int8. Core ML is not built yet: it cannot be validated on Linux",
+    outputs=(OutputSpec("pte", "fp32"), OutputSpec("pte", "int8")),
+    profile=ProfileSettings(warmup=10, runs=100, threads=(1, 0)),
+    device_class="phone",
+)
+
+linux_arm64 = Target(
+    name="linux-arm64",
+    description="Linux boards (Raspberry Pi class): LiteRT and ONNX Runtime, fp32 and int8",
+    outputs=(OutputSpec("tflite", "fp32"), OutputSpec("tflite", "int8"), OutputSpec("onnx", "fp32"), OutputSpec("onnx", "int8")),
+    profile=ProfileSettings(warmup=10, runs=100, threads=(1, 0)),
+    device_class="board",
+)

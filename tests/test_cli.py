@@ -130,3 +130,25 @@ def test_a_crashing_converter_fails_only_its_artifact(thirdparty_env: dict[str, 
     assert crash["status"] == "failed" and "SIGSEGV" in crash["error"]["message"] and crash["path"] is None
     assert tflite["status"] == "ok" and (out / "android" / "model-fp32.tflite").is_file()
     assert not list((out / "android").glob("*.crash")) and not list(out.rglob("*.partial"))
+
+
+def test_targets_lists_the_builtin_profiles_with_runners() -> None:
+    result = runner.invoke(app, ["targets", "--json"])
+    rows = {t["name"]: t for t in json.loads(result.output)}
+    assert {"android", "ios", "web", "linux-arm64"} <= set(rows)
+    assert rows["linux-arm64"]["runners"] == ["litert", "onnxruntime"] and rows["web"]["bundle"] == "web"
+
+
+def test_user_defined_target_extends_a_builtin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "edgepipe.toml").write_text(
+        "[targets.pixel]\nextends = 'android'\nformats = ['pte:int8']\nbudgets = { max-size-kb = 64 }\n"
+        "[targets.broken]\nextends = 'andorid'\n")
+    broken = runner.invoke(app, ["targets"])
+    assert broken.exit_code == 2 and "targets.broken.extends must name a built-in target" in broken.output
+    (tmp_path / "edgepipe.toml").write_text(
+        "[targets.pixel]\nextends = 'android'\nformats = ['pte:int8']\nbudgets = { max-size-kb = 64 }\n")
+    rows = {t["name"]: t for t in json.loads(runner.invoke(app, ["targets", "--json"]).output)}
+    assert rows["pixel"]["outputs"] == ["pte:int8"] and rows["pixel"]["budgets"] == {"max-size-kb": 64.0}
+    result = runner.invoke(app, ["build", "--target", "pixl"])
+    assert result.exit_code == 2 and "Did you mean 'pixel'?" in result.output

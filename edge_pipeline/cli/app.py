@@ -103,20 +103,35 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
 @app.command()
 def targets(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """List target profiles with the artifacts they build and their budgets."""
-    from ..plan import load_target
+    from ..plan import load_target, target_names
 
     try:
         cfg = load_config(None)
-        loaded = [load_target(name, cfg) for name in registry.names("target")]
+        loaded = [load_target(name, cfg) for name in target_names(cfg)]
     except EdgepipeError as exc:
         fail(exc, as_json)
     if as_json:
-        sys.stdout.write(json.dumps([{"name": t.name, "description": t.description,
-                                      "outputs": [o.label for o in t.outputs], "budgets": t.budgets}
-                                     for t in loaded], indent=2) + "\n")
+        sys.stdout.write(json.dumps([_target_row(t) for t in loaded], indent=2) + "\n")
         return
+    from rich.table import Table
+
+    table = Table(title="edgepipe targets")
+    for column in ("target", "outputs", "runners", "threads", "budgets", "bundle", "description"):
+        table.add_column(column)
     for t in loaded:
-        out_console.print(f"[bold]{t.name}[/]: {t.description}\n  outputs: {', '.join(o.label for o in t.outputs)}")
+        row = _target_row(t)
+        table.add_row(t.name, ", ".join(row["outputs"]), ", ".join(row["runners"]), ", ".join(map(str, row["threads"])),
+                      ", ".join(f"{k}={v:g}" for k, v in t.budgets.items()) or "-", t.bundle or "-", t.description)
+    out_console.print(table)
+
+
+def _target_row(t) -> dict:
+    """Formats, runners and constraints of a target, resolved through the registry."""
+    from ..plan import runners_for
+
+    return {"name": t.name, "description": t.description, "outputs": [o.label for o in t.outputs],
+            "runners": runners_for(t), "threads": ["all" if n == 0 else n for n in t.profile.threads],
+            "budgets": t.budgets, "bundle": t.bundle, "device_class": t.device_class}
 
 
 def fail(exc: EdgepipeError, as_json: bool) -> None:
