@@ -44,5 +44,6 @@ def host_id() -> dict[str, str | int]:
 
 def measured_on(target: str, threads: int) -> str:
     """The label every latency carries: this host emulating a profile, never a phone."""
-    return (f"host-emulated {target} profile on {platform.machine()} host "
+    where = f"host-emulated {target} profile on " if target != "host" else "this "
+    return (f"{where}{platform.machine()} host "
             f"({cpu_model()}, {host_cores()} cores available), {threads} thread{'s' if threads != 1 else ''}")

@@ -102,7 +102,7 @@ def to_html(report: dict[str, Any]) -> str:
 td,th{{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}}td:first-child,td:last-child{{text-align:left}}
 .fail{{color:#b00}}.ok{{color:#060}}svg{{border:1px solid #eee;margin:.5rem 0}}</style></head>
 <body><h1>edgepipe build: {html.escape(report['target'])} <span class="{'ok' if report['passed'] else 'fail'}">{verdict}</span></h1>
-<p>Source: {html.escape(str(report['source'].get('framework')))} model, {report['source'].get('params') or 0:,} parameters,
+<p>Source: {html.escape(str(report['source'].get('framework')))}, {report['source'].get('params') or 0:,} parameters,
 accuracy {_n(report['source'].get('accuracy'), 0.01, 2)}%. Latency was measured on this host (see each row), not on a device.</p>
 <h2>Size vs accuracy vs latency</h2><p>Circle area grows with p50 latency; outlined points are on the Pareto front.</p>
 {pareto_svg(report)}

@@ -53,9 +53,12 @@ def _latency(entry: dict[str, Any] | None) -> dict[str, Any] | None:
 def to_markdown(report: dict[str, Any]) -> str:
     src = report["source"]
     verdict = "PASSED" if report["passed"] else "FAILED"
-    lines = [f"# edgepipe build: {report['target']} ({verdict})", "",
-             f"Source: {src['framework']} model, {src['params']:,} params, {src['size_bytes']:,} bytes of weights, "
-             f"eval accuracy {_pct(src.get('accuracy'))}.", "",
+    if src["framework"] == "artifact":
+        source_line = f"Profiled artifact: {src['provenance']['path']} (not built by this run)."
+    else:
+        source_line = (f"Source: {src['framework']} model, {src['params']:,} params, {src['size_bytes']:,} bytes of "
+                       f"weights, eval accuracy {_pct(src.get('accuracy'))}.")
+    lines = [f"# edgepipe build: {report['target']} ({verdict})", "", source_line, "",
              "| artifact | status | size | zipped | p50 ms (1 thr) | p90 ms | best p50 (threads) | accuracy | drop pt | agreement | max abs diff |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for a in report["artifacts"]:

@@ -16,6 +16,7 @@ STAGES = {
     "source": "edge_pipeline.stages.source_stage:run",
     "export": "edge_pipeline.stages.export_stage:run",
     "measure": "edge_pipeline.stages.measure_stage:run",
+    "profile": "edge_pipeline.stages.profile_stage:run",
 }
 
 

@@ -14,6 +14,7 @@ from rich.console import Console
 from .. import __version__, registry
 from ..config import load_config
 from ..gating import parse_budget
+from ..plan import load_target
 from ..errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED, EXIT_USAGE, EdgepipeError
 from .render import StageProgress, report_table
 
@@ -68,6 +69,11 @@ def build(
             report = run_build(options, progress)
     except EdgepipeError as exc:
         fail(exc, as_json)
+    _finish(report, out / report["target"], as_json)
+
+
+def _finish(report: dict, folder: Path, as_json: bool) -> None:
+    """Prints the report (table or JSON) and exits with the code its status calls for."""
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
     else:
@@ -78,9 +84,35 @@ def build(
         for check in report["checks"]:
             if not check["passed"]:
                 out_console.print(f"[red]✗ budget[/] {check['message']}")
-        out_console.print(f"Report: {out / report['target'] / 'report.md'}")
+        out_console.print(f"Report: {folder / 'report.md'}")
     status = report["status"]
     raise typer.Exit(EXIT_STAGE_FAILED if status == "stage_failed" else EXIT_GATE_FAILED if status == "gate_failed" else EXIT_OK)
+
+
+@app.command()
+def profile(
+    artifact: Annotated[Path, typer.Argument(help="A .tflite, .pte, .onnx, .ort or .ptl file, or a TF.js folder (model.json) - built by edgepipe or not.")],
+    target: Annotated[str, typer.Option("--target", "-t", help="Label the measurements with this device profile (its thread counts apply).")] = "host",
+    inputs: Annotated[Optional[Path], typer.Option("--inputs", help=".npz whose first array is the input batch (default: seeded random inputs of the declared shape).")] = None,
+    reference: Annotated[Optional[Path], typer.Option("--reference", help="Another artifact to compare outputs with (agreement, max abs diff).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Reports go to OUT/<artifact name>/.")] = Path("build/edgepipe/profile"),
+    runs: Annotated[int, typer.Option(min=1, help="Timed runs per thread count.")] = 100,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed runs first.")] = 10,
+    budget: Annotated[Optional[list[str]], typer.Option("--budget", "-b", help="Limit name=value (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Profile an existing artifact in its own runtime: size, latency and, with --reference, agreement."""
+    from ..profile_artifact import profile as run_profile
+    from ..types import ProfileSettings
+
+    try:
+        threads = load_target(target, load_config(None)).profile.threads if target != "host" else (1, 0)
+        settings = ProfileSettings(warmup=warmup, runs=runs, threads=threads)
+        report = run_profile(artifact, target, out, inputs, reference, settings,
+                             dict(parse_budget(b) for b in budget or []))
+    except EdgepipeError as exc:
+        fail(exc, as_json)
+    _finish(report, out / artifact.name, as_json)
 
 
 @app.command()

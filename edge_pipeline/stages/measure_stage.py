@@ -30,20 +30,25 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     }
     if not result["validation"]["passed"]:
         return result
-    profile = job["profile"]
+    result["latency"] = measure_latency(runner, artifact, session, data.example, job["profile"], job["target"])
+    return result
+
+
+def measure_latency(runner: Any, artifact: Path, session: Any, sample: Any, profile: dict[str, Any],
+                    target: str) -> list[dict[str, Any]]:
+    """Every thread count (and runtime variant, e.g. TF.js backends); `session` is the opened 1-thread one."""
+    variants = tuple(getattr(runner, "variants", (None,)))
     latencies = []
     for variant in variants:
         for threads in _thread_counts(profile["threads"]):
             timed = session if (threads, variant) == (1, variants[0]) else _open(runner, artifact, threads, variant)
-            stats = time_session(timed, [data.example], profile["warmup"], profile["runs"])
-            entry = {**stats, "threads": threads, "warmup": profile["warmup"],
-                     "measured_on": measured_on(job["target"], threads)}
+            stats = time_session(timed, [sample], profile["warmup"], profile["runs"])
+            entry = {**stats, "threads": threads, "warmup": profile["warmup"], "measured_on": measured_on(target, threads)}
             if variant is not None:
                 entry["backend"] = variant
                 entry["measured_on"] += f", {getattr(timed, 'runtime_label', variant)}"
             latencies.append(entry)
-    result["latency"] = latencies
-    return result
+    return latencies
 
 
 def _open(runner: Any, artifact: Path, threads: int, variant: str | None) -> Any:

@@ -13,6 +13,7 @@ class ExecutorchRunner:
     name: ClassVar[str] = "executorch"
     runtime: ClassVar[str] = "ExecuTorch runtime"
     distribution: ClassVar[str] = "executorch"
+    suffixes: ClassVar[dict[str, str]] = {".pte": "pte"}
 
     def open(self, path: Path, threads: int) -> TorchTensorSession:
         from executorch.extension.pybindings import portable_lib
@@ -23,4 +24,6 @@ class ExecutorchRunner:
             method = Runtime.get().load_program(str(path)).load_method("forward")
         except Exception as exc:
             raise InputError(f"{path} is not a loadable ExecuTorch program: {exc}") from exc
-        return TorchTensorSession(method.execute)
+        meta = method.metadata
+        shapes = [list(meta.input_tensor_meta(i).sizes()) for i in range(meta.num_inputs())]
+        return TorchTensorSession(method.execute, shapes)

@@ -13,6 +13,7 @@ class LiteInterpreterRunner:
     name: ClassVar[str] = "lite-interpreter"
     runtime: ClassVar[str] = "PyTorch lite interpreter"
     distribution: ClassVar[str] = "torch"
+    suffixes: ClassVar[dict[str, str]] = {".ptl": "ptl"}
 
     def open(self, path: Path, threads: int) -> TorchTensorSession:
         import torch

@@ -13,6 +13,7 @@ class LitertRunner:
     name: ClassVar[str] = "litert"
     runtime: ClassVar[str] = "LiteRT interpreter"
     distribution: ClassVar[str] = "ai-edge-litert"
+    suffixes: ClassVar[dict[str, str]] = {".tflite": "tflite"}
 
     def open(self, path: Path, threads: int) -> "LitertSession":
         from ai_edge_litert.interpreter import Interpreter
@@ -30,6 +31,8 @@ class LitertSession:
         self._interpreter = interpreter
         self._inputs = interpreter.get_input_details()
         self._outputs = interpreter.get_output_details()
+        self.input_shapes = [list(d["shape"]) for d in self._inputs]
+        self.input_dtypes = [np.dtype(d["dtype"]).name for d in self._inputs]
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         for detail, value in zip(self._inputs, inputs, strict=True):

@@ -13,6 +13,7 @@ class OnnxRuntimeRunner:
     name: ClassVar[str] = "onnxruntime"
     runtime: ClassVar[str] = "ONNX Runtime (CPU)"
     distribution: ClassVar[str] = "onnxruntime"
+    suffixes: ClassVar[dict[str, str]] = {".onnx": "onnx", ".ort": "ort"}
 
     def open(self, path: Path, threads: int) -> "OrtSession":
         import onnxruntime as ort
@@ -32,6 +33,9 @@ class OrtSession:
     def __init__(self, session: Any):
         self._session = session
         self._inputs = [i.name for i in session.get_inputs()]
+        shapes = [i.shape for i in session.get_inputs()]
+        fixed = all(isinstance(d, int) and d > 0 for shape in shapes for d in shape)
+        self.input_shapes = [list(s) for s in shapes] if fixed else None   # symbolic dims: needs --inputs
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         return list(self._session.run(None, dict(zip(self._inputs, inputs, strict=True))))

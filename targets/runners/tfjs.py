@@ -37,6 +37,7 @@ class TfjsNodeRunner:
     runtime: ClassVar[str] = "TF.js in Node"
     distribution: ClassVar[str] = "@tensorflow/tfjs"
     variants: ClassVar[tuple[str, ...]] = ("wasm", "cpu")   # first one validates; all are timed
+    suffixes: ClassVar[dict[str, str]] = {"model.json": "tfjs"}   # a folder holding model.json
 
     def bundle_files(self) -> dict[str, Path]:
         """The scripts and wasm binaries a web page needs, from the pinned npm packages (no CDN)."""

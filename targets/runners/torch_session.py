@@ -8,8 +8,9 @@ import numpy as np
 
 
 class TorchTensorSession:
-    def __init__(self, call: Callable[[list[Any]], Any]):
+    def __init__(self, call: Callable[[list[Any]], Any], input_shapes: list[list[int]] | None = None):
         self._call = call
+        self.input_shapes = input_shapes   # None: the runtime does not say; profiling then needs --inputs
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         import torch

@@ -1,0 +1,74 @@
+"""`edgepipe profile`: any existing artifact (a vendor's .tflite included) through its own runtime, with the
+same report schema and views as a build."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from . import __version__, cache, registry
+from .errors import ConfigError, InputError
+from .fsutil import sha256_artifact, size_bytes, zip_compressed_size
+from .gating import check_budgets
+from .host import host_id, versions
+from .jobs import run_job
+from .report import SCHEMA_VERSION, artifact_entry
+from .types import ArtifactResult, OutputSpec, ProfileSettings
+
+
+def runner_for(path: Path) -> tuple[str, str]:
+    """(runner name, format) from the file: a suffix a runner declares, or a folder with model.json."""
+    for runner in registry.load_all("runner")[0]:
+        for suffix, fmt in getattr(runner, "suffixes", {}).items():
+            if (path.is_file() and path.name.endswith(suffix)) or (path.is_dir() and (path / suffix).is_file()):
+                return runner.name, fmt
+    raise InputError(f"{path}: no runner reads this kind of file (known: .tflite, .pte, .onnx, .ort, .ptl, "
+                     f"a TF.js folder with model.json)")
+
+
+def profile(path: Path, target: str, out_dir: Path, inputs: Path | None, reference: Path | None,
+            profile_settings: ProfileSettings, budgets: dict[str, float]) -> dict[str, Any]:
+    started = time.perf_counter()
+    if not path.exists():
+        raise ConfigError(f"artifact not found: {path}")
+    if inputs is not None and not inputs.is_file():
+        raise ConfigError(f"inputs file not found: {inputs}")
+    runner, fmt = runner_for(path)
+    job: dict[str, Any] = {"stage": "profile", "artifact": str(path.resolve()), "runner": runner, "target": target,
+                           "inputs": str(inputs.resolve()) if inputs else None, "profile": asdict(profile_settings)}
+    if reference is not None:
+        job["reference"], job["reference_runner"] = str(reference.resolve()), runner_for(reference)[0]
+    workdir = cache.cache_root() / "work" / f"profile-{os.getpid()}-{time.time_ns()}"
+    measured = run_job(job, workdir, f"profile {path.name}")
+    result = ArtifactResult(OutputSpec(fmt, "as-built"), status="ok", path=str(path), sha256=sha256_artifact(path),
+                            size_bytes=size_bytes(path), size_compressed_bytes=zip_compressed_size(path), measure=measured)
+    validation = measured.get("validation")
+    if validation is not None and not validation["passed"]:
+        result.status = "failed"
+        result.error = {"stage": "validate", "type": "ValidationMismatch",
+                        "message": f"{path.name} disagrees with {reference}: {validation['message']}"}
+    entry = artifact_entry(result, None, path.name)
+    entry["input_shape"], entry["input_dtypes"] = measured["input_shape"], measured.get("input_dtypes")
+    checks = [c.to_dict() for c in check_budgets(budgets, [entry])]
+    failed_stage, failed_gate = result.status != "ok", any(not c["passed"] for c in checks)
+    report = {
+        "schema_version": SCHEMA_VERSION, "edgepipe_version": __version__, "target": target,
+        "passed": not (failed_stage or failed_gate),
+        "status": "stage_failed" if failed_stage else "gate_failed" if failed_gate else "passed",
+        "source": {"framework": "artifact", "params": None, "size_bytes": entry["size_bytes"], "accuracy": None,
+                   "fingerprint": entry["sha256"], "provenance": {"kind": "profiled artifact", "path": str(path),
+                                                                  "reference": str(reference) if reference else None}},
+        "artifacts": [entry], "checks": checks, "budgets": budgets, "warnings": [],
+        "stage_timings_s": {"total": round(time.perf_counter() - started, 3)}, "host": host_id(),
+        "tool_versions": versions(("onnxruntime", "ai-edge-litert", "executorch", "torch", "edgepipe")),
+        "config": {"command": "profile", "runner": runner, "inputs": str(inputs) if inputs else "generated (seed 0)",
+                   "profile": asdict(profile_settings)},
+    }
+    from .writer import write_views
+
+    folder = out_dir / path.name.replace(os.sep, "_")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_views(folder, report)
+    return report
