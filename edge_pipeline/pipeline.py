@@ -37,6 +37,7 @@ class BuildOptions:
     use_cache: bool = True
     parallel_exports: int = 2
     budgets: tuple[tuple[str, float], ...] = ()   # from --budget, over the file's
+    device: str | None = None                      # e.g. ssh://pi@board: measure there, not on this host
 
 
 def build(options: BuildOptions, on_event: Event = lambda *_: None) -> dict[str, Any]:
@@ -140,7 +141,7 @@ def _measure(step: Step, result: ArtifactResult, source_dir: Path, target: Targe
     profile = asdict(target.profile)
     key_material = {"stage": "measure", "artifact": result.sha256, "source": str(source_dir.name),
                     "runner": step.runner, "tolerance": tolerance, "profile": profile, "target": target.name,
-                    "host": host_id(), "versions": versions((step.distributions + ("edgepipe",)))}
+                    "host": options.device or host_id(), "versions": versions((step.distributions + ("edgepipe",)))}
     _, stage_dir = cache.stage_dir("measure", key_material)
     measured = cache.lookup(stage_dir) if options.use_cache else None
     on_event(label, "start", {"cached": measured is not None})
@@ -149,7 +150,7 @@ def _measure(step: Step, result: ArtifactResult, source_dir: Path, target: Targe
         cache.discard(stage_dir)
         job = {"stage": "measure", "runner": step.runner, "artifact": result.path, "target": target.name,
                "data": str(source_dir / "data.npz"), "reference": str(source_dir / "reference.npz"),
-               "tolerance": tolerance, "profile": profile}
+               "tolerance": tolerance, "profile": profile, "device": options.device}
         try:
             measured = run_job(job, stage_dir / "job", step.output.label)
         except EdgepipeError as exc:

@@ -29,15 +29,20 @@ def runner_for(path: Path) -> tuple[str, str]:
 
 
 def profile(path: Path, target: str, out_dir: Path, inputs: Path | None, reference: Path | None,
-            profile_settings: ProfileSettings, budgets: dict[str, float]) -> dict[str, Any]:
+            profile_settings: ProfileSettings, budgets: dict[str, float], device: str | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     if not path.exists():
         raise ConfigError(f"artifact not found: {path}")
     if inputs is not None and not inputs.is_file():
         raise ConfigError(f"inputs file not found: {inputs}")
     runner, fmt = runner_for(path)
+    if device is not None:
+        from .devices.ssh import SshDevice
+
+        SshDevice.parse(device)   # a malformed URL is a usage error, before any work
     job: dict[str, Any] = {"stage": "profile", "artifact": str(path.resolve()), "runner": runner, "target": target,
-                           "inputs": str(inputs.resolve()) if inputs else None, "profile": asdict(profile_settings)}
+                           "inputs": str(inputs.resolve()) if inputs else None, "profile": asdict(profile_settings),
+                           "device": device}
     if reference is not None:
         job["reference"], job["reference_runner"] = str(reference.resolve()), runner_for(reference)[0]
     workdir = cache.cache_root() / "work" / f"profile-{os.getpid()}-{time.time_ns()}"

@@ -24,6 +24,8 @@ app = typer.Typer(
          "prune -> quantize -> export -> validate -> profile -> gate.\n\n"
          "Exit codes: 0 ok, 1 a budget failed, 2 usage or config error, 3 environment "
          "(missing dependency, no device), 4 a stage failed.")
+DEVICE_HELP = ("Measure on a connected Linux board instead of this host: ssh://user@host[:port]"
+               "[?identity=KEY&known_hosts=FILE&python=PATH]. Host keys are verified, never accepted blindly.")
 err_console = Console(stderr=True)
 out_console = Console(width=shutil.get_terminal_size((120, 24)).columns)
 
@@ -49,6 +51,7 @@ def build(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout (progress stays on stderr).")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Rebuild every stage even when a cached result matches.")] = False,
     budget: Annotated[Optional[list[str]], typer.Option("--budget", "-b", help="A limit name=value, e.g. max-size-kb=900, max-accuracy-drop=0.5, max-latency-ms=12 (repeatable; overrides the config).")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", help=DEVICE_HELP)] = None,
 ) -> None:
     """Build, validate and profile every artifact the target asks for, then check its budgets.
 
@@ -64,7 +67,12 @@ def build(
         if example is not None:
             cfg = replace(cfg, source=replace(cfg.source, example=example, model=None))
         budgets = tuple(parse_budget(text) for text in budget or [])
-        options = BuildOptions(target=target, out_dir=out, config=cfg, use_cache=not no_cache, budgets=budgets)
+        if device is not None:
+            from ..devices.ssh import SshDevice
+
+            SshDevice.parse(device)
+        options = BuildOptions(target=target, out_dir=out, config=cfg, use_cache=not no_cache, budgets=budgets,
+                               device=device)
         with StageProgress(err_console) as progress:
             report = run_build(options, progress)
     except EdgepipeError as exc:
@@ -99,6 +107,7 @@ def profile(
     runs: Annotated[int, typer.Option(min=1, help="Timed runs per thread count.")] = 100,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed runs first.")] = 10,
     budget: Annotated[Optional[list[str]], typer.Option("--budget", "-b", help="Limit name=value (repeatable).")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", help=DEVICE_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Profile an existing artifact in its own runtime: size, latency and, with --reference, agreement."""
@@ -109,7 +118,7 @@ def profile(
         threads = load_target(target, load_config(None)).profile.threads if target != "host" else (1, 0)
         settings = ProfileSettings(warmup=warmup, runs=runs, threads=threads)
         report = run_profile(artifact, target, out, inputs, reference, settings,
-                             dict(parse_budget(b) for b in budget or []))
+                             dict(parse_budget(b) for b in budget or []), device)
     except EdgepipeError as exc:
         fail(exc, as_json)
     _finish(report, out / artifact.name, as_json)

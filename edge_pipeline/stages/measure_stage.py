@@ -13,8 +13,18 @@ from .datafiles import load_arrays, load_bundle
 SAMPLE_OUTPUTS = 8
 
 
-def run(job: dict[str, Any]) -> dict[str, Any]:
+def create_runner(job: dict[str, Any]) -> Any:
+    """The artifact's runner, on this host or, with a device URL, on that device."""
     runner = registry.create("runner", job["runner"])
+    if job.get("device"):
+        from ..devices.ssh import DeviceRunner
+
+        return DeviceRunner(runner, job["device"])
+    return runner
+
+
+def run(job: dict[str, Any]) -> dict[str, Any]:
+    runner = create_runner(job)
     variants = tuple(getattr(runner, "variants", (None,)))
     artifact = Path(job["artifact"])
     data = load_bundle(Path(job["data"]))
@@ -43,7 +53,9 @@ def measure_latency(runner: Any, artifact: Path, session: Any, sample: Any, prof
         for threads in _thread_counts(profile["threads"]):
             timed = session if (threads, variant) == (1, variants[0]) else _open(runner, artifact, threads, variant)
             stats = time_session(timed, [sample], profile["warmup"], profile["runs"])
-            entry = {**stats, "threads": threads, "warmup": profile["warmup"], "measured_on": measured_on(target, threads)}
+            where = getattr(timed, "device_label", None)
+            label = f"{where}, {threads} thread{'s' if threads != 1 else ''}" if where else measured_on(target, threads)
+            entry = {**stats, "threads": threads, "warmup": profile["warmup"], "measured_on": label}
             if variant is not None:
                 entry["backend"] = variant
                 entry["measured_on"] += f", {getattr(timed, 'runtime_label', variant)}"

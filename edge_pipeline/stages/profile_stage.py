@@ -12,12 +12,12 @@ from ..errors import InputError
 from ..host import package_version
 from ..validate import compare, tolerance_for
 from .datafiles import load_arrays
-from .measure_stage import _open, measure_latency
+from .measure_stage import _open, create_runner, measure_latency
 
 
 def run(job: dict[str, Any]) -> dict[str, Any]:
     artifact = Path(job["artifact"])
-    runner = registry.create("runner", job["runner"])
+    runner = create_runner(job)
     variants = tuple(getattr(runner, "variants", (None,)))
     session = _open(runner, artifact, 1, variants[0])
     inputs = _inputs(job.get("inputs"), getattr(session, "input_shapes", None), artifact)

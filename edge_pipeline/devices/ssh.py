@@ -1,0 +1,167 @@
+"""The ssh transport for Linux boards: push an artifact and a runner script, run it with the board's own
+Python runtime, pull outputs and timings, clean up. Host keys are verified against a known_hosts file
+(`StrictHostKeyChecking=yes`), never accepted blindly."""
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+
+from ..errors import ConfigError, InputError, RunnerUnavailable
+
+RUNNER_SCRIPT = Path(__file__).with_name("remote_runner.py")
+
+
+@dataclass(frozen=True)
+class SshDevice:
+    user: str
+    host: str
+    port: int = 22
+    identity: str | None = None
+    known_hosts: str | None = None
+    python: str = "python3"
+
+    @classmethod
+    def parse(cls, url: str) -> "SshDevice":
+        """ssh://user@host[:port][?identity=KEY&known_hosts=FILE&python=PATH]"""
+        parsed = urlparse(url)
+        if parsed.scheme != "ssh" or not parsed.hostname or not parsed.username:
+            raise ConfigError(f"--device '{url}' must look like ssh://user@host[:port]")
+        query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+        unknown = set(query) - {"identity", "known_hosts", "python"}
+        if unknown:
+            raise ConfigError(f"--device: unknown option(s) {', '.join(sorted(unknown))}; valid: identity, known_hosts, python")
+        return cls(parsed.username, parsed.hostname, parsed.port or 22, query.get("identity"),
+                   query.get("known_hosts"), query.get("python", "python3"))
+
+    @property
+    def label(self) -> str:
+        return f"ssh://{self.user}@{self.host}:{self.port}"
+
+
+class SshTransport:
+    def __init__(self, device: SshDevice):
+        self.device = device
+
+    def _options(self) -> list[str]:
+        d = self.device
+        opts = ["-p", str(d.port), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+                "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"]
+        if d.known_hosts:
+            opts += ["-o", f"UserKnownHostsFile={d.known_hosts}"]
+        if d.identity:
+            opts += ["-i", d.identity, "-o", "IdentitiesOnly=yes"]
+        return opts
+
+    def run(self, command: str, what: str) -> str:
+        """Runs a shell command on the device; a dropped connection is retried once."""
+        return self._call(command, what).decode(errors="replace")
+
+    def push(self, local: Path, remote: str) -> None:
+        """Through the ssh channel itself (`cat > file`): boards without scp/sftp work too."""
+        self._call(f"cat > {shlex.quote(remote)}", f"copying {local.name} to the device", local.read_bytes())
+
+    def pull(self, remote: str, local: Path) -> None:
+        local.write_bytes(self._call(f"cat {shlex.quote(remote)}", "copying results from the device"))
+
+    def _call(self, command: str, what: str, stdin: bytes | None = None) -> bytes:
+        argv = ["ssh", *self._options(), f"{self.device.user}@{self.device.host}", command]
+        for attempt in (1, 2):
+            proc = subprocess.run(argv, input=stdin if stdin is not None else b"", capture_output=True, timeout=600)
+            if proc.returncode == 0:
+                return proc.stdout
+            message = proc.stderr.decode(errors="replace").strip()
+            if "Host key verification failed" in message or "REMOTE HOST IDENTIFICATION HAS CHANGED" in message:
+                raise RunnerUnavailable(f"{self.device.label}: host key verification failed: the device's key is "
+                                        f"unknown or does not match known_hosts; refusing to connect")
+            if proc.returncode != 255:   # the command ran and failed: not a transport problem
+                detail = proc.stdout.decode(errors="replace") or message
+                raise RunnerUnavailable(f"{self.device.label}: {what} failed: {_last(detail)}")
+            if attempt == 2:
+                raise RunnerUnavailable(f"{self.device.label}: cannot reach the device ({_last(message)}); "
+                                        f"tried twice while {what}")
+        raise AssertionError("unreachable")
+
+
+def _last(text: str) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else "no output"
+
+
+class DeviceRunner:
+    """Wraps a local runner's identity; the artifact runs on the device through the transport."""
+
+    def __init__(self, local: Any, url: str):
+        self.local = local
+        self.device = SshDevice.parse(url)
+        self.transport = SshTransport(self.device)
+        self.name, self.distribution = local.name, local.distribution
+        self.runtime = f"{local.runtime} on {self.device.label}"
+
+    def open(self, path: Path, threads: int) -> "RemoteSession":
+        if path.is_dir():
+            raise InputError(f"{path.name}: folder artifacts (TF.js) cannot run on an ssh device; use the host runner")
+        session = RemoteSession(self.transport, path, threads)
+        try:   # the artifact is also here: its declared input shapes come from the local runtime
+            session.input_shapes = getattr(self.local.open(path, 1), "input_shapes", None)
+        except Exception:
+            session.input_shapes = None
+        return session
+
+
+class RemoteSession:
+    def __init__(self, transport: SshTransport, artifact: Path, threads: int):
+        self.transport, self.threads = transport, threads
+        self.remote_dir = transport.run("mktemp -d /tmp/edgepipe.XXXXXX", "creating a work folder").strip()
+        self.remote_artifact = f"{self.remote_dir}/{artifact.name}"
+        transport.push(artifact, self.remote_artifact)
+        transport.push(RUNNER_SCRIPT, f"{self.remote_dir}/remote_runner.py")
+        arch = transport.run("uname -m; nproc", "reading the device's CPU").split()
+        self.device_label = f"device {transport.device.label} ({' '.join(arch[:1])}, {arch[-1] if arch else '?'} cores)"
+        self.input_shapes = None
+        self.runtime_label = self.runtime_version = None
+
+    def _invoke(self, x: np.ndarray, batch: int, warmup: int = 0, runs: int = 0) -> tuple[dict[str, Any], np.ndarray | None]:
+        with tempfile.TemporaryDirectory() as tmp:
+            local_in, local_out = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
+            np.savez(local_in, x=np.ascontiguousarray(x, dtype=np.float32))
+            self.transport.push(local_in, f"{self.remote_dir}/in.npz")
+            d = self.remote_dir
+            command = (f"{shlex.quote(self.transport.device.python)} {d}/remote_runner.py {shlex.quote(self.remote_artifact)} "
+                       f"{d}/in.npz {d}/out.npz --threads {self.threads} --batch {batch} --warmup {warmup} --runs {runs}")
+            lines = [ln for ln in self.transport.run(command, "running the artifact").splitlines() if ln.startswith("{")]
+            reply = json.loads(lines[-1]) if lines else {"error": "the runner printed no result"}
+            if "error" in reply:
+                raise RunnerUnavailable(f"{self.transport.device.label}: {reply['error']}")
+            self.runtime_label = f"{reply['runtime']} on {self.device_label}"
+            self.runtime_version = reply.get("version")
+            if runs:
+                return reply, None
+            self.transport.pull(f"{d}/out.npz", local_out)
+            with np.load(local_out) as npz:
+                return reply, npz["y"]
+
+    def run_batches(self, inputs: np.ndarray, batch: int) -> np.ndarray:
+        return self._invoke(inputs, batch)[1]
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        (x,) = inputs
+        return [self.run_batches(x, x.shape[0])]
+
+    def benchmark(self, inputs: list[np.ndarray], warmup: int, runs: int) -> np.ndarray:
+        (x,) = inputs
+        reply, _ = self._invoke(x, x.shape[0], warmup, runs)
+        return np.asarray(reply["samples_ms"], dtype=np.float64)
+
+    def __del__(self) -> None:
+        try:
+            self.transport.run(f"rm -rf {shlex.quote(self.remote_dir)}", "cleaning up")
+        except Exception:
+            pass

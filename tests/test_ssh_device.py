@@ -1,0 +1,74 @@
+"""Profiling through the ssh transport against a real sshd on 127.0.0.1 (the 'board' is this machine, running
+the artifact with its own Python runtime through the pushed runner script)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import run_cli
+from .sshd import SSHD, keygen, start_sshd
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory):
+    if os.geteuid() != 0 or not Path(SSHD).exists():
+        pytest.fail("these tests need root and Debian openssh-server (.ci/run installs it)")
+    server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()
+
+
+def profile_json(*args: str) -> tuple[int, dict]:
+    proc = run_cli("profile", *args, "--json", "--runs", "20", "--warmup", "2")
+    lines = proc.stdout.splitlines()
+    return proc.returncode, json.loads(lines[0] if proc.returncode in (2, 3) else proc.stdout)
+
+
+def test_build_measures_on_the_device_and_validates(sshd, cache_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "edgepipe.toml").write_text("[targets.linux-arm64]\nformats = ['tflite:int8', 'onnx:fp32', 'pte:fp32']\n")
+    proc = run_cli("build", "--target", "linux-arm64", "--out", str(tmp_path / "out"), "--json",
+                   "--device", sshd.url(sys.executable), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    for art in report["artifacts"]:
+        assert art["status"] == "ok" and art["agreement"] >= 0.98
+        assert art["measured_on"].startswith(f"device ssh://root@127.0.0.1:{sshd.port}")
+        assert "host-emulated" not in art["measured_on"] and f"127.0.0.1:{sshd.port}" in art["runtime"]
+
+
+def test_wrong_host_key_is_refused(sshd, android_build: dict, tmp_path: Path) -> None:
+    keygen(tmp_path / "other")
+    wrong = tmp_path / "known_hosts"
+    pub = (tmp_path / "other.pub").read_text().split()
+    wrong.write_text(f"[127.0.0.1]:{sshd.port} {pub[0]} {pub[1]}\n")
+    artifact = android_build["out"] / "android" / "model-fp32.tflite"
+    code, payload = profile_json(str(artifact), "--device", sshd.url(sys.executable, known_hosts=wrong))
+    assert code == 3 and "host key verification failed" in payload["error"]["message"]
+    empty = tmp_path / "empty_known_hosts"
+    empty.write_text("")
+    code, payload = profile_json(str(artifact), "--device", sshd.url(sys.executable, known_hosts=empty))
+    assert code == 3 and "refusing to connect" in payload["error"]["message"]
+
+
+def test_unreachable_device_and_missing_runtime(sshd, android_build: dict, tmp_path: Path) -> None:
+    from .sshd import free_port
+
+    artifact = android_build["out"] / "android" / "model-fp32.tflite"
+    code, payload = profile_json(str(artifact), "--device", sshd.url(sys.executable, port=free_port()))
+    assert code == 3 and "cannot reach the device" in payload["error"]["message"] and "tried twice" in payload["error"]["message"]
+    bare = shutil.which("python3.11") or "/usr/bin/python3"   # a Python without the runtimes
+    code, payload = profile_json(str(artifact), "--device", sshd.url(bare))
+    assert code == 3, payload
+
+
+def test_malformed_device_url_is_a_usage_error(android_build: dict) -> None:
+    artifact = android_build["out"] / "android" / "model-fp32.tflite"
+    code, payload = profile_json(str(artifact), "--device", "ssh://nouser-host")
+    assert code == 2 and "ssh://user@host" in payload["error"]["message"]
