@@ -39,6 +39,7 @@ def artifact_entry(result: ArtifactResult, source_accuracy: float | None, relpat
         "cached": result.cached,
         "error": result.error,
         "sample_outputs": measure.get("sample_outputs"),
+        "op_profile": measure.get("op_profile"),
     }
 
 
@@ -72,6 +73,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     measured = sorted({a["measured_on"] for a in report["artifacts"] if a.get("measured_on")})
     if measured:
         lines += ["", "Latency was measured on this host, not on a device: " + "; ".join(measured) + "."]
+    lines += _op_tables(report)
     failures = [a for a in report["artifacts"] if a.get("error")]
     if failures or report["checks"]:
         lines += ["", "## Checks", ""]
@@ -80,6 +82,21 @@ def to_markdown(report: dict[str, Any]) -> str:
     for c in report["checks"]:
         lines.append(f"- {'ok' if c['passed'] else 'FAILED'} {c['message']}")
     return "\n".join(lines) + "\n"
+
+
+def _op_tables(report: dict[str, Any], top: int = 5) -> list[str]:
+    lines: list[str] = []
+    for a in report["artifacts"]:
+        profile = a.get("op_profile")
+        if not profile or not profile.get("top"):
+            continue
+        title = "Top ops by time" if profile.get("timed") else f"Ops (untimed, {profile['op_count']} in all)"
+        lines += ["", f"### {title}: {a['format']}:{a['precision']} ({profile['source']})", "",
+                  "| op | node | avg ms | share |", "|---|---|---:|---:|"]
+        for op in profile["top"][:top]:
+            share = "-" if op.get("share") is None else f"{op['share'] * 100:.1f}%"
+            lines.append(f"| {op['op']} | {op['name']} | {_num(op.get('avg_ms'), 4)} | {share} |")
+    return lines
 
 
 def _kb(value: int | None) -> str:

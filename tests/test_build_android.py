@@ -31,7 +31,7 @@ def test_writes_the_four_validated_artifacts(android_build: dict) -> None:
         assert sha256_file(folder / art["path"]) == art["sha256"]
         assert (folder / art["path"]).stat().st_size == art["size_bytes"]
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["manifest.json", "report.json", "report.md", "model-fp32.tflite", "model-int8.tflite",
+        ["manifest.json", "report.json", "report.md", "report.html", "report.junit.xml", "model-fp32.tflite", "model-int8.tflite",
          "model-fp32.pte", "model-int8.pte"])
 
 
@@ -70,6 +70,18 @@ def test_pte_reports_delegation(android_build: dict) -> None:
     meta = by_key(android_build["report"])[("pte", "int8")]["export"]["metadata"]
     assert meta["backend"] == "XNNPACK" and meta["delegated_nodes"] > 10
     assert meta["non_delegated_nodes"] <= 2
+
+
+def test_per_op_profiles(android_build: dict) -> None:
+    arts = by_key(android_build["report"])
+    pte = arts[("pte", "int8")]["op_profile"]
+    assert pte["timed"] and pte["source"].startswith("ExecuTorch ETDump")
+    assert any("Convolution" in op["op"] for op in pte["top"]) and all(op["delegated"] for op in pte["top"])
+    assert abs(sum(op["share"] for op in pte["top"]) - 1.0) < 0.2
+    tflite = arts[("tflite", "int8")]["op_profile"]
+    assert not tflite["timed"] and "CONV_2D" in {op["op"] for op in tflite["top"]}
+    md = (android_build["out"] / "android" / "report.md").read_text()
+    assert "### Top ops by time: pte:int8" in md
 
 
 def test_manifest_lists_every_artifact_with_hash(android_build: dict) -> None:

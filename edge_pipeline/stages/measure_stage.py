@@ -41,7 +41,25 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     if not result["validation"]["passed"]:
         return result
     result["latency"] = measure_latency(runner, artifact, session, data.example, job["profile"], job["target"])
+    result["op_profile"] = op_profile(runner, artifact, data.example, job["profile"]["runs"])
     return result
+
+
+TOP_OPS = 10
+
+
+def op_profile(runner: Any, artifact: Path, sample: Any, runs: int) -> dict[str, Any] | None:
+    """Top ops by time, one schema across runtimes; None when the runner cannot profile ops."""
+    if not hasattr(runner, "op_profile"):
+        return None
+    profile = runner.op_profile(artifact, sample, max(5, min(runs, 50)))
+    ops = profile["ops"]
+    timed = [o for o in ops if o["avg_ms"] is not None]
+    total = sum(o["avg_ms"] for o in timed) or None
+    for o in timed:
+        o["share"] = o["avg_ms"] / total if total else None
+    ranked = sorted(timed, key=lambda o: -o["avg_ms"]) if timed else ops
+    return {"source": profile["source"], "op_count": len(ops), "timed": bool(timed), "top": ranked[:TOP_OPS]}
 
 
 def measure_latency(runner: Any, artifact: Path, session: Any, sample: Any, profile: dict[str, Any],

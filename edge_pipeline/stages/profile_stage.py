@@ -12,7 +12,7 @@ from ..errors import InputError
 from ..host import package_version
 from ..validate import compare, tolerance_for
 from .datafiles import load_arrays
-from .measure_stage import _open, create_runner, measure_latency
+from .measure_stage import _open, create_runner, measure_latency, op_profile
 
 
 def run(job: dict[str, Any]) -> dict[str, Any]:
@@ -32,6 +32,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         "latency": measure_latency(runner, artifact, session, np.ascontiguousarray(inputs[:batch]),
                                    job["profile"], job["target"]),
     }
+    result["op_profile"] = op_profile(runner, artifact, np.ascontiguousarray(inputs[:batch]), job["profile"]["runs"])
     if job.get("reference"):
         ref_runner = registry.create("runner", job["reference_runner"])
         ref_session = _open(ref_runner, Path(job["reference"]), 1, tuple(getattr(ref_runner, "variants", (None,)))[0])

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
+
+import numpy as np
 
 from edge_pipeline.errors import InputError
 
@@ -27,3 +29,37 @@ class ExecutorchRunner:
         meta = method.metadata
         shapes = [list(meta.input_tensor_meta(i).sizes()) for i in range(meta.num_inputs())]
         return TorchTensorSession(method.execute, shapes)
+
+    def op_profile(self, path: Path, sample: np.ndarray, runs: int) -> dict[str, Any]:
+        return op_profile(path, sample, runs)
+
+
+def op_profile(path: Path, sample: np.ndarray, runs: int) -> dict[str, Any]:
+    """Per-op time inside the program (XNNPACK ops included) from ETDump, read by ExecuTorch's Inspector."""
+    import tempfile
+
+    import torch
+    from executorch.devtools import Inspector
+    from executorch.runtime import Runtime
+
+    program = Runtime.get().load_program(str(path), enable_etdump=True)
+    method = program.load_method("forward")
+    x = torch.from_numpy(np.ascontiguousarray(sample))
+    for _ in range(runs):
+        method.execute([x])
+    with tempfile.TemporaryDirectory() as tmp:
+        etdump = Path(tmp) / "run.etdp"
+        program.write_etdump_result_to_file(str(etdump), str(Path(tmp) / "debug.bin"))
+        frame = Inspector(etdump_path=str(etdump)).to_dataframe()
+    frame = frame[(frame["event_block_name"] == "Execute") & ~frame["event_name"].isin(
+        ["Method::execute", "DELEGATE_CALL"])]
+    rows = [{"op": str(r["event_name"]).split(" #")[0], "name": str(r["event_name"]), "avg_ms": float(r["avg (ms)"]),
+             "delegated": bool(r["is_delegated_op"]), "layer": _layer(r.get("module_hierarchy"))}
+            for _, r in frame.iterrows()]
+    return {"source": "ExecuTorch ETDump + devtools Inspector", "ops": rows}
+
+
+def _layer(hierarchy: Any) -> str | None:
+    if isinstance(hierarchy, dict) and hierarchy:
+        return str(list(hierarchy)[-1])
+    return None

@@ -28,6 +28,34 @@ class OnnxRuntimeRunner:
             raise InputError(f"{path} is not a loadable ONNX Runtime model: {exc}") from exc
         return OrtSession(session)
 
+    def op_profile(self, path: Path, sample: np.ndarray, runs: int) -> dict[str, Any]:
+        """Per-node kernel time from ONNX Runtime's own profiler (its JSON trace)."""
+        import json
+        import os
+        import tempfile
+        from collections import defaultdict
+
+        import onnxruntime as ort
+
+        with tempfile.TemporaryDirectory() as tmp:
+            options = ort.SessionOptions()
+            options.enable_profiling = True
+            options.profile_file_prefix = os.path.join(tmp, "ort")
+            options.intra_op_num_threads = 1
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            name = session.get_inputs()[0].name
+            for _ in range(runs):
+                session.run(None, {name: np.ascontiguousarray(sample)})
+            trace = json.loads(Path(session.end_profiling()).read_text())
+        totals: dict[tuple[str, str], float] = defaultdict(float)
+        for event in trace:
+            if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
+                node = event["name"][: -len("_kernel_time")]
+                totals[(event.get("args", {}).get("op_name", "?"), node)] += event["dur"] / 1000.0
+        rows = [{"op": op, "name": node, "avg_ms": total / runs, "delegated": False, "layer": node}
+                for (op, node), total in totals.items()]
+        return {"source": "ONNX Runtime profiler (CPU execution provider)", "ops": rows}
+
 
 class OrtSession:
     def __init__(self, session: Any):
