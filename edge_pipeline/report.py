@@ -40,6 +40,7 @@ def artifact_entry(result: ArtifactResult, source_accuracy: float | None, relpat
         "error": result.error,
         "sample_outputs": measure.get("sample_outputs"),
         "op_profile": measure.get("op_profile"),
+        "peak_rss_mb": measure.get("peak_rss_mb"),   # whole measuring process: Python + runtime + model
     }
 
 

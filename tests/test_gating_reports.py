@@ -160,24 +160,14 @@ def test_cli_budget_flag_fails_the_build_and_writes_step_summary(android_build: 
 
 @pytest.mark.slow
 def test_html_report_in_headless_chromium(android_build: dict, tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
-    from .test_web import CHROMIUM, FLAGS
+    from .browser import open_page
 
     page_path = android_build["out"] / "android" / "report.html"
     assert "http" not in re.sub(r'xmlns="http://www.w3.org/2000/svg"', "", page_path.read_text())
-    errors: list[str] = []
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
-                                                       headless=True, args=FLAGS)
-        page = context.new_page()
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(page_path.as_uri())
+    with open_page(page_path.as_uri(), tmp_path / "profile") as (page, errors):
         points = page.locator("#pareto-plot circle.point").count()
         boxes = page.locator("#latency-plot rect.box").count()
         title = page.title()
-        context.close()
     assert errors == [] and title == "edgepipe android: PASSED"
     assert points == boxes == len(android_build["report"]["artifacts"])
 

@@ -5,19 +5,16 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import shutil
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from .browser import open_page
 from .conftest import run_cli
 
 pytestmark = pytest.mark.slow
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-         "--disable-component-update", "--no-first-run", "--disable-sync"]
 
 
 @pytest.fixture(scope="session")
@@ -73,23 +70,12 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def test_demo_page_in_headless_chromium_matches_the_node_runner(served_bundle, tmp_path: Path) -> None:
-    assert shutil.which(CHROMIUM), "Debian chromium must be installed (.ci/run installs it)"
-    from playwright.sync_api import sync_playwright
-
     url, bundle = served_bundle
-    errors: list[str] = []
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
-                                                       headless=True, args=FLAGS)
-        page = context.new_page()
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(url)
+    with open_page(url, tmp_path / "profile") as (page, errors):
         page.wait_for_function("document.body.dataset.status !== undefined", timeout=60_000)
         status = page.evaluate("document.body.dataset.status")
         results = page.evaluate("window.edgepipeResults")
         rendered = page.inner_text("body")
-        context.close()
     assert status == "done", (status, errors, rendered)
     assert errors == []
     assert results["backend"] == "wasm"

@@ -41,8 +41,16 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     if not result["validation"]["passed"]:
         return result
     result["latency"] = measure_latency(runner, artifact, session, data.example, job["profile"], job["target"])
+    result["peak_rss_mb"] = peak_rss_mb()
     result["op_profile"] = op_profile(runner, artifact, data.example, job["profile"]["runs"])
     return result
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this measuring process so far (Python + the runtime + the model), in MiB."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 TOP_OPS = 10
