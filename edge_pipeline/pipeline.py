@@ -54,6 +54,7 @@ def build(options: BuildOptions, on_event: Event = lambda *_: None) -> dict[str,
         source, source_dir = _source_stage(options.config, workdir)
         timings["source"] = time.perf_counter() - t0
         on_event("source", "done", {"accuracy": source["accuracy"]})
+        _check_rank(target, source)
         steps = bind(target, source["framework"])
         _check_calibration(steps, source)
         t0 = time.perf_counter()
@@ -81,6 +82,13 @@ def _source_stage(config: Config, workdir: Path) -> tuple[dict[str, Any], Path]:
             shutil.copyfile(job_dir / name, source_dir / name)
         cache.commit(source_dir, source)
     return source, source_dir
+
+
+def _check_rank(target: Target, source: dict[str, Any]) -> None:
+    rank = len(source["input_shape"])
+    if target.max_input_rank is not None and rank > target.max_input_rank:
+        raise InputError(f"the {target.name} target handles inputs of rank <= {target.max_input_rank}; this model "
+                         f"takes a rank-{rank} input {source['input_shape']}")
 
 
 def _check_calibration(steps: list[Step], source: dict[str, Any]) -> None:

@@ -46,6 +46,7 @@ class Target:
     profile: ProfileSettings = ProfileSettings()
     device_class: str = "phone"
     bundle: str | None = None           # sample_apps/<bundle> template filled after a build
+    max_input_rank: int | None = None   # e.g. 4 for TF.js's wasm backend kernels
 
 
 @dataclass(frozen=True)

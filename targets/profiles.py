@@ -19,6 +19,7 @@ web = Target(
     profile=ProfileSettings(warmup=10, runs=100, threads=(1,)),
     device_class="browser",
     bundle="web",
+    max_input_rank=4,
 )
 
 ios = Target(

@@ -81,6 +81,21 @@ def make_huge_bias():
     return HugeBiasNet()
 
 
+class VideoNet(nn.Module):
+    """A 5-D (clip) input: more than the web target's TF.js kernels handle."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv3d(1, 2, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x).mean(dim=(2, 3, 4))
+
+
+def make_video():
+    return VideoNet()
+
+
 def broken_factory():
     raise ValueError("cannot build this model")
 

@@ -108,6 +108,13 @@ BAD_INPUTS = [
 ]
 
 
+def test_web_target_refuses_an_input_rank_it_cannot_handle(user_project, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = user_project("model = 'usermodels:make_video'\nexample-inputs = [1, 1, 4, 8, 8]\n")
+    result, payload = build(project, monkeypatch, "--target", "web")
+    assert result.exit_code == 2 and "handles inputs of rank <= 4" in payload["error"]["message"]
+    assert "[1, 1, 4, 8, 8]" in payload["error"]["message"] and not (project / "out" / "web").exists()
+
+
 @pytest.mark.parametrize("toml,message", BAD_INPUTS, ids=[m[:30] for _, m in BAD_INPUTS])
 def test_bad_input_is_one_clear_line_with_exit_2(user_project, monkeypatch, toml: str, message: str) -> None:
     project = user_project(toml)

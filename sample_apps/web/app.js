@@ -15,6 +15,7 @@ function argmax(values) {
 }
 
 function drawSample(values, shape, layout) {
+  if (shape.length !== 4) return document.createTextNode(`${values.length} values`);
   const canvas = document.createElement('canvas');
   const [h, w] = layout === 'NCHW' ? shape.slice(-2) : shape.slice(-3, -1);
   canvas.width = w; canvas.height = h;
