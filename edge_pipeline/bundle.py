@@ -32,6 +32,7 @@ def write_bundle(target: Target, folder: Path, report: dict[str, Any], steps: li
     inputs = arrays["eval_inputs"][:SAMPLE_COUNT]
     labels = arrays["eval_labels"][:SAMPLE_COUNT].tolist() if "eval_labels" in arrays.files else []
     models, vendor = [], {}
+    (dest / "models").mkdir(exist_ok=True)
     for step, artifact in zip(steps, report["artifacts"]):
         if artifact["status"] != "ok":
             continue
@@ -54,17 +55,34 @@ def write_bundle(target: Target, folder: Path, report: dict[str, Any], steps: li
                "expected": {m["name"]: m.pop("expected_outputs") for m in models}}
     (dest / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     (dest / "samples.json").write_text(json.dumps(samples) + "\n")
-    _fill_readme(dest / "README.md", target, report, models, len(inputs))
-    return {"path": "bundle", "template": target.bundle, "models": [m["path"] for m in models],
+    generated = {}
+    for hook in ARTIFACT_HOOKS.get(target.bundle or "", []):
+        generated.update(hook(dest, report, folder))
+    _fill_readme(dest / "README.md", target, report, models, len(inputs), generated)
+    return {"path": "bundle", "template": target.bundle, "models": [m["path"] for m in models], **generated,
             "files": sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())}
 
 
-def _fill_readme(path: Path, target: Target, report: dict[str, Any], models: list[dict], samples: int) -> None:
+def _mcu_sources(dest: Path, report: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """TFLite Micro wants the model compiled in: C source of the validated int8 .tflite."""
+    from .c_array import write_c_array
+
+    tflite = next(a for a in report["artifacts"] if a["status"] == "ok" and a["format"] == "tflite")
+    return {"c_array": write_c_array(folder / tflite["path"], dest, tflite["sha256"])}
+
+
+ARTIFACT_HOOKS = {"mcu": [_mcu_sources]}   # template -> extra generators
+
+
+def _fill_readme(path: Path, target: Target, report: dict[str, Any], models: list[dict], samples: int,
+                 generated: dict[str, Any]) -> None:
     if not path.is_file():
         return
     versions = {a["runtime_version"] for a in report["artifacts"] if a.get("runtime_version")}
     text = path.read_text().format(
         target=target.name, framework=report["source"]["framework"], params=f"{report['source']['params']:,}",
         sample_count=samples, tfjs_version=", ".join(sorted(versions)) or "?",
+        arena=generated.get("c_array", {}).get("arena_estimate_bytes", "?"),
+        model_bytes=generated.get("c_array", {}).get("model_bytes", "?"),
         model_lines="\n".join(f"- `models/{m['path']}`: {m['name']}" for m in models))
     path.write_text(text)

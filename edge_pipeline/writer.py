@@ -6,12 +6,14 @@ or interrupted build never leaves a mix of old and new files, nor an unvalidated
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .bundle import write_bundle
+from .errors import StageFailed
 from .fsutil import copy_atomic, replace_dir, write_json_atomic, write_text_atomic
 from .gating import check_budgets, outliers
 from .host import host_id, versions
@@ -67,7 +69,11 @@ def write_outputs(target: Target, options: "BuildOptions", source: dict[str, Any
                                "sha256": a["sha256"], "size_bytes": a["size_bytes"]}
                               for a in artifacts if a["path"]]}
     if target.bundle and any(a["status"] == "ok" for a in artifacts):
-        report["bundle"] = write_bundle(target, staging, report, steps, source_dir / "data.npz")
+        try:
+            report["bundle"] = write_bundle(target, staging, report, steps, source_dir / "data.npz")
+        except (OSError, ValueError, StopIteration) as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise StageFailed(f"bundle '{target.bundle}': {type(exc).__name__}: {exc}") from exc
     write_json_atomic(staging / "manifest.json", manifest)
     write_views(staging, report)
     replace_dir(staging, dest)

@@ -37,3 +37,13 @@ linux_arm64 = Target(
     profile=ProfileSettings(warmup=10, runs=100, threads=(1, 0)),
     device_class="board",
 )
+
+mcu = Target(
+    name="mcu",
+    description="Microcontrollers (TensorFlow Lite Micro): full-int8 .tflite as C source, within a flash budget",
+    outputs=(OutputSpec("tflite", "int8"),),
+    budgets={"max-size-kb": 256.0},
+    profile=ProfileSettings(warmup=10, runs=100, threads=(1,)),
+    device_class="microcontroller",
+    bundle="mcu",
+)

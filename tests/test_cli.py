@@ -135,7 +135,8 @@ def test_a_crashing_converter_fails_only_its_artifact(thirdparty_env: dict[str, 
 def test_targets_lists_the_builtin_profiles_with_runners() -> None:
     result = runner.invoke(app, ["targets", "--json"])
     rows = {t["name"]: t for t in json.loads(result.output)}
-    assert {"android", "ios", "web", "linux-arm64"} <= set(rows)
+    assert {"android", "ios", "web", "linux-arm64", "mcu"} <= set(rows)
+    assert rows["mcu"]["outputs"] == ["tflite:int8"] and rows["mcu"]["budgets"] == {"max-size-kb": 256.0}
     assert rows["linux-arm64"]["runners"] == ["litert", "onnxruntime"] and rows["web"]["bundle"] == "web"
 
 
