@@ -1,6 +1,9 @@
 """Validate + profile stage: run the artifact in its own runtime, compare with the source, time it."""
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,15 +81,33 @@ def measure_latency(runner: Any, artifact: Path, session: Any, sample: Any, prof
     for variant in variants:
         for threads in _thread_counts(profile["threads"]):
             timed = session if (threads, variant) == (1, variants[0]) else _open(runner, artifact, threads, variant)
-            stats = time_session(timed, [sample], profile["warmup"], profile["runs"])
             where = getattr(timed, "device_label", None)
+            in_process = not (where or hasattr(timed, "benchmark"))   # a child process keeps its own affinity
+            with pinned_cpus(threads) if in_process else contextlib.nullcontext([]) as cpus:
+                stats = time_session(timed, [sample], profile["warmup"], profile["runs"])
             label = f"{where}, {threads} thread{'s' if threads != 1 else ''}" if where else measured_on(target, threads)
+            if cpus:
+                label += f", pinned to CPU {','.join(map(str, cpus))}"
             entry = {**stats, "threads": threads, "warmup": profile["warmup"], "measured_on": label}
             if variant is not None:
                 entry["backend"] = variant
                 entry["measured_on"] += f", {getattr(timed, 'runtime_label', variant)}"
             latencies.append(entry)
     return latencies
+
+
+@contextlib.contextmanager
+def pinned_cpus(threads: int) -> Iterator[list[int]]:
+    """Emulates a device with fewer cores: the measuring process runs on `threads` CPUs only."""
+    available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if not available or threads >= len(available):
+        yield []
+        return
+    os.sched_setaffinity(0, available[:threads])
+    try:
+        yield available[:threads]
+    finally:
+        os.sched_setaffinity(0, available)
 
 
 def _open(runner: Any, artifact: Path, threads: int, variant: str | None) -> Any:
