@@ -36,7 +36,7 @@ def profile(path: Path, target: str, out_dir: Path, inputs: Path | None, referen
     if inputs is not None and not inputs.is_file():
         raise ConfigError(f"inputs file not found: {inputs}")
     runner, fmt = runner_for(path)
-    if device is not None:
+    if device is not None and not device.startswith("adb"):
         from .devices.ssh import SshDevice
 
         SshDevice.parse(device)   # a malformed URL is a usage error, before any work
@@ -46,7 +46,10 @@ def profile(path: Path, target: str, out_dir: Path, inputs: Path | None, referen
     if reference is not None:
         job["reference"], job["reference_runner"] = str(reference.resolve()), runner_for(reference)[0]
     workdir = cache.cache_root() / "work" / f"profile-{os.getpid()}-{time.time_ns()}"
-    measured = run_job(job, workdir, f"profile {path.name}")
+    if device is not None and device.startswith("adb"):
+        measured = _measure_on_phone(path, device, profile_settings)
+    else:
+        measured = run_job(job, workdir, f"profile {path.name}")
     result = ArtifactResult(OutputSpec(fmt, "as-built"), status="ok", path=str(path), sha256=sha256_artifact(path),
                             size_bytes=size_bytes(path), size_compressed_bytes=zip_compressed_size(path), measure=measured)
     validation = measured.get("validation")
@@ -77,3 +80,13 @@ def profile(path: Path, target: str, out_dir: Path, inputs: Path | None, referen
     folder.mkdir(parents=True, exist_ok=True)
     write_views(folder, report)
     return report
+
+
+
+def _measure_on_phone(path: Path, device: str, settings: ProfileSettings) -> dict[str, Any]:
+    """Latency from benchmark_model on an adb device; it reads no outputs back, so agreement is not measured."""
+    from .devices.adb import AdbDevice, profile_on_phone
+
+    entry = profile_on_phone(AdbDevice.parse(device), path, 1, settings.warmup, settings.runs)
+    return {"runtime": "LiteRT benchmark_model (on the phone)", "runtime_version": None, "input_shape": None,
+            "latency": [entry], "sample_outputs": None, "op_profile": None}
