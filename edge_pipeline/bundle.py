@@ -1,66 +1,99 @@
-"""Demo bundles: a `sample_apps/<template>/` folder filled with the built artifacts, runtime files, sample
-inputs with the outputs their runner produced, labels and preprocessing constants."""
+"""Demo bundles: a `sample_apps/<template>/` folder filled with the validated artifacts, runtime files, sample
+inputs with the outputs each artifact's runner produced, labels and preprocessing constants, plus a zip.
+
+A build writes `samples.json` next to its artifacts; `edgepipe bundle` (or `build` for targets with a
+template) turns a build folder into `bundle/` and `<name>.zip`."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import registry
-from .errors import StageFailed
-from .types import Target
+from .errors import ConfigError, StageFailed
+from .fsutil import atomic_path, replace_dir, sha256_artifact
 
 SAMPLE_COUNT = 8
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def templates_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "sample_apps"
 
 
-def write_bundle(target: Target, folder: Path, report: dict[str, Any], steps: list[Any],
-                 data_file: Path) -> dict[str, Any]:
-    """Writes folder/bundle; returns a summary for the report. Only validated artifacts go in."""
-    template = templates_dir() / (target.bundle or "")
-    if not template.is_dir():
-        raise StageFailed(f"bundle template '{target.bundle}' not found in {templates_dir()}")
-    dest = folder / "bundle"
-    shutil.copytree(template, dest)
-    arrays = np.load(data_file, allow_pickle=False)
-    inputs = arrays["eval_inputs"][:SAMPLE_COUNT]
-    labels = arrays["eval_labels"][:SAMPLE_COUNT].tolist() if "eval_labels" in arrays.files else []
-    models, vendor = [], {}
-    (dest / "models").mkdir(exist_ok=True)
-    for step, artifact in zip(steps, report["artifacts"]):
-        if artifact["status"] != "ok":
-            continue
-        shutil.copytree(folder / artifact["path"], dest / "models" / artifact["path"]) if (folder / artifact["path"]).is_dir() \
-            else shutil.copy2(folder / artifact["path"], dest / "models" / artifact["path"])
-        models.append({"name": f"{artifact['format']}:{artifact['precision']}", "path": artifact["path"],
-                       "expected_outputs": artifact.get("sample_outputs")})
-        runner = registry.create("runner", step.runner)
-        vendor.update(getattr(runner, "bundle_files", lambda: {})())
-    for relative, source in sorted(vendor.items()):
-        (dest / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, dest / relative)
+def sample_record(report: dict[str, Any], data_file: Path) -> dict[str, Any]:
+    """The bundle's inputs: a few evaluation samples and what each validated artifact answered to them."""
+    with np.load(data_file, allow_pickle=False) as arrays:
+        inputs = arrays["eval_inputs"][:SAMPLE_COUNT]
+        labels = arrays["eval_labels"][:SAMPLE_COUNT].tolist() if "eval_labels" in arrays.files else []
     source = report["source"]
     classes = int(source["output_shape"][-1]) if source.get("output_shape") else 0
-    config = {"target": target.name, "input_shape": [1, *source["input_shape"][1:]],
-              "layout": "NCHW" if source["framework"] == "torch" else "NHWC",
-              "labels": [str(i) for i in range(classes)], "warmup": 5, "runs": 30, "models": models}
-    (dest / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    samples = {"inputs": [x.reshape(-1).tolist() for x in inputs], "labels": labels,
-               "expected": {m["name"]: m.pop("expected_outputs") for m in models}}
-    (dest / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    (dest / "samples.json").write_text(json.dumps(samples) + "\n")
-    generated = {}
-    for hook in ARTIFACT_HOOKS.get(target.bundle or "", []):
-        generated.update(hook(dest, report, folder))
-    _fill_readme(dest / "README.md", target, report, models, len(inputs), generated)
-    return {"path": "bundle", "template": target.bundle, "models": [m["path"] for m in models], **generated,
-            "files": sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())}
+    return {"input_shape": [1, *source["input_shape"][1:]],
+            "layout": "NCHW" if source["framework"] == "torch" else "NHWC",
+            "labels": [str(i) for i in range(classes)],
+            "inputs": [x.reshape(-1).tolist() for x in inputs], "sample_labels": labels,
+            "expected": {f"{a['format']}:{a['precision']}": a.get("sample_outputs")
+                         for a in report["artifacts"] if a["status"] == "ok"}}
+
+
+def write_bundle(template_name: str, folder: Path, report: dict[str, Any], zip_name: str | None = None) -> dict[str, Any]:
+    """Fills folder/bundle from the template and writes folder/<zip_name>.zip; only validated artifacts go in."""
+    zip_name = zip_name or f"{report['target']}-{template_name}-bundle"
+    if not SAFE_NAME.match(zip_name) or ".." in zip_name:
+        raise ConfigError(f"bundle name '{zip_name}' must be a plain file name (letters, digits, . _ -)")
+    template = templates_dir() / template_name
+    if not template.is_dir():
+        known = sorted(p.name for p in templates_dir().iterdir() if p.is_dir())
+        raise ConfigError(f"no bundle template '{template_name}' (templates: {', '.join(known)})")
+    samples = json.loads((folder / "samples.json").read_text())
+    staging = folder / ".bundle.staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(template, staging)
+    models, vendor = [], {}
+    (staging / "models").mkdir(exist_ok=True)
+    for artifact in (a for a in report["artifacts"] if a["status"] == "ok"):
+        src = folder / artifact["path"]
+        if sha256_artifact(src) != artifact["sha256"]:
+            raise StageFailed(f"{src} changed since the build (sha256 differs from report.json): rebuild first")
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, staging / "models" / artifact["path"])
+        models.append({"name": f"{artifact['format']}:{artifact['precision']}", "path": artifact["path"],
+                       "format": artifact["format"]})
+        if artifact.get("runner"):
+            vendor.update(getattr(registry.create("runner", artifact["runner"]), "bundle_files", lambda: {})())
+    for relative, source in sorted(vendor.items()):
+        (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, staging / relative)
+    config = {"target": report["target"], "input_shape": samples["input_shape"], "layout": samples["layout"],
+              "labels": samples["labels"], "warmup": 5, "runs": 30, "models": models}
+    (staging / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    (staging / "samples.json").write_text(json.dumps({"inputs": samples["inputs"], "labels": samples["sample_labels"],
+                                                      "expected": samples["expected"]}) + "\n")
+    generated: dict[str, Any] = {}
+    for hook in ARTIFACT_HOOKS.get(template_name, []):
+        generated.update(hook(staging, report, folder))
+    _fill_readme(staging / "README.md", report, models, len(samples["inputs"]), generated)
+    replace_dir(staging, folder / "bundle")
+    zip_path = folder / f"{zip_name}.zip"
+    _zip(folder / "bundle", zip_path)
+    return {"path": "bundle", "zip": zip_path.name, "template": template_name, "models": [m["path"] for m in models],
+            **generated, "files": sorted(p.relative_to(folder / "bundle").as_posix()
+                                         for p in (folder / "bundle").rglob("*") if p.is_file())}
+
+
+def _zip(folder: Path, dest: Path) -> None:
+    """Fixed timestamps and sorted entries: the same bundle gives the same zip bytes."""
+    with atomic_path(dest) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+                info = zipfile.ZipInfo(f"{dest.stem}/{file.relative_to(folder).as_posix()}", (1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = (0o755 if file.suffix in (".py", ".sh") else 0o644) << 16
+                zf.writestr(info, file.read_bytes())
 
 
 def _mcu_sources(dest: Path, report: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -74,13 +107,12 @@ def _mcu_sources(dest: Path, report: dict[str, Any], folder: Path) -> dict[str, 
 ARTIFACT_HOOKS = {"mcu": [_mcu_sources]}   # template -> extra generators
 
 
-def _fill_readme(path: Path, target: Target, report: dict[str, Any], models: list[dict], samples: int,
-                 generated: dict[str, Any]) -> None:
+def _fill_readme(path: Path, report: dict[str, Any], models: list[dict], samples: int, generated: dict[str, Any]) -> None:
     if not path.is_file():
         return
     versions = {a["runtime_version"] for a in report["artifacts"] if a.get("runtime_version")}
     text = path.read_text().format(
-        target=target.name, framework=report["source"]["framework"], params=f"{report['source']['params']:,}",
+        target=report["target"], framework=report["source"]["framework"], params=f"{report['source']['params'] or 0:,}",
         sample_count=samples, tfjs_version=", ".join(sorted(versions)) or "?",
         arena=generated.get("c_array", {}).get("arena_estimate_bytes", "?"),
         model_bytes=generated.get("c_array", {}).get("model_bytes", "?"),

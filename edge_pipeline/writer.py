@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .bundle import write_bundle
+from .bundle import sample_record, write_bundle
 from .errors import StageFailed
 from .fsutil import copy_atomic, replace_dir, write_json_atomic, write_text_atomic
 from .gating import check_budgets, outliers
@@ -41,7 +41,7 @@ def write_outputs(target: Target, options: "BuildOptions", source: dict[str, Any
         if result.status == "ok" and result.path:
             copy_atomic(Path(result.path), staging / step.filename)
             relpath = step.filename
-        artifacts.append(artifact_entry(result, source.get("accuracy"), relpath))
+        artifacts.append({**artifact_entry(result, source.get("accuracy"), relpath), "runner": step.runner})
     checks = [c.to_dict() for c in check_budgets(target.budgets, artifacts)]
     stage_failed = any(a["status"] != "ok" for a in artifacts)
     gate_failed = any(not c["passed"] for c in checks)
@@ -68,9 +68,10 @@ def write_outputs(target: Target, options: "BuildOptions", source: dict[str, Any
                 "artifacts": [{"path": a["path"], "format": a["format"], "precision": a["precision"],
                                "sha256": a["sha256"], "size_bytes": a["size_bytes"]}
                               for a in artifacts if a["path"]]}
+    write_json_atomic(staging / "samples.json", sample_record(report, source_dir / "data.npz"))
     if target.bundle and any(a["status"] == "ok" for a in artifacts):
         try:
-            report["bundle"] = write_bundle(target, staging, report, steps, source_dir / "data.npz")
+            report["bundle"] = write_bundle(target.bundle, staging, report)
         except (OSError, ValueError, StopIteration) as exc:
             shutil.rmtree(staging, ignore_errors=True)
             raise StageFailed(f"bundle '{target.bundle}': {type(exc).__name__}: {exc}") from exc

@@ -36,6 +36,7 @@ linux_arm64 = Target(
     outputs=(OutputSpec("tflite", "fp32"), OutputSpec("tflite", "int8"), OutputSpec("onnx", "fp32"), OutputSpec("onnx", "int8")),
     profile=ProfileSettings(warmup=10, runs=100, threads=(1, 0)),
     device_class="board",
+    bundle="linux",
 )
 
 mcu = Target(

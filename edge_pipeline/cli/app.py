@@ -15,7 +15,7 @@ from .. import __version__, registry
 from ..config import load_config
 from ..gating import parse_budget
 from ..plan import load_target
-from ..errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED, EXIT_USAGE, EdgepipeError
+from ..errors import ConfigError, EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED, EXIT_USAGE, EdgepipeError
 from .render import StageProgress, report_table
 
 app = typer.Typer(
@@ -122,6 +122,30 @@ def profile(
     except EdgepipeError as exc:
         fail(exc, as_json)
     _finish(report, out / artifact.name, as_json)
+
+
+@app.command()
+def bundle(
+    target: Annotated[str, typer.Option("--target", "-t", help="The built target whose artifacts go in.")] = "android",
+    out: Annotated[Path, typer.Option("--out", "-o", help="The build's output folder (OUT/<target>/ must hold a build).")] = Path("build/edgepipe"),
+    template: Annotated[Optional[str], typer.Option("--template", help="sample_apps/ template (default: the target's).")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Zip file name without .zip (a plain name, no folders).")] = None,
+) -> None:
+    """Fill a sample_apps/ template with a build's validated artifacts and write it as a folder and a zip."""
+    from ..baseline import load_report
+    from ..bundle import write_bundle
+
+    folder = out / target
+    try:
+        report = load_report(folder / "report.json", "build report")
+        chosen = template or load_target(target, load_config(None)).bundle
+        if chosen is None:
+            raise ConfigError(f"target '{target}' has no bundle template yet; pass --template (see sample_apps/)")
+        summary = write_bundle(chosen, folder, report, name)
+    except EdgepipeError as exc:
+        fail(exc, False)
+    out_console.print(f"bundle '{chosen}' for {target}: {folder / 'bundle'} and {folder / summary['zip']} "
+                      f"({len(summary['files'])} files)")
 
 
 @app.command()
