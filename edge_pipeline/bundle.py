@@ -104,7 +104,15 @@ def _mcu_sources(dest: Path, report: dict[str, Any], folder: Path) -> dict[str, 
     return {"c_array": write_c_array(folder / tflite["path"], dest, tflite["sha256"])}
 
 
-ARTIFACT_HOOKS = {"mcu": [_mcu_sources]}   # template -> extra generators
+def _board_runtime(dest: Path, report: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The same standalone runner the ssh transport pushes, so a board runs bundles exactly as it is profiled."""
+    from .devices.ssh import RUNNER_SCRIPT
+
+    shutil.copy2(RUNNER_SCRIPT, dest / "board_runtime.py")
+    return {}
+
+
+ARTIFACT_HOOKS = {"mcu": [_mcu_sources], "linux": [_board_runtime]}   # template -> extra generators
 
 
 def _fill_readme(path: Path, report: dict[str, Any], models: list[dict], samples: int, generated: dict[str, Any]) -> None:

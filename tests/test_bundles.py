@@ -32,7 +32,7 @@ def test_linux_bundle_reproduces_outputs_in_a_fresh_venv(linux_build: Path, tmp_
         assert all(n.startswith("board-demo/") and ".." not in n for n in names)
         zf.extractall(tmp_path)
     app = tmp_path / "board-demo"
-    assert {"run.py", "requirements.txt", "config.json", "samples.json", "README.md"} <= {p.name for p in app.iterdir()}
+    assert {"run.py", "board_runtime.py", "requirements.txt", "config.json", "samples.json", "README.md"} <= {p.name for p in app.iterdir()}
     assert len(json.loads((app / "config.json").read_text())["models"]) == 4
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)

@@ -10,44 +10,15 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
 
-def litert(path, threads):
-    from ai_edge_litert.interpreter import Interpreter
+def open_model(path, threads):
+    """board_runtime.py is edgepipe's device runner script, shipped beside this file."""
+    from board_runtime import OPENERS
 
-    it = Interpreter(model_path=str(path), num_threads=threads)
-    it.allocate_tensors()
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
-
-    def convert(value, detail, to_tensor):
-        dtype = np.dtype(detail["dtype"])
-        if dtype.kind not in "iu":
-            return value.astype(dtype) if to_tensor else value.astype(np.float32)
-        scale, zero = detail["quantization"]
-        if to_tensor:
-            info = np.iinfo(dtype)
-            return np.clip(np.round(value / scale + zero), info.min, info.max).astype(dtype)
-        return ((value.astype(np.float32) - zero) * scale).astype(np.float32)
-
-    def run(x):
-        it.set_tensor(inp["index"], convert(x, inp, True))
-        it.invoke()
-        return convert(it.get_tensor(out["index"]), out, False)
-
+    run, _runtime, _version = OPENERS[path.suffix](str(path), threads)
     return run
-
-
-def onnxruntime(path, threads):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return lambda x: session.run(None, {name: x})[0]
-
-
-RUNTIMES = {"tflite": litert, "onnx": onnxruntime, "ort": onnxruntime}
 
 
 def main():
@@ -61,7 +32,7 @@ def main():
     ok = True
     results = {}
     for model in config["models"]:
-        run = RUNTIMES[model["format"]](HERE / "models" / model["path"], args.threads)
+        run = open_model(HERE / "models" / model["path"], args.threads)
         outputs = np.stack([run(np.asarray(x, dtype=np.float32).reshape(shape))[0] for x in samples["inputs"]])
         expected = np.asarray(samples["expected"][model["name"]], dtype=np.float32)
         diff = float(np.abs(outputs - expected).max())
