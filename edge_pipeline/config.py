@@ -147,8 +147,3 @@ def _apply_profile(profile: ProfileSettings, table: dict) -> ProfileSettings:
     if "threads" in table:
         changes["threads"] = tuple(0 if t == "all" else t for t in table["threads"])
     return replace(profile, **changes)
-
-
-def custom_target_names(config: Config, builtin: set[str]) -> list[str]:
-    """Targets named in the file that no built-in profile provides (not supported yet: say so)."""
-    return [name for name in config.targets if name not in builtin]

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import EdgepipeError, StageFailed
+from .errors import StageFailed
 
 
 class DiskFull(StageFailed):
@@ -135,12 +135,3 @@ def replace_dir(staging: Path, dest: Path) -> None:
 def _discard(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
-
-
-def read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise EdgepipeError(f"{what} not found: {path}") from exc
-    except json.JSONDecodeError as exc:
-        raise EdgepipeError(f"{what} is not valid JSON: {path}: {exc}") from exc

@@ -10,7 +10,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from .errors import EdgepipeError, InputError, StageFailed
+from .errors import EdgepipeError, StageFailed
 
 STAGES = {
     "source": "edge_pipeline.stages.source_stage:run",
@@ -50,8 +50,6 @@ def _first_line(exc: BaseException) -> str:
     lines = [ln for ln in text.splitlines() if ln.strip()]
     return lines[0][:500] if lines else text[:500]
 
-
-__all__ = ["main", "InputError"]
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -7,14 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
-from edge_pipeline.cli import app
 
 from .conftest import run_cli
 
 pytestmark = pytest.mark.slow
-runner = CliRunner()
 
 
 def build_json(project: Path, *args: str) -> tuple[int, dict]:

@@ -21,8 +21,9 @@ evaluate = "usermodels:evaluate"
 def build(project: Path, monkeypatch: pytest.MonkeyPatch, *extra: str):
     monkeypatch.chdir(project)
     result = runner.invoke(app, ["build", "--out", str(project / "out"), "--json", *extra])
-    lines = [ln for ln in result.stdout.splitlines() if ln.startswith("{")]
-    payload = json.loads("\n".join(result.stdout.splitlines()[result.stdout.splitlines().index(lines[0]):])) if lines else None
+    lines = result.stdout.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("{")), None)
+    payload = json.loads("\n".join(lines[start:])) if start is not None else None   # the --json document
     return result, payload
 
 
