@@ -93,10 +93,10 @@ def _op_tables(report: dict[str, Any], top: int = 5) -> list[str]:
             continue
         title = "Top ops by time" if profile.get("timed") else f"Ops (untimed, {profile['op_count']} in all)"
         lines += ["", f"### {title}: {a['format']}:{a['precision']} ({profile['source']})", "",
-                  "| op | node | avg ms | share |", "|---|---|---:|---:|"]
+                  "| op | node | source layer | avg ms | share |", "|---|---|---|---:|---:|"]
         for op in profile["top"][:top]:
             share = "-" if op.get("share") is None else f"{op['share'] * 100:.1f}%"
-            lines.append(f"| {op['op']} | {op['name']} | {_num(op.get('avg_ms'), 4)} | {share} |")
+            lines.append(f"| {op['op']} | {op['name']} | {op.get('layer') or '-'} | {_num(op.get('avg_ms'), 4)} | {share} |")
     return lines
 
 

@@ -80,9 +80,11 @@ def test_per_op_profiles(android_build: dict) -> None:
     assert any("Convolution" in op["op"] for op in pte["top"]) and all(op["delegated"] for op in pte["top"])
     assert abs(sum(op["share"] for op in pte["top"]) - 1.0) < 0.2
     tflite = arts[("tflite", "int8")]["op_profile"]
-    assert not tflite["timed"] and "CONV_2D" in {op["op"] for op in tflite["top"]}
+    assert tflite["timed"] and tflite["source"].startswith("LiteRT isolated-op replay")
+    assert tflite["top"][0]["op"] in {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}   # the compute, not a reshape
+    assert any(op["layer"] and "Conv2d" in op["layer"] for op in tflite["top"])          # named after the torch layer
     md = (android_build["out"] / "android" / "report.md").read_text()
-    assert "### Top ops by time: pte:int8" in md
+    assert "### Top ops by time: pte:int8" in md and "### Top ops by time: tflite:int8" in md
 
 
 def test_manifest_lists_every_artifact_with_hash(android_build: dict) -> None:

@@ -70,7 +70,8 @@ def op_profile(runner: Any, artifact: Path, sample: Any, runs: int) -> dict[str,
     for o in timed:
         o["share"] = o["avg_ms"] / total if total else None
     ranked = sorted(timed, key=lambda o: -o["avg_ms"]) if timed else ops
-    return {"source": profile["source"], "op_count": len(ops), "timed": bool(timed), "top": ranked[:TOP_OPS]}
+    extra = {k: v for k, v in profile.items() if k not in ("source", "ops")}   # e.g. LiteRT's invoke_floor_ms
+    return {"source": profile["source"], "op_count": len(ops), "timed": bool(timed), "top": ranked[:TOP_OPS], **extra}
 
 
 def measure_latency(runner: Any, artifact: Path, session: Any, sample: Any, profile: dict[str, Any],

@@ -26,14 +26,9 @@ class LitertRunner:
         return LitertSession(interpreter)
 
     def op_profile(self, path: Path, sample: np.ndarray, runs: int) -> dict[str, Any]:
-        """LiteRT's Python interpreter exposes the op list but not per-op timing: ops are listed untimed."""
-        from ai_edge_litert.interpreter import Interpreter
+        from .litert_op_profile import op_profile
 
-        interpreter = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True)
-        interpreter.allocate_tensors()
-        rows = [{"op": op["op_name"], "name": f"{op['op_name']} #{op['index']}", "avg_ms": None, "delegated": False,
-                 "layer": None} for op in interpreter._get_ops_details()]
-        return {"source": "LiteRT op list (per-op timing is not exposed by the Python interpreter)", "ops": rows}
+        return op_profile(path, runs)
 
 
 class LitertSession:
