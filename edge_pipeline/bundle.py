@@ -17,6 +17,7 @@ import numpy as np
 from . import registry
 from .errors import ConfigError, StageFailed
 from .fsutil import atomic_path, replace_dir, sha256_artifact
+from .mobile_bundle import APP_FORMATS, ASSET_ROOTS, generate_sources
 
 SAMPLE_COUNT = 8
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -41,6 +42,12 @@ def sample_record(report: dict[str, Any], data_file: Path) -> dict[str, Any]:
                          for a in report["artifacts"] if a["status"] == "ok"}}
 
 
+def bundleable(template_name: str, artifacts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Validated artifacts in a format the template's app code runs."""
+    formats = APP_FORMATS.get(template_name)
+    return [a for a in artifacts if a["status"] == "ok" and (formats is None or a["format"] in formats)]
+
+
 def write_bundle(template_name: str, folder: Path, report: dict[str, Any], zip_name: str | None = None) -> dict[str, Any]:
     """Fills folder/bundle from the template and writes folder/<zip_name>.zip; only validated artifacts go in."""
     zip_name = zip_name or f"{report['target']}-{template_name}-bundle"
@@ -55,12 +62,17 @@ def write_bundle(template_name: str, folder: Path, report: dict[str, Any], zip_n
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(template, staging)
     models, vendor = [], {}
-    (staging / "models").mkdir(exist_ok=True)
-    for artifact in (a for a in report["artifacts"] if a["status"] == "ok"):
+    assets = staging / ASSET_ROOTS.get(template_name, ".")     # where the app reads its files from
+    (assets / "models").mkdir(parents=True, exist_ok=True)
+    bundled = bundleable(template_name, report["artifacts"])
+    if not bundled:
+        raise StageFailed(f"no validated artifact the '{template_name}' app can run "
+                          f"(it runs {', '.join(APP_FORMATS.get(template_name, ('any format',)))})")
+    for artifact in bundled:
         src = folder / artifact["path"]
         if sha256_artifact(src) != artifact["sha256"]:
             raise StageFailed(f"{src} changed since the build (sha256 differs from report.json): rebuild first")
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, staging / "models" / artifact["path"])
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, assets / "models" / artifact["path"])
         models.append({"name": f"{artifact['format']}:{artifact['precision']}", "path": artifact["path"],
                        "format": artifact["format"]})
         if artifact.get("runner"):
@@ -70,8 +82,8 @@ def write_bundle(template_name: str, folder: Path, report: dict[str, Any], zip_n
         shutil.copy2(source, staging / relative)
     config = {"target": report["target"], "input_shape": samples["input_shape"], "layout": samples["layout"],
               "labels": samples["labels"], "warmup": 5, "runs": 30, "models": models}
-    (staging / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    (staging / "samples.json").write_text(json.dumps({"inputs": samples["inputs"], "labels": samples["sample_labels"],
+    (assets / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    (assets / "samples.json").write_text(json.dumps({"inputs": samples["inputs"], "labels": samples["sample_labels"],
                                                       "expected": samples["expected"]}) + "\n")
     generated: dict[str, Any] = {}
     for hook in ARTIFACT_HOOKS.get(template_name, []):
@@ -112,7 +124,8 @@ def _board_runtime(dest: Path, report: dict[str, Any], folder: Path) -> dict[str
     return {}
 
 
-ARTIFACT_HOOKS = {"mcu": [_mcu_sources], "linux": [_board_runtime]}   # template -> extra generators
+ARTIFACT_HOOKS = {"mcu": [_mcu_sources], "linux": [_board_runtime],   # template -> extra generators
+                  "android": [generate_sources("android")], "ios": [generate_sources("ios")]}
 
 
 def _fill_readme(path: Path, report: dict[str, Any], models: list[dict], samples: int, generated: dict[str, Any]) -> None:
@@ -124,5 +137,6 @@ def _fill_readme(path: Path, report: dict[str, Any], models: list[dict], samples
         sample_count=samples, tfjs_version=", ".join(sorted(versions)) or "?",
         arena=generated.get("c_array", {}).get("arena_estimate_bytes", "?"),
         model_bytes=generated.get("c_array", {}).get("model_bytes", "?"),
+        runtime_versions=", ".join(f"{k} {v}" for k, v in generated.get("runtime_versions", {}).items()) or "?",
         model_lines="\n".join(f"- `models/{m['path']}`: {m['name']}" for m in models))
     path.write_text(text)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .bundle import sample_record, write_bundle
+from .bundle import bundleable, sample_record, write_bundle
 from .errors import StageFailed
 from .fsutil import copy_atomic, replace_dir, write_json_atomic, write_text_atomic
 from .gating import check_budgets, outliers
@@ -69,7 +69,9 @@ def write_outputs(target: Target, options: "BuildOptions", source: dict[str, Any
                                "sha256": a["sha256"], "size_bytes": a["size_bytes"]}
                               for a in artifacts if a["path"]]}
     write_json_atomic(staging / "samples.json", sample_record(report, source_dir / "data.npz"))
-    if target.bundle and any(a["status"] == "ok" for a in artifacts):
+    if target.bundle and not bundleable(target.bundle, artifacts) and any(a["status"] == "ok" for a in artifacts):
+        report["warnings"].append(f"no '{target.bundle}' bundle: none of the validated artifacts is a format its app runs")
+    elif target.bundle and bundleable(target.bundle, artifacts):
         try:
             report["bundle"] = write_bundle(target.bundle, staging, report)
         except (OSError, ValueError, StopIteration) as exc:

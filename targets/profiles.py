@@ -10,6 +10,7 @@ android = Target(
              OutputSpec("pte", "fp32"), OutputSpec("pte", "int8")),
     profile=ProfileSettings(warmup=10, runs=100, threads=(1, 0)),
     device_class="phone",
+    bundle="android",
 )
 
 web = Target(
@@ -28,6 +29,7 @@ ios = Target(
     outputs=(OutputSpec("pte", "fp32"), OutputSpec("pte", "int8")),
     profile=ProfileSettings(warmup=10, runs=100, threads=(1, 0)),
     device_class="phone",
+    bundle="ios",
 )
 
 linux_arm64 = Target(

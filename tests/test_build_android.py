@@ -33,7 +33,7 @@ def test_writes_the_four_validated_artifacts(android_build: dict) -> None:
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         ["manifest.json", "report.json", "report.md", "report.html", "report.junit.xml", "samples.json",
          "model-fp32.tflite", "model-int8.tflite",
-         "model-fp32.pte", "model-int8.pte"])
+         "model-fp32.pte", "model-int8.pte", "bundle", "android-android-bundle.zip"])
 
 
 def test_source_section(android_build: dict) -> None:
@@ -124,4 +124,5 @@ def test_legacy_ptl_on_request_says_optimize_for_mobile_is_unavailable(android_b
     meta = art["export"]["metadata"]
     if not meta["optimized_for_mobile"]:   # the CPU wheel here lacks XNNPACK: reported, not a crash
         assert "optimize_for_mobile is unavailable" in meta["note"]
+    assert any("no 'android' bundle" in w for w in json.loads(proc.stdout)["warnings"])
     assert (tmp_path / "out" / "android" / "model-fp32.ptl").is_file()

@@ -30,8 +30,24 @@ class ExecutorchRunner:
         shapes = [list(meta.input_tensor_meta(i).sizes()) for i in range(meta.num_inputs())]
         return TorchTensorSession(method.execute, shapes)
 
+    def signature(self, path: Path) -> dict[str, Any]:
+        """Tensors as an app must encode them (the program's own metadata; float I/O even for int8)."""
+        from executorch.runtime import Runtime
+
+        meta = Runtime.get().load_program(str(path)).load_method("forward").metadata
+
+        def tensor(info: Any) -> dict[str, Any]:
+            return {"name": None, "shape": list(info.sizes()), "dtype": SCALAR_TYPES.get(int(info.dtype()), str(info.dtype())),
+                    "scale": 0.0, "zero_point": 0}
+
+        return {"inputs": [tensor(meta.input_tensor_meta(i)) for i in range(meta.num_inputs())],
+                "outputs": [tensor(meta.output_tensor_meta(i)) for i in range(meta.num_outputs())]}
+
     def op_profile(self, path: Path, sample: np.ndarray, runs: int) -> dict[str, Any]:
         return op_profile(path, sample, runs)
+
+
+SCALAR_TYPES = {0: "uint8", 1: "int8", 3: "int32", 4: "int64", 5: "float16", 6: "float32"}   # c10::ScalarType
 
 
 def op_profile(path: Path, sample: np.ndarray, runs: int) -> dict[str, Any]:

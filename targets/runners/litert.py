@@ -25,6 +25,14 @@ class LitertRunner:
             raise InputError(f"{path} is not a loadable LiteRT model: {exc}") from exc
         return LitertSession(interpreter)
 
+    def signature(self, path: Path) -> dict[str, Any]:
+        """Tensors as an app must encode them: int8 models take and give quantized tensors."""
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=str(path))
+        return {"inputs": [_tensor(d) for d in interpreter.get_input_details()],
+                "outputs": [_tensor(d) for d in interpreter.get_output_details()]}
+
     def op_profile(self, path: Path, sample: np.ndarray, runs: int) -> dict[str, Any]:
         from .litert_op_profile import op_profile
 
@@ -46,6 +54,12 @@ class LitertSession:
             self._interpreter.set_tensor(detail["index"], quantize(value, detail))
         self._interpreter.invoke()
         return [dequantize(self._interpreter.get_tensor(d["index"]), d) for d in self._outputs]
+
+
+def _tensor(detail: dict[str, Any]) -> dict[str, Any]:
+    scale, zero_point = detail["quantization"]
+    return {"name": detail["name"], "shape": [int(d) for d in detail["shape"]],
+            "dtype": np.dtype(detail["dtype"]).name, "scale": float(scale), "zero_point": int(zero_point)}
 
 
 def quantize(value: np.ndarray, detail: dict[str, Any]) -> np.ndarray:

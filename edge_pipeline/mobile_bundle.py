@@ -1,0 +1,103 @@
+"""Generated source for the phone templates (Kotlin for android, Swift for ios).
+
+The input shape, tensor encodings (dtype, scale, zero point), labels and runtime versions are read from the
+validated model files by their own runtimes and written into `ModelInfo.kt` / `ModelInfo.swift`, so the app code
+and the models it ships cannot drift apart. Neither app can be compiled here (no Android SDK or Xcode); the tests
+check every path and shape the generated code names against the bundle.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from . import registry
+from .errors import StageFailed
+
+ASSET_ROOTS = {"android": "app/src/main/assets", "ios": "EdgepipeDemo/Resources"}
+APP_FORMATS = {"android": ("tflite", "pte"), "ios": ("pte",)}    # what each app's code can run
+MODEL_INFO = {"android": "app/src/main/java/dev/edgepipe/demo/ModelInfo.kt", "ios": "EdgepipeDemo/ModelInfo.swift"}
+VERSION_TOKENS = {"@LITERT_VERSION@": "ai-edge-litert", "@EXECUTORCH_VERSION@": "executorch"}
+TEXT_SUFFIXES = {".kts", ".properties", ".yml", ".kt", ".swift", ".md", ".xml"}
+
+
+def describe_models(dest: Path, template: str, report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every bundled model with its tensors as its runtime reads them from the bundled file."""
+    assets = dest / ASSET_ROOTS[template]
+    config = json.loads((assets / "config.json").read_text())
+    runners = {f"{a['format']}:{a['precision']}": a["runner"] for a in report["artifacts"] if a["status"] == "ok"}
+    described = []
+    for model in config["models"]:
+        signature = registry.create("runner", runners[model["name"]]).signature(assets / "models" / model["path"])
+        if len(signature["inputs"]) != 1 or len(signature["outputs"]) != 1:
+            raise StageFailed(f"the {template} demo app handles one input and one output; {model['name']} has "
+                              f"{len(signature['inputs'])} and {len(signature['outputs'])}")
+        if signature["inputs"][0]["shape"] != config["input_shape"]:
+            raise StageFailed(f"{model['name']} takes {signature['inputs'][0]['shape']}, the bundle's samples are "
+                              f"{config['input_shape']}")
+        described.append({**model, "asset": f"models/{model['path']}", "input": signature["inputs"][0],
+                          "output": signature["outputs"][0]})
+    return described
+
+
+def _kotlin(models: list[dict[str, Any]], config: dict[str, Any], samples: int) -> str:
+    def entry(m: dict[str, Any]) -> str:
+        i, o = m["input"], m["output"]
+        return (f'        BundledModel(name = {_q(m["name"])}, asset = {_q(m["asset"])}, format = {_q(m["format"])},\n'
+                f'            inputType = {_q(i["dtype"])}, inputScale = {i["scale"]!r}f, inputZeroPoint = {i["zero_point"]},\n'
+                f'            outputType = {_q(o["dtype"])}, outputScale = {o["scale"]!r}f, outputZeroPoint = {o["zero_point"]}),')
+
+    return "\n".join([
+        "// Written by `edgepipe bundle` from the validated models: do not edit by hand.",
+        "package dev.edgepipe.demo", "", "object ModelInfo {",
+        f'    const val TARGET = {_q(config["target"])}',
+        f'    const val LAYOUT = {_q(config["layout"])}',
+        f'    val INPUT_SHAPE = longArrayOf({", ".join(map(str, config["input_shape"]))})',
+        f'    val LABELS = listOf({", ".join(map(_q, config["labels"]))})',
+        f"    const val SAMPLE_COUNT = {samples}", f'    const val WARMUP = {config["warmup"]}',
+        f'    const val RUNS = {config["runs"]}', "    val MODELS = listOf(", *map(entry, models), "    )", "}", ""])
+
+
+def _swift(models: list[dict[str, Any]], config: dict[str, Any], samples: int) -> str:
+    entries = [f'        BundledModel(name: {_q(m["name"])}, asset: {_q(m["asset"])}, format: {_q(m["format"])}),'
+               for m in models]
+    return "\n".join([
+        "// Written by `edgepipe bundle` from the validated models: do not edit by hand.", "",
+        "enum ModelInfo {",
+        f'    static let target = {_q(config["target"])}',
+        f'    static let layout = {_q(config["layout"])}',
+        f'    static let inputShape = [{", ".join(map(str, config["input_shape"]))}]',
+        f'    static let labels = [{", ".join(map(_q, config["labels"]))}]',
+        f"    static let sampleCount = {samples}", f'    static let warmup = {config["warmup"]}',
+        f'    static let runs = {config["runs"]}', "    static let models = [", *entries, "    ]", "}", ""])
+
+
+def _q(text: str) -> str:
+    return json.dumps(text)   # a JSON string literal is a valid Kotlin and Swift string literal for these names
+
+
+RENDERERS: dict[str, Callable[[list[dict[str, Any]], dict[str, Any], int], str]] = {"android": _kotlin, "ios": _swift}
+
+
+def generate_sources(template: str) -> Callable[[Path, dict[str, Any], Path], dict[str, Any]]:
+    """The bundle hook for one phone template."""
+    def hook(dest: Path, report: dict[str, Any], folder: Path) -> dict[str, Any]:
+        assets = dest / ASSET_ROOTS[template]
+        config = json.loads((assets / "config.json").read_text())
+        samples = len(json.loads((assets / "samples.json").read_text())["inputs"])
+        models = describe_models(dest, template, report)
+        (dest / MODEL_INFO[template]).write_text(RENDERERS[template](models, config, samples))
+        runtime_versions = {token: report["tool_versions"].get(dist) for token, dist in VERSION_TOKENS.items()}
+        missing = [VERSION_TOKENS[t] for t, v in runtime_versions.items() if not v]
+        if missing:
+            raise StageFailed(f"report.json lacks the versions of {', '.join(missing)}: rebuild with this edgepipe")
+        for file in (p for p in dest.rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES):
+            text = file.read_text()
+            if "@" in text:
+                for token, version in runtime_versions.items():
+                    text = text.replace(token, str(version))
+                file.write_text(text)
+        return {"generated": [MODEL_INFO[template]],
+                "runtime_versions": {VERSION_TOKENS[t]: v for t, v in runtime_versions.items()}}
+
+    return hook
