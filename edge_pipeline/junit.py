@@ -15,7 +15,11 @@ def to_junit(report: dict[str, Any], checks: list[dict[str, Any]] | None = None)
         label = f"{artifact['format']}:{artifact['precision']}"
         case = ET.SubElement(suite, "testcase", classname=f"edgepipe.{report['target']}.{label}", name="build+validate")
         cases += 1
-        if artifact.get("status") != "ok":
+        if artifact.get("status") == "unvalidated":
+            skipped += 1
+            reason = (artifact.get("export") or {}).get("unvalidated_reason", "not validated")
+            ET.SubElement(case, "skipped", message=f"unvalidated: {reason}")
+        elif artifact.get("status") != "ok":
             failures += 1
             error = artifact.get("error") or {}
             failure = ET.SubElement(case, "failure", message=error.get("message", "failed"), type=error.get("type", ""))

@@ -62,7 +62,13 @@ def build(options: BuildOptions, on_event: Event = lambda *_: None) -> dict[str,
         timings["export"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         for step, result in zip(steps, results):
-            if result.status != "failed":
+            if result.status == "failed":
+                continue
+            if step.runner is None:
+                result.status = "unvalidated"
+                result.export["unvalidated_reason"] = step.unvalidated_reason or "no runtime can run it here"
+                on_event(f"validate+profile {step.output.label}", "skipped", {"reason": result.export["unvalidated_reason"]})
+            else:
                 _measure(step, result, source_dir, target, options, on_event)
         timings["validate+profile"] = time.perf_counter() - t0
     finally:

@@ -20,12 +20,13 @@ class Step:
     output: OutputSpec
     exporter: str
     transform: str | None
-    runner: str
+    runner: str | None                   # None: no runtime here can run it (reported unvalidated)
     suffix: str
     frameworks: tuple[str, ...]
     distributions: tuple[str, ...]
     needs_calibration: bool = False
     bridge: str | None = None
+    unvalidated_reason: str | None = None
 
     @property
     def filename(self) -> str:
@@ -107,16 +108,17 @@ def _step(output: OutputSpec, exporter: Any, bridge: str | None) -> Step:
         if transform not in registry.names("transform"):
             raise ConfigError(f"'{output.label}' needs the transform '{transform}', which is not installed")
         needs_calibration = bool(registry.load("transform", transform).needs_calibration)
-    if exporter.runner not in registry.names("runner"):
+    if exporter.runner is not None and exporter.runner not in registry.names("runner"):
         raise ConfigError(f"'{output.label}' is measured by the runner '{exporter.runner}', which is not installed")
     distributions = tuple(exporter.distributions)
     if bridge:
         distributions += tuple(registry.load("transform", bridge).distributions)
     return Step(output, exporter.name, transform, exporter.runner, exporter.suffix, tuple(exporter.frameworks),
-                distributions, needs_calibration, bridge)
+                distributions, needs_calibration, bridge,
+                getattr(exporter, "unvalidated_reason", None) if exporter.runner is None else None)
 
 
 def runners_for(target: Target) -> list[str]:
     """The runtimes that would measure a target's outputs (any framework)."""
     exporters = _exporters()[0]
-    return sorted({e.runner for o in target.outputs for e in exporters if e.format == o.format})
+    return sorted({e.runner for o in target.outputs for e in exporters if e.format == o.format and e.runner})

@@ -74,6 +74,10 @@ def to_markdown(report: dict[str, Any]) -> str:
     measured = sorted({a["measured_on"] for a in report["artifacts"] if a.get("measured_on")})
     if measured:
         lines += ["", "Latency was measured on this host, not on a device: " + "; ".join(measured) + "."]
+    for a in report["artifacts"]:
+        if a["status"] == "unvalidated":
+            lines += ["", f"**{a['format']}:{a['precision']} is UNVALIDATED**: "
+                          f"{(a.get('export') or {}).get('unvalidated_reason', 'no runtime here can run it')}."]
     lines += _op_tables(report)
     failures = [a for a in report["artifacts"] if a.get("error")]
     if failures or report["checks"]:

@@ -38,12 +38,12 @@ def write_outputs(target: Target, options: "BuildOptions", source: dict[str, Any
     artifacts = []
     for step, result in zip(steps, results):
         relpath = None
-        if result.status == "ok" and result.path:
+        if result.status in ("ok", "unvalidated") and result.path:   # unvalidated: kept, labelled, never bundled
             copy_atomic(Path(result.path), staging / step.filename)
             relpath = step.filename
         artifacts.append({**artifact_entry(result, source.get("accuracy"), relpath), "runner": step.runner})
     checks = [c.to_dict() for c in check_budgets(target.budgets, artifacts)]
-    stage_failed = any(a["status"] != "ok" for a in artifacts)
+    stage_failed = any(a["status"] == "failed" for a in artifacts)
     gate_failed = any(not c["passed"] for c in checks)
     timings = {**timings, "total": time.perf_counter() - started}
     report = {
@@ -58,7 +58,9 @@ def write_outputs(target: Target, options: "BuildOptions", source: dict[str, Any
         "artifacts": artifacts,
         "checks": checks,
         "budgets": dict(target.budgets),
-        "warnings": outliers(artifacts),
+        "warnings": outliers(artifacts) + [
+            f"{a['format']}:{a['precision']} is unvalidated: {a['export'].get('unvalidated_reason')}"
+            for a in artifacts if a["status"] == "unvalidated"],
         "stage_timings_s": {k: round(v, 3) for k, v in timings.items()},
         "host": host_id(),
         "tool_versions": versions(TOOLS),

@@ -47,3 +47,9 @@ class TfjsFloat16(ConverterSetting):
 class TfjsUint8(ConverterSetting):
     """Affine uint8 weight storage; TF.js dequantizes to float32 when loading."""
     name, key, value = "tfjs-uint8", "tfjs_weights", "uint8"
+
+
+class CoremlFloat16(ConverterSetting):
+    """Core ML ML-program compute precision float16 (weights and activations), coremltools' default."""
+    name, key, value = "coreml-fp16", "coreml_precision", "fp16"
+    frameworks = ("torch",)

@@ -131,3 +131,44 @@ def test_ios_bundle(android_build: dict, tmp_path: Path) -> None:
     project = (app / "project.yml").read_text()
     assert f"branch: swiftpm-{package_version('executorch')}" in project and "path: EdgepipeDemo/Resources" in project
     assert "@EXECUTORCH_VERSION@" not in project
+    check_coreml_is_unvalidated(out / "ios", report, app)
+
+
+def check_coreml_is_unvalidated(folder: Path, report: dict, app: Path) -> None:
+    """Core ML converts here but cannot run: kept and labelled, never passing, never bundled."""
+    import coremltools as ct
+    import xml.etree.ElementTree as ET
+
+    (coreml,) = [a for a in report["artifacts"] if a["format"] == "coreml"]
+    assert coreml["status"] == "unvalidated" and coreml["agreement"] is None and coreml["latency_ms"] is None
+    assert "only on Apple platforms" in coreml["export"]["unvalidated_reason"]
+    assert any(w.startswith("coreml:fp16 is unvalidated") for w in report["warnings"])
+    spec = ct.models.MLModel(str(folder / coreml["path"]), skip_model_load=True).get_spec()
+    assert list(spec.description.input[0].type.multiArrayType.shape) == [1, *report["source"]["input_shape"][1:]]
+    assert coreml["export"]["metadata"]["mil_ops"].get("conv", 0) >= 2
+    junit = ET.parse(folder / "report.junit.xml").getroot()
+    skipped = [c for c in junit.iter("testcase") if "coreml:fp16" in c.get("classname") and c.find("skipped") is not None]
+    assert skipped and "unvalidated" in skipped[0].find("skipped").get("message")
+    assert "UNVALIDATED" in (folder / "report.md").read_text()
+    assert not list(app.rglob("*.mlpackage"))
+
+
+def test_coreml_package_bytes_are_reproducible(tmp_path: Path) -> None:
+    """coremltools names package items with random UUIDs; the exporter renames them after their content."""
+    import torch
+
+    from edge_pipeline.fsutil import sha256_artifact
+    from edge_pipeline.plugins import Model
+    from targets.exporters.coreml import CoremlExporter
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(144, 10)).eval()
+    hashes = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        meta = CoremlExporter().export(Model("torch", net, (torch.randn(1, 1, 8, 8),)), tmp_path / name)
+        assert meta["compute_precision"] == "fp32" and meta["validated"] is False
+        manifest = json.loads((tmp_path / name / "Manifest.json").read_text())
+        assert manifest["rootModelIdentifier"] in manifest["itemInfoEntries"]
+        hashes.append(sha256_artifact(tmp_path / name))
+    assert hashes[0] == hashes[1]

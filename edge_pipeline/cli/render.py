@@ -6,7 +6,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-STATE_STYLE = {"done": "green", "failed": "red", "start": "cyan"}
+STATE_STYLE = {"done": "green", "failed": "red", "start": "cyan", "skipped": "yellow"}
+STATUS_STYLE = {"ok": "green", "failed": "red", "unvalidated": "yellow"}
 
 
 class StageProgress:
@@ -28,9 +29,9 @@ class StageProgress:
             self.status.update(f"{label}{' (cached)' if details.get('cached') else ''} ...")
             return
         extra = " (cached)" if details.get("cached") else ""
-        if details.get("error"):
-            extra = f": {details['error']}"
-        mark = "✓" if state == "done" else "✗"
+        if details.get("error") or details.get("reason"):
+            extra = f": {details.get('error') or details['reason']}"
+        mark = {"done": "✓", "skipped": "-"}.get(state, "✗")
         self.console.print(f"[{STATE_STYLE.get(state, 'white')}]{mark}[/] {label}{extra}")
 
 
@@ -40,7 +41,7 @@ def report_table(report: dict[str, Any]) -> Table:
         table.add_column(column, justify="left" if column in ("artifact", "status") else "right")
     for a in report["artifacts"]:
         lat = a.get("latency_ms") or {}
-        table.add_row(f"{a['format']}:{a['precision']}", "[green]ok[/]" if a["status"] == "ok" else "[red]failed[/]",
+        table.add_row(f"{a['format']}:{a['precision']}", f"[{STATUS_STYLE.get(a['status'], 'red')}]{a['status']}[/]",
                       _f(a.get("size_bytes"), 1024, 1), _f(a.get("size_compressed_bytes"), 1024, 1),
                       _f(lat.get("p50"), 1, 3), _f(lat.get("p90"), 1, 3), _f(a.get("accuracy"), 0.01, 2),
                       _f(a.get("accuracy_drop"), 1, 2), _f(a.get("agreement"), 1, 4))
