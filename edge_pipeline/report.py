@@ -40,6 +40,7 @@ def artifact_entry(result: ArtifactResult, source_accuracy: float | None, relpat
         "error": result.error,
         "sample_outputs": measure.get("sample_outputs"),
         "op_profile": measure.get("op_profile"),
+        "op_coverage": ((result.export or {}).get("metadata") or {}).get("op_coverage"),
         "peak_rss_mb": measure.get("peak_rss_mb"),   # whole measuring process: Python + runtime + model
     }
 
@@ -78,7 +79,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         if a["status"] == "unvalidated":
             lines += ["", f"**{a['format']}:{a['precision']} is UNVALIDATED**: "
                           f"{(a.get('export') or {}).get('unvalidated_reason', 'no runtime here can run it')}."]
-    lines += _op_tables(report)
+    lines += _op_tables(report) + _coverage_table(report)
     failures = [a for a in report["artifacts"] if a.get("error")]
     if failures or report["checks"]:
         lines += ["", "## Checks", ""]
@@ -102,6 +103,32 @@ def _op_tables(report: dict[str, Any], top: int = 5) -> list[str]:
             share = "-" if op.get("share") is None else f"{op['share'] * 100:.1f}%"
             lines.append(f"| {op['op']} | {op['name']} | {op.get('layer') or '-'} | {_num(op.get('avg_ms'), 4)} | {share} |")
     return lines
+
+
+def _coverage_table(report: dict[str, Any]) -> list[str]:
+    rows = [(a, c) for a in report["artifacts"] for c in (a.get("op_coverage") or [])]
+    if not rows:
+        return []
+    lines = ["", "### Op coverage (before and after conversion)", "",
+             "| artifact | runtime | stage | nodes | unsupported | ops (layer) |", "|---|---|---|---:|---:|---|"]
+    for a, c in rows:
+        ops = ", ".join(f"{u['op']} x{u['count']} ({', '.join(u['layers'][:2])}{', ...' if len(u['layers']) > 2 else ''})"
+                        for u in c["unsupported"][:4]) or "-"
+        lines.append(f"| {a['format']}:{a['precision']} | {c['runtime']} | {c['stage']} | {c['nodes']} | "
+                     f"{c['unsupported_nodes']} | {ops} |")
+    return lines
+
+
+def coverage_warnings(artifacts: list[dict[str, Any]]) -> list[str]:
+    """Ops the artifact's own runtime leaves out after conversion (e.g. outside the XNNPACK delegate)."""
+    notes = []
+    for a in artifacts:
+        for c in a.get("op_coverage") or []:
+            if c["primary"] and c["stage"] == "after" and c["unsupported_nodes"]:
+                ops = ", ".join(f"{u['op']} (layer {', '.join(u['layers'][:3])})" for u in c["unsupported"][:5])
+                notes.append(f"{a['format']}:{a['precision']}: {c['unsupported_nodes']} node(s) not supported by "
+                             f"{c['runtime']}: {ops}")
+    return notes
 
 
 def _kb(value: int | None) -> str:

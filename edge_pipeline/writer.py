@@ -19,7 +19,7 @@ from .gating import check_budgets, outliers
 from .host import host_id, versions
 from .html_report import to_html
 from .junit import to_junit
-from .report import SCHEMA_VERSION, artifact_entry, to_markdown
+from .report import SCHEMA_VERSION, artifact_entry, coverage_warnings, to_markdown
 from .types import ArtifactResult, Target
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def write_outputs(target: Target, options: "BuildOptions", source: dict[str, Any
         "artifacts": artifacts,
         "checks": checks,
         "budgets": dict(target.budgets),
-        "warnings": outliers(artifacts) + [
+        "warnings": outliers(artifacts) + coverage_warnings(artifacts) + [
             f"{a['format']}:{a['precision']} is unvalidated: {a['export'].get('unvalidated_reason')}"
             for a in artifacts if a["status"] == "unvalidated"],
         "stage_timings_s": {k: round(v, 3) for k, v in timings.items()},
@@ -76,6 +76,9 @@ def write_outputs(target: Target, options: "BuildOptions", source: dict[str, Any
     elif target.bundle and bundleable(target.bundle, artifacts):
         try:
             report["bundle"] = write_bundle(target.bundle, staging, report)
+        except StageFailed as exc:   # the artifacts stand; only the demo app cannot take them
+            shutil.rmtree(staging / ".bundle.staging", ignore_errors=True)
+            report["warnings"].append(f"no '{target.bundle}' bundle: {exc}")
         except (OSError, ValueError, StopIteration) as exc:
             shutil.rmtree(staging, ignore_errors=True)
             raise StageFailed(f"bundle '{target.bundle}': {type(exc).__name__}: {exc}") from exc

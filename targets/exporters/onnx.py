@@ -11,6 +11,8 @@ from typing import Any, ClassVar
 
 from edge_pipeline.errors import StageFailed
 
+from ..coverage import onnx_after
+
 _PRECISIONS: dict[str, str | None] = {"fp32": None, "int8": "ort-static-int8", "int8-dynamic": "ort-dynamic-int8"}
 
 
@@ -26,7 +28,7 @@ class OnnxExporter:
 
     def finish(self, onnx_path: Path, dest: Path) -> dict[str, Any]:
         shutil.copyfile(onnx_path, dest)
-        return {"opset": _opset(dest)}
+        return {"opset": _opset(dest), "op_coverage": onnx_after(onnx_path)}
 
 
 class OrtExporter(OnnxExporter):
@@ -49,7 +51,7 @@ class OrtExporter(OnnxExporter):
                 tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
                 raise StageFailed(f"ORT format conversion failed: {tail[0] if tail else 'no output'}")
             shutil.copyfile(produced, dest)
-        return {"target_platform": platform, "optimization_style": "Fixed"}
+        return {"target_platform": platform, "optimization_style": "Fixed", "op_coverage": onnx_after(onnx_path)}
 
 
 def _opset(path: Path) -> int | None:

@@ -7,7 +7,8 @@ from typing import Any, ClassVar
 
 from edge_pipeline.plugins import Model
 
-from .torch_capture import as_unsupported, capture
+from ..coverage import entry, torch_layer, xnnpack_before
+from .torch_capture import as_unsupported, capture, with_preflight
 
 
 class PteExporter:
@@ -25,14 +26,27 @@ class PteExporter:
         from executorch.exir import to_edge_transform_and_lower
 
         program = capture(model)
+        before = xnnpack_before(program)
         try:
             edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
             info = get_delegation_info(edge.exported_program().graph_module)
+            after = _after(edge.exported_program())   # before to_executorch() rewrites the graph (memory planning)
             buffer = edge.to_executorch().buffer
         except Exception as exc:
-            raise as_unsupported("ExecuTorch lowering failed", exc) from exc
+            raise with_preflight(as_unsupported("ExecuTorch lowering failed", exc), before) from exc
         dest.write_bytes(buffer)
         left_out = Counter({op: b.non_delegated for op, b in info.delegation_by_operator.items() if b.non_delegated})
         return {"backend": "XNNPACK", "delegated_subgraphs": info.num_delegated_subgraphs,
                 "delegated_nodes": info.num_delegated_nodes, "non_delegated_nodes": info.num_non_delegated_nodes,
-                "non_delegated_ops": dict(sorted(left_out.items()))}
+                "non_delegated_ops": dict(sorted(left_out.items())),
+                "op_coverage": [before, after]}
+
+
+def _after(program: Any) -> dict[str, Any]:
+    """Nodes of the lowered program outside any XNNPACK delegate call (portable kernels on the phone)."""
+    import operator
+
+    nodes = [n for n in program.graph.nodes if n.op == "call_function" and n.target is not operator.getitem]
+    outside = [n for n in nodes if "executorch_call_delegate" not in str(n.target)]
+    return entry("XNNPACK delegate (ExecuTorch)", "after", "the lowered .pte program's graph", len(nodes),
+                 [(str(getattr(n.target, "_op", n.target)), torch_layer(n)) for n in outside])

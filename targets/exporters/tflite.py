@@ -6,7 +6,8 @@ from typing import Any, ClassVar
 
 from edge_pipeline.plugins import Model
 
-from .torch_capture import as_unsupported
+from ..coverage import litert_torch_before, tflite_after
+from .torch_capture import as_unsupported, capture, with_preflight
 
 
 class TfliteExporter:
@@ -22,10 +23,12 @@ class TfliteExporter:
         import litert_torch
 
         quant_config = model.extras.get("litert_quant_config")
+        before = litert_torch_before(capture(model))
         try:
             converted = litert_torch.convert(model.module, model.example_inputs, quant_config=quant_config)
             converted.export(str(dest))
         except Exception as exc:
-            raise as_unsupported("litert-torch conversion failed", exc) from exc
+            raise with_preflight(as_unsupported("litert-torch conversion failed", exc), before) from exc
         return {"converter": "litert-torch", "layout": "NCHW (as the PyTorch source)",
-                "quantizer": "litert-torch PT2EQuantizer" if quant_config else None}
+                "quantizer": "litert-torch PT2EQuantizer" if quant_config else None,
+                "op_coverage": [before, tflite_after(dest)]}

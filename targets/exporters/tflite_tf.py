@@ -8,6 +8,7 @@ import numpy as np
 
 from edge_pipeline.plugins import Model
 
+from ..coverage import tflite_after
 from .savedmodel import saved_model_dir
 from .torch_capture import as_unsupported
 
@@ -35,7 +36,7 @@ class TfTfliteExporter:
                 raise as_unsupported("TFLiteConverter failed", exc) from exc
         dest.write_bytes(flatbuffer)
         return {"converter": f"TFLiteConverter (tensorflow {tf.__version__})", "mode": mode,
-                "layout": "as the TensorFlow source (NHWC)"}
+                "layout": "as the TensorFlow source (NHWC)", "op_coverage": [tflite_after(dest)]}
 
 
 def _configure(converter: Any, mode: str, representative: np.ndarray | None) -> None:

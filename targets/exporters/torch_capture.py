@@ -20,6 +20,16 @@ def capture(model: Model) -> Any:
         raise as_unsupported("torch.export could not capture the model", exc) from exc
 
 
+def with_preflight(error: Unsupported, before: dict[str, Any]) -> Unsupported:
+    """A failed conversion's error, with the pre-flight's list of ops the runtime lacks (op and layer)."""
+    if before.get("unsupported"):
+        listed = ", ".join(f"{u['op']} (layer {', '.join(u['layers'])})" for u in before["unsupported"][:5])
+        first = before["unsupported"][0]
+        error = Unsupported(f"{error}; pre-flight found no {before['runtime']} support for: {listed}",
+                            op=first["op"], layer=first["layers"][0])
+    return error
+
+
 def as_unsupported(what: str, exc: BaseException) -> Unsupported:
     text = str(exc)
     match = _OP_PATTERN.search(text)
