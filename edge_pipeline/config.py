@@ -13,7 +13,7 @@ from .types import OutputSpec, ProfileSettings, SourceSpec, Target
 
 SOURCE_KEYS = {"example": str, "model": str, "weights": str, "example-inputs": (str, list),
                "calibration": str, "evaluate": str, "metric": str, "keras-safe-mode": bool}
-PROFILE_KEYS = {"warmup": int, "runs": int, "threads": list}
+PROFILE_KEYS = {"warmup": int, "runs": int, "threads": list, "memory-mb": (int, float)}
 TARGET_KEYS = {"formats": list, "budgets": dict, "profile": dict, "description": str, "extends": str}
 METRICS = ("top1",)
 TOP_KEYS = {**SOURCE_KEYS, "profile": dict, "targets": dict}
@@ -122,6 +122,8 @@ def _check_profile(profile: dict, path: str) -> None:
     for key in ("warmup", "runs"):
         if key in profile and profile[key] < (0 if key == "warmup" else 1):
             raise ConfigError(f"'{path}.{key}' must be {'>= 0' if key == 'warmup' else '>= 1'}")
+    if "memory-mb" in profile and (isinstance(profile["memory-mb"], bool) or profile["memory-mb"] <= 0):
+        raise ConfigError(f"'{path}.memory-mb' must be a positive number of MiB, got {profile['memory-mb']!r}")
     for t in profile.get("threads", []):
         if not (isinstance(t, int) and t >= 0) and t != "all":
             raise ConfigError(f"'{path}.threads' entries must be positive integers or \"all\", got {t!r}")
@@ -144,6 +146,8 @@ def resolve_target(base: Target, config: Config, cli_budgets: dict[str, float] |
 
 def _apply_profile(profile: ProfileSettings, table: dict) -> ProfileSettings:
     changes: dict[str, Any] = {k: v for k, v in table.items() if k in ("warmup", "runs")}
+    if "memory-mb" in table:
+        changes["memory_mb"] = float(table["memory-mb"])
     if "threads" in table:
         changes["threads"] = tuple(0 if t == "all" else t for t in table["threads"])
     return replace(profile, **changes)

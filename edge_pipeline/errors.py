@@ -71,6 +71,10 @@ class ValidationMismatch(StageFailed):
     """An artifact's outputs differ from its float source beyond tolerance."""
 
 
+class MemoryLimitExceeded(StageFailed):
+    """The artifact needs more memory than the emulated device profile allows (`memory-mb`)."""
+
+
 class GateFailed(EdgepipeError):
     exit_code = EXIT_GATE_FAILED
 

@@ -41,7 +41,8 @@ def artifact_entry(result: ArtifactResult, source_accuracy: float | None, relpat
         "sample_outputs": measure.get("sample_outputs"),
         "op_profile": measure.get("op_profile"),
         "op_coverage": ((result.export or {}).get("metadata") or {}).get("op_coverage"),
-        "peak_rss_mb": measure.get("peak_rss_mb"),   # whole measuring process: Python + runtime + model
+        "peak_rss_mb": measure.get("peak_rss_mb"),
+        "runtime_memory_mb": measure.get("runtime_memory_mb"),   # what loading + running this model added   # whole measuring process: Python + runtime + model
     }
 
 

@@ -33,6 +33,7 @@ class ProfileSettings:
     warmup: int = 10
     runs: int = 100
     threads: tuple[int, ...] = (1, 0)  # 0 means "all host cores"
+    memory_mb: float | None = None      # what loading + running the model may add to the process (device budget)
 
 
 @dataclass(frozen=True)

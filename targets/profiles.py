@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from edge_pipeline.types import OutputSpec, ProfileSettings, Target
 
+PHONE_APP_MEMORY_MB = 512.0   # what one model may add to an app before low-end phones start killing it
+BOARD_MEMORY_MB = 1024.0      # a 1 GB board (Raspberry Pi 3 class) with the OS and Python resident
+
 android = Target(
     name="android",
     description="Android phones: LiteRT (.tflite) and ExecuTorch (.pte, XNNPACK), fp32 and static int8",
     outputs=(OutputSpec("tflite", "fp32"), OutputSpec("tflite", "int8"),
              OutputSpec("pte", "fp32"), OutputSpec("pte", "int8")),
-    profile=ProfileSettings(warmup=10, runs=100, threads=(1, 0)),
+    profile=ProfileSettings(warmup=10, runs=100, threads=(1, 0), memory_mb=PHONE_APP_MEMORY_MB),
     device_class="phone",
     bundle="android",
 )
@@ -28,7 +31,7 @@ ios = Target(
     description="iPhones: ExecuTorch (.pte, XNNPACK) fp32 and int8, and a Core ML .mlpackage (fp16) reported "
                 "unvalidated: Core ML cannot run on Linux",
     outputs=(OutputSpec("pte", "fp32"), OutputSpec("pte", "int8"), OutputSpec("coreml", "fp16")),
-    profile=ProfileSettings(warmup=10, runs=100, threads=(1, 0)),
+    profile=ProfileSettings(warmup=10, runs=100, threads=(1, 0), memory_mb=PHONE_APP_MEMORY_MB),
     device_class="phone",
     bundle="ios",
 )
@@ -37,7 +40,7 @@ linux_arm64 = Target(
     name="linux-arm64",
     description="Linux boards (Raspberry Pi class): LiteRT and ONNX Runtime, fp32 and int8",
     outputs=(OutputSpec("tflite", "fp32"), OutputSpec("tflite", "int8"), OutputSpec("onnx", "fp32"), OutputSpec("onnx", "int8")),
-    profile=ProfileSettings(warmup=10, runs=100, threads=(1, 0)),
+    profile=ProfileSettings(warmup=10, runs=100, threads=(1, 0), memory_mb=BOARD_MEMORY_MB),
     device_class="board",
     bundle="linux",
 )

@@ -181,12 +181,12 @@ def targets(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
     from rich.table import Table
 
     table = Table(title="edgepipe targets")
-    for column in ("target", "outputs", "runners", "threads", "budgets", "bundle", "description"):
+    for column in ("target", "outputs", "runners", "threads", "memory MiB", "budgets", "bundle", "description"):
         table.add_column(column)
     for t in loaded:
         row = _target_row(t)
         table.add_row(t.name, ", ".join(row["outputs"]), ", ".join(row["runners"]), ", ".join(map(str, row["threads"])),
-                      ", ".join(f"{k}={v:g}" for k, v in t.budgets.items()) or "-", t.bundle or "-", t.description)
+                      f"{row['memory_mb']:g}" if row["memory_mb"] else "-", ", ".join(f"{k}={v:g}" for k, v in t.budgets.items()) or "-", t.bundle or "-", t.description)
     out_console.print(table)
 
 
@@ -196,6 +196,7 @@ def _target_row(t) -> dict:
 
     return {"name": t.name, "description": t.description, "outputs": [o.label for o in t.outputs],
             "runners": runners_for(t), "threads": ["all" if n == 0 else n for n in t.profile.threads],
+            "memory_mb": t.profile.memory_mb,
             "budgets": t.budgets, "bundle": t.bundle, "device_class": t.device_class}
 
 

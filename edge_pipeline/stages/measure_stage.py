@@ -9,6 +9,7 @@ from typing import Any
 
 from .. import registry
 from ..host import host_cores, measured_on, package_version
+from ..memory import RssSampler, check_memory_limit
 from ..profiling import run_batches, time_session
 from ..validate import compare, top1_accuracy
 from .datafiles import load_arrays, load_bundle
@@ -32,7 +33,16 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     artifact = Path(job["artifact"])
     data = load_bundle(Path(job["data"]))
     reference = load_arrays(Path(job["reference"]))["outputs"]
-    session = _open(runner, artifact, 1, variants[0])
+    preload = getattr(runner, "preload", None)     # in-process runtimes: their memory is this process's
+    if preload is not None and not job.get("device"):
+        preload()
+        with RssSampler() as sampler:
+            session = _open(runner, artifact, 1, variants[0])
+            for _ in range(5):
+                session.run([data.example])
+        runtime_memory_mb = sampler.added_mb
+    else:
+        session, runtime_memory_mb = _open(runner, artifact, 1, variants[0]), None
     outputs = run_batches(session, data.eval_inputs, data.example.shape[0]).reshape(reference.shape)
     result: dict[str, Any] = {
         "runtime": getattr(session, "runtime_label", runner.runtime),
@@ -45,6 +55,10 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         return result
     result["latency"] = measure_latency(runner, artifact, session, data.example, job["profile"], job["target"])
     result["peak_rss_mb"] = peak_rss_mb()
+    if runtime_memory_mb is not None:
+        result["runtime_memory_mb"] = runtime_memory_mb
+        check_memory_limit(artifact.name, f"{job['target']} (host-emulated)", runtime_memory_mb,
+                           job["profile"].get("memory_mb"))
     result["op_profile"] = op_profile(runner, artifact, data.example, job["profile"]["runs"])
     return result
 

@@ -17,6 +17,13 @@ class ExecutorchRunner:
     distribution: ClassVar[str] = "executorch"
     suffixes: ClassVar[dict[str, str]] = {".pte": "pte"}
 
+    def preload(self) -> None:
+        """Loads the runtime's libraries, so that memory measured afterwards is the model's."""
+        from executorch.extension.pybindings import portable_lib  # noqa: F401
+        from executorch.runtime import Runtime
+
+        Runtime.get()
+
     def open(self, path: Path, threads: int) -> TorchTensorSession:
         from executorch.extension.pybindings import portable_lib
         from executorch.runtime import Runtime

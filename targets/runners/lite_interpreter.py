@@ -15,6 +15,9 @@ class LiteInterpreterRunner:
     distribution: ClassVar[str] = "torch"
     suffixes: ClassVar[dict[str, str]] = {".ptl": "ptl"}
 
+    def preload(self) -> None:
+        import torch  # noqa: F401
+
     def open(self, path: Path, threads: int) -> TorchTensorSession:
         import torch
         from torch.jit.mobile import _load_for_lite_interpreter

@@ -15,6 +15,9 @@ class LitertRunner:
     distribution: ClassVar[str] = "ai-edge-litert"
     suffixes: ClassVar[dict[str, str]] = {".tflite": "tflite"}
 
+    def preload(self) -> None:
+        from ai_edge_litert.interpreter import Interpreter  # noqa: F401
+
     def open(self, path: Path, threads: int) -> "LitertSession":
         from ai_edge_litert.interpreter import Interpreter
 

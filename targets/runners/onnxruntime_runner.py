@@ -15,6 +15,9 @@ class OnnxRuntimeRunner:
     distribution: ClassVar[str] = "onnxruntime"
     suffixes: ClassVar[dict[str, str]] = {".onnx": "onnx", ".ort": "ort"}
 
+    def preload(self) -> None:
+        import onnxruntime  # noqa: F401
+
     def open(self, path: Path, threads: int) -> "OrtSession":
         import onnxruntime as ort
 
