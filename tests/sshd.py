@@ -41,7 +41,7 @@ def keygen(path: Path) -> None:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
 
 
-def start_sshd(folder: Path) -> LocalSshd:
+def start_sshd(folder: Path, extra_config: tuple[str, ...] = ()) -> LocalSshd:
     folder.mkdir(parents=True, exist_ok=True)
     host_key, user_key = folder / "host_key", folder / "user_key"
     keygen(host_key)
@@ -53,7 +53,7 @@ def start_sshd(folder: Path) -> LocalSshd:
         f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {host_key}",
         f"AuthorizedKeysFile {folder / 'authorized_keys'}", "PasswordAuthentication no",
         "KbdInteractiveAuthentication no", "PermitRootLogin prohibit-password", "StrictModes no", "UsePAM no",
-        f"PidFile {folder / 'sshd.pid'}", "AcceptEnv no", ""]))
+        f"PidFile {folder / 'sshd.pid'}", "AcceptEnv no", *extra_config, ""]))
     Path("/run/sshd").mkdir(parents=True, exist_ok=True)
     subprocess.run([SSHD, "-f", str(config), "-E", str(folder / "sshd.log")], check=True)
     host_pub = (folder / "host_key.pub").read_text().split()

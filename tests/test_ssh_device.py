@@ -72,3 +72,30 @@ def test_malformed_device_url_is_a_usage_error(android_build: dict) -> None:
     artifact = android_build["out"] / "android" / "model-fp32.tflite"
     code, payload = profile_json(str(artifact), "--device", "ssh://nouser-host")
     assert code == 2 and "ssh://user@host" in payload["error"]["message"]
+
+
+def test_device_that_disconnects_mid_run_keeps_the_other_results(cache_dir: Path, tmp_path: Path) -> None:
+    """A board whose link drops while the second artifact runs (its sshd dies): that artifact fails after one
+    retry with a clear error, the first keeps its measurements. The board reports 1 core (OMP_NUM_THREADS=1,
+    which `nproc` honours), so "all" threads means 1 there, not this host's cores."""
+    from edge_pipeline.host import host_cores
+
+    board = start_sshd(tmp_path / "board", extra_config=("SetEnv OMP_NUM_THREADS=1",))
+    try:
+        flaky = tmp_path / "flaky-python"
+        flaky.write_text(f'#!/bin/sh\ncase "$2" in *.onnx) kill "$(cat {board.pid_file})"; kill -9 $PPID ;; esac\n'
+                         f'exec {sys.executable} "$@"\n')
+        flaky.chmod(0o755)
+        (tmp_path / "edgepipe.toml").write_text("[targets.linux-arm64]\nformats = ['tflite:fp32', 'onnx:fp32']\n")
+        proc = run_cli("build", "--target", "linux-arm64", "--out", str(tmp_path / "out"), "--json", "--no-cache",
+                       "--device", board.url(str(flaky)), cwd=tmp_path)
+    finally:
+        board.stop()
+    assert proc.returncode == 4, proc.stderr[-2000:]
+    arts = {a["format"]: a for a in json.loads(proc.stdout)["artifacts"]}
+    assert arts["tflite"]["status"] == "ok" and arts["tflite"]["agreement"] == 1.0
+    assert "(x86_64, 1 cores)" in arts["tflite"]["measured_on"] or "1 cores" in arts["tflite"]["measured_on"]
+    if host_cores() > 1:
+        assert [e["threads"] for e in arts["tflite"]["latency_by_threads"]] == [1]
+    error = arts["onnx"]["error"]["message"]
+    assert arts["onnx"]["status"] == "failed" and "cannot reach the device" in error and "tried twice" in error

@@ -124,6 +124,7 @@ class RemoteSession:
         transport.push(artifact, self.remote_artifact)
         transport.push(RUNNER_SCRIPT, f"{self.remote_dir}/remote_runner.py")
         arch = transport.run("uname -m; nproc", "reading the device's CPU").split()
+        self.cores = int(arch[-1]) if arch and arch[-1].isdigit() else None   # what "all" threads means there
         self.device_label = f"device {transport.device.label} ({' '.join(arch[:1])}, {arch[-1] if arch else '?'} cores)"
         self.input_shapes = None
         self.runtime_label = self.runtime_version = None

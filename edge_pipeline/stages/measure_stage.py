@@ -93,8 +93,9 @@ def measure_latency(runner: Any, artifact: Path, session: Any, sample: Any, prof
     """Every thread count (and runtime variant, e.g. TF.js backends); `session` is the opened 1-thread one."""
     variants = tuple(getattr(runner, "variants", (None,)))
     latencies = []
+    cores = getattr(session, "cores", None) or host_cores()     # "all" means the device's cores on a device
     for variant in variants:
-        for threads in _thread_counts(profile["threads"]):
+        for threads in _thread_counts(profile["threads"], cores):
             timed = session if (threads, variant) == (1, variants[0]) else _open(runner, artifact, threads, variant)
             where = getattr(timed, "device_label", None)
             in_process = not (where or hasattr(timed, "benchmark"))   # a child process keeps its own affinity
@@ -129,11 +130,11 @@ def _open(runner: Any, artifact: Path, threads: int, variant: str | None) -> Any
     return runner.open(artifact, threads=threads) if variant is None else runner.open(artifact, threads, variant)
 
 
-def _thread_counts(requested: list[int]) -> list[int]:
+def _thread_counts(requested: list[int], cores: int) -> list[int]:
     """0 means all cores; duplicates (e.g. 1 and all on a 1-core host) are measured once."""
     seen: list[int] = []
     for t in requested:
-        n = host_cores() if t == 0 else t
+        n = cores if t == 0 else t
         if n not in seen:
             seen.append(n)
     return seen
