@@ -16,7 +16,9 @@ SOURCE_KEYS = {"example": str, "model": str, "weights": str, "example-inputs": (
 PROFILE_KEYS = {"warmup": int, "runs": int, "threads": list, "memory-mb": (int, float)}
 TARGET_KEYS = {"formats": list, "budgets": dict, "profile": dict, "description": str, "extends": str}
 METRICS = ("top1",)
-TOP_KEYS = {**SOURCE_KEYS, "profile": dict, "targets": dict}
+PRUNE_KEYS = {"amount": (int, float), "kind": str, "fine-tune": str}
+PRUNE_KINDS = ("unstructured", "structured")
+TOP_KEYS = {**SOURCE_KEYS, "profile": dict, "targets": dict, "prune": dict}
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ def parse_config(table: dict, prefix: str, file: Path) -> Config:
             raise ConfigError(f"'{_join(prefix, 'example-inputs')}' must be a shape of positive integers")
     if source_fields.get("metric", "top1") not in METRICS:
         raise ConfigError(f"'{_join(prefix, 'metric')}' must be one of: {', '.join(METRICS)}")
+    if "prune" in table:
+        source_fields["prune"] = check_prune(table["prune"], _join(prefix, "prune"))
     source = SourceSpec(**source_fields, base_dir=str(base))
     profile = table.get("profile", {})
     _check_profile(profile, _join(prefix, "profile"))
@@ -111,6 +115,18 @@ def parse_config(table: dict, prefix: str, file: Path) -> Config:
             if not isinstance(fmt, str) or not fmt.strip():
                 raise ConfigError(f"'{tpath}.formats[{i}]' must be a 'format:precision' string")
     return Config(source=source, profile=profile, targets=targets, origin=str(file))
+
+
+def check_prune(table: dict, path: str) -> dict[str, Any]:
+    """`prune = { amount = 0.5, kind = "structured", fine-tune = "pkg.module:fn" }` as SourceSpec.prune."""
+    _check_keys(table, PRUNE_KEYS, path)
+    amount = table.get("amount")
+    if amount is None or isinstance(amount, bool) or not 0 < amount < 1:
+        raise ConfigError(f"'{path}.amount' must be a fraction between 0 and 1 (exclusive), got {amount!r}")
+    kind = table.get("kind", "unstructured")
+    if kind not in PRUNE_KINDS:
+        raise ConfigError(f"'{path}.kind' must be one of: {', '.join(PRUNE_KINDS)}; got {kind!r}")
+    return {"amount": float(amount), "kind": kind, "fine_tune": table.get("fine-tune")}
 
 
 def _join(prefix: str, key: str) -> str:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__, cache
+from . import __version__, cache, registry
 from .config import Config
 from .errors import EdgepipeError, InputError
 from .fsutil import sha256_artifact, size_bytes, zip_compressed_size
@@ -86,6 +86,8 @@ def _source_stage(config: Config, workdir: Path) -> tuple[dict[str, Any], Path]:
         source_dir.mkdir(parents=True, exist_ok=True)
         for name in ("data.npz", "reference.npz"):
             shutil.copyfile(job_dir / name, source_dir / name)
+        if (job_dir / "pruned").is_dir():
+            shutil.copytree(job_dir / "pruned", source_dir / "pruned")
         cache.commit(source_dir, source)
     return source, source_dir
 
@@ -112,7 +114,7 @@ def _export_stage(steps: list[Step], source: dict[str, Any], source_dir: Path, o
         label = f"export {step.output.label}"
         key_material = {"stage": "export", "source": source["fingerprint"], "data": source["data_hash"],
                         "output": step.output.label, "exporter": step.exporter, "transform": step.transform,
-                        "bridge": step.bridge,
+                        "bridge": step.bridge, "max_accuracy_drop": _accuracy_budget(step, options, source),
                         "versions": versions((*step.distributions, "edgepipe"))}
         _, stage_dir = cache.stage_dir("export", key_material)
         cached = cache.lookup(stage_dir) if options.use_cache else None
@@ -122,7 +124,9 @@ def _export_stage(steps: list[Step], source: dict[str, Any], source_dir: Path, o
             try:
                 job = {"stage": "export", "spec": options.config.source.to_dict(), "label": step.output.label,
                        "exporter": step.exporter, "transform": step.transform, "bridge": step.bridge,
-                       "data": str(source_dir / "data.npz"), "dest": str(stage_dir / step.filename)}
+                       "data": str(source_dir / "data.npz"), "dest": str(stage_dir / step.filename),
+                       "pruned": str(source_dir / "pruned") if source.get("pruning") else None,
+                       "max_accuracy_drop": _accuracy_budget(step, options, source)}
                 outcome = run_job(job, stage_dir / "job", step.output.label)
             except EdgepipeError as exc:
                 result.status, result.error = "failed", {"stage": "export", **exc.to_dict()}
@@ -146,6 +150,19 @@ def _export_stage(steps: list[Step], source: dict[str, Any], source_dir: Path, o
     workers = max(1, min(options.parallel_exports, host_cores(), len(steps)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(export_one, steps))
+
+
+def _accuracy_budget(step: Step, options: BuildOptions, source: dict[str, Any]) -> float | None:
+    """The target's max-accuracy-drop, for transforms that can keep layers float to meet it (fallback)."""
+    if step.transform is None or not getattr(registry.load("transform", step.transform), "accuracy_budget", False):
+        return None
+    budget = load_target(options.target, options.config, dict(options.budgets)).budgets.get("max-accuracy-drop")
+    if budget is None:
+        return None
+    pruning_drop = 0.0
+    if source.get("pruning") and source["pruning"]["after"].get("accuracy") is not None:   # pruning spent some
+        pruning_drop = max(0.0, (source["accuracy"] - source["pruning"]["after"]["accuracy"]) * 100)
+    return round(float(budget) - pruning_drop, 4)
 
 
 def _measure(step: Step, result: ArtifactResult, source_dir: Path, target: Target, options: BuildOptions,

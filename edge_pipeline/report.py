@@ -41,6 +41,8 @@ def artifact_entry(result: ArtifactResult, source_accuracy: float | None, relpat
         "sample_outputs": measure.get("sample_outputs"),
         "op_profile": measure.get("op_profile"),
         "op_coverage": ((result.export or {}).get("metadata") or {}).get("op_coverage"),
+        "sensitivity": (((result.export or {}).get("metadata") or {}).get("quantization") or {}).get("sensitivity"),
+        "fallback": (((result.export or {}).get("metadata") or {}).get("quantization") or {}).get("fallback"),
         "peak_rss_mb": measure.get("peak_rss_mb"),
         "runtime_memory_mb": measure.get("runtime_memory_mb"),   # what loading + running this model added   # whole measuring process: Python + runtime + model
     }
@@ -62,6 +64,14 @@ def to_markdown(report: dict[str, Any]) -> str:
     else:
         source_line = (f"Source: {src['framework']} model, {src['params']:,} params, {src['size_bytes']:,} bytes of "
                        f"weights, eval accuracy {_pct(src.get('accuracy'))}.")
+    pruning = src.get("pruning")
+    if pruning:
+        b, a = pruning["before"], pruning["after"]
+        source_line += (f" Pruned ({pruning['kind']}, {pruning['amount']:g}{', fine-tuned' if pruning['fine_tuned'] else ''}): "
+                        f"params {b['params']:,} -> {a['params']:,}, MACs {b['macs']:,} -> {a['macs']:,}, sparsity "
+                        f"{a['sparsity']:.0%}, float accuracy {_pct(b['accuracy'])} -> {_pct(a['accuracy'])}; "
+                        f"accuracy drops below are from the unpruned model."
+                        + (" Zeroed weights are still stored: compare the zipped sizes." if pruning["kind"] == "unstructured" else ""))
     lines = [f"# edgepipe build: {report['target']} ({verdict})", "", source_line, "",
              "| artifact | status | size | zipped | p50 ms (1 thr) | p90 ms | best p50 (threads) | accuracy | drop pt | agreement | max abs diff |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -80,7 +90,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         if a["status"] == "unvalidated":
             lines += ["", f"**{a['format']}:{a['precision']} is UNVALIDATED**: "
                           f"{(a.get('export') or {}).get('unvalidated_reason', 'no runtime here can run it')}."]
-    lines += _op_tables(report) + _coverage_table(report)
+    lines += _op_tables(report) + _coverage_table(report) + _sensitivity_tables(report)
     failures = [a for a in report["artifacts"] if a.get("error")]
     if failures or report["checks"]:
         lines += ["", "## Checks", ""]
@@ -103,6 +113,24 @@ def _op_tables(report: dict[str, Any], top: int = 5) -> list[str]:
         for op in profile["top"][:top]:
             share = "-" if op.get("share") is None else f"{op['share'] * 100:.1f}%"
             lines.append(f"| {op['op']} | {op['name']} | {op.get('layer') or '-'} | {_num(op.get('avg_ms'), 4)} | {share} |")
+    return lines
+
+
+def _sensitivity_tables(report: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for a in report["artifacts"]:
+        table, fallback = a.get("sensitivity"), a.get("fallback")
+        if not table:
+            continue
+        lines += ["", f"### Per-layer int8 sensitivity: {a['format']}:{a['precision']}", "", table["method"], "",
+                  "| layer | SQNR dB (only this layer int8) | top-1 agreement |", "|---|---:|---:|"]
+        for row in table["layers"][:10]:
+            lines.append(f"| {row['layer']} | {row['sqnr_db']} | {row['agreement']:.4f} |")
+        if fallback:
+            kept = ", ".join(fallback["kept_float"]) or "none"
+            last = fallback["steps"][-1]
+            lines += ["", f"Fallback for max-accuracy-drop {fallback['max_accuracy_drop']:g} pt: layers kept float: {kept}; "
+                          f"drop {last['drop_pts']} pt ({'met' if fallback['met'] else 'NOT met'})."]
     return lines
 
 

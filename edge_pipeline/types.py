@@ -63,6 +63,7 @@ class SourceSpec:
     metric: str = "top1"
     keras_safe_mode: bool = True        # False lets a trusted .keras file run its Lambda layers
     base_dir: str = "."                 # relative paths and modules resolve from here
+    prune: dict[str, Any] | None = None  # {"amount": 0.5, "kind": "structured", "fine_tune": "pkg.mod:fn"}
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -54,7 +54,7 @@ def write_outputs(target: Target, options: "BuildOptions", source: dict[str, Any
         "status": "stage_failed" if stage_failed else "gate_failed" if gate_failed else "passed",
         "source": {k: source.get(k) for k in ("framework", "params", "size_bytes", "accuracy", "fingerprint",
                                               "input_shape", "output_shape", "eval_samples",
-                                              "calibration_samples", "provenance")},
+                                              "calibration_samples", "provenance", "pruning")},
         "artifacts": artifacts,
         "checks": checks,
         "budgets": dict(target.budgets),

@@ -10,14 +10,23 @@ from edge_pipeline.plugins import DataBundle, Model
 from .calibration import calibrate
 
 
-def quantize_static(model: Model, quantizer: Any, data: DataBundle, fold_quantize: bool) -> Model:
+def capture_for_quantization(model: Model) -> Any:
     import torch
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     try:
-        captured = torch.export.export(model.module, model.example_inputs).module()
+        return torch.export.export(model.module, model.example_inputs).module()
     except Exception as exc:
         raise Unsupported(f"torch.export could not capture the model for quantization: {_first(exc)}") from exc
+
+
+def quantize_static(model: Model, quantizer: Any, data: DataBundle, fold_quantize: bool,
+                    captured: Any = None) -> Model:
+    """`captured`: a graph from capture_for_quantization to reuse (copied, never modified)."""
+    import copy
+
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    captured = copy.deepcopy(captured) if captured is not None else capture_for_quantization(model)
     prepared = prepare_pt2e(captured, quantizer)
     seen = calibrate(prepared, data.calibration, batch=data.example.shape[0])
     converted = convert_pt2e(prepared, fold_quantize=fold_quantize)

@@ -52,6 +52,9 @@ def build(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Rebuild every stage even when a cached result matches.")] = False,
     budget: Annotated[Optional[list[str]], typer.Option("--budget", "-b", help="A limit name=value, e.g. max-size-kb=900, max-accuracy-drop=0.5, max-latency-ms=12 (repeatable; overrides the config).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help=DEVICE_HELP)] = None,
+    prune: Annotated[Optional[float], typer.Option("--prune", help="Prune this fraction of the weights (0-1) before exporting: magnitude (unstructured) unless --prune-structured.")] = None,
+    prune_structured: Annotated[bool, typer.Option("--prune-structured", help="With --prune: remove whole channels (torch-pruning), so the model really shrinks.")] = False,
+    fine_tune: Annotated[Optional[str], typer.Option("--fine-tune", help="With --prune: 'pkg.module:fn' called as fn(model) to recover accuracy after pruning.")] = None,
 ) -> None:
     """Build, validate and profile every artifact the target asks for, then check its budgets.
 
@@ -66,6 +69,8 @@ def build(
         cfg = load_config(config)
         if example is not None:
             cfg = replace(cfg, source=replace(cfg.source, example=example, model=None))
+        if prune is not None or prune_structured or fine_tune:
+            cfg = replace(cfg, source=replace(cfg.source, prune=_prune_settings(cfg, prune, prune_structured, fine_tune)))
         budgets = tuple(parse_budget(text) for text in budget or [])
         if device is not None:
             from ..devices.ssh import SshDevice
@@ -188,6 +193,20 @@ def targets(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
         table.add_row(t.name, ", ".join(row["outputs"]), ", ".join(row["runners"]), ", ".join(map(str, row["threads"])),
                       f"{row['memory_mb']:g}" if row["memory_mb"] else "-", ", ".join(f"{k}={v:g}" for k, v in t.budgets.items()) or "-", t.bundle or "-", t.description)
     out_console.print(table)
+
+
+def _prune_settings(cfg, amount: float | None, structured: bool, fine_tune: str | None) -> dict:
+    """CLI flags over the file's `prune` table; a flag without an amount needs one from the file."""
+    from ..config import check_prune
+
+    current = dict(cfg.source.prune or {})
+    table = {"amount": amount if amount is not None else current.get("amount"),
+             "kind": "structured" if structured else current.get("kind", "unstructured")}
+    if fine_tune or current.get("fine_tune"):
+        table["fine-tune"] = fine_tune or current["fine_tune"]
+    if table["amount"] is None:
+        raise ConfigError("--prune-structured and --fine-tune need --prune AMOUNT (or prune.amount in the config)")
+    return check_prune(table, "--prune")
 
 
 def _target_row(t) -> dict:

@@ -60,3 +60,21 @@ def load() -> tuple[Model, DataBundle]:
     provenance = {"kind": "example", "name": "torch-digits", "weights": str(weights),
                   "data": "sklearn.datasets.load_digits (1,797 images), seeded split 1257/180/360"}
     return Model("torch", model, (torch.from_numpy(data.example.copy()),), provenance), data
+
+
+def fine_tune(model: nn.Module, epochs: int = 8) -> nn.Module:
+    """The example's fine-tune callback after pruning: a few epochs on the same training split, seeded."""
+    split = load_digits_split()
+    torch.manual_seed(SEED)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x, y = torch.from_numpy(split.train_x), torch.from_numpy(split.train_y)
+    generator = torch.Generator().manual_seed(SEED)
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=generator)
+        for start in range(0, len(x), 64):
+            idx = order[start:start + 64]
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            optimizer.step()
+    return model.eval()

@@ -79,9 +79,9 @@ def resolve_callable(ref: str, what: str, base_dir: str | None = None) -> Callab
         raise InputError(f"{what} '{ref}': '{module_name}' has no attribute '{attr}'") from exc
 
 
-def call_user(func: Callable[..., Any], ref: str, what: str) -> Any:
+def call_user(func: Callable[..., Any], ref: str, what: str, *args: Any) -> Any:
     """Calls a user's function so that its exception becomes a one-line InputError."""
     try:
-        return func()
+        return func(*args)
     except Exception as exc:
         raise InputError(f"{what} '{ref}' raised {type(exc).__name__}: {exc}") from exc

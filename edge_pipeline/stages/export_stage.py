@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from .datafiles import load_bundle
 def run(job: dict[str, Any]) -> dict[str, Any]:
     spec = SourceSpec(**job["spec"])
     model, _ = load_source(spec)
+    if job.get("pruned"):   # the source stage pruned it once; rebuild that model, do not prune again
+        model = registry.load("transform", f"prune-{spec.prune['kind']}").restore(model, Path(job["pruned"]))
     data = load_bundle(Path(job["data"]))   # the exact arrays the source stage fingerprinted
     started = time.perf_counter()
     if job.get("bridge"):
@@ -27,6 +30,8 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         raise InputError(f"{job['label']} needs calibration data: set 'calibration' in the config "
                          f"to a function returning input batches")
     if transform is not None and getattr(transform, "applies_to", "model") == "model":
+        if job.get("max_accuracy_drop") is not None and getattr(transform, "accuracy_budget", False):
+            model = replace(model, extras={**model.extras, "max_accuracy_drop": job["max_accuracy_drop"]})
         model = transform.apply(model, data)
     exporter = registry.create("exporter", job["exporter"])
     dest = Path(job["dest"])
@@ -36,7 +41,10 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
             metadata = _via_onnx(model, exporter, transform, data, tmp)
         else:
             metadata = exporter.export(model, tmp)
-    return {"metadata": metadata or {}, "seconds": round(time.perf_counter() - started, 3)}
+    metadata = metadata or {}
+    if "quantization" in model.provenance and "quantization" not in metadata:   # scheme, sensitivity, fallback
+        metadata["quantization"] = model.provenance["quantization"]
+    return {"metadata": metadata, "seconds": round(time.perf_counter() - started, 3)}
 
 
 def _via_onnx(model: Model, exporter: Any, transform: Any, data: DataBundle, dest: Path) -> dict[str, Any]:

@@ -19,6 +19,14 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     data = _trim_to_batches(data)
     adapter = _framework(model.framework)
     reference = adapter.reference_outputs(model, data)
+    dense = {"accuracy": top1_accuracy(reference, data.eval_labels), "params": adapter.count_params(model),
+             "size_bytes": adapter.weights_bytes(model)}
+    pruning = None
+    if spec.prune:
+        model, pruning = _prune(model, data, spec, workdir / "pruned")
+        reference = adapter.reference_outputs(model, data)   # artifacts are validated against the pruned model
+        pruning["after"]["accuracy"] = top1_accuracy(reference, data.eval_labels)
+        pruning["before"]["accuracy"] = dense["accuracy"]
     data_hash = save_bundle(workdir / "data.npz", data)
     save_arrays(workdir / "reference.npz", outputs=reference)
     return {
@@ -26,15 +34,35 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         "fingerprint": adapter.fingerprint(model),
         "data_hash": data_hash,
         "reference_hash": hash_arrays({"outputs": reference}),
-        "params": adapter.count_params(model),
-        "size_bytes": adapter.weights_bytes(model),
-        "accuracy": top1_accuracy(reference, data.eval_labels),
+        "params": dense["params"],
+        "size_bytes": dense["size_bytes"],
+        "accuracy": dense["accuracy"],     # the trained model's: every accuracy drop is measured from it
+        "pruning": pruning,
         "input_shape": list(data.example.shape),
         "output_shape": list(reference.shape[1:]),
         "eval_samples": int(len(reference)),
         "calibration_samples": int(len(data.calibration)),
         "provenance": model.provenance,
     }
+
+
+def _prune(model: Any, data: DataBundle, spec: SourceSpec, folder: Path) -> tuple[Any, dict[str, Any]]:
+    """Prunes (and fine-tunes) once; the export workers rebuild the result from `folder`."""
+    from .. import registry
+    from ..sources import call_user, resolve_callable
+
+    settings = spec.prune or {}
+    fine_tune = None
+    if settings.get("fine_tune"):
+        ref = settings["fine_tune"]
+        callback = resolve_callable(ref, "fine-tune callback", spec.base_dir)
+        fine_tune = lambda module: call_user(callback, ref, "fine-tune callback", module)   # noqa: E731
+    transform = registry.load("transform", f"prune-{settings['kind']}")(settings["amount"], fine_tune)
+    pruned = transform.apply(model, data)
+    transform.save(pruned.module, folder)
+    stats = dict(pruned.provenance["pruning"])
+    stats.update(before=dict(stats["before"]), after={**stats["after"], "size_bytes": _framework("torch").weights_bytes(pruned)})
+    return pruned, stats
 
 
 def _trim_to_batches(data: DataBundle) -> DataBundle:
