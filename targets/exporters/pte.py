@@ -16,7 +16,7 @@ class PteExporter:
     format: ClassVar[str] = "pte"
     suffix: ClassVar[str] = ".pte"
     frameworks: ClassVar[tuple[str, ...]] = ("torch",)
-    precisions: ClassVar[dict[str, str | None]] = {"fp32": None, "int8": "xnnpack-int8"}
+    precisions: ClassVar[dict[str, str | None]] = {"fp32": None, "int8": "xnnpack-int8", "int4": "torchao-8da4w"}
     runner: ClassVar[str] = "executorch"
     distributions: ClassVar[tuple[str, ...]] = ("torch", "executorch", "torchao")
 

@@ -1,0 +1,33 @@
+"""Quantization modes beyond static int8: ExecuTorch 8da4w (int4 weights, int8 dynamic activations) through
+torchao, validated in the ExecuTorch runtime; a mode a format cannot do is refused by name before any work."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_pte_int4_8da4w_validates_and_shrinks_the_linears(android_build: dict, tmp_path: Path) -> None:
+    dense = {(a["format"], a["precision"]): a for a in android_build["report"]["artifacts"]}[("pte", "fp32")]
+    (tmp_path / "edgepipe.toml").write_text('[targets.android]\nformats = ["pte:int4"]\n')
+    proc = run_cli("build", "--out", str(tmp_path / "out"), "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (art,) = json.loads(proc.stdout[proc.stdout.index("{"):])["artifacts"]
+    quantization = art["export"]["metadata"]["quantization"]
+    assert quantization["layers_quantized"] == ["classifier.1", "classifier.3"]
+    assert art["status"] == "ok" and art["agreement"] >= 0.95 and art["accuracy_drop"] <= 2.0
+    # the two Linear layers hold 33,482 of 38,282 params: int4 packs them to about 1/8 of their fp32 bytes
+    assert art["size_bytes"] < 0.35 * dense["size_bytes"]
+
+
+def test_a_mode_the_format_cannot_do_is_refused_up_front(tmp_path: Path) -> None:
+    (tmp_path / "edgepipe.toml").write_text('[targets.android]\nformats = ["pte:int8-weight"]\n')
+    proc = run_cli("build", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "'pte:int8-weight' is not offered: the pte exporters support fp32, int4, int8" in proc.stderr
+    assert not (tmp_path / "out").exists()
