@@ -227,8 +227,10 @@ def fail(exc: EdgepipeError, as_json: bool) -> None:
 
 
 from .gate_cmd import baseline_app, gate  # noqa: E402  (registered after app exists)
+from .tune_cmd import tune  # noqa: E402
 
 app.command()(gate)
+app.command()(tune)
 app.add_typer(baseline_app, name="baseline")
 
 
