@@ -9,6 +9,7 @@ from ..cache import cache_root
 from ..fsutil import atomic_path
 from ..plugins import DataBundle, Model
 from .digits_data import load_digits_split
+from .training import train_epochs
 
 VERSION = 1
 EPOCHS = 15
@@ -30,18 +31,7 @@ class DigitsCNN(nn.Module):
 
 def train(train_x: np.ndarray, train_y: np.ndarray) -> DigitsCNN:
     torch.manual_seed(SEED)
-    model = DigitsCNN()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x, y = torch.from_numpy(train_x), torch.from_numpy(train_y)
-    generator = torch.Generator().manual_seed(SEED)
-    for _ in range(EPOCHS):
-        order = torch.randperm(len(x), generator=generator)
-        for start in range(0, len(x), 64):
-            idx = order[start:start + 64]
-            optimizer.zero_grad()
-            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
-            optimizer.step()
-    return model.eval()
+    return train_epochs(DigitsCNN(), train_x, train_y, EPOCHS, SEED)
 
 
 def load() -> tuple[Model, DataBundle]:
@@ -65,16 +55,4 @@ def load() -> tuple[Model, DataBundle]:
 def fine_tune(model: nn.Module, epochs: int = 8) -> nn.Module:
     """The example's fine-tune callback after pruning: a few epochs on the same training split, seeded."""
     split = load_digits_split()
-    torch.manual_seed(SEED)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x, y = torch.from_numpy(split.train_x), torch.from_numpy(split.train_y)
-    generator = torch.Generator().manual_seed(SEED)
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(x), generator=generator)
-        for start in range(0, len(x), 64):
-            idx = order[start:start + 64]
-            optimizer.zero_grad()
-            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
-            optimizer.step()
-    return model.eval()
+    return train_epochs(model, split.train_x, split.train_y, epochs, SEED)

@@ -14,7 +14,8 @@ from ..plugins import DataBundle, Model
 from ..types import SourceSpec
 
 EXAMPLES = {"torch-digits": "edge_pipeline.examples.torch_digits:load",
-            "keras-digits": "edge_pipeline.examples.keras_digits:load"}
+            "keras-digits": "edge_pipeline.examples.keras_digits:load",
+            "fashion-mnist": "edge_pipeline.examples.fashion_mnist:load"}   # needs Debian's dataset-fashion-mnist
 
 
 def check_example(spec: SourceSpec) -> None:

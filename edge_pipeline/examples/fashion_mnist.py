@@ -1,0 +1,89 @@
+"""A bigger built-in example: Fashion-MNIST (60k/10k real 28x28 images) from Debian's `dataset-fashion-mnist`
+package, with a small MobileNet-style CNN (depthwise-separable blocks) trained on first use and cached.
+Nothing is downloaded: without the package the example says how to install it."""
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..cache import cache_root
+from ..errors import InputError
+from ..fsutil import atomic_path
+from ..plugins import DataBundle, Model
+from .training import train_epochs
+
+DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
+VERSION = 1
+SEED = 0
+EPOCHS = 3
+CALIBRATION_COUNT = 512
+EVAL_COUNT = 2000      # of the 10k test images: every artifact runs them one at a time through its runtime
+
+
+def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
+    """Depthwise 3x3 + pointwise 1x1, each with BatchNorm and ReLU (MobileNet v1)."""
+    return nn.Sequential(nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False), nn.BatchNorm2d(cin), nn.ReLU(),
+                         nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+
+class FashionNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+                                      _block(32, 64, 1), _block(64, 128, 2), _block(128, 128, 1), _block(128, 256, 2))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(256, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
+
+
+def _idx(name: str) -> np.ndarray:
+    path = DATA_DIR / name
+    if not path.is_file():
+        raise InputError(f"the fashion-mnist example needs Debian's dataset-fashion-mnist package ({path} is "
+                         f"missing): apt-get install dataset-fashion-mnist")
+    raw = gzip.decompress(path.read_bytes())
+    dims = raw[3]
+    shape = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def load_split() -> dict[str, np.ndarray]:
+    def images(name: str) -> np.ndarray:
+        return np.ascontiguousarray((_idx(name) / 255.0).astype(np.float32)[:, None])
+
+    train_x, train_y = images("train-images-idx3-ubyte.gz"), _idx("train-labels-idx1-ubyte.gz").astype(np.int64)
+    test_x, test_y = images("t10k-images-idx3-ubyte.gz"), _idx("t10k-labels-idx1-ubyte.gz").astype(np.int64)
+    return {"train_x": train_x[:-CALIBRATION_COUNT], "train_y": train_y[:-CALIBRATION_COUNT],
+            "calib_x": train_x[-CALIBRATION_COUNT:], "eval_x": test_x[:EVAL_COUNT], "eval_y": test_y[:EVAL_COUNT]}
+
+
+def load() -> tuple[Model, DataBundle]:
+    split = load_split()
+    weights = cache_root() / "examples" / f"fashion-mnist-v{VERSION}.pt"
+    model = FashionNet()
+    if weights.is_file():
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    else:
+        torch.manual_seed(SEED)
+        model = train_epochs(FashionNet(), split["train_x"], split["train_y"], EPOCHS, SEED, batch=128)
+        with atomic_path(weights) as tmp:
+            torch.save(model.state_dict(), tmp)
+    model.eval()
+    data = DataBundle(example=split["eval_x"][:1].copy(), calibration=split["calib_x"],
+                      eval_inputs=split["eval_x"], eval_labels=split["eval_y"])
+    provenance = {"kind": "example", "name": "fashion-mnist", "weights": str(weights),
+                  "data": f"Fashion-MNIST ({DATA_DIR}): train 59,488, calibration {CALIBRATION_COUNT}, "
+                          f"eval the first {EVAL_COUNT} test images"}
+    return Model("torch", model, (torch.from_numpy(data.example.copy()),), provenance), data
+
+
+def fine_tune(model: nn.Module, epochs: int = 1) -> nn.Module:
+    """Fine-tune callback after pruning: one seeded epoch on the training split."""
+    split = load_split()
+    return train_epochs(model, split["train_x"], split["train_y"], epochs, SEED, batch=128)
