@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.edgepipe-installed
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo test test-fast bench datasets clean
 
 setup: $(STAMP)
 
@@ -29,9 +29,19 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
-bench: setup
+bench: setup datasets
 	$(PY) bench/bench_android.py
 	$(PY) bench/bench_formats.py
+	$(PY) bench/bench_compression.py
+
+# Fashion-MNIST for `--example fashion-mnist` and the compression benchmark, where apt-get can install it
+# (root on Debian); elsewhere the example says how to get it. The tests use the digits examples only.
+datasets:
+	@if [ -d /usr/share/datasets/fashion-mnist ]; then echo "fashion-mnist: present"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get install -y -q dataset-fashion-mnist || (apt-get update -q && apt-get install -y -q dataset-fashion-mnist) \
+	  || echo "fashion-mnist: could not install dataset-fashion-mnist (only --example fashion-mnist needs it)"; \
+	else echo "fashion-mnist: apt-get install dataset-fashion-mnist (as root) to use --example fashion-mnist"; fi
 
 clean:
 	rm -rf build/edgepipe .pytest_cache
