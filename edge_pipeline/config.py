@@ -18,7 +18,9 @@ TARGET_KEYS = {"formats": list, "budgets": dict, "profile": dict, "description":
 METRICS = ("top1",)
 PRUNE_KEYS = {"amount": (int, float), "kind": str, "fine-tune": str}
 PRUNE_KINDS = ("unstructured", "structured")
-TOP_KEYS = {**SOURCE_KEYS, "profile": dict, "targets": dict, "prune": dict}
+QUANT_KEYS = {"calibration-samples": int, "calibration-method": str}
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+TOP_KEYS = {**SOURCE_KEYS, "profile": dict, "targets": dict, "prune": dict, "quantization": dict}
 
 
 @dataclass(frozen=True)
@@ -28,11 +30,12 @@ class Config:
     source: SourceSpec = SourceSpec()
     profile: dict[str, Any] = field(default_factory=dict)
     targets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    quantization: dict[str, Any] = field(default_factory=dict)   # calibration_samples, calibration_method
     origin: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"origin": self.origin, "source": self.source.to_dict(),
-                "profile": self.profile, "targets": self.targets}
+        return {"origin": self.origin, "source": self.source.to_dict(), "profile": self.profile,
+                "targets": self.targets, "quantization": self.quantization}
 
 
 def _check_keys(table: dict, allowed: dict[str, Any], path: str) -> None:
@@ -114,7 +117,19 @@ def parse_config(table: dict, prefix: str, file: Path) -> Config:
         for i, fmt in enumerate(tdef.get("formats", [])):
             if not isinstance(fmt, str) or not fmt.strip():
                 raise ConfigError(f"'{tpath}.formats[{i}]' must be a 'format:precision' string")
-    return Config(source=source, profile=profile, targets=targets, origin=str(file))
+    quantization = check_quantization(table.get("quantization", {}), _join(prefix, "quantization"))
+    return Config(source=source, profile=profile, targets=targets, quantization=quantization, origin=str(file))
+
+
+def check_quantization(table: dict, path: str) -> dict[str, Any]:
+    """`[quantization]`: how many calibration samples int8 uses, and how ranges are chosen."""
+    _check_keys(table, QUANT_KEYS, path)
+    if "calibration-samples" in table and table["calibration-samples"] < 1:
+        raise ConfigError(f"'{path}.calibration-samples' must be >= 1, got {table['calibration-samples']}")
+    method = table.get("calibration-method")
+    if method is not None and method not in CALIBRATION_METHODS:
+        raise ConfigError(f"'{path}.calibration-method' must be one of: {', '.join(CALIBRATION_METHODS)}; got {method!r}")
+    return {k.replace("-", "_"): v for k, v in table.items()}
 
 
 def check_prune(table: dict, path: str) -> dict[str, Any]:

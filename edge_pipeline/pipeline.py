@@ -16,7 +16,7 @@ from typing import Any
 
 from . import __version__, cache, registry
 from .config import Config
-from .errors import EdgepipeError, InputError
+from .errors import ConfigError, EdgepipeError, InputError
 from .fsutil import sha256_artifact, size_bytes, zip_compressed_size
 from .host import host_cores, host_id, versions
 from .jobs import run_job
@@ -56,7 +56,7 @@ def build(options: BuildOptions, on_event: Event = lambda *_: None) -> dict[str,
         on_event("source", "done", {"accuracy": source["accuracy"]})
         _check_rank(target, source)
         steps = bind(target, source["framework"])
-        _check_calibration(steps, source)
+        _check_calibration(steps, source, options.config.quantization)
         t0 = time.perf_counter()
         results = _export_stage(steps, source, source_dir, options, on_event)
         timings["export"] = time.perf_counter() - t0
@@ -99,9 +99,16 @@ def _check_rank(target: Target, source: dict[str, Any]) -> None:
                          f"takes a rank-{rank} input {source['input_shape']}")
 
 
-def _check_calibration(steps: list[Step], source: dict[str, Any]) -> None:
-    """Refuses up front what would fail later: an int8 output without calibration data."""
+def _check_calibration(steps: list[Step], source: dict[str, Any], settings: dict[str, Any]) -> None:
+    """Refuses up front what would fail later: an int8 output without calibration data, or a calibration
+    method its quantizer does not offer."""
+    method = settings.get("calibration_method")
     for step in steps:
+        offered = getattr(registry.load("transform", step.transform), "calibration_methods", ("minmax",)) \
+            if step.needs_calibration else None
+        if method and offered is not None and method not in offered:
+            raise ConfigError(f"quantization.calibration-method '{method}' is not offered for {step.output.label} "
+                              f"(its quantizer {step.transform} offers: {', '.join(offered)})")
         if step.needs_calibration and not source["calibration_samples"]:
             raise InputError(f"missing calibration data: '{step.output.label}' is quantized with calibration "
                              f"batches; set calibration = \"package.module:function\" in the config")
@@ -115,6 +122,7 @@ def _export_stage(steps: list[Step], source: dict[str, Any], source_dir: Path, o
         key_material = {"stage": "export", "source": source["fingerprint"], "data": source["data_hash"],
                         "output": step.output.label, "exporter": step.exporter, "transform": step.transform,
                         "bridge": step.bridge, "max_accuracy_drop": _accuracy_budget(step, options, source),
+                        "quantization": options.config.quantization if step.needs_calibration else None,
                         "versions": versions((*step.distributions, "edgepipe"))}
         _, stage_dir = cache.stage_dir("export", key_material)
         cached = cache.lookup(stage_dir) if options.use_cache else None
@@ -126,7 +134,8 @@ def _export_stage(steps: list[Step], source: dict[str, Any], source_dir: Path, o
                        "exporter": step.exporter, "transform": step.transform, "bridge": step.bridge,
                        "data": str(source_dir / "data.npz"), "dest": str(stage_dir / step.filename),
                        "pruned": str(source_dir / "pruned") if source.get("pruning") else None,
-                       "max_accuracy_drop": _accuracy_budget(step, options, source)}
+                       "max_accuracy_drop": _accuracy_budget(step, options, source),
+                       "quantization": options.config.quantization}
                 outcome = run_job(job, stage_dir / "job", step.output.label)
             except EdgepipeError as exc:
                 result.status, result.error = "failed", {"stage": "export", **exc.to_dict()}

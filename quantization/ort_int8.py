@@ -39,18 +39,24 @@ class OrtStaticInt8:
     frameworks: ClassVar[tuple[str, ...]] = ("onnx",)
     needs_calibration: ClassVar[bool] = True
     distributions: ClassVar[tuple[str, ...]] = ("onnxruntime",)
+    calibration_methods: ClassVar[tuple[str, ...]] = ("minmax", "percentile", "entropy")
+    calibration_method: str = "minmax"
 
     def apply_artifact(self, src: Path, dest: Path, data: DataBundle) -> dict[str, Any]:
         import onnx
-        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+        method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+                  "entropy": CalibrationMethod.Entropy}[self.calibration_method]
 
         input_name = onnx.load(str(src), load_external_data=False).graph.input[0].name
         with tempfile.TemporaryDirectory() as tmp:
             quantize_static(str(_preprocessed(src, Path(tmp))), str(dest),
                             _Reader(input_name, data.calibration, data.example.shape[0]),
-                            quant_format=QuantFormat.QDQ, per_channel=True,
+                            quant_format=QuantFormat.QDQ, per_channel=True, calibrate_method=method,
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
-        return {"scheme": "ORT static QDQ int8, per-channel weights", "calibration_samples": int(len(data.calibration))}
+        return {"scheme": "ORT static QDQ int8, per-channel weights", "calibration_samples": int(len(data.calibration)),
+                "calibration_method": self.calibration_method}
 
 
 class OrtDynamicInt8:

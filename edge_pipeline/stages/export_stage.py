@@ -22,10 +22,15 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     if job.get("pruned"):   # the source stage pruned it once; rebuild that model, do not prune again
         model = registry.load("transform", f"prune-{spec.prune['kind']}").restore(model, Path(job["pruned"]))
     data = load_bundle(Path(job["data"]))   # the exact arrays the source stage fingerprinted
+    settings = job.get("quantization") or {}
+    if settings.get("calibration_samples"):
+        data = replace(data, calibration=data.calibration[:settings["calibration_samples"]])
     started = time.perf_counter()
     if job.get("bridge"):
         model = registry.create("transform", job["bridge"]).apply(model, data)
     transform = registry.create("transform", job["transform"]) if job.get("transform") else None
+    if transform is not None and settings.get("calibration_method"):
+        transform.calibration_method = settings["calibration_method"]
     if transform is not None and transform.needs_calibration and len(data.calibration) == 0:
         raise InputError(f"{job['label']} needs calibration data: set 'calibration' in the config "
                          f"to a function returning input batches")
