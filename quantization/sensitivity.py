@@ -46,7 +46,7 @@ def run_module(module: Any, inputs: np.ndarray, batch: int) -> np.ndarray:
 def sqnr_db(reference: np.ndarray, test: np.ndarray) -> float:
     noise = float(np.sum((reference - test) ** 2))
     signal = float(np.sum(reference ** 2))
-    return float("inf") if noise == 0 else round(10 * np.log10(signal / noise), 2)
+    return float("inf") if noise == 0 else round(float(10 * np.log10(signal / noise)), 2)
 
 
 def top1(outputs: np.ndarray, labels: np.ndarray | None) -> float | None:

@@ -23,11 +23,11 @@ class XnnpackInt8:
 
         def quantize(only: str | None = None, skip: frozenset[str] = frozenset()) -> Any:
             if only is not None:
-                keep = groups[only]
-                quantizer = _quantizer(lambda node: node.name in keep)
+                keep = groups[only]   # constants (weights, BN folded into them) follow their compute node
+                quantizer = _quantizer(lambda node: node.op != "call_function" or node.name in keep)
             else:
                 dropped = set().union(*(groups[name] for name in skip))
-                quantizer = _quantizer(lambda node: node.name not in dropped)
+                quantizer = _quantizer(lambda node: node.op != "call_function" or node.name not in dropped)
             return quantize_static(model, quantizer, data, fold_quantize=True, captured=captured)
 
         quantized = quantize()
@@ -49,16 +49,15 @@ def layer_groups(captured: Any, layers: list[str]) -> dict[str, set[str]]:
     groups = {}
     for layer in layers:
         members = {n.name for n in captured.graph.nodes if n.op == "call_function" and _innermost(n) == layer}
-        for node in captured.graph.nodes:
+        for node in captured.graph.nodes:   # topological order: conv -> batch_norm -> relu chains close in one pass
             if node.name in members:
-                members |= {u.name for u in node.users if any(k in str(u.target) for k in FUSED_ACTIVATIONS)}
-                members |= {i.name for i in node.all_input_nodes if i.op == "get_attr"}   # its weights
+                members |= {u.name for u in node.users if any(k in str(u.target) for k in FUSED_OPS)}
         if members:
             groups[layer] = members
     return groups
 
 
-FUSED_ACTIVATIONS = ("relu", "hardtanh", "clamp")
+FUSED_OPS = ("batch_norm", "getitem", "relu", "hardtanh", "clamp")   # one int8 pattern with the conv/linear before them
 
 
 def _innermost(node: Any) -> str:

@@ -67,3 +67,16 @@ def test_budgets_name_artifact_metric_limit_and_value() -> None:
 def test_unmeasured_metric_fails_its_budget() -> None:
     (check,) = check_budgets({"max-latency-ms": 1.0}, [{**artifact("pte", 1, 0, 0), "latency_ms": None}])
     assert not check.passed and "not measured" in check.message
+
+
+def test_int8_diff_limit_is_on_the_99th_percentile_not_one_outlier() -> None:
+    """Over many real samples one input near an outlier may differ a lot; a systematic error may not."""
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((1000, 10)).astype(np.float32) * 4
+    one_outlier = ref + 0.05
+    one_outlier[7] += np.where(np.arange(10) == ref[7].argmax(), 3.0, 0.0)   # same top-1, a big diff on one sample
+    result = compare(one_outlier, ref, tolerance_for("int8"))
+    assert result["passed"] and result["max_abs_diff"] > 3.0
+    systematic = ref + np.where(rng.random(ref.shape) < 0.2, 3.0, 0.0)        # 20% of values off on most samples
+    failed = compare(systematic, ref, tolerance_for("int8"))
+    assert not failed["passed"] and "p99 of per-sample max abs diffs" in failed["message"]
