@@ -119,9 +119,10 @@ def _export_stage(steps: list[Step], source: dict[str, Any], source_dir: Path, o
     def export_one(step: Step) -> ArtifactResult:
         result = ArtifactResult(step.output)
         label = f"export {step.output.label}"
+        budget = _accuracy_budget(step, options, source)
         key_material = {"stage": "export", "source": source["fingerprint"], "data": source["data_hash"],
                         "output": step.output.label, "exporter": step.exporter, "transform": step.transform,
-                        "bridge": step.bridge, "max_accuracy_drop": _accuracy_budget(step, options, source),
+                        "bridge": step.bridge, "max_accuracy_drop": budget,
                         "quantization": options.config.quantization if step.needs_calibration else None,
                         "versions": versions((*step.distributions, "edgepipe"))}
         _, stage_dir = cache.stage_dir("export", key_material)
@@ -134,8 +135,7 @@ def _export_stage(steps: list[Step], source: dict[str, Any], source_dir: Path, o
                        "exporter": step.exporter, "transform": step.transform, "bridge": step.bridge,
                        "data": str(source_dir / "data.npz"), "dest": str(stage_dir / step.filename),
                        "pruned": str(source_dir / "pruned") if source.get("pruning") else None,
-                       "max_accuracy_drop": _accuracy_budget(step, options, source),
-                       "quantization": options.config.quantization}
+                       "max_accuracy_drop": budget, "quantization": options.config.quantization}
                 outcome = run_job(job, stage_dir / "job", step.output.label)
             except EdgepipeError as exc:
                 result.status, result.error = "failed", {"stage": "export", **exc.to_dict()}

@@ -10,11 +10,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..cache import cache_root
 from ..errors import InputError
-from ..fsutil import atomic_path
 from ..plugins import DataBundle, Model
-from .training import train_epochs
+from .training import cached_weights, train_epochs
 
 DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 VERSION = 1
@@ -65,16 +63,11 @@ def load_split() -> dict[str, np.ndarray]:
 
 def load() -> tuple[Model, DataBundle]:
     split = load_split()
-    weights = cache_root() / "examples" / f"fashion-mnist-v{VERSION}.pt"
-    model = FashionNet()
-    if weights.is_file():
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    else:
+    def train() -> nn.Module:
         torch.manual_seed(SEED)
-        model = train_epochs(FashionNet(), split["train_x"], split["train_y"], EPOCHS, SEED, batch=128)
-        with atomic_path(weights) as tmp:
-            torch.save(model.state_dict(), tmp)
-    model.eval()
+        return train_epochs(FashionNet(), split["train_x"], split["train_y"], EPOCHS, SEED, batch=128)
+
+    model, weights = cached_weights(f"fashion-mnist-v{VERSION}", FashionNet(), train)
     data = DataBundle(example=split["eval_x"][:1].copy(), calibration=split["calib_x"],
                       eval_inputs=split["eval_x"], eval_labels=split["eval_y"])
     provenance = {"kind": "example", "name": "fashion-mnist", "weights": str(weights),

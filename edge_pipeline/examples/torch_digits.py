@@ -5,11 +5,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..cache import cache_root
-from ..fsutil import atomic_path
 from ..plugins import DataBundle, Model
 from .digits_data import load_digits_split
-from .training import train_epochs
+from .training import cached_weights, train_epochs
 
 VERSION = 1
 EPOCHS = 15
@@ -36,15 +34,7 @@ def train(train_x: np.ndarray, train_y: np.ndarray) -> DigitsCNN:
 
 def load() -> tuple[Model, DataBundle]:
     split = load_digits_split()
-    weights = cache_root() / "examples" / f"torch-digits-v{VERSION}.pt"
-    model = DigitsCNN()
-    if weights.is_file():
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    else:
-        model = train(split.train_x, split.train_y)
-        with atomic_path(weights) as tmp:
-            torch.save(model.state_dict(), tmp)
-    model.eval()
+    model, weights = cached_weights(f"torch-digits-v{VERSION}", DigitsCNN(), lambda: train(split.train_x, split.train_y))
     data = DataBundle(example=split.eval_x[:1].copy(), calibration=split.calib_x,
                       eval_inputs=split.eval_x, eval_labels=split.eval_y)
     provenance = {"kind": "example", "name": "torch-digits", "weights": str(weights),
