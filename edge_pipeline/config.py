@@ -19,7 +19,7 @@ METRICS = ("top1",)
 PRUNE_KEYS = {"amount": (int, float), "kind": str, "fine-tune": str}
 PRUNE_KINDS = ("unstructured", "structured")
 QUANT_KEYS = {"calibration-samples": int, "calibration-method": str}
-CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+CALIBRATION_METHODS = ("minmax", "histogram", "percentile", "entropy")
 TOP_KEYS = {**SOURCE_KEYS, "profile": dict, "targets": dict, "prune": dict, "quantization": dict}
 
 

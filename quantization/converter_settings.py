@@ -35,9 +35,16 @@ class TfliteFloat16(ConverterSetting):
 
 
 class TfliteInt8(ConverterSetting):
-    """Full integer: int8 weights and activations, int8 input/output, calibrated on representative data."""
+    """Full integer: int8 weights and activations, int8 input/output, calibrated on representative data. The
+    exporter ranks layers by sensitivity and, under an accuracy budget, keeps the most sensitive ones float."""
     name, key, value = "tflite-int8", "tflite_mode", "int8"
     needs_calibration = True
+    accuracy_budget: ClassVar[bool] = True
+    max_accuracy_drop: float | None = None
+
+    def apply(self, model: Model, data: DataBundle) -> Model:
+        model = super().apply(model, data)
+        return replace(model, extras={**model.extras, "int8_debug": {"data": data, "budget": self.max_accuracy_drop}})
 
 
 class TfjsFloat16(ConverterSetting):

@@ -1,24 +1,33 @@
-"""Static int8 for LiteRT: litert-torch's PT2EQuantizer; the exporter passes it on as QuantConfig."""
+"""Static int8 for LiteRT: litert-torch's PT2EQuantizer; the exporter passes it on as QuantConfig.
+Sensitivity and fallback come from the shared PT2E mechanism."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from edge_pipeline.plugins import DataBundle, Model
+from edge_pipeline.plugins import Model
 
-from .pt2e import quantize_static
+from .pt2e_int8 import NodeFilter, Pt2eStaticInt8
 
 
-class LitertInt8:
+class LitertInt8(Pt2eStaticInt8):
     name: ClassVar[str] = "litert-int8"
-    frameworks: ClassVar[tuple[str, ...]] = ("torch",)
-    needs_calibration: ClassVar[bool] = True
+    fold_quantize: ClassVar[bool] = False
 
-    def apply(self, model: Model, data: DataBundle) -> Model:
+    def quantizer(self, node_filter: NodeFilter) -> Any:
         from litert_torch.quantize import pt2e_quantizer
+
+        class FilteredQuantizer(pt2e_quantizer.PT2EQuantizer):
+            """litert-torch's quantizer with a node filter (it only filters by module name or type itself)."""
+
+            def _annotate_for_static_quantization_config(self, model: Any) -> Any:
+                return self._annotate_all_static_patterns(model, self.global_config, node_filter)
+
+        config = self.with_calibration(pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True))
+        return FilteredQuantizer().set_global(config)
+
+    def finish(self, quantized: Model) -> Model:
         from litert_torch.quantize.quant_config import QuantConfig
 
-        quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
-            pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True))
-        quantized = quantize_static(model, quantizer, data, fold_quantize=False)
-        return replace(quantized, extras={**quantized.extras, "litert_quant_config": QuantConfig(pt2e_quantizer=quantizer)})
+        return replace(quantized, extras={**quantized.extras, "litert_quant_config": QuantConfig(
+            pt2e_quantizer=self.quantizer(lambda node: True))})

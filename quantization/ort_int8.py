@@ -3,6 +3,7 @@
 For CNNs prefer static: ORT's dynamic ConvInteger kernels are much slower than fp32 on x86."""
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
@@ -10,6 +11,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edge_pipeline.plugins import DataBundle
+
+from . import sensitivity
+from .sensitivity import Predict, rank_and_fall_back
 
 
 class _Reader:
@@ -41,22 +45,79 @@ class OrtStaticInt8:
     distributions: ClassVar[tuple[str, ...]] = ("onnxruntime",)
     calibration_methods: ClassVar[tuple[str, ...]] = ("minmax", "percentile", "entropy")
     calibration_method: str = "minmax"
+    accuracy_budget: ClassVar[bool] = True    # the export stage sets `max_accuracy_drop` for fallback
+    max_accuracy_drop: float | None = None
 
     def apply_artifact(self, src: Path, dest: Path, data: DataBundle) -> dict[str, Any]:
+        """Quantizes fully, ranks layers (only-this-layer QDQ through ORT's `nodes_to_quantize`) and, under a
+        budget, excludes the most sensitive layers' nodes (`nodes_to_exclude`) until the drop holds."""
         import onnx
+
+        batch = data.example.shape[0]
+        with tempfile.TemporaryDirectory() as tmp:
+            pre = _preprocessed(src, Path(tmp))
+            graph = onnx.load(str(pre), load_external_data=False).graph
+            layers = weighted_layers(graph, onnx.load(str(src), load_external_data=False).graph)
+            input_name = graph.input[0].name
+            outputs = iter(Path(tmp) / f"quantized-{i}.onnx" for i in range(10_000))
+
+            def quantize(only: str | None = None, skip: frozenset[str] = frozenset()) -> tuple[Path, Predict]:
+                out = next(outputs)
+                selection: dict[str, Any] = {"nodes_to_quantize": layers[only]} if only is not None else {}
+                if skip:
+                    selection["nodes_to_exclude"] = [node for layer in skip for node in layers[layer]]
+                self._quantize(pre, out, _Reader(input_name, data.calibration, batch), **selection)
+                return out, ort_predict(out, batch)
+
+            result, notes = rank_and_fall_back(quantize, ort_predict(pre, batch), sensitivity.largest(
+                [(name, 1) for name in layers]), data, self.max_accuracy_drop, "ONNX Runtime (CPU) on the QDQ model")
+            shutil.copyfile(result, dest)
+        return {"scheme": "ORT static QDQ int8, per-channel weights", "calibration_samples": int(len(data.calibration)),
+                "calibration_method": self.calibration_method, **notes}
+
+    def _quantize(self, src: Path, dest: Path, reader: _Reader, **selection: Any) -> None:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
         method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                   "entropy": CalibrationMethod.Entropy}[self.calibration_method]
+        quantize_static(str(src), str(dest), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                        calibrate_method=method, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        **selection)
 
-        input_name = onnx.load(str(src), load_external_data=False).graph.input[0].name
-        with tempfile.TemporaryDirectory() as tmp:
-            quantize_static(str(_preprocessed(src, Path(tmp))), str(dest),
-                            _Reader(input_name, data.calibration, data.example.shape[0]),
-                            quant_format=QuantFormat.QDQ, per_channel=True, calibrate_method=method,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
-        return {"scheme": "ORT static QDQ int8, per-channel weights", "calibration_samples": int(len(data.calibration)),
-                "calibration_method": self.calibration_method}
+
+WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+def weighted_layers(graph: Any, source_graph: Any) -> dict[str, list[str]]:
+    """Source layer name -> the ONNX nodes with weights it became. Names come from the exporter's scope
+    metadata (torch.onnx) or the node path (tf2onnx: `model/layer/op`)."""
+    scopes = {n.name: _scope(n) for n in source_graph.node}
+    layers: dict[str, list[str]] = {}
+    for node in graph.node:
+        if node.op_type in WEIGHTED_OPS and node.name:
+            layers.setdefault(scopes.get(node.name) or _scope(node), []).append(node.name)
+    return layers
+
+
+def _scope(node: Any) -> str:
+    import ast
+
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            names = ast.literal_eval(prop.value)
+            if len(names) >= 2:
+                return str(names[-2])
+    return node.name.rsplit("/", 1)[0] if "/" in node.name else node.name
+
+
+def ort_predict(path: Path, batch: int) -> Predict:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return sensitivity.batched(lambda x: session.run(None, {name: x.astype(np.float32)})[0], batch)
 
 
 class OrtDynamicInt8:

@@ -1,11 +1,13 @@
-"""Per-layer int8 sensitivity and accuracy-budgeted fallback for PT2E (XNNPACK) quantization.
+"""Per-layer int8 sensitivity and accuracy-budgeted fallback, shared by every backend.
 
-Sensitivity: for each quantizable layer (Conv/Linear, by its name in the source model), quantize *only that
-layer* with the same quantizer and calibration data, run the converted model (PT2E's reference q/dq numerics)
-on evaluation samples and measure the SQNR of its output against the float model's: the lower, the more that
-layer alone hurts. Fallback (NNCF's accuracy-control idea): when the fully quantized model loses more top-1
-accuracy than `max-accuracy-drop`, keep the most sensitive layers in float, one at a time, until the budget
-holds; the layers kept are recorded.
+Sensitivity: for each quantizable layer (by its name in the source model), quantize *only that layer* with the
+backend's own quantizer and calibration data, run the result on evaluation samples and measure the SQNR of its
+output against the float model's: the lower, the more that layer alone hurts. Fallback (NNCF's accuracy-control
+idea): when the fully quantized model loses more top-1 accuracy than `max-accuracy-drop`, keep the most
+sensitive layers float, one at a time, until the budget holds; the layers kept are recorded.
+
+Backends plug in as `Predict` functions (inputs -> outputs): PT2E reference numerics for torch, the ONNX
+Runtime session for ORT QDQ models, the LiteRT interpreter for TFLiteConverter models.
 """
 from __future__ import annotations
 
@@ -18,29 +20,48 @@ from edge_pipeline.plugins import DataBundle
 MAX_LAYERS = 24        # larger models: the 24 layers with the most weights are ranked (each costs a calibration)
 EVAL_SAMPLES = 128
 
+Predict = Callable[[np.ndarray], np.ndarray]
+
 
 def quantizable_layers(module: Any) -> list[str]:
     import torch
 
     layers = [(name, sum(p.numel() for p in m.parameters(recurse=False)))
               for name, m in module.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv1d, torch.nn.Linear))]
+    return largest(layers)
+
+
+def largest(layers: list[tuple[str, int]]) -> list[str]:
+    """Layer names in model order, capped to the MAX_LAYERS with the most weights."""
     if len(layers) > MAX_LAYERS:
         keep = {n for n, _ in sorted(layers, key=lambda item: -item[1])[:MAX_LAYERS]}
         layers = [item for item in layers if item[0] in keep]
     return [name for name, _ in layers]
 
 
-def run_module(module: Any, inputs: np.ndarray, batch: int) -> np.ndarray:
-    import torch
-
-    outputs = []
-    with torch.no_grad():
+def batched(run_batch: Callable[[np.ndarray], Any], batch: int) -> Predict:
+    """A Predict over whole batches of the model's fixed batch size (the remainder is dropped)."""
+    def predict(inputs: np.ndarray) -> np.ndarray:
+        outputs = []
         for start in range(0, (len(inputs) // batch) * batch, batch):
-            out = module(torch.from_numpy(np.ascontiguousarray(inputs[start:start + batch])))
+            out = run_batch(np.ascontiguousarray(inputs[start:start + batch]))
             while isinstance(out, (tuple, list)):
                 out = out[0]
-            outputs.append(out.detach().numpy())
-    return np.concatenate(outputs).astype(np.float32)
+            outputs.append(np.asarray(out))
+        return np.concatenate(outputs).astype(np.float32)
+    return predict
+
+
+def torch_predict(module: Any, batch: int) -> Predict:
+    import torch
+
+    def run(x: np.ndarray) -> Any:
+        with torch.no_grad():
+            out = module(torch.from_numpy(x))
+            while isinstance(out, (tuple, list)):
+                out = out[0]
+            return out.detach().numpy()
+    return batched(run, batch)
 
 
 def sqnr_db(reference: np.ndarray, test: np.ndarray) -> float:
@@ -53,39 +74,62 @@ def top1(outputs: np.ndarray, labels: np.ndarray | None) -> float | None:
     return None if labels is None or len(labels) == 0 else float((outputs.argmax(axis=1) == labels[:len(outputs)]).mean())
 
 
-SENSITIVITY_METHOD = ("SQNR of the model's output with only that layer (and its fused activation) int8, vs the "
-                      "float model, PT2E reference numerics on eval samples: the lower, the more that layer hurts")
+def method_text(numerics: str) -> str:
+    return (f"SQNR of the model's output with only that layer (and its fused activation) int8, vs the float model, "
+            f"{numerics} on eval samples: the lower, the more that layer hurts")
 
 
-def layer_sensitivity(float_module: Any, quantize_only: Callable[[str], Any], data: DataBundle,
+def layer_sensitivity(reference: Predict, quantize_only: Callable[[str], Predict], data: DataBundle,
                       layers: list[str]) -> list[dict[str, Any]]:
-    """`quantize_only(layer)` returns the converted model with only that layer int8. Most sensitive first."""
-    batch = data.example.shape[0]
+    """`quantize_only(layer)` predicts with only that layer int8. Most sensitive first."""
     inputs = data.eval_inputs[:EVAL_SAMPLES]
-    reference = run_module(float_module, inputs, batch)
+    expected = reference(inputs)
     rows = []
     for name in layers:
-        out = run_module(quantize_only(name), inputs, batch)
-        rows.append({"layer": name, "sqnr_db": sqnr_db(reference, out),
-                     "agreement": float((out.argmax(axis=1) == reference.argmax(axis=1)).mean())})
+        out = quantize_only(name)(inputs)
+        rows.append({"layer": name, "sqnr_db": sqnr_db(expected, out),
+                     "agreement": float((out.argmax(axis=1) == expected.argmax(axis=1)).mean())})
     return sorted(rows, key=lambda r: r["sqnr_db"])
 
 
-def fallback(float_module: Any, int8_module: Any, quantize: Callable[[set[str]], Any], data: DataBundle,
-             ranking: list[dict[str, Any]], max_drop_pts: float) -> tuple[Any, dict[str, Any]]:
-    """Keeps the most sensitive layers float until the top-1 drop (on the eval split) is within budget."""
-    batch = data.example.shape[0]
-    float_acc = top1(run_module(float_module, data.eval_inputs, batch), data.eval_labels)
+def fallback(reference: Predict, quantized: Predict, with_float: Callable[[set[str]], Predict], data: DataBundle,
+             ranking: list[dict[str, Any]], max_drop_pts: float) -> dict[str, Any]:
+    """Keeps the most sensitive layers float until the top-1 drop (on the eval split) is within budget.
+    `with_float(layers)` builds (and the caller keeps) the model with those layers float."""
+    float_acc = top1(reference(data.eval_inputs), data.eval_labels)
     kept: list[str] = []
     steps = []
-    converted = int8_module
+    predict = quantized
     while True:
-        acc = top1(run_module(converted, data.eval_inputs, batch), data.eval_labels)
+        acc = top1(predict(data.eval_inputs), data.eval_labels)
         drop = None if acc is None or float_acc is None else round((float_acc - acc) * 100, 4)
         steps.append({"kept_float": list(kept), "accuracy": acc, "drop_pts": drop})
         if drop is None or drop <= max_drop_pts or len(kept) == len(ranking):
             break
         kept.append(ranking[len(kept)]["layer"])
-        converted = quantize(set(kept))
-    return converted, {"max_accuracy_drop": max_drop_pts, "float_accuracy": float_acc, "kept_float": kept,
-                       "met": drop is None or drop <= max_drop_pts, "steps": steps}
+        predict = with_float(set(kept))
+    return {"max_accuracy_drop": max_drop_pts, "float_accuracy": float_acc, "kept_float": kept,
+            "met": drop is None or drop <= max_drop_pts, "steps": steps}
+
+
+Quantize = Callable[..., tuple[Any, Predict]]   # (only=layer | None, skip=frozenset of layers) -> (result, predict)
+
+
+def rank_and_fall_back(quantize: Quantize, reference: Predict, layers: list[str], data: DataBundle,
+                       budget: float | None, numerics: str) -> tuple[Any, dict[str, Any]]:
+    """The whole recipe for one backend: quantize fully, rank layers, fall back under a budget. Returns the
+    result to ship (fully quantized, or with the kept layers float) and the report notes."""
+    result, predict = quantize()
+    ranking = layer_sensitivity(reference, lambda name: quantize(only=name)[1], data, layers)
+    notes: dict[str, Any] = {"sensitivity": {"method": method_text(numerics), "layers": ranking}}
+    if budget is not None and ranking:
+        kept: dict[str, Any] = {}
+
+        def with_float(skip: set[str]) -> Predict:
+            kept["result"], step_predict = quantize(skip=frozenset(skip))
+            return step_predict
+
+        notes["fallback"] = fallback(reference, predict, with_float, data, ranking, float(budget))
+        if notes["fallback"]["kept_float"]:
+            result = kept["result"]
+    return result, notes

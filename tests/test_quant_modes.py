@@ -51,4 +51,17 @@ def test_a_calibration_method_the_quantizer_lacks_is_refused(android_build: dict
                                             '[targets.android]\nformats = ["pte:int8"]\n')
     proc = run_cli("build", "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert proc.returncode == 2
-    assert "calibration-method 'entropy' is not offered for pte:int8 (its quantizer xnnpack-int8 offers: minmax)" in proc.stderr
+    assert ("calibration-method 'entropy' is not offered for pte:int8 (its quantizer xnnpack-int8 offers: histogram, "
+            "minmax)") in proc.stderr
+
+
+def test_pt2e_min_max_calibration_replaces_the_histogram_observer(android_build: dict, tmp_path: Path) -> None:
+    default = {(a["format"], a["precision"]): a for a in android_build["report"]["artifacts"]}[("pte", "int8")]
+    assert default["export"]["metadata"]["quantization"]["calibration_method"] == "histogram"
+    (tmp_path / "edgepipe.toml").write_text('[quantization]\ncalibration-method = "minmax"\n'
+                                            '[targets.android]\nformats = ["pte:int8"]\n')
+    proc = run_cli("build", "--out", str(tmp_path / "out"), "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (art,) = json.loads(proc.stdout[proc.stdout.index("{"):])["artifacts"]
+    assert art["export"]["metadata"]["quantization"]["calibration_method"] == "minmax"
+    assert art["status"] == "ok" and art["sha256"] != default["sha256"]   # other ranges, other int8 bytes

@@ -1,6 +1,8 @@
-"""Per-layer int8 sensitivity in the report, and accuracy-budgeted fallback on a deliberately fragile model:
-the trained digits CNN with one hidden unit scaled x1000 (and the next layer's weights / 1000), so the float
-function is unchanged but that activation's outlier ruins per-tensor int8 for its neighbours."""
+"""Per-layer int8 sensitivity in the report, and accuracy-budgeted fallback on deliberately fragile models, for
+every int8 backend: ExecuTorch (XNNPACK PT2E), LiteRT from PyTorch (litert-torch PT2E), ONNX Runtime QDQ, and
+LiteRT from Keras (TFLiteConverter + QuantizationDebugger). The fragile models are the trained digits CNNs with
+one hidden unit scaled x1000 (and the next layer's weights / 1000): the float function is unchanged, but that
+activation's outlier ruins per-tensor int8 for its neighbours."""
 from __future__ import annotations
 
 import json
@@ -12,7 +14,7 @@ from .conftest import run_cli
 
 pytestmark = pytest.mark.slow
 
-MODULE = '''
+TORCH_MODULE = '''
 import torch
 from edge_pipeline.examples.digits_data import load_digits_split
 from edge_pipeline.examples.torch_digits import load
@@ -39,40 +41,93 @@ def evaluate():
     split = load_digits_split()
     return [(split.eval_x, split.eval_y)]
 '''
+KERAS_MODULE = '''
+from edge_pipeline.examples.keras_digits import load
+
+
+def fragile():
+    keras_model = load()[0].module
+    hidden, head = keras_model.layers[-2], keras_model.layers[-1]
+    kernel, bias = hidden.get_weights()
+    kernel[:, 0] *= 1000.0
+    bias[0] *= 1000.0
+    hidden.set_weights([kernel, bias])
+    kernel, bias = head.get_weights()
+    kernel[0, :] /= 1000.0
+    head.set_weights([kernel, bias])
+    return keras_model
+
+
+def example():
+    return load()[1].example
+
+
+def calibration():
+    return [load()[1].calibration]
+
+
+def evaluate():
+    data = load()[1]
+    return [(data.eval_inputs, data.eval_labels)]
+'''
 CONFIG = '''model = "fragile:fragile"
 example-inputs = "fragile:example"
 calibration = "fragile:calibration"
 evaluate = "fragile:evaluate"
 [targets.android]
-formats = ["pte:int8"]
+formats = {formats}
 '''
+TORCH_FORMATS = ["pte:int8", "tflite:int8", "onnx:int8"]
+TORCH_OUTLIER_LAYERS = {"classifier.1", "classifier.3"}
+KERAS_OUTLIER_LAYERS = {"dense", "dense_1"}
 
 
-def build(tmp_path: Path, *flags: str) -> dict:
+def build(tmp_path: Path, module: str, formats: list[str], *flags: str) -> dict:
     tmp_path.mkdir(parents=True, exist_ok=True)
-    (tmp_path / "fragile.py").write_text(MODULE)
-    (tmp_path / "edgepipe.toml").write_text(CONFIG)
+    (tmp_path / "fragile.py").write_text(module)
+    (tmp_path / "edgepipe.toml").write_text(CONFIG.format(formats=json.dumps(formats)))
     proc = run_cli("build", "--out", str(tmp_path / "out"), "--json", *flags, cwd=tmp_path)
     assert proc.stdout.strip(), proc.stderr[-3000:]
-    return {"code": proc.returncode, "report": json.loads(proc.stdout[proc.stdout.index("{"):])}
+    report = json.loads(proc.stdout[proc.stdout.index("{"):])
+    return {"code": proc.returncode, "artifacts": {f"{a['format']}:{a['precision']}": a for a in report["artifacts"]}}
 
 
-def test_fallback_recovers_a_fragile_model_within_budget(cache_dir: Path, tmp_path: Path) -> None:
-    plain = build(tmp_path / "plain")
-    (art,) = plain["report"]["artifacts"]
-    assert art["accuracy_drop"] > 1.0, art["accuracy_drop"]          # plain int8 really loses accuracy...
-    assert plain["code"] == 4 and art["error"]["type"] == "ValidationMismatch"   # ...and validation refuses it
-    ranking = [row["layer"] for row in art["sensitivity"]["layers"]]
-    assert set(ranking) == {"features.0", "features.2", "classifier.1", "classifier.3"}
-    assert set(ranking[:2]) == {"classifier.1", "classifier.3"}      # the outlier's layers rank first
-    assert art["fallback"] is None
-    assert "### Per-layer int8 sensitivity: pte:int8" in (tmp_path / "plain" / "out" / "android" / "report.md").read_text()
+def check_plain(result: dict, outliers: set[str], layers: set[str]) -> None:
+    assert result["code"] == 4
+    for label, art in result["artifacts"].items():
+        assert art["accuracy_drop"] > 1.0, (label, art["accuracy_drop"])      # plain int8 really loses accuracy...
+        assert art["error"]["type"] == "ValidationMismatch", label             # ...and validation refuses it
+        ranking = [row["layer"] for row in art["sensitivity"]["layers"]]
+        assert set(ranking) == layers, (label, ranking)
+        assert set(ranking[:2]) == outliers, (label, ranking)                 # the outlier's layers rank first
+        assert art["fallback"] is None
 
-    budgeted = build(tmp_path / "budget", "--budget", "max-accuracy-drop=1.0")
-    assert budgeted["code"] == 0
-    (art,) = budgeted["report"]["artifacts"]
-    assert art["status"] == "ok" and art["accuracy_drop"] <= 1.0
-    fallback = art["fallback"]
-    assert fallback["met"] and 1 <= len(fallback["kept_float"]) <= 2
-    assert set(fallback["kept_float"]) <= {"classifier.1", "classifier.3"}
-    assert fallback["steps"][0]["drop_pts"] > 1.0 and fallback["steps"][-1]["drop_pts"] <= 1.0
+
+def check_budgeted(result: dict, outliers: set[str]) -> None:
+    assert result["code"] == 0
+    for label, art in result["artifacts"].items():
+        assert art["status"] == "ok" and art["accuracy_drop"] <= 1.0, (label, art.get("error"))
+        fallback = art["fallback"]
+        assert fallback["met"] and 1 <= len(fallback["kept_float"]) <= 2, (label, fallback)
+        assert set(fallback["kept_float"]) <= outliers, (label, fallback)
+        assert fallback["steps"][0]["drop_pts"] > 1.0 and fallback["steps"][-1]["drop_pts"] <= 1.0
+
+
+def test_fallback_recovers_a_fragile_torch_model_on_every_int8_backend(cache_dir: Path, tmp_path: Path) -> None:
+    plain = build(tmp_path / "plain", TORCH_MODULE, TORCH_FORMATS)
+    assert set(plain["artifacts"]) == set(TORCH_FORMATS)
+    check_plain(plain, TORCH_OUTLIER_LAYERS, {"features.0", "features.2", "classifier.1", "classifier.3"})
+    report_md = (tmp_path / "plain" / "out" / "android" / "report.md").read_text()
+    for label in TORCH_FORMATS:
+        assert f"### Per-layer int8 sensitivity: {label}" in report_md
+    check_budgeted(build(tmp_path / "budget", TORCH_MODULE, TORCH_FORMATS, "--budget", "max-accuracy-drop=1.0"),
+                   TORCH_OUTLIER_LAYERS)
+
+
+def test_fallback_recovers_a_fragile_keras_model_in_litert(cache_dir: Path, tmp_path: Path) -> None:
+    plain = build(tmp_path / "plain", KERAS_MODULE, ["tflite:int8"])
+    check_plain(plain, KERAS_OUTLIER_LAYERS, {"conv2d", "conv2d_1", "dense", "dense_1"})
+    budgeted = build(tmp_path / "budget", KERAS_MODULE, ["tflite:int8"], "--budget", "max-accuracy-drop=1.0")
+    check_budgeted(budgeted, KERAS_OUTLIER_LAYERS)
+    (art,) = budgeted["artifacts"].values()
+    assert art["size_bytes"] > plain["artifacts"]["tflite:int8"]["size_bytes"]   # float layers keep float weights

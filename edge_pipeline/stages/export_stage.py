@@ -34,9 +34,9 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     if transform is not None and transform.needs_calibration and len(data.calibration) == 0:
         raise InputError(f"{job['label']} needs calibration data: set 'calibration' in the config "
                          f"to a function returning input batches")
+    if transform is not None and getattr(transform, "accuracy_budget", False):
+        transform.max_accuracy_drop = job.get("max_accuracy_drop")   # fallback keeps sensitive layers float
     if transform is not None and getattr(transform, "applies_to", "model") == "model":
-        if job.get("max_accuracy_drop") is not None and getattr(transform, "accuracy_budget", False):
-            model = replace(model, extras={**model.extras, "max_accuracy_drop": job["max_accuracy_drop"]})
         model = transform.apply(model, data)
     exporter = registry.create("exporter", job["exporter"])
     dest = Path(job["dest"])

@@ -34,9 +34,17 @@ class TfTfliteExporter:
                 flatbuffer = converter.convert()
             except Exception as exc:
                 raise as_unsupported("TFLiteConverter failed", exc) from exc
+            notes: dict[str, Any] = {}
+            debug = model.extras.get("int8_debug")
+            if mode == "int8" and debug is not None:
+                from quantization.tflite_int8_debug import int8_with_fallback
+
+                flatbuffer, notes = int8_with_fallback(converter, flatbuffer, model.module, debug["data"], debug["budget"])
         dest.write_bytes(flatbuffer)
+        quantization = {**model.provenance.get("quantization", {}), **notes} if notes else None
         return {"converter": f"TFLiteConverter (tensorflow {tf.__version__})", "mode": mode,
-                "layout": "as the TensorFlow source (NHWC)", "op_coverage": [tflite_after(dest)]}
+                "layout": "as the TensorFlow source (NHWC)", "op_coverage": [tflite_after(dest)],
+                **({"quantization": quantization} if quantization else {})}
 
 
 def _configure(converter: Any, mode: str, representative: np.ndarray | None) -> None:
