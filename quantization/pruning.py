@@ -1,4 +1,4 @@
-"""Pruning for PyTorch sources, applied once in the source stage before every export.
+"""Pruning for PyTorch and Keras sources (Keras: see keras_pruning.py), applied once in the source stage before every export.
 
 - `prune-structured`: torch-pruning's dependency-graph pruner removes whole channels (coupled layers follow), so
   the exported model really has fewer parameters and MACs. The classifier's last layer keeps its outputs.
@@ -19,59 +19,83 @@ from typing import Any, ClassVar
 from edge_pipeline.errors import EdgepipeError, InputError, StageFailed
 from edge_pipeline.plugins import DataBundle, Model
 
+from . import keras_pruning
+
 SHAPE_ATTRS = ("in_channels", "out_channels", "groups", "in_features", "out_features", "num_features")
 
 
 class PruneBase:
     name: ClassVar[str]
     kind: ClassVar[str]
-    frameworks: ClassVar[tuple[str, ...]] = ("torch",)
+    frameworks: ClassVar[tuple[str, ...]] = ("torch", "tensorflow")
     needs_calibration: ClassVar[bool] = False
-    distributions: ClassVar[tuple[str, ...]] = ("torch", "torch-pruning")
+    distributions: ClassVar[tuple[str, ...]] = ("torch", "torch-pruning", "keras")
 
     def __init__(self, amount: float = 0.5, fine_tune: Any = None):
         if not 0 < amount < 1:
             raise InputError(f"prune amount must be between 0 and 1 (exclusive), got {amount}")
         self.amount, self.fine_tune = amount, fine_tune
+        self.notes: dict[str, Any] = {}
 
     def apply(self, model: Model, data: DataBundle) -> Model:
-        import torch
-
-        if model.framework != "torch":
-            raise InputError(f"{self.kind} pruning is implemented for PyTorch models; this one is {model.framework}")
-        module = model.module
-        if isinstance(module, torch.fx.GraphModule):
-            raise InputError("pruning needs the model's nn.Module (a factory), not a torch.export .pt2 graph")
-        before = measure(module, model.example_inputs)
-        module = self._prune(module, model.example_inputs)
+        module = _prunable(model)
+        keras = model.framework == "tensorflow"
+        meter = (lambda m: keras_pruning.measure(m)) if keras else (lambda m: measure(m, model.example_inputs))
+        before = meter(module)
+        module = self._prune_keras(module) if keras else self._prune_torch(module, model.example_inputs)
         if self.fine_tune is not None:
             try:
-                tuned = self.fine_tune(module.train())
+                tuned = self.fine_tune(module if keras else module.train())
             except EdgepipeError:
                 raise
             except Exception as exc:
                 raise StageFailed(f"the fine-tune callback raised {type(exc).__name__}: {exc}") from exc
             module = tuned if tuned is not None else module
-        module = module.eval()
-        after = measure(module, model.example_inputs)
-        stats = {"kind": self.kind, "amount": self.amount, "before": before, "after": after,
-                 "fine_tuned": self.fine_tune is not None}
+        module = self._finish(module)
+        module = module if keras else module.eval()
+        stats = {"kind": self.kind, "amount": self.amount, "before": before, "after": meter(module),
+                 "fine_tuned": self.fine_tune is not None, **self.notes}
         return replace(model, module=module, provenance={**model.provenance, "pruning": stats})
 
+    def _finish(self, module: Any) -> Any:
+        return module
 
     @staticmethod
     def save(module: Any, folder: Path) -> None:
-        save_pruned(module, folder)
+        if hasattr(module, "get_config"):   # Keras: the rebuilt model, config and weights, loaded in safe mode
+            folder.mkdir(parents=True, exist_ok=True)
+            module.save(folder / "pruned.keras")
+        else:
+            save_pruned(module, folder)
 
     @staticmethod
     def restore(model: Model, folder: Path) -> Model:
+        if (folder / "pruned.keras").is_file():
+            from edge_pipeline.sources.keras_source import load_keras_file
+
+            return replace(model, module=load_keras_file(folder / "pruned.keras", safe_mode=True))
         return load_pruned(model, folder)
+
+
+def _prunable(model: Model) -> Any:
+    import torch
+
+    module = model.module
+    if model.framework == "tensorflow":
+        if not hasattr(module, "get_config"):
+            raise InputError("pruning needs a Keras model (.keras file or factory), not a SavedModel folder")
+        return module
+    if model.framework != "torch":
+        raise InputError(f"pruning is implemented for PyTorch and Keras models; this one is {model.framework}")
+    if isinstance(module, torch.fx.GraphModule):
+        raise InputError("pruning needs the model's nn.Module (a factory), not a torch.export .pt2 graph")
+    return module
 
 
 class StructuredPrune(PruneBase):
     name, kind = "prune-structured", "structured"
 
-    def _prune(self, module: Any, example: tuple[Any, ...]) -> Any:
+    def _prune_torch(self, module: Any, example: tuple[Any, ...]) -> Any:
         import torch
         import torch_pruning as tp
 
@@ -81,18 +105,37 @@ class StructuredPrune(PruneBase):
         pruner.step()
         return module
 
+    def _prune_keras(self, module: Any) -> Any:
+        smaller, coupled = keras_pruning.structured(module, self.amount)
+        self.notes["kept_whole"] = coupled   # channels coupled to an Add/Concatenate/output: not pruned
+        return smaller
+
 
 class UnstructuredPrune(PruneBase):
+    """The mask holds during fine-tuning (torch: pruning re-parametrization; Keras: applied again after it)."""
     name, kind = "prune-unstructured", "unstructured"
-    distributions = ("torch",)
+    distributions = ("torch", "keras")
 
-    def _prune(self, module: Any, example: tuple[Any, ...]) -> Any:
+    def _prune_torch(self, module: Any, example: tuple[Any, ...]) -> Any:
         import torch
         from torch.nn.utils import prune
 
-        targets = [(m, "weight") for m in module.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
-        prune.global_unstructured(targets, pruning_method=prune.L1Unstructured, amount=self.amount)
-        for layer, name in targets:
+        self._targets = [(m, "weight") for m in module.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+        prune.global_unstructured(self._targets, pruning_method=prune.L1Unstructured, amount=self.amount)
+        return module
+
+    def _prune_keras(self, module: Any) -> Any:
+        self._masks = keras_pruning.unstructured_masks(module, self.amount)
+        keras_pruning.apply_masks(self._masks)
+        return module
+
+    def _finish(self, module: Any) -> Any:
+        if hasattr(self, "_masks"):
+            keras_pruning.apply_masks(self._masks)
+            return module
+        from torch.nn.utils import prune
+
+        for layer, name in self._targets:
             prune.remove(layer, name)     # bake the mask in: plain weights with zeros
         return module
 

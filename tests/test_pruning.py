@@ -11,6 +11,7 @@ from .conftest import run_cli
 
 pytestmark = pytest.mark.slow
 FINE_TUNE = "edge_pipeline.examples.torch_digits:fine_tune"
+KERAS_FINE_TUNE = "edge_pipeline.examples.keras_digits:fine_tune"
 
 
 def build_json(tmp_path: Path, formats: list[str], *flags: str) -> tuple[int, dict | None, str]:
@@ -39,10 +40,11 @@ def test_structured_half_with_fine_tune_and_int8_is_small_and_accurate(android_b
 
 def test_unstructured_zeros_shrink_only_the_zipped_size(android_build: dict, tmp_path: Path) -> None:
     dense = {(a["format"], a["precision"]): a for a in android_build["report"]["artifacts"]}[("tflite", "fp32")]
-    code, report, err = build_json(tmp_path, ["tflite:fp32"], "--prune", "0.5")
+    code, report, err = build_json(tmp_path, ["tflite:fp32"], "--prune", "0.5", "--fine-tune", FINE_TUNE)
     assert code == 0, err[-2000:]
     pruning = report["source"]["pruning"]
-    assert pruning["kind"] == "unstructured" and 0.45 <= pruning["after"]["sparsity"] <= 0.55
+    # the mask holds through fine-tuning: the zeros are still there afterwards
+    assert pruning["kind"] == "unstructured" and pruning["fine_tuned"] and 0.45 <= pruning["after"]["sparsity"] <= 0.55
     assert pruning["after"]["params"] == pruning["before"]["params"]
     (art,) = report["artifacts"]
     assert art["status"] == "ok" and abs(art["size_bytes"] - dense["size_bytes"]) < 0.02 * dense["size_bytes"]
@@ -64,3 +66,29 @@ def test_a_fine_tune_callback_that_raises_is_named(android_build: dict, tmp_path
     (tmp_path / "broken_tune.py").write_text("def tune(model):\n    raise RuntimeError('out of data')\n")
     code, _, err = build_json(tmp_path, ["tflite:fp32"], "--prune", "0.5", "--fine-tune", "broken_tune:tune")
     assert code == 2 and "fine-tune callback 'broken_tune:tune' raised RuntimeError: out of data" in err
+
+
+def test_keras_structured_half_with_fine_tune_and_int8_is_small_and_accurate(cache_dir: Path, tmp_path: Path) -> None:
+    code, report, err = build_json(tmp_path, ["tflite:int8"], "--example", "keras-digits", "--prune", "0.5",
+                                   "--prune-structured", "--fine-tune", KERAS_FINE_TUNE)
+    assert code == 0, err[-2000:]
+    pruning = report["source"]["pruning"]
+    assert pruning["kind"] == "structured" and pruning["fine_tuned"]
+    assert pruning["after"]["params"] < 0.35 * pruning["before"]["params"]
+    assert pruning["after"]["macs"] < 0.5 * pruning["before"]["macs"]
+    assert pruning["kept_whole"] == ["dense_1"]          # the classifier's outputs are the model's outputs
+    (art,) = report["artifacts"]
+    dense_fp32_bytes = report["source"]["size_bytes"]    # the dense model's float32 weights
+    assert art["status"] == "ok" and art["size_bytes"] <= 0.15 * dense_fp32_bytes, art["size_bytes"]
+    assert art["accuracy_drop"] <= 2.0
+
+
+def test_keras_unstructured_mask_holds_through_fine_tuning(cache_dir: Path, tmp_path: Path) -> None:
+    code, report, err = build_json(tmp_path, ["tflite:fp32"], "--example", "keras-digits", "--prune", "0.5",
+                                   "--fine-tune", KERAS_FINE_TUNE)
+    assert code == 0, err[-2000:]
+    pruning = report["source"]["pruning"]
+    assert pruning["kind"] == "unstructured" and 0.45 <= pruning["after"]["sparsity"] <= 0.55
+    assert pruning["after"]["params"] == pruning["before"]["params"]
+    (art,) = report["artifacts"]
+    assert art["status"] == "ok" and art["size_compressed_bytes"] < 0.8 * art["size_bytes"]

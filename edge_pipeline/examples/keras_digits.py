@@ -28,15 +28,24 @@ def build_model():
 
 
 def train(train_x: np.ndarray, train_y: np.ndarray):
+    return _fit(build_model(), train_x, train_y, EPOCHS)
+
+
+def fine_tune(model, epochs: int = 8):
+    """The example's fine-tune callback after pruning: a few epochs on the same training split, seeded."""
+    split = load_digits_split()
+    return _fit(model, np.ascontiguousarray(split.train_x.transpose(0, 2, 3, 1)), split.train_y, epochs)
+
+
+def _fit(model, train_x: np.ndarray, train_y: np.ndarray, epochs: int):
     import keras
     import tensorflow as tf
 
     keras.utils.set_random_seed(SEED)
     tf.config.experimental.enable_op_determinism()
-    model = build_model()
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(train_x, train_y, batch_size=64, epochs=EPOCHS, shuffle=True, verbose=0)
+    model.fit(train_x, train_y, batch_size=64, epochs=epochs, shuffle=True, verbose=0)
     return model
 
 

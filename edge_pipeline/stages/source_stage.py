@@ -61,7 +61,7 @@ def _prune(model: Any, data: DataBundle, spec: SourceSpec, folder: Path) -> tupl
     pruned = transform.apply(model, data)
     transform.save(pruned.module, folder)
     stats = dict(pruned.provenance["pruning"])
-    stats.update(before=dict(stats["before"]), after={**stats["after"], "size_bytes": _framework("torch").weights_bytes(pruned)})
+    stats.update(before=dict(stats["before"]), after={**stats["after"], "size_bytes": _framework(pruned.framework).weights_bytes(pruned)})
     return pruned, stats
 
 
