@@ -18,7 +18,7 @@ from .fsutil import write_json_atomic, write_text_atomic
 
 PRUNE_AMOUNTS = (0.0, 0.25, 0.5, 0.75)
 PRUNE_KINDS = ("structured", "unstructured")
-SEARCHED_PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic", "int4")
+SEARCHED_PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic", "int8-weight", "int16x8", "int4")
 MAX_ASKS = 4   # per requested candidate: the space is small, the sampler repeats itself
 
 

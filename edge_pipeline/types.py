@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic", "int8-weight", "int4")
+PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic", "int8-weight", "int16x8", "int4")
 
 
 @dataclass(frozen=True, order=True)

@@ -14,6 +14,7 @@ DEFAULT_TOLERANCES: dict[str, dict[str, float]] = {
     "int8": {"min_agreement": 0.95, "max_relative_diff": 0.15, "diff_quantile": 0.99},
     "int8-dynamic": {"min_agreement": 0.95, "max_relative_diff": 0.15, "diff_quantile": 0.99},
     "int8-weight": {"min_agreement": 0.95, "max_relative_diff": 0.15, "diff_quantile": 0.99},
+    "int16x8": {"min_agreement": 0.95, "max_relative_diff": 0.15, "diff_quantile": 0.99},
     "uint8": {"min_agreement": 0.95, "max_relative_diff": 0.15, "diff_quantile": 0.99},
     "int4": {"min_agreement": 0.90, "max_relative_diff": 0.3, "diff_quantile": 0.99},
 }

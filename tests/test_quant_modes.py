@@ -65,3 +65,27 @@ def test_pt2e_min_max_calibration_replaces_the_histogram_observer(android_build:
     (art,) = json.loads(proc.stdout[proc.stdout.index("{"):])["artifacts"]
     assert art["export"]["metadata"]["quantization"]["calibration_method"] == "minmax"
     assert art["status"] == "ok" and art["sha256"] != default["sha256"]   # other ranges, other int8 bytes
+
+
+def _ops_and_weight_types(path: str) -> tuple[list[str], set[str]]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=path)
+    ops = [op["op_name"] for op in interpreter._get_ops_details()]
+    return ops, {d["dtype"].__name__ for d in interpreter.get_tensor_details()}
+
+
+@pytest.mark.parametrize("example", ["torch-digits", "keras-digits"])
+def test_litert_weight_only_and_dynamic_int8_from_either_framework(android_build: dict, tmp_path: Path,
+                                                                    example: str) -> None:
+    dense = {(a["format"], a["precision"]): a for a in android_build["report"]["artifacts"]}[("tflite", "fp32")]
+    (tmp_path / "edgepipe.toml").write_text('[targets.android]\nformats = ["tflite:int8-weight", "tflite:int8-dynamic"]\n')
+    proc = run_cli("build", "--example", example, "--out", str(tmp_path / "out"), "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]   # Keras int8-dynamic: TFLiteConverter's own dynamic range
+    arts = {a["precision"]: a for a in json.loads(proc.stdout[proc.stdout.index("{"):])["artifacts"]}
+    for precision, art in arts.items():
+        assert art["status"] == "ok" and art["agreement"] >= 0.95, (precision, art.get("error"))
+        assert art["size_bytes"] < 0.35 * dense["size_bytes"]
+    ops, dtypes = _ops_and_weight_types(str(tmp_path / "out" / "android" / arts["int8-weight"]["path"]))
+    assert "DEQUANTIZE" in ops and "int8" in dtypes   # int8 weights, dequantized in the graph for float kernels
+    assert arts["int8-weight"]["export"]["metadata"]["quantization"]["tool"].startswith("ai-edge-quantizer")

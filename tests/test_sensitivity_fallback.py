@@ -131,3 +131,15 @@ def test_fallback_recovers_a_fragile_keras_model_in_litert(cache_dir: Path, tmp_
     check_budgeted(budgeted, KERAS_OUTLIER_LAYERS)
     (art,) = budgeted["artifacts"].values()
     assert art["size_bytes"] > plain["artifacts"]["tflite:int8"]["size_bytes"]   # float layers keep float weights
+
+
+def test_int16_activations_hold_the_fragile_model_without_float_layers(cache_dir: Path, tmp_path: Path) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    result = build(tmp_path, TORCH_MODULE, ["tflite:int16x8"])
+    assert result["code"] == 0
+    art = result["artifacts"]["tflite:int16x8"]
+    assert art["status"] == "ok" and art["accuracy_drop"] <= 1.0, art.get("error")   # int8 activations lose > 1 pt
+    interpreter = Interpreter(model_path=str(tmp_path / "out" / "android" / art["path"]))
+    assert interpreter.get_input_details()[0]["dtype"].__name__ == "int16"
+    assert art["export"]["metadata"]["quantization"]["tool"].endswith("static_wi8_ai16")

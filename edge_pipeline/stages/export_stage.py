@@ -44,6 +44,8 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     with writer(dest) as tmp:
         if getattr(exporter, "onnx_based", False):
             metadata = _via_onnx(model, exporter, transform, data, tmp)
+        elif transform is not None and getattr(transform, "applies_to", "model") == "artifact":
+            metadata = _then_quantize_file(model, exporter, transform, data, tmp)
         else:
             metadata = exporter.export(model, tmp)
     metadata = metadata or {}
@@ -66,3 +68,15 @@ def _via_onnx(model: Model, exporter: Any, transform: Any, data: DataBundle, des
             onnx_path = quantized
         metadata.update(exporter.finish(onnx_path, dest))
     return metadata
+
+
+def _then_quantize_file(model: Model, exporter: Any, transform: Any, data: DataBundle, dest: Path) -> dict[str, Any]:
+    """Formats quantized after export (ai-edge-quantizer recipes on a float `.tflite`)."""
+    with tempfile.TemporaryDirectory(prefix="edgepipe-float-") as tmp:
+        float_path = Path(tmp) / f"float{exporter.suffix}"
+        metadata = exporter.export(model, float_path) or {}
+        quantization = transform.apply_artifact(float_path, dest, data)
+    if "op_coverage" in quantization:   # of the final file, not the float one
+        metadata = {**metadata, "op_coverage": [c for c in metadata.get("op_coverage", []) if c["stage"] == "before"]
+                    + quantization.pop("op_coverage")}
+    return {**metadata, "quantization": quantization}

@@ -15,7 +15,10 @@ class TfliteExporter:
     format: ClassVar[str] = "tflite"
     suffix: ClassVar[str] = ".tflite"
     frameworks: ClassVar[tuple[str, ...]] = ("torch",)
-    precisions: ClassVar[dict[str, str | None]] = {"fp32": None, "int8": "litert-int8"}
+    precisions: ClassVar[dict[str, str | None]] = {"fp32": None, "int8": "litert-int8",
+                                                    "int8-dynamic": "litert-dynamic-int8",
+                                                    "int8-weight": "litert-weight-int8",
+                                                    "int16x8": "litert-16x8"}
     runner: ClassVar[str] = "litert"
     distributions: ClassVar[tuple[str, ...]] = ("torch", "litert-torch", "ai-edge-litert", "torchao")
 

@@ -19,7 +19,9 @@ class TfTfliteExporter:
     suffix: ClassVar[str] = ".tflite"
     frameworks: ClassVar[tuple[str, ...]] = ("tensorflow",)
     precisions: ClassVar[dict[str, str | None]] = {"fp32": None, "int8-dynamic": "tflite-dynamic",
-                                                    "fp16": "tflite-fp16", "int8": "tflite-int8"}
+                                                    "fp16": "tflite-fp16", "int8": "tflite-int8",
+                                                    "int8-weight": "litert-weight-int8",
+                                                    "int16x8": "litert-16x8"}
     runner: ClassVar[str] = "litert"
     distributions: ClassVar[tuple[str, ...]] = ("tensorflow-cpu", "keras", "ai-edge-litert")
 

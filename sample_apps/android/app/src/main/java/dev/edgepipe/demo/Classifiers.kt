@@ -16,7 +16,7 @@ data class BundledModel(
     val name: String,
     val asset: String,
     val format: String,
-    val inputType: String,        // float32 | int8 | uint8
+    val inputType: String,        // float32 | int8 | uint8 | int16 (16x8 models)
     val inputScale: Float,
     val inputZeroPoint: Int,
     val outputType: String,
@@ -60,6 +60,7 @@ class LiteRtClassifier(context: Context, private val model: BundledModel, thread
         for (value in input) {
             when (model.inputType) {
                 "float32" -> inputBuffer.putFloat(value)
+                "int16" -> inputBuffer.putShort(quantize16(value))
                 else -> inputBuffer.put(quantize(value))
             }
         }
@@ -70,6 +71,7 @@ class LiteRtClassifier(context: Context, private val model: BundledModel, thread
             when (model.outputType) {
                 "float32" -> outputBuffer.float
                 "uint8" -> ((outputBuffer.get().toInt() and 0xFF) - model.outputZeroPoint) * model.outputScale
+                "int16" -> (outputBuffer.short - model.outputZeroPoint) * model.outputScale
                 else -> (outputBuffer.get() - model.outputZeroPoint) * model.outputScale
             }
         }
@@ -79,6 +81,9 @@ class LiteRtClassifier(context: Context, private val model: BundledModel, thread
         val (low, high) = if (model.inputType == "uint8") 0 to 255 else -128 to 127
         return (Math.round(value / model.inputScale) + model.inputZeroPoint).coerceIn(low, high).toByte()
     }
+
+    private fun quantize16(value: Float): Short =
+        (Math.round(value / model.inputScale) + model.inputZeroPoint).coerceIn(-32768, 32767).toShort()
 
     override fun close() = interpreter.close()
 }
