@@ -16,8 +16,9 @@ SOURCE_KEYS = {"example": str, "model": str, "weights": str, "example-inputs": (
 PROFILE_KEYS = {"warmup": int, "runs": int, "threads": list, "memory-mb": (int, float)}
 TARGET_KEYS = {"formats": list, "budgets": dict, "profile": dict, "description": str, "extends": str}
 METRICS = ("top1",)
-PRUNE_KEYS = {"amount": (int, float), "kind": str, "fine-tune": str}
+PRUNE_KEYS = {"amount": (int, float), "kind": str, "fine-tune": str, "scope": str}
 PRUNE_KINDS = ("unstructured", "structured")
+PRUNE_SCOPES = ("global", "layer")   # unstructured: one threshold for all layers, or the same share in each
 QUANT_KEYS = {"calibration-samples": int, "calibration-method": str}
 CALIBRATION_METHODS = ("minmax", "histogram", "percentile", "entropy")
 TOP_KEYS = {**SOURCE_KEYS, "profile": dict, "targets": dict, "prune": dict, "quantization": dict}
@@ -133,7 +134,8 @@ def check_quantization(table: dict, path: str) -> dict[str, Any]:
 
 
 def check_prune(table: dict, path: str) -> dict[str, Any]:
-    """`prune = { amount = 0.5, kind = "structured", fine-tune = "pkg.module:fn" }` as SourceSpec.prune."""
+    """`prune = { amount = 0.5, kind = "structured", fine-tune = "pkg.module:fn", scope = "global" }` as
+    SourceSpec.prune."""
     _check_keys(table, PRUNE_KEYS, path)
     amount = table.get("amount")
     if amount is None or isinstance(amount, bool) or not 0 < amount < 1:
@@ -141,7 +143,12 @@ def check_prune(table: dict, path: str) -> dict[str, Any]:
     kind = table.get("kind", "unstructured")
     if kind not in PRUNE_KINDS:
         raise ConfigError(f"'{path}.kind' must be one of: {', '.join(PRUNE_KINDS)}; got {kind!r}")
-    return {"amount": float(amount), "kind": kind, "fine_tune": table.get("fine-tune")}
+    scope = table.get("scope", "global")
+    if scope not in PRUNE_SCOPES or (scope == "layer" and kind == "structured"):
+        raise ConfigError(f"'{path}.scope' must be one of: {', '.join(PRUNE_SCOPES)} (and 'layer' applies to "
+                          f"unstructured pruning; structured pruning removes the same share of channels per layer); "
+                          f"got {scope!r}")
+    return {"amount": float(amount), "kind": kind, "fine_tune": table.get("fine-tune"), "scope": scope}
 
 
 def _join(prefix: str, key: str) -> str:

@@ -135,14 +135,24 @@ def kernels(model: Any) -> list[Any]:
             if type(layer).__name__ in PRODUCERS + ("DepthwiseConv2D",) and "kernel" in w.path.rsplit("/", 1)[-1]]
 
 
-def unstructured_masks(model: Any, amount: float) -> list[tuple[Any, np.ndarray]]:
-    """Global L1: the `amount` share of kernel weights with the smallest magnitude, across all layers."""
+def unstructured_masks(model: Any, amount: float, per_layer: bool = False) -> list[tuple[Any, np.ndarray]]:
+    """L1: the `amount` share of kernel weights with the smallest magnitude, across all layers (global) or in
+    each layer."""
     variables = kernels(model)
     if not variables:
         raise InputError("nothing to prune: the model has no Conv2D, DepthwiseConv2D or Dense kernels")
+    if per_layer:
+        return [(v, _keep_largest(np.abs(v.numpy()), amount)) for v in variables]
     magnitudes = np.concatenate([np.abs(v.numpy()).ravel() for v in variables])
     threshold = np.partition(magnitudes, int(amount * len(magnitudes)))[int(amount * len(magnitudes))]
     return [(v, (np.abs(v.numpy()) >= threshold).astype(v.dtype)) for v in variables]
+
+
+def _keep_largest(magnitudes: np.ndarray, amount: float) -> np.ndarray:
+    """Mask zeroing exactly round(amount * size) of the smallest entries (ties broken by position)."""
+    mask = np.ones(magnitudes.size, dtype=magnitudes.dtype)
+    mask[np.argsort(magnitudes.ravel(), kind="stable")[:int(round(amount * magnitudes.size))]] = 0
+    return mask.reshape(magnitudes.shape)
 
 
 def apply_masks(masks: list[tuple[Any, np.ndarray]]) -> None:

@@ -31,10 +31,10 @@ class PruneBase:
     needs_calibration: ClassVar[bool] = False
     distributions: ClassVar[tuple[str, ...]] = ("torch", "torch-pruning", "keras")
 
-    def __init__(self, amount: float = 0.5, fine_tune: Any = None):
+    def __init__(self, amount: float = 0.5, fine_tune: Any = None, scope: str = "global"):
         if not 0 < amount < 1:
             raise InputError(f"prune amount must be between 0 and 1 (exclusive), got {amount}")
-        self.amount, self.fine_tune = amount, fine_tune
+        self.amount, self.fine_tune, self.scope = amount, fine_tune, scope
         self.notes: dict[str, Any] = {}
 
     def apply(self, model: Model, data: DataBundle) -> Model:
@@ -53,7 +53,7 @@ class PruneBase:
             module = tuned if tuned is not None else module
         module = self._finish(module)
         module = module if keras else module.eval()
-        stats = {"kind": self.kind, "amount": self.amount, "before": before, "after": meter(module),
+        stats = {"kind": self.kind, "amount": self.amount, "scope": self.scope, "before": before, "after": meter(module),
                  "fine_tuned": self.fine_tune is not None, **self.notes}
         return replace(model, module=module, provenance={**model.provenance, "pruning": stats})
 
@@ -112,7 +112,8 @@ class StructuredPrune(PruneBase):
 
 
 class UnstructuredPrune(PruneBase):
-    """The mask holds during fine-tuning (torch: pruning re-parametrization; Keras: applied again after it)."""
+    """Global (one threshold) or per-layer (the same share in each layer) L1 magnitude; the mask holds during
+    fine-tuning (torch: pruning re-parametrization; Keras: applied again after it)."""
     name, kind = "prune-unstructured", "unstructured"
     distributions = ("torch", "keras")
 
@@ -121,11 +122,15 @@ class UnstructuredPrune(PruneBase):
         from torch.nn.utils import prune
 
         self._targets = [(m, "weight") for m in module.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
-        prune.global_unstructured(self._targets, pruning_method=prune.L1Unstructured, amount=self.amount)
+        if self.scope == "layer":
+            for layer, name in self._targets:
+                prune.l1_unstructured(layer, name, amount=self.amount)
+        else:
+            prune.global_unstructured(self._targets, pruning_method=prune.L1Unstructured, amount=self.amount)
         return module
 
     def _prune_keras(self, module: Any) -> Any:
-        self._masks = keras_pruning.unstructured_masks(module, self.amount)
+        self._masks = keras_pruning.unstructured_masks(module, self.amount, per_layer=self.scope == "layer")
         keras_pruning.apply_masks(self._masks)
         return module
 

@@ -82,3 +82,12 @@ def test_bad_thread_value_is_rejected(tmp_path: Path) -> None:
 def test_explicit_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_prune_table_with_scope(tmp_path: Path) -> None:
+    write(tmp_path, "edgepipe.toml", 'prune = { amount = 0.3, scope = "layer" }\n')
+    assert load_config(cwd=tmp_path).source.prune == {"amount": 0.3, "kind": "unstructured", "fine_tune": None,
+                                                      "scope": "layer"}
+    write(tmp_path, "edgepipe.toml", 'prune = { amount = 0.3, kind = "structured", scope = "layer" }\n')
+    with pytest.raises(ConfigError, match=r"'prune.scope' must be one of: global, layer"):
+        load_config(cwd=tmp_path)

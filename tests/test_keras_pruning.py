@@ -80,3 +80,13 @@ def test_unstructured_masks_zero_the_smallest_share_globally() -> None:
     assert 0.49 <= keras_pruning.measure(model)["sparsity"] <= 0.51
     with pytest.raises(InputError, match="no Conv2D, DepthwiseConv2D or Dense kernels"):
         keras_pruning.unstructured_masks(keras.Sequential([keras.Input((3,)), keras.layers.ReLU()]), 0.5)
+
+
+def test_per_layer_scope_prunes_the_same_share_in_every_layer() -> None:
+    import keras
+
+    keras.utils.set_random_seed(2)
+    model = _model()
+    masks = keras_pruning.unstructured_masks(model, 0.5, per_layer=True)
+    for variable, mask in masks:
+        assert abs(1 - mask.mean() - 0.5) <= 1 / mask.size + 1e-9, variable.path

@@ -55,6 +55,7 @@ def build(
     prune: Annotated[Optional[float], typer.Option("--prune", help="Prune this fraction of the weights (0-1) before exporting: magnitude (unstructured) unless --prune-structured.")] = None,
     prune_structured: Annotated[bool, typer.Option("--prune-structured", help="With --prune: remove whole channels (torch-pruning), so the model really shrinks.")] = False,
     fine_tune: Annotated[Optional[str], typer.Option("--fine-tune", help="With --prune: 'pkg.module:fn' called as fn(model) to recover accuracy after pruning.")] = None,
+    prune_scope: Annotated[Optional[str], typer.Option("--prune-scope", help="Unstructured pruning: 'global' (one magnitude threshold across layers, default) or 'layer' (the same share in every layer).")] = None,
 ) -> None:
     """Build, validate and profile every artifact the target asks for, then check its budgets.
 
@@ -69,8 +70,9 @@ def build(
         cfg = load_config(config)
         if example is not None:
             cfg = replace(cfg, source=replace(cfg.source, example=example, model=None))
-        if prune is not None or prune_structured or fine_tune:
-            cfg = replace(cfg, source=replace(cfg.source, prune=_prune_settings(cfg, prune, prune_structured, fine_tune)))
+        if prune is not None or prune_structured or fine_tune or prune_scope:
+            cfg = replace(cfg, source=replace(cfg.source, prune=_prune_settings(cfg, prune, prune_structured, fine_tune,
+                                                                                prune_scope)))
         budgets = tuple(parse_budget(text) for text in budget or [])
         if device is not None:
             from ..devices.ssh import SshDevice
@@ -195,17 +197,18 @@ def targets(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
     out_console.print(table)
 
 
-def _prune_settings(cfg, amount: float | None, structured: bool, fine_tune: str | None) -> dict:
+def _prune_settings(cfg, amount: float | None, structured: bool, fine_tune: str | None, scope: str | None) -> dict:
     """CLI flags over the file's `prune` table; a flag without an amount needs one from the file."""
     from ..config import check_prune
 
     current = dict(cfg.source.prune or {})
     table = {"amount": amount if amount is not None else current.get("amount"),
-             "kind": "structured" if structured else current.get("kind", "unstructured")}
+             "kind": "structured" if structured else current.get("kind", "unstructured"),
+             "scope": scope or current.get("scope", "global")}
     if fine_tune or current.get("fine_tune"):
         table["fine-tune"] = fine_tune or current["fine_tune"]
     if table["amount"] is None:
-        raise ConfigError("--prune-structured and --fine-tune need --prune AMOUNT (or prune.amount in the config)")
+        raise ConfigError("--prune-structured, --prune-scope and --fine-tune need --prune AMOUNT (or prune.amount in the config)")
     return check_prune(table, "--prune")
 
 

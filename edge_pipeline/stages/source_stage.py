@@ -57,7 +57,8 @@ def _prune(model: Any, data: DataBundle, spec: SourceSpec, folder: Path) -> tupl
         ref = settings["fine_tune"]
         callback = resolve_callable(ref, "fine-tune callback", spec.base_dir)
         fine_tune = lambda module: call_user(callback, ref, "fine-tune callback", module)   # noqa: E731
-    transform = registry.load("transform", f"prune-{settings['kind']}")(settings["amount"], fine_tune)
+    transform = registry.load("transform", f"prune-{settings['kind']}")(settings["amount"], fine_tune,
+                                                                         settings.get("scope", "global"))
     pruned = transform.apply(model, data)
     transform.save(pruned.module, folder)
     stats = dict(pruned.provenance["pruning"])
