@@ -1,6 +1,7 @@
 """Benchmark: compression on Fashion-MNIST (Debian dataset-fashion-mnist) with the MobileNet-style example:
-dense fp32, int8, 50% structured + fine-tune + int8, 50% unstructured + int8, and ExecuTorch 8da4w. Size raw
-and zipped, params, MACs, p50 per runtime, accuracy. Writes bench/results/compression.json and .md.
+dense fp32, int8, weight-only int8, 16x8, 50% structured + fine-tune + int8, 50% unstructured + int8, and
+ExecuTorch 8da4w. Size raw and zipped, params, MACs, p50 per runtime, accuracy. Writes
+bench/results/compression.json and .md.
 Latency is host-emulated (this host's CPU), never a phone."""
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from common import build, fmt, measured_where, save
 
 FINE_TUNE = "edge_pipeline.examples.fashion_mnist:fine_tune"
 VARIANTS = [
-    ("dense", ["tflite:fp32", "pte:fp32", "tflite:int8", "pte:int8", "pte:int4"], []),
+    ("dense", ["tflite:fp32", "pte:fp32", "tflite:int8", "pte:int8", "pte:int4", "tflite:int8-weight",
+               "tflite:int16x8"], []),
     ("50% structured + fine-tune", ["tflite:fp32", "tflite:int8", "pte:int8"],
      ["--prune", "0.5", "--prune-structured", "--fine-tune", FINE_TUNE]),
     ("50% unstructured", ["tflite:int8", "pte:int8"], ["--prune", "0.5"]),
