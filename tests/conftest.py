@@ -113,6 +113,10 @@ def calibration():
     return [torch.from_numpy(rng.random((8, 1, 8, 8), dtype=np.float32)) for _ in range(4)]
 
 
+def calibration_rgb():
+    return [_rng().random((8, 3, 8, 8), dtype=np.float32)]
+
+
 def evaluate():
     rng = _rng()
     for _ in range(4):

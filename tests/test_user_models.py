@@ -106,6 +106,8 @@ BAD_INPUTS = [
     ("model = 'usermodels:make_model'", "'example-inputs' is required"),
     ("model = 'usermodels:make_model'\nexample-inputs = [1, 1, 8, 8]\n[targets.android]\nformats = ['tflite:int8']",
      "missing calibration data: 'tflite:int8'"),
+    ("model = 'usermodels:make_model'\nexample-inputs = [1, 1, 8, 8]\ncalibration = 'usermodels:calibration_rgb'",
+     "calibration inputs have sample shape [3, 8, 8], but example inputs have [1, 8, 8]"),
 ]
 
 
