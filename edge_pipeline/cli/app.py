@@ -53,7 +53,7 @@ def build(
     budget: Annotated[Optional[list[str]], typer.Option("--budget", "-b", help="A limit name=value, e.g. max-size-kb=900, max-accuracy-drop=0.5, max-latency-ms=12 (repeatable; overrides the config).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help=DEVICE_HELP)] = None,
     prune: Annotated[Optional[float], typer.Option("--prune", help="Prune this fraction of the weights (0-1) before exporting: magnitude (unstructured) unless --prune-structured.")] = None,
-    prune_structured: Annotated[bool, typer.Option("--prune-structured", help="With --prune: remove whole channels (torch-pruning), so the model really shrinks.")] = False,
+    prune_structured: Annotated[bool, typer.Option("--prune-structured", help="With --prune: remove whole channels (PyTorch: torch-pruning; Keras: rebuilt with fewer filters), so the model really shrinks.")] = False,
     fine_tune: Annotated[Optional[str], typer.Option("--fine-tune", help="With --prune: 'pkg.module:fn' called as fn(model) to recover accuracy after pruning.")] = None,
     prune_scope: Annotated[Optional[str], typer.Option("--prune-scope", help="Unstructured pruning: 'global' (one magnitude threshold across layers, default) or 'layer' (the same share in every layer).")] = None,
 ) -> None:
