@@ -61,12 +61,13 @@ class OrtStaticInt8:
             input_name = graph.input[0].name
             outputs = iter(Path(tmp) / f"quantized-{i}.onnx" for i in range(10_000))
 
-            def quantize(only: str | None = None, skip: frozenset[str] = frozenset()) -> tuple[Path, Predict]:
+            def quantize(only: str | None = None, skip: frozenset[str] = frozenset(),
+                         calibration: int | None = None) -> tuple[Path, Predict]:
                 out = next(outputs)
                 selection: dict[str, Any] = {"nodes_to_quantize": layers[only]} if only is not None else {}
                 if skip:
                     selection["nodes_to_exclude"] = [node for layer in skip for node in layers[layer]]
-                self._quantize(pre, out, _Reader(input_name, data.calibration, batch), **selection)
+                self._quantize(pre, out, _Reader(input_name, data.calibration[:calibration], batch), **selection)
                 return out, ort_predict(out, batch)
 
             result, notes = rank_and_fall_back(quantize, ort_predict(pre, batch), sensitivity.largest(

@@ -40,14 +40,16 @@ class Pt2eStaticInt8:
         groups = layer_groups(captured, quantizable_layers(model.module))
         batch = data.example.shape[0]
 
-        def quantize(only: str | None = None, skip: frozenset[str] = frozenset()) -> tuple[Model, Predict]:
+        def quantize(only: str | None = None, skip: frozenset[str] = frozenset(),
+                     calibration: int | None = None) -> tuple[Model, Predict]:
             if only is not None:
                 keep = groups[only]   # constants (weights, BN folded into them) follow their compute node
                 quantizer = self.quantizer(lambda node: node.op != "call_function" or node.name in keep)
             else:
                 dropped = set().union(*(groups[name] for name in skip))
                 quantizer = self.quantizer(lambda node: node.op != "call_function" or node.name not in dropped)
-            quantized = self.finish(quantize_static(model, quantizer, data, fold_quantize=self.fold_quantize,
+            subset = data if calibration is None else replace(data, calibration=data.calibration[:calibration])
+            quantized = self.finish(quantize_static(model, quantizer, subset, fold_quantize=self.fold_quantize,
                                                     captured=captured))
             return quantized, torch_predict(quantized.module, batch)
 

@@ -19,6 +19,7 @@ from edge_pipeline.plugins import DataBundle
 
 MAX_LAYERS = 24        # larger models: the 24 layers with the most weights are ranked (each costs a calibration)
 EVAL_SAMPLES = 128
+RANKING_CALIBRATION = 128   # samples that calibrate each "only this layer" variant (shipped models use them all)
 
 Predict = Callable[[np.ndarray], np.ndarray]
 
@@ -76,7 +77,8 @@ def top1(outputs: np.ndarray, labels: np.ndarray | None) -> float | None:
 
 def method_text(numerics: str) -> str:
     return (f"SQNR of the model's output with only that layer (and its fused activation) int8, vs the float model, "
-            f"{numerics} on eval samples: the lower, the more that layer hurts")
+            f"{numerics} on eval samples: the lower, the more that layer hurts (each variant calibrated on the "
+            f"first {RANKING_CALIBRATION} calibration samples, to rank quickly)")
 
 
 def layer_sensitivity(reference: Predict, quantize_only: Callable[[str], Predict], data: DataBundle,
@@ -112,7 +114,8 @@ def fallback(reference: Predict, quantized: Predict, with_float: Callable[[set[s
             "met": drop is None or drop <= max_drop_pts, "steps": steps}
 
 
-Quantize = Callable[..., tuple[Any, Predict]]   # (only=layer | None, skip=frozenset of layers) -> (result, predict)
+# (only=layer | None, skip=frozenset of layers, calibration=sample count | None) -> (result, predict)
+Quantize = Callable[..., tuple[Any, Predict]]
 
 
 def rank_and_fall_back(quantize: Quantize, reference: Predict, layers: list[str], data: DataBundle,
@@ -120,8 +123,10 @@ def rank_and_fall_back(quantize: Quantize, reference: Predict, layers: list[str]
     """The whole recipe for one backend: quantize fully, rank layers, fall back under a budget. Returns the
     result to ship (fully quantized, or with the kept layers float) and the report notes."""
     result, predict = quantize()
-    ranking = layer_sensitivity(reference, lambda name: quantize(only=name)[1], data, layers)
-    notes: dict[str, Any] = {"sensitivity": {"method": method_text(numerics), "layers": ranking}}
+    ranking = layer_sensitivity(reference, lambda name: quantize(only=name, calibration=RANKING_CALIBRATION)[1], data,
+                                layers)
+    notes: dict[str, Any] = {"sensitivity": {"method": method_text(numerics), "layers": ranking,
+                                             "calibration_samples": min(RANKING_CALIBRATION, len(data.calibration))}}
     if budget is not None and ranking:
         kept: dict[str, Any] = {}
 

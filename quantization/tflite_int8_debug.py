@@ -27,7 +27,8 @@ def int8_with_fallback(converter: Any, flatbuffer: bytes, keras_model: Any, data
     outputs, layers = _op_outputs(debugger.calibrated_model, keras_model)
     batch = data.example.shape[0]
 
-    def quantize(only: str | None = None, skip: frozenset[str] = frozenset()) -> tuple[bytes, Predict]:
+    def quantize(only: str | None = None, skip: frozenset[str] = frozenset(),
+                 calibration: int | None = None) -> tuple[bytes, Predict]:   # calibrated once by the debugger
         if only is None and not skip:
             return flatbuffer, litert_predict(flatbuffer, batch)
         denied = [name for name in outputs if name != layers[only]] if only is not None else [layers[s] for s in skip]

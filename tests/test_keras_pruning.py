@@ -90,3 +90,15 @@ def test_per_layer_scope_prunes_the_same_share_in_every_layer() -> None:
     masks = keras_pruning.unstructured_masks(model, 0.5, per_layer=True)
     for variable, mask in masks:
         assert abs(1 - mask.mean() - 0.5) <= 1 / mask.size + 1e-9, variable.path
+
+
+def test_keras_example_training_is_reproducible() -> None:
+    """The example's weights are cached per machine: two trainings from the same seed must agree exactly."""
+    from edge_pipeline.examples.digits_data import load_digits_split
+    from edge_pipeline.examples.keras_digits import train
+
+    split = load_digits_split()
+    images = np.ascontiguousarray(split.train_x[:128].transpose(0, 2, 3, 1))
+    first, second = (train(images, split.train_y[:128], epochs=1) for _ in range(2))
+    for a, b in zip(first.get_weights(), second.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -22,10 +22,12 @@ from edge_pipeline.examples.torch_digits import load
 
 def fragile():
     model = load()[0].module
-    with torch.no_grad():
-        model.classifier[1].weight[0] *= 1000.0     # relu(1000 z) = 1000 relu(z): same function in float
-        model.classifier[1].bias[0] *= 1000.0
-        model.classifier[3].weight[:, 0] /= 1000.0
+    with torch.no_grad():   # the most active hidden unit: a dead one would carry no outlier
+        hidden = model.classifier[:3](model.features(torch.from_numpy(load_digits_split().calib_x)))
+        unit = int(hidden.mean(dim=0).argmax())
+        model.classifier[1].weight[unit] *= 1000.0     # relu(1000 z) = 1000 relu(z): same function in float
+        model.classifier[1].bias[unit] *= 1000.0
+        model.classifier[3].weight[:, unit] /= 1000.0
     return model
 
 
@@ -42,18 +44,24 @@ def evaluate():
     return [(split.eval_x, split.eval_y)]
 '''
 KERAS_MODULE = '''
+import numpy as np
 from edge_pipeline.examples.keras_digits import load
 
 
 def fragile():
-    keras_model = load()[0].module
+    import keras
+
+    keras_model, data = load()
+    keras_model = keras_model.module
     hidden, head = keras_model.layers[-2], keras_model.layers[-1]
+    activity = keras.Model(keras_model.inputs, hidden.output)(data.calibration)
+    unit = int(np.asarray(activity).mean(axis=0).argmax())    # the most active unit: a dead one carries no outlier
     kernel, bias = hidden.get_weights()
-    kernel[:, 0] *= 1000.0
-    bias[0] *= 1000.0
+    kernel[:, unit] *= 1000.0
+    bias[unit] *= 1000.0
     hidden.set_weights([kernel, bias])
     kernel, bias = head.get_weights()
-    kernel[0, :] /= 1000.0
+    kernel[unit, :] /= 1000.0
     head.set_weights([kernel, bias])
     return keras_model
 
@@ -133,13 +141,16 @@ def test_fallback_recovers_a_fragile_keras_model_in_litert(cache_dir: Path, tmp_
     assert art["size_bytes"] > plain["artifacts"]["tflite:int8"]["size_bytes"]   # float layers keep float weights
 
 
-def test_int16_activations_hold_the_fragile_model_without_float_layers(cache_dir: Path, tmp_path: Path) -> None:
+def test_int16_activations_hold_a_milder_outlier_without_float_layers(cache_dir: Path, tmp_path: Path) -> None:
+    """Scaled x100 (not x1000) the outlier still costs int8 activations over 1 pt; 16x8's int16 activations hold
+    it with no float layer. (At x1000 int16 is not enough either: only float fallback recovers that one.)"""
     from ai_edge_litert.interpreter import Interpreter
 
-    result = build(tmp_path, TORCH_MODULE, ["tflite:int16x8"])
-    assert result["code"] == 0
-    art = result["artifacts"]["tflite:int16x8"]
-    assert art["status"] == "ok" and art["accuracy_drop"] <= 1.0, art.get("error")   # int8 activations lose > 1 pt
-    interpreter = Interpreter(model_path=str(tmp_path / "out" / "android" / art["path"]))
+    result = build(tmp_path, TORCH_MODULE.replace("1000.0", "100.0"), ["tflite:int8", "tflite:int16x8"])
+    assert result["code"] == 4
+    int8, int16 = result["artifacts"]["tflite:int8"], result["artifacts"]["tflite:int16x8"]
+    assert int8["status"] == "failed" and int8["accuracy_drop"] > 1.0
+    assert int16["status"] == "ok" and int16["accuracy_drop"] <= 1.0, int16.get("error")
+    interpreter = Interpreter(model_path=str(tmp_path / "out" / "android" / int16["path"]))
     assert interpreter.get_input_details()[0]["dtype"].__name__ == "int16"
-    assert art["export"]["metadata"]["quantization"]["tool"].endswith("static_wi8_ai16")
+    assert int16["export"]["metadata"]["quantization"]["tool"].endswith("static_wi8_ai16")

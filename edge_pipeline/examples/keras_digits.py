@@ -27,22 +27,29 @@ def build_model():
     ], name="digits_cnn")
 
 
-def train(train_x: np.ndarray, train_y: np.ndarray):
-    return _fit(build_model(), train_x, train_y, EPOCHS)
+def train(train_x: np.ndarray, train_y: np.ndarray, epochs: int = EPOCHS):
+    _seed()   # before building: the initial weights come from the seeded generator
+    return _fit(build_model(), train_x, train_y, epochs)
 
 
 def fine_tune(model, epochs: int = 8):
     """The example's fine-tune callback after pruning: a few epochs on the same training split, seeded."""
+    _seed()
     split = load_digits_split()
     return _fit(model, np.ascontiguousarray(split.train_x.transpose(0, 2, 3, 1)), split.train_y, epochs)
 
 
-def _fit(model, train_x: np.ndarray, train_y: np.ndarray, epochs: int):
+def _seed() -> None:
     import keras
     import tensorflow as tf
 
     keras.utils.set_random_seed(SEED)
     tf.config.experimental.enable_op_determinism()
+
+
+def _fit(model, train_x: np.ndarray, train_y: np.ndarray, epochs: int):
+    import keras
+
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(train_x, train_y, batch_size=64, epochs=epochs, shuffle=True, verbose=0)
