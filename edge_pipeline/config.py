@@ -19,7 +19,7 @@ METRICS = ("top1",)
 PRUNE_KEYS = {"amount": (int, float), "kind": str, "fine-tune": str, "scope": str}
 PRUNE_KINDS = ("unstructured", "structured")
 PRUNE_SCOPES = ("global", "layer")   # unstructured: one threshold for all layers, or the same share in each
-QUANT_KEYS = {"calibration-samples": int, "calibration-method": str}
+QUANT_KEYS = {"calibration-samples": int, "calibration-method": str, "sensitivity": bool}
 CALIBRATION_METHODS = ("minmax", "histogram", "percentile", "entropy")
 TOP_KEYS = {**SOURCE_KEYS, "profile": dict, "targets": dict, "prune": dict, "quantization": dict}
 
@@ -123,7 +123,8 @@ def parse_config(table: dict, prefix: str, file: Path) -> Config:
 
 
 def check_quantization(table: dict, path: str) -> dict[str, Any]:
-    """`[quantization]`: how many calibration samples int8 uses, and how ranges are chosen."""
+    """`[quantization]`: how many calibration samples int8 uses, how ranges are chosen, and whether int8
+    artifacts get a per-layer sensitivity table (one calibration per layer; a budget's fallback needs it)."""
     _check_keys(table, QUANT_KEYS, path)
     if "calibration-samples" in table and table["calibration-samples"] < 1:
         raise ConfigError(f"'{path}.calibration-samples' must be >= 1, got {table['calibration-samples']}")

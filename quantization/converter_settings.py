@@ -41,10 +41,12 @@ class TfliteInt8(ConverterSetting):
     needs_calibration = True
     accuracy_budget: ClassVar[bool] = True
     max_accuracy_drop: float | None = None
+    rank_layers: bool = True                  # `[quantization] sensitivity`
 
     def apply(self, model: Model, data: DataBundle) -> Model:
         model = super().apply(model, data)
-        return replace(model, extras={**model.extras, "int8_debug": {"data": data, "budget": self.max_accuracy_drop}})
+        debug = {"data": data, "budget": self.max_accuracy_drop, "rank": self.rank_layers}
+        return replace(model, extras={**model.extras, "int8_debug": debug})
 
 
 class TfjsFloat16(ConverterSetting):

@@ -47,6 +47,7 @@ class OrtStaticInt8:
     calibration_method: str = "minmax"
     accuracy_budget: ClassVar[bool] = True    # the export stage sets `max_accuracy_drop` for fallback
     max_accuracy_drop: float | None = None
+    rank_layers: bool = True                  # `[quantization] sensitivity`
 
     def apply_artifact(self, src: Path, dest: Path, data: DataBundle) -> dict[str, Any]:
         """Quantizes fully, ranks layers (only-this-layer QDQ through ORT's `nodes_to_quantize`) and, under a
@@ -71,7 +72,8 @@ class OrtStaticInt8:
                 return out, ort_predict(out, batch)
 
             result, notes = rank_and_fall_back(quantize, ort_predict(pre, batch), sensitivity.largest(
-                [(name, 1) for name in layers]), data, self.max_accuracy_drop, "ONNX Runtime (CPU) on the QDQ model")
+                [(name, 1) for name in layers]), data, self.max_accuracy_drop, "ONNX Runtime (CPU) on the QDQ model",
+                self.rank_layers)
             shutil.copyfile(result, dest)
         return {"scheme": "ORT static QDQ int8, per-channel weights", "calibration_samples": int(len(data.calibration)),
                 "calibration_method": self.calibration_method, **notes}

@@ -21,6 +21,7 @@ class Pt2eStaticInt8:
     needs_calibration: ClassVar[bool] = True
     accuracy_budget: ClassVar[bool] = True    # the export stage sets `max_accuracy_drop` for fallback
     max_accuracy_drop: float | None = None
+    rank_layers: bool = True                  # `[quantization] sensitivity`
     fold_quantize: ClassVar[bool] = True
     # PT2E quantizers observe activations with a histogram (L2-optimal range search) by default; min-max is the
     # other observer they take. Percentile and entropy calibration are not PT2E observers: refused up front.
@@ -54,7 +55,7 @@ class Pt2eStaticInt8:
             return quantized, torch_predict(quantized.module, batch)
 
         quantized, notes = rank_and_fall_back(quantize, torch_predict(model.module, batch), list(groups), data,
-                                              self.max_accuracy_drop, "PT2E reference numerics")
+                                              self.max_accuracy_drop, "PT2E reference numerics", self.rank_layers)
         quantization = {**quantized.provenance["quantization"], "calibration_method": self.calibration_method, **notes}
         return replace(quantized, provenance={**quantized.provenance, "quantization": quantization})
 

@@ -119,10 +119,13 @@ Quantize = Callable[..., tuple[Any, Predict]]
 
 
 def rank_and_fall_back(quantize: Quantize, reference: Predict, layers: list[str], data: DataBundle,
-                       budget: float | None, numerics: str) -> tuple[Any, dict[str, Any]]:
+                       budget: float | None, numerics: str, rank: bool = True) -> tuple[Any, dict[str, Any]]:
     """The whole recipe for one backend: quantize fully, rank layers, fall back under a budget. Returns the
-    result to ship (fully quantized, or with the kept layers float) and the report notes."""
+    result to ship (fully quantized, or with the kept layers float) and the report notes. `rank=False`
+    (`[quantization] sensitivity = false`) skips the ranking unless a budget needs it."""
     result, predict = quantize()
+    if not rank and budget is None:
+        return result, {}
     ranking = layer_sensitivity(reference, lambda name: quantize(only=name, calibration=RANKING_CALIBRATION)[1], data,
                                 layers)
     notes: dict[str, Any] = {"sensitivity": {"method": method_text(numerics), "layers": ranking,

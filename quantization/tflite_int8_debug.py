@@ -19,10 +19,12 @@ NUMERICS = "LiteRT interpreter on TFLiteConverter's int8 model (other ops denyli
 
 
 def int8_with_fallback(converter: Any, flatbuffer: bytes, keras_model: Any, data: DataBundle,
-                       budget: float | None) -> tuple[bytes, dict[str, Any]]:
+                       budget: float | None, rank: bool = True) -> tuple[bytes, dict[str, Any]]:
     """`converter` is configured for full int8 and has converted `flatbuffer` already."""
     import tensorflow as tf
 
+    if not rank and budget is None:
+        return flatbuffer, {}
     debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=converter.representative_dataset)
     outputs, layers = _op_outputs(debugger.calibrated_model, keras_model)
     batch = data.example.shape[0]
@@ -39,7 +41,7 @@ def int8_with_fallback(converter: Any, flatbuffer: bytes, keras_model: Any, data
 
     reference = batched(lambda x: np.asarray(keras_model(x, training=False)), batch)
     chosen, notes = rank_and_fall_back(quantize, reference, largest([(name, 1) for name in layers]), data, budget,
-                                       NUMERICS)
+                                       NUMERICS, rank)
     return chosen, notes
 
 

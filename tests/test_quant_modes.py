@@ -58,13 +58,14 @@ def test_a_calibration_method_the_quantizer_lacks_is_refused(android_build: dict
 def test_pt2e_min_max_calibration_replaces_the_histogram_observer(android_build: dict, tmp_path: Path) -> None:
     default = {(a["format"], a["precision"]): a for a in android_build["report"]["artifacts"]}[("pte", "int8")]
     assert default["export"]["metadata"]["quantization"]["calibration_method"] == "histogram"
-    (tmp_path / "edgepipe.toml").write_text('[quantization]\ncalibration-method = "minmax"\n'
+    (tmp_path / "edgepipe.toml").write_text('[quantization]\ncalibration-method = "minmax"\nsensitivity = false\n'
                                             '[targets.android]\nformats = ["pte:int8"]\n')
     proc = run_cli("build", "--out", str(tmp_path / "out"), "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     (art,) = json.loads(proc.stdout[proc.stdout.index("{"):])["artifacts"]
     assert art["export"]["metadata"]["quantization"]["calibration_method"] == "minmax"
     assert art["status"] == "ok" and art["sha256"] != default["sha256"]   # other ranges, other int8 bytes
+    assert default["sensitivity"]["layers"] and art["sensitivity"] is None   # ranking switched off
 
 
 def _ops_and_weight_types(path: str) -> tuple[list[str], set[str]]:

@@ -41,7 +41,8 @@ class TfTfliteExporter:
             if mode == "int8" and debug is not None:
                 from quantization.tflite_int8_debug import int8_with_fallback
 
-                flatbuffer, notes = int8_with_fallback(converter, flatbuffer, model.module, debug["data"], debug["budget"])
+                flatbuffer, notes = int8_with_fallback(converter, flatbuffer, model.module, debug["data"], debug["budget"],
+                                                       debug["rank"])
         dest.write_bytes(flatbuffer)
         quantization = {**model.provenance.get("quantization", {}), **notes} if notes else None
         return {"converter": f"TFLiteConverter (tensorflow {tf.__version__})", "mode": mode,
