@@ -7,6 +7,8 @@ from typing import ClassVar
 
 from edge_pipeline.plugins import DataBundle, Model
 
+from .sensitivity import Budgeted
+
 
 class ConverterSetting:
     name: ClassVar[str]
@@ -34,14 +36,11 @@ class TfliteFloat16(ConverterSetting):
     name, key, value = "tflite-fp16", "tflite_mode", "fp16"
 
 
-class TfliteInt8(ConverterSetting):
+class TfliteInt8(Budgeted, ConverterSetting):
     """Full integer: int8 weights and activations, int8 input/output, calibrated on representative data. The
     exporter ranks layers by sensitivity and, under an accuracy budget, keeps the most sensitive ones float."""
     name, key, value = "tflite-int8", "tflite_mode", "int8"
     needs_calibration = True
-    accuracy_budget: ClassVar[bool] = True
-    max_accuracy_drop: float | None = None
-    rank_layers: bool = True                  # `[quantization] sensitivity`
 
     def apply(self, model: Model, data: DataBundle) -> Model:
         model = super().apply(model, data)

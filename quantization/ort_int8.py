@@ -3,6 +3,7 @@
 For CNNs prefer static: ORT's dynamic ConvInteger kernels are much slower than fp32 on x86."""
 from __future__ import annotations
 
+import itertools
 import shutil
 import tempfile
 from pathlib import Path
@@ -13,7 +14,7 @@ import numpy as np
 from edge_pipeline.plugins import DataBundle
 
 from . import sensitivity
-from .sensitivity import Predict, rank_and_fall_back
+from .sensitivity import Budgeted, Predict, rank_and_fall_back
 
 
 class _Reader:
@@ -37,7 +38,7 @@ def _preprocessed(src: Path, workdir: Path) -> Path:
     return out
 
 
-class OrtStaticInt8:
+class OrtStaticInt8(Budgeted):
     name: ClassVar[str] = "ort-static-int8"
     applies_to: ClassVar[str] = "artifact"
     frameworks: ClassVar[tuple[str, ...]] = ("onnx",)
@@ -45,9 +46,6 @@ class OrtStaticInt8:
     distributions: ClassVar[tuple[str, ...]] = ("onnxruntime",)
     calibration_methods: ClassVar[tuple[str, ...]] = ("minmax", "percentile", "entropy")
     calibration_method: str = "minmax"
-    accuracy_budget: ClassVar[bool] = True    # the export stage sets `max_accuracy_drop` for fallback
-    max_accuracy_drop: float | None = None
-    rank_layers: bool = True                  # `[quantization] sensitivity`
 
     def apply_artifact(self, src: Path, dest: Path, data: DataBundle) -> dict[str, Any]:
         """Quantizes fully, ranks layers (only-this-layer QDQ through ORT's `nodes_to_quantize`) and, under a
@@ -60,7 +58,7 @@ class OrtStaticInt8:
             graph = onnx.load(str(pre), load_external_data=False).graph
             layers = weighted_layers(graph, onnx.load(str(src), load_external_data=False).graph)
             input_name = graph.input[0].name
-            outputs = iter(Path(tmp) / f"quantized-{i}.onnx" for i in range(10_000))
+            outputs = (Path(tmp) / f"quantized-{i}.onnx" for i in itertools.count())
 
             def quantize(only: str | None = None, skip: frozenset[str] = frozenset(),
                          calibration: int | None = None) -> tuple[Path, Predict]:

@@ -10,18 +10,15 @@ from typing import Any, Callable, ClassVar
 from edge_pipeline.plugins import DataBundle, Model
 
 from .pt2e import capture_for_quantization, quantize_static
-from .sensitivity import Predict, quantizable_layers, rank_and_fall_back, torch_predict
+from .sensitivity import Budgeted, Predict, quantizable_layers, rank_and_fall_back, torch_predict
 
 NodeFilter = Callable[[Any], bool]
 
 
-class Pt2eStaticInt8:
+class Pt2eStaticInt8(Budgeted):
     name: ClassVar[str]
     frameworks: ClassVar[tuple[str, ...]] = ("torch",)
     needs_calibration: ClassVar[bool] = True
-    accuracy_budget: ClassVar[bool] = True    # the export stage sets `max_accuracy_drop` for fallback
-    max_accuracy_drop: float | None = None
-    rank_layers: bool = True                  # `[quantization] sensitivity`
     fold_quantize: ClassVar[bool] = True
     # PT2E quantizers observe activations with a histogram (L2-optimal range search) by default; min-max is the
     # other observer they take. Percentile and entropy calibration are not PT2E observers: refused up front.
@@ -33,7 +30,7 @@ class Pt2eStaticInt8:
         raise NotImplementedError
 
     def finish(self, quantized: Model) -> Model:
-        """Backend extras the exporter needs (e.g. litert-torch's QuantConfig)."""
+        """Backend extras the exporter needs (e.g. litert-torch's QuantConfig), for the model that ships."""
         return quantized
 
     def apply(self, model: Model, data: DataBundle) -> Model:
@@ -50,14 +47,13 @@ class Pt2eStaticInt8:
                 dropped = set().union(*(groups[name] for name in skip))
                 quantizer = self.quantizer(lambda node: node.op != "call_function" or node.name not in dropped)
             subset = data if calibration is None else replace(data, calibration=data.calibration[:calibration])
-            quantized = self.finish(quantize_static(model, quantizer, subset, fold_quantize=self.fold_quantize,
-                                                    captured=captured))
+            quantized = quantize_static(model, quantizer, subset, fold_quantize=self.fold_quantize, captured=captured)
             return quantized, torch_predict(quantized.module, batch)
 
         quantized, notes = rank_and_fall_back(quantize, torch_predict(model.module, batch), list(groups), data,
                                               self.max_accuracy_drop, "PT2E reference numerics", self.rank_layers)
         quantization = {**quantized.provenance["quantization"], "calibration_method": self.calibration_method, **notes}
-        return replace(quantized, provenance={**quantized.provenance, "quantization": quantization})
+        return self.finish(replace(quantized, provenance={**quantized.provenance, "quantization": quantization}))
 
     def with_calibration(self, config: Any) -> Any:
         """`config` with its activation observer swapped for min-max when that method was asked for."""

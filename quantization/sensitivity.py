@@ -24,6 +24,13 @@ RANKING_CALIBRATION = 128   # samples that calibrate each "only this layer" vari
 Predict = Callable[[np.ndarray], np.ndarray]
 
 
+class Budgeted:
+    """Settings the export stage gives every int8 transform that ranks layers and falls back under a budget."""
+    accuracy_budget = True                    # marks the transform for the export stage
+    max_accuracy_drop: float | None = None    # the target's `max-accuracy-drop`, minus what pruning spent
+    rank_layers: bool = True                  # `[quantization] sensitivity`
+
+
 def quantizable_layers(module: Any) -> list[str]:
     import torch
 
@@ -48,7 +55,7 @@ def batched(run_batch: Callable[[np.ndarray], Any], batch: int) -> Predict:
             out = run_batch(np.ascontiguousarray(inputs[start:start + batch]))
             while isinstance(out, (tuple, list)):
                 out = out[0]
-            outputs.append(np.asarray(out))
+            outputs.append(out.detach().numpy() if hasattr(out, "detach") else np.asarray(out))
         return np.concatenate(outputs).astype(np.float32)
     return predict
 
@@ -58,10 +65,7 @@ def torch_predict(module: Any, batch: int) -> Predict:
 
     def run(x: np.ndarray) -> Any:
         with torch.no_grad():
-            out = module(torch.from_numpy(x))
-            while isinstance(out, (tuple, list)):
-                out = out[0]
-            return out.detach().numpy()
+            return module(torch.from_numpy(x))
     return batched(run, batch)
 
 
