@@ -28,10 +28,13 @@ def templates_dir() -> Path:
 
 
 def sample_record(report: dict[str, Any], data_file: Path) -> dict[str, Any]:
-    """The bundle's inputs: a few evaluation samples and what each validated artifact answered to them."""
-    with np.load(data_file, allow_pickle=False) as arrays:
-        inputs = arrays["eval_inputs"][:SAMPLE_COUNT]
-        labels = arrays["eval_labels"][:SAMPLE_COUNT].tolist() if "eval_labels" in arrays.files else []
+    """The bundle's inputs: a few evaluation samples (of the first input) and what each validated artifact
+    answered to them."""
+    from .stages.datafiles import load_bundle
+
+    data = load_bundle(data_file)
+    inputs = data.eval_inputs.arrays[0][:SAMPLE_COUNT]
+    labels = data.eval_labels[:SAMPLE_COUNT].tolist() if data.eval_labels is not None and data.eval_labels.ndim == 1 else []
     source = report["source"]
     classes = int(source["output_shape"][-1]) if source.get("output_shape") else 0
     return {"input_shape": [1, *source["input_shape"][1:]],
@@ -40,6 +43,18 @@ def sample_record(report: dict[str, Any], data_file: Path) -> dict[str, Any]:
             "inputs": [x.reshape(-1).tolist() for x in inputs], "sample_labels": labels,
             "expected": {f"{a['format']}:{a['precision']}": a.get("sample_outputs")
                          for a in report["artifacts"] if a["status"] == "ok"}}
+
+
+def template_misfit(source: dict[str, Any]) -> str | None:
+    """Why the demo apps cannot take this model (they feed one float32 tensor and read one), or None."""
+    inputs, outputs = source.get("inputs") or [], source.get("outputs") or []
+    if len(inputs) > 1 or any(i["dtype"] != "float32" for i in inputs):
+        described = ", ".join(f"{i['name']} {i['shape']} {i['dtype']}" for i in inputs)
+        return f"the demo apps feed one float32 input; this model takes {described}"
+    if len(outputs) > 1:
+        return (f"the demo apps read one output; this model gives {len(outputs)} "
+                f"({', '.join(o['name'] for o in outputs)})")
+    return None
 
 
 def bundleable(template_name: str, artifacts: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -11,17 +11,19 @@ from .errors import ConfigError
 from .gating import validate_budget
 from .types import OutputSpec, ProfileSettings, SourceSpec, Target
 
-SOURCE_KEYS = {"example": str, "model": str, "weights": str, "example-inputs": (str, list),
-               "calibration": str, "evaluate": str, "metric": str, "keras-safe-mode": bool}
+SOURCE_KEYS = {"example": str, "model": str, "weights": str, "example-inputs": (str, list, dict),
+               "calibration": str, "evaluate": str, "metric": str, "metric-output": str,
+               "keras-safe-mode": bool}
 PROFILE_KEYS = {"warmup": int, "runs": int, "threads": list, "memory-mb": (int, float)}
 TARGET_KEYS = {"formats": list, "budgets": dict, "profile": dict, "description": str, "extends": str}
-METRICS = ("top1",)
+METRICS = ("top1", "top5")   # or "package.module:function" (outputs, labels) -> float, higher is better
 PRUNE_KEYS = {"amount": (int, float), "kind": str, "fine-tune": str, "scope": str}
 PRUNE_KINDS = ("unstructured", "structured")
 PRUNE_SCOPES = ("global", "layer")   # unstructured: one threshold for all layers, or the same share in each
 QUANT_KEYS = {"calibration-samples": int, "calibration-method": str, "sensitivity": bool}
 CALIBRATION_METHODS = ("minmax", "histogram", "percentile", "entropy")
-TOP_KEYS = {**SOURCE_KEYS, "profile": dict, "targets": dict, "prune": dict, "quantization": dict}
+TOP_KEYS = {**SOURCE_KEYS, "profile": dict, "targets": dict, "prune": dict, "quantization": dict,
+            "validation": dict}
 
 
 @dataclass(frozen=True)
@@ -32,11 +34,12 @@ class Config:
     profile: dict[str, Any] = field(default_factory=dict)
     targets: dict[str, dict[str, Any]] = field(default_factory=dict)
     quantization: dict[str, Any] = field(default_factory=dict)   # calibration_samples, calibration_method
+    validation: dict[str, dict[str, float]] = field(default_factory=dict)   # precision -> threshold overrides
     origin: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"origin": self.origin, "source": self.source.to_dict(), "profile": self.profile,
-                "targets": self.targets, "quantization": self.quantization}
+                "targets": self.targets, "quantization": self.quantization, "validation": self.validation}
 
 
 def _check_keys(table: dict, allowed: dict[str, Any], path: str) -> None:
@@ -95,10 +98,17 @@ def parse_config(table: dict, prefix: str, file: Path) -> Config:
     if "model" in table and "example" not in table:
         source_fields["example"] = None
     if table.get("example-inputs") is not None and isinstance(table["example-inputs"], list):
-        if not all(isinstance(d, int) and d > 0 for d in table["example-inputs"]):
+        if not table["example-inputs"] or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
+                                                  for d in table["example-inputs"]):
             raise ConfigError(f"'{_join(prefix, 'example-inputs')}' must be a shape of positive integers")
-    if source_fields.get("metric", "top1") not in METRICS:
-        raise ConfigError(f"'{_join(prefix, 'metric')}' must be one of: {', '.join(METRICS)}")
+    if isinstance(table.get("example-inputs"), dict):
+        from .sources.user_data import check_spec_table
+
+        check_spec_table(table["example-inputs"], _join(prefix, "example-inputs"))
+    metric = source_fields.get("metric", "top1")
+    if metric not in METRICS and (":" not in metric or metric.startswith(":") or metric.endswith(":")):
+        raise ConfigError(f"'{_join(prefix, 'metric')}' must be one of: {', '.join(METRICS)}, or "
+                          f"'package.module:function' taking (outputs, labels); got {metric!r}")
     if "prune" in table:
         source_fields["prune"] = check_prune(table["prune"], _join(prefix, "prune"))
     source = SourceSpec(**source_fields, base_dir=str(base))
@@ -119,7 +129,21 @@ def parse_config(table: dict, prefix: str, file: Path) -> Config:
             if not isinstance(fmt, str) or not fmt.strip():
                 raise ConfigError(f"'{tpath}.formats[{i}]' must be a 'format:precision' string")
     quantization = check_quantization(table.get("quantization", {}), _join(prefix, "quantization"))
-    return Config(source=source, profile=profile, targets=targets, quantization=quantization, origin=str(file))
+    validation = check_validation(table.get("validation", {}), _join(prefix, "validation"))
+    return Config(source=source, profile=profile, targets=targets, quantization=quantization,
+                  validation=validation, origin=str(file))
+
+
+def check_validation(table: dict, path: str) -> dict[str, dict[str, float]]:
+    """`[validation.int8] min-sqnr-db = 12` overrides a precision's acceptance thresholds (see validate.py)."""
+    from .validate import THRESHOLD_KEYS, DEFAULT_THRESHOLDS
+
+    _check_keys(table, {p: dict for p in DEFAULT_THRESHOLDS}, path)
+    overrides = {}
+    for precision, values in table.items():
+        _check_keys(values, {k: (int, float) for k in THRESHOLD_KEYS}, f"{path}.{precision}")
+        overrides[precision] = {k.replace("-", "_"): float(v) for k, v in values.items()}
+    return overrides
 
 
 def check_quantization(table: dict, path: str) -> dict[str, Any]:

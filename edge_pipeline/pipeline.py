@@ -23,7 +23,7 @@ from .jobs import run_job
 from .plan import Step, bind, check_outputs, load_target
 from .sources import check_example
 from .types import ArtifactResult, Target
-from .validate import tolerance_for
+from .validate import thresholds_for
 from .writer import write_outputs
 
 Event = Callable[[str, str, dict[str, Any]], None]   # (stage label, state, details)
@@ -93,10 +93,12 @@ def _source_stage(config: Config, workdir: Path) -> tuple[dict[str, Any], Path]:
 
 
 def _check_rank(target: Target, source: dict[str, Any]) -> None:
-    rank = len(source["input_shape"])
-    if target.max_input_rank is not None and rank > target.max_input_rank:
-        raise InputError(f"the {target.name} target handles inputs of rank <= {target.max_input_rank}; this model "
-                         f"takes a rank-{rank} input {source['input_shape']}")
+    for spec in source["inputs"]:
+        rank = len(spec["shape"])
+        if target.max_input_rank is not None and rank > target.max_input_rank:
+            name = f" '{spec['name']}'" if len(source["inputs"]) > 1 else ""
+            raise InputError(f"the {target.name} target handles inputs of rank <= {target.max_input_rank}; this model "
+                             f"takes a rank-{rank} input{name} {spec['shape']}")
 
 
 def _check_calibration(steps: list[Step], source: dict[str, Any], settings: dict[str, Any]) -> None:
@@ -177,10 +179,12 @@ def _accuracy_budget(step: Step, options: BuildOptions, source: dict[str, Any]) 
 def _measure(step: Step, result: ArtifactResult, source_dir: Path, target: Target, options: BuildOptions,
              on_event: Event) -> None:
     label = f"validate+profile {step.output.label}"
-    tolerance = tolerance_for(step.output.precision)
+    thresholds = thresholds_for(step.output.precision, options.config.validation, target.budgets.get("max-accuracy-drop"))
     profile = asdict(target.profile)
+    spec = options.config.source.to_dict()
     key_material = {"stage": "measure", "artifact": result.sha256, "source": str(source_dir.name),
-                    "runner": step.runner, "tolerance": tolerance, "profile": profile, "target": target.name,
+                    "runner": step.runner, "thresholds": thresholds, "profile": profile, "target": target.name,
+                    "metric": [spec["metric"], spec["metric_output"]],
                     "host": options.device or host_id(), "versions": versions((step.distributions + ("edgepipe",)))}
     _, stage_dir = cache.stage_dir("measure", key_material)
     measured = cache.lookup(stage_dir) if options.use_cache else None
@@ -190,7 +194,7 @@ def _measure(step: Step, result: ArtifactResult, source_dir: Path, target: Targe
         cache.discard(stage_dir)
         job = {"stage": "measure", "runner": step.runner, "artifact": result.path, "target": target.name,
                "data": str(source_dir / "data.npz"), "reference": str(source_dir / "reference.npz"),
-               "tolerance": tolerance, "profile": profile, "device": options.device}
+               "thresholds": thresholds, "profile": profile, "device": options.device, "spec": spec}
         try:
             measured = run_job(job, stage_dir / "job", step.output.label)
         except EdgepipeError as exc:

@@ -7,6 +7,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from .tensors import Tensors
+
 
 @dataclass
 class Model:
@@ -17,16 +19,29 @@ class Model:
     example_inputs: tuple[Any, ...]
     provenance: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)  # e.g. a quantizer the exporter must see
+    input_names: tuple[str, ...] = ()     # in the order `module` takes them positionally
 
 
 @dataclass
 class DataBundle:
-    """Example, calibration and evaluation data as numpy arrays (single-input models)."""
+    """Example, calibration and evaluation samples, one named array per model input (dtypes kept)."""
 
-    example: np.ndarray
-    calibration: np.ndarray
-    eval_inputs: np.ndarray
+    example: Tensors
+    calibration: Tensors
+    eval_inputs: Tensors
     eval_labels: np.ndarray | None
+
+    @classmethod
+    def single(cls, name: str, example: np.ndarray, calibration: np.ndarray, eval_inputs: np.ndarray,
+               eval_labels: np.ndarray | None) -> "DataBundle":
+        """A single-input model's data (the built-in examples)."""
+        one = lambda a: Tensors((name,), (np.ascontiguousarray(a),))   # noqa: E731
+        return cls(one(example), one(calibration), one(eval_inputs), eval_labels)
+
+    @property
+    def batch(self) -> int:
+        """The artifact's fixed batch size: the example inputs' leading dimension."""
+        return len(self.example)
 
 
 @runtime_checkable

@@ -3,6 +3,7 @@ same report schema and views as a build."""
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -49,7 +50,10 @@ def profile(path: Path, target: str, out_dir: Path, inputs: Path | None, referen
     if device is not None and device.startswith("adb"):
         measured = _measure_on_phone(path, device, profile_settings)
     else:
-        measured = run_job(job, workdir, f"profile {path.name}")
+        try:
+            measured = run_job(job, workdir, f"profile {path.name}")
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
     result = ArtifactResult(OutputSpec(fmt, "as-built"), status="ok", path=str(path), sha256=sha256_artifact(path),
                             size_bytes=size_bytes(path), size_compressed_bytes=zip_compressed_size(path), measure=measured)
     validation = measured.get("validation")
@@ -59,6 +63,7 @@ def profile(path: Path, target: str, out_dir: Path, inputs: Path | None, referen
                         "message": f"{path.name} disagrees with {reference}: {validation['message']}"}
     entry = artifact_entry(result, None, path.name)
     entry["input_shape"], entry["input_dtypes"] = measured["input_shape"], measured.get("input_dtypes")
+    entry["inputs"], entry["outputs"] = measured.get("inputs"), measured.get("outputs")
     checks = [c.to_dict() for c in check_budgets(budgets, [entry])]
     failed_stage, failed_gate = result.status != "ok", any(not c["passed"] for c in checks)
     report = {

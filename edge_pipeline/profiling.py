@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from .plugins import Session
+from .tensors import Tensors
 
 
 def time_session(session: Session, inputs: list[np.ndarray], warmup: int, runs: int) -> dict[str, Any]:
@@ -38,10 +39,15 @@ def summarize(samples_ms: np.ndarray) -> dict[str, Any]:
             "runs": int(samples_ms.size)}
 
 
-def run_batches(session: Session, inputs: np.ndarray, batch: int) -> np.ndarray:
-    """Feeds `inputs` in chunks of the artifact's fixed batch size; a ragged tail is dropped."""
+def run_batches(session: Session, inputs: Tensors, batch: int) -> list[np.ndarray]:
+    """Feeds every input in chunks of the artifact's fixed batch size (a ragged tail is dropped) and stacks
+    each raw output; `align_outputs` then names them."""
     if hasattr(session, "run_batches"):
         return session.run_batches(inputs, batch)
-    usable = (len(inputs) // batch) * batch
-    outs = [session.run([np.ascontiguousarray(inputs[i:i + batch])])[0] for i in range(0, usable, batch)]
-    return np.concatenate(outs) if outs else np.empty((0,))
+    chunks: list[list[np.ndarray]] = []
+    for part in inputs.batches(batch):
+        outputs = session.run(list(part.arrays))
+        chunks = chunks or [[] for _ in outputs]
+        for i, out in enumerate(outputs):
+            chunks[i].append(np.asarray(out))
+    return [np.concatenate(c) for c in chunks]

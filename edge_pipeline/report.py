@@ -90,7 +90,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         if a["status"] == "unvalidated":
             lines += ["", f"**{a['format']}:{a['precision']} is UNVALIDATED**: "
                           f"{(a.get('export') or {}).get('unvalidated_reason', 'no runtime here can run it')}."]
-    lines += _op_tables(report) + _coverage_table(report) + _sensitivity_tables(report)
+    lines += _output_table(report) + _op_tables(report) + _coverage_table(report) + _sensitivity_tables(report)
     failures = [a for a in report["artifacts"] if a.get("error")]
     if failures or report["checks"]:
         lines += ["", "## Checks", ""]
@@ -99,6 +99,24 @@ def to_markdown(report: dict[str, Any]) -> str:
     for c in report["checks"]:
         lines.append(f"- {'ok' if c['passed'] else 'FAILED'} {c['message']}")
     return "\n".join(lines) + "\n"
+
+
+def _output_table(report: dict[str, Any]) -> list[str]:
+    """Per-output fidelity of every validated artifact, and what decided."""
+    rows = [(a, o) for a in report["artifacts"] for o in ((a.get("validation") or {}).get("outputs") or [])]
+    if not rows:
+        return []
+    lines = ["", "### Validation per output (vs the float source)", "",
+             "| artifact | output | shape | SQNR dB | cosine | max abs diff | top-1 agreement (95% CI) | verdict |",
+             "|---|---|---|---:|---:|---:|---|---|"]
+    for a, o in rows:
+        agreement = "-" if o.get("agreement") is None else f"{o['agreement']:.4f} {o.get('agreement_ci95')}"
+        lines.append(f"| {a['format']}:{a['precision']} | {o['name']} | {o.get('shape')} | {_num(o.get('sqnr_db'), 1)} | "
+                     f"{_num(o.get('cosine'), 6)} | {_num(o.get('max_abs_diff'), 4)} | {agreement} | "
+                     f"{'ok' if o.get('passed') else 'REFUSED'} |")
+    decided = sorted({f"{a['format']}:{a['precision']}: {a['validation']['decided_by']}"
+                      for a, _ in rows if (a.get("validation") or {}).get("decided_by")})
+    return lines + ["", "Decided by: " + "; ".join(decided) + "."]
 
 
 def _op_tables(report: dict[str, Any], top: int = 5) -> list[str]:
@@ -146,6 +164,16 @@ def _coverage_table(report: dict[str, Any]) -> list[str]:
         lines.append(f"| {a['format']}:{a['precision']} | {c['runtime']} | {c['stage']} | {c['nodes']} | "
                      f"{c['unsupported_nodes']} | {ops} |")
     return lines
+
+
+def validation_warnings(artifacts: list[dict[str, Any]]) -> list[str]:
+    """Validation's own warnings (a small evaluation set), once per distinct text."""
+    seen: list[str] = []
+    for a in artifacts:
+        for text in (a.get("validation") or {}).get("warnings") or []:
+            if text not in seen:
+                seen.append(text)
+    return seen
 
 
 def coverage_warnings(artifacts: list[dict[str, Any]]) -> list[str]:

@@ -57,10 +57,11 @@ class SourceSpec:
     example: str | None = "torch-digits"
     model: str | None = None            # "pkg.module:factory" or a .pt2 path
     weights: str | None = None          # state_dict file for a factory
-    example_inputs: str | list[int] | None = None
+    example_inputs: str | list[int] | dict[str, Any] | None = None   # shape, named specs, or a function
     calibration: str | None = None
     evaluate: str | None = None
-    metric: str = "top1"
+    metric: str = "top1"                # top1 | top5 | "package.module:function" (outputs, labels) -> float
+    metric_output: str | None = None    # which output the metric reads (multi-output models)
     keras_safe_mode: bool = True        # False lets a trusted .keras file run its Lambda layers
     base_dir: str = "."                 # relative paths and modules resolve from here
     prune: dict[str, Any] | None = None  # {"amount": 0.5, "kind": "structured", "fine_tune": "pkg.mod:fn"}

@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .bundle import bundleable, sample_record, write_bundle
+from .bundle import bundleable, sample_record, template_misfit, write_bundle
 from .errors import StageFailed
 from .fsutil import copy_atomic, replace_dir, write_json_atomic, write_text_atomic
 from .gating import check_budgets, outliers
 from .host import host_id, versions
 from .html_report import to_html
 from .junit import to_junit
-from .report import SCHEMA_VERSION, artifact_entry, coverage_warnings, to_markdown
+from .report import SCHEMA_VERSION, artifact_entry, coverage_warnings, to_markdown, validation_warnings
 from .types import ArtifactResult, Target
 
 if TYPE_CHECKING:
@@ -53,12 +53,13 @@ def write_outputs(target: Target, options: "BuildOptions", source: dict[str, Any
         "passed": not (stage_failed or gate_failed),
         "status": "stage_failed" if stage_failed else "gate_failed" if gate_failed else "passed",
         "source": {k: source.get(k) for k in ("framework", "params", "size_bytes", "accuracy", "fingerprint",
-                                              "input_shape", "output_shape", "eval_samples",
-                                              "calibration_samples", "provenance", "pruning")},
+                                              "input_shape", "output_shape", "inputs", "outputs", "metric",
+                                              "metric_output", "eval_samples", "calibration_samples",
+                                              "provenance", "pruning")},
         "artifacts": artifacts,
         "checks": checks,
         "budgets": dict(target.budgets),
-        "warnings": outliers(artifacts) + coverage_warnings(artifacts) + [
+        "warnings": outliers(artifacts) + coverage_warnings(artifacts) + validation_warnings(artifacts) + [
             f"{a['format']}:{a['precision']} is unvalidated: {a['export'].get('unvalidated_reason')}"
             for a in artifacts if a["status"] == "unvalidated"],
         "stage_timings_s": {k: round(v, 3) for k, v in timings.items()},
@@ -71,7 +72,10 @@ def write_outputs(target: Target, options: "BuildOptions", source: dict[str, Any
                                "sha256": a["sha256"], "size_bytes": a["size_bytes"]}
                               for a in artifacts if a["path"]]}
     write_json_atomic(staging / "samples.json", sample_record(report, source_dir / "data.npz"))
-    if target.bundle and not bundleable(target.bundle, artifacts) and any(a["status"] == "ok" for a in artifacts):
+    misfit = template_misfit(report["source"]) if target.bundle else None
+    if misfit is not None:
+        report["warnings"].append(f"no '{target.bundle}' bundle: {misfit}")
+    elif target.bundle and not bundleable(target.bundle, artifacts) and any(a["status"] == "ok" for a in artifacts):
         report["warnings"].append(f"no '{target.bundle}' bundle: none of the validated artifacts is a format its app runs")
     elif target.bundle and bundleable(target.bundle, artifacts):
         try:

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
+from edge_pipeline.tensors import Tensors
 
 
-def calibrate(observed: Any, calibration: np.ndarray, batch: int) -> int:
-    """Runs every whole batch of `calibration`; returns how many samples were seen."""
+def calibrate(observed: Any, calibration: Tensors, batch: int) -> int:
+    """Runs every whole batch of `calibration` (every input); returns how many samples were seen."""
     import torch
 
-    usable = (len(calibration) // batch) * batch
+    seen = 0
     with torch.no_grad():
-        for start in range(0, usable, batch):
-            observed(torch.from_numpy(np.ascontiguousarray(calibration[start:start + batch])))
-    return usable
+        for part in calibration.batches(batch):
+            observed(*(torch.from_numpy(a) for a in part))
+            seen += batch
+    return seen

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from edge_pipeline.errors import StageFailed
 from edge_pipeline.plugins import DataBundle
+from edge_pipeline.tensors import order_inputs
 
 from targets.coverage import tflite_after
 
@@ -53,12 +54,13 @@ def _calibration_set(src: Path, data: DataBundle) -> dict[str, list[dict[str, An
     """Calibration batches keyed by the model's signature and input name, in the artifact's batch size."""
     from ai_edge_litert.interpreter import Interpreter
 
-    signatures = Interpreter(model_path=str(src)).get_signature_list()
-    key = next(iter(signatures))
-    name = signatures[key]["inputs"][0]
-    batch = data.example.shape[0]
-    usable = (len(data.calibration) // batch) * batch
-    return {key: [{name: data.calibration[i:i + batch].astype("float32")} for i in range(0, usable, batch)]}
+    from targets.runners.litert import LitertSession
+
+    interpreter = Interpreter(model_path=str(src))
+    key = next(iter(interpreter.get_signature_list()))
+    specs = LitertSession(interpreter).input_specs
+    ordered = order_inputs(specs, data.calibration)
+    return {key: [{s.name: a.astype(s.dtype) for s, a in zip(specs, part.arrays)} for part in ordered.batches(data.batch)]}
 
 
 class LitertWeightOnlyInt8(LitertRecipe):

@@ -13,21 +13,23 @@ import numpy as np
 
 from edge_pipeline.plugins import DataBundle
 
+from edge_pipeline.sources.onnx_source import onnx_input_specs
+from edge_pipeline.tensors import TensorSpec, Tensors, order_inputs
+
 from . import sensitivity
 from .sensitivity import Budgeted, Predict, rank_and_fall_back
 
 
 class _Reader:
-    """Feeds calibration samples in the model's batch size (a CalibrationDataReader)."""
+    """Feeds calibration samples, every input by its graph name, in the model's batch size (a
+    CalibrationDataReader)."""
 
-    def __init__(self, input_name: str, samples: np.ndarray, batch: int):
-        usable = (len(samples) // batch) * batch
-        self._batches = iter(samples[i:i + batch] for i in range(0, usable, batch))
-        self._name = input_name
+    def __init__(self, specs: list[TensorSpec], samples: Tensors, batch: int):
+        self._batches = order_inputs(specs, samples).batches(batch)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self._batches, None)
-        return None if batch is None else {self._name: np.ascontiguousarray(batch)}
+        return None if batch is None else batch.as_dict()
 
 
 def _preprocessed(src: Path, workdir: Path) -> Path:
@@ -52,12 +54,12 @@ class OrtStaticInt8(Budgeted):
         budget, excludes the most sensitive layers' nodes (`nodes_to_exclude`) until the drop holds."""
         import onnx
 
-        batch = data.example.shape[0]
+        batch = data.batch
         with tempfile.TemporaryDirectory() as tmp:
             pre = _preprocessed(src, Path(tmp))
             graph = onnx.load(str(pre), load_external_data=False).graph
             layers = weighted_layers(graph, onnx.load(str(src), load_external_data=False).graph)
-            input_name = graph.input[0].name
+            specs = _graph_inputs(pre)
             outputs = (Path(tmp) / f"quantized-{i}.onnx" for i in itertools.count())
 
             def quantize(only: str | None = None, skip: frozenset[str] = frozenset(),
@@ -66,7 +68,7 @@ class OrtStaticInt8(Budgeted):
                 selection: dict[str, Any] = {"nodes_to_quantize": layers[only]} if only is not None else {}
                 if skip:
                     selection["nodes_to_exclude"] = [node for layer in skip for node in layers[layer]]
-                self._quantize(pre, out, _Reader(input_name, data.calibration[:calibration], batch), **selection)
+                self._quantize(pre, out, _Reader(specs, data.calibration[:calibration], batch), **selection)
                 return out, ort_predict(out, batch)
 
             result, notes = rank_and_fall_back(quantize, ort_predict(pre, batch), sensitivity.largest(
@@ -117,8 +119,14 @@ def ort_predict(path: Path, batch: int) -> Predict:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return sensitivity.batched(lambda x: session.run(None, {name: x.astype(np.float32)})[0], batch)
+    specs = onnx_input_specs(session)
+    return sensitivity.batched(lambda x: session.run(None, order_inputs(specs, x).as_dict())[0], batch)
+
+
+def _graph_inputs(path: Path) -> list[TensorSpec]:
+    import onnxruntime as ort
+
+    return onnx_input_specs(ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]))
 
 
 class OrtDynamicInt8:

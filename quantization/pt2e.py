@@ -28,7 +28,7 @@ def quantize_static(model: Model, quantizer: Any, data: DataBundle, fold_quantiz
 
     captured = copy.deepcopy(captured) if captured is not None else capture_for_quantization(model)
     prepared = prepare_pt2e(captured, quantizer)
-    seen = calibrate(prepared, data.calibration, batch=data.example.shape[0])
+    seen = calibrate(prepared, data.calibration, batch=data.batch)
     converted = convert_pt2e(prepared, fold_quantize=fold_quantize)
     provenance = {**model.provenance, "quantization": {"scheme": "pt2e static int8, per-channel weights",
                                                        "calibration_samples": seen}}

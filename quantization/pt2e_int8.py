@@ -36,7 +36,7 @@ class Pt2eStaticInt8(Budgeted):
     def apply(self, model: Model, data: DataBundle) -> Model:
         captured = capture_for_quantization(model)
         groups = layer_groups(captured, quantizable_layers(model.module))
-        batch = data.example.shape[0]
+        batch = data.batch
 
         def quantize(only: str | None = None, skip: frozenset[str] = frozenset(),
                      calibration: int | None = None) -> tuple[Model, Predict]:

@@ -16,12 +16,13 @@ from typing import Any, Callable
 import numpy as np
 
 from edge_pipeline.plugins import DataBundle
+from edge_pipeline.tensors import Tensors
 
 MAX_LAYERS = 24        # larger models: the 24 layers with the most weights are ranked (each costs a calibration)
 EVAL_SAMPLES = 128
 RANKING_CALIBRATION = 128   # samples that calibrate each "only this layer" variant (shipped models use them all)
 
-Predict = Callable[[np.ndarray], np.ndarray]
+Predict = Callable[[Tensors], np.ndarray]
 
 
 class Budgeted:
@@ -47,12 +48,13 @@ def largest(layers: list[tuple[str, int]]) -> list[str]:
     return [name for name, _ in layers]
 
 
-def batched(run_batch: Callable[[np.ndarray], Any], batch: int) -> Predict:
-    """A Predict over whole batches of the model's fixed batch size (the remainder is dropped)."""
-    def predict(inputs: np.ndarray) -> np.ndarray:
+def batched(run_batch: Callable[[Tensors], Any], batch: int) -> Predict:
+    """A Predict over whole batches of the model's fixed batch size (the remainder is dropped); ranking reads
+    the first output."""
+    def predict(inputs: Tensors) -> np.ndarray:
         outputs = []
-        for start in range(0, (len(inputs) // batch) * batch, batch):
-            out = run_batch(np.ascontiguousarray(inputs[start:start + batch]))
+        for part in inputs.batches(batch):
+            out = run_batch(part)
             while isinstance(out, (tuple, list)):
                 out = out[0]
             outputs.append(out.detach().numpy() if hasattr(out, "detach") else np.asarray(out))
@@ -63,9 +65,9 @@ def batched(run_batch: Callable[[np.ndarray], Any], batch: int) -> Predict:
 def torch_predict(module: Any, batch: int) -> Predict:
     import torch
 
-    def run(x: np.ndarray) -> Any:
+    def run(x: Tensors) -> Any:
         with torch.no_grad():
-            return module(torch.from_numpy(x))
+            return module(*(torch.from_numpy(a) for a in x))
     return batched(run, batch)
 
 

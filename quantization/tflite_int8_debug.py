@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 
 from edge_pipeline.plugins import DataBundle
+from edge_pipeline.sources.keras_source import run_tf_named
+from edge_pipeline.tensors import order_inputs
 
 from .sensitivity import Predict, batched, largest, rank_and_fall_back
 
@@ -27,7 +29,7 @@ def int8_with_fallback(converter: Any, flatbuffer: bytes, keras_model: Any, data
         return flatbuffer, {}
     debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=converter.representative_dataset)
     outputs, layers = _op_outputs(debugger.calibrated_model, keras_model)
-    batch = data.example.shape[0]
+    batch = data.batch
 
     def quantize(only: str | None = None, skip: frozenset[str] = frozenset(),
                  calibration: int | None = None) -> tuple[bytes, Predict]:   # calibrated once by the debugger
@@ -39,7 +41,7 @@ def int8_with_fallback(converter: Any, flatbuffer: bytes, keras_model: Any, data
         variant = debugger.get_nondebug_quantized_model()
         return variant, litert_predict(variant, batch)
 
-    reference = batched(lambda x: np.asarray(keras_model(x, training=False)), batch)
+    reference = batched(lambda x: run_tf_named(keras_model, x)[0][1], batch)
     chosen, notes = rank_and_fall_back(quantize, reference, largest([(name, 1) for name in layers]), data, budget,
                                        NUMERICS, rank)
     return chosen, notes
@@ -79,4 +81,4 @@ def litert_predict(flatbuffer: bytes, batch: int) -> Predict:
     interpreter = Interpreter(model_content=flatbuffer, num_threads=1)
     interpreter.allocate_tensors()
     session = LitertSession(interpreter)
-    return batched(lambda x: session.run([x.astype(np.float32)])[0], batch)
+    return batched(lambda x: session.run(list(order_inputs(session.input_specs, x).arrays))[0], batch)

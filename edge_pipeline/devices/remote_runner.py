@@ -1,7 +1,7 @@
 """Runs one artifact on a device with the device's own Python runtime; pushed there by edgepipe.
 
 Standalone on purpose (standard library + numpy + the board's runtime: ai-edge-litert, onnxruntime or
-executorch), so a board needs nothing of edgepipe. Usage:
+executorch), so a board needs nothing of edgepipe. Inputs are x0, x1, ... (model order) in INPUTS.npz; outputs y0, y1, ... in OUTPUTS.npz. Usage:
     python3 remote_runner.py ARTIFACT INPUTS.npz OUTPUTS.npz --threads N [--batch B] [--warmup W --runs R]
 Prints one JSON line: {"runtime": ..., "version": ..., "samples_ms": [...]} or {"error": ...}.
 """
@@ -19,22 +19,23 @@ def open_litert(path, threads):
 
     it = Interpreter(model_path=path, num_threads=threads)
     it.allocate_tensors()
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    inputs, outputs = it.get_input_details(), it.get_output_details()
 
     def convert(value, detail, forward):
         dtype = np.dtype(detail["dtype"])
-        if dtype.kind not in "iu":
-            return value.astype(dtype) if forward else value.astype(np.float32)
         scale, zero = detail["quantization"]
+        if dtype.kind not in "iu" or not scale or (forward and value.dtype.kind in "iub"):
+            return value.astype(dtype) if forward else value.astype(np.float32 if dtype.kind == "f" else dtype)
         if forward:
             info = np.iinfo(dtype)
             return np.clip(np.round(value / scale + zero), info.min, info.max).astype(dtype)
         return ((value.astype(np.float32) - zero) * scale).astype(np.float32)
 
-    def run(x):
-        it.set_tensor(inp["index"], convert(x, inp, True))
+    def run(xs):
+        for detail, x in zip(inputs, xs):
+            it.set_tensor(detail["index"], convert(x, detail, True))
         it.invoke()
-        return convert(it.get_tensor(out["index"]), out, False)
+        return [convert(it.get_tensor(d["index"]), d, False) for d in outputs]
 
     return run, "LiteRT interpreter", getattr(ai_edge_litert, "__version__", "?")
 
@@ -45,8 +46,8 @@ def open_onnxruntime(path, threads):
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return (lambda x: session.run(None, {name: x})[0]), "ONNX Runtime (CPU)", ort.__version__
+    names = [i.name for i in session.get_inputs()]
+    return (lambda xs: session.run(None, dict(zip(names, xs)))), "ONNX Runtime (CPU)", ort.__version__
 
 
 def open_executorch(path, threads):
@@ -57,7 +58,10 @@ def open_executorch(path, threads):
     portable_lib._unsafe_reset_threadpool(threads)
     method = Runtime.get().load_program(path).load_method("forward")
     import importlib.metadata as md
-    return (lambda x: method.execute([torch.from_numpy(x)])[0].numpy()), "ExecuTorch runtime", md.version("executorch")
+
+    def run(xs):
+        return [o.numpy() for o in method.execute([torch.from_numpy(x) for x in xs])]
+    return run, "ExecuTorch runtime", md.version("executorch")
 
 
 OPENERS = {".tflite": open_litert, ".onnx": open_onnxruntime, ".ort": open_onnxruntime, ".pte": open_executorch}
@@ -81,10 +85,11 @@ def main():
     except ImportError as exc:
         print(json.dumps({"error": f"the device lacks the runtime for {suffix}: {exc}"}))
         return 3
-    x = np.load(args.inputs)["x"].astype(np.float32)
+    with np.load(args.inputs, allow_pickle=False) as npz:
+        xs = [npz[f"x{i}"] for i in range(len(npz.files))]
     samples = []
     if args.runs:
-        sample = np.ascontiguousarray(x[:args.batch])
+        sample = [np.ascontiguousarray(x[:args.batch]) for x in xs]
         for _ in range(args.warmup):
             run(sample)
         for _ in range(args.runs):
@@ -92,8 +97,9 @@ def main():
             run(sample)
             samples.append((time.perf_counter_ns() - start) / 1e6)
     else:
-        outs = [run(np.ascontiguousarray(x[i:i + args.batch])) for i in range(0, len(x) - args.batch + 1, args.batch)]
-        np.savez(args.outputs, y=np.concatenate(outs))
+        outs = [run([np.ascontiguousarray(x[i:i + args.batch]) for x in xs])
+                for i in range(0, len(xs[0]) - args.batch + 1, args.batch)]
+        np.savez(args.outputs, **{f"y{k}": np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))})
     print(json.dumps({"runtime": runtime, "version": version, "samples_ms": samples}))
     return 0
 

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 
 from ..errors import ConfigError, InputError, RunnerUnavailable
+from ..tensors import Tensors
 
 RUNNER_SCRIPT = Path(__file__).with_name("remote_runner.py")
 
@@ -109,10 +110,12 @@ class DeviceRunner:
         if path.is_dir():
             raise InputError(f"{path.name}: folder artifacts (TF.js) cannot run on an ssh device; use the host runner")
         session = RemoteSession(self.transport, path, threads)
-        try:   # the artifact is also here: its declared input shapes come from the local runtime
-            session.input_shapes = getattr(self.local.open(path, 1), "input_shapes", None)
+        try:   # the artifact is also here: its declared inputs and outputs come from the local runtime
+            local = self.local.open(path, 1)
+            session.input_specs = getattr(local, "input_specs", None)
+            session.output_names = getattr(local, "output_names", None)
         except Exception:
-            session.input_shapes = None
+            session.input_specs = session.output_names = None
         return session
 
 
@@ -126,13 +129,15 @@ class RemoteSession:
         arch = transport.run("uname -m; nproc", "reading the device's CPU").split()
         self.cores = int(arch[-1]) if arch and arch[-1].isdigit() else None   # what "all" threads means there
         self.device_label = f"device {transport.device.label} ({' '.join(arch[:1])}, {arch[-1] if arch else '?'} cores)"
-        self.input_shapes = None
+        self.input_specs: Any = None
+        self.output_names: Any = None
         self.runtime_label = self.runtime_version = None
 
-    def _invoke(self, x: np.ndarray, batch: int, warmup: int = 0, runs: int = 0) -> tuple[dict[str, Any], np.ndarray | None]:
+    def _invoke(self, xs: list[np.ndarray], batch: int, warmup: int = 0,
+                runs: int = 0) -> tuple[dict[str, Any], list[np.ndarray] | None]:
         with tempfile.TemporaryDirectory() as tmp:
             local_in, local_out = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
-            np.savez(local_in, x=np.ascontiguousarray(x, dtype=np.float32))
+            np.savez(local_in, **{f"x{i}": np.ascontiguousarray(x) for i, x in enumerate(xs)})
             self.transport.push(local_in, f"{self.remote_dir}/in.npz")
             d = self.remote_dir
             command = (f"{shlex.quote(self.transport.device.python)} {d}/remote_runner.py {shlex.quote(self.remote_artifact)} "
@@ -146,19 +151,17 @@ class RemoteSession:
             if runs:
                 return reply, None
             self.transport.pull(f"{d}/out.npz", local_out)
-            with np.load(local_out) as npz:
-                return reply, npz["y"]
+            with np.load(local_out, allow_pickle=False) as npz:
+                return reply, [npz[f"y{i}"] for i in range(len(npz.files))]
 
-    def run_batches(self, inputs: np.ndarray, batch: int) -> np.ndarray:
-        return self._invoke(inputs, batch)[1]
+    def run_batches(self, inputs: Tensors, batch: int) -> list[np.ndarray]:
+        return self._invoke(list(inputs.arrays), batch)[1] or []
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        (x,) = inputs
-        return [self.run_batches(x, x.shape[0])]
+        return self._invoke(inputs, len(inputs[0]))[1] or []
 
     def benchmark(self, inputs: list[np.ndarray], warmup: int, runs: int) -> np.ndarray:
-        (x,) = inputs
-        reply, _ = self._invoke(x, x.shape[0], warmup, runs)
+        reply, _ = self._invoke(inputs, len(inputs[0]), warmup, runs)
         return np.asarray(reply["samples_ms"], dtype=np.float64)
 
     def __del__(self) -> None:

@@ -68,12 +68,12 @@ def load() -> tuple[Model, DataBundle]:
         return train_epochs(FashionNet(), split["train_x"], split["train_y"], EPOCHS, SEED, batch=128)
 
     model, weights = cached_weights(f"fashion-mnist-v{VERSION}", FashionNet(), train)
-    data = DataBundle(example=split["eval_x"][:1].copy(), calibration=split["calib_x"],
-                      eval_inputs=split["eval_x"], eval_labels=split["eval_y"])
+    data = DataBundle.single("x", split["eval_x"][:1], split["calib_x"], split["eval_x"], split["eval_y"])
     provenance = {"kind": "example", "name": "fashion-mnist", "weights": str(weights),
                   "data": f"Fashion-MNIST ({DATA_DIR}): train 59,488, calibration {CALIBRATION_COUNT}, "
                           f"eval the first {EVAL_COUNT} test images"}
-    return Model("torch", model, (torch.from_numpy(data.example.copy()),), provenance), data
+    return Model("torch", model, (torch.from_numpy(data.example.arrays[0].copy()),), provenance,
+                 input_names=data.example.names), data
 
 
 def fine_tune(model: nn.Module, epochs: int = 1) -> nn.Module:

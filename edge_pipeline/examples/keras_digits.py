@@ -57,7 +57,7 @@ def _fit(model, train_x: np.ndarray, train_y: np.ndarray, epochs: int):
 
 
 def load() -> tuple[Model, DataBundle]:
-    from ..sources.keras_source import load_keras_file
+    from ..sources.keras_source import keras_input_names, load_keras_file
 
     split = load_digits_split()
     to_nhwc = lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1))  # noqa: E731
@@ -70,7 +70,7 @@ def load() -> tuple[Model, DataBundle]:
             model.save(keras_tmp)
             keras_tmp.replace(tmp)
     model = load_keras_file(path, safe_mode=True)
-    data = DataBundle(example=eval_x[:1].copy(), calibration=calib_x, eval_inputs=eval_x, eval_labels=split.eval_y)
+    data = DataBundle.single(keras_input_names(model)[0], eval_x[:1], calib_x, eval_x, split.eval_y)
     provenance = {"kind": "example", "name": "keras-digits", "weights": str(path),
                   "data": "sklearn.datasets.load_digits (1,797 images), seeded split 1257/180/360, NHWC"}
-    return Model("tensorflow", model, (data.example,), provenance), data
+    return Model("tensorflow", model, data.example.arrays, provenance, input_names=data.example.names), data

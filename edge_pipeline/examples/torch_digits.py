@@ -35,11 +35,11 @@ def train(train_x: np.ndarray, train_y: np.ndarray) -> DigitsCNN:
 def load() -> tuple[Model, DataBundle]:
     split = load_digits_split()
     model, weights = cached_weights(f"torch-digits-v{VERSION}", DigitsCNN(), lambda: train(split.train_x, split.train_y))
-    data = DataBundle(example=split.eval_x[:1].copy(), calibration=split.calib_x,
-                      eval_inputs=split.eval_x, eval_labels=split.eval_y)
+    data = DataBundle.single("x", split.eval_x[:1], split.calib_x, split.eval_x, split.eval_y)
     provenance = {"kind": "example", "name": "torch-digits", "weights": str(weights),
                   "data": "sklearn.datasets.load_digits (1,797 images), seeded split 1257/180/360"}
-    return Model("torch", model, (torch.from_numpy(data.example.copy()),), provenance), data
+    return Model("torch", model, (torch.from_numpy(data.example.arrays[0].copy()),), provenance,
+                 input_names=data.example.names), data
 
 
 def fine_tune(model: nn.Module, epochs: int = 8) -> nn.Module:

@@ -5,6 +5,7 @@ import numpy as np
 
 from ..fsutil import sha256_file
 from ..plugins import DataBundle, Model
+from ..tensors import Tensors, collect_outputs
 
 
 def fingerprint(model: Model) -> str:
@@ -27,8 +28,5 @@ def weights_bytes(model: Model) -> int:
     return int(sum(a.nbytes for a in _initializers(model)))
 
 
-def reference_outputs(model: Model, data: DataBundle) -> np.ndarray:
-    batch = data.example.shape[0]
-    outs = [model.module(np.ascontiguousarray(data.eval_inputs[i:i + batch]))
-            for i in range(0, len(data.eval_inputs), batch)]
-    return np.concatenate(outs).astype(np.float32)
+def reference_outputs(model: Model, data: DataBundle) -> Tensors:
+    return collect_outputs(model.module.named_outputs, data.eval_inputs, data.batch)

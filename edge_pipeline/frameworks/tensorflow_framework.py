@@ -7,7 +7,8 @@ import numpy as np
 
 from ..fsutil import sha256_file
 from ..plugins import DataBundle, Model
-from ..sources.keras_source import SavedModelHandle, run_tf
+from ..sources.keras_source import SavedModelHandle, run_tf_named
+from ..tensors import Tensors, collect_outputs
 
 
 def fingerprint(model: Model) -> str:
@@ -39,8 +40,5 @@ def weights_bytes(model: Model) -> int:
     return int(sum(np.asarray(w.numpy()).nbytes for w in model.module.weights))
 
 
-def reference_outputs(model: Model, data: DataBundle) -> np.ndarray:
-    batch = data.example.shape[0]
-    outs = [run_tf(model.module, np.ascontiguousarray(data.eval_inputs[i:i + batch]))
-            for i in range(0, len(data.eval_inputs), batch)]
-    return np.concatenate(outs).astype(np.float32)
+def reference_outputs(model: Model, data: DataBundle) -> Tensors:
+    return collect_outputs(lambda batch: run_tf_named(model.module, batch), data.eval_inputs, data.batch)

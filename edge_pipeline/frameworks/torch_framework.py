@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import hashlib
 
-import numpy as np
+from typing import Any
+
 import torch
 
 from ..plugins import DataBundle, Model
+from ..tensors import Tensors, collect_outputs, flatten_outputs
 
 
 def fingerprint(model: Model) -> str:
@@ -27,18 +29,8 @@ def weights_bytes(model: Model) -> int:
     return int(sum(t.numel() * t.element_size() for t in model.module.state_dict().values()))
 
 
-def reference_outputs(model: Model, data: DataBundle) -> np.ndarray:
-    batch = data.example.shape[0]
-    usable = (len(data.eval_inputs) // batch) * batch
-    outs = []
-    with torch.no_grad():
-        for i in range(0, usable, batch):
-            out = model.module(torch.from_numpy(np.ascontiguousarray(data.eval_inputs[i:i + batch])))
-            outs.append(_first(out).detach().cpu().numpy())
-    return np.concatenate(outs).astype(np.float32)
-
-
-def _first(out):
-    while isinstance(out, (tuple, list)):
-        out = out[0]
-    return out
+def reference_outputs(model: Model, data: DataBundle) -> Tensors:
+    def call(batch: Tensors) -> list[tuple[str, Any]]:
+        with torch.no_grad():
+            return flatten_outputs(model.module(*(torch.from_numpy(a.copy()) for a in batch)))
+    return collect_outputs(call, data.eval_inputs, data.batch)

@@ -10,8 +10,9 @@ import numpy as np
 
 from ..errors import InputError
 from ..plugins import DataBundle, Model
+from ..tensors import Tensors, flatten_outputs
 from ..types import SourceSpec
-from .user_data import example_inputs, load_bundle, short
+from .user_data import describe, example_inputs, load_bundle, short
 
 
 @dataclass
@@ -20,13 +21,13 @@ class SavedModelHandle:
 
     path: Path
     function: Any
-    input_name: str
+    input_names: tuple[str, ...]
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def named_outputs(self, batch: Tensors) -> list[tuple[str, Any]]:
         import tensorflow as tf
 
-        outputs = self.function(**{self.input_name: tf.constant(x)})
-        return next(iter(outputs.values())).numpy()
+        outputs = self.function(**{n: tf.constant(a) for n, a in zip(batch.names, batch.arrays)})
+        return [(name, outputs[name].numpy()) for name in sorted(outputs)]
 
 
 def load_keras_file(path: Path, safe_mode: bool) -> Any:
@@ -59,34 +60,45 @@ def load_saved_model(path: Path) -> SavedModelHandle:
         raise InputError(f"SavedModel {path} has no 'serving_default' signature (found: "
                          f"{', '.join(loaded.signatures) or 'none'}); export it with a serving signature")
     inputs = signature.structured_input_signature[1]
-    if len(inputs) != 1:
-        raise InputError(f"SavedModel {path} takes {len(inputs)} inputs; edgepipe handles single-input models")
-    handle = SavedModelHandle(path, signature, next(iter(inputs)))
+    handle = SavedModelHandle(path, signature, tuple(sorted(inputs)))
     handle.keepalive = loaded  # type: ignore[attr-defined]
     return handle
 
 
 def from_keras(module: Any, spec: SourceSpec, provenance: dict[str, Any]) -> tuple[Model, DataBundle]:
-    example = example_inputs(spec)
+    example = example_inputs(spec, keras_input_names(module))
     check_runs(module, example)
-    return Model("tensorflow", module, (example,), provenance), load_bundle(spec, example)
+    return (Model("tensorflow", module, example.arrays, provenance, input_names=example.names),
+            load_bundle(spec, example))
 
 
-def check_runs(module: Any, example: np.ndarray) -> None:
+def keras_input_names(module: Any) -> tuple[str, ...]:
+    """The model's own input names, in the order it takes them (a SavedModel's signature keys, sorted)."""
+    if isinstance(module, SavedModelHandle):
+        return module.input_names
     try:
-        run_tf(module, example)
+        return tuple(str(getattr(t, "name", f"input_{i}")).split(":")[0] for i, t in enumerate(module.inputs))
+    except (AttributeError, ValueError):   # a subclassed model that was never called
+        return ()
+
+
+def check_runs(module: Any, example: Tensors) -> None:
+    try:
+        run_tf_named(module, example)
     except Exception as exc:
-        raise InputError(f"the model does not accept example inputs of shape {list(example.shape)}: "
+        raise InputError(f"the model does not accept example inputs of shape {describe(example)}: "
                          f"{type(exc).__name__}: {short(exc)}") from exc
 
 
-def run_tf(module: Any, x: np.ndarray) -> np.ndarray:
+def run_tf_named(module: Any, batch: Tensors) -> list[tuple[str, Any]]:
+    """Named outputs of a Keras model or SavedModel: a list output is named after the model's outputs."""
     if isinstance(module, SavedModelHandle):
-        return module(x)
-    out = module(x, training=False)
-    while isinstance(out, (list, tuple)):
-        out = out[0]
-    return np.asarray(out)
+        return module.named_outputs(batch)
+    out = module(list(batch.arrays) if len(batch.arrays) > 1 else batch.arrays[0], training=False)
+    names = list(getattr(module, "output_names", None) or [])
+    if isinstance(out, (list, tuple)) and len(out) > 1 and len(names) == len(out):
+        out = dict(zip(names, out))
+    return [(name, np.asarray(value)) for name, value in flatten_outputs(out)]
 
 
 def load_keras_source(spec: SourceSpec, safe_mode: bool = True) -> tuple[Model, DataBundle]:

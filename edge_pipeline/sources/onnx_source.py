@@ -5,22 +5,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..errors import InputError
 from ..plugins import DataBundle, Model
+from ..tensors import TensorSpec, Tensors, random_inputs
 from ..types import SourceSpec
-from .user_data import example_inputs, load_bundle, short
+from .user_data import describe, example_inputs, load_bundle, short
 
 
 @dataclass
 class OnnxHandle:
     path: Path
     session: Any
-    input_name: str
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: x})[0]
+    def named_outputs(self, batch: Tensors) -> list[tuple[str, Any]]:
+        names = [o.name for o in self.session.get_outputs()]
+        return list(zip(names, self.session.run(None, batch.as_dict())))
 
 
 def load_onnx_source(spec: SourceSpec, path: Path) -> tuple[Model, DataBundle]:
@@ -35,20 +34,24 @@ def load_onnx_source(spec: SourceSpec, path: Path) -> tuple[Model, DataBundle]:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:
         raise InputError(f"{path} is not a valid ONNX model: {type(exc).__name__}: {short(exc)}") from exc
-    inputs = session.get_inputs()
-    if len(inputs) != 1:
-        raise InputError(f"{path} takes {len(inputs)} inputs; edgepipe handles single-input models")
-    handle = OnnxHandle(path, session, inputs[0].name)
-    example = example_inputs(spec) if spec.example_inputs is not None else _example_from_graph(inputs[0], path)
+    handle = OnnxHandle(path, session)
+    specs = onnx_input_specs(session)
+    names = tuple(s.name for s in specs)
+    example = example_inputs(spec, names) if spec.example_inputs is not None else \
+        random_inputs(specs, what=f"{path} (set 'example-inputs')")
     try:
-        handle(example)
+        handle.named_outputs(example)
     except Exception as exc:
-        raise InputError(f"the model does not accept example inputs of shape {list(example.shape)}: {short(exc)}") from exc
-    return Model("onnx", handle, (example,), {"kind": "onnx", "path": str(path)}), load_bundle(spec, example)
+        raise InputError(f"the model does not accept example inputs of shape {describe(example)}: {short(exc)}") from exc
+    return (Model("onnx", handle, example.arrays, {"kind": "onnx", "path": str(path)}, input_names=example.names),
+            load_bundle(spec, example))
 
 
-def _example_from_graph(node: Any, path: Path) -> np.ndarray:
-    shape = node.shape
-    if not all(isinstance(d, int) and d > 0 for d in shape):
-        raise InputError(f"{path} has a dynamic input shape {shape}: set 'example-inputs' to a fixed shape")
-    return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+ONNX_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
+               "tensor(int32)": "int32", "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
+
+
+def onnx_input_specs(session: Any) -> list[TensorSpec]:
+    """Named input specs from an ONNX Runtime session; a symbolic dimension keeps its name."""
+    return [TensorSpec(i.name, tuple(d if isinstance(d, int) else str(d) for d in i.shape),
+                       ONNX_DTYPES.get(i.type, i.type)) for i in session.get_inputs()]

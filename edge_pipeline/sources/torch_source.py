@@ -6,13 +6,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..errors import InputError
 from ..plugins import DataBundle, Model
+from ..tensors import Tensors
 from ..types import SourceSpec
-from .user_data import example_inputs, load_bundle, short
+from .user_data import describe, example_inputs, load_bundle, short
 
 _GLOBAL = re.compile(r"global:? GLOBAL ([\w.]+)|allowlist(?: this global)?.*?\[([\w.]+)\]", re.S)
 
@@ -27,9 +27,27 @@ def from_module(module: torch.nn.Module, spec: SourceSpec, provenance: dict[str,
         provenance = {**provenance, "weights": str(path)}
     if not isinstance(module, torch.fx.GraphModule):   # an unlifted torch.export module refuses .eval()
         module = module.eval()
-    example = example_inputs(spec)
+    example = example_inputs(spec, forward_names(module))
     check_runs(module, example)
-    return Model("torch", module, (torch.from_numpy(example.copy()),), provenance), load_bundle(spec, example)
+    return (Model("torch", module, tuple(torch.from_numpy(a.copy()) for a in example), provenance,
+                  input_names=example.names), load_bundle(spec, example))
+
+
+def forward_names(module: torch.nn.Module) -> tuple[str, ...]:
+    """The positional parameters of `forward`, in order: the model's input names (empty if it takes *args)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(module.forward).parameters.values()
+    except (TypeError, ValueError):
+        return ()
+    names = []
+    for p in parameters:
+        if p.kind is inspect.Parameter.VAR_POSITIONAL:
+            return ()
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
+            names.append(p.name)
+    return tuple(names)
 
 
 def load_pt2(spec: SourceSpec, path: Path) -> tuple[Model, DataBundle]:
@@ -68,11 +86,11 @@ def existing(path: Path, what: str) -> Path:
     return path
 
 
-def check_runs(module: torch.nn.Module, example: np.ndarray) -> None:
+def check_runs(module: torch.nn.Module, example: Tensors) -> None:
     """Runs the model once so a wrong input shape is reported before any converter sees it."""
     try:
         with torch.no_grad():
-            module(torch.from_numpy(example.copy()))
+            module(*(torch.from_numpy(a.copy()) for a in example))
     except Exception as exc:
-        raise InputError(f"the model does not accept example inputs of shape {list(example.shape)}: "
+        raise InputError(f"the model does not accept example inputs of shape {describe(example)}: "
                          f"{type(exc).__name__}: {short(exc)}") from exc

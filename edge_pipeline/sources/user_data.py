@@ -1,94 +1,156 @@
-"""A user's example, calibration and evaluation data, whatever the framework: arrays, tensors, batches."""
+"""A user's example, calibration and evaluation data, whatever the framework: named tensors of any dtype.
+
+`example-inputs` is a shape (single input), a table of named specs, or a function returning a tensor, a
+tuple (by position) or a dict (by name). Calibration batches come in the same kinds (or `(inputs, labels)`);
+evaluation batches are `(inputs, labels)`. Everything is checked here, before any stage runs, and every
+error names the config key and the batch.
+"""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
 from ..plugins import DataBundle
+from ..tensors import DTYPES, TensorSpec, Tensors, as_array, check_same_kind, random_inputs, to_tensors
 from ..types import SourceSpec
 from . import call_user, resolve_callable
 
-
-def to_array(value: Any, what: str) -> np.ndarray:
-    """numpy, torch and TensorFlow tensors alike become contiguous float32 arrays."""
-    if hasattr(value, "detach"):
-        value = value.detach().cpu()
-    if hasattr(value, "numpy") and not isinstance(value, np.ndarray):
-        value = value.numpy()
-    try:
-        array = np.ascontiguousarray(np.asarray(value, dtype=np.float32))
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{what} is not a tensor or array: {exc}") from exc
-    if array.ndim < 1:
-        raise InputError(f"{what} must have a batch dimension, got a scalar")
-    return array
+TOPK_METRICS = ("top1", "top5")
 
 
-def example_inputs(spec: SourceSpec) -> np.ndarray:
+def example_inputs(spec: SourceSpec, declared: Sequence[str] = ()) -> Tensors:
+    """The example batch, in the model's input order. `declared`: input names the model itself states."""
     value = spec.example_inputs
     if value is None:
-        raise InputError("'example-inputs' is required for a user model: a shape like [1, 3, 224, 224] "
-                         "or 'package.module:function' returning a tensor")
+        raise InputError("'example-inputs' is required for a user model: a shape like [1, 3, 224, 224], a table "
+                         "of named specs, or 'package.module:function' returning tensors")
     if isinstance(value, list):
-        return np.random.default_rng(0).standard_normal(value).astype(np.float32)
+        if len(declared) > 1:
+            raise InputError(f"'example-inputs' is one shape, but the model takes {len(declared)} inputs "
+                             f"({', '.join(declared)}): give a table of named specs or a function")
+        name = declared[0] if declared else "input"
+        return random_inputs([TensorSpec(name, tuple(value), "float32")], what="example-inputs")
+    if isinstance(value, dict):
+        specs = [TensorSpec(name, tuple(item["shape"]), item.get("dtype", "float32")) for name, item in value.items()]
+        return _ordered(random_inputs(specs, what="example-inputs"), declared, "example-inputs")
     result = call_user(resolve_callable(value, "example-inputs", spec.base_dir), value, "example-inputs")
-    if isinstance(result, (tuple, list)):
-        if len(result) != 1:
-            raise InputError(f"example-inputs '{value}' gave {len(result)} tensors; edgepipe handles single-input models")
-        result = result[0]
-    return to_array(result, f"example-inputs '{value}'")
+    names = _names_for(result, declared)
+    return _ordered(to_tensors(result, names, f"example-inputs '{value}'"), declared, f"example-inputs '{value}'")
 
 
-def load_bundle(spec: SourceSpec, example: np.ndarray) -> DataBundle:
-    calibration = _calibration(spec) if spec.calibration else np.empty((0, *example.shape[1:]), np.float32)
-    eval_x, eval_y = _eval_data(spec) if spec.evaluate else (example, None)
-    data = DataBundle(example=example, calibration=calibration, eval_inputs=eval_x, eval_labels=eval_y)
-    check_sample_shape(data)
-    return data
+def _names_for(value: Any, declared: Sequence[str]) -> list[str]:
+    if isinstance(value, Mapping):
+        return [str(k) for k in value]
+    count = len(value) if isinstance(value, (tuple, list)) else 1
+    if len(declared) >= count:
+        return list(declared[:count])
+    return ["input"] if count == 1 else [f"input_{i}" for i in range(count)]
 
 
-def _calibration(spec: SourceSpec) -> np.ndarray:
+def _ordered(tensors: Tensors, declared: Sequence[str], what: str) -> Tensors:
+    """Named inputs in the model's own order; names the model does not take are refused."""
+    if not declared or list(tensors.names) == list(declared[:len(tensors.names)]):
+        return tensors
+    unknown = [n for n in tensors.names if n not in declared]
+    if unknown:
+        raise InputError(f"{what}: the model has no input named {', '.join(unknown)} (its inputs: {', '.join(declared)})")
+    order = [n for n in declared if n in tensors.names]
+    lookup = tensors.as_dict()
+    return Tensors(tuple(order), tuple(lookup[n] for n in order))
+
+
+def load_bundle(spec: SourceSpec, example: Tensors) -> DataBundle:
+    calibration = _calibration(spec, example) if spec.calibration else Tensors.empty_like(example)
+    eval_x, eval_y = _eval_data(spec, example) if spec.evaluate else (example, None)
+    return DataBundle(example=example, calibration=calibration, eval_inputs=eval_x, eval_labels=eval_y)
+
+
+def _calibration(spec: SourceSpec, example: Tensors) -> Tensors:
     ref = spec.calibration or ""
     items = call_user(resolve_callable(ref, "calibration", spec.base_dir), ref, "calibration")
-    arrays = [to_array(b[0] if isinstance(b, (tuple, list)) else b, "calibration batch")
-              for b in _iterate(items, ref, "calibration")]
-    if not arrays:
-        raise InputError(f"calibration '{ref}' yielded no batches")
-    return np.concatenate(arrays)
+    parts = [to_tensors(_inputs_of(batch, len(example.names)), example.names, f"calibration '{ref}' batch {i}")
+             for i, batch in enumerate(_iterate(items, ref, "calibration"))]
+    if not parts or not sum(len(p) for p in parts):
+        raise InputError(f"calibration '{ref}' yielded no samples")
+    check_same_kind(parts, example, "calibration")
+    return Tensors.concat(parts)
 
 
-def _eval_data(spec: SourceSpec) -> tuple[np.ndarray, np.ndarray]:
+def _inputs_of(batch: Any, n_inputs: int) -> Any:
+    """A calibration batch is the inputs, or `(inputs, labels)` as an evaluation batch would be."""
+    if isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[0], (tuple, list, Mapping)):
+        return batch[0]
+    if n_inputs == 1 and isinstance(batch, (tuple, list)) and batch:
+        return batch[0]
+    return batch
+
+
+def _eval_data(spec: SourceSpec, example: Tensors) -> tuple[Tensors, np.ndarray]:
     ref = spec.evaluate or ""
     items = call_user(resolve_callable(ref, "evaluate", spec.base_dir), ref, "evaluate")
     xs, ys = [], []
-    for batch in _iterate(items, ref, "evaluate"):
+    for i, batch in enumerate(_iterate(items, ref, "evaluate")):
+        what = f"evaluate '{ref}' batch {i}"
         if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
-            raise InputError(f"evaluate '{ref}' must yield (inputs, labels) batches")
-        xs.append(to_array(batch[0], "evaluate inputs"))
-        ys.append(to_array(batch[1], "evaluate labels").astype(np.int64).reshape(-1))
-    if not xs:
-        raise InputError(f"evaluate '{ref}' yielded no batches")
-    return np.concatenate(xs), np.concatenate(ys)
+            raise InputError(f"{what} must be an (inputs, labels) pair")
+        inputs = to_tensors(batch[0], example.names, f"{what} inputs")
+        labels = _labels(batch[1], spec.metric, f"{what} labels")
+        if len(labels) != len(inputs):
+            raise InputError(f"{what}: {len(labels)} labels for {len(inputs)} input samples")
+        xs.append(inputs)
+        ys.append(labels)
+    if not xs or not sum(len(x) for x in xs):
+        raise InputError(f"evaluate '{ref}' yielded no samples")
+    check_same_kind(xs, example, "evaluation")
+    return Tensors.concat(xs), np.concatenate(ys)
+
+
+def _labels(value: Any, metric: str, what: str) -> np.ndarray:
+    labels = as_array(value, what)
+    if metric not in TOPK_METRICS:
+        return labels    # a custom metric reads them as they are
+    if labels.dtype.kind == "f" and not np.all(np.isfinite(labels) & (labels == np.round(labels))):
+        raise InputError(f"{what}: {metric} needs integer class ids, got non-integer values")
+    return labels.astype(np.int64).reshape(-1)
 
 
 def _iterate(items: Any, ref: str, what: str) -> Iterable[Any]:
-    if isinstance(items, np.ndarray) or hasattr(items, "shape"):
+    if isinstance(items, np.ndarray) or hasattr(items, "shape") or isinstance(items, Mapping):
         return [items]
     try:
         return list(items)
     except TypeError as exc:
         raise InputError(f"{what} '{ref}' must return an iterable of batches, got {type(items).__name__}") from exc
+    except Exception as exc:   # the user's generator raised while we drew from it
+        raise InputError(f"{what} '{ref}' raised {type(exc).__name__} while yielding batches: {short(exc)}") from exc
 
 
-def check_sample_shape(data: DataBundle) -> None:
-    sample = data.example.shape[1:]
-    for what, array in (("evaluation", data.eval_inputs), ("calibration", data.calibration)):
-        if len(array) and array.shape[1:] != sample:
-            raise InputError(f"{what} inputs have sample shape {list(array.shape[1:])}, "
-                             f"but example inputs have {list(sample)}")
+def check_spec_table(value: Any, path: str) -> None:
+    """`example-inputs` as a table: { name = { shape = [...], dtype = "int64" } } (dtype defaults to float32)."""
+    from ..errors import ConfigError
+
+    if not value:
+        raise ConfigError(f"'{path}' must name at least one input")
+    for name, item in value.items():
+        where = f"{path}.{name}"
+        if not isinstance(item, dict) or set(item) - {"shape", "dtype"} or "shape" not in item:
+            raise ConfigError(f"'{where}' must be a table {{ shape = [...], dtype = \"...\" }}")
+        shape = item["shape"]
+        if not isinstance(shape, list) or not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
+                                                               for d in shape):
+            raise ConfigError(f"'{where}.shape' must be a list of positive integers, got {shape!r}")
+        if item.get("dtype", "float32") not in DTYPES:
+            raise ConfigError(f"'{where}.dtype' must be one of: {', '.join(DTYPES)}; got {item.get('dtype')!r}")
+
+
+def describe(tensors: Tensors) -> str:
+    """'[1, 1, 8, 8]' for one float input, 'input_ids [1, 16] int64, mask [1, 16] bool' for several."""
+    if len(tensors.names) == 1 and tensors.arrays[0].dtype == np.float32:
+        return str(list(tensors.arrays[0].shape))
+    return ", ".join(f"{n} {list(a.shape)} {a.dtype.name}" for n, a in zip(tensors.names, tensors.arrays))
 
 
 def short(exc: BaseException) -> str:

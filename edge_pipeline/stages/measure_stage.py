@@ -11,8 +11,11 @@ from .. import registry
 from ..host import host_cores, measured_on, package_version
 from ..memory import RssSampler, check_memory_limit
 from ..profiling import run_batches, time_session
-from ..validate import compare, top1_accuracy
-from .datafiles import load_arrays, load_bundle
+from ..tensors import align_outputs, order_inputs
+from ..types import SourceSpec
+from ..validate import metric_output, validate
+from .datafiles import load_bundle, load_outputs
+from .source_stage import load_metric
 
 SAMPLE_OUTPUTS = 8
 
@@ -32,35 +35,46 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     variants = tuple(getattr(runner, "variants", (None,)))
     artifact = Path(job["artifact"])
     data = load_bundle(Path(job["data"]))
-    reference = load_arrays(Path(job["reference"]))["outputs"]
+    reference = load_outputs(Path(job["reference"]))
     preload = getattr(runner, "preload", None)     # in-process runtimes: their memory is this process's
     if preload is not None and not job.get("device"):
         preload()
         with RssSampler() as sampler:
             session = _open(runner, artifact, 1, variants[0])
+            example = list(order_inputs(input_specs(session), data.example).arrays)
             for _ in range(5):
-                session.run([data.example])
+                session.run(example)
         runtime_memory_mb = sampler.added_mb
     else:
         session, runtime_memory_mb = _open(runner, artifact, 1, variants[0]), None
-    outputs = run_batches(session, data.eval_inputs, data.example.shape[0]).reshape(reference.shape)
+        example = list(order_inputs(input_specs(session), data.example).arrays)
+    raw = run_batches(session, order_inputs(input_specs(session), data.eval_inputs), data.batch)
+    outputs = align_outputs(raw, getattr(session, "output_names", None), reference)
+    spec = SourceSpec(**job["spec"]) if job.get("spec") else SourceSpec()
+    validation = validate(outputs, reference, job["thresholds"], data.eval_labels, load_metric(spec), spec.metric_output)
+    first = outputs.arrays[reference.names.index(validation.get("metric_output") or metric_output(reference, None))]
     result: dict[str, Any] = {
         "runtime": getattr(session, "runtime_label", runner.runtime),
         "runtime_version": getattr(session, "runtime_version", None) or package_version(runner.distribution),
-        "validation": compare(outputs, reference, job["tolerance"]),
-        "accuracy": top1_accuracy(outputs, data.eval_labels),
-        "sample_outputs": outputs[:SAMPLE_OUTPUTS].tolist(),   # the demo bundle's expected outputs
+        "validation": validation,
+        "accuracy": validation.get("accuracy"),
+        "sample_outputs": first[:SAMPLE_OUTPUTS].tolist(),   # the demo bundle's expected outputs
     }
     if not result["validation"]["passed"]:
         return result
-    result["latency"] = measure_latency(runner, artifact, session, data.example, job["profile"], job["target"])
+    result["latency"] = measure_latency(runner, artifact, session, example, job["profile"], job["target"])
     result["peak_rss_mb"] = peak_rss_mb()
     if runtime_memory_mb is not None:
         result["runtime_memory_mb"] = runtime_memory_mb
         check_memory_limit(artifact.name, f"{job['target']} (host-emulated)", runtime_memory_mb,
                            job["profile"].get("memory_mb"))
-    result["op_profile"] = op_profile(runner, artifact, data.example, job["profile"]["runs"])
+    result["op_profile"] = op_profile(runner, artifact, example, job["profile"]["runs"])
     return result
+
+
+def input_specs(session: Any) -> Any:
+    """The artifact's own input specs (names, shapes, dtypes), when its runtime declares them."""
+    return getattr(session, "input_specs", None)
 
 
 def peak_rss_mb() -> float:
@@ -88,7 +102,7 @@ def op_profile(runner: Any, artifact: Path, sample: Any, runs: int) -> dict[str,
     return {"source": profile["source"], "op_count": len(ops), "timed": bool(timed), "top": ranked[:TOP_OPS], **extra}
 
 
-def measure_latency(runner: Any, artifact: Path, session: Any, sample: Any, profile: dict[str, Any],
+def measure_latency(runner: Any, artifact: Path, session: Any, sample: list[Any], profile: dict[str, Any],
                     target: str) -> list[dict[str, Any]]:
     """Every thread count (and runtime variant, e.g. TF.js backends); `session` is the opened 1-thread one."""
     variants = tuple(getattr(runner, "variants", (None,)))
@@ -100,7 +114,7 @@ def measure_latency(runner: Any, artifact: Path, session: Any, sample: Any, prof
             where = getattr(timed, "device_label", None)
             in_process = not (where or hasattr(timed, "benchmark"))   # a child process keeps its own affinity
             with pinned_cpus(threads) if in_process else contextlib.nullcontext([]) as cpus:
-                stats = time_session(timed, [sample], profile["warmup"], profile["runs"])
+                stats = time_session(timed, sample, profile["warmup"], profile["runs"])
             label = f"{where}, {threads} thread{'s' if threads != 1 else ''}" if where else measured_on(target, threads)
             if cpus:
                 label += f", pinned to CPU {','.join(map(str, cpus))}"

@@ -2,6 +2,7 @@
 generated inputs, time it, and compare with a reference artifact when one is given."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,13 @@ import numpy as np
 from .. import registry
 from ..errors import InputError
 from ..host import package_version
-from ..validate import compare, tolerance_for
+from ..profiling import run_batches
+from ..tensors import TensorSpec, Tensors, align_outputs, as_array, order_inputs, random_inputs
+from ..validate import thresholds_for, validate
 from .datafiles import load_arrays
-from .measure_stage import _open, create_runner, measure_latency, op_profile
+from .measure_stage import _open, create_runner, input_specs, measure_latency, op_profile
+
+SAMPLE_OUTPUTS = 8
 
 
 def run(job: dict[str, Any]) -> dict[str, Any]:
@@ -20,39 +25,90 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     runner = create_runner(job)
     variants = tuple(getattr(runner, "variants", (None,)))
     session = _open(runner, artifact, 1, variants[0])
-    inputs = _inputs(job.get("inputs"), getattr(session, "input_shapes", None), artifact)
-    batch = inputs.shape[0] if job.get("inputs") is None else (session.input_shapes or [[1]])[0][0]
-    outputs = np.concatenate([session.run([np.ascontiguousarray(inputs[i:i + batch])])[0]
-                              for i in range(0, len(inputs) - batch + 1, batch)])
+    specs = input_specs(session)
+    inputs = read_inputs(Path(job["inputs"]), specs) if job.get("inputs") else \
+        random_inputs(specs or [], what=str(artifact.name)) if specs else _no_specs(artifact)
+    batch = _batch(specs, inputs)
+    outputs = _named(run_batches(session, inputs, batch), getattr(session, "output_names", None))
+    sample = [np.ascontiguousarray(a[:batch]) for a in inputs.arrays]
     result: dict[str, Any] = {
         "runtime": getattr(session, "runtime_label", runner.runtime),
         "runtime_version": getattr(session, "runtime_version", None) or package_version(runner.distribution),
-        "input_shape": list(inputs[:batch].shape), "input_dtypes": getattr(session, "input_dtypes", None),
-        "output_shape": list(outputs.shape[1:]), "sample_outputs": outputs[:8].tolist(),
-        "latency": measure_latency(runner, artifact, session, np.ascontiguousarray(inputs[:batch]),
-                                   job["profile"], job["target"]),
+        "inputs": [{"name": n, "shape": list(a[:batch].shape), "dtype": a.dtype.name} for n, a in zip(inputs.names, inputs.arrays)],
+        "outputs": [{"name": n, "shape": [batch, *a.shape[1:]], "dtype": a.dtype.name} for n, a in zip(outputs.names, outputs.arrays)],
+        "input_shape": list(sample[0].shape), "input_dtypes": [a.dtype.name for a in sample],
+        "output_shape": list(outputs.arrays[0].shape[1:]), "sample_outputs": outputs.arrays[0][:SAMPLE_OUTPUTS].tolist(),
+        "latency": measure_latency(runner, artifact, session, sample, job["profile"], job["target"]),
     }
-    result["op_profile"] = op_profile(runner, artifact, np.ascontiguousarray(inputs[:batch]), job["profile"]["runs"])
+    result["op_profile"] = op_profile(runner, artifact, sample, job["profile"]["runs"])
     if job.get("reference"):
         ref_runner = registry.create("runner", job["reference_runner"])
         ref_session = _open(ref_runner, Path(job["reference"]), 1, tuple(getattr(ref_runner, "variants", (None,)))[0])
-        reference = np.concatenate([ref_session.run([np.ascontiguousarray(inputs[i:i + batch])])[0]
-                                    for i in range(0, len(inputs) - batch + 1, batch)])
-        result["validation"] = compare(outputs, reference, tolerance_for(job.get("precision", "int8")))
+        ref_inputs = order_inputs(input_specs(ref_session), inputs, f"reference {Path(job['reference']).name}")
+        reference = _named(run_batches(ref_session, ref_inputs, batch), getattr(ref_session, "output_names", None))
+        aligned = align_outputs(list(outputs.arrays), list(outputs.names), reference)
+        result["validation"] = validate(aligned, reference, thresholds_for(job.get("precision", "as-built")))
     return result
 
 
-def _inputs(path: str | None, shapes: list[list[int]] | None, artifact: Path) -> np.ndarray:
-    if path is not None:
-        arrays = load_arrays(Path(path))
-        if not arrays:
-            raise InputError(f"{path} holds no arrays")
-        x = np.ascontiguousarray(next(iter(arrays.values())), dtype=np.float32)
-        if shapes and list(x.shape[1:]) != list(shapes[0][1:]):
-            raise InputError(f"inputs in {path} have sample shape {list(x.shape[1:])}, the model expects {shapes[0]}")
-        return x
-    if not shapes:
-        raise InputError(f"{artifact} does not declare fixed input shapes: pass --inputs FILE.npz")
-    if len(shapes) != 1:
-        raise InputError(f"{artifact} takes {len(shapes)} inputs; edgepipe profiles single-input models")
-    return np.random.default_rng(0).standard_normal(shapes[0]).astype(np.float32)
+def _no_specs(artifact: Path) -> Tensors:
+    raise InputError(f"{artifact.name}: its runtime does not declare input shapes: pass --inputs FILE.npz")
+
+
+def _batch(specs: list[TensorSpec] | None, inputs: Tensors) -> int:
+    first = specs[0].shape[0] if specs and specs[0].shape else None
+    return first if isinstance(first, int) and first > 0 else len(inputs)
+
+
+def _named(raw: list[np.ndarray], names: list[str] | None) -> Tensors:
+    names = list(names) if names and len(names) == len(raw) else \
+        (["output"] if len(raw) == 1 else [f"output_{i}" for i in range(len(raw))])
+    return Tensors(tuple(names), tuple(raw))
+
+
+def read_inputs(path: Path, specs: list[TensorSpec] | None) -> Tensors:
+    """Arrays matched to the artifact's inputs by name, or by order for numpy's `arr_0, arr_1, ...`; every
+    missing, extra or mis-shaped input is named (exit 2)."""
+    try:
+        arrays = load_arrays(path)
+    except ValueError as exc:
+        raise InputError(f"--inputs {path.name}: cannot read it without pickle (object arrays?): {exc}") from exc
+    except Exception as exc:
+        raise InputError(f"--inputs {path.name} is not a readable .npz file: {type(exc).__name__}: {exc}") from exc
+    if not arrays:
+        raise InputError(f"--inputs {path.name} holds no arrays")
+    if not specs:
+        return Tensors(tuple(arrays), tuple(as_array(a, f"--inputs array '{n}'") for n, a in arrays.items()))
+    names = [s.name for s in specs]
+    positional = all(re.fullmatch(r"arr_\d+", k) for k in arrays)
+    if positional:
+        arrays = {names[int(k[4:])] if int(k[4:]) < len(names) else k: v for k, v in arrays.items()}
+    missing = [n for n in names if n not in arrays]
+    extra = [k for k in arrays if k not in names]
+    if missing or extra:
+        parts = ([f"missing input(s) {', '.join(missing)}"] if missing else []) + \
+                ([f"array(s) {', '.join(extra)} match no input"] if extra else [])
+        raise InputError(f"--inputs {path.name}: {'; '.join(parts)} (the artifact's inputs: "
+                         f"{', '.join(f'{s.name} {list(s.shape)} {s.dtype}' for s in specs)})")
+    chosen = [_checked(arrays[s.name], s, path) for s in specs]
+    counts = {len(a) for a in chosen}
+    if len(counts) > 1:
+        raise InputError(f"--inputs {path.name}: inputs have different sample counts {sorted(counts)}")
+    if not counts or not counts.pop():
+        raise InputError(f"--inputs {path.name}: holds zero samples")
+    return Tensors(tuple(names), tuple(chosen))
+
+
+def _checked(array: np.ndarray, spec: TensorSpec, path: Path) -> np.ndarray:
+    value = as_array(array, f"--inputs {path.name} input '{spec.name}'")
+    expected = [d if isinstance(d, int) and d > 0 else None for d in spec.shape[1:]]
+    if value.ndim != len(spec.shape) or any(e is not None and e != d for e, d in zip(expected, value.shape[1:])):
+        raise InputError(f"--inputs {path.name}: input '{spec.name}' has shape {list(value.shape)}, the artifact "
+                         f"expects {list(spec.shape)} (any number of samples)")
+    wanted = np.dtype(spec.dtype) if spec.dtype in ("float32", "float16", "int64", "int32", "int8", "uint8", "bool") else None
+    if wanted is not None and value.dtype != wanted:
+        if value.dtype.kind in "iu" and wanted.kind in "iu":
+            return value.astype(wanted)        # token ids: int64 given, int32 taken (LiteRT, TF.js)
+        raise InputError(f"--inputs {path.name}: input '{spec.name}' has dtype {value.dtype.name}, the artifact "
+                         f"expects {spec.dtype}")
+    return value

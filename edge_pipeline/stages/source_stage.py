@@ -5,11 +5,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ..errors import InputError
 from ..plugins import DataBundle
 from ..sources import load_source
+from ..tensors import Tensors
 from ..types import SourceSpec
-from ..validate import top1_accuracy
-from .datafiles import hash_arrays, save_arrays, save_bundle
+from ..validate import BUILTIN_METRICS, Metric, metric_output
+from .datafiles import save_bundle, save_outputs
 
 
 def run(job: dict[str, Any]) -> dict[str, Any]:
@@ -19,31 +23,80 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     data = _trim_to_batches(data)
     adapter = _framework(model.framework)
     reference = adapter.reference_outputs(model, data)
-    dense = {"accuracy": top1_accuracy(reference, data.eval_labels), "params": adapter.count_params(model),
+    check_reference(reference, data, spec)
+    metric = load_metric(spec)
+    dense = {"accuracy": source_metric(reference, data, spec, metric), "params": adapter.count_params(model),
              "size_bytes": adapter.weights_bytes(model)}
     pruning = None
     if spec.prune:
         model, pruning = _prune(model, data, spec, workdir / "pruned")
         reference = adapter.reference_outputs(model, data)   # artifacts are validated against the pruned model
-        pruning["after"]["accuracy"] = top1_accuracy(reference, data.eval_labels)
+        pruning["after"]["accuracy"] = source_metric(reference, data, spec, metric)
         pruning["before"]["accuracy"] = dense["accuracy"]
     data_hash = save_bundle(workdir / "data.npz", data)
-    save_arrays(workdir / "reference.npz", outputs=reference)
+    reference_hash = save_outputs(workdir / "reference.npz", reference)
     return {
         "framework": model.framework,
         "fingerprint": adapter.fingerprint(model),
         "data_hash": data_hash,
-        "reference_hash": hash_arrays({"outputs": reference}),
+        "reference_hash": reference_hash,
         "params": dense["params"],
         "size_bytes": dense["size_bytes"],
         "accuracy": dense["accuracy"],     # the trained model's: every accuracy drop is measured from it
+        "metric": metric[0],
+        "metric_output": metric_output(reference, spec.metric_output) if data.eval_labels is not None else None,
         "pruning": pruning,
-        "input_shape": list(data.example.shape),
-        "output_shape": list(reference.shape[1:]),
+        "input_shape": list(data.example.arrays[0].shape),
+        "output_shape": list(reference.arrays[0].shape[1:]),
+        "inputs": [s.to_dict() for s in data.example.specs],
+        "outputs": [{**s.to_dict(), "shape": [data.batch, *s.shape[1:]]} for s in reference.specs],
         "eval_samples": int(len(reference)),
         "calibration_samples": int(len(data.calibration)),
         "provenance": model.provenance,
     }
+
+
+def load_metric(spec: SourceSpec) -> tuple[str, Metric]:
+    """top1 / top5, or the user's `package.module:function` (outputs, labels) -> float, higher is better."""
+    if spec.metric in BUILTIN_METRICS:
+        return spec.metric, BUILTIN_METRICS[spec.metric]
+    from ..sources import call_user, resolve_callable
+
+    function = resolve_callable(spec.metric, "metric", spec.base_dir)
+
+    def metric(outputs: np.ndarray, labels: np.ndarray | None) -> float | None:
+        if labels is None:
+            return None
+        value = call_user(function, spec.metric, "metric", outputs, labels)
+        try:
+            return float(value)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"metric '{spec.metric}' returned {type(value).__name__}, expected a number") from exc
+    return spec.metric, metric
+
+
+def source_metric(reference: Tensors, data: DataBundle, spec: SourceSpec, metric: tuple[str, Metric]) -> float | None:
+    if data.eval_labels is None:
+        return None
+    name = metric_output(reference, spec.metric_output)
+    if name not in reference.names:
+        raise InputError(f"metric-output '{name}' is not an output of the model (outputs: {', '.join(reference.names)})")
+    return metric[1](reference.as_dict()[name], data.eval_labels)
+
+
+def check_reference(reference: Tensors, data: DataBundle, spec: SourceSpec) -> None:
+    """The source's own outputs must be usable before any artifact is judged against them."""
+    for name, array in zip(reference.names, reference.arrays):
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            raise InputError(f"the source model's own output '{name}' contains NaN or infinity on the evaluation "
+                             f"inputs: check its weights and inputs")
+    labels = data.eval_labels
+    if labels is not None and spec.metric in BUILTIN_METRICS and len(labels):
+        name = metric_output(reference, spec.metric_output)
+        classes = reference.as_dict()[name].shape[-1] if name in reference.names else None
+        if classes is not None and (labels.min() < 0 or labels.max() >= classes):
+            raise InputError(f"evaluate labels range over [{labels.min()}, {labels.max()}], outside output "
+                             f"'{name}''s {classes} classes [0, {classes - 1}]")
 
 
 def _prune(model: Any, data: DataBundle, spec: SourceSpec, folder: Path) -> tuple[Any, dict[str, Any]]:
@@ -68,7 +121,7 @@ def _prune(model: Any, data: DataBundle, spec: SourceSpec, folder: Path) -> tupl
 
 def _trim_to_batches(data: DataBundle) -> DataBundle:
     """Artifacts have a fixed batch size; evaluation uses whole batches only."""
-    batch = data.example.shape[0]
+    batch = data.batch
     usable = (len(data.eval_inputs) // batch) * batch
     labels = data.eval_labels[:usable] if data.eval_labels is not None else None
     return replace(data, eval_inputs=data.eval_inputs[:usable], eval_labels=labels)

@@ -10,7 +10,6 @@ from edge_pipeline.plugins import Model
 from .savedmodel import saved_model_dir
 from .torch_capture import as_unsupported
 
-INPUT_NAME, OUTPUT_NAME = "input", "output"
 
 
 def to_onnx(model: Model, dest: Path) -> None:
@@ -23,11 +22,18 @@ def copy_onnx(model: Model, dest: Path) -> None:
 
 
 def torch_to_onnx(model: Model, dest: Path) -> None:
+    """The graph keeps the source's names: inputs after `forward`'s parameters, outputs flattened like the
+    reference ('output', 'output_0', ..., or a dict's keys)."""
     import torch
 
+    from edge_pipeline.tensors import flatten_outputs
+
+    with torch.no_grad():
+        output_names = [name for name, _ in flatten_outputs(model.module(*model.example_inputs))]
+    input_names = list(model.input_names) or None
     try:
         program = torch.onnx.export(model.module, model.example_inputs, dynamo=True, verbose=False,
-                                    input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
+                                    input_names=input_names, output_names=output_names)
         program.save(str(dest))
     except Exception as exc:
         raise as_unsupported("torch.onnx.export failed", exc) from exc

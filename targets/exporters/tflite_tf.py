@@ -4,9 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
-
 from edge_pipeline.plugins import Model
+from edge_pipeline.tensors import Tensors
 
 from ..coverage import tflite_after
 from .savedmodel import saved_model_dir
@@ -50,7 +49,7 @@ class TfTfliteExporter:
                 **({"quantization": quantization} if quantization else {})}
 
 
-def _configure(converter: Any, mode: str, representative: np.ndarray | None) -> None:
+def _configure(converter: Any, mode: str, representative: Tensors | None) -> None:
     import tensorflow as tf
 
     if mode == "fp32":
@@ -59,11 +58,12 @@ def _configure(converter: Any, mode: str, representative: np.ndarray | None) -> 
     if mode == "fp16":
         converter.target_spec.supported_types = [tf.float16]
     elif mode == "int8":
-        samples = representative if representative is not None else np.empty((0,))
+        samples = representative if representative is not None else Tensors((), ())
 
         def dataset():
-            for sample in samples:
-                yield [sample[None].astype(np.float32)]
+            """One sample at a time, every input by its signature name (the Keras input names)."""
+            for i in range(len(samples)):
+                yield {name: array[i:i + 1] for name, array in zip(samples.names, samples.arrays)}
 
         converter.representative_dataset = dataset
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]

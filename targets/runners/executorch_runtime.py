@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edge_pipeline.errors import InputError
+from edge_pipeline.tensors import TensorSpec
 
 from .torch_session import TorchTensorSession
 
@@ -34,8 +35,10 @@ class ExecutorchRunner:
         except Exception as exc:
             raise InputError(f"{path} is not a loadable ExecuTorch program: {exc}") from exc
         meta = method.metadata
-        shapes = [list(meta.input_tensor_meta(i).sizes()) for i in range(meta.num_inputs())]
-        return TorchTensorSession(method.execute, shapes)
+        specs = [TensorSpec(f"input_{i}", tuple(meta.input_tensor_meta(i).sizes()),
+                            SCALAR_TYPES.get(int(meta.input_tensor_meta(i).dtype()), "float32"))
+                 for i in range(meta.num_inputs())]
+        return TorchTensorSession(method.execute, specs)
 
     def signature(self, path: Path) -> dict[str, Any]:
         """Tensors as an app must encode them (the program's own metadata; float I/O even for int8)."""
@@ -50,14 +53,14 @@ class ExecutorchRunner:
         return {"inputs": [tensor(meta.input_tensor_meta(i)) for i in range(meta.num_inputs())],
                 "outputs": [tensor(meta.output_tensor_meta(i)) for i in range(meta.num_outputs())]}
 
-    def op_profile(self, path: Path, sample: np.ndarray, runs: int) -> dict[str, Any]:
+    def op_profile(self, path: Path, sample: list[np.ndarray], runs: int) -> dict[str, Any]:
         return op_profile(path, sample, runs)
 
 
-SCALAR_TYPES = {0: "uint8", 1: "int8", 3: "int32", 4: "int64", 5: "float16", 6: "float32"}   # c10::ScalarType
+SCALAR_TYPES = {0: "uint8", 1: "int8", 3: "int32", 4: "int64", 5: "float16", 6: "float32", 11: "bool"}   # c10::ScalarType
 
 
-def op_profile(path: Path, sample: np.ndarray, runs: int) -> dict[str, Any]:
+def op_profile(path: Path, sample: list[np.ndarray], runs: int) -> dict[str, Any]:
     """Per-op time inside the program (XNNPACK ops included) from ETDump, read by ExecuTorch's Inspector."""
     import tempfile
 
@@ -67,9 +70,9 @@ def op_profile(path: Path, sample: np.ndarray, runs: int) -> dict[str, Any]:
 
     program = Runtime.get().load_program(str(path), enable_etdump=True)
     method = program.load_method("forward")
-    x = torch.from_numpy(np.ascontiguousarray(sample))
+    xs = [torch.from_numpy(np.ascontiguousarray(x)) for x in sample]
     for _ in range(runs):
-        method.execute([x])
+        method.execute(xs)
     with tempfile.TemporaryDirectory() as tmp:
         etdump = Path(tmp) / "run.etdp"
         program.write_etdump_result_to_file(str(etdump), str(Path(tmp) / "debug.bin"))

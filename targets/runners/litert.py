@@ -4,9 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
+import re
+
 import numpy as np
 
 from edge_pipeline.errors import InputError
+from edge_pipeline.tensors import TensorSpec
 
 
 class LitertRunner:
@@ -36,27 +39,58 @@ class LitertRunner:
         return {"inputs": [_tensor(d) for d in interpreter.get_input_details()],
                 "outputs": [_tensor(d) for d in interpreter.get_output_details()]}
 
-    def op_profile(self, path: Path, sample: np.ndarray, runs: int) -> dict[str, Any]:
+    def op_profile(self, path: Path, sample: list[np.ndarray], runs: int) -> dict[str, Any]:
         from .litert_op_profile import op_profile
 
         return op_profile(path, runs)
 
 
 class LitertSession:
+    """Feeds and reads by signature name when the model has a signature (converters name and reorder I/O:
+    litert-torch keeps dict keys and sorts them, TFLiteConverter keeps Keras names), else by tensor index."""
+
     def __init__(self, interpreter: Any):
         self._interpreter = interpreter
-        self._inputs = interpreter.get_input_details()
-        self._outputs = interpreter.get_output_details()
-        self.input_shapes = [list(d["shape"]) for d in self._inputs]
-        self.input_dtypes = [np.dtype(d["dtype"]).name for d in self._inputs]
+        signatures = interpreter.get_signature_list()
+        self._runner = interpreter.get_signature_runner() if signatures else None
+        if self._runner is not None:
+            inputs = self._runner.get_input_details()
+            outputs = self._runner.get_output_details()
+            names = _positional(list(inputs))
+            self._inputs = [inputs[n] for n in names]
+            self.output_names = _positional(list(outputs))
+            self._outputs = [outputs[n] for n in self.output_names]
+        else:
+            self._inputs = interpreter.get_input_details()
+            self._outputs = interpreter.get_output_details()
+            self.output_names = None
+            names = [d["name"] for d in self._inputs]
+        self._names = names
+        self.input_specs = [TensorSpec(n, tuple(int(x) for x in d["shape"]), np.dtype(d["dtype"]).name)
+                            for n, d in zip(names, self._inputs)]
+        self.input_shapes = [list(s.shape) for s in self.input_specs]
+        self.input_dtypes = [s.dtype for s in self.input_specs]
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        for detail, value in zip(self._inputs, inputs, strict=True):
+        for name, detail, value in zip(self._names, self._inputs, inputs, strict=True):
             if tuple(detail["shape"]) != value.shape:
-                raise InputError(f"input '{detail['name']}' expects shape {list(detail['shape'])}, got {list(value.shape)}")
+                raise InputError(f"input '{name}' expects shape {list(detail['shape'])}, got {list(value.shape)}")
+        if self._runner is not None:
+            fed = {n: quantize(v, d) for n, d, v in zip(self._names, self._inputs, inputs)}
+            result = self._runner(**fed)
+            return [dequantize(result[n], d) for n, d in zip(self.output_names or [], self._outputs)]
+        for detail, value in zip(self._inputs, inputs):
             self._interpreter.set_tensor(detail["index"], quantize(value, detail))
         self._interpreter.invoke()
         return [dequantize(self._interpreter.get_tensor(d["index"]), d) for d in self._outputs]
+
+
+def _positional(names: list[str]) -> list[str]:
+    """litert-torch names positional I/O `args_0`, `output_0`, ...: order those by number."""
+    numbered = [re.fullmatch(r"(?:args|output)_(\d+)", n) for n in names]
+    if names and all(numbered):
+        return [n for _, n in sorted(zip((int(m.group(1)) for m in numbered if m), names))]
+    return names
 
 
 def _tensor(detail: dict[str, Any]) -> dict[str, Any]:
@@ -66,17 +100,18 @@ def _tensor(detail: dict[str, Any]) -> dict[str, Any]:
 
 
 def quantize(value: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    """Float data into a quantized input; integer data (token ids, int64 downcast to int32) is only cast."""
     dtype = np.dtype(detail["dtype"])
-    if dtype.kind not in "iu" or dtype == np.int64:
-        return np.ascontiguousarray(value, dtype=dtype)
     scale, zero_point = detail["quantization"]
+    if dtype.kind not in "iu" or dtype == np.int64 or not scale or value.dtype.kind in "iub":
+        return np.ascontiguousarray(value, dtype=dtype)
     info = np.iinfo(dtype)
     return np.clip(np.round(value / scale + zero_point), info.min, info.max).astype(dtype)
 
 
 def dequantize(value: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     dtype = np.dtype(detail["dtype"])
-    if dtype.kind not in "iu" or dtype == np.int64:
-        return value.astype(np.float32, copy=True)
     scale, zero_point = detail["quantization"]
+    if dtype.kind not in "iu" or dtype == np.int64 or not scale:
+        return value.astype(np.float32 if dtype.kind == "f" else dtype, copy=True)
     return ((value.astype(np.float32) - zero_point) * scale).astype(np.float32)

@@ -31,7 +31,7 @@ class OnnxRuntimeRunner:
             raise InputError(f"{path} is not a loadable ONNX Runtime model: {exc}") from exc
         return OrtSession(session)
 
-    def op_profile(self, path: Path, sample: np.ndarray, runs: int) -> dict[str, Any]:
+    def op_profile(self, path: Path, sample: list[np.ndarray], runs: int) -> dict[str, Any]:
         """Per-node kernel time from ONNX Runtime's own profiler (its JSON trace)."""
         import json
         import os
@@ -46,9 +46,9 @@ class OnnxRuntimeRunner:
             options.profile_file_prefix = os.path.join(tmp, "ort")
             options.intra_op_num_threads = 1
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-            name = session.get_inputs()[0].name
+            feed = {i.name: np.ascontiguousarray(x) for i, x in zip(session.get_inputs(), sample, strict=True)}
             for _ in range(runs):
-                session.run(None, {name: np.ascontiguousarray(sample)})
+                session.run(None, feed)
             trace = json.loads(Path(session.end_profiling()).read_text())
         totals: dict[tuple[str, str], float] = defaultdict(float)
         for event in trace:
@@ -62,11 +62,12 @@ class OnnxRuntimeRunner:
 
 class OrtSession:
     def __init__(self, session: Any):
+        from edge_pipeline.sources.onnx_source import onnx_input_specs
+
         self._session = session
         self._inputs = [i.name for i in session.get_inputs()]
-        shapes = [i.shape for i in session.get_inputs()]
-        fixed = all(isinstance(d, int) and d > 0 for shape in shapes for d in shape)
-        self.input_shapes = [list(s) for s in shapes] if fixed else None   # symbolic dims: needs --inputs
+        self.input_specs = onnx_input_specs(session)     # a symbolic dimension keeps its name
+        self.output_names = [o.name for o in session.get_outputs()]
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         return list(self._session.run(None, dict(zip(self._inputs, inputs, strict=True))))

@@ -14,8 +14,18 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edge_pipeline.errors import InputError, RunnerUnavailable, StageFailed
+from edge_pipeline.tensors import TensorSpec, Tensors
 
 NODE_DIR = Path(__file__).with_name("tfjs_node")
+TFJS_DTYPES = {"float32": np.float32, "int32": np.int32, "bool": np.uint8}
+
+
+def _encode(array: np.ndarray, dtype: str) -> dict[str, Any]:
+    """TF.js tensors are float32, int32 or bool: int64 token ids go as int32, bools as bytes."""
+    if dtype not in TFJS_DTYPES:
+        raise InputError(f"TF.js cannot take an input of dtype {dtype}")
+    data = np.ascontiguousarray(array, dtype=TFJS_DTYPES[dtype])
+    return {"data": base64.b64encode(data.tobytes()).decode(), "shape": list(data.shape), "dtype": dtype}
 
 
 def node_modules() -> Path:
@@ -62,7 +72,10 @@ class TfjsSession:
         ready = self._read()
         self.runtime_version = ready.get("tfjs")
         self.runtime_label = f"TF.js {ready.get('tfjs')} {ready.get('backend')} backend in Node"
-        self.input_shapes = [i["shape"] for i in ready.get("inputs", [])]
+        self.input_specs = [TensorSpec(str(i["name"]).split(":")[0], tuple(d if d is not None and d >= 0 else "dynamic"
+                                                                          for d in (i["shape"] or [])), i["dtype"])
+                            for i in ready.get("inputs", [])]
+        self.output_names = list(ready.get("outputs", [])) or None
 
     def _read(self) -> dict[str, Any]:
         line = self._proc.stdout.readline() if self._proc.stdout else ""
@@ -74,25 +87,23 @@ class TfjsSession:
             raise InputError(f"TF.js ({self.backend}): {reply['error']}")
         return reply
 
-    def _ask(self, op: str, array: np.ndarray, **fields: Any) -> dict[str, Any]:
-        array = np.ascontiguousarray(array, dtype=np.float32)
-        request = {"op": op, "data": base64.b64encode(array.tobytes()).decode(), "shape": list(array.shape), **fields}
+    def _ask(self, op: str, inputs: list[np.ndarray], **fields: Any) -> dict[str, Any]:
+        request = {"op": op, "inputs": [_encode(x, spec.dtype) for x, spec in zip(inputs, self.input_specs)], **fields}
         assert self._proc.stdin is not None
         self._proc.stdin.write(json.dumps(request) + "\n")
         self._proc.stdin.flush()
         return self._read()
 
-    def run_batches(self, inputs: np.ndarray, batch: int) -> np.ndarray:
-        reply = self._ask("run", inputs, batch=batch)
-        return np.frombuffer(base64.b64decode(reply["data"]), dtype=np.float32).reshape(reply["shape"])
+    def run_batches(self, inputs: Tensors, batch: int) -> list[np.ndarray]:
+        reply = self._ask("run", list(inputs.arrays), batch=batch)
+        return [np.frombuffer(base64.b64decode(o["data"]), dtype=TFJS_DTYPES[o["dtype"]]).reshape(o["shape"])
+                for o in reply["outputs"]]
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        (x,) = inputs
-        return [self.run_batches(x, x.shape[0])]
+        return self.run_batches(Tensors(tuple(s.name for s in self.input_specs), tuple(inputs)), len(inputs[0]))
 
     def benchmark(self, inputs: list[np.ndarray], warmup: int, runs: int) -> np.ndarray:
-        (x,) = inputs
-        return np.asarray(self._ask("bench", x, warmup=warmup, runs=runs)["samples_ms"], dtype=np.float64)
+        return np.asarray(self._ask("bench", inputs, warmup=warmup, runs=runs)["samples_ms"], dtype=np.float64)
 
     def close(self) -> None:
         if self._proc.poll() is None:

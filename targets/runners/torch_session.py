@@ -6,16 +6,20 @@ from typing import Any
 
 import numpy as np
 
+from edge_pipeline.tensors import TensorSpec, flatten_outputs
+
 
 class TorchTensorSession:
-    def __init__(self, call: Callable[[list[Any]], Any], input_shapes: list[list[int]] | None = None):
+    """Outputs come back flat, in the order torch.export flattened them (the source's own order)."""
+
+    def __init__(self, call: Callable[[list[Any]], Any], input_specs: list[TensorSpec] | None = None):
         self._call = call
-        self.input_shapes = input_shapes   # None: the runtime does not say; profiling then needs --inputs
+        self.input_specs = input_specs   # None: the runtime does not say; profiling then needs --inputs
+        self.output_names = None
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         import torch
 
         outputs = self._call([torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])
-        if isinstance(outputs, torch.Tensor):
-            outputs = [outputs]
-        return [o.detach().numpy() for o in outputs]
+        return [np.asarray(value.detach().numpy() if hasattr(value, "detach") else value)
+                for _, value in flatten_outputs(outputs)]

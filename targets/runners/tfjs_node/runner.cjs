@@ -1,6 +1,8 @@
 // edgepipe's TF.js runner: loads a graph model (model.json + shards) from disk and answers JSON-line
-// requests on stdin: {"op": "run", "data": <base64 float32>, "shape": [...], "batch": B}
-//                    {"op": "bench", "data": ..., "shape": [...], "warmup": W, "runs": N}
+// requests on stdin, one array per model input, in the order of the ready message's `inputs`:
+//   {"op": "run", "inputs": [{"data": <base64>, "shape": [...], "dtype": "float32"|"int32"|"bool"}], "batch": B}
+//   {"op": "bench", "inputs": [...], "warmup": W, "runs": N}
+// and replies {"outputs": [{"data", "shape", "dtype"}]} in the order of the ready message's `outputs`.
 // Timing is taken here, around execute + dataSync, so pipe overhead never enters a latency figure.
 'use strict';
 const fs = require('node:fs');
@@ -29,19 +31,37 @@ function fromDisk(modelDir) {
   };
 }
 
-function decode(request) {
-  const bytes = Buffer.from(request.data, 'base64');
-  const floats = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-  return tf.tensor(Float32Array.from(floats), request.shape, 'float32');
+const ARRAYS = { float32: Float32Array, int32: Int32Array, bool: Uint8Array };
+
+function decode(item) {
+  const bytes = Buffer.from(item.data, 'base64');
+  const Kind = ARRAYS[item.dtype];
+  if (!Kind) throw new Error(`unsupported input dtype ${item.dtype}`);
+  const copy = new Uint8Array(bytes);   // aligned
+  return tf.tensor(new Kind(copy.buffer, 0, copy.byteLength / Kind.BYTES_PER_ELEMENT), item.shape, item.dtype);
 }
 
-function predict(model, input) {
-  const out = model.execute(input);
-  const first = Array.isArray(out) ? out[0] : out;
-  const data = first.dataSync();
-  const shape = first.shape;
+function encode(tensor) {
+  const data = tensor.dataSync();
+  const buffer = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  return { data: buffer, shape: tensor.shape, dtype: tensor.dtype };
+}
+
+// Signature keys when model.json has a signature (the source's names), else graph node names.
+function ioNames(model) {
+  const signature = model.modelSignature || {};
+  const inputs = signature.inputs ? Object.keys(signature.inputs) : model.inputs.map((i) => i.name);
+  const outputs = signature.outputs ? Object.keys(signature.outputs) : model.outputs.map((o) => o.name);
+  return { inputs, outputs, keyed: Boolean(signature.inputs && signature.outputs) };
+}
+
+function predict(model, io, tensors) {
+  const feed = io.keyed ? Object.fromEntries(io.inputs.map((n, i) => [n, tensors[i]])) : tensors;
+  let out = model.execute(feed.length === 1 ? feed[0] : feed, io.outputs);
+  out = Array.isArray(out) ? out : [out];
+  const encoded = out.map(encode);
   tf.dispose(out);
-  return { data, shape };
+  return encoded;
 }
 
 async function main() {
@@ -53,40 +73,44 @@ async function main() {
   if (!(await tf.setBackend(backend))) throw new Error(`TF.js backend '${backend}' is unavailable`);
   await tf.ready();
   const model = await tf.loadGraphModel(fromDisk(modelDir));
-  const inputs = model.inputs.map((i) => ({ name: i.name, shape: i.shape, dtype: i.dtype }));
-  process.stdout.write(JSON.stringify({ ready: true, backend: tf.getBackend(), tfjs: tf.version.tfjs, inputs }) + '\n');
+  const io = ioNames(model);
+  const inputs = model.inputs.map((i, k) => ({ name: io.inputs[k], shape: i.shape, dtype: i.dtype }));
+  process.stdout.write(JSON.stringify({ ready: true, backend: tf.getBackend(), tfjs: tf.version.tfjs, inputs,
+    outputs: io.outputs }) + '\n');
   const lines = readline.createInterface({ input: process.stdin });
   for await (const line of lines) {
     if (!line.trim()) continue;
     const request = JSON.parse(line);
     try {
-      const all = decode(request);
+      const all = request.inputs.map(decode);
       if (request.op === 'run') {
         const batch = request.batch;
-        const chunks = [];
-        let outShape = null;
-        for (let i = 0; i + batch <= all.shape[0]; i += batch) {
-          const x = all.slice([i], [batch]);
-          const { data, shape } = predict(model, x);
-          outShape = shape;
-          chunks.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
-          x.dispose();
+        const chunks = io.outputs.map(() => []);
+        const shapes = io.outputs.map(() => null);
+        const dtypes = io.outputs.map(() => 'float32');
+        for (let i = 0; i + batch <= all[0].shape[0]; i += batch) {
+          const xs = all.map((t) => t.slice([i], [batch]));
+          predict(model, io, xs).forEach((o, k) => { chunks[k].push(o.data); shapes[k] = o.shape; dtypes[k] = o.dtype; });
+          tf.dispose(xs);
         }
-        const shape = [chunks.length * (outShape ? outShape[0] : 0), ...(outShape ? outShape.slice(1) : [])];
-        process.stdout.write(JSON.stringify({ data: Buffer.concat(chunks).toString('base64'), shape }) + '\n');
+        const outputs = chunks.map((parts, k) => ({
+          data: Buffer.concat(parts).toString('base64'), dtype: dtypes[k],
+          shape: [parts.length * (shapes[k] ? shapes[k][0] : 0), ...(shapes[k] ? shapes[k].slice(1) : [])],
+        }));
+        process.stdout.write(JSON.stringify({ outputs }) + '\n');
       } else if (request.op === 'bench') {
-        for (let i = 0; i < request.warmup; i++) predict(model, all);
+        for (let i = 0; i < request.warmup; i++) predict(model, io, all);
         const samples = [];
         for (let i = 0; i < request.runs; i++) {
           const start = process.hrtime.bigint();
-          predict(model, all);
+          predict(model, io, all);
           samples.push(Number(process.hrtime.bigint() - start) / 1e6);
         }
         process.stdout.write(JSON.stringify({ samples_ms: samples }) + '\n');
       } else {
         throw new Error(`unknown op ${request.op}`);
       }
-      all.dispose();
+      tf.dispose(all);
     } catch (err) {
       process.stdout.write(JSON.stringify({ error: String(err && err.message ? err.message : err) }) + '\n');
     }

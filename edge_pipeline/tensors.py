@@ -1,0 +1,223 @@
+"""Named tensors: the specs of a model's inputs and outputs, and batches of samples for each, dtypes kept.
+
+Framework-free (numpy only). Every model has N inputs and M outputs; data is one array per input, all
+with the same number of samples along axis 0, in the model's input order. Token ids stay int64, masks
+stay bool: nothing is cast to float32 unless it was a float64 array (numpy's default), which becomes float32.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+
+DTYPES = ("float32", "float16", "int64", "int32", "int8", "uint8", "bool")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One named input or output: shape (a str entry is a dynamic dimension's name) and dtype."""
+
+    name: str
+    shape: tuple[int | str, ...]
+    dtype: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TensorSpec":
+        return cls(str(data["name"]), tuple(data["shape"]), str(data["dtype"]))
+
+    @property
+    def is_static(self) -> bool:
+        return all(isinstance(d, int) and d >= 0 for d in self.shape)
+
+
+@dataclass(frozen=True)
+class Tensors:
+    """Samples for each named tensor, in model order; `len()` is the sample count, slicing cuts samples."""
+
+    names: tuple[str, ...]
+    arrays: tuple[np.ndarray, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.names) != len(self.arrays):
+            raise ValueError(f"{len(self.names)} names for {len(self.arrays)} arrays")
+
+    def __len__(self) -> int:
+        return len(self.arrays[0]) if self.arrays else 0
+
+    def __getitem__(self, index: slice) -> "Tensors":
+        return Tensors(self.names, tuple(a[index] for a in self.arrays))
+
+    @property
+    def specs(self) -> tuple[TensorSpec, ...]:
+        """Specs of one batch as stored (shape includes the leading sample axis)."""
+        return tuple(TensorSpec(n, tuple(int(d) for d in a.shape), a.dtype.name) for n, a in zip(self.names, self.arrays))
+
+    def batches(self, batch: int) -> Iterator["Tensors"]:
+        """Whole batches of `batch` samples (the model's fixed batch size); a ragged tail is dropped."""
+        for start in range(0, (len(self) // batch) * batch, batch):
+            yield Tensors(self.names, tuple(np.ascontiguousarray(a[start:start + batch]) for a in self.arrays))
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return dict(zip(self.names, self.arrays))
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return iter(self.arrays)
+
+    @classmethod
+    def concat(cls, parts: Sequence["Tensors"]) -> "Tensors":
+        first = parts[0]
+        return cls(first.names, tuple(np.concatenate([p.arrays[i] for p in parts]) for i in range(len(first.names))))
+
+    @classmethod
+    def empty_like(cls, other: "Tensors") -> "Tensors":
+        return cls(other.names, tuple(np.empty((0, *a.shape[1:]), a.dtype) for a in other.arrays))
+
+
+def as_array(value: Any, what: str) -> np.ndarray:
+    """numpy, torch and TensorFlow tensors alike become contiguous arrays of a supported dtype."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu()
+    if hasattr(value, "numpy") and not isinstance(value, np.ndarray):
+        value = value.numpy()
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{what} is not a tensor or array: {exc}") from exc
+    if array.dtype == np.float64:
+        array = array.astype(np.float32)
+    if array.dtype.name not in DTYPES:
+        raise InputError(f"{what} has dtype {array.dtype.name}; supported: {', '.join(DTYPES)}")
+    if array.ndim < 1:
+        raise InputError(f"{what} must have a batch dimension, got a scalar")
+    return np.ascontiguousarray(array)
+
+
+def to_tensors(value: Any, names: Sequence[str], what: str) -> Tensors:
+    """A tensor (single input), a tuple/list (by position) or a dict (by name) as Tensors in `names` order."""
+    if isinstance(value, Mapping):
+        missing = [n for n in names if n not in value]
+        extra = [str(k) for k in value if k not in names]
+        if missing or extra:
+            parts = ([f"missing {', '.join(missing)}"] if missing else []) + ([f"unknown {', '.join(extra)}"] if extra else [])
+            raise InputError(f"{what}: {'; '.join(parts)} (the model's inputs: {', '.join(names)})")
+        items = [value[n] for n in names]
+    elif isinstance(value, (tuple, list)):
+        items = list(value)
+    else:
+        items = [value]
+    if len(items) != len(names):
+        raise InputError(f"{what} gave {len(items)} tensor(s); the model takes {len(names)}: {', '.join(names)}")
+    return Tensors(tuple(names), tuple(as_array(v, f"{what} '{n}'") for n, v in zip(names, items)))
+
+
+def flatten_outputs(value: Any, prefix: str = "output") -> list[tuple[str, Any]]:
+    """A tensor, tuple/list or dict of outputs as (stable name, tensor) pairs: 'output', 'output_0', 'logits'."""
+    if isinstance(value, Mapping):
+        pairs: list[tuple[str, Any]] = []
+        for key, item in value.items():
+            name = str(key) if prefix == "output" else f"{prefix}.{key}"
+            pairs += flatten_outputs(item, name) if isinstance(item, (Mapping, tuple, list)) else [(name, item)]
+        return pairs
+    if isinstance(value, (tuple, list)):
+        if len(value) == 1:
+            return flatten_outputs(value[0], prefix)
+        pairs = []
+        for i, item in enumerate(value):
+            pairs += flatten_outputs(item, f"{prefix}_{i}")
+        return pairs
+    return [(prefix, value)]
+
+
+def check_same_kind(parts: Sequence[Tensors], example: Tensors, what: str) -> None:
+    """Every batch of `what` matches the example inputs' per-sample shape and dtype, input by input."""
+    for index, part in enumerate(parts):
+        for name, array, reference in zip(example.names, part.arrays, example.arrays):
+            if array.shape[1:] != reference.shape[1:]:
+                raise InputError(f"{what} inputs have sample shape {list(array.shape[1:])}, but example inputs have "
+                                 f"{list(reference.shape[1:])} (input '{name}', batch {index})")
+            if array.dtype != reference.dtype:
+                raise InputError(f"{what} inputs have dtype {array.dtype.name}, but example inputs have "
+                                 f"{reference.dtype.name} (input '{name}', batch {index})")
+        counts = {len(a) for a in part.arrays}
+        if len(counts) > 1:
+            raise InputError(f"{what} batch {index}: inputs have different sample counts {sorted(counts)}")
+
+
+def random_inputs(specs: Sequence[TensorSpec], seed: int = 0, what: str = "inputs") -> Tensors:
+    """Seeded data of each input's own dtype and shape: floats ~ N(0, 1), ints in [0, 8), bools at random."""
+    generator = np.random.default_rng(seed)
+    arrays = []
+    for spec in specs:
+        if not spec.is_static:
+            dynamic = [str(d) for d in spec.shape if not (isinstance(d, int) and d >= 0)]
+            raise InputError(f"{what}: input '{spec.name}' has dynamic dimension(s) {', '.join(dynamic)} "
+                             f"(shape {list(spec.shape)}): give fixed shapes (example-inputs, or --inputs FILE.npz)")
+        shape = tuple(int(d) for d in spec.shape)
+        dtype = np.dtype(spec.dtype)
+        if dtype == np.bool_:
+            arrays.append(generator.random(shape) < 0.5)
+        elif dtype.kind in "iu":
+            arrays.append(generator.integers(0, 8, shape).astype(dtype))
+        else:
+            arrays.append(generator.standard_normal(shape).astype(dtype))
+    return Tensors(tuple(s.name for s in specs), tuple(arrays))
+
+
+def collect_outputs(call: Any, inputs: Tensors, batch: int) -> Tensors:
+    """Runs `call(batch) -> (name, tensor) pairs` over whole batches and stacks each named output."""
+    names: tuple[str, ...] | None = None
+    chunks: list[list[np.ndarray]] = []
+    for part in inputs.batches(batch):
+        pairs = call(part)
+        if names is None:
+            names = tuple(n for n, _ in pairs)
+            chunks = [[] for _ in pairs]
+        for i, (_, value) in enumerate(pairs):
+            chunks[i].append(as_array(value, f"output '{names[i]}'"))
+    if names is None:
+        raise InputError(f"no whole batch of {batch} sample(s) to run: give at least {batch} evaluation samples")
+    return Tensors(names, tuple(np.concatenate(c) for c in chunks))
+
+
+def align_outputs(raw: Sequence[np.ndarray], names: Sequence[str] | None, reference: Tensors) -> Tensors:
+    """An artifact's outputs in the source's order: by name when the artifact keeps the names, else by
+    position, else by a unique shape. Converters rename and sometimes reorder outputs (TFLite signatures)."""
+    if names and set(reference.names) <= set(names):
+        lookup = dict(zip(names, raw))
+        return Tensors(reference.names, tuple(lookup[n] for n in reference.names))
+    if len(raw) != len(reference.names):
+        raise InputError(f"the artifact has {len(raw)} output(s), the source has {len(reference.names)}: "
+                         f"{', '.join(reference.names)}")
+    if all(r.shape == a.shape for r, a in zip(raw, reference.arrays)):
+        return Tensors(reference.names, tuple(raw))
+    unused = list(range(len(raw)))
+    chosen = []
+    for name, array in zip(reference.names, reference.arrays):
+        match = next((i for i in unused if raw[i].shape == array.shape), None)
+        if match is None:
+            raise InputError(f"no artifact output has the shape of output '{name}' {list(array.shape)} "
+                             f"(artifact outputs: {', '.join(str(list(r.shape)) for r in raw)})")
+        unused.remove(match)
+        chosen.append(raw[match])
+    return Tensors(reference.names, tuple(chosen))
+
+
+def order_inputs(specs: Sequence[TensorSpec] | None, inputs: Tensors, what: str = "the artifact") -> Tensors:
+    """`inputs` in the order an artifact takes them: by name when its names are the source's, else by position."""
+    if not specs:
+        return inputs
+    names = [s.name for s in specs]
+    if set(names) == set(inputs.names):
+        lookup = inputs.as_dict()
+        return Tensors(tuple(names), tuple(lookup[n] for n in names))
+    if len(names) != len(inputs.names):
+        raise InputError(f"{what} takes {len(names)} input(s) ({', '.join(names)}), the data has "
+                         f"{len(inputs.names)} ({', '.join(inputs.names)})")
+    return Tensors(tuple(names), inputs.arrays)
