@@ -1,8 +1,9 @@
 """Validation of an artifact against its float source, output by output, judged the way its task is judged.
 
-Every output gets signal-normalised error (SQNR in dB, cosine similarity) and max |diff|; classification
+Every output gets signal-normalised error (SQNR in dB, cosine similarity) and max |diff|; classification-shaped
 outputs (2-D float [N, C], C >= 2, or the output the metric reads) also get top-1 agreement (top-5 when
-C >= 10), with a 95% Wilson interval. The decision:
+C >= 10), with a 95% Wilson interval. Agreement decides for the model's class output only (`metric-output`,
+else the first classification-shaped output): a [N, 4] box head is judged by its SQNR. The decision:
 - always refused: a shape mismatch, NaN/Inf, a collapsed output (SQNR < 3 dB), or agreement near chance;
 - float artifacts (fp32, fp16) are conversions that should be exact: SQNR and agreement thresholds always apply;
 - quantized artifacts with labels: the task metric's drop decides (the target's max-accuracy-drop, else the
@@ -141,8 +142,8 @@ def compare_output(name: str, test: np.ndarray, reference: np.ndarray, force_cla
     return entry
 
 
-def judge_output(entry: dict[str, Any], t: dict[str, Any], labelled: bool) -> list[str]:
-    """Why this output is refused (empty: accepted)."""
+def judge_output(entry: dict[str, Any], t: dict[str, Any], labelled: bool, judge_agreement: bool = True) -> list[str]:
+    """Why this output is refused (empty: accepted). Agreement decides only for the model's class output."""
     name = entry["name"]
     if "shape_mismatch" in entry:
         return [entry["shape_mismatch"]]
@@ -154,7 +155,7 @@ def judge_output(entry: dict[str, Any], t: dict[str, Any], labelled: bool) -> li
         problems.append(f"output '{name}' collapsed: SQNR {sqnr:.1f} dB < {COLLAPSE_SQNR_DB:g} dB")
     elif sqnr is not None and (t["exact"] or not labelled) and sqnr < t["min_sqnr_db"]:
         problems.append(f"output '{name}' SQNR {sqnr:.1f} dB < {t['min_sqnr_db']:g} dB required")
-    agreement = entry.get("agreement")
+    agreement = entry.get("agreement") if judge_agreement else None
     if agreement is not None:
         chance = 1.5 / max(entry["classes"], 2)
         if agreement < chance:
@@ -167,15 +168,16 @@ def judge_output(entry: dict[str, Any], t: dict[str, Any], labelled: bool) -> li
 def validate(outputs: Tensors, reference: Tensors, thresholds: dict[str, Any], labels: np.ndarray | None = None,
              metric: tuple[str, Metric] = ("top1", top1_accuracy), metric_on: str | None = None) -> dict[str, Any]:
     """Compares every output and decides; `passed` is False with a message naming each output and figure."""
-    read_by_metric = metric_output(reference, metric_on) if labels is not None else None
-    if read_by_metric is not None and read_by_metric not in reference.names:
-        return {"passed": False, "outputs": [], "message": f"metric-output '{read_by_metric}' is not an output "
+    class_output = metric_output(reference, metric_on)      # the output a decision reads (agreement, metric)
+    if class_output not in reference.names:
+        return {"passed": False, "outputs": [], "message": f"metric-output '{class_output}' is not an output "
                                                              f"(outputs: {', '.join(reference.names)})"}
+    read_by_metric = class_output if labels is not None else None
     entries, problems = [], []
     for name, test, ref in zip(reference.names, outputs.arrays, reference.arrays):
         entry = compare_output(name, test, ref, force_classification=name == read_by_metric and metric[0] in BUILTIN_METRICS)
-        labelled_output = name == read_by_metric
-        entry_problems = judge_output(entry, thresholds, labelled_output)
+        entry["decides"] = name == class_output and entry.get("agreement") is not None
+        entry_problems = judge_output(entry, thresholds, name == read_by_metric, judge_agreement=entry["decides"])
         entry["passed"] = not entry_problems
         entries.append(entry)
         problems += entry_problems
@@ -201,7 +203,7 @@ def validate(outputs: Tensors, reference: Tensors, thresholds: dict[str, Any], l
         interval = f"; top-1 agreement 95% interval {first['agreement_ci95']}" if first else ""
         result["warnings"].append(f"only {n} evaluation samples (< {SMALL_EVAL_SET}): one flip moves agreement and "
                                   f"accuracy by {100 / max(n, 1):.1f} pt{interval}")
-    classified = [e for e in entries if e.get("agreement") is not None]
+    classified = [e for e in entries if e.get("decides")] or [e for e in entries if e.get("agreement") is not None]
     result.update(passed=not problems, message="; ".join(problems) or None,
                   agreement=classified[0]["agreement"] if classified else None,
                   max_abs_diff=max((e["max_abs_diff"] for e in entries if e.get("max_abs_diff") is not None), default=None),

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from edge_pipeline.plugins import DataBundle
-from edge_pipeline.tensors import Tensors
+from edge_pipeline.tensors import Tensors, flatten_outputs
 
 MAX_LAYERS = 24        # larger models: the 24 layers with the most weights are ranked (each costs a calibration)
 EVAL_SAMPLES = 128
@@ -54,9 +54,7 @@ def batched(run_batch: Callable[[Tensors], Any], batch: int) -> Predict:
     def predict(inputs: Tensors) -> np.ndarray:
         outputs = []
         for part in inputs.batches(batch):
-            out = run_batch(part)
-            while isinstance(out, (tuple, list)):
-                out = out[0]
+            out = flatten_outputs(run_batch(part))[0][1]    # a tuple's or dict's first output
             outputs.append(out.detach().numpy() if hasattr(out, "detach") else np.asarray(out))
         return np.concatenate(outputs).astype(np.float32)
     return predict

@@ -2,45 +2,121 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from edge_pipeline.gating import check_budgets
-from edge_pipeline.validate import compare, tolerance_for, top1_accuracy
+from edge_pipeline.tensors import Tensors
+from edge_pipeline.validate import thresholds_for, top1_accuracy, validate, wilson
 
 REF = np.array([[0.1, 2.0, -1.0], [3.0, 0.0, 1.0], [0.0, 0.5, 4.0], [1.0, 1.5, 0.0]], dtype=np.float32)
 
 
+def one(array: np.ndarray, name: str = "logits") -> Tensors:
+    return Tensors((name,), (array,))
+
+
+def check(outputs: np.ndarray, reference: np.ndarray, precision: str, labels: np.ndarray | None = None) -> dict:
+    return validate(one(outputs), one(reference), thresholds_for(precision), labels)
+
+
 def test_identical_outputs_pass() -> None:
-    result = compare(REF.copy(), REF, tolerance_for("fp32"))
+    result = check(REF.copy(), REF, "fp32")
     assert result["passed"] and result["agreement"] == 1.0 and result["max_abs_diff"] == 0.0
+    (entry,) = result["outputs"]
+    assert entry["name"] == "logits" and entry["classification"] and entry["sqnr_db"] is None   # no error at all
 
 
-def test_fp32_diff_beyond_tolerance_fails_and_says_by_how_much() -> None:
+def test_fp32_error_beyond_its_sqnr_fails_and_says_by_how_much() -> None:
     off = REF.copy()
     off[0, 0] += 0.5
-    result = compare(off, REF, tolerance_for("fp32"))
+    result = check(off, REF, "fp32")
     assert not result["passed"]
-    assert "max abs diff 0.5" in result["message"] and "0.125 of the output range" in result["message"]
+    assert "output 'logits' SQNR" in result["message"] and "< 40 dB required" in result["message"]
 
 
 def test_int8_tolerates_small_diffs_but_not_flipped_predictions() -> None:
     noisy = REF + 0.05
-    assert compare(noisy, REF, tolerance_for("int8"))["passed"]
+    assert check(noisy, REF, "int8")["passed"]
     flipped = REF[:, ::-1].copy()
-    result = compare(flipped, REF, tolerance_for("int8"))
-    assert not result["passed"] and "agreement 0.5000 < 0.95" in result["message"]
+    result = check(flipped, REF, "int8")
+    assert not result["passed"] and "top-1 agreement" in result["message"]
 
 
 def test_silently_wrong_huge_outputs_fail() -> None:
-    """The torchao weight-only trap: errors around 1e9 must never pass as int8."""
+    """The torchao weight-only trap: errors around 1e9 must never pass as int8, labelled or not."""
     wrong = REF * 1e9
-    assert not compare(wrong, REF, tolerance_for("int8"))["passed"]
+    assert not check(wrong, REF, "int8")["passed"]
+    result = check(wrong, REF, "int8", labels=REF.argmax(axis=1))
+    assert not result["passed"] and "collapsed" in result["message"]
 
 
 def test_nan_and_shape_mismatch_fail() -> None:
     nan = REF.copy()
     nan[1, 1] = np.nan
-    assert compare(nan, REF, tolerance_for("fp32"))["message"] == "outputs contain NaN or infinity"
-    assert "output shape" in compare(REF[:2], REF, tolerance_for("fp32"))["message"]
+    assert check(nan, REF, "fp32")["message"] == "output 'logits' contains NaN or infinity"
+    assert "has shape [2, 3]" in check(REF[:2], REF, "fp32")["message"]
+
+
+def test_wide_logits_int8_judged_by_agreement_and_sqnr_not_by_max_diff() -> None:
+    """Logits spanning ~400: large absolute errors in very negative logits no decision reads."""
+    rng = np.random.default_rng(0)
+    ref = (rng.standard_normal((500, 10)) * 80).astype(np.float32)
+    test = ref + rng.normal(0, 0.5, ref.shape).astype(np.float32)     # small noise: rankings kept
+    test[ref < -100] += 30.0                                           # big errors where nothing is decided
+    labels = ref.argmax(axis=1)
+    for given in (None, labels):
+        result = check(test, ref, "int8", given)
+        assert result["passed"], result["message"]
+        assert result["max_abs_diff"] > 25 and result["outputs"][0]["sqnr_db"] > 10
+
+
+def test_labelled_int8_is_decided_by_the_metric_drop_with_the_budget() -> None:
+    rng = np.random.default_rng(1)
+    ref = rng.standard_normal((400, 10)).astype(np.float32) * 4
+    labels = ref.argmax(axis=1)
+    worse = ref.copy()
+    worse[:20] = worse[:20, ::-1]                                      # 5% of predictions change
+    budget = thresholds_for("int8", accuracy_budget=1.0)
+    result = validate(one(worse), one(ref), budget, labels)
+    assert not result["passed"] and "top1 drop 5.00 pt > 1 pt allowed (target budget)" in result["message"]
+    assert validate(one(worse), one(ref), thresholds_for("int8", accuracy_budget=6.0), labels)["passed"]
+    assert result["accuracy_ci95"][0] < 0.95 < result["accuracy_ci95"][1]
+
+
+def test_every_output_is_validated_and_a_regression_output_by_sqnr() -> None:
+    rng = np.random.default_rng(2)
+    logits = rng.standard_normal((300, 10)).astype(np.float32)
+    boxes = rng.random((300, 4)).astype(np.float32)
+    reference = Tensors(("logits", "boxes"), (logits, boxes))
+    good = validate(Tensors(reference.names, (logits + 0.01, boxes + 0.001)), reference, thresholds_for("int8"))
+    assert good["passed"] and [o["name"] for o in good["outputs"]] == ["logits", "boxes"]
+    assert good["outputs"][0]["decides"] and not good["outputs"][1]["decides"]   # boxes: SQNR judges, not argmax
+    broken = validate(Tensors(reference.names, (logits, rng.random((300, 4)).astype(np.float32))), reference,
+                      thresholds_for("int8"), labels=logits.argmax(axis=1))
+    assert not broken["passed"] and "output 'boxes'" in broken["message"] and "output 'logits'" not in broken["message"]
+
+
+def test_a_score_output_gets_no_meaningless_agreement() -> None:
+    score = np.random.default_rng(3).random((50, 1)).astype(np.float32)
+    (entry,) = validate(one(score + 0.001, "score"), one(score, "score"), thresholds_for("int8"))["outputs"]
+    assert entry["classification"] is False and "agreement" not in entry
+
+
+def test_small_evaluation_sets_warn_with_the_interval() -> None:
+    result = check(REF.copy(), REF, "int8")
+    (warning,) = result["warnings"]
+    assert "only 4 evaluation samples" in warning and "95% interval" in warning
+
+
+def test_wilson_interval() -> None:
+    assert wilson(5, 5)[0] < 0.6 and wilson(5, 5)[1] == 1.0
+    low, high = wilson(950, 1000)
+    assert 0.93 < low < 0.95 < high < 0.97
+
+
+def test_unknown_precision_has_no_silent_default() -> None:
+    with pytest.raises(KeyError):
+        thresholds_for("int3")
 
 
 def test_top1_accuracy() -> None:
@@ -67,16 +143,3 @@ def test_budgets_name_artifact_metric_limit_and_value() -> None:
 def test_unmeasured_metric_fails_its_budget() -> None:
     (check,) = check_budgets({"max-latency-ms": 1.0}, [{**artifact("pte", 1, 0, 0), "latency_ms": None}])
     assert not check.passed and "not measured" in check.message
-
-
-def test_int8_diff_limit_is_on_the_99th_percentile_not_one_outlier() -> None:
-    """Over many real samples one input near an outlier may differ a lot; a systematic error may not."""
-    rng = np.random.default_rng(0)
-    ref = rng.standard_normal((1000, 10)).astype(np.float32) * 4
-    one_outlier = ref + 0.05
-    one_outlier[7] += np.where(np.arange(10) == ref[7].argmax(), 3.0, 0.0)   # same top-1, a big diff on one sample
-    result = compare(one_outlier, ref, tolerance_for("int8"))
-    assert result["passed"] and result["max_abs_diff"] > 3.0
-    systematic = ref + np.where(rng.random(ref.shape) < 0.2, 3.0, 0.0)        # 20% of values off on most samples
-    failed = compare(systematic, ref, tolerance_for("int8"))
-    assert not failed["passed"] and "p99 of per-sample max abs diffs" in failed["message"]
