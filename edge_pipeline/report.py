@@ -111,7 +111,8 @@ def _output_table(report: dict[str, Any]) -> list[str]:
              "|---|---|---|---:|---:|---:|---|---|"]
     for a, o in rows:
         agreement = "-" if o.get("agreement") is None else f"{o['agreement']:.4f} {o.get('agreement_ci95')}"
-        lines.append(f"| {a['format']}:{a['precision']} | {o['name']} | {o.get('shape')} | {_num(o.get('sqnr_db'), 1)} | "
+        sqnr = "exact" if o.get("max_abs_diff") == 0.0 else _num(o.get("sqnr_db"), 1)
+        lines.append(f"| {a['format']}:{a['precision']} | {o['name']} | {o.get('shape')} | {sqnr} | "
                      f"{_num(o.get('cosine'), 6)} | {_num(o.get('max_abs_diff'), 4)} | {agreement} | "
                      f"{'ok' if o.get('passed') else 'REFUSED'} |")
     decided = sorted({f"{a['format']}:{a['precision']}: {a['validation']['decided_by']}"
