@@ -99,7 +99,10 @@ def zip_compressed_size(path: Path) -> int:
 def atomic_path(dest: Path) -> Iterator[Path]:
     """Yields a temporary sibling path; renames it onto `dest` only if the block succeeds."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
+    except OSError as exc:     # name the file the caller asked for, not the temporary one
+        raise OSError(exc.errno, exc.strerror, str(dest)) from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:
