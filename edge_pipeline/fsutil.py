@@ -167,7 +167,12 @@ def replace_dir(staging: Path, dest: Path) -> None:
         shutil.rmtree(trash)
     if dest.exists():
         os.replace(dest, trash)
-    os.replace(staging, dest)
+    try:
+        os.replace(staging, dest)
+    except BaseException:            # (Ctrl-C between the two renames included): the old folder goes back
+        if trash.exists() and not dest.exists():
+            os.replace(trash, dest)
+        raise
     shutil.rmtree(trash, ignore_errors=True)
 
 

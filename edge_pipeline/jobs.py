@@ -21,7 +21,7 @@ QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0", "TOKENIZERS_PAR
 PARENT_ENV = "EDGEPIPE_PARENT_PID"
 
 _live: set[subprocess.Popen] = set()
-_lock = threading.Lock()
+_lock = threading.RLock()   # re-entrant: stop_all() runs in a signal handler, maybe inside _start or _stop
 _stopping = threading.Event()
 
 
