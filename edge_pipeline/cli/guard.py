@@ -61,7 +61,7 @@ class GuardedGroup(TyperGroup):
                 raise typer.Exit(code) from None
             except BaseException as exc:  # noqa: BLE001  (the one place every failure is turned into a line)
                 error = classify(exc)
-                report(error, as_json)
+                report(error, as_json, cause=exc)
                 raise typer.Exit(error.exit_code) from None
 
 
@@ -88,13 +88,13 @@ def classify(exc: BaseException) -> EdgepipeError:
                          f"traceback: {log or 'set EDGEPIPE_DEBUG=1'})")
 
 
-def report(error: EdgepipeError, as_json: bool, kind: str | None = None) -> None:
-    """One line on stderr; with --json also the error object on stdout."""
+def report(error: EdgepipeError, as_json: bool, kind: str | None = None, cause: BaseException | None = None) -> None:
+    """One line on stderr; with --json also the error object on stdout; EDGEPIPE_DEBUG=1 adds the traceback."""
     message = one_line(str(error))
     if as_json:
         _print_json({**error.to_dict(), "type": kind or type(error).__name__, "message": message})
-    if os.environ.get("EDGEPIPE_DEBUG") and error.__traceback__ is not None:
-        traceback.print_exception(error, file=sys.stderr)
+    if os.environ.get("EDGEPIPE_DEBUG") and cause is not None:
+        traceback.print_exception(cause, file=sys.stderr)
     err_console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
 
 
