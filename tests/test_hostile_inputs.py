@@ -3,8 +3,8 @@ code (0 ok, 1 gate failed, 2 usage/config/input, 3 environment, 4 stage failed, 
 error object on stdout, and nothing written where it should not be.
 
 Most cases run the CLI in-process (typer's CliRunner) and never start a build; one cheap real build
-(`onnx:fp32` on the built-in example) backs the file-mode, stale-staging and full-disk cases, and the signal
-cases run the CLI as a subprocess.
+(`onnx:fp32` on the built-in example) backs the file-mode, stale-staging and full-disk cases (marked slow), and
+the signal cases run the CLI as a subprocess and stop it while its first worker runs.
 """
 from __future__ import annotations
 
@@ -387,10 +387,12 @@ def cheap_build(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return out
 
 
+@pytest.mark.slow
 def test_a_killed_builds_staging_folder_is_removed(cheap_build: Path) -> None:
     assert sorted(p.name for p in cheap_build.iterdir()) == ["android"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("umask", [0o022, 0o027], ids=["umask-022", "umask-027"])
 def test_outputs_respect_the_umask(umask: int, cheap_build: Path, tmp_path: Path) -> None:
     out = cheap_build
@@ -409,6 +411,7 @@ def test_outputs_respect_the_umask(umask: int, cheap_build: Path, tmp_path: Path
     assert "log" not in report or (folder / report["log"]).is_file()
 
 
+@pytest.mark.slow
 def test_gate_on_the_real_build(cheap_build: Path) -> None:
     report = cheap_build / "android" / "report.json"
     assert invoke("gate", report).exit_code == 0
@@ -431,6 +434,7 @@ def full_disk(tmp_path: Path) -> Any:
         subprocess.run(["umount", str(mount)], check=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("earlier", [False, True], ids=["empty", "earlier-build"])
 def test_disk_full_leaves_nothing_behind(earlier: bool, full_disk: Path, cheap_build: Path, tmp_path: Path) -> None:
     if earlier:
