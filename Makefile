@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.edgepipe-installed
 
-.PHONY: setup demo test test-fast bench datasets clean
+.PHONY: setup demo test test-fast system-deps bench datasets clean
 
 setup: $(STAMP)
 
@@ -23,10 +23,15 @@ $(STAMP): requirements.lock requirements-nodeps.lock pyproject.toml targets/runn
 demo: setup
 	$(VENV)/bin/edgepipe build --target android
 
-test: setup
+# Debian's chromium, openssh-server/-client, adb and g++: installed where root + apt-get can, otherwise one
+# line names the missing packages and the command, before the (long) setup starts.
+system-deps:
+	@.ci/system-deps
+
+test: system-deps setup
 	$(PY) -m pytest
 
-test-fast: setup
+test-fast: system-deps setup
 	$(PY) -m pytest -m "not slow"
 
 bench: setup datasets

@@ -14,6 +14,7 @@ from typing import Any
 from .errors import ConfigError
 from .gating import Check
 from .report import SCHEMA_VERSION
+from .report_check import check_report
 
 BASELINE_KIND = "edgepipe-baseline"
 
@@ -26,19 +27,39 @@ class RelativeLimits:
 
 
 def load_report(path: Path, what: str = "report") -> dict[str, Any]:
-    """A report or baseline file; missing, truncated or other-version files are usage errors (exit 2)."""
+    """A report or baseline file; missing, unreadable, truncated, mis-shaped or other-version files are usage
+    errors (exit 2) that name the file and the first bad field."""
     if not path.is_file():
         raise ConfigError(f"{what} not found: {path}")
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{what} {path} is not valid JSON (truncated?): {exc}") from exc
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{what} {path} cannot be read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not a JSON text (byte {exc.start} is not UTF-8)") from exc
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ConfigError(f"{what} {path} is not valid JSON (truncated?): {str(exc)[:200]}") from exc
     if not isinstance(data, dict) or "schema_version" not in data or "target" not in data:
         raise ConfigError(f"{what} {path} is not an edgepipe report or baseline")
     if data["schema_version"] != SCHEMA_VERSION:
-        raise ConfigError(f"{what} {path} has schema version {data['schema_version']}; this edgepipe reads "
+        raise ConfigError(f"{what} {path} has schema version {data['schema_version']!r:.40}; this edgepipe reads "
                           f"version {SCHEMA_VERSION}. Rebuild it, or update the baseline")
-    return data
+    return check_report(data, f"{what} {path}", BASELINE_KIND)
+
+
+def refuse_unless_passed(report: dict[str, Any], what: str) -> None:
+    """A baseline must come from a complete build whose every artifact passed: a failed report is never one."""
+    if report.get("kind") == BASELINE_KIND:
+        if not report.get("artifacts"):
+            raise ConfigError(f"{what} lists no artifacts: it cannot be a baseline")
+        return
+    failed = [f"{a.get('format')}:{a.get('precision')} {a.get('status')}" for a in report.get("artifacts", [])
+              if a.get("status") not in ("ok", "unvalidated")]
+    if report.get("status", "passed") != "passed" or report.get("passed") is False or failed or \
+            not any(a.get("status") == "ok" for a in report.get("artifacts", [])):
+        detail = "; ".join(failed) or "no validated artifact"
+        raise ConfigError(f"{what} did not pass (status {report.get('status')!r}: {detail}); "
+                          f"a failed build is never a baseline")
 
 
 def make_baseline(report: dict[str, Any]) -> dict[str, Any]:
@@ -59,6 +80,7 @@ def make_baseline(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def compare(report: dict[str, Any], baseline: dict[str, Any], limits: RelativeLimits) -> list[Check]:
+    refuse_unless_passed(baseline, "baseline")
     base = make_baseline(baseline)
     if base["target"] != report["target"]:
         raise ConfigError(f"baseline is for target '{base['target']}', the report for '{report['target']}'")

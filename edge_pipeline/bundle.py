@@ -6,7 +6,6 @@ template) turns a build folder into `bundle/` and `<name>.zip`."""
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -15,12 +14,12 @@ from typing import Any
 import numpy as np
 
 from . import registry
-from .errors import ConfigError, StageFailed
+from .errors import ConfigError, InputError, StageFailed
 from .fsutil import atomic_path, replace_dir, sha256_artifact
 from .mobile_bundle import APP_FORMATS, ASSET_ROOTS, generate_sources
+from .paths import inside, plain_name
 
 SAMPLE_COUNT = 8
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def templates_dir() -> Path:
@@ -65,16 +64,30 @@ def bundleable(template_name: str, artifacts: list[dict[str, Any]]) -> list[dict
 
 def write_bundle(template_name: str, folder: Path, report: dict[str, Any], zip_name: str | None = None) -> dict[str, Any]:
     """Fills folder/bundle from the template and writes folder/<zip_name>.zip; only validated artifacts go in."""
-    zip_name = zip_name or f"{report['target']}-{template_name}-bundle"
-    if not SAFE_NAME.match(zip_name) or ".." in zip_name:
-        raise ConfigError(f"bundle name '{zip_name}' must be a plain file name (letters, digits, . _ -)")
-    template = templates_dir() / template_name
+    zip_name = plain_name(zip_name or f"{report['target']}-{template_name}-bundle", "bundle name")
+    template = templates_dir() / plain_name(template_name, "bundle template")
     if not template.is_dir():
         known = sorted(p.name for p in templates_dir().iterdir() if p.is_dir())
         raise ConfigError(f"no bundle template '{template_name}' (templates: {', '.join(known)})")
-    samples = json.loads((folder / "samples.json").read_text())
+    samples = _samples(folder)
     staging = folder / ".bundle.staging"
     shutil.rmtree(staging, ignore_errors=True)
+    try:
+        models, generated = _fill(template, template_name, staging, folder, report, samples)
+        replace_dir(staging, folder / "bundle")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)   # a refused or interrupted bundle leaves nothing half-made
+        raise
+    zip_path = folder / f"{zip_name}.zip"
+    _zip(folder / "bundle", zip_path)
+    return {"path": "bundle", "zip": zip_path.name, "template": template_name, "models": [m["path"] for m in models],
+            **generated, "files": sorted(p.relative_to(folder / "bundle").as_posix()
+                                         for p in (folder / "bundle").rglob("*") if p.is_file())}
+
+
+def _fill(template: Path, template_name: str, staging: Path, folder: Path, report: dict[str, Any],
+          samples: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Copies the template into staging and adds the models, runtime files, config, samples and generated code."""
     shutil.copytree(template, staging)
     models, vendor = [], {}
     assets = staging / ASSET_ROOTS.get(template_name, ".")     # where the app reads its files from
@@ -84,10 +97,13 @@ def write_bundle(template_name: str, folder: Path, report: dict[str, Any], zip_n
         raise StageFailed(f"no validated artifact the '{template_name}' app can run "
                           f"(it runs {', '.join(APP_FORMATS.get(template_name, ('any format',)))})")
     for artifact in bundled:
-        src = folder / artifact["path"]
-        if sha256_artifact(src) != artifact["sha256"]:
+        src = inside(folder, artifact.get("path"), "report.json artifact path")
+        if not src.exists():
+            raise InputError(f"{src} is listed in report.json but missing: rebuild first")
+        if sha256_artifact(src) != artifact.get("sha256"):
             raise StageFailed(f"{src} changed since the build (sha256 differs from report.json): rebuild first")
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, assets / "models" / artifact["path"])
+        copy = shutil.copytree if src.is_dir() else shutil.copy2
+        copy(src, inside(assets / "models", artifact["path"], "model path"))
         models.append({"name": f"{artifact['format']}:{artifact['precision']}", "path": artifact["path"],
                        "format": artifact["format"]})
         if artifact.get("runner"):
@@ -104,12 +120,19 @@ def write_bundle(template_name: str, folder: Path, report: dict[str, Any], zip_n
     for hook in ARTIFACT_HOOKS.get(template_name, []):
         generated.update(hook(staging, report, folder))
     _fill_readme(staging / "README.md", report, models, len(samples["inputs"]), generated)
-    replace_dir(staging, folder / "bundle")
-    zip_path = folder / f"{zip_name}.zip"
-    _zip(folder / "bundle", zip_path)
-    return {"path": "bundle", "zip": zip_path.name, "template": template_name, "models": [m["path"] for m in models],
-            **generated, "files": sorted(p.relative_to(folder / "bundle").as_posix()
-                                         for p in (folder / "bundle").rglob("*") if p.is_file())}
+    return models, generated
+
+
+def _samples(folder: Path) -> dict[str, Any]:
+    """samples.json as the build wrote it; a missing or damaged one means the folder is not a usable build."""
+    try:
+        samples = json.loads((folder / "samples.json").read_bytes())
+        if not isinstance(samples, dict):
+            raise ValueError("not an object")
+        return samples
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{folder / 'samples.json'} is missing or damaged ({exc.__class__.__name__}): "
+                         f"rebuild first") from exc
 
 
 def _zip(folder: Path, dest: Path) -> None:
@@ -128,7 +151,8 @@ def _mcu_sources(dest: Path, report: dict[str, Any], folder: Path) -> dict[str, 
     from .c_array import write_c_array
 
     tflite = next(a for a in report["artifacts"] if a["status"] == "ok" and a["format"] == "tflite")
-    return {"c_array": write_c_array(folder / tflite["path"], dest, tflite["sha256"])}
+    return {"c_array": write_c_array(inside(folder, tflite["path"], "report.json artifact path"), dest,
+                                     tflite["sha256"])}
 
 
 def _board_runtime(dest: Path, report: dict[str, Any], folder: Path) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .gating import validate_budget
+from .paths import plain_name
 from .types import OutputSpec, ProfileSettings, SourceSpec, Target
 
 SOURCE_KEYS = {"example": str, "model": str, "weights": str, "example-inputs": (str, list, dict),
@@ -22,6 +23,7 @@ PRUNE_KINDS = ("unstructured", "structured")
 PRUNE_SCOPES = ("global", "layer")   # unstructured: one threshold for all layers, or the same share in each
 QUANT_KEYS = {"calibration-samples": int, "calibration-method": str, "sensitivity": bool}
 CALIBRATION_METHODS = ("minmax", "histogram", "percentile", "entropy")
+MODEL_DATA_KEYS = ("weights", "example-inputs", "calibration", "evaluate")   # meaningful only with `model`
 TOP_KEYS = {**SOURCE_KEYS, "profile": dict, "targets": dict, "prune": dict, "quantization": dict,
             "validation": dict}
 
@@ -60,16 +62,33 @@ def find_config(start: Path) -> tuple[dict, str, Path] | None:
     for candidate, prefix in ((start / "edgepipe.toml", ""), (start / "pyproject.toml", "tool.edgepipe")):
         if not candidate.is_file():
             continue
-        try:
-            data = tomllib.loads(candidate.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{candidate}: invalid TOML: {exc}") from exc
+        data = read_toml(candidate)
         if prefix:
-            data = data.get("tool", {}).get("edgepipe")
+            tool = data.get("tool", {})
+            if not isinstance(tool, dict):
+                raise ConfigError(f"{candidate}: 'tool' must be a table, got {type(tool).__name__} {tool!r:.40}")
+            data = tool.get("edgepipe")
             if data is None:
                 continue
         return data, prefix, candidate
     return None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file as a table; unreadable, non-UTF-8 or invalid files are config errors naming the file."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                          f"TOML files must be UTF-8") from exc
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
 
 
 def load_config(path: Path | None = None, cwd: Path | None = None) -> Config:
@@ -80,10 +99,7 @@ def load_config(path: Path | None = None, cwd: Path | None = None) -> Config:
             raise ConfigError(f"config file not found: {path}")
         found = find_config(path.parent) if path.name in ("edgepipe.toml", "pyproject.toml") else None
         if found is None or found[2].resolve() != path.resolve():
-            try:
-                found = (tomllib.loads(path.read_text()), "", path)
-            except tomllib.TOMLDecodeError as exc:
-                raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+            found = (read_toml(path), "", path)
     else:
         found = find_config(cwd)
     if found is None:
@@ -92,7 +108,11 @@ def load_config(path: Path | None = None, cwd: Path | None = None) -> Config:
 
 
 def parse_config(table: dict, prefix: str, file: Path) -> Config:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{file}: '{prefix or 'the file'}' must be a table of edgepipe settings, got "
+                          f"{type(table).__name__} {table!r:.40}")
     _check_keys(table, TOP_KEYS, prefix)
+    _check_model_data(table, prefix)
     base = file.parent.resolve()
     source_fields = {k.replace("-", "_"): v for k, v in table.items() if k in SOURCE_KEYS}
     if "model" in table and "example" not in table:
@@ -117,6 +137,7 @@ def parse_config(table: dict, prefix: str, file: Path) -> Config:
     targets = table.get("targets", {})
     for name, tdef in targets.items():
         tpath = _join(prefix, f"targets.{name}")
+        plain_name(name, f"'{tpath}': target name")
         if not isinstance(tdef, dict):
             raise ConfigError(f"'{tpath}' must be a table")
         _check_keys(tdef, TARGET_KEYS, tpath)
@@ -176,6 +197,15 @@ def check_prune(table: dict, path: str) -> dict[str, Any]:
     return {"amount": float(amount), "kind": kind, "fine_tune": table.get("fine-tune"), "scope": scope}
 
 
+def _check_model_data(table: dict, prefix: str) -> None:
+    """Data for a user model without the model would silently build the built-in example instead."""
+    given = [key for key in MODEL_DATA_KEYS if key in table]
+    if given and "model" not in table:
+        raise ConfigError(f"'{_join(prefix, given[0])}' is set but '{_join(prefix, 'model')}' is not: set model = "
+                          f"\"pkg.module:factory\" (or a model file), or remove {', '.join(given)} to build the "
+                          f"built-in example")
+
+
 def _join(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
 
@@ -187,6 +217,9 @@ def _check_profile(profile: dict, path: str) -> None:
             raise ConfigError(f"'{path}.{key}' must be {'>= 0' if key == 'warmup' else '>= 1'}")
     if "memory-mb" in profile and (isinstance(profile["memory-mb"], bool) or profile["memory-mb"] <= 0):
         raise ConfigError(f"'{path}.memory-mb' must be a positive number of MiB, got {profile['memory-mb']!r}")
+    if "threads" in profile and not profile["threads"]:
+        raise ConfigError(f"'{path}.threads' is empty: list at least one thread count (e.g. [1, \"all\"]); "
+                          f"no thread count would measure no latency")
     for t in profile.get("threads", []):
         if not (isinstance(t, int) and t >= 0) and t != "all":
             raise ConfigError(f"'{path}.threads' entries must be positive integers or \"all\", got {t!r}")

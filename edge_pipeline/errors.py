@@ -9,6 +9,7 @@ EXIT_GATE_FAILED = 1
 EXIT_USAGE = 2
 EXIT_ENVIRONMENT = 3
 EXIT_STAGE_FAILED = 4
+EXIT_INTERRUPTED = 130          # 128 + SIGINT, as shells report it (SIGTERM: 143)
 
 
 class EdgepipeError(Exception):
@@ -60,6 +61,12 @@ class MissingDependency(EdgepipeError):
 
 
 class RunnerUnavailable(EdgepipeError):
+    exit_code = EXIT_ENVIRONMENT
+
+
+class EnvironmentProblem(EdgepipeError):
+    """The machine, not the input: a full disk, an unreadable system file, memory."""
+
     exit_code = EXIT_ENVIRONMENT
 
 

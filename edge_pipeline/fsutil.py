@@ -1,4 +1,8 @@
-"""Atomic writes, hashing and compressed sizes: a failed build never leaves a file that looks valid."""
+"""Atomic writes, hashing and compressed sizes: a failed build never leaves a file that looks valid.
+
+Temporary files and folders are created private (mkstemp: 0600, mkdtemp: 0700) and get the modes the user's
+umask gives ordinary files just before they are renamed into place, so a CI uploader or web server can read them.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -13,11 +17,41 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import StageFailed
+from .errors import EnvironmentProblem
 
 
-class DiskFull(StageFailed):
-    """Raised for ENOSPC so the message says what happened instead of a bare OSError."""
+class DiskFull(EnvironmentProblem):
+    """Raised for ENOSPC so the message says what happened instead of a bare OSError (or shutil.Error list)."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC / EDQUOT, also when buried in the list of errors that shutil.copytree raises."""
+    if isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list):
+        return any("No space left" in str(item) or "quota exceeded" in str(item).lower() for item in exc.args[0])
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where /proc allows (os.umask is set-and-return)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(path: Path) -> None:
+    """Gives a private temporary file or folder tree the modes a plain `open()` / `mkdir` would have given."""
+    mask = current_umask()
+    for entry in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        if entry.is_symlink():
+            continue
+        executable = entry.is_dir() or bool(entry.stat().st_mode & 0o100)
+        os.chmod(entry, (0o777 if executable else 0o666) & ~mask)
 
 
 def sha256_file(path: Path) -> str:
@@ -65,17 +99,21 @@ def zip_compressed_size(path: Path) -> int:
 def atomic_path(dest: Path) -> Iterator[Path]:
     """Yields a temporary sibling path; renames it onto `dest` only if the block succeeds."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
+    except OSError as exc:     # name the file the caller asked for, not the temporary one
+        raise OSError(exc.errno, exc.strerror, str(dest)) from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        apply_umask(tmp)
         os.replace(tmp, dest)
     except OSError as exc:
         _discard(tmp)
-        if exc.errno == errno.ENOSPC:
+        if is_disk_full(exc):
             raise DiskFull(f"disk full while writing {dest}: nothing was written") from exc
         raise
     except BaseException:
@@ -90,12 +128,13 @@ def atomic_dir(dest: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
     try:
         yield tmp
+        apply_umask(tmp)
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(tmp, dest)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if exc.errno == errno.ENOSPC:
+        if is_disk_full(exc):
             raise DiskFull(f"disk full while writing {dest}: nothing was written") from exc
         raise
     except BaseException:
@@ -128,8 +167,35 @@ def replace_dir(staging: Path, dest: Path) -> None:
         shutil.rmtree(trash)
     if dest.exists():
         os.replace(dest, trash)
-    os.replace(staging, dest)
+    try:
+        os.replace(staging, dest)
+    except BaseException:            # (Ctrl-C between the two renames included): the old folder goes back
+        if trash.exists() and not dest.exists():
+            os.replace(trash, dest)
+        raise
     shutil.rmtree(trash, ignore_errors=True)
+
+
+def remove_stale_siblings(dest: Path, pattern: str) -> None:
+    """Removes `pattern` siblings of dest left by a process that no longer runs (killed, power cut), so a
+    crashed build does not keep its partial artifacts nor make the next one run out of space earlier."""
+    if not dest.parent.is_dir():
+        return
+    for stale in dest.parent.glob(pattern):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else _discard(stale)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _discard(path: Path) -> None:

@@ -1,6 +1,11 @@
 """Budget checks (absolute limits) over a report's artifacts. Each check names artifact, metric, limit
 and value. Latency is noise-aware: a p50 only fails its budget when it exceeds the limit by more than the
-noise measured across repeats."""
+noise measured across repeats.
+
+Checks fail closed: `completeness_checks` fails a report with a failed artifact (or none validated) before any
+budget is read, so a budget never passes for want of artifacts to check; an `unvalidated` artifact (kept on
+purpose, e.g. Core ML on a host that cannot run it) is held to its size budgets and the rest are listed as
+skipped, never silently dropped."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -87,14 +92,42 @@ def check_budgets(budgets: dict[str, float], artifacts: list[dict[str, Any]]) ->
     for budget, limit in budgets.items():
         metric = METRICS[budget]
         for artifact in artifacts:
-            if artifact.get("status") != "ok":
-                continue
-            checks.append(_check(metric, float(limit), artifact))
+            if artifact.get("status") in ("ok", "unvalidated"):   # failed ones: completeness_checks
+                checks.append(_budget_check(metric, float(limit), artifact))
     return checks
 
 
+def completeness_checks(report: dict[str, Any]) -> list[Check]:
+    """What `edgepipe gate` requires before any budget: a build with artifacts, none of which failed."""
+    artifacts = report.get("artifacts") or []
+    checks = [Check(_label(a), "status", 0, None, False, f"{_label(a)}: {a.get('status')}: {_reason(a)}", "status")
+              for a in artifacts if a.get("status") not in ("ok", "unvalidated")]
+    if not any(a.get("status") == "ok" for a in artifacts):
+        checks.append(Check("report", "artifacts", 1, 0, False, "the report has no validated artifact", "status"))
+    if report.get("status") == "stage_failed" and not checks:
+        checks.append(Check("report", "status", 0, None, False, "the build's status is stage_failed", "status"))
+    return checks
+
+
+def _budget_check(metric: Metric, limit: float, artifact: dict[str, Any]) -> Check:
+    if artifact.get("status") == "unvalidated" and metric.read(artifact) is None:
+        label = _label(artifact)
+        return Check(label, metric.name, limit, None, True,
+                     f"{label}: {metric.name} not measured (unvalidated artifact); limit {limit:g} not applied",
+                     "skipped")
+    return _check(metric, limit, artifact)
+
+
+def _reason(artifact: dict[str, Any]) -> str:
+    return " ".join(str((artifact.get("error") or {}).get("message") or "no reason recorded").split())[:300]
+
+
+def _label(artifact: dict[str, Any]) -> str:
+    return f"{artifact.get('format')}:{artifact.get('precision')}"
+
+
 def _check(metric: Metric, limit: float, artifact: dict[str, Any]) -> Check:
-    label = f"{artifact['format']}:{artifact['precision']}"
+    label = _label(artifact)
     value = metric.read(artifact)
     noise = metric.noise(artifact) if metric.noise else 0.0
     if value is None:

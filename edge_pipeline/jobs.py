@@ -1,4 +1,9 @@
-"""Runs a stage job in a child process and turns its outcome (result, error or crash) into Python."""
+"""Runs a stage job in a child process and turns its outcome (result, error or crash) into Python.
+
+Workers die with the command that started them: each runs in its own process group (so a stop reaches the
+converters it started too), is killed by the kernel when its parent dies (the worker asks for it, see worker.py),
+and `stop_all()` (called on Ctrl-C / SIGTERM) kills every running group and refuses new jobs.
+"""
 from __future__ import annotations
 
 import json
@@ -6,12 +11,18 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 from .errors import StageFailed, rebuild_error
 
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0", "TOKENIZERS_PARALLELISM": "false"}
+PARENT_ENV = "EDGEPIPE_PARENT_PID"
+
+_live: set[subprocess.Popen] = set()
+_lock = threading.RLock()   # re-entrant: stop_all() runs in a signal handler, maybe inside _start or _stop
+_stopping = threading.Event()
 
 
 def run_job(job: dict[str, Any], workdir: Path, label: str, timeout_s: float = 1800) -> dict[str, Any]:
@@ -20,19 +31,62 @@ def run_job(job: dict[str, Any], workdir: Path, label: str, timeout_s: float = 1
     job_file, result_file, log_file = workdir / "job.json", workdir / "result.json", workdir / "worker.log"
     result_file.unlink(missing_ok=True)
     job_file.write_text(json.dumps(job, default=str))
-    env = {**os.environ, **QUIET_ENV}
+    env = {**os.environ, **QUIET_ENV, PARENT_ENV: str(os.getpid())}
+    command = [sys.executable, "-m", "edge_pipeline.worker", str(job_file), str(result_file)]
     with open(log_file, "w") as log:
+        proc = _start(command, log, env, label)
         try:
-            proc = subprocess.run([sys.executable, "-m", "edge_pipeline.worker", str(job_file), str(result_file)],
-                                  stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout_s)
+            returncode = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired as exc:
             raise StageFailed(f"{label}: timed out after {timeout_s:.0f} s (log: {log_file})") from exc
+        finally:
+            _stop(proc)
+    if _stopping.is_set():
+        raise StageFailed(f"{label}: stopped (the command was interrupted)")
     if result_file.is_file():
         payload = json.loads(result_file.read_text())
         if payload.get("ok"):
             return payload["result"]
         raise rebuild_error(payload["error"])
-    raise StageFailed(f"{label}: worker process {_describe_exit(proc.returncode)} (log: {log_file}){_tail(log_file)}")
+    raise StageFailed(f"{label}: worker process {_describe_exit(returncode)} (log: {log_file}){_tail(log_file)}")
+
+
+def stop_all() -> None:
+    """Kills every running worker's process group and refuses new jobs until `allow_new_jobs()`."""
+    _stopping.set()
+    with _lock:
+        running = list(_live)
+    for proc in running:
+        _kill_group(proc)
+
+
+def allow_new_jobs() -> None:
+    _stopping.clear()
+
+
+def _start(command: list[str], log: Any, env: dict[str, str], label: str) -> subprocess.Popen:
+    with _lock:
+        if _stopping.is_set():
+            raise StageFailed(f"{label}: not started (the command was interrupted)")
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                start_new_session=True)
+        _live.add(proc)
+    return proc
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Whatever ended the wait (done, timeout, interrupt), nothing of this job keeps running."""
+    _kill_group(proc)
+    proc.wait()
+    with _lock:
+        _live.discard(proc)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)   # the worker leads its own group: converters it started go too
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _describe_exit(code: int) -> str:

@@ -38,6 +38,7 @@ class BuildOptions:
     parallel_exports: int = 2
     budgets: tuple[tuple[str, float], ...] = ()   # from --budget, over the file's
     device: str | None = None                      # e.g. ssh://pi@board: measure there, not on this host
+    log_file: Path | None = None                   # native libraries' output during the build, moved into it
 
 
 def build(options: BuildOptions, on_event: Event = lambda *_: None) -> dict[str, Any]:

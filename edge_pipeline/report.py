@@ -98,6 +98,8 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines.append(f"- FAILED {a['format']}:{a['precision']} ({a['error'].get('stage')}): {a['error']['message']}")
     for c in report["checks"]:
         lines.append(f"- {'ok' if c['passed'] else 'FAILED'} {c['message']}")
+    if report.get("log"):
+        lines += ["", f"Native libraries' output during the build: [{report['log']}]({report['log']})"]
     return "\n".join(lines) + "\n"
 
 

@@ -1,12 +1,18 @@
 """Entry point of a stage worker process: `python -m edge_pipeline.worker JOB RESULT`.
 
 Converters and runtimes run native code that can crash the interpreter; running each job in its own
-process turns a segfault into one artifact's failure instead of the whole build's.
+process turns a segfault into one artifact's failure instead of the whole build's. A worker must not outlive
+the command that started it (a SIGKILLed CLI left exports running for 40 s): it asks the kernel to kill it when
+its parent dies (Linux), and elsewhere a watchdog thread kills its process group when the parent is gone.
 """
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
+import threading
+import time
 import traceback
 from pathlib import Path
 
@@ -27,7 +33,36 @@ def _resolve(stage: str):
     return getattr(importlib.import_module(module), func)
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Ends this process (and its process group) when the process that started it is gone."""
+    parent = int(os.environ.get("EDGEPIPE_PARENT_PID") or 0)
+    if not parent:
+        return
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:        # the parent died before the request took effect
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="edgepipe-parent-watch").start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    if os.getpgrp() == os.getpid():   # jobs.py starts workers as group leaders: the group is this job's own
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    os._exit(1)
+
+
 def main(argv: list[str]) -> int:
+    die_with_parent()
     job_path, result_path = Path(argv[0]), Path(argv[1])
     job = json.loads(job_path.read_text())
     try:

@@ -1,10 +1,12 @@
 """Writes a build's outputs: validated artifacts, stage records, manifest, report (JSON + Markdown).
 
 Everything is written into a staging folder that replaces `out/<target>` in one rename, so a failed
-or interrupted build never leaves a mix of old and new files, nor an unvalidated artifact.
+or interrupted build never leaves a mix of old and new files, nor an unvalidated artifact. Whatever stops the
+write (a full disk, Ctrl-C, a bug) removes the staging folder; one left by a killed process is removed by the next.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -14,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .bundle import bundleable, sample_record, template_misfit, write_bundle
 from .errors import StageFailed
-from .fsutil import copy_atomic, replace_dir, write_json_atomic, write_text_atomic
+from .fsutil import (DiskFull, copy_atomic, current_umask, is_disk_full, remove_stale_siblings, replace_dir,
+                     write_json_atomic, write_text_atomic)
 from .gating import check_budgets, outliers
 from .host import host_id, versions
 from .html_report import to_html
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
     from .pipeline import BuildOptions
     from .plan import Step
 
+BUILD_LOG = "build.log"
 TOOLS = ("torch", "executorch", "torchao", "litert-torch", "ai-edge-litert", "numpy", "edgepipe")
 
 
@@ -34,7 +38,25 @@ def write_outputs(target: Target, options: "BuildOptions", source: dict[str, Any
                   started: float) -> dict[str, Any]:
     dest = options.out_dir / target.name
     staging = options.out_dir / f".{target.name}.staging-{os.getpid()}"
-    staging.mkdir(parents=True, exist_ok=True)
+    remove_stale_siblings(dest, f".{target.name}.staging-*")
+    created = not options.out_dir.exists()
+    try:
+        staging.mkdir(parents=True, exist_ok=True)
+        return _write(target, options, source, source_dir, steps, results, timings, started, staging, dest)
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created:
+            with contextlib.suppress(OSError):
+                options.out_dir.rmdir()    # only if still empty: nothing of this run stays behind
+        if isinstance(exc, DiskFull) or is_disk_full(exc):
+            raise DiskFull(f"disk full while writing {dest}: nothing was written"
+                           f"{' (the previous build there is unchanged)' if dest.exists() else ''}") from exc
+        raise
+
+
+def _write(target: Target, options: "BuildOptions", source: dict[str, Any], source_dir: Path, steps: list["Step"],
+           results: list[ArtifactResult], timings: dict[str, float], started: float, staging: Path,
+           dest: Path) -> dict[str, Any]:
     artifacts = []
     for step, result in zip(steps, results):
         relpath = None
@@ -84,12 +106,27 @@ def write_outputs(target: Target, options: "BuildOptions", source: dict[str, Any
             shutil.rmtree(staging / ".bundle.staging", ignore_errors=True)
             report["warnings"].append(f"no '{target.bundle}' bundle: {exc}")
         except (OSError, ValueError, StopIteration) as exc:
-            shutil.rmtree(staging, ignore_errors=True)
+            if is_disk_full(exc):
+                raise
             raise StageFailed(f"bundle '{target.bundle}': {type(exc).__name__}: {exc}") from exc
     write_json_atomic(staging / "manifest.json", manifest)
+    log = options.log_file
+    if log is not None and log.is_file() and log.stat().st_size:
+        report["log"] = BUILD_LOG      # native libraries' output, kept off the terminal
     write_views(staging, report)
+    if "log" in report:
+        _move_log(log, staging / BUILD_LOG)
     replace_dir(staging, dest)
     return report
+
+
+def _move_log(log: Path, dest: Path) -> None:
+    """Renames the open build log into the build (writes still in flight follow the inode); copies across devices."""
+    try:
+        os.replace(log, dest)
+    except OSError:
+        shutil.copyfile(log, dest)
+    os.chmod(dest, 0o666 & ~current_umask())
 
 
 def write_views(folder: Path, report: dict[str, Any]) -> None:

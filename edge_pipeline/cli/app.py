@@ -1,8 +1,11 @@
-"""`edgepipe build | plugins | targets`. Exit codes: 0 ok, 1 gate failed, 2 usage/config,
-3 environment (missing dependency, no device), 4 a stage failed."""
+"""`edgepipe build | profile | bundle | plugins | targets`. Exit codes: 0 ok, 1 gate failed, 2 usage/config/input,
+3 environment (missing dependency, no device, disk full), 4 a stage failed, 130 interrupted.
+
+Commands raise EdgepipeError (or anything else); guard.GuardedGroup is the one place that turns it into a line."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -13,20 +16,21 @@ from rich.console import Console
 
 from .. import __version__, registry
 from ..config import load_config
+from ..errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED, ConfigError
 from ..gating import parse_budget
+from ..paths import output_folder, plain_name
 from ..plan import load_target
-from ..errors import ConfigError, EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED, EXIT_USAGE, EdgepipeError
+from .guard import GuardedGroup, err_console, watch_output
 from .render import StageProgress, report_table
 
 app = typer.Typer(
-    name="edgepipe", no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
+    name="edgepipe", cls=GuardedGroup, no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
     help="Take a trained model to validated, profiled edge artifacts: "
          "prune -> quantize -> export -> validate -> profile -> gate.\n\n"
-         "Exit codes: 0 ok, 1 a budget failed, 2 usage or config error, 3 environment "
-         "(missing dependency, no device), 4 a stage failed.")
+         "Exit codes: 0 ok, 1 a budget failed (or the gated build failed), 2 usage, config or input error, "
+         "3 environment (missing dependency, no device, disk full), 4 a stage failed, 130 interrupted.")
 DEVICE_HELP = ("Measure on a connected Linux board instead of this host: ssh://user@host[:port]"
                "[?identity=KEY&known_hosts=FILE&python=PATH]. Host keys are verified, never accepted blindly.")
-err_console = Console(stderr=True)
 out_console = Console(width=shutil.get_terminal_size((120, 24)).columns)
 
 
@@ -63,27 +67,33 @@ def build(
     """
     from dataclasses import replace
 
+    from ..cache import cache_root
     from ..pipeline import BuildOptions
     from ..pipeline import build as run_build
+    from .capture import native_output_to
 
+    output_folder(out)
+    cfg = load_config(config)
+    if example is not None:
+        cfg = replace(cfg, source=replace(cfg.source, example=example, model=None))
+    if prune is not None or prune_structured or fine_tune or prune_scope:
+        cfg = replace(cfg, source=replace(cfg.source, prune=_prune_settings(cfg, prune, prune_structured, fine_tune,
+                                                                            prune_scope)))
+    budgets = tuple(parse_budget(text) for text in budget or [])
+    if device is not None:
+        from ..devices.ssh import SshDevice
+
+        SshDevice.parse(device)
+    watch_output(out / plain_name(target, "--target"))
+    log = cache_root() / "logs" / f"build-{target}-{os.getpid()}.log"
+    options = BuildOptions(target=target, out_dir=out, config=cfg, use_cache=not no_cache, budgets=budgets,
+                           device=device, log_file=log)
     try:
-        cfg = load_config(config)
-        if example is not None:
-            cfg = replace(cfg, source=replace(cfg.source, example=example, model=None))
-        if prune is not None or prune_structured or fine_tune or prune_scope:
-            cfg = replace(cfg, source=replace(cfg.source, prune=_prune_settings(cfg, prune, prune_structured, fine_tune,
-                                                                                prune_scope)))
-        budgets = tuple(parse_budget(text) for text in budget or [])
-        if device is not None:
-            from ..devices.ssh import SshDevice
-
-            SshDevice.parse(device)
-        options = BuildOptions(target=target, out_dir=out, config=cfg, use_cache=not no_cache, budgets=budgets,
-                               device=device)
-        with StageProgress(err_console) as progress:
+        with StageProgress(err_console) as progress, native_output_to(log, [err_console, out_console]):
             report = run_build(options, progress)
-    except EdgepipeError as exc:
-        fail(exc, as_json)
+    finally:
+        if log.is_file() and not log.stat().st_size:
+            log.unlink()
     _finish(report, out / report["target"], as_json)
 
 
@@ -100,6 +110,8 @@ def _finish(report: dict, folder: Path, as_json: bool) -> None:
             if not check["passed"]:
                 out_console.print(f"[red]✗ budget[/] {check['message']}")
         out_console.print(f"Report: {folder / 'report.md'}")
+        if report.get("log"):
+            out_console.print(f"Native libraries' output: {folder / report['log']}", highlight=False)
     status = report["status"]
     raise typer.Exit(EXIT_STAGE_FAILED if status == "stage_failed" else EXIT_GATE_FAILED if status == "gate_failed" else EXIT_OK)
 
@@ -121,13 +133,12 @@ def profile(
     from ..profile_artifact import profile as run_profile
     from ..types import ProfileSettings
 
-    try:
-        threads = load_target(target, load_config(None)).profile.threads if target != "host" else (1, 0)
-        settings = ProfileSettings(warmup=warmup, runs=runs, threads=threads)
-        report = run_profile(artifact, target, out, inputs, reference, settings,
-                             dict(parse_budget(b) for b in budget or []), device)
-    except EdgepipeError as exc:
-        fail(exc, as_json)
+    output_folder(out)
+    threads = load_target(target, load_config(None)).profile.threads if target != "host" else (1, 0)
+    settings = ProfileSettings(warmup=warmup, runs=runs, threads=threads)
+    budgets = dict(parse_budget(b) for b in budget or [])
+    watch_output(out / artifact.name)
+    report = run_profile(artifact, target, out, inputs, reference, settings, budgets, device)
     _finish(report, out / artifact.name, as_json)
 
 
@@ -142,15 +153,15 @@ def bundle(
     from ..baseline import load_report
     from ..bundle import write_bundle
 
-    folder = out / target
-    try:
-        report = load_report(folder / "report.json", "build report")
-        chosen = template or load_target(target, load_config(None)).bundle
-        if chosen is None:
-            raise ConfigError(f"target '{target}' has no bundle template yet; pass --template (see sample_apps/)")
-        summary = write_bundle(chosen, folder, report, name)
-    except EdgepipeError as exc:
-        fail(exc, False)
+    folder = out / plain_name(target, "--target")
+    report = load_report(folder / "report.json", "build report")
+    if report.get("target") != target:
+        raise ConfigError(f"{folder / 'report.json'} is a build of '{report.get('target')}', not '{target}'")
+    chosen = template or load_target(target, load_config(None)).bundle
+    if chosen is None:
+        raise ConfigError(f"target '{target}' has no bundle template yet; pass --template (see sample_apps/)")
+    watch_output(folder / "bundle")
+    summary = write_bundle(chosen, folder, report, name)
     out_console.print(f"bundle '{chosen}' for {target}: {folder / 'bundle'} and {folder / summary['zip']} "
                       f"({len(summary['files'])} files)")
 
@@ -177,11 +188,8 @@ def targets(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
     """List target profiles with the artifacts they build and their budgets."""
     from ..plan import load_target, target_names
 
-    try:
-        cfg = load_config(None)
-        loaded = [load_target(name, cfg) for name in target_names(cfg)]
-    except EdgepipeError as exc:
-        fail(exc, as_json)
+    cfg = load_config(None)
+    loaded = [load_target(name, cfg) for name in target_names(cfg)]
     if as_json:
         sys.stdout.write(json.dumps([_target_row(t) for t in loaded], indent=2) + "\n")
         return
@@ -222,13 +230,6 @@ def _target_row(t) -> dict:
             "budgets": t.budgets, "bundle": t.bundle, "device_class": t.device_class}
 
 
-def fail(exc: EdgepipeError, as_json: bool) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps({"passed": False, "error": exc.to_dict()}) + "\n")
-    err_console.print(f"[red]error:[/] {exc}", soft_wrap=True)
-    raise typer.Exit(exc.exit_code)
-
-
 from .gate_cmd import baseline_app, gate  # noqa: E402  (registered after app exists)
 from .tune_cmd import tune  # noqa: E402
 
@@ -238,11 +239,7 @@ app.add_typer(baseline_app, name="baseline")
 
 
 def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:
-        err_console.print("[red]interrupted[/]: nothing half-written was left in the output folder")
-        sys.exit(EXIT_USAGE)
+    app()
 
 
 if __name__ == "__main__":

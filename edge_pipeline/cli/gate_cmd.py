@@ -1,4 +1,8 @@
-"""`edgepipe gate` and `edgepipe baseline update`: CI checks on an existing report, no rebuild."""
+"""`edgepipe gate` and `edgepipe baseline update`: CI checks on an existing report, no rebuild.
+
+Both fail closed: the gate fails a report whose build failed or has a failed artifact (before any budget), re-checks
+the budgets the build was given (a `--budget` of the same name wins) and refuses a failed report as baseline.
+Errors are not handled here: the CLI's one handler (guard.py) turns them into a line and an exit code."""
 from __future__ import annotations
 
 import json
@@ -8,11 +12,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..baseline import RelativeLimits, compare, load_report, make_baseline
-from ..errors import EXIT_GATE_FAILED, EXIT_OK, EdgepipeError
+from ..baseline import BASELINE_KIND, RelativeLimits, compare, load_report, make_baseline, refuse_unless_passed
+from ..errors import EXIT_GATE_FAILED, EXIT_OK, ConfigError
 from ..fsutil import write_json_atomic, write_text_atomic
-from ..gating import check_budgets, parse_budget
+from ..gating import check_budgets, completeness_checks, parse_budget
 from ..junit import to_junit
+from ..paths import output_file
 
 baseline_app = typer.Typer(help="Manage the baseline file a team commits.", no_args_is_help=True)
 DEFAULT_REPORT = Path("build/edgepipe/android/report.json")
@@ -28,17 +33,19 @@ def gate(
     junit: Annotated[Optional[Path], typer.Option("--junit", help="Also write the checks as JUnit XML here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
 ) -> None:
-    """Check a report against budgets and a baseline. Exit 1 when any check fails."""
-    from .app import fail, out_console
+    """Check a report against budgets and a baseline. Exit 1 when any check fails, or when the build failed."""
+    from .app import out_console
 
-    try:
-        current = load_report(report)
-        checks = [c.to_dict() for c in check_budgets(dict(parse_budget(b) for b in budget or []), current["artifacts"])]
-        if baseline is not None:
-            limits = RelativeLimits(max_size_growth, max_accuracy_loss, max_latency_growth)
-            checks += [c.to_dict() for c in compare(current, load_report(baseline, "baseline"), limits)]
-    except EdgepipeError as exc:
-        fail(exc, as_json)
+    if junit is not None:
+        output_file(junit, "--junit")
+    current = load_report(report)
+    if current.get("kind") == BASELINE_KIND:
+        raise ConfigError(f"{report} is a baseline, not a build report: pass it as --baseline")
+    budgets = {**current.get("budgets", {}), **dict(parse_budget(b) for b in budget or [])}
+    checks = [c.to_dict() for c in completeness_checks(current) + check_budgets(budgets, current["artifacts"])]
+    if baseline is not None:
+        limits = RelativeLimits(max_size_growth, max_accuracy_loss, max_latency_growth)
+        checks += [c.to_dict() for c in compare(current, load_report(baseline, "baseline"), limits)]
     failed = [c for c in checks if not c["passed"]]
     if junit is not None:
         write_text_atomic(junit, to_junit(current, checks))
@@ -58,13 +65,11 @@ def baseline_update(
     out: Annotated[Path, typer.Option("--out", "-o", help="Baseline file to write (commit it).")] = Path("edgepipe-baseline.json"),
 ) -> None:
     """Write the baseline file from a (passing) report."""
-    from .app import fail, out_console
+    from .app import out_console
 
-    try:
-        current = load_report(report)
-        if not current["passed"]:
-            raise EdgepipeError(f"{report} did not pass ({current['status']}); refusing to make it the baseline")
-    except EdgepipeError as exc:
-        fail(exc, False)
-    write_json_atomic(out, make_baseline(current))
-    out_console.print(f"baseline for '{current['target']}' written to {out} ({len(make_baseline(current)['artifacts'])} artifacts)")
+    output_file(out, "--out")
+    current = load_report(report)
+    refuse_unless_passed(current, str(report))
+    entry = make_baseline(current)
+    write_json_atomic(out, entry)
+    out_console.print(f"baseline for '{current['target']}' written to {out} ({len(entry['artifacts'])} artifacts)")

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import EXIT_GATE_FAILED, EXIT_OK, EdgepipeError
+from ..errors import EXIT_GATE_FAILED, EXIT_OK
 
 
 def tune(
@@ -34,34 +34,35 @@ def tune(
     from ..executors import make_executor
     from ..plan import load_target
     from ..tune import TuneSettings, run_search, write_results
-    from .app import err_console, fail, out_console
+    from ..paths import output_folder, plain_name
+    from .app import err_console, out_console
+    from .guard import watch_output
 
+    output_folder(out)
+    cfg = load_config(config)
+    load_target(target, cfg)   # unknown targets fail before anything starts
+    watch_output(out / "tune" / plain_name(target, "--target"))
+    settings = TuneSettings(target=target, out_dir=out / "tune" / target, config=cfg, trials=trials,
+                            max_accuracy_drop=max_accuracy_drop, max_size_kb=max_size_kb,
+                            max_latency_ms=max_latency_ms, runs=runs, parallel=parallel, seed=seed)
+    pool = make_executor(executor, address, parallel)
+    err_console.print(f"tuning {target}: {trials} candidates on {pool.label}")
     try:
-        cfg = load_config(config)
-        load_target(target, cfg)   # unknown targets fail before anything starts
-        settings = TuneSettings(target=target, out_dir=out / "tune" / target, config=cfg, trials=trials,
-                                max_accuracy_drop=max_accuracy_drop, max_size_kb=max_size_kb,
-                                max_latency_ms=max_latency_ms, runs=runs, parallel=parallel, seed=seed)
-        pool = make_executor(executor, address, parallel)
-        err_console.print(f"tuning {target}: {trials} candidates on {pool.label}")
-        try:
-            done = []
-            with err_console.status("searching ...") as status:
-                def on_trial(number: int, result: dict) -> None:
-                    done.append(number)
-                    p = result["params"]
-                    what = f"{p['output']}, prune {p['prune_amount']:g} {p['prune_kind'] or ''}".strip()
-                    detail = (f"{result['size_kb']:.1f} KB, {result['p50_ms']:.4f} ms, drop {result['accuracy_drop']:.2f} pt"
-                              if result["status"] == "ok" else f"failed: {result['error']}")
-                    err_console.print(f"  trial {number}: {what}: {detail}")
-                    status.update(f"searching ... {len(done)}/{trials} candidates measured")
+        done = []
+        with err_console.status("searching ...") as status:
+            def on_trial(number: int, result: dict) -> None:
+                done.append(number)
+                p = result["params"]
+                what = f"{p['output']}, prune {p['prune_amount']:g} {p['prune_kind'] or ''}".strip()
+                detail = (f"{result['size_kb']:.1f} KB, {result['p50_ms']:.4f} ms, drop {result['accuracy_drop']:.2f} pt"
+                          if result["status"] == "ok" else f"failed: {result['error']}")
+                err_console.print(f"  trial {number}: {what}: {detail}")
+                status.update(f"searching ... {len(done)}/{trials} candidates measured")
 
-                summary = {**run_search(settings, pool, on_trial), "executor": pool.label}
-        finally:
-            pool.close()
-        folder = write_results(summary, settings)
-    except EdgepipeError as exc:
-        fail(exc, as_json)
+            summary = {**run_search(settings, pool, on_trial), "executor": pool.label}
+    finally:
+        pool.close()
+    folder = write_results(summary, settings)
     if as_json:
         out_console.print_json(json.dumps(summary, default=str))
     else:

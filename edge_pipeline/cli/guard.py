@@ -1,0 +1,167 @@
+"""The command line's one error handler: any exception becomes one line on stderr and a documented exit code.
+
+Commands raise; they do not catch. `GuardedGroup` (the root typer group) maps EdgepipeError to its own code,
+a full disk or an unusable path to 3 / 2, Ctrl-C and SIGTERM to 130 / 143 after stopping every worker process,
+and anything else to 4 with the traceback in a log file. With `--json`, stdout always gets
+`{"passed": false, "error": {...}}`. `EDGEPIPE_DEBUG=1` also prints the traceback.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from typer._click.exceptions import ClickException
+from typer.core import TyperGroup
+
+from .. import jobs
+from ..errors import EXIT_INTERRUPTED, EdgepipeError, EnvironmentProblem, InputError
+from ..fsutil import DiskFull, is_disk_full
+
+MAX_MESSAGE = 600
+USER_PATH_ERRORS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.ENOENT,
+                    errno.ENAMETOOLONG, errno.EEXIST, errno.ELOOP)
+err_console = Console(stderr=True)
+_watched: list[tuple[Path, int | None]] = []   # output folders a command writes, with their state before it
+
+
+class GuardedGroup(TyperGroup):
+    """Root group whose `invoke` wraps every command, nested ones (`baseline update`) included."""
+
+    def invoke(self, ctx: Any) -> Any:
+        as_json = "--json" in [*ctx._protected_args, *ctx.args]
+        _watched.clear()
+        jobs.allow_new_jobs()
+        with _signals_interrupt() as received:
+            try:
+                return super().invoke(ctx)
+            except (SystemExit, typer.Exit, typer.Abort):
+                raise
+            except ClickException as exc:         # usage errors: typer prints its own box and exits 2
+                if as_json:
+                    _print_json({"type": "UsageError", "message": exc.format_message()})
+                raise
+            except KeyboardInterrupt:
+                jobs.stop_all()
+                code = 128 + received["signum"] if "signum" in received else EXIT_INTERRUPTED
+                name = "SIGTERM" if code == 128 + signal.SIGTERM else "Ctrl-C"
+                report(EdgepipeError(f"interrupted ({name}): {_kept()}"), as_json, "Interrupted")
+                raise typer.Exit(code) from None
+            except BaseException as exc:  # noqa: BLE001  (the one place every failure is turned into a line)
+                error = classify(exc)
+                report(error, as_json, cause=exc)
+                raise typer.Exit(error.exit_code) from None
+
+
+def watch_output(path: Path) -> None:
+    """Records an output folder or file so that an interrupt can say what was kept there."""
+    _watched.append((path, _stamp(path)))
+
+
+def classify(exc: BaseException) -> EdgepipeError:
+    """The EdgepipeError that stands for `exc`: its own class, or the closest documented kind."""
+    if isinstance(exc, EdgepipeError):
+        return exc
+    if is_disk_full(exc):
+        where = getattr(exc, "filename", None)
+        return DiskFull(f"disk full{f' while writing {where}' if where else ''}: the file was not written")
+    if isinstance(exc, MemoryError):
+        return EnvironmentProblem("out of memory")
+    if isinstance(exc, OSError) and exc.errno in USER_PATH_ERRORS and exc.filename:
+        return InputError(f"cannot use {exc.filename}: {exc.strerror}")
+    if isinstance(exc, OSError):
+        return EnvironmentProblem(f"{exc.strerror or exc}{f' ({exc.filename})' if exc.filename else ''}")
+    log = _save_traceback(exc)
+    return EdgepipeError(f"internal error: {type(exc).__name__}: {exc} (please report it; "
+                         f"traceback: {log or 'set EDGEPIPE_DEBUG=1'})")
+
+
+def report(error: EdgepipeError, as_json: bool, kind: str | None = None, cause: BaseException | None = None) -> None:
+    """One line on stderr; with --json also the error object on stdout; EDGEPIPE_DEBUG=1 adds the traceback."""
+    message = one_line(str(error))
+    if as_json:
+        _print_json({**error.to_dict(), "type": kind or type(error).__name__, "message": message})
+    if os.environ.get("EDGEPIPE_DEBUG") and cause is not None:
+        traceback.print_exception(cause, file=sys.stderr)
+    err_console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+
+
+def one_line(text: str) -> str:
+    """Collapses a message (a converter's multi-line dump, a shutil.Error list) to one bounded line."""
+    line = " ".join(text.split())
+    return line if len(line) <= MAX_MESSAGE else line[:MAX_MESSAGE - 1] + "…"
+
+
+def _print_json(error: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps({"passed": False, "error": error}) + "\n")
+    sys.stdout.flush()
+
+
+def _kept() -> str:
+    """What an interrupted command left: output folders are swapped in whole, so each is old, new or absent."""
+    notes = []
+    for path, before in _watched:
+        now = _stamp(path)
+        if now is None:
+            notes.append(f"nothing was written to {path}")
+        elif now == before:
+            notes.append(f"{path} still holds the previous output, unchanged")
+        else:
+            notes.append(f"{path} holds this run's complete output (it had finished)")
+    notes.append("no partial files were left; finished stages stay cached for the next run")
+    return "; ".join(notes)
+
+
+def _stamp(path: Path) -> int | None:
+    """Identity of what is at `path` (inode and mtime of the file or of its report): changes when it is swapped."""
+    probe = path / "report.json" if path.is_dir() else path
+    try:
+        stat = probe.stat() if probe.exists() else path.stat()
+    except OSError:
+        return None
+    return hash((stat.st_ino, stat.st_mtime_ns))
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[dict[str, int]]:
+    """SIGINT and SIGTERM stop every worker process first, then unwind as KeyboardInterrupt (main thread only)."""
+    received: dict[str, int] = {}
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        received.setdefault("signum", signum)
+        jobs.stop_all()
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _save_traceback(exc: BaseException) -> str | None:
+    from ..cache import cache_root
+
+    try:
+        path = cache_root() / "logs" / f"error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(traceback.format_exception(exc)))
+        return str(path)
+    except OSError:
+        return None
