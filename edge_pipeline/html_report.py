@@ -92,6 +92,12 @@ def to_html(report: dict[str, Any]) -> str:
         f"<td>{_n(a.get('accuracy'), 0.01, 2)}</td><td>{_n(a.get('agreement'), 1, 4)}</td>"
         f"<td>{html.escape(a.get('measured_on') or (a.get('error') or {}).get('message', ''))}</td></tr>"
         for a in report["artifacts"])
+    fidelity = "".join(
+        f"<tr><td>{html.escape(_label(a))}</td><td>{html.escape(o['name'])}</td><td>{html.escape(str(o.get('shape')))}</td>"
+        f"<td>{'exact' if o.get('max_abs_diff') == 0.0 else _n(o.get('sqnr_db'), 1, 1)}</td><td>{_n(o.get('cosine'), 1, 6)}</td>"
+        f"<td>{_n(o.get('max_abs_diff'), 1, 4)}</td><td>{_n(o.get('agreement'), 1, 4)}</td>"
+        f"<td class=\"{'ok' if o.get('passed') else 'fail'}\">{'ok' if o.get('passed') else 'refused'}</td></tr>"
+        for a in report["artifacts"] for o in ((a.get("validation") or {}).get("outputs") or []))
     checks = "".join(f"<li class=\"{'ok' if c['passed'] else 'fail'}\">{html.escape(c['message'])}</li>"
                      for c in report.get("checks", []))
     warnings = "".join(f"<li>{html.escape(w)}</li>" for w in report.get("warnings", []))
@@ -109,6 +115,8 @@ accuracy {_n(report['source'].get('accuracy'), 0.01, 2)}%. Latency was measured 
 <h2>Latency distribution</h2>{latency_svg(report)}
 <h2>Artifacts</h2><table><tr><th>artifact</th><th>status</th><th>KB</th><th>zipped KB</th><th>p50 ms</th>
 <th>accuracy %</th><th>agreement</th><th>measured on / error</th></tr>{rows}</table>
+<h2>Validation per output</h2><table><tr><th>artifact</th><th>output</th><th>shape</th><th>SQNR dB</th>
+<th>cosine</th><th>max abs diff</th><th>top-1 agreement</th><th>verdict</th></tr>{fidelity}</table>
 <h2>Checks</h2><ul>{checks or '<li>No budgets configured.</li>'}</ul>
 {f'<h2>Worth a look</h2><ul>{warnings}</ul>' if warnings else ''}
 <h2>Per-layer sensitivity and per-op time</h2><p>Not measured in this build.</p>

@@ -11,6 +11,7 @@ from typing import Any
 
 from . import __version__, cache, registry
 from .errors import ConfigError, InputError
+from .paths import plain_name
 from .fsutil import sha256_artifact, size_bytes, zip_compressed_size
 from .gating import check_budgets
 from .host import host_id, versions
@@ -81,7 +82,7 @@ def profile(path: Path, target: str, out_dir: Path, inputs: Path | None, referen
     }
     from .writer import write_views
 
-    folder = out_dir / path.name.replace(os.sep, "_")
+    folder = out_dir / plain_name(path.resolve().name, "artifact name")
     folder.mkdir(parents=True, exist_ok=True)
     write_views(folder, report)
     return report

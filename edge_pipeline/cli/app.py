@@ -109,6 +109,9 @@ def _finish(report: dict, folder: Path, as_json: bool) -> None:
         for check in report["checks"]:
             if not check["passed"]:
                 out_console.print(f"[red]✗ budget[/] {check['message']}")
+        for warning in report.get("warnings") or []:
+            if "evaluation samples" in warning:   # a small evaluation set: the figures above are uncertain
+                out_console.print(f"[yellow]! {warning}[/]", highlight=False)
         out_console.print(f"Report: {folder / 'report.md'}")
         if report.get("log"):
             out_console.print(f"Native libraries' output: {folder / report['log']}", highlight=False)

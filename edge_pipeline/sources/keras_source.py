@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..safe_archive import check_keras_archive
 from ..plugins import DataBundle, Model
 from ..tensors import Tensors, flatten_outputs
 from ..types import SourceSpec
@@ -35,6 +36,8 @@ def load_keras_file(path: Path, safe_mode: bool) -> Any:
 
     if not path.is_file():
         raise InputError(f"model file not found: {path}")
+    if path.suffix == ".keras":
+        check_keras_archive(path)     # declared sizes first: a zip bomb is refused before anything is extracted
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
     except ValueError as exc:
