@@ -54,11 +54,10 @@ def rank_layers(float_path: Path, quantized_path: Path, layers: dict[str, list[s
         values = dict(zip(names, session.run(names, {input_name: x.astype(np.float32)})))
         for layer, found in pieces.items():
             for i, piece in enumerate(found):
-                errors.add(f"{layer}#{i}/out", values[piece["float_out"]], values[piece["out"]], piece["axis"])
+                errors.add(f"{layer}#{i}", values[piece["float_out"]], values[piece["out"]], piece["axis"])
 
     for_batches(inputs, batch, run)
-    return errors.rows({layer: [f"{layer}#{i}" for i in range(len(found))] for layer, found in pieces.items()},
-                       charge_inputs=False)
+    return errors.rows({layer: [f"{layer}#{i}" for i in range(len(found))] for layer, found in pieces.items()})
 
 
 def _copy_piece(model: Any, quantized: Any, node_name: str, tag: str) -> dict[str, Any] | None:

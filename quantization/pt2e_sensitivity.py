@@ -30,10 +30,10 @@ def rank_layers(captured: Any, converted: Any, groups: dict[str, set[str]], inpu
     def run(x: np.ndarray) -> None:
         reference = _record(captured, wanted, x)
         for layer, p in pieces.items():
-            errors.add(f"{layer}/out", reference[p["float_out"]], _evaluate(converted, p, reference), p["axis"])
+            errors.add(layer, reference[p["float_out"]], _evaluate(converted, p, reference), p["axis"])
 
     for_batches(inputs, batch, run)
-    return errors.rows({layer: [layer] for layer in pieces}, charge_inputs=False)
+    return errors.rows({layer: [layer] for layer in pieces})
 
 
 def _piece(captured: Any, converted: Any, members: set[str]) -> dict[str, Any] | None:

@@ -3,12 +3,13 @@
 When: `[quantization] sensitivity` (`--sensitivity`) is "on-failure" (default: quantize the whole model once and
 rank only when a `max-accuracy-drop` budget is measured and missed), "always", or "never".
 
-Ranking (one calibrated quantized model, no per-layer re-quantization): the float model and the fully quantized
-model run once each on the same evaluation samples; each quantizable layer's output (after its output quantizer)
-is compared with the float one, per output channel (a channel the int8 grid flattens counts as fully lost even
-when one outlier channel carries most of the tensor's energy). Backends that see the tensor *before* a layer's
-input quantizer (PT2E, ORT QDQ) subtract the error that arrived with the input, so a layer is charged for what it
-adds: its input quantizer, its weights and its output quantizer (AIMET's per-layer SQNR / NNCF's ranking idea).
+Ranking (the shipped model's one calibration, no re-quantization per layer; AIMET's per-layer quantizer analysis
+and NNCF's ranking idea, in one pass): each backend compares each quantizable layer's int8 output with the float
+model's on the same evaluation samples, per output channel (a channel the int8 grid flattens counts as fully lost
+even when one outlier channel carries most of the tensor's energy). PT2E and ORT QDQ evaluate each layer's int8
+piece (input quantizer, int8 weights, output quantizer, the shipped scales) on the float model's activations:
+"only this layer int8" without re-calibrating (pt2e_sensitivity.py, ort_sensitivity.py). TFLiteConverter's int8
+model has no float tensor before its quantizers: its error is accumulated up to each op (tflite_int8_debug.py).
 
 Fallback (NNCF's accuracy-control idea): when the fully quantized model loses more top-1 accuracy than the
 budget, keep the k most sensitive layers float, each k verified on the real quantized model: k = 1, 2, 4, ...
@@ -83,7 +84,7 @@ def torch_predict(module: Any, batch: int) -> Predict:
 # --- ranking: per-channel error of each layer's output, accumulated over batches ---
 
 class LayerErrors:
-    """Per-channel signal and noise energy at named points (`layer/out`, `layer/in`), summed over batches."""
+    """Per-channel signal and noise energy at named points (a layer's output), summed over batches."""
 
     def __init__(self) -> None:
         self.sums: dict[str, list[np.ndarray]] = {}
@@ -111,16 +112,12 @@ class LayerErrors:
         live = signal > DEAD_CHANNEL * float(np.median(positive))
         return float(np.mean(noise[live] / signal[live]))
 
-    def rows(self, points: dict[str, list[str]], charge_inputs: bool) -> list[dict[str, Any]]:
-        """`points`: layer -> the point names of its weighted ops. Most sensitive first. With `charge_inputs`, a
-        layer is charged the noise its output has minus what its input already had."""
-        rows = []
-        for index, (layer, names) in enumerate(points.items()):
-            out = [self.ratio(f"{name}/out") for name in names]
-            added = sum(max(o - (self.ratio(f"{name}/in") if charge_inputs else 0.0), 0.0) for o, name in zip(out, names))
-            rows.append({"layer": layer, "sqnr_db": db(added), "output_sqnr_db": db(max(out)), "order": index})
+    def rows(self, points: dict[str, list[str]]) -> list[dict[str, Any]]:
+        """`points`: layer -> the points of its weighted ops (their noise adds). Most sensitive first."""
+        rows = [{"layer": layer, "sqnr_db": db(sum(self.ratio(name) for name in names)), "order": index}
+                for index, (layer, names) in enumerate(points.items())]
         rows.sort(key=lambda r: (r["sqnr_db"], r["order"]))
-        return [{k: v for k, v in r.items() if k != "order"} for r in rows]
+        return [{"layer": r["layer"], "sqnr_db": r["sqnr_db"]} for r in rows]
 
 
 def _numpy(value: Any) -> np.ndarray:
@@ -129,12 +126,12 @@ def _numpy(value: Any) -> np.ndarray:
 
 
 def db(noise_ratio: float) -> float:
-    return MAX_DB if noise_ratio <= 10 ** (-MAX_DB / 10) else round(float(-10 * np.log10(noise_ratio)), 2)
+    return MAX_DB if noise_ratio <= 10 ** (-MAX_DB / 10) else round(float(-10 * np.log10(noise_ratio)), 2) + 0.0
 
 
 def method_text(what: str, numerics: str) -> str:
-    return (f"{what}; measured in one pass of the float model and of the calibrated, fully quantized model over "
-            f"{EVAL_SAMPLES} eval samples ({numerics}), no re-quantization per layer; the mean over output channels "
+    return (f"{what}; {numerics}; the shipped model's one calibration, {EVAL_SAMPLES} eval samples run once, no "
+            f"re-quantization per layer; SQNR from the mean over output channels "
             f"of noise/signal energy (a channel the int8 grid flattens counts as lost even when an outlier channel "
             f"carries most of the energy); the lower, the more that layer hurts")
 
