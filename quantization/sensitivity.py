@@ -206,7 +206,8 @@ def rank_and_fall_back(quantize: Quantize, rank: Rank, reference: Predict, data:
                                 "ran (on-failure: budget missed)", "method": method, "layers": ranking,
                                 "eval_samples": min(EVAL_SAMPLES, len(data.eval_inputs)), "quantizations": extra}
     else:
-        why = "never" if mode == "never" else "on-failure: no budget missed"
+        why = ("never" if mode == "never" else "on-failure: no labels to measure the budget with"
+               if budget is not None and not measurable else "on-failure: no budget missed")
         notes["sensitivity"] = {"mode": mode, "status": f"not run ({why})", "layers": [], "quantizations": 0}
         ranking = []
     if missed and ranking:

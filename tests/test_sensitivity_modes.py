@@ -125,3 +125,12 @@ def test_on_failure_with_a_budget_that_holds_does_not_rank() -> None:
     assert not ranked and len(quantized) == 1 and result == "model-[]"
     assert notes["sensitivity"]["status"] == "not run (on-failure: no budget missed)"
     assert notes["budget_check"]["drop_pts"] == 0.0
+
+
+def test_on_failure_without_labels_cannot_miss_a_budget_and_says_so() -> None:
+    quantized, ranked, quantize, rank = _backend(["a", "b"], {"a"})
+    data = _data()
+    data.eval_labels = None
+    _, notes = rank_and_fall_back(quantize, rank, lambda x: x, data, 1.0, "method", "on-failure")
+    assert not ranked and len(quantized) == 1
+    assert notes["sensitivity"]["status"] == "not run (on-failure: no labels to measure the budget with)"
