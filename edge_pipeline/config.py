@@ -21,7 +21,8 @@ METRICS = ("top1", "top5")   # or "package.module:function" (outputs, labels) ->
 PRUNE_KEYS = {"amount": (int, float), "kind": str, "fine-tune": str, "scope": str}
 PRUNE_KINDS = ("unstructured", "structured")
 PRUNE_SCOPES = ("global", "layer")   # unstructured: one threshold for all layers, or the same share in each
-QUANT_KEYS = {"calibration-samples": int, "calibration-method": str, "sensitivity": bool}
+QUANT_KEYS = {"calibration-samples": int, "calibration-method": str, "sensitivity": (str, bool)}
+SENSITIVITY_MODES = ("on-failure", "always", "never")   # true / false: deprecated aliases of always / never
 CALIBRATION_METHODS = ("minmax", "histogram", "percentile", "entropy")
 MODEL_DATA_KEYS = ("weights", "example-inputs", "calibration", "evaluate")   # meaningful only with `model`
 TOP_KEYS = {**SOURCE_KEYS, "profile": dict, "targets": dict, "prune": dict, "quantization": dict,
@@ -168,15 +169,30 @@ def check_validation(table: dict, path: str) -> dict[str, dict[str, float]]:
 
 
 def check_quantization(table: dict, path: str) -> dict[str, Any]:
-    """`[quantization]`: how many calibration samples int8 uses, how ranges are chosen, and whether int8
-    artifacts get a per-layer sensitivity table (one calibration per layer; a budget's fallback needs it)."""
+    """`[quantization]`: how many calibration samples int8 uses, how ranges are chosen, and when int8 artifacts
+    get a per-layer sensitivity ranking (`sensitivity`: on-failure | always | never)."""
+    sensitivity = table.get("sensitivity")
+    table = {k: v for k, v in table.items() if k != "sensitivity"}   # str or (deprecated) bool: checked below
     _check_keys(table, QUANT_KEYS, path)
     if "calibration-samples" in table and table["calibration-samples"] < 1:
         raise ConfigError(f"'{path}.calibration-samples' must be >= 1, got {table['calibration-samples']}")
     method = table.get("calibration-method")
     if method is not None and method not in CALIBRATION_METHODS:
         raise ConfigError(f"'{path}.calibration-method' must be one of: {', '.join(CALIBRATION_METHODS)}; got {method!r}")
-    return {k.replace("-", "_"): v for k, v in table.items()}
+    settings = {k.replace("-", "_"): v for k, v in table.items()}
+    if sensitivity is not None:
+        settings["sensitivity"] = check_sensitivity(sensitivity, f"{path}.sensitivity")
+    return settings
+
+
+def check_sensitivity(value: Any, where: str) -> str:
+    """A sensitivity mode; the old booleans are deprecated aliases (true: "always", false: "never")."""
+    if isinstance(value, bool):
+        return "always" if value else "never"
+    if value not in SENSITIVITY_MODES:
+        raise ConfigError(f"'{where}' must be one of: {', '.join(SENSITIVITY_MODES)} (true and false are deprecated "
+                          f"aliases of always and never); got {value!r}")
+    return value
 
 
 def check_prune(table: dict, path: str) -> dict[str, Any]:

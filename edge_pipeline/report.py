@@ -143,15 +143,20 @@ def _sensitivity_tables(report: dict[str, Any]) -> list[str]:
         table, fallback = a.get("sensitivity"), a.get("fallback")
         if not table:
             continue
-        lines += ["", f"### Per-layer int8 sensitivity: {a['format']}:{a['precision']}", "", table["method"], "",
-                  "| layer | SQNR dB (only this layer int8) | top-1 agreement |", "|---|---:|---:|"]
+        title = f"### Per-layer int8 sensitivity: {a['format']}:{a['precision']}"
+        if not table.get("layers"):
+            lines += ["", title, "", f"Sensitivity {table.get('status', 'not run')}."]
+            continue
+        lines += ["", title, "", f"{table['method']}. Extra quantization passes for the ranking: "
+                  f"{table.get('quantizations', 0)}.", "", "| layer | SQNR dB (the lower, the more sensitive) |", "|---|---:|"]
         for row in table["layers"][:10]:
-            lines.append(f"| {row['layer']} | {row['sqnr_db']} | {row['agreement']:.4f} |")
+            lines.append(f"| {row['layer']} | {row['sqnr_db']} |")
         if fallback:
             kept = ", ".join(fallback["kept_float"]) or "none"
             last = fallback["steps"][-1]
             lines += ["", f"Fallback for max-accuracy-drop {fallback['max_accuracy_drop']:g} pt: layers kept float: {kept}; "
-                          f"drop {last['drop_pts']} pt ({'met' if fallback['met'] else 'NOT met'})."]
+                          f"drop {last['drop_pts']} pt ({'met' if fallback['met'] else 'NOT met'}; "
+                          f"{fallback.get('verifications', len(fallback['steps']) - 1)} re-quantizations verified)."]
     return lines
 
 

@@ -44,7 +44,7 @@ class TfliteInt8(Budgeted, ConverterSetting):
 
     def apply(self, model: Model, data: DataBundle) -> Model:
         model = super().apply(model, data)
-        debug = {"data": data, "budget": self.max_accuracy_drop, "rank": self.rank_layers}
+        debug = {"data": data, "budget": self.max_accuracy_drop, "rank": self.sensitivity}   # rank: the mode
         return replace(model, extras={**model.extras, "int8_debug": debug})
 
 

@@ -16,8 +16,8 @@ from edge_pipeline.plugins import DataBundle
 from edge_pipeline.sources.onnx_source import onnx_input_specs
 from edge_pipeline.tensors import TensorSpec, Tensors, order_inputs
 
-from . import sensitivity
-from .sensitivity import Budgeted, Predict, rank_and_fall_back
+from . import ort_sensitivity, sensitivity
+from .sensitivity import Budgeted, Predict, method_text, rank_and_fall_back
 
 
 class _Reader:
@@ -50,8 +50,9 @@ class OrtStaticInt8(Budgeted):
     calibration_method: str = "minmax"
 
     def apply_artifact(self, src: Path, dest: Path, data: DataBundle) -> dict[str, Any]:
-        """Quantizes fully, ranks layers (only-this-layer QDQ through ORT's `nodes_to_quantize`) and, under a
-        budget, excludes the most sensitive layers' nodes (`nodes_to_exclude`) until the drop holds."""
+        """Quantizes fully; ranks layers (sensitivity.py's modes) in one session over the float model with each
+        layer's QDQ piece grafted on (ort_sensitivity.py) and, under a budget, excludes the most sensitive
+        layers' nodes (`nodes_to_exclude`) until the drop holds."""
         import onnx
 
         batch = data.batch
@@ -59,21 +60,22 @@ class OrtStaticInt8(Budgeted):
             pre = _preprocessed(src, Path(tmp))
             graph = onnx.load(str(pre), load_external_data=False).graph
             layers = weighted_layers(graph, onnx.load(str(src), load_external_data=False).graph)
-            specs = _graph_inputs(pre)
+            specs = graph_input_specs(pre)
             outputs = (Path(tmp) / f"quantized-{i}.onnx" for i in itertools.count())
 
-            def quantize(only: str | None = None, skip: frozenset[str] = frozenset(),
-                         calibration: int | None = None) -> tuple[Path, Predict]:
+            def quantize(skip: frozenset[str] = frozenset()) -> tuple[Path, Predict]:
                 out = next(outputs)
-                selection: dict[str, Any] = {"nodes_to_quantize": layers[only]} if only is not None else {}
-                if skip:
-                    selection["nodes_to_exclude"] = [node for layer in skip for node in layers[layer]]
-                self._quantize(pre, out, _Reader(specs, data.calibration[:calibration], batch), **selection)
+                excluded = {"nodes_to_exclude": [node for layer in skip for node in layers[layer]]} if skip else {}
+                self._quantize(pre, out, _Reader(specs, data.calibration, batch), **excluded)
                 return out, ort_predict(out, batch)
 
-            result, notes = rank_and_fall_back(quantize, ort_predict(pre, batch), sensitivity.largest(
-                [(name, 1) for name in layers]), data, self.max_accuracy_drop, "ONNX Runtime (CPU) on the QDQ model",
-                self.rank_layers)
+            def rank(quantized: Path) -> tuple[list[dict[str, Any]], int]:
+                return ort_sensitivity.rank_layers(pre, quantized, layers, data.eval_inputs[:sensitivity.EVAL_SAMPLES],
+                                                   batch, Path(tmp)), 0
+
+            result, notes = rank_and_fall_back(quantize, rank, ort_predict(pre, batch), data, self.max_accuracy_drop,
+                                               method_text(ort_sensitivity.WHAT, ort_sensitivity.NUMERICS),
+                                               self.sensitivity)
             shutil.copyfile(result, dest)
         return {"scheme": "ORT static QDQ int8, per-channel weights", "calibration_samples": int(len(data.calibration)),
                 "calibration_method": self.calibration_method, **notes}
@@ -123,7 +125,7 @@ def ort_predict(path: Path, batch: int) -> Predict:
     return sensitivity.batched(lambda x: session.run(None, order_inputs(specs, x).as_dict())[0], batch)
 
 
-def _graph_inputs(path: Path) -> list[TensorSpec]:
+def graph_input_specs(path: Path) -> list[TensorSpec]:
     import onnxruntime as ort
 
     return onnx_input_specs(ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]))

@@ -10,7 +10,9 @@ from typing import Any, Callable, ClassVar
 from edge_pipeline.plugins import DataBundle, Model
 
 from .pt2e import capture_for_quantization, quantize_static
-from .sensitivity import Budgeted, Predict, quantizable_layers, rank_and_fall_back, torch_predict
+from .pt2e_sensitivity import NUMERICS, WHAT, rank_layers
+from .sensitivity import (EVAL_SAMPLES, Budgeted, Predict, method_text, quantizable_layers, rank_and_fall_back,
+                          torch_predict)
 
 NodeFilter = Callable[[Any], bool]
 
@@ -38,20 +40,17 @@ class Pt2eStaticInt8(Budgeted):
         groups = layer_groups(captured, quantizable_layers(model.module))
         batch = data.batch
 
-        def quantize(only: str | None = None, skip: frozenset[str] = frozenset(),
-                     calibration: int | None = None) -> tuple[Model, Predict]:
-            if only is not None:
-                keep = groups[only]   # constants (weights, BN folded into them) follow their compute node
-                quantizer = self.quantizer(lambda node: node.op != "call_function" or node.name in keep)
-            else:
-                dropped = set().union(*(groups[name] for name in skip))
-                quantizer = self.quantizer(lambda node: node.op != "call_function" or node.name not in dropped)
-            subset = data if calibration is None else replace(data, calibration=data.calibration[:calibration])
-            quantized = quantize_static(model, quantizer, subset, fold_quantize=self.fold_quantize, captured=captured)
+        def quantize(skip: frozenset[str] = frozenset()) -> tuple[Model, Predict]:
+            dropped = set().union(*(groups[name] for name in skip))   # constants follow their compute node
+            quantizer = self.quantizer(lambda node: node.op != "call_function" or node.name not in dropped)
+            quantized = quantize_static(model, quantizer, data, fold_quantize=self.fold_quantize, captured=captured)
             return quantized, torch_predict(quantized.module, batch)
 
-        quantized, notes = rank_and_fall_back(quantize, torch_predict(model.module, batch), list(groups), data,
-                                              self.max_accuracy_drop, "PT2E reference numerics", self.rank_layers)
+        def rank(quantized: Model) -> tuple[list[dict[str, Any]], int]:
+            return rank_layers(captured, quantized.module, groups, data.eval_inputs[:EVAL_SAMPLES], batch), 0
+
+        quantized, notes = rank_and_fall_back(quantize, rank, torch_predict(model.module, batch), data,
+                                              self.max_accuracy_drop, method_text(WHAT, NUMERICS), self.sensitivity)
         quantization = {**quantized.provenance["quantization"], "calibration_method": self.calibration_method, **notes}
         return self.finish(replace(quantized, provenance={**quantized.provenance, "quantization": quantization}))
 

@@ -1,13 +1,21 @@
 """Per-layer int8 sensitivity and accuracy-budgeted fallback, shared by every backend.
 
-Sensitivity: for each quantizable layer (by its name in the source model), quantize *only that layer* with the
-backend's own quantizer and calibration data, run the result on evaluation samples and measure the SQNR of its
-output against the float model's: the lower, the more that layer alone hurts. Fallback (NNCF's accuracy-control
-idea): when the fully quantized model loses more top-1 accuracy than `max-accuracy-drop`, keep the most
-sensitive layers float, one at a time, until the budget holds; the layers kept are recorded.
+When: `[quantization] sensitivity` (`--sensitivity`) is "on-failure" (default: quantize the whole model once and
+rank only when a `max-accuracy-drop` budget is measured and missed), "always", or "never".
 
-Backends plug in as `Predict` functions (inputs -> outputs): PT2E reference numerics for torch, the ONNX
-Runtime session for ORT QDQ models, the LiteRT interpreter for TFLiteConverter models.
+Ranking (the shipped model's one calibration, no re-quantization per layer; AIMET's per-layer quantizer analysis
+and NNCF's ranking idea, in one pass): each backend compares each quantizable layer's int8 output with the float
+model's on the same evaluation samples, per output channel (a channel the int8 grid flattens counts as fully lost
+even when one outlier channel carries most of the tensor's energy). PT2E and ORT QDQ evaluate each layer's int8
+piece (input quantizer, int8 weights, output quantizer, the shipped scales) on the float model's activations:
+"only this layer int8" without re-calibrating (pt2e_sensitivity.py, ort_sensitivity.py). TFLiteConverter's int8
+model has no float tensor before its quantizers: its error is accumulated up to each op (tflite_int8_debug.py).
+
+Fallback (NNCF's accuracy-control idea): when the fully quantized model loses more top-1 accuracy than the
+budget, keep the k most sensitive layers float, each k verified on the real quantized model: k = 1, 2, 4, ...
+until the budget holds, then bisect down to the smallest k that holds (O(log n) re-quantizations, not n).
+
+Backends plug in as `Predict` functions (inputs -> outputs) and a `Rank` function (quantized result -> rows).
 """
 from __future__ import annotations
 
@@ -18,9 +26,10 @@ import numpy as np
 from edge_pipeline.plugins import DataBundle
 from edge_pipeline.tensors import Tensors, flatten_outputs
 
-MAX_LAYERS = 24        # larger models: the 24 layers with the most weights are ranked (each costs a calibration)
-EVAL_SAMPLES = 128
-RANKING_CALIBRATION = 128   # samples that calibrate each "only this layer" variant (shipped models use them all)
+EVAL_SAMPLES = 128          # evaluation samples the ranking passes run on
+MODES = ("on-failure", "always", "never")
+MAX_DB = 120.0              # an SQNR with (almost) no noise is reported as this
+DEAD_CHANNEL = 1e-4         # channels with less energy than this share of the median channel's are not judged
 
 Predict = Callable[[Tensors], np.ndarray]
 
@@ -29,44 +38,102 @@ class Budgeted:
     """Settings the export stage gives every int8 transform that ranks layers and falls back under a budget."""
     accuracy_budget = True                    # marks the transform for the export stage
     max_accuracy_drop: float | None = None    # the target's `max-accuracy-drop`, minus what pruning spent
-    rank_layers: bool = True                  # `[quantization] sensitivity`
+    sensitivity: str = "on-failure"           # `[quantization] sensitivity`: one of MODES
 
 
 def quantizable_layers(module: Any) -> list[str]:
     import torch
 
-    layers = [(name, sum(p.numel() for p in m.parameters(recurse=False)))
-              for name, m in module.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv1d, torch.nn.Linear))]
-    return largest(layers)
+    return [name for name, m in module.named_modules()
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv1d, torch.nn.Linear))]
 
 
-def largest(layers: list[tuple[str, int]]) -> list[str]:
-    """Layer names in model order, capped to the MAX_LAYERS with the most weights."""
-    if len(layers) > MAX_LAYERS:
-        keep = {n for n, _ in sorted(layers, key=lambda item: -item[1])[:MAX_LAYERS]}
-        layers = [item for item in layers if item[0] in keep]
-    return [name for name, _ in layers]
+# --- feeding: every backend slices its samples into model batches here (one place to change for multi-input) ---
+
+def for_batches(inputs: Tensors, batch: int, run_batch: Callable[[Tensors], Any]) -> list[Any]:
+    """`run_batch` on every whole batch (every input) of the model's fixed batch size (the remainder is dropped)."""
+    return [run_batch(part) for part in inputs.batches(batch)]
+
+
+def torch_inputs(x: Tensors) -> tuple[Any, ...]:
+    """One batch as the positional tensors a torch module takes."""
+    import torch
+
+    return tuple(torch.from_numpy(a) for a in x)
 
 
 def batched(run_batch: Callable[[Tensors], Any], batch: int) -> Predict:
-    """A Predict over whole batches of the model's fixed batch size (the remainder is dropped); ranking reads
-    the first output."""
-    def predict(inputs: Tensors) -> np.ndarray:
-        outputs = []
-        for part in inputs.batches(batch):
-            out = flatten_outputs(run_batch(part))[0][1]    # a tuple's or dict's first output
-            outputs.append(out.detach().numpy() if hasattr(out, "detach") else np.asarray(out))
-        return np.concatenate(outputs).astype(np.float32)
-    return predict
+    """A Predict over whole batches of the model's fixed batch size (the remainder is dropped); ranking and
+    fallback read the first output (of a tuple or dict)."""
+    def first(out: Any) -> np.ndarray:
+        out = flatten_outputs(out)[0][1]
+        return out.detach().numpy() if hasattr(out, "detach") else np.asarray(out)
+
+    return lambda inputs: np.concatenate(for_batches(inputs, batch, lambda x: first(run_batch(x)))).astype(np.float32)
 
 
 def torch_predict(module: Any, batch: int) -> Predict:
     import torch
 
-    def run(x: Tensors) -> Any:
+    def run(x: Any) -> Any:
         with torch.no_grad():
-            return module(*(torch.from_numpy(a) for a in x))
+            return module(*torch_inputs(x))
     return batched(run, batch)
+
+
+# --- ranking: per-channel error of each layer's output, accumulated over batches ---
+
+class LayerErrors:
+    """Per-channel signal and noise energy at named points (a layer's output), summed over batches."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, list[np.ndarray]] = {}
+
+    def add(self, point: str, reference: Any, test: Any, channel_axis: int) -> None:
+        ref, got = _numpy(reference), _numpy(test)
+        if ref.ndim >= 2:
+            ref, got = np.moveaxis(ref, channel_axis, 0), np.moveaxis(got, channel_axis, 0)
+        ref, got = ref.reshape(ref.shape[0] if ref.ndim >= 2 else 1, -1), got.reshape(ref.shape[0] if ref.ndim >= 2 else 1, -1)
+        signal, noise = (ref ** 2).sum(axis=1), ((ref - got) ** 2).sum(axis=1)
+        if point in self.sums:
+            self.sums[point][0] += signal
+            self.sums[point][1] += noise
+        else:
+            self.sums[point] = [signal, noise]
+
+    def ratio(self, point: str) -> float:
+        """Mean over live channels of noise / signal energy (0: exact, 1: the channel's signal is lost)."""
+        if point not in self.sums:
+            return 0.0
+        signal, noise = self.sums[point]
+        positive = signal[signal > 0]
+        if positive.size == 0:
+            return 0.0
+        live = signal > DEAD_CHANNEL * float(np.median(positive))
+        return float(np.mean(noise[live] / signal[live]))
+
+    def rows(self, points: dict[str, list[str]]) -> list[dict[str, Any]]:
+        """`points`: layer -> the points of its weighted ops (their noise adds). Most sensitive first."""
+        rows = [{"layer": layer, "sqnr_db": db(sum(self.ratio(name) for name in names)), "order": index}
+                for index, (layer, names) in enumerate(points.items())]
+        rows.sort(key=lambda r: (r["sqnr_db"], r["order"]))
+        return [{"layer": r["layer"], "sqnr_db": r["sqnr_db"]} for r in rows]
+
+
+def _numpy(value: Any) -> np.ndarray:
+    value = value.detach().numpy() if hasattr(value, "detach") else value
+    return np.asarray(value, dtype=np.float64)
+
+
+def db(noise_ratio: float) -> float:
+    return MAX_DB if noise_ratio <= 10 ** (-MAX_DB / 10) else round(float(-10 * np.log10(noise_ratio)), 2) + 0.0
+
+
+def method_text(what: str, numerics: str) -> str:
+    return (f"{what}; {numerics}; the shipped model's one calibration, {EVAL_SAMPLES} eval samples run once, no "
+            f"re-quantization per layer; SQNR from the mean over output channels "
+            f"of noise/signal energy (a channel the int8 grid flattens counts as lost even when an outlier channel "
+            f"carries most of the energy); the lower, the more that layer hurts")
 
 
 def sqnr_db(reference: np.ndarray, test: np.ndarray) -> float:
@@ -79,69 +146,87 @@ def top1(outputs: np.ndarray, labels: np.ndarray | None) -> float | None:
     return None if labels is None or len(labels) == 0 else float((outputs.argmax(axis=1) == labels[:len(outputs)]).mean())
 
 
-def method_text(numerics: str) -> str:
-    return (f"SQNR of the model's output with only that layer (and its fused activation) int8, vs the float model, "
-            f"{numerics} on eval samples: the lower, the more that layer hurts (each variant calibrated on the "
-            f"first {RANKING_CALIBRATION} calibration samples, to rank quickly)")
+# --- fallback: keep the most sensitive layers float, verified on the real quantized model ---
+
+def fallback(measure: Callable[[int], float | None], n_layers: int, max_drop_pts: float) -> tuple[int, bool]:
+    """The smallest k (layers kept float, most sensitive first) whose measured drop is within budget, found by
+    trying k = 1, 2, 4, ... and then bisecting; `measure(k)` quantizes and measures (k = 0 is measured already
+    and missed). Returns (k, met); when even every layer float misses, (n_layers, False)."""
+    def holds(k: int) -> bool:
+        drop = measure(k)
+        return drop is None or drop <= max_drop_pts
+
+    failed, k = 0, 1
+    while not holds(k):
+        failed = k
+        if k == n_layers:
+            return n_layers, False
+        k = min(2 * k, n_layers)
+    met = k
+    while met - failed > 1:
+        middle = (failed + met) // 2
+        if holds(middle):
+            met = middle
+        else:
+            failed = middle
+    return met, True
 
 
-def layer_sensitivity(reference: Predict, quantize_only: Callable[[str], Predict], data: DataBundle,
-                      layers: list[str]) -> list[dict[str, Any]]:
-    """`quantize_only(layer)` predicts with only that layer int8. Most sensitive first."""
-    inputs = data.eval_inputs[:EVAL_SAMPLES]
-    expected = reference(inputs)
-    rows = []
-    for name in layers:
-        out = quantize_only(name)(inputs)
-        rows.append({"layer": name, "sqnr_db": sqnr_db(expected, out),
-                     "agreement": float((out.argmax(axis=1) == expected.argmax(axis=1)).mean())})
-    return sorted(rows, key=lambda r: r["sqnr_db"])
+# (skip=frozenset of layers kept float) -> (result, predict)
+Quantize = Callable[..., tuple[Any, Predict]]
+# fully quantized result -> (rows, extra quantization passes the ranking needed)
+Rank = Callable[[Any], tuple[list[dict[str, Any]], int]]
 
 
-def fallback(reference: Predict, quantized: Predict, with_float: Callable[[set[str]], Predict], data: DataBundle,
-             ranking: list[dict[str, Any]], max_drop_pts: float) -> dict[str, Any]:
-    """Keeps the most sensitive layers float until the top-1 drop (on the eval split) is within budget.
-    `with_float(layers)` builds (and the caller keeps) the model with those layers float."""
-    float_acc = top1(reference(data.eval_inputs), data.eval_labels)
-    kept: list[str] = []
-    steps = []
-    predict = quantized
-    while True:
-        acc = top1(predict(data.eval_inputs), data.eval_labels)
+def rank_and_fall_back(quantize: Quantize, rank: Rank, reference: Predict, data: DataBundle, budget: float | None,
+                       method: str, mode: str = "on-failure") -> tuple[Any, dict[str, Any]]:
+    """The whole recipe for one backend: quantize fully; measure the drop when a budget and labels exist; rank
+    layers when `mode` asks ("always") or the budget is missed ("on-failure"); fall back under the budget. Returns
+    the result to ship and the report notes."""
+    result, predict = quantize()
+    passes = 1
+    labels = data.eval_labels
+    measurable = budget is not None and labels is not None and len(labels) > 0 and mode != "never"
+    float_acc = top1(reference(data.eval_inputs), labels) if measurable else None
+    steps: list[dict[str, Any]] = []
+
+    def step(kept: list[str], step_predict: Predict) -> float | None:
+        acc = top1(step_predict(data.eval_inputs), labels)
         drop = None if acc is None or float_acc is None else round((float_acc - acc) * 100, 4)
         steps.append({"kept_float": list(kept), "accuracy": acc, "drop_pts": drop})
-        if drop is None or drop <= max_drop_pts or len(kept) == len(ranking):
-            break
-        kept.append(ranking[len(kept)]["layer"])
-        predict = with_float(set(kept))
-    return {"max_accuracy_drop": max_drop_pts, "float_accuracy": float_acc, "kept_float": kept,
-            "met": drop is None or drop <= max_drop_pts, "steps": steps}
+        return drop
 
+    first_drop = step([], predict) if measurable else None
+    missed = first_drop is not None and first_drop > float(budget or 0.0)
+    notes: dict[str, Any] = {}
+    if mode == "always" or (mode == "on-failure" and missed):
+        ranking, extra = rank(result)
+        passes += extra
+        notes["sensitivity"] = {"mode": mode, "status": "ran (always)" if mode == "always" else
+                                "ran (on-failure: budget missed)", "method": method, "layers": ranking,
+                                "eval_samples": min(EVAL_SAMPLES, len(data.eval_inputs)), "quantizations": extra}
+    else:
+        why = ("never" if mode == "never" else "on-failure: no labels to measure the budget with"
+               if budget is not None and not measurable else "on-failure: no budget missed")
+        notes["sensitivity"] = {"mode": mode, "status": f"not run ({why})", "layers": [], "quantizations": 0}
+        ranking = []
+    if missed and ranking:
+        order = [row["layer"] for row in ranking]
+        variants: dict[int, Any] = {}
 
-# (only=layer | None, skip=frozenset of layers, calibration=sample count | None) -> (result, predict)
-Quantize = Callable[..., tuple[Any, Predict]]
+        def measure(k: int) -> float | None:
+            variants[k], step_predict = quantize(skip=frozenset(order[:k]))
+            return step(order[:k], step_predict)
 
-
-def rank_and_fall_back(quantize: Quantize, reference: Predict, layers: list[str], data: DataBundle,
-                       budget: float | None, numerics: str, rank: bool = True) -> tuple[Any, dict[str, Any]]:
-    """The whole recipe for one backend: quantize fully, rank layers, fall back under a budget. Returns the
-    result to ship (fully quantized, or with the kept layers float) and the report notes. `rank=False`
-    (`[quantization] sensitivity = false`) skips the ranking unless a budget needs it."""
-    result, predict = quantize()
-    if not rank and budget is None:
-        return result, {}
-    ranking = layer_sensitivity(reference, lambda name: quantize(only=name, calibration=RANKING_CALIBRATION)[1], data,
-                                layers)
-    notes: dict[str, Any] = {"sensitivity": {"method": method_text(numerics), "layers": ranking,
-                                             "calibration_samples": min(RANKING_CALIBRATION, len(data.calibration))}}
-    if budget is not None and ranking:
-        kept: dict[str, Any] = {}
-
-        def with_float(skip: set[str]) -> Predict:
-            kept["result"], step_predict = quantize(skip=frozenset(skip))
-            return step_predict
-
-        notes["fallback"] = fallback(reference, predict, with_float, data, ranking, float(budget))
-        if notes["fallback"]["kept_float"]:
-            result = kept["result"]
+        k, met = fallback(measure, len(order), float(budget))
+        chosen = next(i for i in range(len(steps) - 1, -1, -1) if len(steps[i]["kept_float"]) == k)
+        steps.append(steps.pop(chosen))   # every verified set in the order tried, the one shipped last
+        result = variants[k]
+        notes["fallback"] = {"max_accuracy_drop": float(budget), "float_accuracy": float_acc, "kept_float": order[:k],
+                             "met": met, "steps": steps, "verifications": len(variants),
+                             "search": "k = 1, 2, 4, ... layers float until the budget holds, then bisect"}
+        passes += len(variants)
+    elif measurable:
+        notes["budget_check"] = {"max_accuracy_drop": float(budget), "float_accuracy": float_acc, **steps[0]}
+    notes["quantization_passes"] = passes
     return result, notes

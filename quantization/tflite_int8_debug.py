@@ -1,8 +1,12 @@
 """Per-layer sensitivity and accuracy-budgeted fallback for TFLiteConverter's full-int8 models (Keras/TF sources).
 
-TF's own QuantizationDebugger calibrates once and then re-quantizes the calibrated model with `denylisted_nodes`
-in milliseconds: "only this layer int8" denylists every other op, fallback denylists the most sensitive layers'
-ops. Every variant runs in the LiteRT interpreter, so the numbers are the artifact runtime's own.
+Ranking: the shipped int8 model and the calibrated float model (the same ops, the same tensor names) run once
+each in the LiteRT interpreter with every intermediate tensor kept; each weighted op's int8 output, dequantized,
+is compared with the float one, per channel (sensitivity.LayerErrors). An int8 model has no float tensor before
+its quantizers, so this error is accumulated from the input up to that op. (QuantizationDebugger's own layer
+statistics compare each op with its float kernel run on the same *quantized* inputs, which cannot see a layer
+whose input quantizer ruins its input: the layer after an outlier.) Fallback: TF's QuantizationDebugger
+calibrates once and re-quantizes the calibrated model with the most sensitive layers' ops `denylisted_nodes`.
 """
 from __future__ import annotations
 
@@ -12,39 +16,78 @@ import numpy as np
 
 from edge_pipeline.plugins import DataBundle
 from edge_pipeline.sources.keras_source import run_tf_named
-from edge_pipeline.tensors import order_inputs
+from edge_pipeline.tensors import Tensors, order_inputs
 
-from .sensitivity import Predict, batched, largest, rank_and_fall_back
+from .sensitivity import EVAL_SAMPLES, LayerErrors, Predict, batched, for_batches, method_text, rank_and_fall_back
 
 WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
-NUMERICS = "LiteRT interpreter on TFLiteConverter's int8 model (other ops denylisted by QuantizationDebugger)"
+NUMERICS = "LiteRT interpreter (reference kernels, every tensor kept) on the shipped int8 model and the calibrated float model"
+WHAT = ("per-channel SQNR of each weighted op's int8 output vs the float model's (error accumulated from the input "
+        "up to that op: an int8 model has no float tensor before its quantizers)")
 
 
 def int8_with_fallback(converter: Any, flatbuffer: bytes, keras_model: Any, data: DataBundle,
-                       budget: float | None, rank: bool = True) -> tuple[bytes, dict[str, Any]]:
-    """`converter` is configured for full int8 and has converted `flatbuffer` already."""
+                       budget: float | None, rank: str | bool = "on-failure") -> tuple[bytes, dict[str, Any]]:
+    """`converter` is configured for full int8 and has converted `flatbuffer` already. `rank`: the
+    `[quantization] sensitivity` mode."""
     import tensorflow as tf
 
-    if not rank and budget is None:
-        return flatbuffer, {}
-    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=converter.representative_dataset)
-    outputs, layers = _op_outputs(debugger.calibrated_model, keras_model)
+    mode = rank if isinstance(rank, str) else ("always" if rank else "never")
     batch = data.batch
+    state: dict[str, Any] = {}
 
-    def quantize(only: str | None = None, skip: frozenset[str] = frozenset(),
-                 calibration: int | None = None) -> tuple[bytes, Predict]:   # calibrated once by the debugger
-        if only is None and not skip:
+    def debugger() -> tuple[Any, dict[str, str]]:
+        """Created on first need: it calibrates once more (counted as a quantization pass)."""
+        if "debugger" not in state:
+            state["debugger"] = tf.lite.experimental.QuantizationDebugger(
+                converter=converter, debug_dataset=converter.representative_dataset)
+            state["layers"] = _op_outputs(state["debugger"].calibrated_model, keras_model)[1]
+        return state["debugger"], state["layers"]
+
+    def quantize(skip: frozenset[str] = frozenset()) -> tuple[bytes, Predict]:
+        if not skip:
             return flatbuffer, litert_predict(flatbuffer, batch)
-        denied = [name for name in outputs if name != layers[only]] if only is not None else [layers[s] for s in skip]
-        debugger.options = tf.lite.experimental.QuantizationDebugOptions(
-            denylisted_nodes=denied, fully_quantize=only is None)   # the shipped variant keeps int8 input/output
-        variant = debugger.get_nondebug_quantized_model()
+        found, layers = debugger()
+        found.options = tf.lite.experimental.QuantizationDebugOptions(
+            denylisted_nodes=[layers[s] for s in skip], fully_quantize=True)   # int8 input/output kept
+        variant = found.get_nondebug_quantized_model()
         return variant, litert_predict(variant, batch)
 
+    def rank_layers(quantized: bytes) -> tuple[list[dict[str, Any]], int]:
+        created = "debugger" not in state
+        found, layers = debugger()
+        rows = _accumulated_errors(found.calibrated_model, quantized, layers, data.eval_inputs[:EVAL_SAMPLES], batch)
+        return rows, int(created)
+
     reference = batched(lambda x: run_tf_named(keras_model, x)[0][1], batch)
-    chosen, notes = rank_and_fall_back(quantize, reference, largest([(name, 1) for name in layers]), data, budget,
-                                       NUMERICS, rank)
-    return chosen, notes
+    return rank_and_fall_back(quantize, rank_layers, reference, data, budget, method_text(WHAT, NUMERICS), mode)
+
+
+def _accumulated_errors(calibrated: bytes, quantized: bytes, layers: dict[str, str], inputs: Tensors,
+                        batch: int) -> list[dict[str, Any]]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    from targets.runners.litert import LitertSession, dequantize
+
+    def open_model(content: bytes) -> tuple[Any, Any, dict[str, dict[str, Any]]]:
+        interpreter = Interpreter(model_content=content, num_threads=1, experimental_preserve_all_tensors=True)
+        interpreter.allocate_tensors()
+        return interpreter, LitertSession(interpreter), {t["name"]: t for t in interpreter.get_tensor_details()}
+
+    (f_interp, f_session, f_tensors), (q_interp, q_session, q_tensors) = open_model(calibrated), open_model(quantized)
+    points = {layer: name for layer, name in layers.items() if name in f_tensors and name in q_tensors}
+    errors = LayerErrors()
+
+    def run(x: Tensors) -> None:
+        f_session.run(list(order_inputs(f_session.input_specs, x).arrays))
+        q_session.run(list(order_inputs(q_session.input_specs, x).arrays))
+        for layer, name in points.items():
+            reference = f_interp.get_tensor(f_tensors[name]["index"])
+            got = dequantize(q_interp.get_tensor(q_tensors[name]["index"]), q_tensors[name])
+            errors.add(layer, reference, got, -1)
+
+    for_batches(inputs, batch, run)
+    return errors.rows({layer: [layer] for layer in points})
 
 
 def _op_outputs(calibrated: bytes, keras_model: Any) -> tuple[list[str], dict[str, str]]:

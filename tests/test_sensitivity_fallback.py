@@ -100,43 +100,70 @@ def build(tmp_path: Path, module: str, formats: list[str], *flags: str) -> dict:
     return {"code": proc.returncode, "artifacts": {f"{a['format']}:{a['precision']}": a for a in report["artifacts"]}}
 
 
-def check_plain(result: dict, outliers: set[str], layers: set[str]) -> None:
+def check_plain(result: dict, outliers: set[str], layers: set[str], ranking_quantizations: int) -> None:
+    """`--sensitivity always`, no budget: ranked in one pass of the shipped model, no fallback."""
     assert result["code"] == 4
     for label, art in result["artifacts"].items():
         assert art["accuracy_drop"] > 1.0, (label, art["accuracy_drop"])      # plain int8 really loses accuracy...
         assert art["error"]["type"] == "ValidationMismatch", label             # ...and validation refuses it
-        ranking = [row["layer"] for row in art["sensitivity"]["layers"]]
+        table = art["sensitivity"]
+        assert table["status"] == "ran (always)" and "no re-quantization per layer" in table["method"], (label, table)
+        ranking = [row["layer"] for row in table["layers"]]
         assert set(ranking) == layers, (label, ranking)
         assert set(ranking[:2]) == outliers, (label, ranking)                 # the outlier's layers rank first
+        assert table["quantizations"] == ranking_quantizations, (label, table)
+        assert art["export"]["metadata"]["quantization"]["quantization_passes"] == 1 + ranking_quantizations
         assert art["fallback"] is None
 
 
-def check_budgeted(result: dict, outliers: set[str]) -> None:
+def check_budgeted(result: dict, outliers: set[str], layers: set[str]) -> None:
+    """The default mode (on-failure) with a budget the fully quantized model misses: ranks, then falls back,
+    verifying k = 1, 2 layers float (growing steps, then bisection), not one re-quantization per layer."""
     assert result["code"] == 0
     for label, art in result["artifacts"].items():
         assert art["status"] == "ok" and art["accuracy_drop"] <= 1.0, (label, art.get("error"))
-        fallback = art["fallback"]
+        table, fallback = art["sensitivity"], art["fallback"]
+        assert table["status"] == "ran (on-failure: budget missed)", (label, table)
+        assert set(row["layer"] for row in table["layers"][:2]) == outliers, (label, table["layers"])
         assert fallback["met"] and 1 <= len(fallback["kept_float"]) <= 2, (label, fallback)
         assert set(fallback["kept_float"]) <= outliers, (label, fallback)
         assert fallback["steps"][0]["drop_pts"] > 1.0 and fallback["steps"][-1]["drop_pts"] <= 1.0
+        assert fallback["steps"][-1]["kept_float"] == fallback["kept_float"]
+        assert fallback["verifications"] == len(fallback["steps"]) - 1 <= 2 < len(layers), (label, fallback)
+        passes = art["export"]["metadata"]["quantization"]["quantization_passes"]
+        assert passes == 1 + table["quantizations"] + fallback["verifications"], (label, passes)
 
 
 def test_fallback_recovers_a_fragile_torch_model_on_every_int8_backend(cache_dir: Path, tmp_path: Path) -> None:
-    plain = build(tmp_path / "plain", TORCH_MODULE, TORCH_FORMATS)
+    layers = {"features.0", "features.2", "classifier.1", "classifier.3"}
+    plain = build(tmp_path / "plain", TORCH_MODULE, TORCH_FORMATS, "--sensitivity", "always")
     assert set(plain["artifacts"]) == set(TORCH_FORMATS)
-    check_plain(plain, TORCH_OUTLIER_LAYERS, {"features.0", "features.2", "classifier.1", "classifier.3"})
+    check_plain(plain, TORCH_OUTLIER_LAYERS, layers, ranking_quantizations=0)
     report_md = (tmp_path / "plain" / "out" / "android" / "report.md").read_text()
     for label in TORCH_FORMATS:
         assert f"### Per-layer int8 sensitivity: {label}" in report_md
     check_budgeted(build(tmp_path / "budget", TORCH_MODULE, TORCH_FORMATS, "--budget", "max-accuracy-drop=1.0"),
-                   TORCH_OUTLIER_LAYERS)
+                   TORCH_OUTLIER_LAYERS, layers)
+
+
+def test_default_build_without_a_budget_does_not_rank(cache_dir: Path, tmp_path: Path) -> None:
+    """on-failure (the default) quantizes each int8 artifact once and, with no budget to miss, ranks nothing."""
+    result = build(tmp_path, TORCH_MODULE, TORCH_FORMATS)
+    assert set(result["artifacts"]) == set(TORCH_FORMATS)
+    for label, art in result["artifacts"].items():
+        assert art["sensitivity"]["status"] == "not run (on-failure: no budget missed)", (label, art["sensitivity"])
+        assert art["sensitivity"]["layers"] == [] and art["fallback"] is None, label
+        assert art["export"]["metadata"]["quantization"]["quantization_passes"] == 1, label
+    report_md = (tmp_path / "out" / "android" / "report.md").read_text()
+    assert "Sensitivity not run (on-failure: no budget missed)." in report_md
 
 
 def test_fallback_recovers_a_fragile_keras_model_in_litert(cache_dir: Path, tmp_path: Path) -> None:
-    plain = build(tmp_path / "plain", KERAS_MODULE, ["tflite:int8"])
-    check_plain(plain, KERAS_OUTLIER_LAYERS, {"conv2d", "conv2d_1", "dense", "dense_1"})
+    layers = {"conv2d", "conv2d_1", "dense", "dense_1"}
+    plain = build(tmp_path / "plain", KERAS_MODULE, ["tflite:int8"], "--sensitivity", "always")
+    check_plain(plain, KERAS_OUTLIER_LAYERS, layers, ranking_quantizations=1)   # QuantizationDebugger calibrates
     budgeted = build(tmp_path / "budget", KERAS_MODULE, ["tflite:int8"], "--budget", "max-accuracy-drop=1.0")
-    check_budgeted(budgeted, KERAS_OUTLIER_LAYERS)
+    check_budgeted(budgeted, KERAS_OUTLIER_LAYERS, layers)
     (art,) = budgeted["artifacts"].values()
     assert art["size_bytes"] > plain["artifacts"]["tflite:int8"]["size_bytes"]   # float layers keep float weights
 

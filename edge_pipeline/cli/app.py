@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 
 from .. import __version__, registry
-from ..config import load_config
+from ..config import check_sensitivity, load_config
 from ..errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED, ConfigError
 from ..gating import parse_budget
 from ..paths import output_folder, plain_name
@@ -60,6 +60,7 @@ def build(
     prune_structured: Annotated[bool, typer.Option("--prune-structured", help="With --prune: remove whole channels (PyTorch: torch-pruning; Keras: rebuilt with fewer filters), so the model really shrinks.")] = False,
     fine_tune: Annotated[Optional[str], typer.Option("--fine-tune", help="With --prune: 'pkg.module:fn' called as fn(model) to recover accuracy after pruning.")] = None,
     prune_scope: Annotated[Optional[str], typer.Option("--prune-scope", help="Unstructured pruning: 'global' (one magnitude threshold across layers, default) or 'layer' (the same share in every layer).")] = None,
+    sensitivity: Annotated[Optional[str], typer.Option("--sensitivity", help="Per-layer int8 sensitivity ranking: on-failure (default: only when a max-accuracy-drop budget is missed, then fall back), always, or never (overrides [quantization] sensitivity).")] = None,
 ) -> None:
     """Build, validate and profile every artifact the target asks for, then check its budgets.
 
@@ -79,6 +80,9 @@ def build(
     if prune is not None or prune_structured or fine_tune or prune_scope:
         cfg = replace(cfg, source=replace(cfg.source, prune=_prune_settings(cfg, prune, prune_structured, fine_tune,
                                                                             prune_scope)))
+    if sensitivity is not None:
+        cfg = replace(cfg, quantization={**cfg.quantization, "sensitivity": check_sensitivity(
+            sensitivity, "--sensitivity (quantization.sensitivity)")})
     budgets = tuple(parse_budget(text) for text in budget or [])
     if device is not None:
         from ..devices.ssh import SshDevice

@@ -36,7 +36,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
                          f"to a function returning input batches")
     if transform is not None and getattr(transform, "accuracy_budget", False):
         transform.max_accuracy_drop = job.get("max_accuracy_drop")   # fallback keeps sensitive layers float
-        transform.rank_layers = settings.get("sensitivity", True)
+        transform.sensitivity = settings.get("sensitivity", "on-failure")   # on-failure | always | never
     if transform is not None and getattr(transform, "applies_to", "model") == "model":
         model = transform.apply(model, data)
     exporter = registry.create("exporter", job["exporter"])
