@@ -73,3 +73,29 @@ def evaluate():
     """Random images and labels: agreement with the float model is meaningful, accuracy is not."""
     for i in range(4):
         yield _images(16, 100 + i), np.random.default_rng(200 + i).integers(0, 1000, 16)
+
+
+def mobilenet_calibration() -> list[np.ndarray]:
+    """The same 32 calibration images the edgepipe build uses, for the hand-written vendor script."""
+    return calibration()
+
+
+def fashion_model() -> nn.Module:
+    from edge_pipeline.examples.fashion_mnist import load
+
+    return load()[0].module
+
+
+def fashion_calibration() -> list[np.ndarray]:
+    from edge_pipeline.examples.fashion_mnist import load
+
+    return [load()[1].calibration.arrays[0]]
+
+
+LARGE_EVAL = 2000
+
+
+def large_evaluate():
+    """2,000 images of 224x224 in batches of 50: 1.2 GB of float32 if held at once."""
+    for i in range(LARGE_EVAL // 50):
+        yield _images(50, 1000 + i), np.random.default_rng(2000 + i).integers(0, 1000, 50)
