@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from ..errors import InputError, UnknownPlugin
 from ..plugins import DataBundle, Model
+from ..tensors import Tensors
 from ..types import SourceSpec
 
 EXAMPLES = {"torch-digits": "edge_pipeline.examples.torch_digits:load",
@@ -24,11 +25,20 @@ def check_example(spec: SourceSpec) -> None:
         raise UnknownPlugin("example", spec.example or "", EXAMPLES)
 
 
-def load_source(spec: SourceSpec) -> tuple[Model, DataBundle]:
+def load_source(spec: SourceSpec, store: Path | None = None) -> tuple[Model, DataBundle]:
+    """The live model and its data: the user's batches are checked and spooled into `store` (None: only the
+    example, for workers that read the stored data)."""
     check_example(spec)
     if spec.model is None:
         return resolve_callable(EXAMPLES[spec.example or "torch-digits"], "example")()
-    path = Path(spec.base_dir) / spec.model
+    from .user_data import load_bundle
+
+    model, example = _load_model(spec)
+    return model, load_bundle(spec, example, store)
+
+
+def _load_model(spec: SourceSpec) -> tuple[Model, Tensors]:
+    path = Path(spec.base_dir) / (spec.model or "")
     if spec.model.endswith(".pt2"):
         from .torch_source import load_pt2
         return load_pt2(spec, path)
@@ -44,7 +54,7 @@ def load_source(spec: SourceSpec) -> tuple[Model, DataBundle]:
     return _from_factory(spec)
 
 
-def _from_factory(spec: SourceSpec) -> tuple[Model, DataBundle]:
+def _from_factory(spec: SourceSpec) -> tuple[Model, Tensors]:
     ref = spec.model or ""
     obj = call_user(resolve_callable(ref, "model factory", spec.base_dir), ref, "model factory")
     roots = {cls.__module__.split(".")[0] for cls in type(obj).__mro__}

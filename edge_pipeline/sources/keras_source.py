@@ -13,7 +13,7 @@ from ..safe_archive import check_keras_archive
 from ..plugins import DataBundle, Model
 from ..tensors import Tensors, flatten_outputs
 from ..types import SourceSpec
-from .user_data import describe, example_inputs, load_bundle, short
+from .user_data import describe, example_inputs, short
 
 
 @dataclass
@@ -68,11 +68,11 @@ def load_saved_model(path: Path) -> SavedModelHandle:
     return handle
 
 
-def from_keras(module: Any, spec: SourceSpec, provenance: dict[str, Any]) -> tuple[Model, DataBundle]:
+def from_keras(module: Any, spec: SourceSpec, provenance: dict[str, Any]) -> tuple[Model, Tensors]:
     example = example_inputs(spec, keras_input_names(module))
     check_runs(module, example)
     return (Model("tensorflow", module, example.arrays, provenance, input_names=example.names),
-            load_bundle(spec, example))
+            example)
 
 
 def keras_input_names(module: Any) -> tuple[str, ...]:
@@ -104,7 +104,7 @@ def run_tf_named(module: Any, batch: Tensors) -> list[tuple[str, Any]]:
     return [(name, np.asarray(value)) for name, value in flatten_outputs(out)]
 
 
-def load_keras_source(spec: SourceSpec, safe_mode: bool = True) -> tuple[Model, DataBundle]:
+def load_keras_source(spec: SourceSpec, safe_mode: bool = True) -> tuple[Model, Tensors]:
     path = Path(spec.base_dir) / (spec.model or "")
     if (spec.model or "").endswith(".keras"):
         return from_keras(load_keras_file(path, safe_mode), spec, {"kind": "keras", "path": str(path)})
