@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..safe_archive import check_keras_archive
-from ..plugins import DataBundle, Model
+from ..plugins import Model
 from ..tensors import Tensors, flatten_outputs
 from ..types import SourceSpec
 from .user_data import describe, example_inputs, short

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..plugins import DataBundle, Model
+from ..plugins import Model
 from ..tensors import TensorSpec, Tensors, random_inputs
 from ..types import SourceSpec
 from .user_data import describe, example_inputs, short

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ..errors import InputError
-from ..plugins import DataBundle, Model
+from ..plugins import Model
 from ..tensors import Tensors
 from ..types import SourceSpec
 from .user_data import describe, example_inputs, short
