@@ -2,9 +2,12 @@
 
 `keras_mobilenet_v2` is `keras.applications.MobileNetV2` itself (ZeroPadding2D before each strided depthwise
 conv, BatchNorm, ReLU6, residual adds, global pooling, Dense); `torch_mobilenet_v2` is the same structure
-written in PyTorch at a reduced width and depth. BatchNorm statistics and affine terms are randomized so that
-folding them into convolutions is exercised (at initialization they are the identity). The data functions give
-a few moderately sized random images: this file is copied into each test project and named in its config.
+written in PyTorch at a reduced width and depth. Weights are random; so that outputs depend on the input (a
+random MobileNetV2 at initialization gives every input the same logits: the signal fades block by block), the
+BatchNorm statistics are set from one batch of images, as a trained network's would be (data-dependent
+initialization), gamma and beta are randomized, and the classifier bias is centred on that batch, so the
+arg-max spreads over the classes and top-1 agreement means something. The images are smooth random patterns
+(8x8 random colours upsampled to 160x160). This file is copied into each test project and named in its config.
 """
 from __future__ import annotations
 
@@ -21,14 +24,19 @@ def keras_mobilenet_v2():
     keras.utils.set_random_seed(0)
     model = keras.applications.MobileNetV2(weights=None, input_shape=(SIZE, SIZE, 3), alpha=0.35,
                                            classes=CLASSES, classifier_activation=None)
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in norms:
+        layer.momentum = 0.0                  # one training-mode pass sets the moving statistics to the batch's
+    model(_images(16, True, 10), training=True)
     rng = np.random.default_rng(0)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape).astype(np.float32),
-                               rng.normal(0.0, 0.1, beta.shape).astype(np.float32),
-                               rng.normal(0.0, 0.1, mean.shape).astype(np.float32),
-                               rng.uniform(0.5, 2.0, var.shape).astype(np.float32)])
+    for layer in norms:
+        layer.momentum = 0.99
+        gamma, beta, mean, var = layer.get_weights()
+        layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape).astype(np.float32),
+                           rng.normal(0.0, 0.2, beta.shape).astype(np.float32), mean, var])
+    dense = model.get_layer("predictions")
+    kernel, bias = dense.get_weights()
+    dense.set_weights([kernel, bias - np.asarray(model(_images(32, True, 11), training=False)).mean(axis=0)])
     return model
 
 
@@ -76,19 +84,25 @@ def torch_mobilenet_v2():
 
     torch.manual_seed(0)
     model = MobileNetV2Small()
+    norms = [module for module in model.modules() if isinstance(module, nn.BatchNorm2d)]
     with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.normal_(0.0, 0.1)
-                module.running_mean.normal_(0.0, 0.1)
-                module.running_var.uniform_(0.5, 2.0)
-    return model.eval()
+        for module in norms:
+            module.momentum = 1.0             # one training-mode pass sets the running statistics to the batch's
+        model.train()(torch.from_numpy(_images(16, False, 10)))
+        for module in norms:
+            module.momentum = 0.1
+            module.weight.uniform_(0.5, 1.5)
+            module.bias.normal_(0.0, 0.2)
+        model.eval()
+        model.classifier.bias -= model(torch.from_numpy(_images(32, False, 11))).mean(dim=0)
+    return model
 
 
 def _images(count: int, channels_last: bool, seed: int) -> np.ndarray:
-    shape = (count, SIZE, SIZE, 3) if channels_last else (count, 3, SIZE, SIZE)
-    return np.random.default_rng(seed).uniform(-1.0, 1.0, shape).astype(np.float32)
+    """Smooth random patterns: 8x8 random colours in [-1, 1], each cell 20x20 pixels."""
+    low = np.random.default_rng(seed).uniform(-1.0, 1.0, (count, 8, 8, 3)).astype(np.float32)
+    images = np.repeat(np.repeat(low, SIZE // 8, axis=1), SIZE // 8, axis=2)
+    return np.ascontiguousarray(images if channels_last else images.transpose(0, 3, 1, 2))
 
 
 def _labels(count: int, seed: int) -> np.ndarray:
