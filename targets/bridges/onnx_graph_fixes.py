@@ -140,5 +140,5 @@ def _fuse_linear(gm: fx.GraphModule) -> None:
         gm.graph.erase_node(node)
 
 
-def _is_add(module: nn.Module) -> bool:  # noqa: D103
+def _is_add(module: nn.Module) -> bool:
     return type(module).__name__ == "OnnxBinaryMathOperation" and getattr(module, "math_op_function", None) is torch.add

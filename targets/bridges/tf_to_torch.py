@@ -88,7 +88,8 @@ def normalize_for_onnx2torch(graph: Any) -> Any:
 def import_onnx2torch() -> types.ModuleType:
     """onnx2torch imports torchvision for its NMS and RoIAlign converters only, and PyPI's torchvision does
     not import beside the CPU torch build. Without torchvision, stand-ins that refuse those two ops are used."""
-    if importlib.util.find_spec("torchvision") is None or not _torchvision_imports():
+    loaded = "torchvision" in sys.modules       # the real one, or the stand-in of an earlier call (no __spec__)
+    if not loaded and (importlib.util.find_spec("torchvision") is None or not _torchvision_imports()):
         def refuse(*_args, **_kwargs):
             raise Unsupported("this model uses an op that needs torchvision (NMS or RoIAlign), which is not available",
                               op="NonMaxSuppression/RoiAlign")
