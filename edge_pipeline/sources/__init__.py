@@ -1,6 +1,6 @@
 """Builds the live source Model and its DataBundle from a SourceSpec (inside a worker process).
 
-The framework is decided by the model reference: `.pt2` is PyTorch, `.keras` or a SavedModel folder is
+The framework is decided by the model reference: `.pt2` is PyTorch, `.keras`, `.h5` or a SavedModel folder is
 TensorFlow, `.onnx` is ONNX, and a factory's return value is inspected."""
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from ..types import SourceSpec
 EXAMPLES = {"torch-digits": "edge_pipeline.examples.torch_digits:load",
             "keras-digits": "edge_pipeline.examples.keras_digits:load",
             "fashion-mnist": "edge_pipeline.examples.fashion_mnist:load"}   # needs Debian's dataset-fashion-mnist
+KERAS_FILES = (".keras", ".h5", ".hdf5")     # .h5 / .hdf5: Keras' legacy HDF5 format, loaded in safe mode too
 
 
 def check_example(spec: SourceSpec) -> None:
@@ -42,15 +43,15 @@ def _load_model(spec: SourceSpec) -> tuple[Model, Tensors]:
     if spec.model.endswith(".pt2"):
         from .torch_source import load_pt2
         return load_pt2(spec, path)
-    if spec.model.endswith(".keras") or path.is_dir():
+    if spec.model.endswith(KERAS_FILES) or path.is_dir():
         from .keras_source import load_keras_source
         return load_keras_source(spec, safe_mode=spec.keras_safe_mode)
     if spec.model.endswith(".onnx"):
         from .onnx_source import load_onnx_source
         return load_onnx_source(spec, path)
-    if spec.model.endswith((".h5", ".tflite", ".pte", ".pt", ".pth")) or "/" in spec.model:
+    if spec.model.endswith((".tflite", ".pte", ".pt", ".pth")) or "/" in spec.model:
         raise InputError(f"model '{spec.model}' is not a factory ('package.module:function') nor a supported "
-                         f"file (.pt2, .keras, a SavedModel folder, .onnx)")
+                         f"file (.pt2, .keras, .h5, a SavedModel folder, .onnx)")
     return _from_factory(spec)
 
 

@@ -1,5 +1,5 @@
-"""Loads a user's Keras / TensorFlow model: a `.keras` file (Keras safe mode), a SavedModel folder, or a
-factory's Keras model."""
+"""Loads a user's Keras / TensorFlow model: a `.keras` or legacy HDF5 `.h5` file (Keras safe mode), a SavedModel
+folder, or a factory's Keras model."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,9 +44,9 @@ def load_keras_file(path: Path, safe_mode: bool) -> Any:
         if "safe_mode" in str(exc) or "Lambda" in str(exc):
             raise InputError(f"refused to load {path}: it contains a Lambda layer, whose code Keras safe mode will "
                              f"not run. If you trust the file, set keras-safe-mode = false in the config") from exc
-        raise InputError(f"{path} is not a loadable .keras file: {short(exc)}") from exc
+        raise InputError(f"{path} is not a loadable {path.suffix} file: {short(exc)}") from exc
     except Exception as exc:
-        raise InputError(f"{path} is not a loadable .keras file (corrupt?): {type(exc).__name__}: {short(exc)}") from exc
+        raise InputError(f"{path} is not a loadable {path.suffix} file (corrupt?): {type(exc).__name__}: {short(exc)}") from exc
 
 
 def load_saved_model(path: Path) -> SavedModelHandle:
@@ -106,6 +106,6 @@ def run_tf_named(module: Any, batch: Tensors) -> list[tuple[str, Any]]:
 
 def load_keras_source(spec: SourceSpec, safe_mode: bool = True) -> tuple[Model, Tensors]:
     path = Path(spec.base_dir) / (spec.model or "")
-    if (spec.model or "").endswith(".keras"):
+    if (spec.model or "").endswith((".keras", ".h5", ".hdf5")):
         return from_keras(load_keras_file(path, safe_mode), spec, {"kind": "keras", "path": str(path)})
     return from_keras(load_saved_model(path), spec, {"kind": "savedmodel", "path": str(path)})
