@@ -1,3 +1,44 @@
-"""edgepipe: take a trained model to validated, profiled edge artifacts with one command."""
+"""edgepipe: take a trained model to validated, profiled edge artifacts with one command.
+
+The Python API is what the CLI calls: `edge_pipeline.build(...)` and `edge_pipeline.profile(...)` return the
+report (the dict `report.json` holds). Importing this package imports no ML framework.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 __version__ = "0.1.0"
+__all__ = ["__version__", "build", "profile"]
+
+
+def build(target: str = "android", *, out_dir: str | Path = "build/edgepipe", config: str | Path | None = None,
+          use_cache: bool = True, budgets: dict[str, float] | None = None, device: str | None = None) -> dict[str, Any]:
+    """Builds, validates and profiles every artifact `target` asks for; writes OUT_DIR/<target>/ and returns the
+    report. `config`: an edgepipe.toml / pyproject.toml (default: discovered in the current folder)."""
+    from .config import load_config
+    from .gating import validate_budget
+    from .pipeline import BuildOptions
+    from .pipeline import build as run_build
+
+    for name, value in (budgets or {}).items():
+        validate_budget(name, value, f"budgets.{name}")
+    checked = tuple((name, float(value)) for name, value in (budgets or {}).items())
+    options = BuildOptions(target=target, out_dir=Path(out_dir), config=load_config(Path(config) if config else None),
+                           use_cache=use_cache, budgets=checked, device=device)
+    return run_build(options)
+
+
+def profile(artifact: str | Path, *, target: str = "host", out_dir: str | Path = "build/edgepipe/profile",
+            inputs: str | Path | None = None, reference: str | Path | None = None, runs: int = 100, warmup: int = 10,
+            budgets: dict[str, float] | None = None, device: str | None = None) -> dict[str, Any]:
+    """Profiles an existing artifact in its own runtime (a vendor's file included) and returns the report."""
+    from .config import load_config
+    from .plan import load_target
+    from .profile_artifact import profile as run_profile
+    from .types import ProfileSettings
+
+    threads = load_target(target, load_config(None)).profile.threads if target != "host" else (1, 0)
+    return run_profile(Path(artifact), target, Path(out_dir), Path(inputs) if inputs else None,
+                       Path(reference) if reference else None, ProfileSettings(warmup=warmup, runs=runs, threads=threads),
+                       dict(budgets or {}), device)

@@ -11,8 +11,6 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from . import registry
 from .errors import ConfigError, InputError, StageFailed
 from .fsutil import atomic_path, replace_dir, sha256_artifact

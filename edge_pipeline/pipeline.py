@@ -85,8 +85,8 @@ def _source_stage(config: Config, workdir: Path) -> tuple[dict[str, Any], Path]:
     _, source_dir = cache.stage_dir("source", {k: source[k] for k in ("fingerprint", "data_hash", "reference_hash")})
     if cache.lookup(source_dir) is None:
         source_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("data.npz", "reference.npz"):
-            shutil.copyfile(job_dir / name, source_dir / name)
+        shutil.copyfile(job_dir / "reference.npz", source_dir / "reference.npz")
+        shutil.copytree(job_dir / "data", source_dir / "data")
         if (job_dir / "pruned").is_dir():
             shutil.copytree(job_dir / "pruned", source_dir / "pruned")
         cache.commit(source_dir, source)
@@ -136,7 +136,7 @@ def _export_stage(steps: list[Step], source: dict[str, Any], source_dir: Path, o
             try:
                 job = {"stage": "export", "spec": options.config.source.to_dict(), "label": step.output.label,
                        "exporter": step.exporter, "transform": step.transform, "bridge": step.bridge,
-                       "data": str(source_dir / "data.npz"), "dest": str(stage_dir / step.filename),
+                       "data": str(source_dir / "data"), "dest": str(stage_dir / step.filename),
                        "pruned": str(source_dir / "pruned") if source.get("pruning") else None,
                        "max_accuracy_drop": budget, "quantization": options.config.quantization}
                 outcome = run_job(job, stage_dir / "job", step.output.label)
@@ -194,7 +194,7 @@ def _measure(step: Step, result: ArtifactResult, source_dir: Path, target: Targe
     if measured is None:
         cache.discard(stage_dir)
         job = {"stage": "measure", "runner": step.runner, "artifact": result.path, "target": target.name,
-               "data": str(source_dir / "data.npz"), "reference": str(source_dir / "reference.npz"),
+               "data": str(source_dir / "data"), "reference": str(source_dir / "reference.npz"),
                "thresholds": thresholds, "profile": profile, "device": options.device, "spec": spec}
         try:
             measured = run_job(job, stage_dir / "job", step.output.label)

@@ -60,9 +60,12 @@ class Tensors:
         return tuple(TensorSpec(n, tuple(int(d) for d in a.shape), a.dtype.name) for n, a in zip(self.names, self.arrays))
 
     def batches(self, batch: int) -> Iterator["Tensors"]:
-        """Whole batches of `batch` samples (the model's fixed batch size); a ragged tail is dropped."""
+        """Whole batches of `batch` samples (the model's fixed batch size); a ragged tail is dropped. Arrays
+        mapped from disk give back their pages after each batch, so a large set is never resident at once."""
         for start in range(0, (len(self) // batch) * batch, batch):
-            yield Tensors(self.names, tuple(np.ascontiguousarray(a[start:start + batch]) for a in self.arrays))
+            yield Tensors(self.names, tuple(np.array(a[start:start + batch], order="C") for a in self.arrays))
+            for array in self.arrays:
+                release_pages(array)
 
     def as_dict(self) -> dict[str, np.ndarray]:
         return dict(zip(self.names, self.arrays))
@@ -78,6 +81,21 @@ class Tensors:
     @classmethod
     def empty_like(cls, other: "Tensors") -> "Tensors":
         return cls(other.names, tuple(np.empty((0, *a.shape[1:]), a.dtype) for a in other.arrays))
+
+
+def release_pages(array: np.ndarray) -> None:
+    """Drops a read-only memory map's resident pages (they stay in the page cache): bounded RSS on big sets."""
+    import mmap
+
+    base = array
+    while base is not None and not isinstance(base, np.memmap):
+        base = getattr(base, "base", None)
+    handle = getattr(base, "_mmap", None)
+    if handle is not None and hasattr(handle, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        try:
+            handle.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError):
+            pass
 
 
 def as_array(value: Any, what: str) -> np.ndarray:
@@ -135,9 +153,9 @@ def flatten_outputs(value: Any, prefix: str = "output") -> list[tuple[str, Any]]
     return [(prefix, value)]
 
 
-def check_same_kind(parts: Sequence[Tensors], example: Tensors, what: str) -> None:
+def check_same_kind(parts: Sequence[Tensors], example: Tensors, what: str, first: int = 0) -> None:
     """Every batch of `what` matches the example inputs' per-sample shape and dtype, input by input."""
-    for index, part in enumerate(parts):
+    for index, part in enumerate(parts, start=first):
         for name, array, reference in zip(example.names, part.arrays, example.arrays):
             if array.shape[1:] != reference.shape[1:]:
                 raise InputError(f"{what} inputs have sample shape {list(array.shape[1:])}, but example inputs have "

@@ -172,7 +172,8 @@ def validate(outputs: Tensors, reference: Tensors, thresholds: dict[str, Any], l
     if class_output not in reference.names:
         return {"passed": False, "outputs": [], "message": f"metric-output '{class_output}' is not an output "
                                                              f"(outputs: {', '.join(reference.names)})"}
-    read_by_metric = class_output if labels is not None else None
+    labels_inform, source_value = _labels_inform(reference, class_output, labels, metric)
+    read_by_metric = class_output if labels_inform else None
     entries, problems = [], []
     for name, test, ref in zip(reference.names, outputs.arrays, reference.arrays):
         entry = compare_output(name, test, ref, force_classification=name == read_by_metric and metric[0] in BUILTIN_METRICS)
@@ -183,21 +184,23 @@ def validate(outputs: Tensors, reference: Tensors, thresholds: dict[str, Any], l
         problems += entry_problems
     n = len(reference)
     result: dict[str, Any] = {"outputs": entries, "eval_samples": n, "thresholds": thresholds, "warnings": []}
-    if labels is not None and read_by_metric is not None and all("shape_mismatch" not in e for e in entries):
-        index = reference.names.index(read_by_metric)
-        source_value = metric[1](reference.arrays[index], labels)
+    if labels is not None and all("shape_mismatch" not in e for e in entries):
+        index = reference.names.index(class_output)
         value = metric[1](outputs.arrays[index], labels) if all(e["finite"] for e in entries) else None
-        result.update(metric=metric[0], metric_output=read_by_metric, source_metric=source_value, accuracy=value,
+        result.update(metric=metric[0], metric_output=class_output, source_metric=source_value, accuracy=value,
                       accuracy_ci95=wilson(value * n, n) if value is not None and metric[0] in BUILTIN_METRICS else None)
         if value is not None and source_value is not None:
             drop = round((source_value - value) * 100, 4)
             result["metric_drop_pts"] = drop
-            if drop > thresholds["max_accuracy_drop"]:
+            if labels_inform and drop > thresholds["max_accuracy_drop"]:
                 agreement = entries[index].get("agreement")
                 problems.append(f"{metric[0]} drop {drop:.2f} pt > {thresholds['max_accuracy_drop']:g} pt allowed "
                                 f"({thresholds['accuracy_budget_from']})"
                                 + (f"; top-1 agreement {agreement:.4f}" if agreement is not None else ""))
-    result["decided_by"] = _decided_by(thresholds, "metric_drop_pts" in result)
+        if not labels_inform:
+            result["warnings"].append(f"the source model scores {source_value} on the evaluation labels (chance "
+                                      f"level): the labels cannot judge an artifact, so agreement and SQNR decide")
+    result["decided_by"] = _decided_by(thresholds, labels_inform and "metric_drop_pts" in result)
     if n < SMALL_EVAL_SET:
         first = next((e for e in entries if e.get("agreement_ci95")), None)
         interval = f"; top-1 agreement 95% interval {first['agreement_ci95']}" if first else ""
@@ -209,6 +212,22 @@ def validate(outputs: Tensors, reference: Tensors, thresholds: dict[str, Any], l
                   max_abs_diff=max((e["max_abs_diff"] for e in entries if e.get("max_abs_diff") is not None), default=None),
                   min_sqnr_db=min((e["sqnr_db"] for e in entries if e.get("sqnr_db") is not None), default=None))
     return result
+
+
+def _labels_inform(reference: Tensors, class_output: str, labels: np.ndarray | None,
+                   metric: tuple[str, Metric]) -> tuple[bool, float | None]:
+    """Labels judge an artifact only if the source itself scores above chance on them (an untrained or
+    mislabelled set cannot tell a faithful artifact from a broken one)."""
+    if labels is None:
+        return False, None
+    array = reference.as_dict()[class_output]
+    source_value = metric[1](array, labels)
+    if source_value is None:
+        return False, None
+    if metric[0] in BUILTIN_METRICS and is_classification(array):
+        chance = {"top1": 1.0, "top5": 5.0}[metric[0]] / array.shape[-1]
+        return source_value > 1.5 * chance, source_value
+    return True, source_value
 
 
 def _decided_by(t: dict[str, Any], labelled: bool) -> str:

@@ -93,7 +93,7 @@ def _write(target: Target, options: "BuildOptions", source: dict[str, Any], sour
                 "artifacts": [{"path": a["path"], "format": a["format"], "precision": a["precision"],
                                "sha256": a["sha256"], "size_bytes": a["size_bytes"]}
                               for a in artifacts if a["path"]]}
-    write_json_atomic(staging / "samples.json", sample_record(report, source_dir / "data.npz"))
+    write_json_atomic(staging / "samples.json", sample_record(report, source_dir / "data"))
     misfit = template_misfit(report["source"]) if target.bundle else None
     if misfit is not None:
         report["warnings"].append(f"no '{target.bundle}' bundle: {misfit}")

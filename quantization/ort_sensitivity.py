@@ -10,8 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edge_pipeline.sources.onnx_source import onnx_input_specs
 from edge_pipeline.tensors import Tensors, order_inputs
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from edge_pipeline.tensors import Tensors
 
 from .sensitivity import LayerErrors, for_batches, torch_inputs

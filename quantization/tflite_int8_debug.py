@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from edge_pipeline.plugins import DataBundle
 from edge_pipeline.sources.keras_source import run_tf_named
 from edge_pipeline.tensors import Tensors, order_inputs

@@ -120,3 +120,133 @@ def test_corrupt_keras_file_and_savedmodel_without_signature(cache_dir: Path, tm
     (tmp_path / "edgepipe.toml").write_text('model = "nosig"\nexample-inputs = [1, 4]\n')
     code, payload = build_json(tmp_path)
     assert code == 2 and "no 'serving_default' signature" in payload["error"]["message"]
+
+
+def _keras_small_h5(path: Path, with_lambda: bool = False) -> None:
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 1))
+    hidden = keras.layers.Flatten()(keras.layers.Conv2D(4, 3, activation="relu")(inputs))
+    outputs = keras.layers.Dense(5)(hidden)
+    if with_lambda:
+        outputs = keras.layers.Lambda(lambda t: t * 2.0)(outputs)
+    keras.Model(inputs, outputs).save(path)
+
+
+def test_keras_h5_file_is_a_source_and_lambda_is_refused(cache_dir: Path, tmp_path: Path) -> None:
+    _keras_small_h5(tmp_path / "m.h5")
+    _keras_small_h5(tmp_path / "lambda.h5", with_lambda=True)
+    toml = 'model = "{model}"\nexample-inputs = [1, 8, 8, 1]\n[targets.android]\nformats = ["tflite:fp32"]\n'
+    (tmp_path / "edgepipe.toml").write_text(toml.format(model="m.h5"))
+    code, report = build_json(tmp_path)
+    assert code == 0, report
+    assert report["source"]["framework"] == "tensorflow" and report["source"]["provenance"]["path"].endswith("m.h5")
+    (art,) = report["artifacts"]
+    assert art["status"] == "ok" and art["validation"]["passed"] and art["max_abs_diff"] < 1e-4
+    (tmp_path / "edgepipe.toml").write_text(toml.format(model="lambda.h5"))
+    code, payload = build_json(tmp_path)
+    assert code == 2 and "Lambda layer" in payload["error"]["message"] and "keras-safe-mode" in payload["error"]["message"]
+
+
+MOBILENET_TOML = '''model = "mobilenets:{prefix}_mobilenet_v2"
+example-inputs = "mobilenets:{prefix}_example"
+calibration = "mobilenets:{prefix}_calibration"
+evaluate = "mobilenets:{prefix}_evaluate"
+[profile]
+warmup = 0
+runs = 2
+threads = [1]
+[quantization]
+sensitivity = false
+[targets.{target}]
+formats = {formats}
+'''
+
+
+def _mobilenet_build(project: Path, prefix: str, target: str, formats: list[str]) -> tuple[int, dict]:
+    """A MobileNetV2 from tests/mobilenets.py (random weights, fixed seeds, 32 evaluation images)."""
+    (project / "mobilenets.py").write_text((Path(__file__).parent / "mobilenets.py").read_text())
+    (project / "edgepipe.toml").write_text(MOBILENET_TOML.format(prefix=prefix, target=target,
+                                                                 formats=json.dumps(formats)))
+    return build_json(project, "--target", target)
+
+
+def test_mobilenets_give_input_dependent_outputs() -> None:
+    """Top-1 agreement only means something if the source's arg-max changes with the input."""
+    import torch
+
+    from . import mobilenets
+
+    x, _ = mobilenets.torch_evaluate()[0]
+    with torch.no_grad():
+        torch_out = mobilenets.torch_mobilenet_v2()(torch.from_numpy(x)).numpy()
+    x, _ = mobilenets.keras_evaluate()[0]
+    keras_out = np.asarray(mobilenets.keras_mobilenet_v2()(x, training=False))
+    for out in (torch_out, keras_out):
+        assert len(set(out.argmax(axis=1).tolist())) >= 6, "predictions spread over the classes"
+
+
+def test_keras_mobilenet_v2_reaches_pte_through_the_bridge(cache_dir: Path, tmp_path: Path) -> None:
+    """keras.applications.MobileNetV2 (ZeroPadding2D before strided depthwise convs, unfolded depthwise BatchNorm
+    in the tf2onnx graph) -> tf2onnx -> onnx2torch -> fixed-shape rewrite -> torch.export -> XNNPACK."""
+    code, report = _mobilenet_build(tmp_path, "keras", "android", ["pte:fp32", "pte:int8"])
+    arts = {a["precision"]: a for a in report["artifacts"]}
+    fp32, int8 = arts["fp32"], arts["int8"]
+    assert report["source"]["framework"] == "tensorflow" and report["source"]["eval_samples"] == 32
+    assert fp32["status"] == "ok", fp32["error"]
+    assert fp32["export"]["bridge"] == "tf-to-torch" and fp32["agreement"] == 1.0
+    assert fp32["validation"]["relative_diff"] < 1e-4
+    assert fp32["export"]["metadata"]["non_delegated_ops"].keys() <= {"getitem"}, "the whole graph is delegated"
+    # int8 is exported and validated; a random-weight MobileNetV2 is chaotic enough that int8 rounding grows
+    # block by block to the size of the logits' input-dependent part (the TFLiteConverter's own int8 of this model
+    # agrees no better), so the validation verdict is checked to be the validation's, not an export failure
+    assert int8["validation"] is not None and int8["agreement"] is not None and int8["max_abs_diff"] is not None
+    assert int8["size_bytes"] < 0.4 * fp32["size_bytes"]
+    error = int8["error"] or {}
+    assert int8["status"] == "ok" or (error["stage"], error["type"]) == ("validate", "ValidationMismatch"), error
+    assert code == (0 if int8["status"] == "ok" else 4)
+
+
+def test_torch_mobilenet_v2_reaches_tflite_and_tfjs(cache_dir: Path, tmp_path: Path) -> None:
+    """The same structure in PyTorch: litert-torch straight to .tflite, and ONNX -> onnx2tf -> TF.js."""
+    code, report = _mobilenet_build(tmp_path, "torch", "web", ["tflite:fp32", "tfjs:fp32"])
+    assert code == 0, report
+    arts = {a["format"]: a for a in report["artifacts"]}
+    assert arts["tflite"]["export"]["bridge"] is None and arts["tfjs"]["export"]["bridge"] == "torch-to-tf"
+    for art in arts.values():
+        assert art["status"] == "ok" and art["agreement"] == 1.0 and art["validation"]["relative_diff"] < 1e-4
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect"])
+def test_constant_pads_and_conv_affine_are_rewritten_for_export(mode: str) -> None:
+    """Pad (opset >= 11, pads as a constant tensor) -> Conv -> per-channel Mul and Add: onnx2torch's version reads
+    the pads at run time (torch.export refuses it); the rewrite pads with fixed sizes and folds Mul/Add into the conv."""
+    import onnx
+    import onnxruntime
+    import torch
+    from onnx import TensorProto, helper, numpy_helper
+
+    from targets.bridges.onnx_graph_fixes import fix_for_export
+    from targets.bridges.tf_to_torch import import_onnx2torch
+
+    rng = np.random.default_rng(0)
+    consts = {"pads": np.array([0, 0, 0, 1, 0, 0, 1, 2], np.int64),
+              "w": rng.standard_normal((4, 3, 3, 3)).astype(np.float32),
+              "scale": rng.uniform(0.5, 2.0, (1, 4, 1, 1)).astype(np.float32),
+              "shift": rng.standard_normal((1, 4, 1, 1)).astype(np.float32)}
+    graph = helper.make_graph(
+        [helper.make_node("Pad", ["x", "pads"], ["p"], mode=mode), helper.make_node("Conv", ["p", "w"], ["c"]),
+         helper.make_node("Mul", ["c", "scale"], ["m"]), helper.make_node("Add", ["m", "shift"], ["y"])],
+        "padded", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(v, k) for k, v in consts.items()])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    x = rng.standard_normal((1, 3, 6, 6)).astype(np.float32)
+    expected = onnxruntime.InferenceSession(proto.SerializeToString()).run(None, {"x": x})[0]
+
+    module = fix_for_export(import_onnx2torch().convert(proto).eval(), torch.from_numpy(x))
+    kinds = {type(m).__name__ for m in module.modules()}
+    assert "OnnxPadDynamic" not in kinds and "OnnxBinaryMathOperation" not in kinds, kinds
+    program = torch.export.export(module, (torch.from_numpy(x),))
+    np.testing.assert_allclose(program.module()(torch.from_numpy(x)).detach().numpy(), expected, rtol=1e-5, atol=1e-5)

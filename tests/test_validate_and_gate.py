@@ -143,3 +143,15 @@ def test_budgets_name_artifact_metric_limit_and_value() -> None:
 def test_unmeasured_metric_fails_its_budget() -> None:
     (check,) = check_budgets({"max-latency-ms": 1.0}, [{**artifact("pte", 1, 0, 0), "latency_ms": None}])
     assert not check.passed and "not measured" in check.message
+
+
+def test_labels_the_source_cannot_predict_do_not_decide() -> None:
+    """An untrained source at chance on its labels: a broken artifact is at chance too, so the drop says
+    nothing; agreement and SQNR decide (and the report says why)."""
+    rng = np.random.default_rng(4)
+    ref = rng.standard_normal((300, 10)).astype(np.float32)
+    labels = rng.integers(0, 10, 300)
+    shuffled = ref[rng.permutation(300)]
+    result = validate(one(shuffled), one(ref), thresholds_for("int8"), labels)
+    assert not result["passed"] and "agreement" in result["message"]
+    assert any("chance level" in w for w in result["warnings"]) and "no labels" in result["decided_by"]

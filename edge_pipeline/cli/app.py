@@ -127,8 +127,8 @@ def _finish(report: dict, folder: Path, as_json: bool) -> None:
 def profile(
     artifact: Annotated[Path, typer.Argument(help="A .tflite, .pte, .onnx, .ort or .ptl file, or a TF.js folder (model.json) - built by edgepipe or not.")],
     target: Annotated[str, typer.Option("--target", "-t", help="Label the measurements with this device profile (its thread counts apply).")] = "host",
-    inputs: Annotated[Optional[Path], typer.Option("--inputs", help=".npz whose first array is the input batch (default: seeded random inputs of the declared shape).")] = None,
-    reference: Annotated[Optional[Path], typer.Option("--reference", help="Another artifact to compare outputs with (agreement, max abs diff).")] = None,
+    inputs: Annotated[Optional[Path], typer.Option("--inputs", help=".npz with one array per input, matched by name (or by order for arr_0, arr_1, ...); default: seeded random inputs of each declared shape and dtype.")] = None,
+    reference: Annotated[Optional[Path], typer.Option("--reference", help="Another artifact to compare outputs with (per output: SQNR, cosine, agreement, max abs diff).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Reports go to OUT/<artifact name>/.")] = Path("build/edgepipe/profile"),
     runs: Annotated[int, typer.Option(min=1, help="Timed runs per thread count.")] = 100,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed runs first.")] = 10,

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-
 from typing import Any
 
 import torch

@@ -1,6 +1,6 @@
 """Builds the live source Model and its DataBundle from a SourceSpec (inside a worker process).
 
-The framework is decided by the model reference: `.pt2` is PyTorch, `.keras` or a SavedModel folder is
+The framework is decided by the model reference: `.pt2` is PyTorch, `.keras`, `.h5` or a SavedModel folder is
 TensorFlow, `.onnx` is ONNX, and a factory's return value is inspected."""
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from typing import Any, Callable
 
 from ..errors import InputError, UnknownPlugin
 from ..plugins import DataBundle, Model
+from ..tensors import Tensors
 from ..types import SourceSpec
 
 EXAMPLES = {"torch-digits": "edge_pipeline.examples.torch_digits:load",
             "keras-digits": "edge_pipeline.examples.keras_digits:load",
             "fashion-mnist": "edge_pipeline.examples.fashion_mnist:load"}   # needs Debian's dataset-fashion-mnist
+KERAS_FILES = (".keras", ".h5", ".hdf5")     # .h5 / .hdf5: Keras' legacy HDF5 format, loaded in safe mode too
 
 
 def check_example(spec: SourceSpec) -> None:
@@ -24,27 +26,36 @@ def check_example(spec: SourceSpec) -> None:
         raise UnknownPlugin("example", spec.example or "", EXAMPLES)
 
 
-def load_source(spec: SourceSpec) -> tuple[Model, DataBundle]:
+def load_source(spec: SourceSpec, store: Path | None = None) -> tuple[Model, DataBundle]:
+    """The live model and its data: the user's batches are checked and spooled into `store` (None: only the
+    example, for workers that read the stored data)."""
     check_example(spec)
     if spec.model is None:
         return resolve_callable(EXAMPLES[spec.example or "torch-digits"], "example")()
-    path = Path(spec.base_dir) / spec.model
+    from .user_data import load_bundle
+
+    model, example = _load_model(spec)
+    return model, load_bundle(spec, example, store)
+
+
+def _load_model(spec: SourceSpec) -> tuple[Model, Tensors]:
+    path = Path(spec.base_dir) / (spec.model or "")
     if spec.model.endswith(".pt2"):
         from .torch_source import load_pt2
         return load_pt2(spec, path)
-    if spec.model.endswith(".keras") or path.is_dir():
+    if spec.model.endswith(KERAS_FILES) or path.is_dir():
         from .keras_source import load_keras_source
         return load_keras_source(spec, safe_mode=spec.keras_safe_mode)
     if spec.model.endswith(".onnx"):
         from .onnx_source import load_onnx_source
         return load_onnx_source(spec, path)
-    if spec.model.endswith((".h5", ".tflite", ".pte", ".pt", ".pth")) or "/" in spec.model:
+    if spec.model.endswith((".tflite", ".pte", ".pt", ".pth")) or "/" in spec.model:
         raise InputError(f"model '{spec.model}' is not a factory ('package.module:function') nor a supported "
-                         f"file (.pt2, .keras, a SavedModel folder, .onnx)")
+                         f"file (.pt2, .keras, .h5, a SavedModel folder, .onnx)")
     return _from_factory(spec)
 
 
-def _from_factory(spec: SourceSpec) -> tuple[Model, DataBundle]:
+def _from_factory(spec: SourceSpec) -> tuple[Model, Tensors]:
     ref = spec.model or ""
     obj = call_user(resolve_callable(ref, "model factory", spec.base_dir), ref, "model factory")
     roots = {cls.__module__.split(".")[0] for cls in type(obj).__mro__}

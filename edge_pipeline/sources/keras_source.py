@@ -1,5 +1,5 @@
-"""Loads a user's Keras / TensorFlow model: a `.keras` file (Keras safe mode), a SavedModel folder, or a
-factory's Keras model."""
+"""Loads a user's Keras / TensorFlow model: a `.keras` or legacy HDF5 `.h5` file (Keras safe mode), a SavedModel
+folder, or a factory's Keras model."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,10 +10,10 @@ import numpy as np
 
 from ..errors import InputError
 from ..safe_archive import check_keras_archive
-from ..plugins import DataBundle, Model
+from ..plugins import Model
 from ..tensors import Tensors, flatten_outputs
 from ..types import SourceSpec
-from .user_data import describe, example_inputs, load_bundle, short
+from .user_data import describe, example_inputs, short
 
 
 @dataclass
@@ -44,9 +44,9 @@ def load_keras_file(path: Path, safe_mode: bool) -> Any:
         if "safe_mode" in str(exc) or "Lambda" in str(exc):
             raise InputError(f"refused to load {path}: it contains a Lambda layer, whose code Keras safe mode will "
                              f"not run. If you trust the file, set keras-safe-mode = false in the config") from exc
-        raise InputError(f"{path} is not a loadable .keras file: {short(exc)}") from exc
+        raise InputError(f"{path} is not a loadable {path.suffix} file: {short(exc)}") from exc
     except Exception as exc:
-        raise InputError(f"{path} is not a loadable .keras file (corrupt?): {type(exc).__name__}: {short(exc)}") from exc
+        raise InputError(f"{path} is not a loadable {path.suffix} file (corrupt?): {type(exc).__name__}: {short(exc)}") from exc
 
 
 def load_saved_model(path: Path) -> SavedModelHandle:
@@ -68,11 +68,11 @@ def load_saved_model(path: Path) -> SavedModelHandle:
     return handle
 
 
-def from_keras(module: Any, spec: SourceSpec, provenance: dict[str, Any]) -> tuple[Model, DataBundle]:
+def from_keras(module: Any, spec: SourceSpec, provenance: dict[str, Any]) -> tuple[Model, Tensors]:
     example = example_inputs(spec, keras_input_names(module))
     check_runs(module, example)
     return (Model("tensorflow", module, example.arrays, provenance, input_names=example.names),
-            load_bundle(spec, example))
+            example)
 
 
 def keras_input_names(module: Any) -> tuple[str, ...]:
@@ -104,8 +104,8 @@ def run_tf_named(module: Any, batch: Tensors) -> list[tuple[str, Any]]:
     return [(name, np.asarray(value)) for name, value in flatten_outputs(out)]
 
 
-def load_keras_source(spec: SourceSpec, safe_mode: bool = True) -> tuple[Model, DataBundle]:
+def load_keras_source(spec: SourceSpec, safe_mode: bool = True) -> tuple[Model, Tensors]:
     path = Path(spec.base_dir) / (spec.model or "")
-    if (spec.model or "").endswith(".keras"):
+    if (spec.model or "").endswith((".keras", ".h5", ".hdf5")):
         return from_keras(load_keras_file(path, safe_mode), spec, {"kind": "keras", "path": str(path)})
     return from_keras(load_saved_model(path), spec, {"kind": "savedmodel", "path": str(path)})

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..plugins import DataBundle, Model
+from ..plugins import Model
 from ..tensors import TensorSpec, Tensors, random_inputs
 from ..types import SourceSpec
-from .user_data import describe, example_inputs, load_bundle, short
+from .user_data import describe, example_inputs, short
 
 
 @dataclass
@@ -22,7 +22,7 @@ class OnnxHandle:
         return list(zip(names, self.session.run(None, batch.as_dict())))
 
 
-def load_onnx_source(spec: SourceSpec, path: Path) -> tuple[Model, DataBundle]:
+def load_onnx_source(spec: SourceSpec, path: Path) -> tuple[Model, Tensors]:
     import onnx
     import onnxruntime as ort
 
@@ -44,7 +44,7 @@ def load_onnx_source(spec: SourceSpec, path: Path) -> tuple[Model, DataBundle]:
     except Exception as exc:
         raise InputError(f"the model does not accept example inputs of shape {describe(example)}: {short(exc)}") from exc
     return (Model("onnx", handle, example.arrays, {"kind": "onnx", "path": str(path)}, input_names=example.names),
-            load_bundle(spec, example))
+            example)
 
 
 ONNX_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",

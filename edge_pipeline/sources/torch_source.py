@@ -9,15 +9,15 @@ from typing import Any
 import torch
 
 from ..errors import InputError
-from ..plugins import DataBundle, Model
+from ..plugins import Model
 from ..tensors import Tensors
 from ..types import SourceSpec
-from .user_data import describe, example_inputs, load_bundle, short
+from .user_data import describe, example_inputs, short
 
 _GLOBAL = re.compile(r"global:? GLOBAL ([\w.]+)|allowlist(?: this global)?.*?\[([\w.]+)\]", re.S)
 
 
-def from_module(module: torch.nn.Module, spec: SourceSpec, provenance: dict[str, Any]) -> tuple[Model, DataBundle]:
+def from_module(module: torch.nn.Module, spec: SourceSpec, provenance: dict[str, Any]) -> tuple[Model, Tensors]:
     if spec.weights:
         path = existing(Path(spec.base_dir) / spec.weights, "weights file")
         try:
@@ -30,7 +30,7 @@ def from_module(module: torch.nn.Module, spec: SourceSpec, provenance: dict[str,
     example = example_inputs(spec, forward_names(module))
     check_runs(module, example)
     return (Model("torch", module, tuple(torch.from_numpy(a.copy()) for a in example), provenance,
-                  input_names=example.names), load_bundle(spec, example))
+                  input_names=example.names), example)
 
 
 def forward_names(module: torch.nn.Module) -> tuple[str, ...]:
@@ -50,7 +50,7 @@ def forward_names(module: torch.nn.Module) -> tuple[str, ...]:
     return tuple(names)
 
 
-def load_pt2(spec: SourceSpec, path: Path) -> tuple[Model, DataBundle]:
+def load_pt2(spec: SourceSpec, path: Path) -> tuple[Model, Tensors]:
     existing(path, "model file")
     try:
         program = torch.export.load(str(path))

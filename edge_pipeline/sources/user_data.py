@@ -7,7 +7,8 @@ error names the config key and the batch.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -62,21 +63,28 @@ def _ordered(tensors: Tensors, declared: Sequence[str], what: str) -> Tensors:
     return Tensors(tuple(order), tuple(lookup[n] for n in order))
 
 
-def load_bundle(spec: SourceSpec, example: Tensors) -> DataBundle:
-    calibration = _calibration(spec, example) if spec.calibration else Tensors.empty_like(example)
-    eval_x, eval_y = _eval_data(spec, example) if spec.evaluate else (example, None)
+def load_bundle(spec: SourceSpec, example: Tensors, store: Path | None) -> DataBundle:
+    """The user's calibration and evaluation data, checked batch by batch and spooled into `store` as they come
+    (never held whole). `store=None`: only the example (an export worker reads the stored data instead)."""
+    if store is None:
+        return DataBundle(example=example, calibration=Tensors.empty_like(example), eval_inputs=example, eval_labels=None)
+    from ..stages.datafiles import Spool
+
+    calibration = _calibration(spec, example, Spool(store, "calibration")) if spec.calibration else Tensors.empty_like(example)
+    eval_x, eval_y = _eval_data(spec, example, Spool(store, "eval_inputs")) if spec.evaluate else (example, None)
     return DataBundle(example=example, calibration=calibration, eval_inputs=eval_x, eval_labels=eval_y)
 
 
-def _calibration(spec: SourceSpec, example: Tensors) -> Tensors:
+def _calibration(spec: SourceSpec, example: Tensors, spool: Any) -> Tensors:
     ref = spec.calibration or ""
     items = call_user(resolve_callable(ref, "calibration", spec.base_dir), ref, "calibration")
-    parts = [to_tensors(_inputs_of(batch, len(example.names)), example.names, f"calibration '{ref}' batch {i}")
-             for i, batch in enumerate(_iterate(items, ref, "calibration"))]
-    if not parts or not sum(len(p) for p in parts):
+    for i, batch in enumerate(_iterate(items, ref, "calibration")):
+        part = to_tensors(_inputs_of(batch, len(example.names)), example.names, f"calibration '{ref}' batch {i}")
+        check_same_kind([part], example, "calibration", i)
+        spool.append(part)
+    if not spool.count:
         raise InputError(f"calibration '{ref}' yielded no samples")
-    check_same_kind(parts, example, "calibration")
-    return Tensors.concat(parts)
+    return spool.finish()
 
 
 def _inputs_of(batch: Any, n_inputs: int) -> Any:
@@ -88,10 +96,10 @@ def _inputs_of(batch: Any, n_inputs: int) -> Any:
     return batch
 
 
-def _eval_data(spec: SourceSpec, example: Tensors) -> tuple[Tensors, np.ndarray]:
+def _eval_data(spec: SourceSpec, example: Tensors, spool: Any) -> tuple[Tensors, np.ndarray]:
     ref = spec.evaluate or ""
     items = call_user(resolve_callable(ref, "evaluate", spec.base_dir), ref, "evaluate")
-    xs, ys = [], []
+    ys = []
     for i, batch in enumerate(_iterate(items, ref, "evaluate")):
         what = f"evaluate '{ref}' batch {i}"
         if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
@@ -100,12 +108,12 @@ def _eval_data(spec: SourceSpec, example: Tensors) -> tuple[Tensors, np.ndarray]
         labels = _labels(batch[1], spec.metric, f"{what} labels")
         if len(labels) != len(inputs):
             raise InputError(f"{what}: {len(labels)} labels for {len(inputs)} input samples")
-        xs.append(inputs)
+        check_same_kind([inputs], example, "evaluation", i)
+        spool.append(inputs)
         ys.append(labels)
-    if not xs or not sum(len(x) for x in xs):
+    if not spool.count:
         raise InputError(f"evaluate '{ref}' yielded no samples")
-    check_same_kind(xs, example, "evaluation")
-    return Tensors.concat(xs), np.concatenate(ys)
+    return spool.finish(), np.concatenate(ys)
 
 
 def _labels(value: Any, metric: str, what: str) -> np.ndarray:
@@ -117,15 +125,23 @@ def _labels(value: Any, metric: str, what: str) -> np.ndarray:
     return labels.astype(np.int64).reshape(-1)
 
 
-def _iterate(items: Any, ref: str, what: str) -> Iterable[Any]:
+def _iterate(items: Any, ref: str, what: str) -> Iterator[Any]:
+    """The user's batches one at a time (a generator is never drawn whole); its own errors name it."""
     if isinstance(items, np.ndarray) or hasattr(items, "shape") or isinstance(items, Mapping):
-        return [items]
+        yield items
+        return
     try:
-        return list(items)
+        iterator = iter(items)
     except TypeError as exc:
         raise InputError(f"{what} '{ref}' must return an iterable of batches, got {type(items).__name__}") from exc
-    except Exception as exc:   # the user's generator raised while we drew from it
-        raise InputError(f"{what} '{ref}' raised {type(exc).__name__} while yielding batches: {short(exc)}") from exc
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except Exception as exc:   # the user's generator raised while we drew from it
+            raise InputError(f"{what} '{ref}' raised {type(exc).__name__} while yielding batches: {short(exc)}") from exc
+        yield batch
 
 
 def check_spec_table(value: Any, path: str) -> None:

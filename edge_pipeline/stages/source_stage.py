@@ -19,7 +19,7 @@ from .datafiles import save_bundle, save_outputs
 def run(job: dict[str, Any]) -> dict[str, Any]:
     spec = SourceSpec(**job["spec"])
     workdir = Path(job["workdir"])
-    model, data = load_source(spec)
+    model, data = load_source(spec, store=workdir / "data")
     data = _trim_to_batches(data)
     adapter = _framework(model.framework)
     reference = adapter.reference_outputs(model, data)
@@ -33,7 +33,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         reference = adapter.reference_outputs(model, data)   # artifacts are validated against the pruned model
         pruning["after"]["accuracy"] = source_metric(reference, data, spec, metric)
         pruning["before"]["accuracy"] = dense["accuracy"]
-    data_hash = save_bundle(workdir / "data.npz", data)
+    data_hash = save_bundle(workdir / "data", data)
     reference_hash = save_outputs(workdir / "reference.npz", reference)
     return {
         "framework": model.framework,

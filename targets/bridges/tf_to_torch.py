@@ -50,6 +50,7 @@ def onnx_file_to_torch(path: Path, model: Model, data: DataBundle, route: str) -
 
     onnx2torch = import_onnx2torch()
     from .onnx_graph_fixes import fix_for_export
+    from .single_input import single_float_input
 
     graph = normalize_for_onnx2torch(onnx.load(str(path)))
     try:
@@ -60,10 +61,11 @@ def onnx_file_to_torch(path: Path, model: Model, data: DataBundle, route: str) -
         layer = next((n.name for n in graph.graph.node if found and n.op_type == found.group(1)), None)
         reason = "no converter for this op" if found else str(exc)
         raise Unsupported(f"onnx2torch cannot convert the graph: {reason}", op=op, layer=layer) from exc
-    example = torch.from_numpy(data.example.copy())
+    example = torch.from_numpy(single_float_input(data, "tf-to-torch"))
     module = fix_for_export(module.eval(), example)
     provenance = {**model.provenance, "bridge": route}
-    return replace(model, framework="torch", module=module, example_inputs=(example,), provenance=provenance)
+    return replace(model, framework="torch", module=module, example_inputs=(example,), provenance=provenance,
+                   input_names=data.example.names)
 
 
 def normalize_for_onnx2torch(graph: Any) -> Any:
@@ -88,7 +90,8 @@ def normalize_for_onnx2torch(graph: Any) -> Any:
 def import_onnx2torch() -> types.ModuleType:
     """onnx2torch imports torchvision for its NMS and RoIAlign converters only, and PyPI's torchvision does
     not import beside the CPU torch build. Without torchvision, stand-ins that refuse those two ops are used."""
-    if importlib.util.find_spec("torchvision") is None or not _torchvision_imports():
+    loaded = "torchvision" in sys.modules       # the real one, or the stand-in of an earlier call (no __spec__)
+    if not loaded and (importlib.util.find_spec("torchvision") is None or not _torchvision_imports()):
         def refuse(*_args, **_kwargs):
             raise Unsupported("this model uses an op that needs torchvision (NMS or RoIAlign), which is not available",
                               op="NonMaxSuppression/RoiAlign")

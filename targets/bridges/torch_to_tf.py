@@ -19,6 +19,7 @@ from edge_pipeline.sources.keras_source import load_saved_model
 
 from ..exporters.onnx_export import torch_to_onnx
 from ..exporters.torch_capture import as_unsupported
+from .single_input import single_float_input
 
 
 class TorchToTensorflow:
@@ -48,6 +49,7 @@ class OnnxToTensorflow:
 def onnx_file_to_tf(onnx_path: Path, model: Model, data: DataBundle, route: str) -> Model:
     import onnx2tf
 
+    single_float_input(data, "ONNX-to-TensorFlow")      # refused before any conversion work
     work = Path(tempfile.mkdtemp(prefix="edgepipe-onnx-to-tf-"))
     try:
         onnx2tf.convert(input_onnx_file_path=str(onnx_path), output_folder_path=str(work / "nhwc"),
@@ -56,10 +58,11 @@ def onnx_file_to_tf(onnx_path: Path, model: Model, data: DataBundle, route: str)
         raise Unsupported(f"onnx2tf could not convert the ONNX graph (exit {exc.code})") from exc
     except Exception as exc:
         raise as_unsupported("onnx2tf conversion failed", exc) from exc
-    folder = restore_layout(work / "nhwc", work / "saved_model", data.example.shape)
+    example = single_float_input(data, "ONNX-to-TensorFlow")
+    folder = restore_layout(work / "nhwc", work / "saved_model", example.shape)
     handle = load_saved_model(folder)
-    return replace(model, framework="tensorflow", module=handle, example_inputs=(data.example,),
-                   provenance={**model.provenance, "bridge": route})
+    return replace(model, framework="tensorflow", module=handle, example_inputs=(example,),
+                   input_names=handle.input_names, provenance={**model.provenance, "bridge": route})
 
 
 def restore_layout(nhwc_dir: Path, dest: Path, source_shape: tuple[int, ...]) -> Path:
@@ -76,7 +79,6 @@ def restore_layout(nhwc_dir: Path, dest: Path, source_shape: tuple[int, ...]) ->
     if tuple(np.array(source_shape)[perm]) != tuple(spec.shape):
         raise Unsupported(f"onnx2tf changed the input shape {list(source_shape)} to {list(spec.shape)}, "
                           f"which is not a channels-last transpose")
-    output_name = next(iter(inner.structured_outputs))
 
     class Serving(tf.Module):
         def __init__(self) -> None:
@@ -85,7 +87,7 @@ def restore_layout(nhwc_dir: Path, dest: Path, source_shape: tuple[int, ...]) ->
 
         @tf.function(input_signature=[tf.TensorSpec(source_shape, tf.float32, name=input_name)])
         def serve(self, x: Any) -> dict[str, Any]:
-            return {output_name: inner(**{input_name: tf.transpose(x, perm)})[output_name]}
+            return dict(inner(**{input_name: tf.transpose(x, perm)}))   # every output, under its own name
 
     module = Serving()
     tf.saved_model.save(module, str(dest), signatures={"serving_default": module.serve})
