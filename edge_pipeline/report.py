@@ -116,7 +116,7 @@ def _output_table(report: dict[str, Any]) -> list[str]:
         sqnr = "exact" if o.get("max_abs_diff") == 0.0 else _num(o.get("sqnr_db"), 1)
         lines.append(f"| {a['format']}:{a['precision']} | {o['name']} | {o.get('shape')} | {sqnr} | "
                      f"{_num(o.get('cosine'), 6)} | {_num(o.get('max_abs_diff'), 4)} | {agreement} | "
-                     f"{'ok' if o.get('passed') else 'REFUSED'} |")
+                     f"{'pass' if o.get('passed') else 'REFUSED'} |")
     decided = sorted({f"{a['format']}:{a['precision']}: {a['validation']['decided_by']}"
                       for a, _ in rows if (a.get("validation") or {}).get("decided_by")})
     return lines + ["", "Decided by: " + "; ".join(decided) + "."]

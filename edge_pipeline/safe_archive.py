@@ -33,7 +33,7 @@ def check_keras_archive(path: Path, max_total_bytes: int | None = None) -> None:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise InputError(f"{path} is not a .keras file (not a readable zip archive: {exc})") from exc
+        raise InputError(f"{path} is not a loadable .keras file (not a readable zip archive: {exc})") from exc
     if len(members) > MAX_MEMBERS:
         raise InputError(f"{path} holds {len(members):,} files (more than {MAX_MEMBERS:,}): refused before unpacking")
     total = 0

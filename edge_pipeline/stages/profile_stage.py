@@ -67,8 +67,8 @@ def _named(raw: list[np.ndarray], names: list[str] | None) -> Tensors:
 
 
 def read_inputs(path: Path, specs: list[TensorSpec] | None) -> Tensors:
-    """Arrays matched to the artifact's inputs by name, or by order for numpy's `arr_0, arr_1, ...`; every
-    missing, extra or mis-shaped input is named (exit 2)."""
+    """Arrays matched to the artifact's inputs by name, or by order for numpy's `arr_0, arr_1, ...` (and a single
+    array for a single input); every missing, extra or mis-shaped input is named (exit 2)."""
     try:
         arrays = load_arrays(path)
     except ValueError as exc:
@@ -80,7 +80,9 @@ def read_inputs(path: Path, specs: list[TensorSpec] | None) -> Tensors:
     if not specs:
         return Tensors(tuple(arrays), tuple(as_array(a, f"--inputs array '{n}'") for n, a in arrays.items()))
     names = [s.name for s in specs]
-    positional = all(re.fullmatch(r"arr_\d+", k) for k in arrays)
+    positional = all(re.fullmatch(r"arr_\d+", k) for k in arrays) or (len(arrays) == 1 == len(names))
+    if len(arrays) == 1 == len(names):      # one input, one array: whatever the array is called
+        arrays = {"arr_0": next(iter(arrays.values()))}
     if positional:
         arrays = {names[int(k[4:])] if int(k[4:]) < len(names) else k: v for k, v in arrays.items()}
     missing = [n for n in names if n not in arrays]
@@ -109,6 +111,8 @@ def _checked(array: np.ndarray, spec: TensorSpec, path: Path) -> np.ndarray:
     if wanted is not None and value.dtype != wanted:
         if value.dtype.kind in "iu" and wanted.kind in "iu":
             return value.astype(wanted)        # token ids: int64 given, int32 taken (LiteRT, TF.js)
+        if value.dtype.kind == "f" and wanted in (np.int8, np.uint8, np.int16):
+            return value                       # real data for a quantized input: the runner quantizes it
         raise InputError(f"--inputs {path.name}: input '{spec.name}' has dtype {value.dtype.name}, the artifact "
                          f"expects {spec.dtype}")
     return value

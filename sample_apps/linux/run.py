@@ -33,14 +33,14 @@ def main():
     results = {}
     for model in config["models"]:
         run = open_model(HERE / "models" / model["path"], args.threads)
-        outputs = np.stack([run(np.asarray(x, dtype=np.float32).reshape(shape))[0] for x in samples["inputs"]])
+        outputs = np.stack([run([np.asarray(x, dtype=np.float32).reshape(shape)])[0][0] for x in samples["inputs"]])
         expected = np.asarray(samples["expected"][model["name"]], dtype=np.float32)
         diff = float(np.abs(outputs - expected).max())
         x = np.asarray(samples["inputs"][0], dtype=np.float32).reshape(shape)
         timings = []
         for _ in range(args.runs):
             start = time.perf_counter()
-            run(x)
+            run([x])
             timings.append((time.perf_counter() - start) * 1000)
         predictions = [config["labels"][i] if i < len(config["labels"]) else i for i in outputs.argmax(axis=1).tolist()]
         matches = diff <= 1e-4

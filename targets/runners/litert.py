@@ -47,24 +47,23 @@ class LitertRunner:
 
 class LitertSession:
     """Feeds and reads by signature name when the model has a signature (converters name and reorder I/O:
-    litert-torch keeps dict keys and sorts them, TFLiteConverter keeps Keras names), else by tensor index."""
+    litert-torch keeps dict keys and sorts them, TFLiteConverter keeps Keras names), else by tensor index.
+    Signature names map to tensor indices, so the session holds no reference into the interpreter's memory."""
 
     def __init__(self, interpreter: Any):
         self._interpreter = interpreter
-        signatures = interpreter.get_signature_list()
-        self._runner = interpreter.get_signature_runner() if signatures else None
-        if self._runner is not None:
-            inputs = self._runner.get_input_details()
-            outputs = self._runner.get_output_details()
-            names = _positional(list(inputs))
-            self._inputs = [inputs[n] for n in names]
-            self.output_names = _positional(list(outputs))
-            self._outputs = [outputs[n] for n in self.output_names]
+        inputs = {d["index"]: d for d in interpreter.get_input_details()}
+        outputs = {d["index"]: d for d in interpreter.get_output_details()}
+        signatures = interpreter._get_full_signature_list() or {}
+        signature = next(iter(signatures.values()), None)
+        if signature and len(signature["inputs"]) == len(inputs) and len(signature["outputs"]) == len(outputs):
+            names = _positional(list(signature["inputs"]))
+            self._inputs = [inputs[signature["inputs"][n]] for n in names]
+            self.output_names: list[str] | None = _positional(list(signature["outputs"]))
+            self._outputs = [outputs[signature["outputs"][n]] for n in self.output_names]
         else:
-            self._inputs = interpreter.get_input_details()
-            self._outputs = interpreter.get_output_details()
-            self.output_names = None
-            names = [d["name"] for d in self._inputs]
+            self._inputs, self._outputs = list(inputs.values()), list(outputs.values())
+            names, self.output_names = [d["name"] for d in self._inputs], None
         self._names = names
         self.input_specs = [TensorSpec(n, tuple(int(x) for x in d["shape"]), np.dtype(d["dtype"]).name)
                             for n, d in zip(names, self._inputs)]
@@ -75,11 +74,6 @@ class LitertSession:
         for name, detail, value in zip(self._names, self._inputs, inputs, strict=True):
             if tuple(detail["shape"]) != value.shape:
                 raise InputError(f"input '{name}' expects shape {list(detail['shape'])}, got {list(value.shape)}")
-        if self._runner is not None:
-            fed = {n: quantize(v, d) for n, d, v in zip(self._names, self._inputs, inputs)}
-            result = self._runner(**fed)
-            return [dequantize(result[n], d) for n, d in zip(self.output_names or [], self._outputs)]
-        for detail, value in zip(self._inputs, inputs):
             self._interpreter.set_tensor(detail["index"], quantize(value, detail))
         self._interpreter.invoke()
         return [dequantize(self._interpreter.get_tensor(d["index"]), d) for d in self._outputs]
