@@ -54,7 +54,7 @@ def fragile():
     keras_model, data = load()
     keras_model = keras_model.module
     hidden, head = keras_model.layers[-2], keras_model.layers[-1]
-    activity = keras.Model(keras_model.inputs, hidden.output)(data.calibration)
+    activity = keras.Model(keras_model.inputs, hidden.output)(data.calibration.arrays[0])
     unit = int(np.asarray(activity).mean(axis=0).argmax())    # the most active unit: a dead one carries no outlier
     kernel, bias = hidden.get_weights()
     kernel[:, unit] *= 1000.0
@@ -67,16 +67,16 @@ def fragile():
 
 
 def example():
-    return load()[1].example
+    return load()[1].example.arrays[0]
 
 
 def calibration():
-    return [load()[1].calibration]
+    return [load()[1].calibration.arrays[0]]
 
 
 def evaluate():
     data = load()[1]
-    return [(data.eval_inputs, data.eval_labels)]
+    return [(data.eval_inputs.arrays[0], data.eval_labels)]
 '''
 CONFIG = '''model = "fragile:fragile"
 example-inputs = "fragile:example"
