@@ -187,6 +187,13 @@ def test_mobilenets_give_input_dependent_outputs() -> None:
         assert len(set(out.argmax(axis=1).tolist())) >= 6, "predictions spread over the classes"
 
 
+def faithful(validation: dict, floor_db: float) -> bool:
+    """Every output's SQNR above the floor (or no error at all: SQNR undefined, max |diff| 0)."""
+    if validation["min_sqnr_db"] is None:
+        return validation["max_abs_diff"] == 0.0
+    return validation["min_sqnr_db"] > floor_db
+
+
 def test_keras_mobilenet_v2_reaches_pte_through_the_bridge(cache_dir: Path, tmp_path: Path) -> None:
     """keras.applications.MobileNetV2 (ZeroPadding2D before strided depthwise convs, unfolded depthwise BatchNorm
     in the tf2onnx graph) -> tf2onnx -> onnx2torch -> fixed-shape rewrite -> torch.export -> XNNPACK."""
@@ -196,7 +203,7 @@ def test_keras_mobilenet_v2_reaches_pte_through_the_bridge(cache_dir: Path, tmp_
     assert report["source"]["framework"] == "tensorflow" and report["source"]["eval_samples"] == 32
     assert fp32["status"] == "ok", fp32["error"]
     assert fp32["export"]["bridge"] == "tf-to-torch" and fp32["agreement"] == 1.0
-    assert fp32["validation"]["relative_diff"] < 1e-4
+    assert faithful(fp32["validation"], 60)
     assert fp32["export"]["metadata"]["non_delegated_ops"].keys() <= {"getitem"}, "the whole graph is delegated"
     # int8 is exported and validated; a random-weight MobileNetV2 is chaotic enough that int8 rounding grows
     # block by block to the size of the logits' input-dependent part (the TFLiteConverter's own int8 of this model
@@ -215,7 +222,7 @@ def test_torch_mobilenet_v2_reaches_tflite_and_tfjs(cache_dir: Path, tmp_path: P
     arts = {a["format"]: a for a in report["artifacts"]}
     assert arts["tflite"]["export"]["bridge"] is None and arts["tfjs"]["export"]["bridge"] == "torch-to-tf"
     for art in arts.values():
-        assert art["status"] == "ok" and art["agreement"] == 1.0 and art["validation"]["relative_diff"] < 1e-4
+        assert art["status"] == "ok" and art["agreement"] == 1.0 and faithful(art["validation"], 60)
 
 
 @pytest.mark.parametrize("mode", ["constant", "reflect"])
