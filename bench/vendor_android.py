@@ -26,7 +26,7 @@ def batches(calibration) -> list:
     out = []
     for item in calibration:
         array = item[0] if isinstance(item, (tuple, list)) else item
-        out.append(torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)))
+        out.append(torch.from_numpy(np.array(array, dtype=np.float32)))
     return out
 
 
@@ -36,7 +36,7 @@ def main() -> None:
     factory, calibration_ref, out_dir = sys.argv[1:4]
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     model = load(factory)().eval()
-    calibration = [b[i:i + 1] for b in batches(load(calibration_ref)()) for i in range(len(b))]
+    calibration = [b[i:i + 1].clone() for b in batches(load(calibration_ref)()) for i in range(len(b))]
     example = (calibration[0],)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
