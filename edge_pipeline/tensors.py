@@ -28,10 +28,6 @@ class TensorSpec:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "TensorSpec":
-        return cls(str(data["name"]), tuple(data["shape"]), str(data["dtype"]))
-
     @property
     def is_static(self) -> bool:
         return all(isinstance(d, int) and d >= 0 for d in self.shape)
@@ -72,11 +68,6 @@ class Tensors:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return iter(self.arrays)
-
-    @classmethod
-    def concat(cls, parts: Sequence["Tensors"]) -> "Tensors":
-        first = parts[0]
-        return cls(first.names, tuple(np.concatenate([p.arrays[i] for p in parts]) for i in range(len(first.names))))
 
     @classmethod
     def empty_like(cls, other: "Tensors") -> "Tensors":
@@ -153,19 +144,18 @@ def flatten_outputs(value: Any, prefix: str = "output") -> list[tuple[str, Any]]
     return [(prefix, value)]
 
 
-def check_same_kind(parts: Sequence[Tensors], example: Tensors, what: str, first: int = 0) -> None:
-    """Every batch of `what` matches the example inputs' per-sample shape and dtype, input by input."""
-    for index, part in enumerate(parts, start=first):
-        for name, array, reference in zip(example.names, part.arrays, example.arrays):
-            if array.shape[1:] != reference.shape[1:]:
-                raise InputError(f"{what} inputs have sample shape {list(array.shape[1:])}, but example inputs have "
-                                 f"{list(reference.shape[1:])} (input '{name}', batch {index})")
-            if array.dtype != reference.dtype:
-                raise InputError(f"{what} inputs have dtype {array.dtype.name}, but example inputs have "
-                                 f"{reference.dtype.name} (input '{name}', batch {index})")
-        counts = {len(a) for a in part.arrays}
-        if len(counts) > 1:
-            raise InputError(f"{what} batch {index}: inputs have different sample counts {sorted(counts)}")
+def check_same_kind(batch: Tensors, example: Tensors, what: str, index: int) -> None:
+    """Batch `index` of `what` matches the example inputs' per-sample shape and dtype, input by input."""
+    for name, array, reference in zip(example.names, batch.arrays, example.arrays):
+        if array.shape[1:] != reference.shape[1:]:
+            raise InputError(f"{what} inputs have sample shape {list(array.shape[1:])}, but example inputs have "
+                             f"{list(reference.shape[1:])} (input '{name}', batch {index})")
+        if array.dtype != reference.dtype:
+            raise InputError(f"{what} inputs have dtype {array.dtype.name}, but example inputs have "
+                             f"{reference.dtype.name} (input '{name}', batch {index})")
+    counts = {len(a) for a in batch.arrays}
+    if len(counts) > 1:
+        raise InputError(f"{what} batch {index}: inputs have different sample counts {sorted(counts)}")
 
 
 def random_inputs(specs: Sequence[TensorSpec], seed: int = 0, what: str = "inputs") -> Tensors:

@@ -229,7 +229,6 @@ def test_torch_mobilenet_v2_reaches_tflite_and_tfjs(cache_dir: Path, tmp_path: P
 def test_constant_pads_and_conv_affine_are_rewritten_for_export(mode: str) -> None:
     """Pad (opset >= 11, pads as a constant tensor) -> Conv -> per-channel Mul and Add: onnx2torch's version reads
     the pads at run time (torch.export refuses it); the rewrite pads with fixed sizes and folds Mul/Add into the conv."""
-    import onnx
     import onnxruntime
     import torch
     from onnx import TensorProto, helper, numpy_helper

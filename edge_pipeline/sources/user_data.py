@@ -80,7 +80,7 @@ def _calibration(spec: SourceSpec, example: Tensors, spool: Any) -> Tensors:
     items = call_user(resolve_callable(ref, "calibration", spec.base_dir), ref, "calibration")
     for i, batch in enumerate(_iterate(items, ref, "calibration")):
         part = to_tensors(_inputs_of(batch, len(example.names)), example.names, f"calibration '{ref}' batch {i}")
-        check_same_kind([part], example, "calibration", i)
+        check_same_kind(part, example, "calibration", i)
         spool.append(part)
     if not spool.count:
         raise InputError(f"calibration '{ref}' yielded no samples")
@@ -108,7 +108,7 @@ def _eval_data(spec: SourceSpec, example: Tensors, spool: Any) -> tuple[Tensors,
         labels = _labels(batch[1], spec.metric, f"{what} labels")
         if len(labels) != len(inputs):
             raise InputError(f"{what}: {len(labels)} labels for {len(inputs)} input samples")
-        check_same_kind([inputs], example, "evaluation", i)
+        check_same_kind(inputs, example, "evaluation", i)
         spool.append(inputs)
         ys.append(labels)
     if not spool.count:

@@ -11,11 +11,11 @@ from .. import registry
 from ..host import host_cores, measured_on, package_version
 from ..memory import RssSampler, check_memory_limit
 from ..profiling import run_batches, time_session
+from ..sources.metric import load_metric
 from ..tensors import align_outputs, order_inputs
 from ..types import SourceSpec
 from ..validate import metric_output, validate
 from .datafiles import load_bundle, load_outputs
-from .source_stage import load_metric
 
 SAMPLE_OUTPUTS = 8
 
@@ -41,13 +41,12 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         preload()
         with RssSampler() as sampler:
             session = _open(runner, artifact, 1, variants[0])
-            example = list(order_inputs(input_specs(session), data.example).arrays)
             for _ in range(5):
-                session.run(example)
+                session.run(list(order_inputs(input_specs(session), data.example).arrays))
         runtime_memory_mb = sampler.added_mb
     else:
         session, runtime_memory_mb = _open(runner, artifact, 1, variants[0]), None
-        example = list(order_inputs(input_specs(session), data.example).arrays)
+    example = list(order_inputs(input_specs(session), data.example).arrays)
     raw = run_batches(session, order_inputs(input_specs(session), data.eval_inputs), data.batch)
     outputs = align_outputs(raw, getattr(session, "output_names", None), reference)
     spec = SourceSpec(**job["spec"]) if job.get("spec") else SourceSpec()

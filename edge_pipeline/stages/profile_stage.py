@@ -12,7 +12,7 @@ from .. import registry
 from ..errors import InputError
 from ..host import package_version
 from ..profiling import run_batches
-from ..tensors import TensorSpec, Tensors, align_outputs, as_array, order_inputs, random_inputs
+from ..tensors import DTYPES, TensorSpec, Tensors, align_outputs, as_array, flatten_outputs, order_inputs, random_inputs
 from ..validate import thresholds_for, validate
 from .datafiles import load_arrays
 from .measure_stage import _open, create_runner, input_specs, measure_latency, op_profile
@@ -26,8 +26,12 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     variants = tuple(getattr(runner, "variants", (None,)))
     session = _open(runner, artifact, 1, variants[0])
     specs = input_specs(session)
-    inputs = read_inputs(Path(job["inputs"]), specs) if job.get("inputs") else \
-        random_inputs(specs or [], what=str(artifact.name)) if specs else _no_specs(artifact)
+    if job.get("inputs"):
+        inputs = read_inputs(Path(job["inputs"]), specs)
+    elif specs:
+        inputs = random_inputs(specs, what=artifact.name)
+    else:
+        raise InputError(f"{artifact.name}: its runtime does not declare input shapes: pass --inputs FILE.npz")
     batch = _batch(specs, inputs)
     outputs = _named(run_batches(session, inputs, batch), getattr(session, "output_names", None))
     sample = [np.ascontiguousarray(a[:batch]) for a in inputs.arrays]
@@ -51,19 +55,15 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _no_specs(artifact: Path) -> Tensors:
-    raise InputError(f"{artifact.name}: its runtime does not declare input shapes: pass --inputs FILE.npz")
-
-
 def _batch(specs: list[TensorSpec] | None, inputs: Tensors) -> int:
     first = specs[0].shape[0] if specs and specs[0].shape else None
     return first if isinstance(first, int) and first > 0 else len(inputs)
 
 
 def _named(raw: list[np.ndarray], names: list[str] | None) -> Tensors:
-    names = list(names) if names and len(names) == len(raw) else \
-        (["output"] if len(raw) == 1 else [f"output_{i}" for i in range(len(raw))])
-    return Tensors(tuple(names), tuple(raw))
+    """The artifact's own output names, else the names a source's tuple would get (`output`, `output_0`, ...)."""
+    pairs = list(zip(names, raw)) if names and len(names) == len(raw) else flatten_outputs(list(raw))
+    return Tensors(tuple(n for n, _ in pairs), tuple(a for _, a in pairs))
 
 
 def read_inputs(path: Path, specs: list[TensorSpec] | None) -> Tensors:
@@ -107,7 +107,7 @@ def _checked(array: np.ndarray, spec: TensorSpec, path: Path) -> np.ndarray:
     if value.ndim != len(spec.shape) or any(e is not None and e != d for e, d in zip(expected, value.shape[1:])):
         raise InputError(f"--inputs {path.name}: input '{spec.name}' has shape {list(value.shape)}, the artifact "
                          f"expects {list(spec.shape)} (any number of samples)")
-    wanted = np.dtype(spec.dtype) if spec.dtype in ("float32", "float16", "int64", "int32", "int8", "uint8", "bool") else None
+    wanted = np.dtype(spec.dtype) if spec.dtype in DTYPES else None
     if wanted is not None and value.dtype != wanted:
         if value.dtype.kind in "iu" and wanted.kind in "iu":
             return value.astype(wanted)        # token ids: int64 given, int32 taken (LiteRT, TF.js)

@@ -10,6 +10,7 @@ import numpy as np
 from ..errors import InputError
 from ..plugins import DataBundle
 from ..sources import load_source
+from ..sources.metric import load_metric
 from ..tensors import Tensors
 from ..types import SourceSpec
 from ..validate import BUILTIN_METRICS, Metric, metric_output
@@ -54,25 +55,6 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         "calibration_samples": int(len(data.calibration)),
         "provenance": model.provenance,
     }
-
-
-def load_metric(spec: SourceSpec) -> tuple[str, Metric]:
-    """top1 / top5, or the user's `package.module:function` (outputs, labels) -> float, higher is better."""
-    if spec.metric in BUILTIN_METRICS:
-        return spec.metric, BUILTIN_METRICS[spec.metric]
-    from ..sources import call_user, resolve_callable
-
-    function = resolve_callable(spec.metric, "metric", spec.base_dir)
-
-    def metric(outputs: np.ndarray, labels: np.ndarray | None) -> float | None:
-        if labels is None:
-            return None
-        value = call_user(function, spec.metric, "metric", outputs, labels)
-        try:
-            return float(value)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"metric '{spec.metric}' returned {type(value).__name__}, expected a number") from exc
-    return spec.metric, metric
 
 
 def source_metric(reference: Tensors, data: DataBundle, spec: SourceSpec, metric: tuple[str, Metric]) -> float | None:

@@ -68,7 +68,6 @@ class LitertSession:
         self.input_specs = [TensorSpec(n, tuple(int(x) for x in d["shape"]), np.dtype(d["dtype"]).name)
                             for n, d in zip(names, self._inputs)]
         self.input_shapes = [list(s.shape) for s in self.input_specs]
-        self.input_dtypes = [s.dtype for s in self.input_specs]
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         for name, detail, value in zip(self._names, self._inputs, inputs, strict=True):

@@ -1,0 +1,26 @@
+"""The task metric a build judges artifacts by: top1 / top5, or the user's own function."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+from ..types import SourceSpec
+from ..validate import BUILTIN_METRICS, Metric
+from . import call_user, resolve_callable
+
+
+def load_metric(spec: SourceSpec) -> tuple[str, Metric]:
+    """top1 / top5, or the user's `package.module:function` (outputs, labels) -> float, higher is better."""
+    if spec.metric in BUILTIN_METRICS:
+        return spec.metric, BUILTIN_METRICS[spec.metric]
+    function = resolve_callable(spec.metric, "metric", spec.base_dir)
+
+    def metric(outputs: np.ndarray, labels: np.ndarray | None) -> float | None:
+        if labels is None:
+            return None
+        value = call_user(function, spec.metric, "metric", outputs, labels)
+        try:
+            return float(value)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"metric '{spec.metric}' returned {type(value).__name__}, expected a number") from exc
+    return spec.metric, metric
