@@ -19,19 +19,29 @@ from .errors import StageFailed, rebuild_error
 
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0", "TOKENIZERS_PARALLELISM": "false"}
 PARENT_ENV = "EDGEPIPE_PARENT_PID"
+# Thread pools of the native libraries a worker loads (OpenMP/MKL under torch, TensorFlow's own pools).
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+              "TF_NUM_INTEROP_THREADS")
 
 _live: set[subprocess.Popen] = set()
 _lock = threading.RLock()   # re-entrant: stop_all() runs in a signal handler, maybe inside _start or _stop
 _stopping = threading.Event()
 
 
-def run_job(job: dict[str, Any], workdir: Path, label: str, timeout_s: float = 1800) -> dict[str, Any]:
-    """Executes `job` in `python -m edge_pipeline.worker`; the child's output goes to workdir/worker.log."""
+def run_job(job: dict[str, Any], workdir: Path, label: str, timeout_s: float = 1800,
+            threads: int | None = None) -> dict[str, Any]:
+    """Executes `job` in `python -m edge_pipeline.worker`; the child's output goes to workdir/worker.log.
+
+    `threads` caps the worker's native thread pools: workers that run side by side must share the cores, since
+    oversubscribed OpenMP pools spin against each other (PT2E calibration ran 7x slower with two 2-thread
+    workers on 2 cores than with two 1-thread ones)."""
     workdir.mkdir(parents=True, exist_ok=True)
     job_file, result_file, log_file = workdir / "job.json", workdir / "result.json", workdir / "worker.log"
     result_file.unlink(missing_ok=True)
     job_file.write_text(json.dumps(job, default=str))
     env = {**os.environ, **QUIET_ENV, PARENT_ENV: str(os.getpid())}
+    if threads is not None:
+        env.update({name: str(threads) for name in THREAD_ENV})
     command = [sys.executable, "-m", "edge_pipeline.worker", str(job_file), str(result_file)]
     with open(log_file, "w") as log:
         proc = _start(command, log, env, label)

@@ -22,13 +22,16 @@ TEXT_SUFFIXES = {".kts", ".properties", ".yml", ".kt", ".swift", ".md", ".xml"}
 
 
 def describe_models(dest: Path, template: str, report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every bundled model with its tensors as its runtime reads them from the bundled file."""
+    """Every bundled model with its tensors as its runtime read them from the validated file (measure stage);
+    reports written before that carried them are read from the bundled file here."""
     assets = dest / ASSET_ROOTS[template]
     config = json.loads((assets / "config.json").read_text())
-    runners = {f"{a['format']}:{a['precision']}": a["runner"] for a in report["artifacts"] if a["status"] == "ok"}
+    artifacts = {f"{a['format']}:{a['precision']}": a for a in report["artifacts"] if a["status"] == "ok"}
     described = []
     for model in config["models"]:
-        signature = registry.create("runner", runners[model["name"]]).signature(assets / "models" / model["path"])
+        artifact = artifacts[model["name"]]
+        signature = artifact.get("signature") or \
+            registry.create("runner", artifact["runner"]).signature(assets / "models" / model["path"])
         if len(signature["inputs"]) != 1 or len(signature["outputs"]) != 1:
             raise StageFailed(f"the {template} demo app handles one input and one output; {model['name']} has "
                               f"{len(signature['inputs'])} and {len(signature['outputs'])}")

@@ -139,7 +139,7 @@ def _export_stage(steps: list[Step], source: dict[str, Any], source_dir: Path, o
                        "data": str(source_dir / "data"), "dest": str(stage_dir / step.filename),
                        "pruned": str(source_dir / "pruned") if source.get("pruning") else None,
                        "max_accuracy_drop": budget, "quantization": options.config.quantization}
-                outcome = run_job(job, stage_dir / "job", step.output.label)
+                outcome = run_job(job, stage_dir / "job", step.output.label, threads=threads_each)
             except EdgepipeError as exc:
                 result.status, result.error = "failed", {"stage": "export", **exc.to_dict()}
                 on_event(label, "failed", {"error": str(exc)})
@@ -160,6 +160,7 @@ def _export_stage(steps: list[Step], source: dict[str, Any], source_dir: Path, o
         return result
 
     workers = max(1, min(options.parallel_exports, host_cores(), len(steps)))
+    threads_each = max(1, host_cores() // workers)   # side-by-side workers share the cores, never oversubscribe
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(export_one, steps))
 

@@ -43,6 +43,7 @@ def artifact_entry(result: ArtifactResult, source_accuracy: float | None, relpat
         "op_coverage": ((result.export or {}).get("metadata") or {}).get("op_coverage"),
         "sensitivity": (((result.export or {}).get("metadata") or {}).get("quantization") or {}).get("sensitivity"),
         "fallback": (((result.export or {}).get("metadata") or {}).get("quantization") or {}).get("fallback"),
+        "signature": measure.get("signature"),   # tensors as an app encodes them (dtype, scale, zero point)
         "peak_rss_mb": measure.get("peak_rss_mb"),
         "runtime_memory_mb": measure.get("runtime_memory_mb"),   # what loading + running this model added   # whole measuring process: Python + runtime + model
     }

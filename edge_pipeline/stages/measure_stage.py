@@ -61,6 +61,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     }
     if not result["validation"]["passed"]:
         return result
+    result["signature"] = app_signature(job["runner"], artifact)
     result["latency"] = measure_latency(runner, artifact, session, example, job["profile"], job["target"])
     result["peak_rss_mb"] = peak_rss_mb()
     if runtime_memory_mb is not None:
@@ -69,6 +70,13 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
                            job["profile"].get("memory_mb"))
     result["op_profile"] = op_profile(runner, artifact, example, job["profile"]["runs"])
     return result
+
+
+def app_signature(runner_name: str, artifact: Path) -> dict[str, Any] | None:
+    """The tensors as an app must encode them, read here by the artifact's own runtime, so that bundling
+    (in the CLI process) needs no runtime of its own."""
+    runner = registry.create("runner", runner_name)
+    return runner.signature(artifact) if hasattr(runner, "signature") else None
 
 
 def input_specs(session: Any) -> Any:
