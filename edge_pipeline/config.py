@@ -10,6 +10,7 @@ from typing import Any
 from .errors import ConfigError
 from .gating import validate_budget
 from .paths import plain_name
+from .precision import THRESHOLD_KEYS, Precision
 from .types import OutputSpec, ProfileSettings, SourceSpec, Target
 
 SOURCE_KEYS = {"example": str, "model": str, "weights": str, "example-inputs": (str, list, dict),
@@ -19,7 +20,7 @@ PROFILE_KEYS = {"warmup": int, "runs": int, "threads": list, "memory-mb": (int, 
 TARGET_KEYS = {"formats": list, "budgets": dict, "profile": dict, "description": str, "extends": str}
 METRICS = ("top1", "top5")   # or "package.module:function" (outputs, labels) -> float, higher is better
 PRUNE_KEYS = {"amount": (int, float), "kind": str, "fine-tune": str, "scope": str}
-PRUNE_KINDS = ("unstructured", "structured")
+PRUNE_KINDS = ("structured", "unstructured")   # also the order `edgepipe tune` offers them to its sampler
 PRUNE_SCOPES = ("global", "layer")   # unstructured: one threshold for all layers, or the same share in each
 QUANT_KEYS = {"calibration-samples": int, "calibration-method": str, "sensitivity": (str, bool)}
 SENSITIVITY_MODES = ("on-failure", "always", "never")   # true / false: deprecated aliases of always / never
@@ -150,6 +151,8 @@ def parse_config(table: dict, prefix: str, file: Path) -> Config:
         for i, fmt in enumerate(tdef.get("formats", [])):
             if not isinstance(fmt, str) or not fmt.strip():
                 raise ConfigError(f"'{tpath}.formats[{i}]' must be a 'format:precision' string")
+            Precision.parse(OutputSpec.parse(fmt).precision, f"'{tpath}.formats[{i}]' ({fmt.strip()!r})",
+                            buildable=True)
     quantization = check_quantization(table.get("quantization", {}), _join(prefix, "quantization"))
     validation = check_validation(table.get("validation", {}), _join(prefix, "validation"))
     return Config(source=source, profile=profile, targets=targets, quantization=quantization,
@@ -157,10 +160,11 @@ def parse_config(table: dict, prefix: str, file: Path) -> Config:
 
 
 def check_validation(table: dict, path: str) -> dict[str, dict[str, float]]:
-    """`[validation.int8] min-sqnr-db = 12` overrides a precision's acceptance thresholds (see validate.py)."""
-    from .validate import THRESHOLD_KEYS, DEFAULT_THRESHOLDS
-
-    _check_keys(table, {p: dict for p in DEFAULT_THRESHOLDS}, path)
+    """`[validation.int8] min-sqnr-db = 12` overrides a precision's acceptance thresholds (see precision.py);
+    a table for an unknown precision would silently never apply, so it is refused."""
+    for precision in table:
+        Precision.parse(precision, f"'{_join(path, precision)}'")
+    _check_keys(table, {p: dict for p in Precision.names()}, path)
     overrides = {}
     for precision, values in table.items():
         _check_keys(values, {k: (int, float) for k in THRESHOLD_KEYS}, f"{path}.{precision}")

@@ -12,6 +12,7 @@ from typing import Any
 from . import registry
 from .config import Config, resolve_target
 from .errors import ConfigError, InputError, UnknownPlugin
+from .precision import Precision
 from .types import OutputSpec, Target
 
 
@@ -61,7 +62,7 @@ def _bridges() -> list[Any]:
 
 
 def check_outputs(target: Target) -> list[OutputSpec]:
-    """Every output names a known format and a precision some exporter of that format offers."""
+    """Every output names a known format and a known Precision that some exporter of that format offers."""
     exporters, broken = _exporters()
     outputs: list[OutputSpec] = []
     for output in dict.fromkeys(target.outputs):
@@ -71,6 +72,7 @@ def check_outputs(target: Target) -> list[OutputSpec]:
                 if name == output.format or name.startswith(f"{output.format}-"):
                     raise error
             raise UnknownPlugin("format", output.format, {e.format for e in exporters} | set(broken))
+        Precision.parse(output.precision, f"targets.{target.name}.formats: '{output.label}'", buildable=True)
         precisions = sorted({p for e in offering for p in e.precisions})
         if output.precision not in precisions:
             raise ConfigError(f"targets.{target.name}.formats: '{output.label}' is not offered: the "

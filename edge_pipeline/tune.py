@@ -13,12 +13,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import Config
+from .config import PRUNE_KINDS, Config
 from .fsutil import write_json_atomic, write_text_atomic
+from .precision import Precision
 
 PRUNE_AMOUNTS = (0.0, 0.25, 0.5, 0.75)
-PRUNE_KINDS = ("structured", "unstructured")
-SEARCHED_PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic", "int8-weight", "int16x8", "int4")
 MAX_ASKS = 4   # per requested candidate: the space is small, the sampler repeats itself
 
 
@@ -37,15 +36,16 @@ class TuneSettings:
 
 
 def search_space(settings: TuneSettings) -> list[str]:
-    """Every `format:precision` the target's formats offer (directly or through a bridge)."""
+    """Every `format:precision` the target's formats offer (directly or through a bridge), precisions in
+    Precision's search order."""
     from . import registry
     from .plan import load_target
 
     target = load_target(settings.target, settings.config)
     formats = list(dict.fromkeys(o.format for o in target.outputs))
     exporters = registry.load_all("exporter")[0]
-    return [f"{fmt}:{p}" for fmt in formats for p in SEARCHED_PRECISIONS
-            if any(e.format == fmt and p in e.precisions for e in exporters)]
+    return [f"{fmt}:{p.name}" for fmt in formats for p in Precision.searched_space()
+            if any(e.format == fmt and p.name in e.precisions for e in exporters)]
 
 
 def candidate_config(settings: TuneSettings, params: dict[str, Any]) -> Config:

@@ -4,12 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic", "int8-weight", "int16x8", "int4")
-
 
 @dataclass(frozen=True, order=True)
 class OutputSpec:
-    """One (format, precision) output a target asks for, written `format:precision`."""
+    """One (format, precision) output a target asks for, written `format:precision`; the precision stays a
+    plain string (it is a report field and a file stem), checked against Precision where targets are read."""
 
     format: str
     precision: str = "fp32"

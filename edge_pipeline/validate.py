@@ -16,45 +16,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
 
+from .precision import Precision
 from .tensors import Tensors
 
-THRESHOLD_KEYS = ("min-sqnr-db", "min-agreement", "max-accuracy-drop")
 COLLAPSE_SQNR_DB = 3.0        # below this an output is mostly noise, whatever the precision
 SMALL_EVAL_SET = 200          # fewer evaluation samples: a warning with the interval
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    """What a precision must meet; overridable per precision in `[validation.<precision>]`."""
-
-    min_sqnr_db: float          # every output (float precisions; quantized ones without labels)
-    min_agreement: float        # classification outputs (float precisions; quantized ones without labels)
-    max_accuracy_drop: float    # percentage points, when labels exist (the target's budget wins)
-    exact: bool = False         # a float conversion: SQNR and agreement apply even with labels
-
-
-_INT8 = Thresholds(min_sqnr_db=10.0, min_agreement=0.90, max_accuracy_drop=2.0)
-DEFAULT_THRESHOLDS: dict[str, Thresholds] = {
-    "fp32": Thresholds(min_sqnr_db=40.0, min_agreement=0.99, max_accuracy_drop=0.5, exact=True),
-    "fp16": Thresholds(min_sqnr_db=25.0, min_agreement=0.98, max_accuracy_drop=1.0, exact=True),
-    "int8": _INT8, "int8-dynamic": _INT8, "int8-weight": _INT8, "uint8": _INT8, "as-built": _INT8,
-    "int16x8": replace(_INT8, min_sqnr_db=15.0, min_agreement=0.95, max_accuracy_drop=1.0),
-    "int4": Thresholds(min_sqnr_db=6.0, min_agreement=0.80, max_accuracy_drop=5.0),
-}
-
-
 def thresholds_for(precision: str, overrides: dict[str, dict[str, float]] | None = None,
                    accuracy_budget: float | None = None) -> dict[str, Any]:
-    """A precision's thresholds as a plain dict (it travels to the measuring worker); unknown precisions
-    are a plugin bug, not silently int8."""
-    if precision not in DEFAULT_THRESHOLDS:
-        raise KeyError(f"no validation thresholds for precision '{precision}'")
-    chosen = replace(DEFAULT_THRESHOLDS[precision], **(overrides or {}).get(precision, {}))
+    """A precision's thresholds (its Precision's defaults, then `[validation.<precision>]` overrides) as a plain
+    dict (it travels to the measuring worker); unknown precisions are a plugin bug, not silently int8."""
+    if precision not in Precision.names():
+        raise KeyError(f"no validation thresholds for precision '{precision}' (known: {', '.join(Precision.names())})")
+    chosen = replace(Precision.parse(precision).thresholds, **(overrides or {}).get(precision, {}))
     result = asdict(chosen)
     result["accuracy_budget_from"] = "precision default"
     if accuracy_budget is not None:

@@ -1,0 +1,140 @@
+"""Precision is the one list of precisions: unknown names are refused with the valid ones, every exporter's
+precision is known, tune searches in its order, and its tolerances are the ones validation used before."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from edge_pipeline import config, registry, tune
+from edge_pipeline.cli import app
+from edge_pipeline.config import load_config
+from edge_pipeline.errors import EXIT_USAGE, ConfigError
+from edge_pipeline.plan import check_outputs
+from edge_pipeline.precision import Precision
+from edge_pipeline.types import OutputSpec, Target
+from edge_pipeline.validate import thresholds_for
+
+# validate.py's DEFAULT_THRESHOLDS before Precision owned them: (min SQNR dB, min agreement, max drop, exact)
+OLD_THRESHOLDS = {
+    "fp32": (40.0, 0.99, 0.5, True),
+    "fp16": (25.0, 0.98, 1.0, True),
+    "int8": (10.0, 0.90, 2.0, False),
+    "int8-dynamic": (10.0, 0.90, 2.0, False),
+    "int8-weight": (10.0, 0.90, 2.0, False),
+    "uint8": (10.0, 0.90, 2.0, False),
+    "as-built": (10.0, 0.90, 2.0, False),
+    "int16x8": (15.0, 0.95, 1.0, False),
+    "int4": (6.0, 0.80, 5.0, False),
+}
+# tune.py's SEARCHED_PRECISIONS before Precision owned the search order
+OLD_SEARCHED = ("fp32", "fp16", "int8", "int8-dynamic", "int8-weight", "int16x8", "int4")
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "edgepipe.toml"
+    path.write_text(text)
+    return path
+
+
+def test_unknown_precision_is_refused_with_the_valid_names() -> None:
+    with pytest.raises(ConfigError) as err:
+        Precision.parse("int9")
+    message = str(err.value)
+    assert "unknown precision 'int9'" in message and "Did you mean 'int8'?" in message
+    for name in Precision.names():
+        assert name in message
+    assert "\n" not in message and err.value.exit_code == EXIT_USAGE
+
+
+def test_known_names_parse_to_their_entry() -> None:
+    for precision in Precision.all():
+        assert Precision.parse(precision.name) is precision and str(precision) == precision.name
+    assert len(set(Precision.names())) == len(Precision.all())
+
+
+def test_as_built_describes_profiled_artifacts_but_no_output_asks_for_it() -> None:
+    assert Precision.parse("as-built").name == "as-built"
+    with pytest.raises(ConfigError, match="unknown precision 'as-built'"):
+        Precision.parse("as-built", buildable=True)
+    assert "as-built" not in Precision.names(buildable=True)
+
+
+def test_every_exporter_precision_is_a_known_precision() -> None:
+    exporters, broken = registry.load_all("exporter")
+    assert exporters and not broken
+    offered = {p for e in exporters for p in e.precisions}
+    assert offered <= set(Precision.names(buildable=True)), offered - set(Precision.names())
+    assert {"fp32", "fp16", "int8", "int8-dynamic", "int8-weight", "int16x8", "int4", "uint8"} <= offered
+
+
+def test_thresholds_are_the_ones_validation_used_before() -> None:
+    assert set(Precision.names()) == set(OLD_THRESHOLDS)
+    for name, (sqnr, agreement, drop, exact) in OLD_THRESHOLDS.items():
+        t = Precision.parse(name).thresholds
+        assert (t.min_sqnr_db, t.min_agreement, t.max_accuracy_drop, t.exact) == (sqnr, agreement, drop, exact)
+        assert thresholds_for(name) == {"min_sqnr_db": sqnr, "min_agreement": agreement, "max_accuracy_drop": drop,
+                                        "exact": exact, "accuracy_budget_from": "precision default"}
+
+
+def test_thresholds_for_has_no_silent_default() -> None:
+    with pytest.raises(KeyError, match="int9"):
+        thresholds_for("int9")
+
+
+def test_tune_searches_precisions_in_precision_order(tmp_path: Path) -> None:
+    assert tuple(p.name for p in Precision.searched_space()) == OLD_SEARCHED
+    assert not hasattr(tune, "SEARCHED_PRECISIONS")
+    settings = tune.TuneSettings(target="android", out_dir=tmp_path, config=load_config(cwd=tmp_path))
+    space = tune.search_space(settings)
+    exporters = registry.load_all("exporter")[0]
+    formats = list(dict.fromkeys(o.format for o in registry.load("target", "android").outputs))
+    expected = [f"{fmt}:{p.name}" for fmt in formats for p in Precision.searched_space()
+                if any(e.format == fmt and p.name in e.precisions for e in exporters)]
+    assert space == expected and "tflite:int16x8" in space and "pte:int4" in space
+    assert all(out.split(":")[1] in OLD_SEARCHED for out in space)
+
+
+def test_prune_kinds_have_one_definition() -> None:
+    assert tune.PRUNE_KINDS is config.PRUNE_KINDS
+    assert set(config.PRUNE_KINDS) == {"structured", "unstructured"}
+
+
+def test_config_refuses_an_unknown_output_precision(tmp_path: Path) -> None:
+    write_config(tmp_path, "[targets.android]\nformats = ['tflite:fp32', 'tflite:int9']\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(cwd=tmp_path)
+    message = str(err.value)
+    assert "targets.android.formats[1]" in message and "'tflite:int9'" in message
+    assert "unknown precision 'int9'" in message and "uint8" in message and "\n" not in message
+
+
+def test_cli_exits_2_on_an_unknown_output_precision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_config(tmp_path, "[targets.android]\nformats = ['tflite:int9']\n")
+    result = CliRunner().invoke(app, ["build", "--json"])
+    assert result.exit_code == EXIT_USAGE
+    payload = json.loads(result.stdout.splitlines()[0])
+    assert payload["error"]["type"] == "ConfigError" and "unknown precision 'int9'" in payload["error"]["message"]
+
+
+def test_plan_refuses_an_unknown_precision_in_a_target_built_in_code() -> None:
+    target = Target("custom", "made in code", (OutputSpec("tflite", "fp32"), OutputSpec.parse("tflite:int9")))
+    with pytest.raises(ConfigError, match="'tflite:int9': unknown precision 'int9'"):
+        check_outputs(target)
+
+
+def test_validation_overrides_apply_and_unknown_precisions_are_refused(tmp_path: Path) -> None:
+    write_config(tmp_path, "[validation.int8]\nmin-sqnr-db = 12\n[validation.uint8]\nmax-accuracy-drop = 1\n")
+    cfg = load_config(cwd=tmp_path)
+    assert thresholds_for("int8", cfg.validation)["min_sqnr_db"] == 12.0
+    assert thresholds_for("uint8", cfg.validation)["max_accuracy_drop"] == 1.0
+    assert thresholds_for("int8-dynamic", cfg.validation)["min_sqnr_db"] == 10.0   # one precision, not its family
+    write_config(tmp_path, "[validation.int9]\nmin-sqnr-db = 12\n")
+    with pytest.raises(ConfigError, match=r"'validation\.int9': unknown precision 'int9'\. Valid: fp32, fp16"):
+        load_config(cwd=tmp_path)
+    write_config(tmp_path, "[validation.int8]\nmin-sqnr = 12\n")
+    with pytest.raises(ConfigError, match="unknown key 'validation.int8.min-sqnr'"):
+        load_config(cwd=tmp_path)
