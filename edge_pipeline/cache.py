@@ -19,7 +19,7 @@ def cache_root() -> Path:
     return Path(user_cache_dir("edgepipe"))
 
 
-SCHEMA = 6   # bump when a stage's result layout changes, so old cache entries are not reused
+SCHEMA = 7   # bump when a stage's result layout changes, so old cache entries are not reused
 
 
 def stage_dir(stage: str, key_material: dict[str, Any]) -> tuple[str, Path]:

@@ -12,13 +12,17 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
-from .errors import StageFailed, rebuild_error
+from .errors import EdgepipeError, StageFailed, rebuild_error
 
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0", "TOKENIZERS_PARALLELISM": "false"}
 PARENT_ENV = "EDGEPIPE_PARENT_PID"
+POLL_S = 0.05
 # Thread pools of the native libraries a worker loads (OpenMP/MKL under torch, TensorFlow's own pools).
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
               "TF_NUM_INTEROP_THREADS")
@@ -28,37 +32,84 @@ _lock = threading.RLock()   # re-entrant: stop_all() runs in a signal handler, m
 _stopping = threading.Event()
 
 
+@dataclass(frozen=True)
+class Job:
+    payload: dict[str, Any]
+    workdir: Path        # job.json, result.json and (for a lane's first job) worker.log go here
+    label: str
+
+
+Outcome = Union[dict[str, Any], EdgepipeError]
+
+
 def run_job(job: dict[str, Any], workdir: Path, label: str, timeout_s: float = 1800,
             threads: int | None = None) -> dict[str, Any]:
-    """Executes `job` in `python -m edge_pipeline.worker`; the child's output goes to workdir/worker.log.
+    """Executes `job` in `python -m edge_pipeline.worker`; the child's output goes to workdir/worker.log."""
+    outcome = run_lane([Job(job, workdir, label)], timeout_s, threads)[0]
+    if isinstance(outcome, EdgepipeError):
+        raise outcome
+    return outcome
 
-    `threads` caps the worker's native thread pools: workers that run side by side must share the cores, since
-    oversubscribed OpenMP pools spin against each other (PT2E calibration ran 7x slower with two 2-thread
-    workers on 2 cores than with two 1-thread ones)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    job_file, result_file, log_file = workdir / "job.json", workdir / "result.json", workdir / "worker.log"
-    result_file.unlink(missing_ok=True)
-    job_file.write_text(json.dumps(job, default=str))
+
+def run_lane(jobs: list[Job], timeout_s: float = 1800, threads: int | None = None,
+             on_done: Callable[[int, Outcome], None] = lambda *_: None) -> list[Outcome]:
+    """Runs `jobs` one after another in one worker process, so that the lane imports its frameworks once.
+
+    Each job has `timeout_s`; `on_done(i, outcome)` is called as each finishes. A job that crashes or hangs the
+    worker fails alone: the jobs after it run in a fresh worker. `threads` caps the worker's native thread
+    pools: workers side by side must share the cores, since oversubscribed OpenMP pools spin against each other
+    (PT2E calibration ran 7x slower with two 2-thread workers on 2 cores than with two 1-thread ones)."""
+    outcomes: list[Outcome] = []
+    while len(outcomes) < len(jobs):
+        rest = jobs[len(outcomes):]
+        for outcome in _run_worker(rest, timeout_s, threads):
+            on_done(len(outcomes), outcome)
+            outcomes.append(outcome)
+    return outcomes
+
+
+def _run_worker(jobs: list[Job], timeout_s: float, threads: int | None) -> Iterator[Outcome]:
+    """Yields the outcomes of `jobs` as the worker finishes them; stops after the first one that has none."""
+    command = [sys.executable, "-m", "edge_pipeline.worker"]
+    for job in jobs:
+        job.workdir.mkdir(parents=True, exist_ok=True)
+        (job.workdir / "result.json").unlink(missing_ok=True)
+        (job.workdir / "job.json").write_text(json.dumps(job.payload, default=str))
+        command += [str(job.workdir / "job.json"), str(job.workdir / "result.json")]
     env = {**os.environ, **QUIET_ENV, PARENT_ENV: str(os.getpid())}
     if threads is not None:
         env.update({name: str(threads) for name in THREAD_ENV})
-    command = [sys.executable, "-m", "edge_pipeline.worker", str(job_file), str(result_file)]
+    log_file = jobs[0].workdir / "worker.log"
     with open(log_file, "w") as log:
-        proc = _start(command, log, env, label)
         try:
-            returncode = proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired as exc:
-            raise StageFailed(f"{label}: timed out after {timeout_s:.0f} s (log: {log_file})") from exc
+            proc = _start(command, log, env, jobs[0].label)
+        except StageFailed as exc:    # interrupted: every job left gets this answer, none starts
+            yield exc
+            return
+        try:
+            for job in jobs:
+                outcome = _wait_for(job, proc, timeout_s, log_file)
+                yield outcome
+                if not (job.workdir / "result.json").is_file():
+                    return           # no result: the worker is gone or was stopped; the rest get a fresh one
         finally:
             _stop(proc)
-    if _stopping.is_set():
-        raise StageFailed(f"{label}: stopped (the command was interrupted)")
-    if result_file.is_file():
-        payload = json.loads(result_file.read_text())
-        if payload.get("ok"):
-            return payload["result"]
-        raise rebuild_error(payload["error"])
-    raise StageFailed(f"{label}: worker process {_describe_exit(returncode)} (log: {log_file}){_tail(log_file)}")
+
+
+def _wait_for(job: Job, proc: subprocess.Popen, timeout_s: float, log_file: Path) -> Outcome:
+    result_file = job.workdir / "result.json"
+    deadline = time.monotonic() + timeout_s
+    while not result_file.is_file():
+        if _stopping.is_set():
+            return StageFailed(f"{job.label}: stopped (the command was interrupted)")
+        if proc.poll() is not None and not result_file.is_file():
+            return StageFailed(f"{job.label}: worker process {_describe_exit(proc.returncode)} "
+                               f"(log: {log_file}){_tail(log_file)}")
+        if time.monotonic() > deadline:
+            return StageFailed(f"{job.label}: timed out after {timeout_s:.0f} s (log: {log_file})")
+        time.sleep(POLL_S)
+    payload = json.loads(result_file.read_text())
+    return payload["result"] if payload.get("ok") else rebuild_error(payload["error"])
 
 
 def stop_all() -> None:

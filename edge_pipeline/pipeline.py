@@ -19,9 +19,10 @@ from .config import Config
 from .errors import ConfigError, EdgepipeError, InputError
 from .fsutil import sha256_artifact, size_bytes, zip_compressed_size
 from .host import host_cores, host_id, versions
-from .jobs import run_job
+from .jobs import Job, run_job, run_lane
 from .plan import Step, bind, check_outputs, load_target
 from .sources import check_example
+from .stages import source_inputs
 from .types import ArtifactResult, Target
 from .validate import thresholds_for
 from .writer import write_outputs
@@ -52,7 +53,7 @@ def build(options: BuildOptions, on_event: Event = lambda *_: None) -> dict[str,
     try:
         on_event("source", "start", {})
         t0 = time.perf_counter()
-        source, source_dir = _source_stage(options.config, workdir)
+        source, source_dir = _source_stage(options.config, workdir, options.use_cache)
         timings["source"] = time.perf_counter() - t0
         on_event("source", "done", {"accuracy": source["accuracy"]})
         _check_rank(target, source)
@@ -77,11 +78,17 @@ def build(options: BuildOptions, on_event: Event = lambda *_: None) -> dict[str,
     return write_outputs(target, options, source, source_dir, steps, results, timings, started)
 
 
-def _source_stage(config: Config, workdir: Path) -> tuple[dict[str, Any], Path]:
-    """Always runs (it is what fingerprints the weights and data), then content-addresses its files."""
+def _source_stage(config: Config, workdir: Path, use_cache: bool) -> tuple[dict[str, Any], Path]:
+    """Runs unless nothing it read last time has changed (see stages/source_inputs.py); it is what fingerprints
+    the weights and data, and its files are content-addressed."""
+    record = source_inputs.record_path(config.source.to_dict(), cache.cache_root())
+    reused = source_inputs.unchanged_source(record) if use_cache else None
+    if reused is not None and (source := cache.lookup(reused)) is not None:
+        return {**source, "cached": True}, reused
     job_dir = workdir / "source"
     source = run_job({"stage": "source", "spec": config.source.to_dict(), "workdir": str(job_dir)},
                      job_dir, "source")
+    read = source.pop("read")
     _, source_dir = cache.stage_dir("source", {k: source[k] for k in ("fingerprint", "data_hash", "reference_hash")})
     if cache.lookup(source_dir) is None:
         source_dir.mkdir(parents=True, exist_ok=True)
@@ -90,7 +97,8 @@ def _source_stage(config: Config, workdir: Path) -> tuple[dict[str, Any], Path]:
         if (job_dir / "pruned").is_dir():
             shutil.copytree(job_dir / "pruned", source_dir / "pruned")
         cache.commit(source_dir, source)
-    return source, source_dir
+    source_inputs.save_record(record, read, source_dir)
+    return {**source, "cached": False}, source_dir
 
 
 def _check_rank(target: Target, source: dict[str, Any]) -> None:
@@ -119,50 +127,73 @@ def _check_calibration(steps: list[Step], source: dict[str, Any], settings: dict
 
 def _export_stage(steps: list[Step], source: dict[str, Any], source_dir: Path, options: BuildOptions,
                   on_event: Event) -> list[ArtifactResult]:
-    def export_one(step: Step) -> ArtifactResult:
-        result = ArtifactResult(step.output)
-        label = f"export {step.output.label}"
-        budget = _accuracy_budget(step, options, source)
-        key_material = {"stage": "export", "source": source["fingerprint"], "data": source["data_hash"],
-                        "output": step.output.label, "exporter": step.exporter, "transform": step.transform,
-                        "bridge": step.bridge, "max_accuracy_drop": budget,
-                        "quantization": options.config.quantization if step.needs_calibration else None,
-                        "versions": versions((*step.distributions, "edgepipe"))}
-        _, stage_dir = cache.stage_dir("export", key_material)
-        cached = cache.lookup(stage_dir) if options.use_cache else None
-        on_event(label, "start", {"cached": cached is not None})
-        if cached is None:
-            cache.discard(stage_dir)
-            try:
-                job = {"stage": "export", "spec": options.config.source.to_dict(), "label": step.output.label,
-                       "exporter": step.exporter, "transform": step.transform, "bridge": step.bridge,
-                       "data": str(source_dir / "data"), "dest": str(stage_dir / step.filename),
-                       "pruned": str(source_dir / "pruned") if source.get("pruning") else None,
-                       "max_accuracy_drop": budget, "quantization": options.config.quantization}
-                outcome = run_job(job, stage_dir / "job", step.output.label, threads=threads_each)
-            except EdgepipeError as exc:
-                result.status, result.error = "failed", {"stage": "export", **exc.to_dict()}
-                on_event(label, "failed", {"error": str(exc)})
-                return result
-            artifact = stage_dir / step.filename
-            cached = {**outcome, "file": step.filename, "sha256": sha256_artifact(artifact),
-                      "size_bytes": size_bytes(artifact), "size_compressed_bytes": zip_compressed_size(artifact)}
-            cache.commit(stage_dir, cached)
-            result.cached["export"] = False
-        else:
-            result.cached["export"] = True
-        result.path = str(stage_dir / cached["file"])
-        result.sha256, result.size_bytes = cached["sha256"], cached["size_bytes"]
-        result.size_compressed_bytes = cached["size_compressed_bytes"]
-        result.export = {"metadata": cached["metadata"], "seconds": cached["seconds"], "bridge": step.bridge,
-                         "exporter": step.exporter, "transform": step.transform}
-        on_event(label, "done", {"cached": result.cached["export"], "size_bytes": result.size_bytes})
-        return result
-
-    workers = max(1, min(options.parallel_exports, host_cores(), len(steps)))
+    """Cached exports are reused; the others run in lanes, one worker process per lane, side by side. A lane
+    holds the steps of one exporter where it can, so its worker imports that framework once."""
+    results = [ArtifactResult(step.output) for step in steps]
+    pending: list[tuple[int, Path, Job]] = []
+    for index, (step, result) in enumerate(zip(steps, results)):
+        stage_dir, cached = _export_cache(step, source, options)
+        if cached is not None:
+            on_event(f"export {step.output.label}", "start", {"cached": True})
+            _exported(step, result, stage_dir, cached, True, on_event)
+            continue
+        cache.discard(stage_dir)
+        job = {"stage": "export", "spec": options.config.source.to_dict(), "label": step.output.label,
+               "exporter": step.exporter, "transform": step.transform, "bridge": step.bridge,
+               "data": str(source_dir / "data"), "dest": str(stage_dir / step.filename),
+               "pruned": str(source_dir / "pruned") if source.get("pruning") else None,
+               "max_accuracy_drop": _accuracy_budget(step, options, source), "quantization": options.config.quantization}
+        pending.append((index, stage_dir, Job(job, stage_dir / "job", step.output.label)))
+    if not pending:
+        return results
+    workers = max(1, min(options.parallel_exports, host_cores(), len(pending)))
     threads_each = max(1, host_cores() // workers)   # side-by-side workers share the cores, never oversubscribe
+    pending.sort(key=lambda item: (steps[item[0]].exporter, item[0]))
+    lanes = [pending[i * len(pending) // workers:(i + 1) * len(pending) // workers] for i in range(workers)]
+
+    def run(lane: list[tuple[int, Path, Job]]) -> None:
+        def done(position: int, outcome: Any) -> None:
+            index, stage_dir, job = lane[position]
+            step, result = steps[index], results[index]
+            if isinstance(outcome, EdgepipeError):
+                result.status, result.error = "failed", {"stage": "export", **outcome.to_dict()}
+                on_event(f"export {step.output.label}", "failed", {"error": str(outcome)})
+            else:
+                artifact = stage_dir / step.filename
+                cached = {**outcome, "file": step.filename, "sha256": sha256_artifact(artifact),
+                          "size_bytes": size_bytes(artifact), "size_compressed_bytes": zip_compressed_size(artifact)}
+                cache.commit(stage_dir, cached)
+                _exported(step, result, stage_dir, cached, False, on_event)
+            if position + 1 < len(lane):
+                on_event(f"export {lane[position + 1][2].label}", "start", {"cached": False})
+
+        on_event(f"export {lane[0][2].label}", "start", {"cached": False})
+        run_lane([job for _, _, job in lane], threads=threads_each, on_done=done)
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(export_one, steps))
+        list(pool.map(run, lanes))
+    return results
+
+
+def _export_cache(step: Step, source: dict[str, Any], options: BuildOptions) -> tuple[Path, dict[str, Any] | None]:
+    key_material = {"stage": "export", "source": source["fingerprint"], "data": source["data_hash"],
+                    "output": step.output.label, "exporter": step.exporter, "transform": step.transform,
+                    "bridge": step.bridge, "max_accuracy_drop": _accuracy_budget(step, options, source),
+                    "quantization": options.config.quantization if step.needs_calibration else None,
+                    "versions": versions((*step.distributions, "edgepipe"))}
+    _, stage_dir = cache.stage_dir("export", key_material)
+    return stage_dir, cache.lookup(stage_dir) if options.use_cache else None
+
+
+def _exported(step: Step, result: ArtifactResult, stage_dir: Path, cached: dict[str, Any], from_cache: bool,
+              on_event: Event) -> None:
+    result.cached["export"] = from_cache
+    result.path = str(stage_dir / cached["file"])
+    result.sha256, result.size_bytes = cached["sha256"], cached["size_bytes"]
+    result.size_compressed_bytes = cached["size_compressed_bytes"]
+    result.export = {"metadata": cached["metadata"], "seconds": cached["seconds"], "bridge": step.bridge,
+                     "exporter": step.exporter, "transform": step.transform}
+    on_event(f"export {step.output.label}", "done", {"cached": from_cache, "size_bytes": result.size_bytes})
 
 
 def _accuracy_budget(step: Step, options: BuildOptions, source: dict[str, Any]) -> float | None:

@@ -1,4 +1,4 @@
-"""Entry point of a stage worker process: `python -m edge_pipeline.worker JOB RESULT`.
+"""Entry point of a stage worker process: `python -m edge_pipeline.worker JOB RESULT [JOB RESULT ...]`.
 
 Converters and runtimes run native code that can crash the interpreter; running each job in its own
 process turns a segfault into one artifact's failure instead of the whole build's. A worker must not outlive
@@ -62,22 +62,26 @@ def _watch_parent(parent: int) -> None:
 
 
 def main(argv: list[str]) -> int:
+    """argv: JOB RESULT pairs, run one after another (a lane of jobs pays the imports once)."""
     die_with_parent()
-    job_path, result_path = Path(argv[0]), Path(argv[1])
-    job = json.loads(job_path.read_text())
+    for job_path, result_path in zip(argv[0::2], argv[1::2]):
+        payload = run_one(json.loads(Path(job_path).read_text()))
+        partial = Path(f"{result_path}.partial")
+        partial.write_text(json.dumps(payload, default=str))
+        os.replace(partial, result_path)    # the parent polls for it: it appears whole or not at all
+    return 0
+
+
+def run_one(job: dict) -> dict:
     try:
-        result = _resolve(job["stage"])(job)
-        payload = {"ok": True, "result": result}
+        return {"ok": True, "result": _resolve(job["stage"])(job)}
     except EdgepipeError as exc:
-        payload = {"ok": False, "error": exc.to_dict()}
+        return {"ok": False, "error": exc.to_dict()}
     except MemoryError:
-        payload = {"ok": False, "error": StageFailed("ran out of memory").to_dict()}
+        return {"ok": False, "error": StageFailed("ran out of memory").to_dict()}
     except Exception as exc:  # a converter's own error: report it as this stage's failure
         traceback.print_exc()
-        err = StageFailed(f"{type(exc).__name__}: {_first_line(exc)}")
-        payload = {"ok": False, "error": err.to_dict()}
-    result_path.write_text(json.dumps(payload, default=str))
-    return 0
+        return {"ok": False, "error": StageFailed(f"{type(exc).__name__}: {_first_line(exc)}").to_dict()}
 
 
 def _first_line(exc: BaseException) -> str:

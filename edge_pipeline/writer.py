@@ -77,7 +77,7 @@ def _write(target: Target, options: "BuildOptions", source: dict[str, Any], sour
         "source": {k: source.get(k) for k in ("framework", "params", "size_bytes", "accuracy", "fingerprint",
                                               "input_shape", "output_shape", "inputs", "outputs", "metric",
                                               "metric_output", "eval_samples", "calibration_samples",
-                                              "provenance", "pruning")},
+                                              "provenance", "pruning", "cached")},
         "artifacts": artifacts,
         "checks": checks,
         "budgets": dict(target.budgets),

@@ -31,9 +31,9 @@ def test_writes_the_four_validated_artifacts(android_build: dict) -> None:
         assert sha256_file(folder / art["path"]) == art["sha256"]
         assert (folder / art["path"]).stat().st_size == art["size_bytes"]
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["manifest.json", "report.json", "report.md", "report.html", "report.junit.xml", "samples.json", "build.log",
-         "model-fp32.tflite", "model-int8.tflite",
-         "model-fp32.pte", "model-int8.pte", "bundle", "android-android-bundle.zip"])
+        ["manifest.json", "report.json", "report.md", "report.html", "report.junit.xml", "samples.json",
+         "model-fp32.tflite", "model-int8.tflite", "model-fp32.pte", "model-int8.pte", "bundle",
+         "android-android-bundle.zip", *(["build.log"] if report.get("log") else [])])   # a log only when non-empty
 
 
 def test_source_section(android_build: dict) -> None:
@@ -106,12 +106,13 @@ def test_unchanged_rebuild_is_cached_fast_and_byte_identical(android_build: dict
     out = android_build["out"]
     before = {a["path"]: a["sha256"] for a in android_build["report"]["artifacts"]}
     started = time.perf_counter()
-    proc = run_cli("build", "--target", "android", "--out", str(out), "--json")
+    proc = run_cli("build", "--target", "android", "--out", str(out), "--json", cwd=out)   # as the cold build ran
     elapsed = time.perf_counter() - started
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert {a["path"]: sha256_file(out / "android" / a["path"]) for a in report["artifacts"]} == before
     assert all(a["cached"] == {"export": True, "measure": True} for a in report["artifacts"])
+    assert report["source"]["cached"] is True and android_build["report"]["source"]["cached"] is False
     assert elapsed <= 0.25 * android_build["seconds"], (elapsed, android_build["seconds"])
 
 

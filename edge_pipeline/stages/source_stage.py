@@ -15,11 +15,13 @@ from ..tensors import Tensors
 from ..types import SourceSpec
 from ..validate import BUILTIN_METRICS, Metric, metric_output
 from .datafiles import save_bundle, save_outputs
+from .source_inputs import ReadRecorder
 
 
 def run(job: dict[str, Any]) -> dict[str, Any]:
     spec = SourceSpec(**job["spec"])
     workdir = Path(job["workdir"])
+    recorder = ReadRecorder(workdir)
     model, data = load_source(spec, store=workdir / "data")
     data = _trim_to_batches(data)
     adapter = _framework(model.framework)
@@ -54,7 +56,14 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         "eval_samples": int(len(reference)),
         "calibration_samples": int(len(data.calibration)),
         "provenance": model.provenance,
+        "read": recorder.stamps(named_files(spec)),   # lets an unchanged rebuild skip this stage
     }
+
+
+def named_files(spec: SourceSpec) -> list[str]:
+    """The model and weights paths of a spec (a factory or example name names no file)."""
+    base = Path(spec.base_dir)
+    return [str(base / name) for name in (spec.model, spec.weights) if name and ":" not in name]
 
 
 def source_metric(reference: Tensors, data: DataBundle, spec: SourceSpec, metric: tuple[str, Metric]) -> float | None:
