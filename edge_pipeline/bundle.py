@@ -105,7 +105,7 @@ def _fill(template: Path, template_name: str, staging: Path, folder: Path, repor
         models.append({"name": f"{artifact['format']}:{artifact['precision']}", "path": artifact["path"],
                        "format": artifact["format"]})
         if artifact.get("runner"):
-            vendor.update(getattr(registry.create("runner", artifact["runner"]), "bundle_files", lambda: {})())
+            vendor.update(registry.create("runner", artifact["runner"]).bundle_files())
     for relative, source in sorted(vendor.items()):
         (staging / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, staging / relative)

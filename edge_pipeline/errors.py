@@ -36,6 +36,11 @@ class UnknownPlugin(ConfigError):
         self.kind, self.name, self.known = kind, name, known
 
 
+class PluginError(ConfigError):
+    """An installed plugin that breaks its kind's contract (edge_pipeline/contracts.py): names the plugin and
+    the member, in one line, when the plugin is loaded rather than deep inside a stage."""
+
+
 class InputError(EdgepipeError):
     """The user's model, weights or data cannot be used as given."""
 

@@ -115,7 +115,7 @@ def _check_calibration(steps: list[Step], source: dict[str, Any], settings: dict
     method its quantizer does not offer."""
     method = settings.get("calibration_method")
     for step in steps:
-        offered = getattr(registry.load("transform", step.transform), "calibration_methods", ("minmax",)) \
+        offered = registry.load("transform", step.transform).calibration_methods \
             if step.needs_calibration else None
         if method and offered is not None and method not in offered:
             raise ConfigError(f"quantization.calibration-method '{method}' is not offered for {step.output.label} "
@@ -198,7 +198,7 @@ def _exported(step: Step, result: ArtifactResult, stage_dir: Path, cached: dict[
 
 def _accuracy_budget(step: Step, options: BuildOptions, source: dict[str, Any]) -> float | None:
     """The target's max-accuracy-drop, for transforms that can keep layers float to meet it (fallback)."""
-    if step.transform is None or not getattr(registry.load("transform", step.transform), "accuracy_budget", False):
+    if step.transform is None or not registry.load("transform", step.transform).accuracy_budget:
         return None
     budget = load_target(options.target, options.config, dict(options.budgets)).budgets.get("max-accuracy-drop")
     if budget is None:

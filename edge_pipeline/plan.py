@@ -58,7 +58,7 @@ def _exporters() -> tuple[list[Any], dict[str, Exception]]:
 
 
 def _bridges() -> list[Any]:
-    return [t for t in registry.load_all("transform")[0] if getattr(t, "bridge", None)]
+    return [t for t in registry.load_all("transform")[0] if t.bridge]
 
 
 def check_outputs(target: Target) -> list[OutputSpec]:
@@ -117,7 +117,7 @@ def _step(output: OutputSpec, exporter: Any, bridge: str | None) -> Step:
         distributions += tuple(registry.load("transform", bridge).distributions)
     return Step(output, exporter.name, transform, exporter.runner, exporter.suffix, tuple(exporter.frameworks),
                 distributions, needs_calibration, bridge,
-                getattr(exporter, "unvalidated_reason", None) if exporter.runner is None else None)
+                exporter.unvalidated_reason if exporter.runner is None else None)
 
 
 def runners_for(target: Target) -> list[str]:

@@ -1,9 +1,11 @@
-"""The three plugin kinds. Built-ins in `quantization/` and `targets/` implement these like any third party."""
+"""The three plugin kinds and what the core reads from each. Built-ins in `quantization/` and `targets/`
+implement these like any third party; the `*Base` classes hold the documented defaults of the optional
+members in one place (a plugin that does not inherit one gets them from `registry.check` when loaded)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -18,8 +20,30 @@ class Model:
     module: Any
     example_inputs: tuple[Any, ...]
     provenance: dict[str, Any] = field(default_factory=dict)
-    extras: dict[str, Any] = field(default_factory=dict)  # e.g. a quantizer the exporter must see
     input_names: tuple[str, ...] = ()     # in the order `module` takes them positionally
+    converter: "ConverterSettings" = field(default_factory=lambda: ConverterSettings())   # set by transforms
+
+
+@dataclass(frozen=True)
+class Int8Fallback:
+    """What TFLiteConverter's full-int8 export needs to rank layers and keep sensitive ones float."""
+
+    data: "DataBundle"
+    budget: float | None     # the target's max-accuracy-drop (None: rank only)
+    rank: str                # the `[quantization] sensitivity` mode
+
+
+@dataclass(frozen=True)
+class ConverterSettings:
+    """Settings a transform leaves for the exporter when quantization happens inside the converter: typed, so
+    a producer and its consumer cannot drift apart on a key name."""
+
+    tflite_mode: str = "fp32"                     # TFLiteConverter: fp32 | dynamic | fp16 | int8
+    representative: Tensors | None = None         # TFLiteConverter int8 calibration samples
+    int8_fallback: Int8Fallback | None = None     # TFLiteConverter int8 sensitivity / fallback
+    tfjs_weights: str | None = None               # TF.js weight quantization dtype: float16 | uint8
+    coreml_precision: str | None = None           # Core ML compute precision: fp16 (None: fp32)
+    litert_quant_config: Any = None               # litert-torch QuantConfig from the litert-int8 transform
 
 
 @dataclass
@@ -44,15 +68,31 @@ class DataBundle:
         return len(self.example)
 
 
+class Session(Protocol):
+    """An opened artifact. Optional members, read when present: `input_specs`, `output_names`,
+    `runtime_label`, `runtime_version`, `cores`, `device_label`, `benchmark(...)`, `run_batches(...)`."""
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]: ...
+
+
 @runtime_checkable
 class Transform(Protocol):
-    """Rewrites a Model (pruning, quantization before or inside export)."""
+    """Rewrites a Model (pruning, quantization before or inside export), or a finished artifact file."""
 
     name: ClassVar[str]
     frameworks: ClassVar[tuple[str, ...]]
     needs_calibration: ClassVar[bool]
+    distributions: ClassVar[tuple[str, ...]]       # default (): packages whose versions key the cache
+    applies_to: ClassVar[str]                      # default "model"; "artifact": `apply_artifact` on the file
+    accuracy_budget: ClassVar[bool]                # default False; True: gets max_accuracy_drop and sensitivity
+    bridge: ClassVar[tuple[str, str] | None]       # default None; (from, to) framework for bridge transforms
+    calibration_methods: ClassVar[tuple[str, ...]]  # default ("minmax",): methods a calibrated transform offers
+    calibration_method: str                        # default "minmax"; set by the export stage from the config
 
-    def apply(self, model: Model, data: DataBundle) -> Model: ...
+    def apply(self, model: Model, data: DataBundle) -> Model: ...   # required when applies_to == "model"
+
+    # required when applies_to == "artifact": quantizes `src` into `dest`, returns the quantization notes
+    # def apply_artifact(self, src: Path, dest: Path, data: DataBundle) -> dict[str, Any]: ...
 
 
 @runtime_checkable
@@ -64,14 +104,16 @@ class Exporter(Protocol):
     suffix: ClassVar[str]
     frameworks: ClassVar[tuple[str, ...]]
     precisions: ClassVar[dict[str, str | None]]
-    runner: ClassVar[str]
-    distributions: ClassVar[tuple[str, ...]]   # packages whose versions key the cache
+    runner: ClassVar[str | None]                 # None: no runtime here can run it (reported unvalidated)
+    distributions: ClassVar[tuple[str, ...]]     # packages whose versions key the cache
+    is_directory: ClassVar[bool]                 # default False: the artifact is a folder, written atomically
+    onnx_based: ClassVar[bool]                   # default False; True: the core writes ONNX, then `finish`
+    unvalidated_reason: ClassVar[str | None]     # default None: why an artifact without a runner is not validated
 
     def export(self, model: Model, dest: Path) -> dict[str, Any]: ...
 
-
-class Session(Protocol):
-    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]: ...
+    # required when onnx_based: turns a (possibly quantized) ONNX file into the artifact, returns metadata
+    # def finish(self, onnx_path: Path, dest: Path) -> dict[str, Any]: ...
 
 
 @runtime_checkable
@@ -81,5 +123,63 @@ class Runner(Protocol):
     name: ClassVar[str]
     runtime: ClassVar[str]
     distribution: ClassVar[str]
+    variants: ClassVar[tuple[str | None, ...]]   # default (None,): runtime backends; the first validates
+    suffixes: ClassVar[dict[str, str]]           # default {}: file suffix (or file in a folder) -> format
+    preload: Callable[[], None] | None           # default None; in-process runtimes: import before measuring
+    signature: Callable[[Path], dict[str, Any]] | None   # default None: tensors as an app must encode them
+    op_profile: Callable[[Path, list[np.ndarray], int], dict[str, Any]] | None   # default None: per-op times
 
-    def open(self, path: Path, threads: int) -> Session: ...
+    def open(self, path: Path, threads: int) -> Session: ...   # with variants: open(path, threads, variant)
+
+    def bundle_files(self) -> dict[str, Path]: ...   # default {}: files a sample app vendors (relative -> source)
+
+
+class TransformBase:
+    """Defaults of a Transform's optional members; a model transform overrides `apply`."""
+
+    name: ClassVar[str]
+    frameworks: ClassVar[tuple[str, ...]]
+    needs_calibration: ClassVar[bool] = False
+    distributions: ClassVar[tuple[str, ...]] = ()
+    applies_to: ClassVar[str] = "model"
+    accuracy_budget: ClassVar[bool] = False
+    bridge: ClassVar[tuple[str, str] | None] = None
+    calibration_methods: ClassVar[tuple[str, ...]] = ("minmax",)
+    calibration_method: str = "minmax"
+
+
+class ArtifactTransformBase(TransformBase):
+    """A transform of a finished artifact file (ORT quantization, ai-edge-quantizer recipes)."""
+
+    applies_to: ClassVar[str] = "artifact"
+
+
+class ExporterBase:
+    """Defaults of an Exporter's optional members."""
+
+    name: ClassVar[str]
+    format: ClassVar[str]
+    suffix: ClassVar[str]
+    frameworks: ClassVar[tuple[str, ...]]
+    precisions: ClassVar[dict[str, str | None]]
+    runner: ClassVar[str | None]
+    distributions: ClassVar[tuple[str, ...]]
+    is_directory: ClassVar[bool] = False
+    onnx_based: ClassVar[bool] = False
+    unvalidated_reason: ClassVar[str | None] = None
+
+
+class RunnerBase:
+    """Defaults of a Runner's optional members (an optional method is None when the runtime lacks it)."""
+
+    name: ClassVar[str]
+    runtime: ClassVar[str]
+    distribution: ClassVar[str]
+    variants: ClassVar[tuple[str | None, ...]] = (None,)
+    suffixes: ClassVar[dict[str, str]] = {}
+    preload: ClassVar[Callable[..., None] | None] = None
+    signature: ClassVar[Callable[..., dict[str, Any]] | None] = None
+    op_profile: ClassVar[Callable[..., dict[str, Any]] | None] = None
+
+    def bundle_files(self) -> dict[str, Path]:
+        return {}

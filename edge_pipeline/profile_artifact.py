@@ -23,7 +23,7 @@ from .types import ArtifactResult, OutputSpec, ProfileSettings
 def runner_for(path: Path) -> tuple[str, str]:
     """(runner name, format) from the file: a suffix a runner declares, or a folder with model.json."""
     for runner in registry.load_all("runner")[0]:
-        for suffix, fmt in getattr(runner, "suffixes", {}).items():
+        for suffix, fmt in runner.suffixes.items():
             if (path.is_file() and path.name.endswith(suffix)) or (path.is_dir() and (path / suffix).is_file()):
                 return runner.name, fmt
     raise InputError(f"{path}: no runner reads this kind of file (known: .tflite, .pte, .onnx, .ort, .ptl, "

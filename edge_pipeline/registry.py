@@ -1,6 +1,7 @@
 """Finds plugins through entry points, the same way a third-party `edgepipe-foo` package registers.
 
-Listing reads package metadata only; a plugin's module is imported when it is first used.
+Listing reads package metadata only; a plugin's module is imported when it is first used, and checked
+against its kind's contract then (`check`), so the core can read every declared member plainly.
 """
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from .errors import MissingDependency, UnknownPlugin
+from . import contracts
+from .errors import MissingDependency, PluginError, UnknownPlugin
 
 KINDS = {"exporter": "edgepipe.exporters", "transform": "edgepipe.transforms",
          "runner": "edgepipe.runners", "target": "edgepipe.targets"}
@@ -39,16 +41,26 @@ def describe(kind: str) -> list[PluginInfo]:
             for name, ep in sorted(_entry_points(kind).items())]
 
 
+def check(kind: str, obj: Any, name: str | None = None) -> Any:
+    """Verifies a plugin against its kind's contract (contracts.MEMBERS) and returns it, absent optional
+    members set to their documented defaults; a broken one raises a one-line PluginError naming it and the
+    member. `name`: its entry-point name, which its own `name` must match."""
+    if kind not in KINDS:
+        raise PluginError(f"unknown plugin kind '{kind}' (kinds: {', '.join(KINDS)})")
+    return contracts.verify(kind, obj, name, names)
+
+
 def load(kind: str, name: str) -> Any:
-    """Imports and returns the plugin object; unknown names suggest the closest one."""
+    """Imports, checks and returns the plugin object; unknown names suggest the closest one."""
     eps = _entry_points(kind)
     if name not in eps:
         raise UnknownPlugin(kind, name, eps)
     try:
-        return eps[name].load()
+        obj = eps[name].load()
     except ModuleNotFoundError as exc:
         missing = (exc.name or "a module").split(".")[0]
         raise MissingDependency(missing, f"the {kind} '{name}'") from exc
+    return check(kind, obj, name)
 
 
 def create(kind: str, name: str) -> Any:
@@ -58,12 +70,12 @@ def create(kind: str, name: str) -> Any:
 
 
 def load_all(kind: str) -> tuple[list[Any], dict[str, Exception]]:
-    """Every loadable plugin of a kind, and the errors of those that are not: one broken third-party
-    plugin must not break work that never asks for it."""
+    """Every loadable plugin of a kind, and the errors of those that are not (a missing dependency, a broken
+    contract): one broken third-party plugin must not break work that never asks for it."""
     loaded, broken = [], {}
     for name in names(kind):
         try:
             loaded.append(load(kind, name))
-        except MissingDependency as exc:
+        except (MissingDependency, PluginError) as exc:
             broken[name] = exc
     return loaded, broken

@@ -5,26 +5,27 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import ClassVar
 
-from edge_pipeline.plugins import DataBundle, Model
+from edge_pipeline.plugins import DataBundle, Int8Fallback, Model, TransformBase
 
 from .sensitivity import Budgeted
 
 
-class ConverterSetting:
+class ConverterSetting(TransformBase):
     name: ClassVar[str]
-    key: ClassVar[str]
+    key: ClassVar[str]       # a ConverterSettings field
     value: ClassVar[str]
     frameworks: ClassVar[tuple[str, ...]] = ("tensorflow",)
     needs_calibration: ClassVar[bool] = False
     distributions: ClassVar[tuple[str, ...]] = ()
 
     def apply(self, model: Model, data: DataBundle) -> Model:
-        extras = {**model.extras, self.key: self.value}
+        settings = {self.key: self.value}
         if self.needs_calibration:
-            extras["representative"] = data.calibration
+            settings["representative"] = data.calibration
         quantization = {"scheme": f"{self.key} = {self.value}",
                         "calibration_samples": int(len(data.calibration)) if self.needs_calibration else 0}
-        return replace(model, extras=extras, provenance={**model.provenance, "quantization": quantization})
+        return replace(model, converter=replace(model.converter, **settings),
+                       provenance={**model.provenance, "quantization": quantization})
 
 
 class TfliteDynamic(ConverterSetting):
@@ -44,8 +45,8 @@ class TfliteInt8(Budgeted, ConverterSetting):
 
     def apply(self, model: Model, data: DataBundle) -> Model:
         model = super().apply(model, data)
-        debug = {"data": data, "budget": self.max_accuracy_drop, "rank": self.sensitivity}   # rank: the mode
-        return replace(model, extras={**model.extras, "int8_debug": debug})
+        fallback = Int8Fallback(data, self.max_accuracy_drop, self.sensitivity)
+        return replace(model, converter=replace(model.converter, int8_fallback=fallback))
 
 
 class TfjsFloat16(ConverterSetting):

@@ -29,5 +29,5 @@ class LitertInt8(Pt2eStaticInt8):
     def finish(self, quantized: Model) -> Model:
         from litert_torch.quantize.quant_config import QuantConfig
 
-        return replace(quantized, extras={**quantized.extras, "litert_quant_config": QuantConfig(
-            pt2e_quantizer=self.quantizer(lambda node: True))})
+        config = QuantConfig(pt2e_quantizer=self.quantizer(lambda node: True))
+        return replace(quantized, converter=replace(quantized.converter, litert_quant_config=config))

@@ -9,17 +9,16 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from edge_pipeline.errors import StageFailed
-from edge_pipeline.plugins import DataBundle
+from edge_pipeline.plugins import ArtifactTransformBase, DataBundle
 from edge_pipeline.tensors import order_inputs
 
 from targets.coverage import tflite_after
 
 
-class LitertRecipe:
+class LitertRecipe(ArtifactTransformBase):
     name: ClassVar[str]
     recipe: ClassVar[str]
     scheme: ClassVar[str]
-    applies_to: ClassVar[str] = "artifact"
     frameworks: ClassVar[tuple[str, ...]] = ("torch", "tensorflow")
     needs_calibration: ClassVar[bool] = False
     distributions: ClassVar[tuple[str, ...]] = ("ai-edge-quantizer",)

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from edge_pipeline.plugins import DataBundle
+from edge_pipeline.plugins import ArtifactTransformBase, DataBundle
 
 from edge_pipeline.sources.onnx_source import onnx_input_specs
 from edge_pipeline.tensors import TensorSpec, Tensors, order_inputs
@@ -40,9 +40,8 @@ def _preprocessed(src: Path, workdir: Path) -> Path:
     return out
 
 
-class OrtStaticInt8(Budgeted):
+class OrtStaticInt8(Budgeted, ArtifactTransformBase):
     name: ClassVar[str] = "ort-static-int8"
-    applies_to: ClassVar[str] = "artifact"
     frameworks: ClassVar[tuple[str, ...]] = ("onnx",)
     needs_calibration: ClassVar[bool] = True
     distributions: ClassVar[tuple[str, ...]] = ("onnxruntime",)
@@ -131,9 +130,8 @@ def graph_input_specs(path: Path) -> list[TensorSpec]:
     return onnx_input_specs(ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]))
 
 
-class OrtDynamicInt8:
+class OrtDynamicInt8(ArtifactTransformBase):
     name: ClassVar[str] = "ort-dynamic-int8"
-    applies_to: ClassVar[str] = "artifact"
     frameworks: ClassVar[tuple[str, ...]] = ("onnx",)
     needs_calibration: ClassVar[bool] = False
     distributions: ClassVar[tuple[str, ...]] = ("onnxruntime",)

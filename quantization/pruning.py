@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from edge_pipeline.errors import EdgepipeError, InputError, StageFailed
-from edge_pipeline.plugins import DataBundle, Model
+from edge_pipeline.plugins import DataBundle, Model, TransformBase
 
 from . import keras_pruning
 
 SHAPE_ATTRS = ("in_channels", "out_channels", "groups", "in_features", "out_features", "num_features")
 
 
-class PruneBase:
+class PruneBase(TransformBase):
     name: ClassVar[str]
     kind: ClassVar[str]
     frameworks: ClassVar[tuple[str, ...]] = ("torch", "tensorflow")

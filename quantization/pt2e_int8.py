@@ -7,7 +7,7 @@ import dataclasses
 from dataclasses import replace
 from typing import Any, Callable, ClassVar
 
-from edge_pipeline.plugins import DataBundle, Model
+from edge_pipeline.plugins import DataBundle, Model, TransformBase
 
 from .pt2e import capture_for_quantization, quantize_static
 from .pt2e_sensitivity import NUMERICS, WHAT, rank_layers
@@ -17,7 +17,7 @@ from .sensitivity import (EVAL_SAMPLES, Budgeted, Predict, method_text, quantiza
 NodeFilter = Callable[[Any], bool]
 
 
-class Pt2eStaticInt8(Budgeted):
+class Pt2eStaticInt8(Budgeted, TransformBase):
     name: ClassVar[str]
     frameworks: ClassVar[tuple[str, ...]] = ("torch",)
     needs_calibration: ClassVar[bool] = True
@@ -32,7 +32,7 @@ class Pt2eStaticInt8(Budgeted):
         raise NotImplementedError
 
     def finish(self, quantized: Model) -> Model:
-        """Backend extras the exporter needs (e.g. litert-torch's QuantConfig), for the model that ships."""
+        """Backend converter settings the exporter needs (e.g. litert-torch's QuantConfig), for the model that ships."""
         return quantized
 
     def apply(self, model: Model, data: DataBundle) -> Model:

@@ -19,7 +19,7 @@ Backends plug in as `Predict` functions (inputs -> outputs) and a `Rank` functio
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -36,7 +36,7 @@ Predict = Callable[[Tensors], np.ndarray]
 
 class Budgeted:
     """Settings the export stage gives every int8 transform that ranks layers and falls back under a budget."""
-    accuracy_budget = True                    # marks the transform for the export stage
+    accuracy_budget: ClassVar[bool] = True    # marks the transform for the export stage
     max_accuracy_drop: float | None = None    # the target's `max-accuracy-drop`, minus what pruning spent
     sensitivity: str = "on-failure"           # `[quantization] sensitivity`: one of MODES
 

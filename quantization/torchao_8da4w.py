@@ -12,12 +12,12 @@ from dataclasses import replace
 from typing import ClassVar
 
 from edge_pipeline.errors import Unsupported
-from edge_pipeline.plugins import DataBundle, Model
+from edge_pipeline.plugins import DataBundle, Model, TransformBase
 
 GROUP_SIZE = 32
 
 
-class Torchao8da4w:
+class Torchao8da4w(TransformBase):
     name: ClassVar[str] = "torchao-8da4w"
     frameworks: ClassVar[tuple[str, ...]] = ("torch",)
     needs_calibration: ClassVar[bool] = False

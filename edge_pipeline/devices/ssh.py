@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 
 from ..errors import ConfigError, InputError, RunnerUnavailable
+from ..plugins import RunnerBase
 from ..tensors import Tensors
 
 RUNNER_SCRIPT = Path(__file__).with_name("remote_runner.py")
@@ -96,8 +97,9 @@ def _last(text: str) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
-class DeviceRunner:
-    """Wraps a local runner's identity; the artifact runs on the device through the transport."""
+class DeviceRunner(RunnerBase):
+    """Wraps a local runner's identity; the artifact runs on the device through the transport. It keeps the
+    RunnerBase defaults: one variant, no preload (the memory is the device's), no op profile."""
 
     def __init__(self, local: Any, url: str):
         self.local = local

@@ -34,18 +34,18 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     if transform is not None and transform.needs_calibration and len(data.calibration) == 0:
         raise InputError(f"{job['label']} needs calibration data: set 'calibration' in the config "
                          f"to a function returning input batches")
-    if transform is not None and getattr(transform, "accuracy_budget", False):
+    if transform is not None and transform.accuracy_budget:
         transform.max_accuracy_drop = job.get("max_accuracy_drop")   # fallback keeps sensitive layers float
         transform.sensitivity = settings.get("sensitivity", "on-failure")   # on-failure | always | never
-    if transform is not None and getattr(transform, "applies_to", "model") == "model":
+    if transform is not None and transform.applies_to == "model":
         model = transform.apply(model, data)
     exporter = registry.create("exporter", job["exporter"])
     dest = Path(job["dest"])
-    writer = atomic_dir if getattr(exporter, "is_directory", False) else atomic_path
+    writer = atomic_dir if exporter.is_directory else atomic_path
     with writer(dest) as tmp:
-        if getattr(exporter, "onnx_based", False):
+        if exporter.onnx_based:
             metadata = _via_onnx(model, exporter, transform, data, tmp)
-        elif transform is not None and getattr(transform, "applies_to", "model") == "artifact":
+        elif transform is not None and transform.applies_to == "artifact":
             metadata = _then_quantize_file(model, exporter, transform, data, tmp)
         else:
             metadata = exporter.export(model, tmp)

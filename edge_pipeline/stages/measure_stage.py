@@ -32,11 +32,11 @@ def create_runner(job: dict[str, Any]) -> Any:
 
 def run(job: dict[str, Any]) -> dict[str, Any]:
     runner = create_runner(job)
-    variants = tuple(getattr(runner, "variants", (None,)))
+    variants = runner.variants
     artifact = Path(job["artifact"])
     data = load_bundle(Path(job["data"]))
     reference = load_outputs(Path(job["reference"]))
-    preload = getattr(runner, "preload", None)     # in-process runtimes: their memory is this process's
+    preload = runner.preload     # in-process runtimes: their memory is this process's
     if preload is not None and not job.get("device"):
         preload()
         with RssSampler() as sampler:
@@ -96,7 +96,7 @@ TOP_OPS = 10
 
 def op_profile(runner: Any, artifact: Path, sample: Any, runs: int) -> dict[str, Any] | None:
     """Top ops by time, one schema across runtimes; None when the runner cannot profile ops."""
-    if not hasattr(runner, "op_profile"):
+    if runner.op_profile is None:
         return None
     profile = runner.op_profile(artifact, sample, max(5, min(runs, 50)))
     ops = profile["ops"]
@@ -112,7 +112,7 @@ def op_profile(runner: Any, artifact: Path, sample: Any, runs: int) -> dict[str,
 def measure_latency(runner: Any, artifact: Path, session: Any, sample: list[Any], profile: dict[str, Any],
                     target: str) -> list[dict[str, Any]]:
     """Every thread count (and runtime variant, e.g. TF.js backends); `session` is the opened 1-thread one."""
-    variants = tuple(getattr(runner, "variants", (None,)))
+    variants = runner.variants
     latencies = []
     cores = getattr(session, "cores", None) or host_cores()     # "all" means the device's cores on a device
     for variant in variants:

@@ -23,7 +23,7 @@ SAMPLE_OUTPUTS = 8
 def run(job: dict[str, Any]) -> dict[str, Any]:
     artifact = Path(job["artifact"])
     runner = create_runner(job)
-    variants = tuple(getattr(runner, "variants", (None,)))
+    variants = runner.variants
     session = _open(runner, artifact, 1, variants[0])
     specs = input_specs(session)
     if job.get("inputs"):
@@ -47,7 +47,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     result["op_profile"] = op_profile(runner, artifact, sample, job["profile"]["runs"])
     if job.get("reference"):
         ref_runner = registry.create("runner", job["reference_runner"])
-        ref_session = _open(ref_runner, Path(job["reference"]), 1, tuple(getattr(ref_runner, "variants", (None,)))[0])
+        ref_session = _open(ref_runner, Path(job["reference"]), 1, ref_runner.variants[0])
         ref_inputs = order_inputs(input_specs(ref_session), inputs, f"reference {Path(job['reference']).name}")
         reference = _named(run_batches(ref_session, ref_inputs, batch), getattr(ref_session, "output_names", None))
         aligned = align_outputs(list(outputs.arrays), list(outputs.names), reference)

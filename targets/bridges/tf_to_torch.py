@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from edge_pipeline.errors import Unsupported
-from edge_pipeline.plugins import DataBundle, Model
+from edge_pipeline.plugins import DataBundle, Model, TransformBase
 
 from ..exporters.onnx_export import tensorflow_to_onnx
 
 
-class TensorflowToTorch:
+class TensorflowToTorch(TransformBase):
     name: ClassVar[str] = "tf-to-torch"
     bridge: ClassVar[tuple[str, str]] = ("tensorflow", "torch")
     frameworks: ClassVar[tuple[str, ...]] = ("tensorflow",)
@@ -33,7 +33,7 @@ class TensorflowToTorch:
                                   "TensorFlow -> ONNX (tf2onnx) -> onnx2torch, fixed-shape rewrite")
 
 
-class OnnxToTorch:
+class OnnxToTorch(TransformBase):
     name: ClassVar[str] = "onnx-to-torch"
     bridge: ClassVar[tuple[str, str]] = ("onnx", "torch")
     frameworks: ClassVar[tuple[str, ...]] = ("onnx",)

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edge_pipeline.errors import Unsupported
-from edge_pipeline.plugins import DataBundle, Model
+from edge_pipeline.plugins import DataBundle, Model, TransformBase
 from edge_pipeline.sources.keras_source import load_saved_model
 
 from ..exporters.onnx_export import torch_to_onnx
@@ -22,7 +22,7 @@ from ..exporters.torch_capture import as_unsupported
 from .single_input import single_float_input
 
 
-class TorchToTensorflow:
+class TorchToTensorflow(TransformBase):
     name: ClassVar[str] = "torch-to-tf"
     bridge: ClassVar[tuple[str, str]] = ("torch", "tensorflow")
     frameworks: ClassVar[tuple[str, ...]] = ("torch",)
@@ -35,7 +35,7 @@ class TorchToTensorflow:
         return onnx_file_to_tf(work / "model.onnx", model, data, "torch -> ONNX (torch.onnx dynamo) -> onnx2tf SavedModel")
 
 
-class OnnxToTensorflow:
+class OnnxToTensorflow(TransformBase):
     name: ClassVar[str] = "onnx-to-tf"
     bridge: ClassVar[tuple[str, str]] = ("onnx", "tensorflow")
     frameworks: ClassVar[tuple[str, ...]] = ("onnx",)

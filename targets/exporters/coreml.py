@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from edge_pipeline.errors import StageFailed
 from edge_pipeline.fsutil import sha256_file
-from edge_pipeline.plugins import Model
+from edge_pipeline.plugins import ExporterBase, Model
 
 from .torch_capture import as_unsupported, capture
 
@@ -25,7 +25,7 @@ UNVALIDATED = ("Core ML runs only on Apple platforms: coremltools converts on Li
                "here, so its outputs were never compared with the source")
 
 
-class CoremlExporter:
+class CoremlExporter(ExporterBase):
     name: ClassVar[str] = "coreml"
     format: ClassVar[str] = "coreml"
     suffix: ClassVar[str] = ".mlpackage"
@@ -40,7 +40,7 @@ class CoremlExporter:
         import coremltools as ct
 
         program = capture(model).run_decompositions({})
-        fp16 = model.extras.get("coreml_precision") == "fp16"
+        fp16 = model.converter.coreml_precision == "fp16"
         try:
             converted = ct.convert(program, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
                                    compute_precision=ct.precision.FLOAT16 if fp16 else ct.precision.FLOAT32)

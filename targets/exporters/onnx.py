@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from edge_pipeline.errors import StageFailed
+from edge_pipeline.plugins import ExporterBase, Model
 
 from ..coverage import onnx_after
 
 _PRECISIONS: dict[str, str | None] = {"fp32": None, "int8": "ort-static-int8", "int8-dynamic": "ort-dynamic-int8"}
 
 
-class OnnxExporter:
+class OnnxExporter(ExporterBase):
     name: ClassVar[str] = "onnx"
     format: ClassVar[str] = "onnx"
     suffix: ClassVar[str] = ".onnx"
@@ -26,7 +27,18 @@ class OnnxExporter:
     runner: ClassVar[str] = "onnxruntime"
     distributions: ClassVar[tuple[str, ...]] = ("torch", "onnx", "onnxscript", "tf2onnx", "onnxruntime")
 
+    def export(self, model: Model, dest: Path) -> dict[str, Any]:
+        """The whole route without an artifact transform. The export stage runs it in two steps instead
+        (`to_onnx`, the ORT quantization, then `finish`), since quantization works on the ONNX file."""
+        from .onnx_export import to_onnx
+
+        with tempfile.TemporaryDirectory(prefix="edgepipe-onnx-") as tmp:
+            onnx_path = Path(tmp) / "model.onnx"
+            to_onnx(model, onnx_path)
+            return self.finish(onnx_path, dest)
+
     def finish(self, onnx_path: Path, dest: Path) -> dict[str, Any]:
+        """Turns the (possibly quantized) ONNX file into the artifact at `dest`; returns its metadata."""
         shutil.copyfile(onnx_path, dest)
         return {"opset": _opset(dest), "op_coverage": onnx_after(onnx_path)}
 

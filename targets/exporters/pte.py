@@ -5,13 +5,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
 
-from edge_pipeline.plugins import Model
+from edge_pipeline.plugins import ExporterBase, Model
 
 from ..coverage import entry, torch_layer, xnnpack_before
 from .torch_capture import as_unsupported, capture, with_preflight
 
 
-class PteExporter:
+class PteExporter(ExporterBase):
     name: ClassVar[str] = "pte"
     format: ClassVar[str] = "pte"
     suffix: ClassVar[str] = ".pte"

@@ -4,12 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from edge_pipeline.plugins import Model
+from edge_pipeline.plugins import ExporterBase, Model
 
 from .torch_capture import as_unsupported
 
 
-class PtlExporter:
+class PtlExporter(ExporterBase):
     name: ClassVar[str] = "ptl"
     format: ClassVar[str] = "ptl"
     suffix: ClassVar[str] = ".ptl"

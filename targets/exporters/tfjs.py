@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from edge_pipeline.errors import MissingDependency
-from edge_pipeline.plugins import Model
+from edge_pipeline.plugins import ExporterBase, Model
 
 from .savedmodel import saved_model_dir
 from .torch_capture import as_unsupported
@@ -17,7 +17,7 @@ from .torch_capture import as_unsupported
 SHARD_BYTES = 4 * 1024 * 1024
 
 
-class TfjsExporter:
+class TfjsExporter(ExporterBase):
     name: ClassVar[str] = "tfjs"
     format: ClassVar[str] = "tfjs"
     suffix: ClassVar[str] = "-tfjs"
@@ -29,7 +29,7 @@ class TfjsExporter:
 
     def export(self, model: Model, dest: Path) -> dict[str, Any]:
         converter = import_converter()
-        weights = model.extras.get("tfjs_weights")
+        weights = model.converter.tfjs_weights
         with saved_model_dir(model) as folder:
             try:
                 converter.convert_tf_saved_model(str(folder), str(dest), signature_def="serving_default",

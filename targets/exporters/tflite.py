@@ -4,13 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from edge_pipeline.plugins import Model
+from edge_pipeline.plugins import ExporterBase, Model
 
 from ..coverage import litert_torch_before, tflite_after
 from .torch_capture import as_unsupported, capture, with_preflight
 
 
-class TfliteExporter:
+class TfliteExporter(ExporterBase):
     name: ClassVar[str] = "tflite"
     format: ClassVar[str] = "tflite"
     suffix: ClassVar[str] = ".tflite"
@@ -25,7 +25,7 @@ class TfliteExporter:
     def export(self, model: Model, dest: Path) -> dict[str, Any]:
         import litert_torch
 
-        quant_config = model.extras.get("litert_quant_config")
+        quant_config = model.converter.litert_quant_config
         before = litert_torch_before(capture(model))
         try:
             converted = litert_torch.convert(model.module, model.example_inputs, quant_config=quant_config)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from edge_pipeline.plugins import Model
+from edge_pipeline.plugins import ExporterBase, Model
 from edge_pipeline.tensors import Tensors
 
 from ..coverage import tflite_after
@@ -12,7 +12,7 @@ from .savedmodel import saved_model_dir
 from .torch_capture import as_unsupported
 
 
-class TfTfliteExporter:
+class TfTfliteExporter(ExporterBase):
     name: ClassVar[str] = "tflite-tf"
     format: ClassVar[str] = "tflite"
     suffix: ClassVar[str] = ".tflite"
@@ -27,21 +27,21 @@ class TfTfliteExporter:
     def export(self, model: Model, dest: Path) -> dict[str, Any]:
         import tensorflow as tf
 
-        mode = model.extras.get("tflite_mode", "fp32")
+        mode = model.converter.tflite_mode
         with saved_model_dir(model) as folder:
             converter = tf.lite.TFLiteConverter.from_saved_model(str(folder))
-            _configure(converter, mode, model.extras.get("representative"))
+            _configure(converter, mode, model.converter.representative)
             try:
                 flatbuffer = converter.convert()
             except Exception as exc:
                 raise as_unsupported("TFLiteConverter failed", exc) from exc
             notes: dict[str, Any] = {}
-            debug = model.extras.get("int8_debug")
+            debug = model.converter.int8_fallback
             if mode == "int8" and debug is not None:
                 from quantization.tflite_int8_debug import int8_with_fallback
 
-                flatbuffer, notes = int8_with_fallback(converter, flatbuffer, model.module, debug["data"], debug["budget"],
-                                                       debug["rank"])
+                flatbuffer, notes = int8_with_fallback(converter, flatbuffer, model.module, debug.data, debug.budget,
+                                                       debug.rank)
         dest.write_bytes(flatbuffer)
         quantization = {**model.provenance.get("quantization", {}), **notes} if notes else None
         return {"converter": f"TFLiteConverter (tensorflow {tf.__version__})", "mode": mode,

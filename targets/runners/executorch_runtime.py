@@ -7,12 +7,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edge_pipeline.errors import InputError
+from edge_pipeline.plugins import RunnerBase
 from edge_pipeline.tensors import TensorSpec
 
 from .torch_session import TorchTensorSession
 
 
-class ExecutorchRunner:
+class ExecutorchRunner(RunnerBase):
     name: ClassVar[str] = "executorch"
     runtime: ClassVar[str] = "ExecuTorch runtime"
     distribution: ClassVar[str] = "executorch"

@@ -5,11 +5,12 @@ from pathlib import Path
 from typing import ClassVar
 
 from edge_pipeline.errors import InputError
+from edge_pipeline.plugins import RunnerBase
 
 from .torch_session import TorchTensorSession
 
 
-class LiteInterpreterRunner:
+class LiteInterpreterRunner(RunnerBase):
     name: ClassVar[str] = "lite-interpreter"
     runtime: ClassVar[str] = "PyTorch lite interpreter"
     distribution: ClassVar[str] = "torch"

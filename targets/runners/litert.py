@@ -9,10 +9,11 @@ import re
 import numpy as np
 
 from edge_pipeline.errors import InputError
+from edge_pipeline.plugins import RunnerBase
 from edge_pipeline.tensors import TensorSpec
 
 
-class LitertRunner:
+class LitertRunner(RunnerBase):
     name: ClassVar[str] = "litert"
     runtime: ClassVar[str] = "LiteRT interpreter"
     distribution: ClassVar[str] = "ai-edge-litert"

@@ -7,9 +7,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edge_pipeline.errors import InputError
+from edge_pipeline.plugins import RunnerBase
 
 
-class OnnxRuntimeRunner:
+class OnnxRuntimeRunner(RunnerBase):
     name: ClassVar[str] = "onnxruntime"
     runtime: ClassVar[str] = "ONNX Runtime (CPU)"
     distribution: ClassVar[str] = "onnxruntime"

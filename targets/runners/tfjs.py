@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edge_pipeline.errors import InputError, RunnerUnavailable, StageFailed
+from edge_pipeline.plugins import RunnerBase
 from edge_pipeline.tensors import TensorSpec, Tensors
 
 NODE_DIR = Path(__file__).with_name("tfjs_node")
@@ -42,7 +43,7 @@ def check_installed() -> str:
     return node
 
 
-class TfjsNodeRunner:
+class TfjsNodeRunner(RunnerBase):
     name: ClassVar[str] = "tfjs-node"
     runtime: ClassVar[str] = "TF.js in Node"
     distribution: ClassVar[str] = "@tensorflow/tfjs"

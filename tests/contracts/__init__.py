@@ -1,0 +1,1 @@
+"""Plugin contract tests: every registered plugin through the same checks."""
