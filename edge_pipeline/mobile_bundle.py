@@ -30,8 +30,7 @@ def describe_models(dest: Path, template: str, report: dict[str, Any]) -> list[d
     described = []
     for model in config["models"]:
         artifact = artifacts[model["name"]]
-        signature = artifact.get("signature") or \
-            registry.create("runner", artifact["runner"]).signature(assets / "models" / model["path"])
+        signature = artifact.get("signature") or _read_signature(artifact["runner"], assets / "models" / model["path"])
         if len(signature["inputs"]) != 1 or len(signature["outputs"]) != 1:
             raise StageFailed(f"the {template} demo app handles one input and one output; {model['name']} has "
                               f"{len(signature['inputs'])} and {len(signature['outputs'])}")
@@ -41,6 +40,13 @@ def describe_models(dest: Path, template: str, report: dict[str, Any]) -> list[d
         described.append({**model, "asset": f"models/{model['path']}", "input": signature["inputs"][0],
                           "output": signature["outputs"][0]})
     return described
+
+
+def _read_signature(runner_name: str, path: Path) -> dict[str, Any]:
+    runner = registry.create("runner", runner_name)
+    if runner.signature is None:
+        raise StageFailed(f"the runner '{runner_name}' cannot describe {path.name}'s tensors for a phone app")
+    return runner.signature(path)
 
 
 def _kotlin(models: list[dict[str, Any]], config: dict[str, Any], samples: int) -> str:

@@ -76,7 +76,7 @@ def app_signature(runner_name: str, artifact: Path) -> dict[str, Any] | None:
     """The tensors as an app must encode them, read here by the artifact's own runtime, so that bundling
     (in the CLI process) needs no runtime of its own."""
     runner = registry.create("runner", runner_name)
-    return runner.signature(artifact) if hasattr(runner, "signature") else None
+    return runner.signature(artifact) if runner.signature is not None else None
 
 
 def input_specs(session: Any) -> Any:
