@@ -6,6 +6,7 @@ template) turns a build folder into `bundle/` and `<name>.zip`."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import zipfile
 from pathlib import Path
@@ -18,6 +19,7 @@ from .mobile_bundle import APP_FORMATS, ASSET_ROOTS, generate_sources
 from .paths import inside, plain_name
 
 SAMPLE_COUNT = 8
+SAMPLE_FLOATS = 2 ** 19   # at most ~0.5M input values as JSON (8 digits), so photo-sized inputs keep 3 samples
 
 
 def templates_dir() -> Path:
@@ -30,16 +32,22 @@ def sample_record(report: dict[str, Any], data_file: Path) -> dict[str, Any]:
     from .stages.datafiles import load_bundle
 
     data = load_bundle(data_file)
-    inputs = data.eval_inputs.arrays[0][:SAMPLE_COUNT]
-    labels = data.eval_labels[:SAMPLE_COUNT].tolist() if data.eval_labels is not None and data.eval_labels.ndim == 1 else []
+    first = data.eval_inputs.arrays[0]
+    count = max(1, min(SAMPLE_COUNT, SAMPLE_FLOATS // max(1, math.prod(first.shape[1:]))))
+    inputs = first[:count]
+    labels = data.eval_labels[:count].tolist() if data.eval_labels is not None and data.eval_labels.ndim == 1 else []
     source = report["source"]
     classes = int(source["output_shape"][-1]) if source.get("output_shape") else 0
     return {"input_shape": [1, *source["input_shape"][1:]],
             "layout": "NCHW" if source["framework"] == "torch" else "NHWC",
             "labels": [str(i) for i in range(classes)],
             "inputs": [x.reshape(-1).tolist() for x in inputs], "sample_labels": labels,
-            "expected": {f"{a['format']}:{a['precision']}": a.get("sample_outputs")
+            "expected": {f"{a['format']}:{a['precision']}": _first(a.get("sample_outputs"), count)
                          for a in report["artifacts"] if a["status"] == "ok"}}
+
+
+def _first(values: list | None, count: int) -> list | None:
+    return values[:count] if values is not None else None
 
 
 def template_misfit(source: dict[str, Any]) -> str | None:
@@ -133,13 +141,18 @@ def _samples(folder: Path) -> dict[str, Any]:
                          f"rebuild first") from exc
 
 
+# Model files are stored, not deflated: an app maps them from its package as they are (Android's `noCompress
+# "tflite"`), and deflating megabytes of weights took most of an unchanged MobileNetV2 rebuild.
+STORED_SUFFIXES = frozenset({".tflite", ".pte", ".onnx", ".ort", ".ptl", ".bin"})
+
+
 def _zip(folder: Path, dest: Path) -> None:
     """Fixed timestamps and sorted entries: the same bundle gives the same zip bytes."""
     with atomic_path(dest) as tmp:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:   # samples: fast
             for file in sorted(p for p in folder.rglob("*") if p.is_file()):
                 info = zipfile.ZipInfo(f"{dest.stem}/{file.relative_to(folder).as_posix()}", (1980, 1, 1, 0, 0, 0))
-                info.compress_type = zipfile.ZIP_DEFLATED
+                info.compress_type = zipfile.ZIP_STORED if file.suffix in STORED_SUFFIXES else zipfile.ZIP_DEFLATED
                 info.external_attr = (0o755 if file.suffix in (".py", ".sh") else 0o644) << 16
                 zf.writestr(info, file.read_bytes())
 

@@ -7,6 +7,7 @@ write (a full disk, Ctrl-C, a bug) removes the staging folder; one left by a kil
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import time
@@ -93,7 +94,7 @@ def _write(target: Target, options: "BuildOptions", source: dict[str, Any], sour
                 "artifacts": [{"path": a["path"], "format": a["format"], "precision": a["precision"],
                                "sha256": a["sha256"], "size_bytes": a["size_bytes"]}
                               for a in artifacts if a["path"]]}
-    write_json_atomic(staging / "samples.json", sample_record(report, source_dir / "data"))
+    write_text_atomic(staging / "samples.json", json.dumps(sample_record(report, source_dir / "data")) + "\n")   # arrays: compact
     misfit = template_misfit(report["source"]) if target.bundle else None
     if misfit is not None:
         report["warnings"].append(f"no '{target.bundle}' bundle: {misfit}")
