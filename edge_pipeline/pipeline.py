@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__, cache, registry
+from . import cache, registry
+from .version import __version__
 from .config import Config
 from .errors import ConfigError, EdgepipeError, InputError
 from .fsutil import sha256_artifact, size_bytes, zip_compressed_size

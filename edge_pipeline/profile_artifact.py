@@ -9,7 +9,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from . import __version__, cache, registry
+from . import cache, registry
+from .version import __version__
 from .errors import ConfigError, InputError
 from .paths import plain_name
 from .fsutil import sha256_artifact, size_bytes, zip_compressed_size

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
+from .version import __version__
 from .bundle import bundleable, sample_record, template_misfit, write_bundle
 from .errors import StageFailed
 from .fsutil import (DiskFull, copy_atomic, current_umask, is_disk_full, remove_stale_siblings, replace_dir,

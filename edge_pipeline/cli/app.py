@@ -6,22 +6,23 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
-from .. import __version__, registry
+from .. import registry
+from ..version import __version__
 from ..config import check_sensitivity, load_config
 from ..errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED, ConfigError
 from ..gating import parse_budget
 from ..paths import output_folder, plain_name
 from ..plan import load_target
-from .guard import GuardedGroup, err_console, watch_output
+from .gate_cmd import baseline_app, gate
+from .guard import GuardedGroup, err_console, out_console, watch_output
 from .render import StageProgress, report_table
+from .tune_cmd import tune
 
 app = typer.Typer(
     name="edgepipe", cls=GuardedGroup, no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
@@ -31,7 +32,6 @@ app = typer.Typer(
          "3 environment (missing dependency, no device, disk full), 4 a stage failed, 130 interrupted.")
 DEVICE_HELP = ("Measure on a connected Linux board instead of this host: ssh://user@host[:port]"
                "[?identity=KEY&known_hosts=FILE&python=PATH]. Host keys are verified, never accepted blindly.")
-out_console = Console(width=shutil.get_terminal_size((120, 24)).columns)
 
 
 def _version(value: bool) -> None:
@@ -236,9 +236,6 @@ def _target_row(t) -> dict:
             "memory_mb": t.profile.memory_mb,
             "budgets": t.budgets, "bundle": t.bundle, "device_class": t.device_class}
 
-
-from .gate_cmd import baseline_app, gate  # noqa: E402  (registered after app exists)
-from .tune_cmd import tune  # noqa: E402
 
 app.command()(gate)
 app.command()(tune)

@@ -34,7 +34,7 @@ def gate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
 ) -> None:
     """Check a report against budgets and a baseline. Exit 1 when any check fails, or when the build failed."""
-    from .app import out_console
+    from .guard import out_console
 
     if junit is not None:
         output_file(junit, "--junit")
@@ -65,7 +65,7 @@ def baseline_update(
     out: Annotated[Path, typer.Option("--out", "-o", help="Baseline file to write (commit it).")] = Path("edgepipe-baseline.json"),
 ) -> None:
     """Write the baseline file from a (passing) report."""
-    from .app import out_console
+    from .guard import out_console
 
     output_file(out, "--out")
     current = load_report(report)

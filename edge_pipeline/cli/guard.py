@@ -11,6 +11,7 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -34,6 +35,7 @@ MAX_MESSAGE = 600
 USER_PATH_ERRORS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.ENOENT,
                     errno.ENAMETOOLONG, errno.EEXIST, errno.ELOOP)
 err_console = Console(stderr=True)
+out_console = Console(width=shutil.get_terminal_size((120, 24)).columns)   # stdout: tables, --json
 _watched: list[tuple[Path, int | None]] = []   # output folders a command writes, with their state before it
 
 

@@ -35,7 +35,7 @@ def tune(
     from ..plan import load_target
     from ..tune import TuneSettings, run_search, write_results
     from ..paths import output_folder, plain_name
-    from .app import err_console, out_console
+    from .guard import err_console, out_console
     from .guard import watch_output
 
     output_folder(out)

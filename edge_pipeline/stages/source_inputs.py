@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from ..version import __version__
 from ..fsutil import sha256_json, write_json_atomic
 
 KEY_ENV = ("PYTHONPATH", "KERAS_BACKEND", "EDGEPIPE_CACHE_DIR")   # change what a spec resolves to
