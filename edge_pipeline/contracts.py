@@ -126,8 +126,10 @@ def _references(kind: str, obj: Any, registered: Callable[[str], list[str]]) -> 
     """Members that only make sense together, or that name other plugins."""
     problems = []
     if kind == "exporter":
-        if obj.onnx_based and not callable(getattr(obj, "finish", None)):
-            problems.append("'finish' is missing (an onnx_based exporter needs finish(onnx_path, dest))")
+        for method in ("finish", "to_onnx") if obj.onnx_based else ():
+            if not callable(getattr(obj, method, None)):
+                problems.append(f"'{method}' is missing (an onnx_based exporter needs to_onnx(model, onnx_path) and "
+                                f"finish(onnx_path, dest))")
         transforms = registered("transform")
         problems += [f"precision '{p}' names the transform '{t}', which is not registered"
                      for p, t in obj.precisions.items() if t is not None and t not in transforms]

@@ -31,6 +31,9 @@ class Int8Fallback:
     data: "DataBundle"
     budget: float | None     # the target's max-accuracy-drop (None: rank only)
     rank: str                # the `[quantization] sensitivity` mode
+    # (converter, flatbuffer, keras model, data, budget, rank) -> (flatbuffer, notes): the quantizer's own
+    # search, handed to the exporter so that exporters never import quantizers
+    improve: Callable[..., tuple[bytes, dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -107,12 +110,14 @@ class Exporter(Protocol):
     runner: ClassVar[str | None]                 # None: no runtime here can run it (reported unvalidated)
     distributions: ClassVar[tuple[str, ...]]     # packages whose versions key the cache
     is_directory: ClassVar[bool]                 # default False: the artifact is a folder, written atomically
-    onnx_based: ClassVar[bool]                   # default False; True: the core writes ONNX, then `finish`
+    onnx_based: ClassVar[bool]                   # default False; True: `to_onnx`, ONNX transforms, then `finish`
     unvalidated_reason: ClassVar[str | None]     # default None: why an artifact without a runner is not validated
 
     def export(self, model: Model, dest: Path) -> dict[str, Any]: ...
 
-    # required when onnx_based: turns a (possibly quantized) ONNX file into the artifact, returns metadata
+    # required when onnx_based: writes the model as ONNX, and turns a (possibly quantized) ONNX file into the
+    # artifact, returning its metadata
+    # def to_onnx(self, model: Model, onnx_path: Path) -> None: ...
     # def finish(self, onnx_path: Path, dest: Path) -> dict[str, Any]: ...
 
 

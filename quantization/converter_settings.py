@@ -45,7 +45,9 @@ class TfliteInt8(Budgeted, ConverterSetting):
 
     def apply(self, model: Model, data: DataBundle) -> Model:
         model = super().apply(model, data)
-        fallback = Int8Fallback(data, self.max_accuracy_drop, self.sensitivity)
+        from .tflite_int8_debug import int8_with_fallback
+
+        fallback = Int8Fallback(data, self.max_accuracy_drop, self.sensitivity, int8_with_fallback)
         return replace(model, converter=replace(model.converter, int8_fallback=fallback))
 
 

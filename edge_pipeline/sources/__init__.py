@@ -4,15 +4,14 @@ The framework is decided by the model reference: `.pt2` is PyTorch, `.keras`, `.
 TensorFlow, `.onnx` is ONNX, and a factory's return value is inspected."""
 from __future__ import annotations
 
-import importlib
-import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import InputError, UnknownPlugin
 from ..plugins import DataBundle, Model
 from ..tensors import Tensors
 from ..types import SourceSpec
+from .user_code import call_user, resolve_callable
 
 EXAMPLES = {"torch-digits": "edge_pipeline.examples.torch_digits:load",
             "keras-digits": "edge_pipeline.examples.keras_digits:load",
@@ -70,30 +69,3 @@ def _from_factory(spec: SourceSpec) -> tuple[Model, Tensors]:
         return from_keras(obj, spec, provenance)
     raise InputError(f"model factory '{ref}' returned {type(obj).__name__}, expected a torch.nn.Module "
                      f"or a Keras model")
-
-
-def resolve_callable(ref: str, what: str, base_dir: str | None = None) -> Callable[..., Any]:
-    """Imports `pkg.module:attr`, with the config's folder importable, and names what failed."""
-    module_name, sep, attr = ref.partition(":")
-    if not sep or not module_name or not attr:
-        raise InputError(f"{what} '{ref}' must look like 'package.module:function'")
-    if base_dir and base_dir not in sys.path:
-        sys.path.insert(0, base_dir)
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise InputError(f"{what} '{ref}': module '{exc.name}' not found (searched from {base_dir or Path.cwd()})") from exc
-    except Exception as exc:
-        raise InputError(f"{what} '{ref}': importing '{module_name}' raised {type(exc).__name__}: {exc}") from exc
-    try:
-        return getattr(module, attr)
-    except AttributeError as exc:
-        raise InputError(f"{what} '{ref}': '{module_name}' has no attribute '{attr}'") from exc
-
-
-def call_user(func: Callable[..., Any], ref: str, what: str, *args: Any) -> Any:
-    """Calls a user's function so that its exception becomes a one-line InputError."""
-    try:
-        return func(*args)
-    except Exception as exc:
-        raise InputError(f"{what} '{ref}' raised {type(exc).__name__}: {exc}") from exc

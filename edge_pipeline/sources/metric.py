@@ -6,7 +6,7 @@ import numpy as np
 from ..errors import InputError
 from ..types import SourceSpec
 from ..validate import BUILTIN_METRICS, Metric
-from . import call_user, resolve_callable
+from .user_code import call_user, resolve_callable
 
 
 def load_metric(spec: SourceSpec) -> tuple[str, Metric]:

@@ -17,7 +17,7 @@ from ..errors import InputError
 from ..plugins import DataBundle
 from ..tensors import DTYPES, TensorSpec, Tensors, as_array, check_same_kind, random_inputs, to_tensors
 from ..types import SourceSpec
-from . import call_user, resolve_callable
+from .user_code import call_user, resolve_callable
 
 TOPK_METRICS = ("top1", "top5")
 

@@ -57,11 +57,9 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
 
 def _via_onnx(model: Model, exporter: Any, transform: Any, data: DataBundle, dest: Path) -> dict[str, Any]:
     """ONNX-based formats: export ONNX, apply an artifact transform (ORT quantization), then finish."""
-    from targets.exporters.onnx_export import to_onnx
-
     with tempfile.TemporaryDirectory(prefix="edgepipe-onnx-") as tmp:
         onnx_path = Path(tmp) / "model.onnx"
-        to_onnx(model, onnx_path)
+        exporter.to_onnx(model, onnx_path)
         metadata: dict[str, Any] = {}
         if transform is not None:
             quantized = Path(tmp) / "quantized.onnx"

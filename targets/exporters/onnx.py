@@ -28,14 +28,18 @@ class OnnxExporter(ExporterBase):
     distributions: ClassVar[tuple[str, ...]] = ("torch", "onnx", "onnxscript", "tf2onnx", "onnxruntime")
 
     def export(self, model: Model, dest: Path) -> dict[str, Any]:
-        """The whole route without an artifact transform. The export stage runs it in two steps instead
+        """The whole route without an artifact transform. The export stage runs it in steps instead
         (`to_onnx`, the ORT quantization, then `finish`), since quantization works on the ONNX file."""
-        from .onnx_export import to_onnx
-
         with tempfile.TemporaryDirectory(prefix="edgepipe-onnx-") as tmp:
             onnx_path = Path(tmp) / "model.onnx"
-            to_onnx(model, onnx_path)
+            self.to_onnx(model, onnx_path)
             return self.finish(onnx_path, dest)
+
+    def to_onnx(self, model: Model, onnx_path: Path) -> None:
+        """The source model as ONNX (torch.onnx, tf2onnx, or the ONNX source file itself)."""
+        from .onnx_export import to_onnx
+
+        to_onnx(model, onnx_path)
 
     def finish(self, onnx_path: Path, dest: Path) -> dict[str, Any]:
         """Turns the (possibly quantized) ONNX file into the artifact at `dest`; returns its metadata."""

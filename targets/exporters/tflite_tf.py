@@ -38,10 +38,8 @@ class TfTfliteExporter(ExporterBase):
             notes: dict[str, Any] = {}
             debug = model.converter.int8_fallback
             if mode == "int8" and debug is not None:
-                from quantization.tflite_int8_debug import int8_with_fallback
-
-                flatbuffer, notes = int8_with_fallback(converter, flatbuffer, model.module, debug.data, debug.budget,
-                                                       debug.rank)
+                flatbuffer, notes = debug.improve(converter, flatbuffer, model.module, debug.data, debug.budget,
+                                                  debug.rank)
         dest.write_bytes(flatbuffer)
         quantization = {**model.provenance.get("quantization", {}), **notes} if notes else None
         return {"converter": f"TFLiteConverter (tensorflow {tf.__version__})", "mode": mode,
