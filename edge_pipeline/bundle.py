@@ -2,7 +2,8 @@
 inputs with the outputs each artifact's runner produced, labels and preprocessing constants, plus a zip.
 
 A build writes `samples.json` next to its artifacts; `edgepipe bundle` (or `build` for targets with a
-template) turns a build folder into `bundle/` and `<name>.zip`."""
+template) turns a build folder into `bundle/` and `<name>.zip`. What differs per app (its formats, where it
+reads its files, generated code) comes from its bundler plugin (`edgepipe.bundlers`, edge_pipeline/bundlers/)."""
 from __future__ import annotations
 
 import json
@@ -13,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
-from .errors import ConfigError, InputError, StageFailed
+from .errors import ConfigError, InputError, StageFailed, UnknownPlugin
 from .fsutil import atomic_path, replace_dir, sha256_artifact
-from .mobile_bundle import APP_FORMATS, ASSET_ROOTS, generate_sources
 from .paths import inside, plain_name
 
 SAMPLE_COUNT = 8
@@ -62,24 +62,35 @@ def template_misfit(source: dict[str, Any]) -> str | None:
     return None
 
 
+def bundler(template_name: str) -> Any:
+    """The bundler plugin of a template; an unknown one names the templates there are."""
+    try:
+        return registry.create("bundler", template_name)
+    except UnknownPlugin:
+        raise ConfigError(f"no bundle template '{template_name}' (templates: {', '.join(registry.names('bundler'))})") from None
+
+
 def bundleable(template_name: str, artifacts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Validated artifacts in a format the template's app code runs."""
-    formats = APP_FORMATS.get(template_name)
+    try:
+        formats = bundler(template_name).formats
+    except ConfigError:
+        formats = None   # write_bundle says which templates there are
     return [a for a in artifacts if a["status"] == "ok" and (formats is None or a["format"] in formats)]
 
 
 def write_bundle(template_name: str, folder: Path, report: dict[str, Any], zip_name: str | None = None) -> dict[str, Any]:
     """Fills folder/bundle from the template and writes folder/<zip_name>.zip; only validated artifacts go in."""
     zip_name = plain_name(zip_name or f"{report['target']}-{template_name}-bundle", "bundle name")
-    template = templates_dir() / plain_name(template_name, "bundle template")
+    app = bundler(plain_name(template_name, "bundle template"))
+    template = app.template_dir or templates_dir() / app.name
     if not template.is_dir():
-        known = sorted(p.name for p in templates_dir().iterdir() if p.is_dir())
-        raise ConfigError(f"no bundle template '{template_name}' (templates: {', '.join(known)})")
+        raise ConfigError(f"the '{template_name}' bundler's template folder {template} is missing")
     samples = _samples(folder)
     staging = folder / ".bundle.staging"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        models, generated = _fill(template, template_name, staging, folder, report, samples)
+        models, generated = _fill(template, app, staging, folder, report, samples)
         replace_dir(staging, folder / "bundle")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)   # a refused or interrupted bundle leaves nothing half-made
@@ -91,17 +102,17 @@ def write_bundle(template_name: str, folder: Path, report: dict[str, Any], zip_n
                                          for p in (folder / "bundle").rglob("*") if p.is_file())}
 
 
-def _fill(template: Path, template_name: str, staging: Path, folder: Path, report: dict[str, Any],
+def _fill(template: Path, app: Any, staging: Path, folder: Path, report: dict[str, Any],
           samples: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Copies the template into staging and adds the models, runtime files, config, samples and generated code."""
     shutil.copytree(template, staging)
     models, vendor = [], {}
-    assets = staging / ASSET_ROOTS.get(template_name, ".")     # where the app reads its files from
+    assets = staging / app.asset_root     # where the app reads its files from
     (assets / "models").mkdir(parents=True, exist_ok=True)
-    bundled = bundleable(template_name, report["artifacts"])
+    bundled = bundleable(app.name, report["artifacts"])
     if not bundled:
-        raise StageFailed(f"no validated artifact the '{template_name}' app can run "
-                          f"(it runs {', '.join(APP_FORMATS.get(template_name, ('any format',)))})")
+        raise StageFailed(f"no validated artifact the '{app.name}' app can run "
+                          f"(it runs {', '.join(app.formats or ('any format',))})")
     for artifact in bundled:
         src = inside(folder, artifact.get("path"), "report.json artifact path")
         if not src.exists():
@@ -122,9 +133,7 @@ def _fill(template: Path, template_name: str, staging: Path, folder: Path, repor
     (assets / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     (assets / "samples.json").write_text(json.dumps({"inputs": samples["inputs"], "labels": samples["sample_labels"],
                                                       "expected": samples["expected"]}) + "\n")
-    generated: dict[str, Any] = {}
-    for hook in ARTIFACT_HOOKS.get(template_name, []):
-        generated.update(hook(staging, report, folder))
+    generated = app.generate(staging, report, folder)
     _fill_readme(staging / "README.md", report, models, len(samples["inputs"]), generated)
     return models, generated
 
@@ -155,27 +164,6 @@ def _zip(folder: Path, dest: Path) -> None:
                 info.compress_type = zipfile.ZIP_STORED if file.suffix in STORED_SUFFIXES else zipfile.ZIP_DEFLATED
                 info.external_attr = (0o755 if file.suffix in (".py", ".sh") else 0o644) << 16
                 zf.writestr(info, file.read_bytes())
-
-
-def _mcu_sources(dest: Path, report: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """TFLite Micro wants the model compiled in: C source of the validated int8 .tflite."""
-    from .c_array import write_c_array
-
-    tflite = next(a for a in report["artifacts"] if a["status"] == "ok" and a["format"] == "tflite")
-    return {"c_array": write_c_array(inside(folder, tflite["path"], "report.json artifact path"), dest,
-                                     tflite["sha256"])}
-
-
-def _board_runtime(dest: Path, report: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """The same standalone runner the ssh transport pushes, so a board runs bundles exactly as it is profiled."""
-    from .devices.ssh import RUNNER_SCRIPT
-
-    shutil.copy2(RUNNER_SCRIPT, dest / "board_runtime.py")
-    return {}
-
-
-ARTIFACT_HOOKS = {"mcu": [_mcu_sources], "linux": [_board_runtime],   # template -> extra generators
-                  "android": [generate_sources("android")], "ios": [generate_sources("ios")]}
 
 
 def _fill_readme(path: Path, report: dict[str, Any], models: list[dict], samples: int, generated: dict[str, Any]) -> None:

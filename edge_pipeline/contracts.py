@@ -9,10 +9,11 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .errors import PluginError
-from .plugins import ExporterBase, RunnerBase, TransformBase
+from .plugins import BundlerBase, ExporterBase, RunnerBase, TransformBase, TransportBase
 from .types import OutputSpec, Target
 
 APPLIES_TO = ("model", "artifact")
@@ -88,8 +89,22 @@ MEMBERS: dict[str, tuple[Member, ...]] = {
     ),
     "target": (Member("name", *STR), Member("description", "a str", lambda v: isinstance(v, str)),
                Member("outputs", "a non-empty tuple of OutputSpec", _outputs)),
+    "transport": (
+        Member("name", *STR), Member("schemes", "a non-empty tuple of str", lambda v: _strs(v) and bool(v)),
+        Member("parse", *METHOD), Member("in_process", *BOOL, required=False),
+        Member("wrap_runner", *OPTIONAL_METHOD, required=False),
+        Member("measure_artifact", *OPTIONAL_METHOD, required=False),
+    ),
+    "bundler": (
+        Member("name", *STR), Member("formats", "None or a non-empty tuple of str",
+                                     _optional(lambda v: _strs(v) and bool(v)), required=False),
+        Member("asset_root", *STR, required=False),
+        Member("template_dir", "None or a pathlib.Path", _optional(lambda v: isinstance(v, Path)), required=False),
+        Member("generate", *METHOD, required=False),
+    ),
 }
-BASES: dict[str, type] = {"exporter": ExporterBase, "transform": TransformBase, "runner": RunnerBase}
+BASES: dict[str, type] = {"exporter": ExporterBase, "transform": TransformBase, "runner": RunnerBase,
+                          "transport": TransportBase, "bundler": BundlerBase}
 
 
 def describe(kind: str, obj: Any, name: str | None) -> str:
@@ -141,7 +156,18 @@ def _references(kind: str, obj: Any, registered: Callable[[str], list[str]]) -> 
             problems.append(f"'{method}' is missing (a transform that applies to the {obj.applies_to} needs it)")
         if obj.calibration_method not in obj.calibration_methods:
             problems.append(f"'calibration_method' {obj.calibration_method!r} is not in calibration_methods")
+    elif kind == "transport":
+        if obj.wrap_runner is None and obj.measure_artifact is None:
+            problems.append("it offers neither 'wrap_runner' nor 'measure_artifact': it cannot measure anything")
+        problems += [f"scheme {s!r} is not a URL scheme" for s in obj.schemes if not _scheme(s)]
+    elif kind == "bundler" and obj.template_dir is not None and not obj.template_dir.is_dir():
+        problems.append(f"'template_dir' {str(obj.template_dir)!r} is not a folder")
     return problems
+
+
+def _scheme(text: str) -> bool:
+    """RFC 3986 scheme characters: a letter, then letters, digits, + - ."""
+    return text[:1].isascii() and text[:1].isalpha() and all(c.isascii() and (c.isalnum() or c in "+-.") for c in text)
 
 
 def _adopt(obj: Any, member: str, default: Any) -> None:

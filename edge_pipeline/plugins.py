@@ -1,5 +1,5 @@
-"""The three plugin kinds and what the core reads from each. Built-ins in `quantization/` and `targets/`
-implement these like any third party; the `*Base` classes hold the documented defaults of the optional
+"""The plugin kinds and what the core reads from each. Built-ins in `quantization/`, `targets/`,
+`edge_pipeline/transports/` and `edge_pipeline/bundlers/` implement these like any third party; the `*Base` classes hold the documented defaults of the optional
 members in one place (a plugin that does not inherit one gets them from `registry.check` when loaded)."""
 from __future__ import annotations
 
@@ -139,6 +139,37 @@ class Runner(Protocol):
     def bundle_files(self) -> dict[str, Path]: ...   # default {}: files a sample app vendors (relative -> source)
 
 
+@runtime_checkable
+class Transport(Protocol):
+    """Where a build or `edgepipe profile` measures, chosen by the `--device` URL's scheme (no device: the
+    transport named "local"). A transport offers `wrap_runner` (the artifact runs there through a runner), or
+    `measure_artifact` (a device tool times the file itself, e.g. a phone's benchmark_model), or both."""
+
+    name: ClassVar[str]
+    schemes: ClassVar[tuple[str, ...]]          # URL schemes it answers: "ssh" for ssh://..., "adb" for adb:...
+    in_process: ClassVar[bool]                  # default False; True: it measures in the measuring process itself
+    # default None: wraps a host runner so its sessions run (and are labelled) on the device at `url`
+    wrap_runner: Callable[[Any, str | None], Any] | None
+    # default None: (artifact, url, ProfileSettings) -> the measure dict, without a runner (profile only)
+    measure_artifact: Callable[[Path, str, Any], dict[str, Any]] | None
+
+    def parse(self, url: str) -> Any: ...   # a malformed URL raises a one-line ConfigError, before any work
+
+
+@runtime_checkable
+class Bundler(Protocol):
+    """Turns a build folder into a demo app: one `sample_apps/<name>/` template, the formats its code runs, and
+    what it generates beyond the copied models (C arrays, Kotlin/Swift model info, a board runtime)."""
+
+    name: ClassVar[str]                           # the template's name (a target's `bundle`)
+    formats: ClassVar[tuple[str, ...] | None]     # default None: the app runs any validated format
+    asset_root: ClassVar[str]                     # default ".": where in the template the app reads its files
+    template_dir: ClassVar[Path | None]           # default None: edgepipe's sample_apps/<name>
+
+    # default {}: writes extra files into the staged bundle `dest`; returns what the bundle summary reports
+    def generate(self, dest: Path, report: dict[str, Any], folder: Path) -> dict[str, Any]: ...
+
+
 class TransformBase:
     """Defaults of a Transform's optional members; a model transform overrides `apply`."""
 
@@ -187,4 +218,26 @@ class RunnerBase:
     op_profile: ClassVar[Callable[..., dict[str, Any]] | None] = None
 
     def bundle_files(self) -> dict[str, Path]:
+        return {}
+
+
+class TransportBase:
+    """Defaults of a Transport's optional members."""
+
+    name: ClassVar[str]
+    schemes: ClassVar[tuple[str, ...]]
+    in_process: ClassVar[bool] = False
+    wrap_runner: ClassVar[Callable[..., Any] | None] = None
+    measure_artifact: ClassVar[Callable[..., dict[str, Any]] | None] = None
+
+
+class BundlerBase:
+    """Defaults of a Bundler's optional members: an app that runs any format and needs nothing generated."""
+
+    name: ClassVar[str]
+    formats: ClassVar[tuple[str, ...] | None] = None
+    asset_root: ClassVar[str] = "."
+    template_dir: ClassVar[Path | None] = None
+
+    def generate(self, dest: Path, report: dict[str, Any], folder: Path) -> dict[str, Any]:
         return {}

@@ -39,18 +39,15 @@ def profile(path: Path, target: str, out_dir: Path, inputs: Path | None, referen
     if inputs is not None and not inputs.is_file():
         raise ConfigError(f"inputs file not found: {inputs}")
     runner, fmt = runner_for(path)
-    if device is not None and not device.startswith("adb"):
-        from .devices.ssh import SshDevice
-
-        SshDevice.parse(device)   # a malformed URL is a usage error, before any work
+    transport = registry.transport_for(device)   # a malformed URL is a usage error, before any work
     job: dict[str, Any] = {"stage": "profile", "artifact": str(path.resolve()), "runner": runner, "target": target,
                            "inputs": str(inputs.resolve()) if inputs else None, "profile": asdict(profile_settings),
                            "device": device}
     if reference is not None:
         job["reference"], job["reference_runner"] = str(reference.resolve()), runner_for(reference)[0]
     workdir = cache.cache_root() / "work" / f"profile-{os.getpid()}-{time.time_ns()}"
-    if device is not None and device.startswith("adb"):
-        measured = _measure_on_phone(path, device, profile_settings)
+    if transport.wrap_runner is None:   # the device's own tool times the file (adb: benchmark_model), no runner
+        measured = transport.measure_artifact(path, device, profile_settings)
     else:
         try:
             measured = run_job(job, workdir, f"profile {path.name}")
@@ -87,13 +84,3 @@ def profile(path: Path, target: str, out_dir: Path, inputs: Path | None, referen
     folder.mkdir(parents=True, exist_ok=True)
     write_views(folder, report)
     return report
-
-
-
-def _measure_on_phone(path: Path, device: str, settings: ProfileSettings) -> dict[str, Any]:
-    """Latency from benchmark_model on an adb device; it reads no outputs back, so agreement is not measured."""
-    from .devices.adb import AdbDevice, profile_on_phone
-
-    entry = profile_on_phone(AdbDevice.parse(device), path, 1, settings.warmup, settings.runs)
-    return {"runtime": "LiteRT benchmark_model (on the phone)", "runtime_version": None, "input_shape": None,
-            "latency": [entry], "sample_outputs": None, "op_profile": None}

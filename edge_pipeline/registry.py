@@ -11,10 +11,23 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from . import contracts
-from .errors import MissingDependency, PluginError, UnknownPlugin
+from .errors import ConfigError, MissingDependency, PluginError, UnknownPlugin
 
 KINDS = {"exporter": "edgepipe.exporters", "transform": "edgepipe.transforms",
-         "runner": "edgepipe.runners", "target": "edgepipe.targets"}
+         "runner": "edgepipe.runners", "target": "edgepipe.targets",
+         "transport": "edgepipe.transports", "bundler": "edgepipe.bundlers"}
+
+# The built-in transports and bundlers, also declared in pyproject.toml: listed here too so that they are found
+# when the installed metadata predates these kinds (an editable install from an older checkout). An entry point
+# of the same name (the installed metadata, or a third party) takes precedence.
+BUILTINS: dict[str, dict[str, str]] = {
+    "transport": {"local": "edge_pipeline.transports.local:LocalTransport",
+                  "ssh": "edge_pipeline.transports.ssh:SshBoardTransport",
+                  "adb": "edge_pipeline.transports.adb:AdbTransport"},
+    "bundler": {"web": "edge_pipeline.bundlers.web:WebBundler", "linux": "edge_pipeline.bundlers.linux:LinuxBundler",
+                "mcu": "edge_pipeline.bundlers.mcu:McuBundler", "android": "edge_pipeline.bundlers.mobile:AndroidBundler",
+                "ios": "edge_pipeline.bundlers.mobile:IosBundler"},
+}
 
 
 @dataclass(frozen=True)
@@ -28,7 +41,8 @@ class PluginInfo:
 @lru_cache(maxsize=None)
 def _entry_points(kind: str) -> dict[str, EntryPoint]:
     group = KINDS[kind]
-    return {ep.name: ep for ep in entry_points(group=group)}
+    builtin = {name: EntryPoint(name, value, group) for name, value in BUILTINS.get(kind, {}).items()}
+    return {**builtin, **{ep.name: ep for ep in entry_points(group=group)}}
 
 
 def names(kind: str) -> list[str]:
@@ -37,8 +51,12 @@ def names(kind: str) -> list[str]:
 
 def describe(kind: str) -> list[PluginInfo]:
     """Plugin names and their import paths, without importing any of them."""
-    return [PluginInfo(kind, name, ep.value, ep.dist.name if ep.dist else None)
+    return [PluginInfo(kind, name, ep.value, ep.dist.name if ep.dist else _builtin_dist(kind, name))
             for name, ep in sorted(_entry_points(kind).items())]
+
+
+def _builtin_dist(kind: str, name: str) -> str | None:
+    return "edgepipe" if name in BUILTINS.get(kind, {}) else None
 
 
 def check(kind: str, obj: Any, name: str | None = None) -> Any:
@@ -79,3 +97,26 @@ def load_all(kind: str) -> tuple[list[Any], dict[str, Exception]]:
         except (MissingDependency, PluginError) as exc:
             broken[name] = exc
     return loaded, broken
+
+
+def url_scheme(url: str) -> str:
+    """The scheme of a `--device` URL: `ssh` for ssh://..., `adb` for adb, adb:SERIAL and adb?benchmark=..."""
+    end = next((i for i, c in enumerate(url) if not (c.isascii() and (c.isalnum() or c in "+-."))), len(url))
+    return url[:end].lower()
+
+
+def transport_for(url: str | None) -> Any:
+    """The transport instance that answers a `--device` URL (None: "local", this host), with the URL already
+    validated by it: a malformed or unanswered URL is a one-line ConfigError before any work."""
+    if url is None:
+        return create("transport", "local")
+    scheme = url_scheme(url)
+    transports = load_all("transport")[0]
+    chosen = next((t for t in transports if scheme in t.schemes), None)
+    if chosen is None:
+        known = ", ".join(sorted(s for t in transports for s in t.schemes))
+        raise ConfigError(f"--device '{url}': no transport answers the scheme '{scheme}' (schemes: {known}); "
+                          f"e.g. ssh://user@host[:port] or adb[:SERIAL]")
+    transport = chosen() if isinstance(chosen, type) else chosen
+    transport.parse(url)
+    return transport

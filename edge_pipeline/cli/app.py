@@ -84,10 +84,9 @@ def build(
         cfg = replace(cfg, quantization={**cfg.quantization, "sensitivity": check_sensitivity(
             sensitivity, "--sensitivity (quantization.sensitivity)")})
     budgets = tuple(parse_budget(text) for text in budget or [])
-    if device is not None:
-        from ..devices.ssh import SshDevice
-
-        SshDevice.parse(device)
+    if device is not None and registry.transport_for(device).wrap_runner is None:   # malformed: ConfigError
+        raise ConfigError(f"--device '{device}': the {registry.url_scheme(device)} transport cannot run a build's "
+                          f"artifacts; measure a file on it with `edgepipe profile`")
     watch_output(out / plain_name(target, "--target"))
     log = cache_root() / "logs" / f"build-{target}-{os.getpid()}.log"
     options = BuildOptions(target=target, out_dir=out, config=cfg, use_cache=not no_cache, budgets=budgets,
@@ -175,7 +174,7 @@ def bundle(
 
 @app.command()
 def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
-    """List registered exporters, transforms, runners and targets (without importing them)."""
+    """List registered exporters, transforms, runners, targets, transports and bundlers (without importing them)."""
     rows = [info for kind in registry.KINDS for info in registry.describe(kind)]
     if as_json:
         sys.stdout.write(json.dumps([vars(r) for r in rows], indent=2) + "\n")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import registry
+from ..errors import ConfigError
 from ..host import host_cores, measured_on, package_version
 from ..memory import RssSampler, check_memory_limit
 from ..profiling import run_batches, time_session
@@ -21,13 +22,12 @@ SAMPLE_OUTPUTS = 8
 
 
 def create_runner(job: dict[str, Any]) -> Any:
-    """The artifact's runner, on this host or, with a device URL, on that device."""
-    runner = registry.create("runner", job["runner"])
-    if job.get("device"):
-        from ..devices.ssh import DeviceRunner
-
-        return DeviceRunner(runner, job["device"])
-    return runner
+    """The artifact's runner, wrapped by the transport the device URL's scheme names (none: this host)."""
+    transport = registry.transport_for(job.get("device"))
+    if transport.wrap_runner is None:
+        raise ConfigError(f"--device '{job['device']}': the {transport.name} transport cannot run a build's "
+                          f"artifacts; measure a file on it with `edgepipe profile`")
+    return transport.wrap_runner(registry.create("runner", job["runner"]), job.get("device"))
 
 
 def run(job: dict[str, Any]) -> dict[str, Any]:
@@ -37,7 +37,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     data = load_bundle(Path(job["data"]))
     reference = load_outputs(Path(job["reference"]))
     preload = runner.preload     # in-process runtimes: their memory is this process's
-    if preload is not None and not job.get("device"):
+    if preload is not None and registry.transport_for(job.get("device")).in_process:
         preload()
         with RssSampler() as sampler:
             session = _open(runner, artifact, 1, variants[0])

@@ -92,3 +92,36 @@ def test_a_broken_third_party_plugin_is_refused_when_loaded(thirdparty: None) ->
         registry.load("exporter", "broken")
     loaded, broken_ones = registry.load_all("exporter")   # the others still load
     assert set(broken_ones) == {"broken"} and "pte" in {e.name for e in loaded}
+
+
+def test_a_transport_that_cannot_measure_is_refused() -> None:
+    class Mute:
+        name, schemes = "mute", ("mute",)
+
+        def parse(self, url: str) -> str:
+            return url
+
+    with pytest.raises(PluginError, match="neither 'wrap_runner' nor 'measure_artifact'") as info:
+        registry.check("transport", Mute)
+    assert "'mute'" in str(info.value) and "\n" not in str(info.value)
+    bad_scheme = type("BadScheme", (Mute,), {"name": "bad", "schemes": ("not a scheme",),
+                                             "wrap_runner": lambda self, runner, url: runner})
+    with pytest.raises(PluginError, match="'not a scheme' is not a URL scheme"):
+        registry.check("transport", bad_scheme)
+
+
+def test_a_bundler_with_bad_formats_is_refused_and_a_plain_one_gets_defaults() -> None:
+    with pytest.raises(PluginError, match="'formats' is 'pte'"):
+        registry.check("bundler", type("Stringy", (), {"name": "stringy", "formats": "pte"}))
+    plain = type("Plain", (), {"name": "plain"})
+    assert registry.check("bundler", plain) is plain
+    assert (plain.formats, plain.asset_root, plain.template_dir) == (None, ".", None)
+    assert plain().generate(Path("."), {}, Path(".")) == {}
+
+
+def test_an_unknown_device_scheme_is_a_one_line_usage_error() -> None:
+    from edge_pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no transport answers the scheme 'foo'") as info:
+        registry.transport_for("foo://bench")
+    assert info.value.exit_code == EXIT_USAGE and "\n" not in str(info.value)

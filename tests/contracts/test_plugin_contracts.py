@@ -93,3 +93,41 @@ def test_target_outputs_are_offered_and_bundle_exists(name: str) -> None:
     for output in target.outputs:
         assert any(e.format == output.format and output.precision in e.precisions for e in exporters), output.label
     assert target.bundle is None or (SAMPLE_APPS / target.bundle).is_dir()
+
+
+TRANSPORTS = [n for k, n in PLUGINS if k == "transport"]
+BUNDLERS = [n for k, n in PLUGINS if k == "bundler"]
+
+
+def test_no_device_is_the_local_transport_and_every_scheme_has_one_owner() -> None:
+    assert registry.transport_for(None).name == "local"
+    schemes = [s for name in TRANSPORTS for s in plugin("transport", name).schemes]
+    assert len(schemes) == len(set(schemes)), schemes
+
+
+@pytest.mark.parametrize("name", TRANSPORTS)
+def test_transport_measures_somehow_and_answers_its_schemes(name: str) -> None:
+    transport = plugin("transport", name)
+    assert transport.wrap_runner is not None or transport.measure_artifact is not None
+    for scheme in transport.schemes:
+        assert registry.url_scheme(f"{scheme}://x") == scheme
+    if transport.wrap_runner is not None:   # self, runner, url
+        assert len(inspect.signature(transport.wrap_runner).parameters) >= 3
+
+
+@pytest.mark.parametrize("name", BUNDLERS)
+def test_bundler_template_exists_and_runs_registered_formats(name: str) -> None:
+    bundler = plugin("bundler", name)
+    template = bundler.template_dir or SAMPLE_APPS / bundler.name
+    assert template.is_dir(), template
+    root = Path(bundler.asset_root)   # inside the bundle, created by bundling when the template lacks it
+    assert not root.is_absolute() and ".." not in root.parts, bundler.asset_root
+    formats = {e.format for e in loaded("exporter")[0].values()}
+    assert bundler.formats is None or set(bundler.formats) <= formats, bundler.formats
+    assert len(inspect.signature(bundler.generate).parameters) >= 4   # self, dest, report, folder
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_target_bundle_has_a_bundler(name: str) -> None:
+    target = plugin("target", name)
+    assert target.bundle is None or target.bundle in BUNDLERS

@@ -12,9 +12,11 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlparse
 
 from ..errors import ConfigError, InputError, RunnerUnavailable
+from ..plugins import TransportBase
 
 REMOTE_DIR = "/data/local/tmp/edgepipe"
 TIMINGS = re.compile(r"Inference timings in us: Init: ([\d.]+), First inference: ([\d.]+), "
@@ -122,3 +124,20 @@ def _run(command: list[str]) -> str:
     if proc.returncode != 0:
         raise RunnerUnavailable(f"{' '.join(command[:4])}...: {(proc.stderr or proc.stdout).strip()[-200:]}")
     return proc.stdout
+
+
+class AdbTransport(TransportBase):
+    """The `edgepipe.transports` plugin for adb phones: `edgepipe profile` times a .tflite with benchmark_model
+    there. It runs no runner (nothing reads outputs back), so a build cannot measure on it."""
+
+    name: ClassVar[str] = "adb"
+    schemes: ClassVar[tuple[str, ...]] = ("adb",)
+
+    def parse(self, url: str) -> AdbDevice:
+        return AdbDevice.parse(url)
+
+    def measure_artifact(self, path: Path, url: str, settings: Any) -> dict[str, Any]:
+        """Latency from benchmark_model on the phone; it reads no outputs back, so agreement is not measured."""
+        entry = profile_on_phone(AdbDevice.parse(url), path, 1, settings.warmup, settings.runs)
+        return {"runtime": "LiteRT benchmark_model (on the phone)", "runtime_version": None, "input_shape": None,
+                "latency": [entry], "sample_outputs": None, "op_profile": None}

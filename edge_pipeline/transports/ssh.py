@@ -9,13 +9,13 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
 from ..errors import ConfigError, InputError, RunnerUnavailable
-from ..plugins import RunnerBase
+from ..plugins import RunnerBase, TransportBase
 from ..tensors import Tensors
 
 RUNNER_SCRIPT = Path(__file__).with_name("remote_runner.py")
@@ -119,6 +119,19 @@ class DeviceRunner(RunnerBase):
         except Exception:
             session.input_specs = session.output_names = None
         return session
+
+
+class SshBoardTransport(TransportBase):
+    """The `edgepipe.transports` plugin for ssh://user@host boards: the artifact runs there through DeviceRunner."""
+
+    name: ClassVar[str] = "ssh"
+    schemes: ClassVar[tuple[str, ...]] = ("ssh",)
+
+    def parse(self, url: str) -> SshDevice:
+        return SshDevice.parse(url)
+
+    def wrap_runner(self, runner: Any, url: str | None) -> DeviceRunner:
+        return DeviceRunner(runner, str(url))
 
 
 class RemoteSession:

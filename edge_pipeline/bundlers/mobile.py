@@ -1,4 +1,4 @@
-"""Generated source for the phone templates (Kotlin for android, Swift for ios).
+"""The phone bundlers (android, ios): generated source for their apps (Kotlin for android, Swift for ios).
 
 The input shape, tensor encodings (dtype, scale, zero point), labels and runtime versions are read from the
 validated model files by their own runtimes and written into `ModelInfo.kt` / `ModelInfo.swift`, so the app code
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
-from . import registry
-from .errors import StageFailed
+from .. import registry
+from ..errors import StageFailed
+from ..plugins import BundlerBase
 
 ASSET_ROOTS = {"android": "app/src/main/assets", "ios": "EdgepipeDemo/Resources"}
-APP_FORMATS = {"android": ("tflite", "pte"), "ios": ("pte",)}    # what each app's code can run
 MODEL_INFO = {"android": "app/src/main/java/dev/edgepipe/demo/ModelInfo.kt", "ios": "EdgepipeDemo/ModelInfo.swift"}
 VERSION_TOKENS = {"@LITERT_VERSION@": "ai-edge-litert", "@EXECUTORCH_VERSION@": "executorch"}
 TEXT_SUFFIXES = {".kts", ".properties", ".yml", ".kt", ".swift", ".md", ".xml"}
@@ -88,9 +88,12 @@ def _q(text: str) -> str:
 RENDERERS: dict[str, Callable[[list[dict[str, Any]], dict[str, Any], int], str]] = {"android": _kotlin, "ios": _swift}
 
 
-def generate_sources(template: str) -> Callable[[Path, dict[str, Any], Path], dict[str, Any]]:
-    """The bundle hook for one phone template."""
-    def hook(dest: Path, report: dict[str, Any], folder: Path) -> dict[str, Any]:
+class PhoneBundler(BundlerBase):
+    """A phone app: ModelInfo source generated from the bundled models, runtime versions filled into its build
+    files."""
+
+    def generate(self, dest: Path, report: dict[str, Any], folder: Path) -> dict[str, Any]:
+        template = self.name
         assets = dest / ASSET_ROOTS[template]
         config = json.loads((assets / "config.json").read_text())
         samples = len(json.loads((assets / "samples.json").read_text())["inputs"])
@@ -109,4 +112,14 @@ def generate_sources(template: str) -> Callable[[Path, dict[str, Any], Path], di
         return {"generated": [MODEL_INFO[template]],
                 "runtime_versions": {VERSION_TOKENS[t]: v for t, v in runtime_versions.items()}}
 
-    return hook
+
+class AndroidBundler(PhoneBundler):
+    name: ClassVar[str] = "android"
+    formats: ClassVar[tuple[str, ...]] = ("tflite", "pte")    # what the app's code can run
+    asset_root: ClassVar[str] = ASSET_ROOTS["android"]
+
+
+class IosBundler(PhoneBundler):
+    name: ClassVar[str] = "ios"
+    formats: ClassVar[tuple[str, ...]] = ("pte",)
+    asset_root: ClassVar[str] = ASSET_ROOTS["ios"]

@@ -1,0 +1,10 @@
+"""The browser demo (`sample_apps/web`): runs any validated artifact the target built (TF.js), nothing generated."""
+from __future__ import annotations
+
+from typing import ClassVar
+
+from ..plugins import BundlerBase
+
+
+class WebBundler(BundlerBase):
+    name: ClassVar[str] = "web"

@@ -1,1 +1,0 @@
-"""Connected devices: transports (ssh for Linux boards) behind one interface, and the runner script they push."""
