@@ -1,23 +1,27 @@
 """edgepipe: take a trained model to validated, profiled edge artifacts with one command.
 
 The Python API is what the CLI calls: `edge_pipeline.build(...)` and `edge_pipeline.profile(...)` return the
-report (the dict `report.json` holds). Importing this package imports no ML framework.
+typed report (`edge_pipeline.report.Report`; `report.to_json()` is what `report.json` holds). Importing this
+package imports no ML framework.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .version import __version__
+
+if TYPE_CHECKING:
+    from .report.model import Report
 __all__ = ["__version__", "build", "profile"]
 
 
 def build(target: str = "android", *, out_dir: str | Path = "build/edgepipe", config: str | Path | None = None,
-          use_cache: bool = True, budgets: dict[str, float] | None = None, device: str | None = None) -> dict[str, Any]:
+          use_cache: bool = True, budgets: dict[str, float] | None = None, device: str | None = None) -> "Report":
     """Builds, validates and profiles every artifact `target` asks for; writes OUT_DIR/<target>/ and returns the
     report. `config`: an edgepipe.toml / pyproject.toml (default: discovered in the current folder)."""
     from .config import load_config
-    from .gating import validate_budget
+    from .report.gating import validate_budget
     from .pipeline import BuildOptions
     from .pipeline import build as run_build
 
@@ -31,7 +35,7 @@ def build(target: str = "android", *, out_dir: str | Path = "build/edgepipe", co
 
 def profile(artifact: str | Path, *, target: str = "host", out_dir: str | Path = "build/edgepipe/profile",
             inputs: str | Path | None = None, reference: str | Path | None = None, runs: int = 100, warmup: int = 10,
-            budgets: dict[str, float] | None = None, device: str | None = None) -> dict[str, Any]:
+            budgets: dict[str, float] | None = None, device: str | None = None) -> "Report":
     """Profiles an existing artifact in its own runtime (a vendor's file included) and returns the report."""
     from .config import load_config
     from .plan import load_target

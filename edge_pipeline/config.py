@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .gating import validate_budget
+from .report.gating import validate_budget
 from .paths import plain_name
 from .precision import THRESHOLD_KEYS, Precision
 from .types import OutputSpec, ProfileSettings, SourceSpec, Target

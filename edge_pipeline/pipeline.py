@@ -27,6 +27,7 @@ from .stages import source_inputs
 from .types import ArtifactResult, Target
 from .validate import thresholds_for
 from .writer import write_outputs
+from .report.model import Report
 
 Event = Callable[[str, str, dict[str, Any]], None]   # (stage label, state, details)
 
@@ -43,7 +44,7 @@ class BuildOptions:
     log_file: Path | None = None                   # native libraries' output during the build, moved into it
 
 
-def build(options: BuildOptions, on_event: Event = lambda *_: None) -> dict[str, Any]:
+def build(options: BuildOptions, on_event: Event = lambda *_: None) -> "Report":
     """Runs the whole pipeline and returns the report (also written under out_dir/<target>)."""
     started = time.perf_counter()
     target = load_target(options.target, options.config, dict(options.budgets))

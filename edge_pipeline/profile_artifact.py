@@ -10,14 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from . import cache, registry
-from .version import __version__
 from .errors import ConfigError, InputError
 from .paths import plain_name
 from .fsutil import sha256_artifact, size_bytes, zip_compressed_size
-from .gating import check_budgets
-from .host import host_id, versions
 from .jobs import run_job
-from .report import SCHEMA_VERSION, artifact_entry
+from .report.builder import artifact_report, build_report
+from .report.model import Report
 from .types import ArtifactResult, OutputSpec, ProfileSettings
 
 
@@ -32,7 +30,8 @@ def runner_for(path: Path) -> tuple[str, str]:
 
 
 def profile(path: Path, target: str, out_dir: Path, inputs: Path | None, reference: Path | None,
-            profile_settings: ProfileSettings, budgets: dict[str, float], device: str | None = None) -> dict[str, Any]:
+            profile_settings: ProfileSettings, budgets: dict[str, float], device: str | None = None) -> Report:
+    """Measures `path` in its own runtime (optionally against a reference) and writes the report's views."""
     started = time.perf_counter()
     if not path.exists():
         raise ConfigError(f"artifact not found: {path}")
@@ -60,24 +59,17 @@ def profile(path: Path, target: str, out_dir: Path, inputs: Path | None, referen
         result.status = "failed"
         result.error = {"stage": "validate", "type": "ValidationMismatch",
                         "message": f"{path.name} disagrees with {reference}: {validation['message']}"}
-    entry = artifact_entry(result, None, path.name)
-    entry["input_shape"], entry["input_dtypes"] = measured["input_shape"], measured.get("input_dtypes")
-    entry["inputs"], entry["outputs"] = measured.get("inputs"), measured.get("outputs")
-    checks = [c.to_dict() for c in check_budgets(budgets, [entry])]
-    failed_stage, failed_gate = result.status != "ok", any(not c["passed"] for c in checks)
-    report = {
-        "schema_version": SCHEMA_VERSION, "edgepipe_version": __version__, "target": target,
-        "passed": not (failed_stage or failed_gate),
-        "status": "stage_failed" if failed_stage else "gate_failed" if failed_gate else "passed",
-        "source": {"framework": "artifact", "params": None, "size_bytes": entry["size_bytes"], "accuracy": None,
-                   "fingerprint": entry["sha256"], "provenance": {"kind": "profiled artifact", "path": str(path),
-                                                                  "reference": str(reference) if reference else None}},
-        "artifacts": [entry], "checks": checks, "budgets": budgets, "warnings": [],
-        "stage_timings_s": {"total": round(time.perf_counter() - started, 3)}, "host": host_id(),
-        "tool_versions": versions(("onnxruntime", "ai-edge-litert", "executorch", "torch", "edgepipe")),
-        "config": {"command": "profile", "runner": runner, "inputs": str(inputs) if inputs else "generated (seed 0)",
-                   "profile": asdict(profile_settings)},
-    }
+    entry = artifact_report(result, None, path.name, extra={
+        "input_shape": measured["input_shape"], "input_dtypes": measured.get("input_dtypes"),
+        "inputs": measured.get("inputs"), "outputs": measured.get("outputs")})
+    source = {"framework": "artifact", "params": None, "size_bytes": entry.size_bytes, "accuracy": None,
+              "fingerprint": entry.sha256, "provenance": {"kind": "profiled artifact", "path": str(path),
+                                                          "reference": str(reference) if reference else None}}
+    report = build_report(
+        target=target, source=source, artifacts=[entry], budgets=budgets, warnings=[], timings={}, started=started,
+        tools=("onnxruntime", "ai-edge-litert", "executorch", "torch", "edgepipe"),
+        config={"command": "profile", "runner": runner, "inputs": str(inputs) if inputs else "generated (seed 0)",
+                "profile": asdict(profile_settings)})
     from .writer import write_views
 
     folder = out_dir / plain_name(path.resolve().name, "artifact name")

@@ -74,16 +74,16 @@ def evaluate(settings: TuneSettings, number: int, params: dict[str, Any]) -> dic
         report = build(options)
     except EdgepipeError as exc:
         return {"params": params, "status": "failed", "error": str(exc)}
-    (art,) = report["artifacts"]
-    if art["status"] != "ok":
-        reason = (art.get("error") or {}).get("message") or (art.get("export") or {}).get("unvalidated_reason")
-        return {"params": params, "status": art["status"], "error": reason}
-    pruning = report["source"].get("pruning") or {}
-    return {"params": params, "status": "ok", "size_kb": art["size_bytes"] / 1024,
-            "size_compressed_kb": art["size_compressed_bytes"] / 1024, "p50_ms": art["latency_ms"]["p50"],
-            "accuracy": art["accuracy"], "accuracy_drop": art["accuracy_drop"] or 0.0,
-            "params_count": (pruning.get("after") or {}).get("params", report["source"]["params"]),
-            "measured_on": art["measured_on"], "kept_float": (art.get("fallback") or {}).get("kept_float"),
+    (art,) = report.artifacts
+    if art.status != "ok":
+        reason = (art.error or {}).get("message") or (art.export or {}).get("unvalidated_reason")
+        return {"params": params, "status": art.status, "error": reason}
+    pruning = report.source.extra.get("pruning") or {}
+    return {"params": params, "status": "ok", "size_kb": art.size_bytes / 1024,
+            "size_compressed_kb": art.size_compressed_bytes / 1024, "p50_ms": art.latency_ms.p50,
+            "accuracy": art.accuracy, "accuracy_drop": art.accuracy_drop or 0.0,
+            "params_count": (pruning.get("after") or {}).get("params", report.source.params),
+            "measured_on": art.measured_on, "kept_float": (art.fallback or {}).get("kept_float"),
             "report": str(Path(options.out_dir) / settings.target / "report.json")}
 
 

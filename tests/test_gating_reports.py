@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from edge_pipeline.baseline import RelativeLimits, compare, load_report, make_baseline
+from edge_pipeline.report.baseline import RelativeLimits, compare, load_report, make_baseline
 from edge_pipeline.cli import app
 from edge_pipeline.errors import ConfigError
-from edge_pipeline.gating import outliers, parse_budget
+from edge_pipeline.report.gating import outliers, parse_budget
 from edge_pipeline.profiling import summarize
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,6 +1,7 @@
 """The Python API the CLI is a layer over: `edge_pipeline.build()` and `edge_pipeline.profile()`."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import edge_pipeline
+from edge_pipeline.report import Report
 
 
 def test_importing_the_api_imports_no_ml_framework() -> None:
@@ -29,7 +31,13 @@ def test_build_then_profile_through_the_api(tmp_path: Path, cache_dir: Path, mon
     monkeypatch.chdir(tmp_path)
     (tmp_path / "edgepipe.toml").write_text('[targets.android]\nformats = ["onnx:fp32"]\n')
     report = edge_pipeline.build("android", out_dir=tmp_path / "out")
-    assert report["passed"] and report["artifacts"][0]["validation"]["outputs"][0]["name"] == "output"
-    artifact = tmp_path / "out" / "android" / report["artifacts"][0]["path"]
+    assert isinstance(report, Report) and report.passed and report.status == "passed"
+    assert report.artifacts[0].status == "ok" and report.artifacts[0].validation.outputs[0].name == "output"
+    assert report.schema_version == 3 and report.checks == () and report.artifacts[0].latency_ms.p50 > 0
+    on_disk = json.loads((tmp_path / "out" / "android" / "report.json").read_text())
+    assert json.loads(json.dumps(report.to_json())) == on_disk
+    artifact = tmp_path / "out" / "android" / report.artifacts[0].path
     profiled = edge_pipeline.profile(artifact, out_dir=tmp_path / "profile", runs=3, warmup=1)
-    assert profiled["artifacts"][0]["inputs"][0]["shape"] == [1, 1, 8, 8]
+    assert isinstance(profiled, Report) and profiled.artifacts[0].status == "ok" and profiled.source.framework == "artifact"
+    assert profiled.artifacts[0].extra["inputs"][0]["shape"] == [1, 1, 8, 8]
+    assert profiled.to_json()["artifacts"][0]["inputs"][0]["shape"] == [1, 1, 8, 8]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_pipeline.gating import check_budgets
+from edge_pipeline.report.gating import check_budgets
 from edge_pipeline.tensors import Tensors
 from edge_pipeline.validate import thresholds_for, top1_accuracy, validate, wilson
 

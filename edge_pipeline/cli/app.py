@@ -16,7 +16,8 @@ from .. import registry
 from ..version import __version__
 from ..config import check_sensitivity, load_config
 from ..errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED, ConfigError
-from ..gating import parse_budget
+from ..report.gating import parse_budget
+from ..report.model import Report
 from ..paths import output_folder, plain_name
 from ..plan import load_target
 from .gate_cmd import baseline_app, gate
@@ -97,28 +98,28 @@ def build(
     finally:
         if log.is_file() and not log.stat().st_size:
             log.unlink()
-    _finish(report, out / report["target"], as_json)
+    _finish(report, out / report.target, as_json)
 
 
-def _finish(report: dict, folder: Path, as_json: bool) -> None:
+def _finish(report: "Report", folder: Path, as_json: bool) -> None:
     """Prints the report (table or JSON) and exits with the code its status calls for."""
     if as_json:
-        sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
+        sys.stdout.write(json.dumps(report.to_json(), indent=2, default=str) + "\n")
     else:
         out_console.print(report_table(report))
-        for a in report["artifacts"]:
-            if a.get("error"):
-                out_console.print(f"[red]✗ {a['format']}:{a['precision']}[/] {a['error']['message']}")
-        for check in report["checks"]:
-            if not check["passed"]:
-                out_console.print(f"[red]✗ budget[/] {check['message']}")
-        for warning in report.get("warnings") or []:
+        for a in report.artifacts:
+            if a.error:
+                out_console.print(f"[red]✗ {a.label}[/] {a.error['message']}")
+        for check in report.checks:
+            if not check.passed:
+                out_console.print(f"[red]✗ budget[/] {check.message}")
+        for warning in report.warnings:
             if "evaluation samples" in warning:   # a small evaluation set: the figures above are uncertain
                 out_console.print(f"[yellow]! {warning}[/]", highlight=False)
         out_console.print(f"Report: {folder / 'report.md'}")
-        if report.get("log"):
-            out_console.print(f"Native libraries' output: {folder / report['log']}", highlight=False)
-    status = report["status"]
+        if report.log:
+            out_console.print(f"Native libraries' output: {folder / report.log}", highlight=False)
+    status = report.status
     raise typer.Exit(EXIT_STAGE_FAILED if status == "stage_failed" else EXIT_GATE_FAILED if status == "gate_failed" else EXIT_OK)
 
 
@@ -156,7 +157,7 @@ def bundle(
     name: Annotated[Optional[str], typer.Option("--name", help="Zip file name without .zip (a plain name, no folders).")] = None,
 ) -> None:
     """Fill a sample_apps/ template with a build's validated artifacts and write it as a folder and a zip."""
-    from ..baseline import load_report
+    from ..report.baseline import load_report
     from ..bundle import write_bundle
 
     folder = out / plain_name(target, "--target")

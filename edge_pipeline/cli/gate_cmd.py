@@ -12,12 +12,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..baseline import BASELINE_KIND, RelativeLimits, compare, load_report, make_baseline, refuse_unless_passed
 from ..errors import EXIT_GATE_FAILED, EXIT_OK, ConfigError
 from ..fsutil import write_json_atomic, write_text_atomic
-from ..gating import check_budgets, completeness_checks, parse_budget
-from ..junit import to_junit
 from ..paths import output_file
+from ..report.baseline import BASELINE_KIND, RelativeLimits, compare, load_report, make_baseline, refuse_unless_passed
+from ..report.gating import check_budgets, completeness_checks, parse_budget
+from ..report.junit import to_junit
+from ..report.model import Report
 
 baseline_app = typer.Typer(help="Manage the baseline file a team commits.", no_args_is_help=True)
 DEFAULT_REPORT = Path("build/edgepipe/android/report.json")
@@ -38,23 +39,24 @@ def gate(
 
     if junit is not None:
         output_file(junit, "--junit")
-    current = load_report(report)
-    if current.get("kind") == BASELINE_KIND:
+    loaded = load_report(report)      # checked; version 2 or 3
+    if loaded.get("kind") == BASELINE_KIND:
         raise ConfigError(f"{report} is a baseline, not a build report: pass it as --baseline")
-    budgets = {**current.get("budgets", {}), **dict(parse_budget(b) for b in budget or [])}
-    checks = [c.to_dict() for c in completeness_checks(current) + check_budgets(budgets, current["artifacts"])]
+    current = Report.from_json(loaded)
+    budgets = {**current.budgets, **dict(parse_budget(b) for b in budget or [])}
+    checks = completeness_checks(current) + check_budgets(budgets, current.artifacts)
     if baseline is not None:
         limits = RelativeLimits(max_size_growth, max_accuracy_loss, max_latency_growth)
-        checks += [c.to_dict() for c in compare(current, load_report(baseline, "baseline"), limits)]
-    failed = [c for c in checks if not c["passed"]]
+        checks += compare(current, load_report(baseline, "baseline"), limits)
+    failed = [c for c in checks if not c.passed]
     if junit is not None:
         write_text_atomic(junit, to_junit(current, checks))
     if as_json:
-        sys.stdout.write(json.dumps({"passed": not failed, "checks": checks}, indent=2) + "\n")
+        sys.stdout.write(json.dumps({"passed": not failed, "checks": [c.to_dict() for c in checks]}, indent=2) + "\n")
     else:
         for check in checks:
-            mark = "[yellow]-[/]" if check["kind"] == "skipped" else "[green]✓[/]" if check["passed"] else "[red]✗[/]"
-            out_console.print(f"{mark} {check['message']}", highlight=False)
+            mark = "[yellow]-[/]" if check.kind == "skipped" else "[green]✓[/]" if check.passed else "[red]✗[/]"
+            out_console.print(f"{mark} {check.message}", highlight=False)
         out_console.print("[red]gate failed[/]" if failed else "[green]gate passed[/]")
     raise typer.Exit(EXIT_GATE_FAILED if failed else EXIT_OK)
 
@@ -72,4 +74,4 @@ def baseline_update(
     refuse_unless_passed(current, str(report))
     entry = make_baseline(current)
     write_json_atomic(out, entry)
-    out_console.print(f"baseline for '{current['target']}' written to {out} ({len(entry['artifacts'])} artifacts)")
+    out_console.print(f"baseline for '{entry['target']}' written to {out} ({len(entry['artifacts'])} artifacts)")

@@ -6,6 +6,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ..report.model import Report
+
 STATE_STYLE = {"done": "green", "failed": "red", "start": "cyan", "skipped": "yellow"}
 STATUS_STYLE = {"ok": "green", "failed": "red", "unvalidated": "yellow"}
 
@@ -35,16 +37,16 @@ class StageProgress:
         self.console.print(f"[{STATE_STYLE.get(state, 'white')}]{mark}[/] {label}{extra}")
 
 
-def report_table(report: dict[str, Any]) -> Table:
-    table = Table(title=f"edgepipe {report['target']}: {'PASSED' if report['passed'] else 'FAILED'}")
+def report_table(report: Report) -> Table:
+    table = Table(title=f"edgepipe {report.target}: {'PASSED' if report.passed else 'FAILED'}")
     for column in ("artifact", "status", "size KB", "zipped KB", "p50 ms", "p90 ms", "accuracy", "drop pt", "agreement"):
         table.add_column(column, justify="left" if column in ("artifact", "status") else "right")
-    for a in report["artifacts"]:
-        lat = a.get("latency_ms") or {}
-        table.add_row(f"{a['format']}:{a['precision']}", f"[{STATUS_STYLE.get(a['status'], 'red')}]{a['status']}[/]",
-                      _f(a.get("size_bytes"), 1024, 1), _f(a.get("size_compressed_bytes"), 1024, 1),
-                      _f(lat.get("p50"), 1, 3), _f(lat.get("p90"), 1, 3), _f(a.get("accuracy"), 0.01, 2),
-                      _f(a.get("accuracy_drop"), 1, 2), _f(a.get("agreement"), 1, 4))
+    for a in report.artifacts:
+        lat = a.latency_ms
+        table.add_row(a.label, f"[{STATUS_STYLE.get(a.status, 'red')}]{a.status}[/]",
+                      _f(a.size_bytes, 1024, 1), _f(a.size_compressed_bytes, 1024, 1),
+                      _f(lat.p50 if lat else None, 1, 3), _f(lat.p90 if lat else None, 1, 3), _f(a.accuracy, 0.01, 2),
+                      _f(a.accuracy_drop, 1, 2), _f(a.agreement, 1, 4))
     return table
 
 

@@ -1,63 +1,12 @@
-"""The report: JSON is the source of truth; Markdown is a view of it."""
+"""report.md: a view of the typed report (rendered from its JSON form, the same text report.json holds)."""
 from __future__ import annotations
 
 from typing import Any
 
-from .types import ArtifactResult
+from .model import Report
 
-SCHEMA_VERSION = 2
-
-
-def artifact_entry(result: ArtifactResult, source_accuracy: float | None, relpath: str | None) -> dict[str, Any]:
-    measure = result.measure or {}
-    validation = measure.get("validation", {})
-    latencies = measure.get("latency") or []
-    primary = latencies[0] if latencies else None
-    accuracy = measure.get("accuracy")
-    drop = None
-    if accuracy is not None and source_accuracy is not None:
-        drop = round((source_accuracy - accuracy) * 100, 4)
-    return {
-        "format": result.output.format,
-        "precision": result.output.precision,
-        "status": result.status,
-        "path": relpath,
-        "size_bytes": result.size_bytes,
-        "size_compressed_bytes": result.size_compressed_bytes,
-        "sha256": result.sha256,
-        "runtime": measure.get("runtime"),
-        "runtime_version": measure.get("runtime_version"),
-        "latency_ms": _latency(primary),
-        "latency_by_threads": [_latency(entry) for entry in latencies],
-        "accuracy": accuracy,
-        "accuracy_drop": drop,
-        "agreement": validation.get("agreement"),
-        "max_abs_diff": validation.get("max_abs_diff"),
-        "validation": validation or None,
-        "measured_on": primary["measured_on"] if primary else None,
-        "export": result.export or None,
-        "cached": result.cached,
-        "error": result.error,
-        "sample_outputs": measure.get("sample_outputs"),
-        "op_profile": measure.get("op_profile"),
-        "op_coverage": ((result.export or {}).get("metadata") or {}).get("op_coverage"),
-        "sensitivity": (((result.export or {}).get("metadata") or {}).get("quantization") or {}).get("sensitivity"),
-        "fallback": (((result.export or {}).get("metadata") or {}).get("quantization") or {}).get("fallback"),
-        "signature": measure.get("signature"),   # tensors as an app encodes them (dtype, scale, zero point)
-        "peak_rss_mb": measure.get("peak_rss_mb"),
-        "runtime_memory_mb": measure.get("runtime_memory_mb"),   # what loading + running this model added   # whole measuring process: Python + runtime + model
-    }
-
-
-def _latency(entry: dict[str, Any] | None) -> dict[str, Any] | None:
-    if entry is None:
-        return None
-    keys = ("p50", "p90", "mean", "stdev", "min", "max", "p10", "p25", "p75", "iqr", "repeat_p50", "noise",
-            "runs", "warmup", "threads", "backend", "measured_on")
-    return {k: entry.get(k) for k in keys}
-
-
-def to_markdown(report: dict[str, Any]) -> str:
+def to_markdown(typed: Report) -> str:
+    report = typed.to_json()
     src = report["source"]
     verdict = "PASSED" if report["passed"] else "FAILED"
     if src["framework"] == "artifact":
@@ -173,28 +122,6 @@ def _coverage_table(report: dict[str, Any]) -> list[str]:
         lines.append(f"| {a['format']}:{a['precision']} | {c['runtime']} | {c['stage']} | {c['nodes']} | "
                      f"{c['unsupported_nodes']} | {ops} |")
     return lines
-
-
-def validation_warnings(artifacts: list[dict[str, Any]]) -> list[str]:
-    """Validation's own warnings (a small evaluation set), once per distinct text."""
-    seen: list[str] = []
-    for a in artifacts:
-        for text in (a.get("validation") or {}).get("warnings") or []:
-            if text not in seen:
-                seen.append(text)
-    return seen
-
-
-def coverage_warnings(artifacts: list[dict[str, Any]]) -> list[str]:
-    """Ops the artifact's own runtime leaves out after conversion (e.g. outside the XNNPACK delegate)."""
-    notes = []
-    for a in artifacts:
-        for c in a.get("op_coverage") or []:
-            if c["primary"] and c["stage"] == "after" and c["unsupported_nodes"]:
-                ops = ", ".join(f"{u['op']} (layer {', '.join(u['layers'][:3])})" for u in c["unsupported"][:5])
-                notes.append(f"{a['format']}:{a['precision']}: {c['unsupported_nodes']} node(s) not supported by "
-                             f"{c['runtime']}: {ops}")
-    return notes
 
 
 def _kb(value: int | None) -> str:

@@ -8,58 +8,49 @@ purpose, e.g. Core ML on a host that cannot run it) is held to its size budgets 
 skipped, never silently dropped."""
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from .model import ArtifactReport, Check, Report, as_artifact, as_report
+
+__all__ = ["METRICS", "Check", "Metric", "check_budgets", "completeness_checks", "outliers", "parse_budget",
+           "validate_budget"]
+ArtifactLike = ArtifactReport | Mapping[str, Any]
 
 
 @dataclass(frozen=True)
 class Metric:
-    """How to read one budget's value from an artifact entry, and which side of the limit passes."""
+    """How to read one budget's value from an artifact, and which side of the limit passes."""
 
     name: str
-    read: Callable[[dict[str, Any]], float | None]
+    read: Callable[[ArtifactReport], float | None]
     upper: bool = True                      # True: value must be <= limit
-    noise: Callable[[dict[str, Any]], float] | None = None
+    noise: Callable[[ArtifactReport], float] | None = None
 
 
-def _latency(key: str) -> Callable[[dict[str, Any]], float | None]:
-    return lambda a: (a.get("latency_ms") or {}).get(key)
+def _latency(key: str) -> Callable[[ArtifactReport], float | None]:
+    return lambda a: getattr(a.latency_ms, key) if a.latency_ms is not None else None
 
 
-def _noise(a: dict[str, Any]) -> float:
-    return float((a.get("latency_ms") or {}).get("noise") or 0.0)
+def _noise(a: ArtifactReport) -> float:
+    return float((a.latency_ms.noise if a.latency_ms is not None else None) or 0.0)
 
 
-def _kb(key: str) -> Callable[[dict[str, Any]], float | None]:
-    return lambda a: a[key] / 1024 if a.get(key) is not None else None
+def _kb(key: str) -> Callable[[ArtifactReport], float | None]:
+    return lambda a: getattr(a, key) / 1024 if getattr(a, key) is not None else None
 
 
 METRICS: dict[str, Metric] = {
     "max-size-kb": Metric("size_kb", _kb("size_bytes")),
     "max-compressed-size-kb": Metric("compressed_size_kb", _kb("size_compressed_bytes")),
-    "max-accuracy-drop": Metric("accuracy_drop_pt", lambda a: a.get("accuracy_drop")),
-    "min-accuracy": Metric("accuracy", lambda a: a.get("accuracy"), upper=False),
-    "min-agreement": Metric("agreement", lambda a: a.get("agreement"), upper=False),
+    "max-accuracy-drop": Metric("accuracy_drop_pt", lambda a: a.accuracy_drop),
+    "min-accuracy": Metric("accuracy", lambda a: a.accuracy, upper=False),
+    "min-agreement": Metric("agreement", lambda a: a.agreement, upper=False),
     "max-latency-ms": Metric("latency_p50_ms", _latency("p50"), noise=_noise),
     "max-latency-p90-ms": Metric("latency_p90_ms", _latency("p90"), noise=_noise),
 }
-
-
-@dataclass(frozen=True)
-class Check:
-    artifact: str
-    metric: str
-    limit: float
-    value: float | None
-    passed: bool
-    message: str
-    kind: str = "budget"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def parse_budget(text: str, where: str = "--budget") -> tuple[str, float]:
@@ -87,47 +78,45 @@ def validate_budget(name: str, value: Any, where: str) -> None:
         raise ConfigError(f"{where}: budget '{name}' needs a number, got {value!r}")
 
 
-def check_budgets(budgets: dict[str, float], artifacts: list[dict[str, Any]]) -> list[Check]:
+def check_budgets(budgets: Mapping[str, float], artifacts: Sequence[ArtifactLike]) -> list[Check]:
     checks: list[Check] = []
+    typed = [as_artifact(a) for a in artifacts]
     for budget, limit in budgets.items():
         metric = METRICS[budget]
-        for artifact in artifacts:
-            if artifact.get("status") in ("ok", "unvalidated"):   # failed ones: completeness_checks
+        for artifact in typed:
+            if artifact.status in ("ok", "unvalidated"):   # failed ones: completeness_checks
                 checks.append(_budget_check(metric, float(limit), artifact))
     return checks
 
 
-def completeness_checks(report: dict[str, Any]) -> list[Check]:
+def completeness_checks(report: Report | Mapping[str, Any]) -> list[Check]:
     """What `edgepipe gate` requires before any budget: a build with artifacts, none of which failed."""
-    artifacts = report.get("artifacts") or []
-    checks = [Check(_label(a), "status", 0, None, False, f"{_label(a)}: {a.get('status')}: {_reason(a)}", "status")
-              for a in artifacts if a.get("status") not in ("ok", "unvalidated")]
-    if not any(a.get("status") == "ok" for a in artifacts):
+    report = as_report(report)
+    artifacts = report.artifacts
+    checks = [Check(a.label, "status", 0, None, False, f"{a.label}: {a.status}: {_reason(a)}", "status")
+              for a in artifacts if a.status not in ("ok", "unvalidated")]
+    if not any(a.status == "ok" for a in artifacts):
         checks.append(Check("report", "artifacts", 1, 0, False, "the report has no validated artifact", "status"))
-    if report.get("status") == "stage_failed" and not checks:
+    if report.status == "stage_failed" and not checks:
         checks.append(Check("report", "status", 0, None, False, "the build's status is stage_failed", "status"))
     return checks
 
 
-def _budget_check(metric: Metric, limit: float, artifact: dict[str, Any]) -> Check:
-    if artifact.get("status") == "unvalidated" and metric.read(artifact) is None:
-        label = _label(artifact)
+def _budget_check(metric: Metric, limit: float, artifact: ArtifactReport) -> Check:
+    if artifact.status == "unvalidated" and metric.read(artifact) is None:
+        label = artifact.label
         return Check(label, metric.name, limit, None, True,
                      f"{label}: {metric.name} not measured (unvalidated artifact); limit {limit:g} not applied",
                      "skipped")
     return _check(metric, limit, artifact)
 
 
-def _reason(artifact: dict[str, Any]) -> str:
-    return " ".join(str((artifact.get("error") or {}).get("message") or "no reason recorded").split())[:300]
+def _reason(artifact: ArtifactReport) -> str:
+    return " ".join(str((artifact.error or {}).get("message") or "no reason recorded").split())[:300]
 
 
-def _label(artifact: dict[str, Any]) -> str:
-    return f"{artifact.get('format')}:{artifact.get('precision')}"
-
-
-def _check(metric: Metric, limit: float, artifact: dict[str, Any]) -> Check:
-    label = _label(artifact)
+def _check(metric: Metric, limit: float, artifact: ArtifactReport) -> Check:
+    label = artifact.label
     value = metric.read(artifact)
     noise = metric.noise(artifact) if metric.noise else 0.0
     if value is None:
@@ -139,16 +128,17 @@ def _check(metric: Metric, limit: float, artifact: dict[str, Any]) -> Check:
                  f"{label}: {metric.name} = {value:.4g}{noise_note} {relation} limit {limit:g}")
 
 
-def outliers(artifacts: list[dict[str, Any]]) -> list[str]:
+def outliers(artifacts: Sequence[ArtifactLike]) -> list[str]:
     """Suspicious results worth a look, not failures: e.g. a quantized artifact slower than its fp32 twin."""
     notes = []
-    fp32 = {a["format"]: a for a in artifacts if a.get("precision") == "fp32" and a.get("status") == "ok"}
-    for a in artifacts:
-        twin = fp32.get(a["format"])
-        if twin is None or a is twin or a.get("status") != "ok":
+    typed = [as_artifact(a) for a in artifacts]
+    fp32 = {a.format: a for a in typed if a.precision == "fp32" and a.status == "ok"}
+    for a in typed:
+        twin = fp32.get(a.format)
+        if twin is None or a is twin or a.status != "ok":
             continue
         mine, theirs = _latency("p50")(a), _latency("p50")(twin)
         if mine is not None and theirs is not None and mine - _noise(a) > theirs + _noise(twin):
-            notes.append(f"{a['format']}:{a['precision']} is slower than its fp32 twin "
+            notes.append(f"{a.label} is slower than its fp32 twin "
                          f"({mine:.4g} ms vs {theirs:.4g} ms p50) on this host")
     return notes

@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .gating import Check
-from .report import SCHEMA_VERSION
-from .report_check import check_report
+from ..errors import ConfigError
+from .check import check_report
+from .model import READABLE_VERSIONS, SCHEMA_VERSION, Check, Report, as_report
 
 BASELINE_KIND = "edgepipe-baseline"
 
@@ -41,49 +41,58 @@ def load_report(path: Path, what: str = "report") -> dict[str, Any]:
         raise ConfigError(f"{what} {path} is not valid JSON (truncated?): {str(exc)[:200]}") from exc
     if not isinstance(data, dict) or "schema_version" not in data or "target" not in data:
         raise ConfigError(f"{what} {path} is not an edgepipe report or baseline")
-    if data["schema_version"] != SCHEMA_VERSION:
+    if data["schema_version"] not in READABLE_VERSIONS or isinstance(data["schema_version"], bool):
         raise ConfigError(f"{what} {path} has schema version {data['schema_version']!r:.40}; this edgepipe reads "
-                          f"version {SCHEMA_VERSION}. Rebuild it, or update the baseline")
+                          f"versions {' and '.join(map(str, READABLE_VERSIONS))}. Rebuild it, or update the baseline")
     return check_report(data, f"{what} {path}", BASELINE_KIND)
 
 
-def refuse_unless_passed(report: dict[str, Any], what: str) -> None:
+def is_baseline(data: "Report | Mapping[str, Any]") -> bool:
+    """A baseline file (its own trimmed shape), as opposed to a report."""
+    return isinstance(data, Mapping) and data.get("kind") == BASELINE_KIND
+
+
+def refuse_unless_passed(report: "Report | Mapping[str, Any]", what: str) -> None:
     """A baseline must come from a complete build whose every artifact passed: a failed report is never one."""
-    if report.get("kind") == BASELINE_KIND:
+    if is_baseline(report):
         if not report.get("artifacts"):
             raise ConfigError(f"{what} lists no artifacts: it cannot be a baseline")
         return
-    failed = [f"{a.get('format')}:{a.get('precision')} {a.get('status')}" for a in report.get("artifacts", [])
-              if a.get("status") not in ("ok", "unvalidated")]
-    if report.get("status", "passed") != "passed" or report.get("passed") is False or failed or \
-            not any(a.get("status") == "ok" for a in report.get("artifacts", [])):
+    typed = as_report(report)
+    failed = [f"{a.label} {a.status}" for a in typed.artifacts if a.status not in ("ok", "unvalidated")]
+    status = "passed" if typed.status is None else typed.status
+    if status != "passed" or typed.passed is False or failed or not any(a.status == "ok" for a in typed.artifacts):
         detail = "; ".join(failed) or "no validated artifact"
-        raise ConfigError(f"{what} did not pass (status {report.get('status')!r}: {detail}); "
+        raise ConfigError(f"{what} did not pass (status {typed.status!r}: {detail}); "
                           f"a failed build is never a baseline")
 
 
-def make_baseline(report: dict[str, Any]) -> dict[str, Any]:
-    if report.get("kind") == BASELINE_KIND:
-        return report
+def make_baseline(report: "Report | Mapping[str, Any]") -> dict[str, Any]:
+    if is_baseline(report):
+        return dict(report)
+    typed = as_report(report)
     artifacts = {}
-    for a in report["artifacts"]:
-        if a.get("status") != "ok":
+    for a in typed.artifacts:
+        if a.status != "ok":
             continue
-        latency = a.get("latency_ms") or {}
-        artifacts[f"{a['format']}:{a['precision']}"] = {
-            "size_bytes": a["size_bytes"], "size_compressed_bytes": a["size_compressed_bytes"],
-            "sha256": a["sha256"], "accuracy": a.get("accuracy"), "agreement": a.get("agreement"),
-            "latency_ms": {k: latency.get(k) for k in ("p50", "p90", "noise", "threads")},
-            "measured_on": a.get("measured_on")}
-    return {"schema_version": SCHEMA_VERSION, "kind": BASELINE_KIND, "target": report["target"],
-            "edgepipe_version": report.get("edgepipe_version"), "artifacts": artifacts}
+        latency = a.latency_ms
+        artifacts[a.label] = {
+            "size_bytes": a.size_bytes, "size_compressed_bytes": a.size_compressed_bytes,
+            "sha256": a.sha256, "accuracy": a.accuracy, "agreement": a.agreement,
+            "latency_ms": {k: getattr(latency, k) if latency is not None else None
+                           for k in ("p50", "p90", "noise", "threads")},
+            "measured_on": a.measured_on}
+    return {"schema_version": SCHEMA_VERSION, "kind": BASELINE_KIND, "target": typed.target,
+            "edgepipe_version": typed.edgepipe_version, "artifacts": artifacts}
 
 
-def compare(report: dict[str, Any], baseline: dict[str, Any], limits: RelativeLimits) -> list[Check]:
+def compare(report: "Report | Mapping[str, Any]", baseline: "Report | Mapping[str, Any]",
+            limits: RelativeLimits) -> list[Check]:
     refuse_unless_passed(baseline, "baseline")
     base = make_baseline(baseline)
-    if base["target"] != report["target"]:
-        raise ConfigError(f"baseline is for target '{base['target']}', the report for '{report['target']}'")
+    target = as_report(report).target
+    if base["target"] != target:
+        raise ConfigError(f"baseline is for target '{base['target']}', the report for '{target}'")
     current = make_baseline(report)["artifacts"]
     checks: list[Check] = []
     for label, old in base["artifacts"].items():

@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from typing import Any
+from collections.abc import Sequence
+
+from .model import Check, Report
 
 
-def to_junit(report: dict[str, Any], checks: list[dict[str, Any]] | None = None) -> str:
-    checks = report.get("checks", []) if checks is None else checks
+def to_junit(typed: Report, checks: Sequence[Check] | None = None) -> str:
+    """`checks`: the gate's own (default: the report's)."""
+    report = typed.to_json()
+    checks = report.get("checks", []) if checks is None else [c.to_dict() for c in checks]
     suite = ET.Element("testsuite", name=f"edgepipe.{report['target']}")
     cases = 0
     failures = 0

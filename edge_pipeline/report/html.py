@@ -6,6 +6,8 @@ import html
 import math
 from typing import Any
 
+from .model import Report
+
 WIDTH, HEIGHT, PAD = 640, 320, 56
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"]
 
@@ -84,7 +86,8 @@ def _svg(name: str, parts: list[str]) -> str:
             f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img">' + "".join(parts) + "</svg>")
 
 
-def to_html(report: dict[str, Any]) -> str:
+def to_html(typed: Report) -> str:
+    report = typed.to_json()
     verdict = "PASSED" if report["passed"] else "FAILED"
     rows = "".join(
         f"<tr><td>{html.escape(_label(a))}</td><td>{a['status']}</td><td>{_n(a.get('size_bytes'), 1024, 1)}</td>"

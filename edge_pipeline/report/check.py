@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .errors import ConfigError
-from .paths import plain_name
+from ..errors import ConfigError
+from ..paths import plain_name
 
 NUMBER = (int, float)
 OPTIONAL_NUMBER = (int, float, type(None))

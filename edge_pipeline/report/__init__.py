@@ -1,0 +1,8 @@
+"""The report: typed data (model.py), the one builder (builder.py), its views (markdown, html, junit) and the
+readers of reports on disk (gating, baseline, check)."""
+from __future__ import annotations
+
+from .model import SCHEMA_VERSION, ArtifactReport, Check, Latency, OutputValidation, Report, SourceReport, Validation
+
+__all__ = ["SCHEMA_VERSION", "ArtifactReport", "Check", "Latency", "OutputValidation", "Report", "SourceReport",
+           "Validation"]

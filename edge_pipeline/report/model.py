@@ -1,0 +1,261 @@
+"""The report as typed, frozen data. `to_json()` is exactly report.json; `from_json()` reads versions 2 and 3.
+
+Why typed: the gate, the views and the API read a report's core (status, checks, sizes, latency, validation) by
+attribute, so a renamed key is a type error, not a silent None. Open, free-form parts (converter metadata,
+op profiles, config, host) stay mappings. Keys a typed part does not name are kept in `extra`, and a part read
+from JSON remembers its key order, so a report read and written again is the same JSON.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, ClassVar, TypeVar
+
+
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (2, 3)
+P = TypeVar("P", bound="Part")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One gate check: which artifact, which metric, the limit, the value and the verdict in words."""
+
+    artifact: str
+    metric: str
+    limit: float
+    value: float | None
+    passed: bool
+    message: str
+    kind: str = "budget"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    to_json = to_dict
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Check":
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Part:
+    """Base of every typed part: the keys it does not type (`extra`) and, when read, its JSON key order."""
+
+    NESTED: ClassVar[Mapping[str, Any]] = {}       # field -> part class of a nested object
+    LISTS: ClassVar[Mapping[str, Any]] = {}        # field -> part class of each item of a list
+    OPTIONAL: ClassVar[tuple[str, ...]] = ()       # fields written only when set (absent keys in today's JSON)
+    extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    key_order: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def typed_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls) if f.name not in ("extra", "key_order"))
+
+    @classmethod
+    def from_json(cls: type[P], data: Mapping[str, Any]) -> P:
+        names = cls.typed_names()
+        kwargs = {name: _read_value(cls, name, data[name]) for name in names if name in data}
+        extra = {k: v for k, v in data.items() if k not in names}
+        return cls(**kwargs, extra=extra, key_order=tuple(data))
+
+    def to_json(self) -> dict[str, Any]:
+        names = self.typed_names()
+        if self.key_order is not None:
+            keys: Sequence[str] = self.key_order
+        else:
+            keys = [n for n in names if n not in self.OPTIONAL or getattr(self, n) is not None] + list(self.extra)
+        return {k: _write_value(getattr(self, k)) if k in names else self.extra[k] for k in keys}
+
+
+def _read_value(cls: type[Part], name: str, value: Any) -> Any:
+    if name in cls.NESTED and isinstance(value, Mapping):
+        return cls.NESTED[name].from_json(value)
+    if name in cls.LISTS and isinstance(value, list):
+        kind = cls.LISTS[name]
+        return tuple(kind.from_json(v) if isinstance(v, Mapping) else v for v in value)
+    return value
+
+
+def _write_value(value: Any) -> Any:
+    if isinstance(value, (Part, Check)):
+        return value.to_json()
+    if isinstance(value, tuple):
+        return [_write_value(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class Latency(Part):
+    """One latency measurement (a thread count on one machine), in milliseconds."""
+
+    p50: float | None = None
+    p90: float | None = None
+    mean: float | None = None
+    stdev: float | None = None
+    min: float | None = None
+    max: float | None = None
+    p10: float | None = None
+    p25: float | None = None
+    p75: float | None = None
+    iqr: float | None = None
+    repeat_p50: Any = None
+    noise: float | None = None
+    runs: int | None = None
+    warmup: int | None = None
+    threads: int | None = None
+    backend: str | None = None
+    measured_on: str | None = None
+
+    @classmethod
+    def from_measure(cls, entry: Mapping[str, Any]) -> "Latency":
+        """Only the report's keys of a runner's entry (all of them, None when it has none)."""
+        return cls(**{name: entry.get(name) for name in cls.typed_names()})
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutputValidation(Part):
+    """Fidelity of one output against the float source, and its verdict."""
+
+    name: str | None = None
+    shape: Any = None
+    dtype: str | None = None
+    finite: bool | None = None
+    sqnr_db: float | None = None
+    cosine: float | None = None
+    max_abs_diff: float | None = None
+    classification: bool | None = None
+    classes: int | None = None
+    agreement: float | None = None
+    agreement_ci95: Any = None
+    top5_agreement: float | None = None
+    shape_mismatch: str | None = None
+    decides: bool | None = None
+    passed: bool | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Validation(Part):
+    """An artifact's validation outcome: every output compared, and what decided."""
+
+    LISTS = {"outputs": OutputValidation}
+    passed: bool | None = None
+    message: str | None = None
+    outputs: tuple[OutputValidation, ...] = ()
+    eval_samples: int | None = None
+    thresholds: Mapping[str, Any] | None = None
+    warnings: Sequence[str] = ()
+    metric: str | None = None
+    metric_output: str | None = None
+    source_metric: float | None = None
+    accuracy: float | None = None
+    accuracy_ci95: Any = None
+    metric_drop_pts: float | None = None
+    decided_by: str | None = None
+    agreement: float | None = None
+    max_abs_diff: float | None = None
+    min_sqnr_db: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArtifactReport(Part):
+    """One artifact: its file, status, measurements and validation."""
+
+    NESTED = {"latency_ms": Latency, "validation": Validation}
+    LISTS = {"latency_by_threads": Latency}
+    OPTIONAL = ("runner",)
+    format: str | None = None
+    precision: str | None = None
+    status: str | None = None
+    path: str | None = None
+    size_bytes: int | None = None
+    size_compressed_bytes: int | None = None
+    sha256: str | None = None
+    runtime: str | None = None
+    runtime_version: str | None = None
+    latency_ms: Latency | None = None
+    latency_by_threads: tuple[Latency, ...] = ()
+    accuracy: float | None = None
+    accuracy_drop: float | None = None
+    agreement: float | None = None
+    max_abs_diff: float | None = None
+    validation: Validation | None = None
+    measured_on: str | None = None
+    export: Mapping[str, Any] | None = None
+    cached: Mapping[str, bool] | None = None
+    error: Mapping[str, Any] | None = None
+    sample_outputs: Any = None
+    op_profile: Mapping[str, Any] | None = None
+    op_coverage: Sequence[Mapping[str, Any]] | None = None
+    sensitivity: Mapping[str, Any] | None = None
+    fallback: Mapping[str, Any] | None = None
+    signature: Any = None
+    peak_rss_mb: float | None = None
+    runtime_memory_mb: float | None = None
+    runner: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.format}:{self.precision}"
+
+    @property
+    def p50(self) -> float | None:
+        return self.latency_ms.p50 if self.latency_ms is not None else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceReport(Part):
+    """The model the artifacts came from (or, for `profile`, the artifact itself); the rest stays in `extra`."""
+
+    framework: str | None = None
+    params: int | None = None
+    size_bytes: int | None = None
+    accuracy: float | None = None
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Report(Part):
+    """A build's (or a profile's) report: the source of truth every view renders."""
+
+    NESTED = {"source": SourceReport}
+    LISTS = {"artifacts": ArtifactReport, "checks": Check}
+    OPTIONAL = ("bundle", "log")
+    schema_version: int = SCHEMA_VERSION
+    edgepipe_version: str | None = None
+    target: str | None = None
+    passed: bool | None = None
+    status: str | None = None
+    source: SourceReport = field(default_factory=SourceReport)
+    artifacts: tuple[ArtifactReport, ...] = ()
+    checks: tuple[Check, ...] = ()
+    budgets: Mapping[str, float] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    stage_timings_s: Mapping[str, float] = field(default_factory=dict)
+    host: Mapping[str, Any] | None = None
+    tool_versions: Mapping[str, Any] | None = None
+    config: Mapping[str, Any] | None = None
+    bundle: Mapping[str, Any] | None = None
+    log: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Report":
+        """A report of any readable version; callers that need a well-formed one check it first (check.py)."""
+        version = data.get("schema_version")
+        if version is not None and version not in READABLE_VERSIONS:
+            raise ValueError(f"report schema version {version!r}; readable: {READABLE_VERSIONS}")
+        report = super().from_json(data)
+        if isinstance(report.warnings, list):
+            report = replace(report, warnings=tuple(report.warnings))
+        return report
+
+
+def as_report(report: "Report | Mapping[str, Any]") -> Report:
+    """The typed report of either form (dicts from tests, old files and plugins are still accepted)."""
+    return report if isinstance(report, Report) else Report.from_json(report)
+
+
+def as_artifact(artifact: "ArtifactReport | Mapping[str, Any]") -> ArtifactReport:
+    return artifact if isinstance(artifact, ArtifactReport) else ArtifactReport.from_json(artifact)
+
