@@ -26,7 +26,7 @@ from .sources import check_example
 from .stages import source_inputs
 from .types import ArtifactResult, Target
 from .validate import thresholds_for
-from .writer import write_outputs
+from .writer import BuildOutcome, write_outputs
 from .report.model import Report
 
 Event = Callable[[str, str, dict[str, Any]], None]   # (stage label, state, details)
@@ -77,7 +77,8 @@ def build(options: BuildOptions, on_event: Event = lambda *_: None) -> "Report":
         timings["validate+profile"] = time.perf_counter() - t0
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return write_outputs(target, options, source, source_dir, steps, results, timings, started)
+    return write_outputs(BuildOutcome(target, options.out_dir, options.config, options.log_file, source, source_dir,
+                                      steps, results, timings, started))
 
 
 def _source_stage(config: Config, workdir: Path, use_cache: bool) -> tuple[dict[str, Any], Path]:

@@ -12,7 +12,8 @@ import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from .bundle import bundleable, sample_record, template_misfit, write_bundle
 from .errors import StageFailed
@@ -23,11 +24,26 @@ from .report.html import to_html
 from .report.junit import to_junit
 from .report.markdown import to_markdown
 from .report.model import Report
+from .config import Config
+from .plan import Step
 from .types import ArtifactResult, Target
 
-if TYPE_CHECKING:
-    from .pipeline import BuildOptions
-    from .plan import Step
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    """What a build produced, handed to the writer in one typed piece (the writer needs nothing else)."""
+
+    target: Target
+    out_dir: Path
+    config: Config
+    log_file: Path | None                # native libraries' output during the build, moved into the folder
+    source: dict[str, Any]
+    source_dir: Path
+    steps: list[Step]
+    results: list[ArtifactResult]
+    timings: dict[str, float]
+    started: float
 
 BUILD_LOG = "build.log"
 TOOLS = ("torch", "executorch", "torchao", "litert-torch", "ai-edge-litert", "numpy", "edgepipe")
@@ -36,16 +52,15 @@ SOURCE_KEYS = ("framework", "params", "size_bytes", "accuracy", "fingerprint", "
                "cached")
 
 
-def write_outputs(target: Target, options: "BuildOptions", source: dict[str, Any], source_dir: Path,
-                  steps: list["Step"], results: list[ArtifactResult], timings: dict[str, float],
-                  started: float) -> Report:
+def write_outputs(outcome: BuildOutcome) -> Report:
+    options, target = outcome, outcome.target
     dest = options.out_dir / target.name
     staging = options.out_dir / f".{target.name}.staging-{os.getpid()}"
     remove_stale_siblings(dest, f".{target.name}.staging-*")
     created = not options.out_dir.exists()
     try:
         staging.mkdir(parents=True, exist_ok=True)
-        return _write(target, options, source, source_dir, steps, results, timings, started, staging, dest)
+        return _write(outcome, staging, dest)
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         if created:
@@ -57,9 +72,9 @@ def write_outputs(target: Target, options: "BuildOptions", source: dict[str, Any
         raise
 
 
-def _write(target: Target, options: "BuildOptions", source: dict[str, Any], source_dir: Path, steps: list["Step"],
-           results: list[ArtifactResult], timings: dict[str, float], started: float, staging: Path,
-           dest: Path) -> Report:
+def _write(outcome: BuildOutcome, staging: Path, dest: Path) -> Report:
+    options, target, source, source_dir = outcome, outcome.target, outcome.source, outcome.source_dir
+    steps, results, timings, started = outcome.steps, outcome.results, outcome.timings, outcome.started
     artifacts = []
     for step, result in zip(steps, results):
         relpath = None
