@@ -1,4 +1,4 @@
 """`python -m edge_pipeline` is the `edgepipe` command."""
-from .cli import main
+from edge_pipeline.cli import main
 
 main()

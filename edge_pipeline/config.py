@@ -7,11 +7,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .report.gating import validate_budget
-from .paths import plain_name
-from .precision import THRESHOLD_KEYS, Precision
-from .types import OutputSpec, ProfileSettings, SourceSpec, Target
+from edge_pipeline.errors import ConfigError
+from edge_pipeline.report.gating import validate_budget
+from edge_pipeline.paths import plain_name
+from edge_pipeline.precision import THRESHOLD_KEYS, Precision
+from edge_pipeline.types import OutputSpec, ProfileSettings, SourceSpec, Target
 
 SOURCE_KEYS = {"example": str, "model": str, "weights": str, "example-inputs": (str, list, dict),
                "calibration": str, "evaluate": str, "metric": str, "metric-output": str,
@@ -124,7 +124,7 @@ def parse_config(table: dict, prefix: str, file: Path) -> Config:
                                                   for d in table["example-inputs"]):
             raise ConfigError(f"'{_join(prefix, 'example-inputs')}' must be a shape of positive integers")
     if isinstance(table.get("example-inputs"), dict):
-        from .sources.user_data import check_spec_table
+        from edge_pipeline.sources.user_data import check_spec_table
 
         check_spec_table(table["example-inputs"], _join(prefix, "example-inputs"))
     metric = source_fields.get("metric", "top1")

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import PluginError
-from .plugins import BundlerBase, ExporterBase, RunnerBase, TransformBase, TransportBase
-from .types import OutputSpec, Target
+from edge_pipeline.errors import PluginError
+from edge_pipeline.plugins import BundlerBase, ExporterBase, RunnerBase, TransformBase, TransportBase
+from edge_pipeline.types import OutputSpec, Target
 
 APPLIES_TO = ("model", "artifact")
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import EnvironmentProblem
+from edge_pipeline.errors import EnvironmentProblem
 
 
 class DiskFull(EnvironmentProblem):

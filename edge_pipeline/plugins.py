@@ -9,7 +9,7 @@ from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from .tensors import Tensors
+from edge_pipeline.tensors import Tensors
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, replace
 
-from .errors import ConfigError
+from edge_pipeline.errors import ConfigError
 
 THRESHOLD_KEYS = ("min-sqnr-db", "min-agreement", "max-accuracy-drop")   # `[validation.<precision>]` keys
 

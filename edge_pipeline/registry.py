@@ -10,8 +10,8 @@ from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from . import contracts
-from .errors import ConfigError, MissingDependency, PluginError, UnknownPlugin
+from edge_pipeline import contracts
+from edge_pipeline.errors import ConfigError, MissingDependency, PluginError, UnknownPlugin
 
 KINDS = {"exporter": "edgepipe.exporters", "transform": "edgepipe.transforms",
          "runner": "edgepipe.runners", "target": "edgepipe.targets",

@@ -11,7 +11,7 @@ import os
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from .errors import InputError
+from edge_pipeline.errors import InputError
 
 MAX_MEMBERS = 10_000
 FALLBACK_LIMIT = 4 << 30        # where physical memory cannot be read

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from edge_pipeline.errors import InputError
 
 DTYPES = ("float32", "float16", "int64", "int32", "int8", "uint8", "bool")
 

@@ -29,7 +29,7 @@ def test_help_reads_well_and_lists_exit_codes() -> None:
 
 
 def test_cli_and_plugin_listing_import_no_ml_framework() -> None:
-    code = ("import sys; from edge_pipeline import registry; import edge_pipeline.cli.app, edge_pipeline.pipeline;"
+    code = ("import sys; from edge_pipeline import registry; import edge_pipeline.cli.app, edge_pipeline.building.pipeline;"
             "[registry.describe(k) for k in registry.KINDS];"
             "heavy = [m for m in ('torch', 'tensorflow', 'executorch', 'litert_torch', 'targets.exporters.pte')"
             " if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")

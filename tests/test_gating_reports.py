@@ -15,7 +15,7 @@ from edge_pipeline.report.baseline import RelativeLimits, compare, load_report, 
 from edge_pipeline.cli import app
 from edge_pipeline.errors import ConfigError
 from edge_pipeline.report.gating import outliers, parse_budget
-from edge_pipeline.profiling import summarize
+from edge_pipeline.measure.profiling import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()

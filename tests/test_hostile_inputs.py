@@ -480,7 +480,7 @@ def _start_build(tmp_path: Path) -> tuple[subprocess.Popen, set[int]]:
                             cwd=_project(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
-        workers = {c for c in _children(proc.pid) if "edge_pipeline.worker" in _cmdline(c)}
+        workers = {c for c in _children(proc.pid) if "edge_pipeline.building.worker" in _cmdline(c)}
         if workers:
             time.sleep(1.0)   # let it get going
             return proc, workers

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge_pipeline.errors import StageFailed
-from edge_pipeline.jobs import Job, run_lane
+from edge_pipeline.building.jobs import Job, run_lane
 from edge_pipeline.types import SourceSpec
 
 

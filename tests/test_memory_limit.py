@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_pipeline.memory import MemoryLimitExceeded, RssSampler, check_memory_limit
+from edge_pipeline.measure.memory import MemoryLimitExceeded, RssSampler, check_memory_limit
 
 from .conftest import run_cli
 

@@ -8,14 +8,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from edge_pipeline import config, registry, tune
+from edge_pipeline import config, registry
+from edge_pipeline.building import tune
 from edge_pipeline.cli import app
 from edge_pipeline.config import load_config
 from edge_pipeline.errors import EXIT_USAGE, ConfigError
-from edge_pipeline.plan import check_outputs
+from edge_pipeline.building.plan import check_outputs
 from edge_pipeline.precision import Precision
 from edge_pipeline.types import OutputSpec, Target
-from edge_pipeline.validate import thresholds_for
+from edge_pipeline.measure.validate import thresholds_for
 
 # validate.py's DEFAULT_THRESHOLDS before Precision owned them: (min SQNR dB, min agreement, max drop, exact)
 OLD_THRESHOLDS = {

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..plugins import BundlerBase
+from edge_pipeline.plugins import BundlerBase
 
 RUNNER_SCRIPT = Path(__file__).resolve().parents[1] / "transports" / "remote_runner.py"
 

@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
-from .. import registry
-from ..errors import StageFailed
-from ..plugins import BundlerBase
+from edge_pipeline import registry
+from edge_pipeline.errors import StageFailed
+from edge_pipeline.plugins import BundlerBase
 
 ASSET_ROOTS = {"android": "app/src/main/assets", "ios": "EdgepipeDemo/Resources"}
 MODEL_INFO = {"android": "app/src/main/java/dev/edgepipe/demo/ModelInfo.kt", "ios": "EdgepipeDemo/ModelInfo.swift"}

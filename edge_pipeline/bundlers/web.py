@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ..plugins import BundlerBase
+from edge_pipeline.plugins import BundlerBase
 
 
 class WebBundler(BundlerBase):

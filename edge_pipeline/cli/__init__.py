@@ -1,4 +1,4 @@
 """The `edgepipe` command line (typer). Imports no ML framework: `--help` stays fast."""
-from .app import app, main
+from edge_pipeline.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -12,18 +12,18 @@ from typing import Annotated, Optional
 
 import typer
 
-from .. import registry
-from ..version import __version__
-from ..config import check_sensitivity, load_config
-from ..errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED, ConfigError
-from ..report.gating import parse_budget
-from ..report.model import Report
-from ..paths import output_folder, plain_name
-from ..plan import load_target
-from .gate_cmd import baseline_app, gate
-from .guard import GuardedGroup, err_console, out_console, watch_output
-from .render import StageProgress, report_table
-from .tune_cmd import tune
+from edge_pipeline import registry
+from edge_pipeline.version import __version__
+from edge_pipeline.config import check_sensitivity, load_config
+from edge_pipeline.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED, ConfigError
+from edge_pipeline.report.gating import parse_budget
+from edge_pipeline.report.model import Report
+from edge_pipeline.paths import output_folder, plain_name
+from edge_pipeline.building.plan import load_target
+from edge_pipeline.cli.gate_cmd import baseline_app, gate
+from edge_pipeline.cli.guard import GuardedGroup, err_console, out_console, watch_output
+from edge_pipeline.cli.render import StageProgress, report_table
+from edge_pipeline.cli.tune_cmd import tune
 
 app = typer.Typer(
     name="edgepipe", cls=GuardedGroup, no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
@@ -69,10 +69,10 @@ def build(
     """
     from dataclasses import replace
 
-    from ..cache import cache_root
-    from ..pipeline import BuildOptions
-    from ..pipeline import build as run_build
-    from .capture import native_output_to
+    from edge_pipeline.building.cache import cache_root
+    from edge_pipeline.building.pipeline import BuildOptions
+    from edge_pipeline.building.pipeline import build as run_build
+    from edge_pipeline.cli.capture import native_output_to
 
     output_folder(out)
     cfg = load_config(config)
@@ -137,8 +137,8 @@ def profile(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Profile an existing artifact in its own runtime: size, latency and, with --reference, agreement."""
-    from ..profile_artifact import profile as run_profile
-    from ..types import ProfileSettings
+    from edge_pipeline.measure.profile_artifact import profile as run_profile
+    from edge_pipeline.types import ProfileSettings
 
     output_folder(out)
     threads = load_target(target, load_config(None)).profile.threads if target != "host" else (1, 0)
@@ -157,8 +157,8 @@ def bundle(
     name: Annotated[Optional[str], typer.Option("--name", help="Zip file name without .zip (a plain name, no folders).")] = None,
 ) -> None:
     """Fill a sample_apps/ template with a build's validated artifacts and write it as a folder and a zip."""
-    from ..report.baseline import load_report
-    from ..bundle import write_bundle
+    from edge_pipeline.report.baseline import load_report
+    from edge_pipeline.bundlers.core import write_bundle
 
     folder = out / plain_name(target, "--target")
     report = load_report(folder / "report.json", "build report")
@@ -193,7 +193,7 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
 @app.command()
 def targets(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """List target profiles with the artifacts they build and their budgets."""
-    from ..plan import load_target, target_names
+    from edge_pipeline.building.plan import load_target, target_names
 
     cfg = load_config(None)
     loaded = [load_target(name, cfg) for name in target_names(cfg)]
@@ -214,7 +214,7 @@ def targets(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
 
 def _prune_settings(cfg, amount: float | None, structured: bool, fine_tune: str | None, scope: str | None) -> dict:
     """CLI flags over the file's `prune` table; a flag without an amount needs one from the file."""
-    from ..config import check_prune
+    from edge_pipeline.config import check_prune
 
     current = dict(cfg.source.prune or {})
     table = {"amount": amount if amount is not None else current.get("amount"),
@@ -229,7 +229,7 @@ def _prune_settings(cfg, amount: float | None, structured: bool, fine_tune: str 
 
 def _target_row(t) -> dict:
     """Formats, runners and constraints of a target, resolved through the registry."""
-    from ..plan import runners_for
+    from edge_pipeline.building.plan import runners_for
 
     return {"name": t.name, "description": t.description, "outputs": [o.label for o in t.outputs],
             "runners": runners_for(t), "threads": ["all" if n == 0 else n for n in t.profile.threads],

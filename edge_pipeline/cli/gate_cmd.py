@@ -12,13 +12,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import EXIT_GATE_FAILED, EXIT_OK, ConfigError
-from ..fsutil import write_json_atomic, write_text_atomic
-from ..paths import output_file
-from ..report.baseline import BASELINE_KIND, RelativeLimits, compare, load_report, make_baseline, refuse_unless_passed
-from ..report.gating import check_budgets, completeness_checks, parse_budget
-from ..report.junit import to_junit
-from ..report.model import Report
+from edge_pipeline.errors import EXIT_GATE_FAILED, EXIT_OK, ConfigError
+from edge_pipeline.fsutil import write_json_atomic, write_text_atomic
+from edge_pipeline.paths import output_file
+from edge_pipeline.report.baseline import BASELINE_KIND, RelativeLimits, compare, load_report, make_baseline, refuse_unless_passed
+from edge_pipeline.report.gating import check_budgets, completeness_checks, parse_budget
+from edge_pipeline.report.junit import to_junit
+from edge_pipeline.report.model import Report
 
 baseline_app = typer.Typer(help="Manage the baseline file a team commits.", no_args_is_help=True)
 DEFAULT_REPORT = Path("build/edgepipe/android/report.json")
@@ -35,7 +35,7 @@ def gate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
 ) -> None:
     """Check a report against budgets and a baseline. Exit 1 when any check fails, or when the build failed."""
-    from .guard import out_console
+    from edge_pipeline.cli.guard import out_console
 
     if junit is not None:
         output_file(junit, "--junit")
@@ -67,7 +67,7 @@ def baseline_update(
     out: Annotated[Path, typer.Option("--out", "-o", help="Baseline file to write (commit it).")] = Path("edgepipe-baseline.json"),
 ) -> None:
     """Write the baseline file from a (passing) report."""
-    from .guard import out_console
+    from edge_pipeline.cli.guard import out_console
 
     output_file(out, "--out")
     current = load_report(report)

@@ -27,9 +27,9 @@ from rich.markup import escape
 from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
-from .. import jobs
-from ..errors import EXIT_INTERRUPTED, EdgepipeError, EnvironmentProblem, InputError
-from ..fsutil import DiskFull, is_disk_full
+from edge_pipeline.building import jobs
+from edge_pipeline.errors import EXIT_INTERRUPTED, EdgepipeError, EnvironmentProblem, InputError
+from edge_pipeline.fsutil import DiskFull, is_disk_full
 
 MAX_MESSAGE = 600
 USER_PATH_ERRORS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.ENOENT,
@@ -158,7 +158,7 @@ def _signals_interrupt() -> Iterator[dict[str, int]]:
 
 
 def _save_traceback(exc: BaseException) -> str | None:
-    from ..cache import cache_root
+    from edge_pipeline.building.cache import cache_root
 
     try:
         path = cache_root() / "logs" / f"error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"

@@ -6,7 +6,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ..report.model import Report
+from edge_pipeline.report.model import Report
 
 STATE_STYLE = {"done": "green", "failed": "red", "start": "cyan", "skipped": "yellow"}
 STATUS_STYLE = {"ok": "green", "failed": "red", "unvalidated": "yellow"}

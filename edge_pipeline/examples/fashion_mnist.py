@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import InputError
-from ..plugins import DataBundle, Model
-from .training import cached_weights, train_epochs
+from edge_pipeline.errors import InputError
+from edge_pipeline.plugins import DataBundle, Model
+from edge_pipeline.examples.training import cached_weights, train_epochs
 
 DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 VERSION = 1

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..cache import cache_root
-from ..fsutil import atomic_path
+from edge_pipeline.building.cache import cache_root
+from edge_pipeline.fsutil import atomic_path
 
 
 def train_epochs(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, seed: int = 0, lr: float = 1e-3,

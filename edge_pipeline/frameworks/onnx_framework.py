@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..fsutil import sha256_file
-from ..plugins import DataBundle, Model
-from ..tensors import Tensors, collect_outputs
+from edge_pipeline.fsutil import sha256_file
+from edge_pipeline.plugins import DataBundle, Model
+from edge_pipeline.tensors import Tensors, collect_outputs
 
 
 def fingerprint(model: Model) -> str:

@@ -5,10 +5,10 @@ import hashlib
 
 import numpy as np
 
-from ..fsutil import sha256_file
-from ..plugins import DataBundle, Model
-from ..sources.keras_source import SavedModelHandle, run_tf_named
-from ..tensors import Tensors, collect_outputs
+from edge_pipeline.fsutil import sha256_file
+from edge_pipeline.plugins import DataBundle, Model
+from edge_pipeline.sources.keras_source import SavedModelHandle, run_tf_named
+from edge_pipeline.tensors import Tensors, collect_outputs
 
 
 def fingerprint(model: Model) -> str:

@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
-from ..plugins import DataBundle, Model
-from ..tensors import Tensors, collect_outputs, flatten_outputs
+from edge_pipeline.plugins import DataBundle, Model
+from edge_pipeline.tensors import Tensors, collect_outputs, flatten_outputs
 
 
 def fingerprint(model: Model) -> str:

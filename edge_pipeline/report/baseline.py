@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
-from .check import check_report
-from .model import READABLE_VERSIONS, SCHEMA_VERSION, Check, Report, as_report
+from edge_pipeline.errors import ConfigError
+from edge_pipeline.report.check import check_report
+from edge_pipeline.report.model import READABLE_VERSIONS, SCHEMA_VERSION, Check, Report, as_report
 
 BASELINE_KIND = "edgepipe-baseline"
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..errors import ConfigError
-from ..paths import plain_name
+from edge_pipeline.errors import ConfigError
+from edge_pipeline.paths import plain_name
 
 NUMBER = (int, float)
 OPTIONAL_NUMBER = (int, float, type(None))
@@ -58,7 +58,7 @@ def _check_build_report(data: dict[str, Any], where: str) -> None:
     budgets = data.get("budgets", {})
     if not isinstance(budgets, dict):
         raise ConfigError(f"{where}: 'budgets' must be an object, got {_kind(budgets)}")
-    from .gating import validate_budget
+    from edge_pipeline.report.gating import validate_budget
 
     for name, limit in budgets.items():
         validate_budget(name, limit, f"{where}: budgets.{name}")

@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError
-from .model import ArtifactReport, Check, Report, as_artifact, as_report
+from edge_pipeline.errors import ConfigError
+from edge_pipeline.report.model import ArtifactReport, Check, Report, as_artifact, as_report
 
 __all__ = ["METRICS", "Check", "Metric", "check_budgets", "completeness_checks", "outliers", "parse_budget",
            "validate_budget"]

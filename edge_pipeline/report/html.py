@@ -6,7 +6,7 @@ import html
 import math
 from typing import Any
 
-from .model import Report
+from edge_pipeline.report.model import Report
 
 WIDTH, HEIGHT, PAD = 640, 320, 56
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"]

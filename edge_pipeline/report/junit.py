@@ -4,7 +4,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from .model import Check, Report
+from edge_pipeline.report.model import Check, Report
 
 
 def to_junit(typed: Report, checks: Sequence[Check] | None = None) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .model import Report
+from edge_pipeline.report.model import Report
 
 def to_markdown(typed: Report) -> str:
     report = typed.to_json()

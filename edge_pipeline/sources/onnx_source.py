@@ -5,11 +5,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from ..plugins import Model
-from ..tensors import TensorSpec, Tensors, random_inputs
-from ..types import SourceSpec
-from .user_data import describe, example_inputs, short
+from edge_pipeline.errors import InputError
+from edge_pipeline.plugins import Model
+from edge_pipeline.tensors import TensorSpec, Tensors, random_inputs
+from edge_pipeline.types import SourceSpec
+from edge_pipeline.sources.user_data import describe, example_inputs, short
 
 
 @dataclass

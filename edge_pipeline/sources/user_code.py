@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import InputError
+from edge_pipeline.errors import InputError
 
 
 def resolve_callable(ref: str, what: str, base_dir: str | None = None) -> Callable[..., Any]:

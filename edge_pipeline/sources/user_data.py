@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
-from ..plugins import DataBundle
-from ..tensors import DTYPES, TensorSpec, Tensors, as_array, check_same_kind, random_inputs, to_tensors
-from ..types import SourceSpec
-from .user_code import call_user, resolve_callable
+from edge_pipeline.errors import InputError
+from edge_pipeline.plugins import DataBundle
+from edge_pipeline.tensors import DTYPES, TensorSpec, Tensors, as_array, check_same_kind, random_inputs, to_tensors
+from edge_pipeline.types import SourceSpec
+from edge_pipeline.sources.user_code import call_user, resolve_callable
 
 TOPK_METRICS = ("top1", "top5")
 
@@ -68,7 +68,7 @@ def load_bundle(spec: SourceSpec, example: Tensors, store: Path | None) -> DataB
     (never held whole). `store=None`: only the example (an export worker reads the stored data instead)."""
     if store is None:
         return DataBundle(example=example, calibration=Tensors.empty_like(example), eval_inputs=example, eval_labels=None)
-    from ..stages.datafiles import Spool
+    from edge_pipeline.building.datafiles import Spool
 
     calibration = _calibration(spec, example, Spool(store, "calibration")) if spec.calibration else Tensors.empty_like(example)
     eval_x, eval_y = _eval_data(spec, example, Spool(store, "eval_inputs")) if spec.evaluate else (example, None)
@@ -146,7 +146,7 @@ def _iterate(items: Any, ref: str, what: str) -> Iterator[Any]:
 
 def check_spec_table(value: Any, path: str) -> None:
     """`example-inputs` as a table: { name = { shape = [...], dtype = "int64" } } (dtype defaults to float32)."""
-    from ..errors import ConfigError
+    from edge_pipeline.errors import ConfigError
 
     if not value:
         raise ConfigError(f"'{path}' must name at least one input")

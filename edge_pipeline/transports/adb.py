@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlparse
 
-from ..errors import ConfigError, InputError, RunnerUnavailable
-from ..plugins import TransportBase
+from edge_pipeline.errors import ConfigError, InputError, RunnerUnavailable
+from edge_pipeline.plugins import TransportBase
 
 REMOTE_DIR = "/data/local/tmp/edgepipe"
 TIMINGS = re.compile(r"Inference timings in us: Init: ([\d.]+), First inference: ([\d.]+), "

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..errors import ConfigError
-from ..plugins import TransportBase
+from edge_pipeline.errors import ConfigError
+from edge_pipeline.plugins import TransportBase
 
 
 class LocalTransport(TransportBase):

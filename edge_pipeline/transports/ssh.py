@@ -14,9 +14,9 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
-from ..errors import ConfigError, InputError, RunnerUnavailable
-from ..plugins import RunnerBase, TransportBase
-from ..tensors import Tensors
+from edge_pipeline.errors import ConfigError, InputError, RunnerUnavailable
+from edge_pipeline.plugins import RunnerBase, TransportBase
+from edge_pipeline.tensors import Tensors
 
 RUNNER_SCRIPT = Path(__file__).with_name("remote_runner.py")
 

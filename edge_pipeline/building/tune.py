@@ -13,9 +13,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import PRUNE_KINDS, Config
-from .fsutil import write_json_atomic, write_text_atomic
-from .precision import Precision
+from edge_pipeline.config import PRUNE_KINDS, Config
+from edge_pipeline.fsutil import write_json_atomic, write_text_atomic
+from edge_pipeline.precision import Precision
 
 PRUNE_AMOUNTS = (0.0, 0.25, 0.5, 0.75)
 MAX_ASKS = 4   # per requested candidate: the space is small, the sampler repeats itself
@@ -38,8 +38,8 @@ class TuneSettings:
 def search_space(settings: TuneSettings) -> list[str]:
     """Every `format:precision` the target's formats offer (directly or through a bridge), precisions in
     Precision's search order."""
-    from . import registry
-    from .plan import load_target
+    from edge_pipeline import registry
+    from edge_pipeline.building.plan import load_target
 
     target = load_target(settings.target, settings.config)
     formats = list(dict.fromkeys(o.format for o in target.outputs))
@@ -64,8 +64,8 @@ def candidate_config(settings: TuneSettings, params: dict[str, Any]) -> Config:
 
 def evaluate(settings: TuneSettings, number: int, params: dict[str, Any]) -> dict[str, Any]:
     """One real build of one candidate; runs wherever the executor puts it."""
-    from .errors import EdgepipeError
-    from .pipeline import BuildOptions, build
+    from edge_pipeline.errors import EdgepipeError
+    from edge_pipeline.building.pipeline import BuildOptions, build
 
     budgets = (("max-accuracy-drop", settings.max_accuracy_drop),) if settings.max_accuracy_drop is not None else ()
     options = BuildOptions(target=settings.target, out_dir=settings.out_dir / "trials" / f"trial-{number:03d}",

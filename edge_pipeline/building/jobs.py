@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
-from .errors import EdgepipeError, StageFailed, rebuild_error
+from edge_pipeline.errors import EdgepipeError, StageFailed, rebuild_error
 
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0", "TOKENIZERS_PARALLELISM": "false"}
 PARENT_ENV = "EDGEPIPE_PARENT_PID"
@@ -44,7 +44,7 @@ Outcome = Union[dict[str, Any], EdgepipeError]
 
 def run_job(job: dict[str, Any], workdir: Path, label: str, timeout_s: float = 1800,
             threads: int | None = None) -> dict[str, Any]:
-    """Executes `job` in `python -m edge_pipeline.worker`; the child's output goes to workdir/worker.log."""
+    """Executes `job` in `python -m edge_pipeline.building.worker`; the child's output goes to workdir/worker.log."""
     outcome = run_lane([Job(job, workdir, label)], timeout_s, threads)[0]
     if isinstance(outcome, EdgepipeError):
         raise outcome
@@ -70,7 +70,7 @@ def run_lane(jobs: list[Job], timeout_s: float = 1800, threads: int | None = Non
 
 def _run_worker(jobs: list[Job], timeout_s: float, threads: int | None) -> Iterator[Outcome]:
     """Yields the outcomes of `jobs` as the worker finishes them; stops after the first one that has none."""
-    command = [sys.executable, "-m", "edge_pipeline.worker"]
+    command = [sys.executable, "-m", "edge_pipeline.building.worker"]
     for job in jobs:
         job.workdir.mkdir(parents=True, exist_ok=True)
         (job.workdir / "result.json").unlink(missing_ok=True)

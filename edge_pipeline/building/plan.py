@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from . import registry
-from .config import Config, resolve_target
-from .errors import ConfigError, InputError, UnknownPlugin
-from .precision import Precision
-from .types import OutputSpec, Target
+from edge_pipeline import registry
+from edge_pipeline.config import Config, resolve_target
+from edge_pipeline.errors import ConfigError, InputError, UnknownPlugin
+from edge_pipeline.precision import Precision
+from edge_pipeline.types import OutputSpec, Target
 
 
 @dataclass(frozen=True)

@@ -13,23 +13,23 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from . import registry
-from .errors import ConfigError, InputError, StageFailed, UnknownPlugin
-from .fsutil import atomic_path, replace_dir, sha256_artifact
-from .paths import inside, plain_name
+from edge_pipeline import registry
+from edge_pipeline.errors import ConfigError, InputError, StageFailed, UnknownPlugin
+from edge_pipeline.fsutil import atomic_path, replace_dir, sha256_artifact
+from edge_pipeline.paths import inside, plain_name
 
 SAMPLE_COUNT = 8
 SAMPLE_FLOATS = 2 ** 19   # at most ~0.5M input values as JSON (8 digits), so photo-sized inputs keep 3 samples
 
 
 def templates_dir() -> Path:
-    return Path(__file__).resolve().parents[1] / "sample_apps"
+    return Path(__file__).resolve().parents[2] / "sample_apps"
 
 
 def sample_record(report: dict[str, Any], data_file: Path) -> dict[str, Any]:
     """The bundle's inputs: a few evaluation samples (of the first input) and what each validated artifact
     answered to them."""
-    from .stages.datafiles import load_bundle
+    from edge_pipeline.building.datafiles import load_bundle
 
     data = load_bundle(data_file)
     first = data.eval_inputs.arrays[0]

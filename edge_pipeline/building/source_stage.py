@@ -7,15 +7,15 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
-from ..plugins import DataBundle
-from ..sources import load_source
-from ..sources.metric import load_metric
-from ..tensors import Tensors
-from ..types import SourceSpec
-from ..validate import BUILTIN_METRICS, Metric, metric_output
-from .datafiles import save_bundle, save_outputs
-from .source_inputs import ReadRecorder
+from edge_pipeline.errors import InputError
+from edge_pipeline.plugins import DataBundle
+from edge_pipeline.sources import load_source
+from edge_pipeline.sources.metric import load_metric
+from edge_pipeline.tensors import Tensors
+from edge_pipeline.types import SourceSpec
+from edge_pipeline.measure.validate import BUILTIN_METRICS, Metric, metric_output
+from edge_pipeline.building.datafiles import save_bundle, save_outputs
+from edge_pipeline.building.source_inputs import ReadRecorder
 
 
 def run(job: dict[str, Any]) -> dict[str, Any]:
@@ -92,8 +92,8 @@ def check_reference(reference: Tensors, data: DataBundle, spec: SourceSpec) -> N
 
 def _prune(model: Any, data: DataBundle, spec: SourceSpec, folder: Path) -> tuple[Any, dict[str, Any]]:
     """Prunes (and fine-tunes) once; the export workers rebuild the result from `folder`."""
-    from .. import registry
-    from ..sources import call_user, resolve_callable
+    from edge_pipeline import registry
+    from edge_pipeline.sources import call_user, resolve_callable
 
     settings = spec.prune or {}
     fine_tune = None

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from .plugins import Session
-from .tensors import Tensors
+from edge_pipeline.plugins import Session
+from edge_pipeline.tensors import Tensors
 
 
 def time_session(session: Session, inputs: list[np.ndarray], warmup: int, runs: int) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any
 
-from .errors import MemoryLimitExceeded
+from edge_pipeline.errors import MemoryLimitExceeded
 
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 MIB = 1024 * 1024

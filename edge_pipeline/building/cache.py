@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from .fsutil import sha256_json, write_json_atomic
+from edge_pipeline.fsutil import sha256_json, write_json_atomic
 
 
 def cache_root() -> Path:

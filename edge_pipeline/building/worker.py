@@ -1,4 +1,4 @@
-"""Entry point of a stage worker process: `python -m edge_pipeline.worker JOB RESULT [JOB RESULT ...]`.
+"""Entry point of a stage worker process: `python -m edge_pipeline.building.worker JOB RESULT [JOB RESULT ...]`.
 
 Converters and runtimes run native code that can crash the interpreter; running each job in its own
 process turns a segfault into one artifact's failure instead of the whole build's. A worker must not outlive
@@ -16,13 +16,13 @@ import time
 import traceback
 from pathlib import Path
 
-from .errors import EdgepipeError, StageFailed
+from edge_pipeline.errors import EdgepipeError, StageFailed
 
 STAGES = {
-    "source": "edge_pipeline.stages.source_stage:run",
-    "export": "edge_pipeline.stages.export_stage:run",
-    "measure": "edge_pipeline.stages.measure_stage:run",
-    "profile": "edge_pipeline.stages.profile_stage:run",
+    "source": "edge_pipeline.building.source_stage:run",
+    "export": "edge_pipeline.building.export_stage:run",
+    "measure": "edge_pipeline.measure.measure_stage:run",
+    "profile": "edge_pipeline.measure.profile_stage:run",
 }
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fsutil import atomic_path
-from ..plugins import DataBundle
-from ..tensors import Tensors
+from edge_pipeline.fsutil import atomic_path
+from edge_pipeline.plugins import DataBundle
+from edge_pipeline.tensors import Tensors
 
 GROUPS = ("example", "calibration", "eval_inputs")
 

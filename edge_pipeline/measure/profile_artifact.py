@@ -9,14 +9,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from . import cache, registry
-from .errors import ConfigError, InputError
-from .paths import plain_name
-from .fsutil import sha256_artifact, size_bytes, zip_compressed_size
-from .jobs import run_job
-from .report.builder import artifact_report, build_report
-from .report.model import Report
-from .types import ArtifactResult, OutputSpec, ProfileSettings
+from edge_pipeline import registry
+from edge_pipeline.building import cache
+from edge_pipeline.errors import ConfigError, InputError
+from edge_pipeline.paths import plain_name
+from edge_pipeline.fsutil import sha256_artifact, size_bytes, zip_compressed_size
+from edge_pipeline.building.jobs import run_job
+from edge_pipeline.report.builder import artifact_report, build_report
+from edge_pipeline.report.model import Report
+from edge_pipeline.types import ArtifactResult, OutputSpec, ProfileSettings
 
 
 def runner_for(path: Path) -> tuple[str, str]:
@@ -70,7 +71,7 @@ def profile(path: Path, target: str, out_dir: Path, inputs: Path | None, referen
         tools=("onnxruntime", "ai-edge-litert", "executorch", "torch", "edgepipe"),
         config={"command": "profile", "runner": runner, "inputs": str(inputs) if inputs else "generated (seed 0)",
                 "profile": asdict(profile_settings)})
-    from .writer import write_views
+    from edge_pipeline.building.writer import write_views
 
     folder = out_dir / plain_name(path.resolve().name, "artifact name")
     folder.mkdir(parents=True, exist_ok=True)

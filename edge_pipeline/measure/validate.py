@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from .precision import Precision
-from .tensors import Tensors
+from edge_pipeline.precision import Precision
+from edge_pipeline.tensors import Tensors
 
 COLLAPSE_SQNR_DB = 3.0        # below this an output is mostly noise, whatever the precision
 SMALL_EVAL_SET = 200          # fewer evaluation samples: a warning with the interval

@@ -6,7 +6,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable
 
-from .errors import MissingDependency, RunnerUnavailable
+from edge_pipeline.errors import MissingDependency, RunnerUnavailable
 
 FORWARDED_ENV = ("EDGEPIPE_CACHE_DIR",)   # Ray workers share the cache and its trained examples
 
@@ -57,6 +57,6 @@ def make_executor(kind: str, address: str | None, parallel: int) -> Any:
         return LocalExecutor(parallel)
     if kind == "ray":
         return RayExecutor(address)
-    from .errors import ConfigError
+    from edge_pipeline.errors import ConfigError
 
     raise ConfigError(f"--executor must be 'local' or 'ray', got '{kind}'")

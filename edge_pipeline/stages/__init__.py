@@ -1,1 +1,0 @@
-"""Stage bodies that run inside worker processes (see edge_pipeline.worker)."""
