@@ -11,14 +11,13 @@ from edge_pipeline.errors import ConfigError
 from edge_pipeline.report.gating import validate_budget
 from edge_pipeline.paths import plain_name
 from edge_pipeline.precision import THRESHOLD_KEYS, Precision
-from edge_pipeline.types import OutputSpec, ProfileSettings, SourceSpec, Target
+from edge_pipeline.types import TASK_METRICS, OutputSpec, ProfileSettings, SourceSpec, Target
 
 SOURCE_KEYS = {"example": str, "model": str, "weights": str, "example-inputs": (str, list, dict),
                "calibration": str, "evaluate": str, "metric": str, "metric-output": str,
                "keras-safe-mode": bool}
 PROFILE_KEYS = {"warmup": int, "runs": int, "threads": list, "memory-mb": (int, float)}
 TARGET_KEYS = {"formats": list, "budgets": dict, "profile": dict, "description": str, "extends": str}
-METRICS = ("top1", "top5")   # or "package.module:function" (outputs, labels) -> float, higher is better
 PRUNE_KEYS = {"amount": (int, float), "kind": str, "fine-tune": str, "scope": str}
 PRUNE_KINDS = ("structured", "unstructured")   # also the order `edgepipe tune` offers them to its sampler
 PRUNE_SCOPES = ("global", "layer")   # unstructured: one threshold for all layers, or the same share in each
@@ -128,8 +127,8 @@ def parse_config(table: dict, prefix: str, file: Path) -> Config:
 
         check_spec_table(table["example-inputs"], _join(prefix, "example-inputs"))
     metric = source_fields.get("metric", "top1")
-    if metric not in METRICS and (":" not in metric or metric.startswith(":") or metric.endswith(":")):
-        raise ConfigError(f"'{_join(prefix, 'metric')}' must be one of: {', '.join(METRICS)}, or "
+    if metric not in TASK_METRICS and (":" not in metric or metric.startswith(":") or metric.endswith(":")):
+        raise ConfigError(f"'{_join(prefix, 'metric')}' must be one of: {', '.join(TASK_METRICS)}, or "
                           f"'package.module:function' taking (outputs, labels); got {metric!r}")
     if "prune" in table:
         source_fields["prune"] = check_prune(table["prune"], _join(prefix, "prune"))

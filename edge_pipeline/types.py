@@ -5,6 +5,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+TASK_METRICS = ("top1", "top5")   # the task metrics built in (measure.validate.BUILTIN_METRICS); or "package.module:function" (outputs, labels) -> float, higher is better
+
+
 @dataclass(frozen=True, order=True)
 class OutputSpec:
     """One (format, precision) output a target asks for, written `format:precision`; the precision stays a
@@ -42,7 +45,7 @@ class Target:
     name: str
     description: str
     outputs: tuple[OutputSpec, ...]
-    budgets: dict[str, float] = field(default_factory=dict)   # budget name (see gating.METRICS) -> limit
+    budgets: dict[str, float] = field(default_factory=dict)   # budget name (see report.gating.BUDGETS) -> limit
     profile: ProfileSettings = ProfileSettings()
     device_class: str = "phone"
     bundle: str | None = None           # sample_apps/<bundle> template filled after a build

@@ -139,3 +139,11 @@ def test_validation_overrides_apply_and_unknown_precisions_are_refused(tmp_path:
     write_config(tmp_path, "[validation.int8]\nmin-sqnr = 12\n")
     with pytest.raises(ConfigError, match="unknown key 'validation.int8.min-sqnr'"):
         load_config(cwd=tmp_path)
+
+
+def test_one_list_of_built_in_task_metrics() -> None:
+    """The config accepts exactly the task metrics validation implements (one name list, one table)."""
+    from edge_pipeline.types import TASK_METRICS
+    from edge_pipeline.measure.validate import BUILTIN_METRICS
+
+    assert set(TASK_METRICS) == set(BUILTIN_METRICS)

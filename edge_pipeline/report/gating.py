@@ -15,7 +15,7 @@ from typing import Any
 from edge_pipeline.errors import ConfigError
 from edge_pipeline.report.model import ArtifactReport, Check, Report, as_artifact, as_report
 
-__all__ = ["METRICS", "Check", "Metric", "check_budgets", "completeness_checks", "outliers", "parse_budget",
+__all__ = ["BUDGETS", "Check", "Metric", "check_budgets", "completeness_checks", "outliers", "parse_budget",
            "validate_budget"]
 ArtifactLike = ArtifactReport | Mapping[str, Any]
 
@@ -42,7 +42,7 @@ def _kb(key: str) -> Callable[[ArtifactReport], float | None]:
     return lambda a: getattr(a, key) / 1024 if getattr(a, key) is not None else None
 
 
-METRICS: dict[str, Metric] = {
+BUDGETS: dict[str, Metric] = {
     "max-size-kb": Metric("size_kb", _kb("size_bytes")),
     "max-compressed-size-kb": Metric("compressed_size_kb", _kb("size_compressed_bytes")),
     "max-accuracy-drop": Metric("accuracy_drop_pt", lambda a: a.accuracy_drop),
@@ -64,12 +64,12 @@ def parse_budget(text: str, where: str = "--budget") -> tuple[str, float]:
 
 
 def validate_budget(name: str, value: Any, where: str) -> None:
-    if name not in METRICS:
+    if name not in BUDGETS:
         import difflib
 
-        close = difflib.get_close_matches(name, list(METRICS), n=1)
+        close = difflib.get_close_matches(name, list(BUDGETS), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise ConfigError(f"{where}: unknown budget '{name}'. Valid: {', '.join(METRICS)}.{hint}")
+        raise ConfigError(f"{where}: unknown budget '{name}'. Valid: {', '.join(BUDGETS)}.{hint}")
     try:
         float(value)
     except (TypeError, ValueError):
@@ -82,7 +82,7 @@ def check_budgets(budgets: Mapping[str, float], artifacts: Sequence[ArtifactLike
     checks: list[Check] = []
     typed = [as_artifact(a) for a in artifacts]
     for budget, limit in budgets.items():
-        metric = METRICS[budget]
+        metric = BUDGETS[budget]
         for artifact in typed:
             if artifact.status in ("ok", "unvalidated"):   # failed ones: completeness_checks
                 checks.append(_budget_check(metric, float(limit), artifact))

@@ -16,10 +16,9 @@ import numpy as np
 from edge_pipeline.errors import InputError
 from edge_pipeline.plugins import DataBundle
 from edge_pipeline.tensors import DTYPES, TensorSpec, Tensors, as_array, check_same_kind, random_inputs, to_tensors
-from edge_pipeline.types import SourceSpec
+from edge_pipeline.types import TASK_METRICS, SourceSpec
 from edge_pipeline.sources.user_code import call_user, resolve_callable
 
-TOPK_METRICS = ("top1", "top5")
 
 
 def example_inputs(spec: SourceSpec, declared: Sequence[str] = ()) -> Tensors:
@@ -118,7 +117,7 @@ def _eval_data(spec: SourceSpec, example: Tensors, spool: Any) -> tuple[Tensors,
 
 def _labels(value: Any, metric: str, what: str) -> np.ndarray:
     labels = as_array(value, what)
-    if metric not in TOPK_METRICS:
+    if metric not in TASK_METRICS:
         return labels    # a custom metric reads them as they are
     if labels.dtype.kind == "f" and not np.all(np.isfinite(labels) & (labels == np.round(labels))):
         raise InputError(f"{what}: {metric} needs integer class ids, got non-integer values")
