@@ -27,17 +27,20 @@ class OnnxCopyExporter(ExporterBase):
     name = "onnx-copy"
     format = "onnx-copy"
     suffix = ".onnx"
-    onnx_based = True            # the core writes the ONNX file (edgepipe's own export), `finish` takes it
+    onnx_based = True            # `to_onnx` (edgepipe's own export), ONNX transforms, then `finish`
     frameworks = ("torch",)
     precisions = {"fp32": None}
     runner = "onnxruntime"
     distributions = ("torch", "onnx", "onnxruntime")
 
     def export(self, model, dest):
+        self.to_onnx(model, dest)
+        return {"written_by": "edgepipe-bench"}
+
+    def to_onnx(self, model, onnx_path):
         from targets.exporters.onnx_export import to_onnx
 
-        to_onnx(model, dest)
-        return {"written_by": "edgepipe-bench"}
+        to_onnx(model, onnx_path)
 
     def finish(self, onnx_path, dest):
         shutil.copyfile(onnx_path, dest)
