@@ -20,10 +20,10 @@ def build(target: str = "android", *, out_dir: str | Path = "build/edgepipe", co
           use_cache: bool = True, budgets: dict[str, float] | None = None, device: str | None = None) -> "Report":
     """Builds, validates and profiles every artifact `target` asks for; writes OUT_DIR/<target>/ and returns the
     report. `config`: an edgepipe.toml / pyproject.toml (default: discovered in the current folder)."""
-    from edge_pipeline.config import load_config
-    from edge_pipeline.report.gating import validate_budget
     from edge_pipeline.building.pipeline import BuildOptions
     from edge_pipeline.building.pipeline import build as run_build
+    from edge_pipeline.config import load_config
+    from edge_pipeline.report.gating import validate_budget
 
     for name, value in (budgets or {}).items():
         validate_budget(name, value, f"budgets.{name}")
@@ -37,8 +37,8 @@ def profile(artifact: str | Path, *, target: str = "host", out_dir: str | Path =
             inputs: str | Path | None = None, reference: str | Path | None = None, runs: int = 100, warmup: int = 10,
             budgets: dict[str, float] | None = None, device: str | None = None) -> "Report":
     """Profiles an existing artifact in its own runtime (a vendor's file included) and returns the report."""
-    from edge_pipeline.config import load_config
     from edge_pipeline.building.plan import load_target
+    from edge_pipeline.config import load_config
     from edge_pipeline.measure.profile_artifact import profile as run_profile
     from edge_pipeline.types import ProfileSettings
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from edge_pipeline.errors import ConfigError
-from edge_pipeline.report.gating import validate_budget
 from edge_pipeline.paths import plain_name
 from edge_pipeline.precision import THRESHOLD_KEYS, Precision
+from edge_pipeline.report.gating import validate_budget
 from edge_pipeline.types import TASK_METRICS, OutputSpec, ProfileSettings, SourceSpec, Target
 
 SOURCE_KEYS = {"example": str, "model": str, "weights": str, "example-inputs": (str, list, dict),

@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-
 TASK_METRICS = ("top1", "top5")   # the task metrics built in (measure.validate.BUILTIN_METRICS); or "package.module:function" (outputs, labels) -> float, higher is better
 
 

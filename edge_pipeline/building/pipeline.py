@@ -15,20 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from edge_pipeline import registry
-from edge_pipeline.building import cache
-from edge_pipeline.version import __version__
+from edge_pipeline.building import cache, source_inputs
+from edge_pipeline.building.jobs import Job, run_job, run_lane
+from edge_pipeline.building.plan import Step, bind, check_outputs, load_target
+from edge_pipeline.building.writer import BuildOutcome, write_outputs
 from edge_pipeline.config import Config
 from edge_pipeline.errors import ConfigError, EdgepipeError, InputError
 from edge_pipeline.fsutil import sha256_artifact, size_bytes, zip_compressed_size
 from edge_pipeline.measure.host import host_cores, host_id, versions
-from edge_pipeline.building.jobs import Job, run_job, run_lane
-from edge_pipeline.building.plan import Step, bind, check_outputs, load_target
-from edge_pipeline.sources import check_example
-from edge_pipeline.building import source_inputs
-from edge_pipeline.types import ArtifactResult, Target
 from edge_pipeline.measure.validate import thresholds_for
-from edge_pipeline.building.writer import BuildOutcome, write_outputs
 from edge_pipeline.report.model import Report
+from edge_pipeline.sources import check_example
+from edge_pipeline.types import ArtifactResult, Target
+from edge_pipeline.version import __version__
 
 Event = Callable[[str, str, dict[str, Any]], None]   # (stage label, state, details)
 

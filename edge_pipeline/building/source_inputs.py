@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_pipeline.version import __version__
 from edge_pipeline.fsutil import sha256_json, write_json_atomic
+from edge_pipeline.version import __version__
 
 KEY_ENV = ("PYTHONPATH", "KERAS_BACKEND", "EDGEPIPE_CACHE_DIR")   # change what a spec resolves to
 SKIPPED_ROOTS = ("/proc/", "/sys/", "/dev/")

@@ -7,15 +7,15 @@ from typing import Any
 
 import numpy as np
 
+from edge_pipeline.building.datafiles import save_bundle, save_outputs
+from edge_pipeline.building.source_inputs import ReadRecorder
 from edge_pipeline.errors import InputError
+from edge_pipeline.measure.validate import BUILTIN_METRICS, Metric, metric_output
 from edge_pipeline.plugins import DataBundle
 from edge_pipeline.sources import load_source
 from edge_pipeline.sources.metric import load_metric
 from edge_pipeline.tensors import Tensors
 from edge_pipeline.types import SourceSpec
-from edge_pipeline.measure.validate import BUILTIN_METRICS, Metric, metric_output
-from edge_pipeline.building.datafiles import save_bundle, save_outputs
-from edge_pipeline.building.source_inputs import ReadRecorder
 
 
 def run(job: dict[str, Any]) -> dict[str, Any]:

@@ -64,8 +64,8 @@ def candidate_config(settings: TuneSettings, params: dict[str, Any]) -> Config:
 
 def evaluate(settings: TuneSettings, number: int, params: dict[str, Any]) -> dict[str, Any]:
     """One real build of one candidate; runs wherever the executor puts it."""
-    from edge_pipeline.errors import EdgepipeError
     from edge_pipeline.building.pipeline import BuildOptions, build
+    from edge_pipeline.errors import EdgepipeError
 
     budgets = (("max-accuracy-drop", settings.max_accuracy_drop),) if settings.max_accuracy_drop is not None else ()
     options = BuildOptions(target=settings.target, out_dir=settings.out_dir / "trials" / f"trial-{number:03d}",

@@ -10,24 +10,30 @@ import contextlib
 import json
 import os
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from dataclasses import dataclass
 from typing import Any
 
+from edge_pipeline.building.plan import Step
 from edge_pipeline.bundlers.core import bundleable, sample_record, template_misfit, write_bundle
+from edge_pipeline.config import Config
 from edge_pipeline.errors import StageFailed
-from edge_pipeline.fsutil import (DiskFull, copy_atomic, current_umask, is_disk_full, remove_stale_siblings, replace_dir,
-                     write_json_atomic, write_text_atomic)
+from edge_pipeline.fsutil import (
+    DiskFull,
+    copy_atomic,
+    current_umask,
+    is_disk_full,
+    remove_stale_siblings,
+    replace_dir,
+    write_json_atomic,
+    write_text_atomic,
+)
 from edge_pipeline.report.builder import artifact_report, build_report, build_warnings
 from edge_pipeline.report.html import to_html
 from edge_pipeline.report.junit import to_junit
 from edge_pipeline.report.markdown import to_markdown
 from edge_pipeline.report.model import Report
-from edge_pipeline.config import Config
-from edge_pipeline.building.plan import Step
 from edge_pipeline.types import ArtifactResult, Target
-
 
 
 @dataclass(frozen=True)

@@ -13,17 +13,17 @@ from typing import Annotated, Optional
 import typer
 
 from edge_pipeline import registry
-from edge_pipeline.version import __version__
-from edge_pipeline.config import check_sensitivity, load_config
-from edge_pipeline.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED, ConfigError
-from edge_pipeline.report.gating import parse_budget
-from edge_pipeline.report.model import Report
-from edge_pipeline.paths import output_folder, plain_name
 from edge_pipeline.building.plan import load_target
 from edge_pipeline.cli.gate_cmd import baseline_app, gate
 from edge_pipeline.cli.guard import GuardedGroup, err_console, out_console, watch_output
 from edge_pipeline.cli.render import StageProgress, report_table
 from edge_pipeline.cli.tune_cmd import tune
+from edge_pipeline.config import check_sensitivity, load_config
+from edge_pipeline.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED, ConfigError
+from edge_pipeline.paths import output_folder, plain_name
+from edge_pipeline.report.gating import parse_budget
+from edge_pipeline.report.model import Report
+from edge_pipeline.version import __version__
 
 app = typer.Typer(
     name="edgepipe", cls=GuardedGroup, no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
@@ -157,8 +157,8 @@ def bundle(
     name: Annotated[Optional[str], typer.Option("--name", help="Zip file name without .zip (a plain name, no folders).")] = None,
 ) -> None:
     """Fill a sample_apps/ template with a build's validated artifacts and write it as a folder and a zip."""
-    from edge_pipeline.report.baseline import load_report
     from edge_pipeline.bundlers.core import write_bundle
+    from edge_pipeline.report.baseline import load_report
 
     folder = out / plain_name(target, "--target")
     report = load_report(folder / "report.json", "build report")

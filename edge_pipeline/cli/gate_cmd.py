@@ -15,7 +15,14 @@ import typer
 from edge_pipeline.errors import EXIT_GATE_FAILED, EXIT_OK, ConfigError
 from edge_pipeline.fsutil import write_json_atomic, write_text_atomic
 from edge_pipeline.paths import output_file
-from edge_pipeline.report.baseline import BASELINE_KIND, RelativeLimits, compare, load_report, make_baseline, refuse_unless_passed
+from edge_pipeline.report.baseline import (
+    BASELINE_KIND,
+    RelativeLimits,
+    compare,
+    load_report,
+    make_baseline,
+    refuse_unless_passed,
+)
 from edge_pipeline.report.gating import check_budgets, completeness_checks, parse_budget
 from edge_pipeline.report.junit import to_junit
 from edge_pipeline.report.model import Report

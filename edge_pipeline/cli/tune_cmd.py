@@ -30,13 +30,12 @@ def tune(
 
     Exit 0 with a pick, 1 when no candidate meets the budgets (the closest are shown), 2/3 on bad input or setup.
     """
-    from edge_pipeline.config import load_config
     from edge_pipeline.building.executors import make_executor
     from edge_pipeline.building.plan import load_target
     from edge_pipeline.building.tune import TuneSettings, run_search, write_results
+    from edge_pipeline.cli.guard import err_console, out_console, watch_output
+    from edge_pipeline.config import load_config
     from edge_pipeline.paths import output_folder, plain_name
-    from edge_pipeline.cli.guard import err_console, out_console
-    from edge_pipeline.cli.guard import watch_output
 
     output_folder(out)
     cfg = load_config(config)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from edge_pipeline.building.cache import cache_root
+from edge_pipeline.examples.digits_data import load_digits_split
 from edge_pipeline.fsutil import atomic_path
 from edge_pipeline.plugins import DataBundle, Model
-from edge_pipeline.examples.digits_data import load_digits_split
 
 VERSION = 1
 EPOCHS = 15

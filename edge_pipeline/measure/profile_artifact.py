@@ -11,10 +11,10 @@ from typing import Any
 
 from edge_pipeline import registry
 from edge_pipeline.building import cache
-from edge_pipeline.errors import ConfigError, InputError
-from edge_pipeline.paths import plain_name
-from edge_pipeline.fsutil import sha256_artifact, size_bytes, zip_compressed_size
 from edge_pipeline.building.jobs import run_job
+from edge_pipeline.errors import ConfigError, InputError
+from edge_pipeline.fsutil import sha256_artifact, size_bytes, zip_compressed_size
+from edge_pipeline.paths import plain_name
 from edge_pipeline.report.builder import artifact_report, build_report
 from edge_pipeline.report.model import Report
 from edge_pipeline.types import ArtifactResult, OutputSpec, ProfileSettings

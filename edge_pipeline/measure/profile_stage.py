@@ -9,13 +9,22 @@ from typing import Any
 import numpy as np
 
 from edge_pipeline import registry
+from edge_pipeline.building.datafiles import load_arrays
 from edge_pipeline.errors import InputError
 from edge_pipeline.measure.host import package_version
-from edge_pipeline.measure.profiling import run_batches
-from edge_pipeline.tensors import DTYPES, TensorSpec, Tensors, align_outputs, as_array, flatten_outputs, order_inputs, random_inputs
-from edge_pipeline.measure.validate import thresholds_for, validate
-from edge_pipeline.building.datafiles import load_arrays
 from edge_pipeline.measure.measure_stage import _open, create_runner, input_specs, measure_latency, op_profile
+from edge_pipeline.measure.profiling import run_batches
+from edge_pipeline.measure.validate import thresholds_for, validate
+from edge_pipeline.tensors import (
+    DTYPES,
+    Tensors,
+    TensorSpec,
+    align_outputs,
+    as_array,
+    flatten_outputs,
+    order_inputs,
+    random_inputs,
+)
 
 SAMPLE_OUTPUTS = 8
 

@@ -2,7 +2,16 @@
 readers of reports on disk (gating, baseline, check)."""
 from __future__ import annotations
 
-from edge_pipeline.report.model import SCHEMA_VERSION, ArtifactReport, Check, Latency, OutputValidation, Report, SourceReport, Validation
+from edge_pipeline.report.model import (
+    SCHEMA_VERSION,
+    ArtifactReport,
+    Check,
+    Latency,
+    OutputValidation,
+    Report,
+    SourceReport,
+    Validation,
+)
 
 __all__ = ["SCHEMA_VERSION", "ArtifactReport", "Check", "Latency", "OutputValidation", "Report", "SourceReport",
            "Validation"]

@@ -11,10 +11,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from edge_pipeline.measure.host import host_id, versions
-from edge_pipeline.types import ArtifactResult
-from edge_pipeline.version import __version__
 from edge_pipeline.report.gating import check_budgets, outliers
 from edge_pipeline.report.model import ArtifactReport, Latency, Report, SourceReport, Validation
+from edge_pipeline.types import ArtifactResult
+from edge_pipeline.version import __version__
 
 
 def artifact_report(result: ArtifactResult, source_accuracy: float | None, relpath: str | None,

@@ -5,6 +5,7 @@ from typing import Any
 
 from edge_pipeline.report.model import Report
 
+
 def to_markdown(typed: Report) -> str:
     report = typed.to_json()
     src = report["source"]

@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar, TypeVar
 
-
 SCHEMA_VERSION = 3
 READABLE_VERSIONS = (2, 3)
 P = TypeVar("P", bound="Part")

@@ -9,9 +9,9 @@ from typing import Any
 
 from edge_pipeline.errors import InputError, UnknownPlugin
 from edge_pipeline.plugins import DataBundle, Model
+from edge_pipeline.sources.user_code import call_user, resolve_callable
 from edge_pipeline.tensors import Tensors
 from edge_pipeline.types import SourceSpec
-from edge_pipeline.sources.user_code import call_user, resolve_callable
 
 EXAMPLES = {"torch-digits": "edge_pipeline.examples.torch_digits:load",
             "keras-digits": "edge_pipeline.examples.keras_digits:load",

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 
 from edge_pipeline.errors import InputError
-from edge_pipeline.safe_archive import check_keras_archive
 from edge_pipeline.plugins import Model
+from edge_pipeline.safe_archive import check_keras_archive
+from edge_pipeline.sources.user_data import describe, example_inputs, short
 from edge_pipeline.tensors import Tensors, flatten_outputs
 from edge_pipeline.types import SourceSpec
-from edge_pipeline.sources.user_data import describe, example_inputs, short
 
 
 @dataclass

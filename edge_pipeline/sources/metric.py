@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from edge_pipeline.errors import InputError
-from edge_pipeline.types import SourceSpec
 from edge_pipeline.measure.validate import BUILTIN_METRICS, Metric
 from edge_pipeline.sources.user_code import call_user, resolve_callable
+from edge_pipeline.types import SourceSpec
 
 
 def load_metric(spec: SourceSpec) -> tuple[str, Metric]:

@@ -7,9 +7,9 @@ from typing import Any
 
 from edge_pipeline.errors import InputError
 from edge_pipeline.plugins import Model
-from edge_pipeline.tensors import TensorSpec, Tensors, random_inputs
-from edge_pipeline.types import SourceSpec
 from edge_pipeline.sources.user_data import describe, example_inputs, short
+from edge_pipeline.tensors import Tensors, TensorSpec, random_inputs
+from edge_pipeline.types import SourceSpec
 
 
 @dataclass

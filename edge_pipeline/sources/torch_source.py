@@ -10,9 +10,9 @@ import torch
 
 from edge_pipeline.errors import InputError
 from edge_pipeline.plugins import Model
+from edge_pipeline.sources.user_data import describe, example_inputs, short
 from edge_pipeline.tensors import Tensors
 from edge_pipeline.types import SourceSpec
-from edge_pipeline.sources.user_data import describe, example_inputs, short
 
 _GLOBAL = re.compile(r"global:? GLOBAL ([\w.]+)|allowlist(?: this global)?.*?\[([\w.]+)\]", re.S)
 

@@ -15,10 +15,9 @@ import numpy as np
 
 from edge_pipeline.errors import InputError
 from edge_pipeline.plugins import DataBundle
-from edge_pipeline.tensors import DTYPES, TensorSpec, Tensors, as_array, check_same_kind, random_inputs, to_tensors
-from edge_pipeline.types import TASK_METRICS, SourceSpec
 from edge_pipeline.sources.user_code import call_user, resolve_callable
-
+from edge_pipeline.tensors import DTYPES, Tensors, TensorSpec, as_array, check_same_kind, random_inputs, to_tensors
+from edge_pipeline.types import TASK_METRICS, SourceSpec
 
 
 def example_inputs(spec: SourceSpec, declared: Sequence[str] = ()) -> Tensors:

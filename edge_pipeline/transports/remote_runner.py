@@ -14,8 +14,8 @@ import numpy as np
 
 
 def open_litert(path, threads):
-    from ai_edge_litert.interpreter import Interpreter
     import ai_edge_litert
+    from ai_edge_litert.interpreter import Interpreter
 
     it = Interpreter(model_path=path, num_threads=threads)
     it.allocate_tensors()
