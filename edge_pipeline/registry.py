@@ -17,19 +17,6 @@ KINDS = {"exporter": "edgepipe.exporters", "transform": "edgepipe.transforms",
          "runner": "edgepipe.runners", "target": "edgepipe.targets",
          "transport": "edgepipe.transports", "bundler": "edgepipe.bundlers"}
 
-# The built-in transports and bundlers, also declared in pyproject.toml: listed here too so that they are found
-# when the installed metadata predates these kinds (an editable install from an older checkout). An entry point
-# of the same name (the installed metadata, or a third party) takes precedence.
-BUILTINS: dict[str, dict[str, str]] = {
-    "transport": {"local": "edge_pipeline.transports.local:LocalTransport",
-                  "ssh": "edge_pipeline.transports.ssh:SshBoardTransport",
-                  "adb": "edge_pipeline.transports.adb:AdbTransport"},
-    "bundler": {"web": "edge_pipeline.bundlers.web:WebBundler", "linux": "edge_pipeline.bundlers.linux:LinuxBundler",
-                "mcu": "edge_pipeline.bundlers.mcu:McuBundler", "android": "edge_pipeline.bundlers.mobile:AndroidBundler",
-                "ios": "edge_pipeline.bundlers.mobile:IosBundler"},
-}
-
-
 @dataclass(frozen=True)
 class PluginInfo:
     kind: str
@@ -40,9 +27,7 @@ class PluginInfo:
 
 @lru_cache(maxsize=None)
 def _entry_points(kind: str) -> dict[str, EntryPoint]:
-    group = KINDS[kind]
-    builtin = {name: EntryPoint(name, value, group) for name, value in BUILTINS.get(kind, {}).items()}
-    return {**builtin, **{ep.name: ep for ep in entry_points(group=group)}}
+    return {ep.name: ep for ep in entry_points(group=KINDS[kind])}
 
 
 def names(kind: str) -> list[str]:
@@ -51,12 +36,8 @@ def names(kind: str) -> list[str]:
 
 def describe(kind: str) -> list[PluginInfo]:
     """Plugin names and their import paths, without importing any of them."""
-    return [PluginInfo(kind, name, ep.value, ep.dist.name if ep.dist else _builtin_dist(kind, name))
+    return [PluginInfo(kind, name, ep.value, ep.dist.name if ep.dist else None)
             for name, ep in sorted(_entry_points(kind).items())]
-
-
-def _builtin_dist(kind: str, name: str) -> str | None:
-    return "edgepipe" if name in BUILTINS.get(kind, {}) else None
 
 
 def check(kind: str, obj: Any, name: str | None = None) -> Any:

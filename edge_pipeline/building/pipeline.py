@@ -62,7 +62,7 @@ def build(options: BuildOptions, on_event: Event = lambda *_: None) -> "Report":
         steps = bind(target, source["framework"])
         _check_calibration(steps, source, options.config.quantization)
         t0 = time.perf_counter()
-        results = _export_stage(steps, source, source_dir, options, on_event)
+        results = _export_stage(steps, source, source_dir, target, options, on_event)
         timings["export"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         for step, result in zip(steps, results):
@@ -128,14 +128,15 @@ def _check_calibration(steps: list[Step], source: dict[str, Any], settings: dict
                              f"batches; set calibration = \"package.module:function\" in the config")
 
 
-def _export_stage(steps: list[Step], source: dict[str, Any], source_dir: Path, options: BuildOptions,
-                  on_event: Event) -> list[ArtifactResult]:
+def _export_stage(steps: list[Step], source: dict[str, Any], source_dir: Path, target: Target,
+                  options: BuildOptions, on_event: Event) -> list[ArtifactResult]:
     """Cached exports are reused; the others run in lanes, one worker process per lane, side by side. A lane
     holds the steps of one exporter where it can, so its worker imports that framework once."""
     results = [ArtifactResult(step.output) for step in steps]
     pending: list[tuple[int, Path, Job]] = []
     for index, (step, result) in enumerate(zip(steps, results)):
-        stage_dir, cached = _export_cache(step, source, options)
+        budget = _accuracy_budget(step, target, source)
+        stage_dir, cached = _export_cache(step, source, budget, options)
         if cached is not None:
             on_event(f"export {step.output.label}", "start", {"cached": True})
             _exported(step, result, stage_dir, cached, True, on_event)
@@ -145,7 +146,7 @@ def _export_stage(steps: list[Step], source: dict[str, Any], source_dir: Path, o
                "exporter": step.exporter, "transform": step.transform, "bridge": step.bridge,
                "data": str(source_dir / "data"), "dest": str(stage_dir / step.filename),
                "pruned": str(source_dir / "pruned") if source.get("pruning") else None,
-               "max_accuracy_drop": _accuracy_budget(step, options, source), "quantization": options.config.quantization}
+               "max_accuracy_drop": budget, "quantization": options.config.quantization}
         pending.append((index, stage_dir, Job(job, stage_dir / "job", step.output.label)))
     if not pending:
         return results
@@ -178,10 +179,11 @@ def _export_stage(steps: list[Step], source: dict[str, Any], source_dir: Path, o
     return results
 
 
-def _export_cache(step: Step, source: dict[str, Any], options: BuildOptions) -> tuple[Path, dict[str, Any] | None]:
+def _export_cache(step: Step, source: dict[str, Any], budget: float | None,
+                  options: BuildOptions) -> tuple[Path, dict[str, Any] | None]:
     key_material = {"stage": "export", "source": source["fingerprint"], "data": source["data_hash"],
                     "output": step.output.label, "exporter": step.exporter, "transform": step.transform,
-                    "bridge": step.bridge, "max_accuracy_drop": _accuracy_budget(step, options, source),
+                    "bridge": step.bridge, "max_accuracy_drop": budget,
                     "quantization": options.config.quantization if step.needs_calibration else None,
                     "versions": versions((*step.distributions, "edgepipe"))}
     _, stage_dir = cache.stage_dir("export", key_material)
@@ -199,11 +201,11 @@ def _exported(step: Step, result: ArtifactResult, stage_dir: Path, cached: dict[
     on_event(f"export {step.output.label}", "done", {"cached": from_cache, "size_bytes": result.size_bytes})
 
 
-def _accuracy_budget(step: Step, options: BuildOptions, source: dict[str, Any]) -> float | None:
+def _accuracy_budget(step: Step, target: Target, source: dict[str, Any]) -> float | None:
     """The target's max-accuracy-drop, for transforms that can keep layers float to meet it (fallback)."""
     if step.transform is None or not registry.load("transform", step.transform).accuracy_budget:
         return None
-    budget = load_target(options.target, options.config, dict(options.budgets)).budgets.get("max-accuracy-drop")
+    budget = target.budgets.get("max-accuracy-drop")
     if budget is None:
         return None
     pruning_drop = 0.0
