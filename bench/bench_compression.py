@@ -10,7 +10,7 @@ from pathlib import Path
 
 from common import build, fmt, measured_where, save
 
-FINE_TUNE = "edge_pipeline.examples.fashion_mnist:fine_tune"
+FINE_TUNE = "targets.examples.fashion_mnist:fine_tune"
 VARIANTS = [
     ("dense", ["tflite:fp32", "pte:fp32", "tflite:int8", "pte:int8", "pte:int4", "tflite:int8-weight",
                "tflite:int16x8"], []),

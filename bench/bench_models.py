@@ -81,13 +81,13 @@ def mobilenet_calibration() -> list[np.ndarray]:
 
 
 def fashion_model() -> nn.Module:
-    from edge_pipeline.examples.fashion_mnist import load
+    from targets.examples.fashion_mnist import load
 
     return load()[0].module
 
 
 def fashion_calibration() -> list[np.ndarray]:
-    from edge_pipeline.examples.fashion_mnist import load
+    from targets.examples.fashion_mnist import load
 
     return [load()[1].calibration.arrays[0]]
 

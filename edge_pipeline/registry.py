@@ -5,17 +5,27 @@ against its kind's contract then (`check`), so the core can read every declared 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import TypeVar, overload
 
-from edge_pipeline import contracts
 from edge_pipeline.errors import ConfigError, MissingDependency, PluginError, UnknownPlugin
+from edge_pipeline.plugins import Bundler, Exporter, Plugin, Runner, Source, Transform, Transport
+from edge_pipeline.plugins.contract import describe as describe_plugin
+from edge_pipeline.plugins.contract import verify
+from edge_pipeline.plugins.model import DataBundle, Model
+from edge_pipeline.types import Target
 
 KINDS = {"exporter": "edgepipe.exporters", "transform": "edgepipe.transforms",
          "runner": "edgepipe.runners", "target": "edgepipe.targets",
-         "transport": "edgepipe.transports", "bundler": "edgepipe.bundlers"}
+         "transport": "edgepipe.transports", "bundler": "edgepipe.bundlers", "source": "edgepipe.sources"}
+BASES: dict[str, type[Plugin]] = {"exporter": Exporter, "transform": Transform, "runner": Runner,
+                                  "transport": Transport, "bundler": Bundler, "source": Source}
+EXAMPLES_GROUP = "edgepipe.examples"   # built-in example models: name -> load() returning (Model, DataBundle)
+P = TypeVar("P", bound=Plugin)
+Example = Callable[[], tuple[Model, DataBundle]]
 
 @dataclass(frozen=True)
 class PluginInfo:
@@ -27,7 +37,7 @@ class PluginInfo:
 
 @lru_cache(maxsize=None)
 def _entry_points(kind: str) -> dict[str, EntryPoint]:
-    return {ep.name: ep for ep in entry_points(group=KINDS[kind])}
+    return {ep.name: ep for ep in entry_points(group=KINDS.get(kind, kind))}
 
 
 def names(kind: str) -> list[str]:
@@ -40,41 +50,85 @@ def describe(kind: str) -> list[PluginInfo]:
             for name, ep in sorted(_entry_points(kind).items())]
 
 
-def check(kind: str, obj: Any, name: str | None = None) -> Any:
-    """Verifies a plugin against its kind's contract (contracts.MEMBERS) and returns it, absent optional
-    members set to their documented defaults; a broken one raises a one-line PluginError naming it and the
-    member. `name`: its entry-point name, which its own `name` must match."""
+def check(kind: str, obj: object, name: str | None = None) -> object:
+    """Verifies a plugin against its kind's base class and returns it; a broken one raises a one-line PluginError
+    naming it and the member. `name`: its entry-point name, which its own `name` must match."""
     if kind not in KINDS:
         raise PluginError(f"unknown plugin kind '{kind}' (kinds: {', '.join(KINDS)})")
-    return contracts.verify(kind, obj, name, names)
+    if kind == "target":
+        return _check_target(obj, name)
+    return verify(BASES[kind], obj, name, names)
 
 
-def load(kind: str, name: str) -> Any:
-    """Imports, checks and returns the plugin object; unknown names suggest the closest one."""
+def _check_target(obj: object, name: str | None) -> Target:
+    who = describe_plugin("target", obj, name)
+    if not isinstance(obj, Target):
+        raise PluginError(f"{who} breaks the target contract: it is a {type(obj).__name__}, not an "
+                          f"edge_pipeline.types.Target")
+    if not obj.outputs:
+        raise PluginError(f"{who} breaks the target contract: 'outputs' is empty")
+    if name is not None and obj.name != name:
+        raise PluginError(f"{who} breaks the target contract: 'name' is {obj.name!r}, but its entry point is "
+                          f"named '{name}'")
+    return obj
+
+
+def _load_object(kind: str, name: str) -> object:
     eps = _entry_points(kind)
     if name not in eps:
         raise UnknownPlugin(kind, name, eps)
     try:
-        obj = eps[name].load()
+        return eps[name].load()
     except ModuleNotFoundError as exc:
         missing = (exc.name or "a module").split(".")[0]
         raise MissingDependency(missing, f"the {kind} '{name}'") from exc
-    return check(kind, obj, name)
 
 
-def create(kind: str, name: str) -> Any:
-    """Loads a plugin class and instantiates it (targets are plain data and returned as is)."""
-    obj = load(kind, name)
-    return obj() if isinstance(obj, type) else obj
+def load(kind: str, name: str) -> object:
+    """Imports, checks and returns the plugin class (a Target for targets); unknown names suggest the closest."""
+    return check(kind, _load_object(kind, name), name)
 
 
-def load_all(kind: str) -> tuple[list[Any], dict[str, Exception]]:
+@overload
+def plugin(base: type[P], name: str) -> type[P]: ...
+@overload
+def plugin(base: type[P], name: None) -> None: ...
+def plugin(base: type[P], name: str | None) -> type[P] | None:
+    """The checked plugin class of a kind, typed as its base class (None for no name)."""
+    if name is None:
+        return None
+    loaded = load(base.kind, name)
+    assert isinstance(loaded, type) and issubclass(loaded, base)   # verify() guarantees it
+    return loaded
+
+
+def create(base: type[P], name: str) -> P:
+    """A new instance of a plugin of the kind `base`."""
+    return plugin(base, name)()
+
+
+def target(name: str) -> Target:
+    loaded = load("target", name)
+    assert isinstance(loaded, Target)
+    return loaded
+
+
+def example(name: str) -> Example:
+    """A built-in example's loader (`edgepipe.examples`)."""
+    loader = _load_object(EXAMPLES_GROUP, name)
+    if not callable(loader):
+        raise PluginError(f"the example '{name}' is not a loader function")
+    return loader
+
+
+def load_all(base: type[P]) -> tuple[list[type[P]], dict[str, Exception]]:
     """Every loadable plugin of a kind, and the errors of those that are not (a missing dependency, a broken
     contract): one broken third-party plugin must not break work that never asks for it."""
-    loaded, broken = [], {}
-    for name in names(kind):
+    loaded: list[type[P]] = []
+    broken: dict[str, Exception] = {}
+    for name in names(base.kind):
         try:
-            loaded.append(load(kind, name))
+            loaded.append(plugin(base, name))
         except (MissingDependency, PluginError) as exc:
             broken[name] = exc
     return loaded, broken
@@ -86,18 +140,18 @@ def url_scheme(url: str) -> str:
     return url[:end].lower()
 
 
-def transport_for(url: str | None) -> Any:
+def transport_for(url: str | None) -> Transport:
     """The transport instance that answers a `--device` URL (None: "local", this host), with the URL already
     validated by it: a malformed or unanswered URL is a one-line ConfigError before any work."""
     if url is None:
-        return create("transport", "local")
+        return create(Transport, "local")
     scheme = url_scheme(url)
-    transports = load_all("transport")[0]
+    transports = load_all(Transport)[0]
     chosen = next((t for t in transports if scheme in t.schemes), None)
     if chosen is None:
         known = ", ".join(sorted(s for t in transports for s in t.schemes))
         raise ConfigError(f"--device '{url}': no transport answers the scheme '{scheme}' (schemes: {known}); "
                           f"e.g. ssh://user@host[:port] or adb[:SERIAL]")
-    transport = chosen() if isinstance(chosen, type) else chosen
+    transport = chosen()
     transport.parse(url)
     return transport

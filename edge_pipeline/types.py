@@ -2,7 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Union
+
+# JSON as it is written to and read from disk: the open, free-form parts (converter metadata, provenance, a
+# user's config table) that the core passes through without looking inside.
+JsonValue = Union[None, bool, int, float, str, list["JsonValue"], dict[str, "JsonValue"]]
+JsonObject = dict[str, JsonValue]
 
 TASK_METRICS = ("top1", "top5")   # the task metrics built in (measure.validate.BUILTIN_METRICS); or "package.module:function" (outputs, labels) -> float, higher is better
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from edge_pipeline.plugins import ArtifactTransformBase, DataBundle
 
-from edge_pipeline.sources.onnx_source import onnx_input_specs
+from targets.sources.onnx_source import onnx_input_specs
 from edge_pipeline.tensors import TensorSpec, Tensors, order_inputs
 
 from . import ort_sensitivity, sensitivity

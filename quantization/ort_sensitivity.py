@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edge_pipeline.sources.onnx_source import onnx_input_specs
+from targets.sources.onnx_source import onnx_input_specs
 from edge_pipeline.tensors import Tensors, order_inputs
 
 from .sensitivity import LayerErrors, for_batches

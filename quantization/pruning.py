@@ -71,7 +71,7 @@ class PruneBase(TransformBase):
     @staticmethod
     def restore(model: Model, folder: Path) -> Model:
         if (folder / "pruned.keras").is_file():
-            from edge_pipeline.sources.keras_source import load_keras_file
+            from targets.sources.keras_source import load_keras_file
 
             return replace(model, module=load_keras_file(folder / "pruned.keras", safe_mode=True))
         return load_pruned(model, folder)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from edge_pipeline.plugins import DataBundle
-from edge_pipeline.sources.keras_source import run_tf_named
+from targets.sources.keras_source import run_tf_named
 from edge_pipeline.tensors import Tensors, order_inputs
 
 from .sensitivity import EVAL_SAMPLES, LayerErrors, Predict, batched, for_batches, method_text, rank_and_fall_back

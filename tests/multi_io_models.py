@@ -176,20 +176,20 @@ class WideLogits(nn.Module):
 
 
 def make_wide_logits() -> nn.Module:
-    from edge_pipeline.examples.torch_digits import load
+    from targets.examples.torch_digits import load
 
     model, _ = load()
     return WideLogits(model.module, 40.0).eval()
 
 
 def digits_example_calibration():
-    from edge_pipeline.examples.digits_data import load_digits_split
+    from targets.examples.digits_data import load_digits_split
 
     return [load_digits_split().calib_x]
 
 
 def digits_example_evaluate():
-    from edge_pipeline.examples.digits_data import load_digits_split
+    from targets.examples.digits_data import load_digits_split
 
     split = load_digits_split()
     return [(split.eval_x, split.eval_y)]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_pipeline.transports.adb import REMOTE_DIR, AdbDevice, check_device, parse_benchmark_output
+from targets.transports.adb import REMOTE_DIR, AdbDevice, check_device, parse_benchmark_output
 from edge_pipeline.errors import ConfigError, RunnerUnavailable
 
 from .conftest import run_cli

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge_pipeline.errors import InputError
-from edge_pipeline.examples import fashion_mnist
+from targets.examples import fashion_mnist
 
 
 def test_idx_files_are_read_with_their_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

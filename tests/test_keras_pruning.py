@@ -94,8 +94,8 @@ def test_per_layer_scope_prunes_the_same_share_in_every_layer() -> None:
 
 def test_keras_example_training_is_reproducible() -> None:
     """The example's weights are cached per machine: two trainings from the same seed must agree exactly."""
-    from edge_pipeline.examples.digits_data import load_digits_split
-    from edge_pipeline.examples.keras_digits import train
+    from targets.examples.digits_data import load_digits_split
+    from targets.examples.keras_digits import train
 
     split = load_digits_split()
     images = np.ascontiguousarray(split.train_x[:128].transpose(0, 2, 3, 1))

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_pipeline.bundlers.mcu import read_c_array
+from targets.bundlers.mcu import read_c_array
 
 from .conftest import run_cli
 

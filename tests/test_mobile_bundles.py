@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_pipeline.measure.host import package_version
+from edge_pipeline.host import package_version
 
 from .conftest import run_cli
 

@@ -10,8 +10,8 @@ import pytest
 from .conftest import run_cli
 
 pytestmark = pytest.mark.slow
-FINE_TUNE = "edge_pipeline.examples.torch_digits:fine_tune"
-KERAS_FINE_TUNE = "edge_pipeline.examples.keras_digits:fine_tune"
+FINE_TUNE = "targets.examples.torch_digits:fine_tune"
+KERAS_FINE_TUNE = "targets.examples.keras_digits:fine_tune"
 
 
 def build_json(tmp_path: Path, formats: list[str], *flags: str) -> tuple[int, dict | None, str]:

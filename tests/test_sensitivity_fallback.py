@@ -16,8 +16,8 @@ pytestmark = pytest.mark.slow
 
 TORCH_MODULE = '''
 import torch
-from edge_pipeline.examples.digits_data import load_digits_split
-from edge_pipeline.examples.torch_digits import load
+from targets.examples.digits_data import load_digits_split
+from targets.examples.torch_digits import load
 
 
 def fragile():
@@ -45,7 +45,7 @@ def evaluate():
 '''
 KERAS_MODULE = '''
 import numpy as np
-from edge_pipeline.examples.keras_digits import load
+from targets.examples.keras_digits import load
 
 
 def fragile():

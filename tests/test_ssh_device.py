@@ -78,7 +78,7 @@ def test_device_that_disconnects_mid_run_keeps_the_other_results(cache_dir: Path
     """A board whose link drops while the second artifact runs (its sshd dies): that artifact fails after one
     retry with a clear error, the first keeps its measurements. The board reports 1 core (OMP_NUM_THREADS=1,
     which `nproc` honours), so "all" threads means 1 there, not this host's cores."""
-    from edge_pipeline.measure.host import host_cores
+    from edge_pipeline.host import host_cores
 
     board = start_sshd(tmp_path / "board", extra_config=("SetEnv OMP_NUM_THREADS=1",))
     try:

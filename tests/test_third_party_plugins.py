@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 from edge_pipeline.errors import ConfigError
 from edge_pipeline.plugins import ExporterBase
-from edge_pipeline.transports.local import LocalTransport
+from targets.transports.local import LocalTransport
 
 
 class OnnxCopyExporter(ExporterBase):

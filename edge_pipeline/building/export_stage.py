@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_pipeline import registry
-from edge_pipeline.building.datafiles import load_bundle
+from edge_pipeline.datafiles import load_bundle
 from edge_pipeline.errors import InputError
 from edge_pipeline.fsutil import atomic_dir, atomic_path
 from edge_pipeline.plugins import DataBundle, Model

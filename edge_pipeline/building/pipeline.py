@@ -22,7 +22,7 @@ from edge_pipeline.building.writer import BuildOutcome, write_outputs
 from edge_pipeline.config import Config
 from edge_pipeline.errors import ConfigError, EdgepipeError, InputError
 from edge_pipeline.fsutil import sha256_artifact, size_bytes, zip_compressed_size
-from edge_pipeline.measure.host import host_cores, host_id, versions
+from edge_pipeline.host import host_cores, host_id, versions
 from edge_pipeline.measure.validate import thresholds_for
 from edge_pipeline.report.model import Report
 from edge_pipeline.sources import check_example

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_pipeline.building.datafiles import save_bundle, save_outputs
+from edge_pipeline.datafiles import save_bundle, save_outputs
 from edge_pipeline.building.source_inputs import ReadRecorder
 from edge_pipeline.errors import InputError
 from edge_pipeline.measure.validate import BUILTIN_METRICS, Metric, metric_output
@@ -121,5 +121,5 @@ def _trim_to_batches(data: DataBundle) -> DataBundle:
 def _framework(name: str):
     import importlib
 
-    return importlib.import_module(f"edge_pipeline.frameworks.{name}_framework")
+    return importlib.import_module(f"targets.sources.{name}_framework")
 

@@ -152,7 +152,7 @@ def _key(params: dict[str, Any]) -> str:
 def _example_fine_tune(config: Config) -> str | None:
     """The built-in examples ship a fine-tune callback; a user's model uses the one in its config, if any."""
     if config.source.model is None and (config.source.example or "torch-digits") == "torch-digits":
-        return "edge_pipeline.examples.torch_digits:fine_tune"
+        return "targets.examples.torch_digits:fine_tune"
     return None
 
 

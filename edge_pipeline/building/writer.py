@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_pipeline.building.plan import Step
-from edge_pipeline.bundlers.core import bundleable, sample_record, template_misfit, write_bundle
+from edge_pipeline.building.bundle import bundleable, sample_record, template_misfit, write_bundle
 from edge_pipeline.config import Config
 from edge_pipeline.errors import StageFailed
 from edge_pipeline.fsutil import (

@@ -157,7 +157,7 @@ def bundle(
     name: Annotated[Optional[str], typer.Option("--name", help="Zip file name without .zip (a plain name, no folders).")] = None,
 ) -> None:
     """Fill a sample_apps/ template with a build's validated artifacts and write it as a folder and a zip."""
-    from edge_pipeline.bundlers.core import write_bundle
+    from edge_pipeline.building.bundle import write_bundle
     from edge_pipeline.report.baseline import load_report
 
     folder = out / plain_name(target, "--target")

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from edge_pipeline import registry
-from edge_pipeline.building.datafiles import load_bundle, load_outputs
+from edge_pipeline.datafiles import load_bundle, load_outputs
 from edge_pipeline.errors import ConfigError
-from edge_pipeline.measure.host import host_cores, measured_on, package_version
+from edge_pipeline.host import host_cores, measured_on, package_version
 from edge_pipeline.measure.memory import RssSampler, check_memory_limit
 from edge_pipeline.measure.profiling import run_batches, time_session
 from edge_pipeline.measure.validate import metric_output, validate

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 
 from edge_pipeline import registry
-from edge_pipeline.building.datafiles import load_arrays
+from edge_pipeline.datafiles import load_arrays
 from edge_pipeline.errors import InputError
-from edge_pipeline.measure.host import package_version
+from edge_pipeline.host import package_version
 from edge_pipeline.measure.measure_stage import _open, create_runner, input_specs, measure_latency, op_profile
 from edge_pipeline.measure.profiling import run_batches
 from edge_pipeline.measure.validate import thresholds_for, validate

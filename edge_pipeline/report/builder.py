@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from edge_pipeline.measure.host import host_id, versions
+from edge_pipeline.host import host_id, versions
 from edge_pipeline.report.gating import check_budgets, outliers
 from edge_pipeline.report.model import ArtifactReport, Latency, Report, SourceReport, Validation
 from edge_pipeline.types import ArtifactResult

@@ -13,9 +13,9 @@ from edge_pipeline.sources.user_code import call_user, resolve_callable
 from edge_pipeline.tensors import Tensors
 from edge_pipeline.types import SourceSpec
 
-EXAMPLES = {"torch-digits": "edge_pipeline.examples.torch_digits:load",
-            "keras-digits": "edge_pipeline.examples.keras_digits:load",
-            "fashion-mnist": "edge_pipeline.examples.fashion_mnist:load"}   # needs Debian's dataset-fashion-mnist
+EXAMPLES = {"torch-digits": "targets.examples.torch_digits:load",
+            "keras-digits": "targets.examples.keras_digits:load",
+            "fashion-mnist": "targets.examples.fashion_mnist:load"}   # needs Debian's dataset-fashion-mnist
 KERAS_FILES = (".keras", ".h5", ".hdf5")     # .h5 / .hdf5: Keras' legacy HDF5 format, loaded in safe mode too
 
 
@@ -40,13 +40,13 @@ def load_source(spec: SourceSpec, store: Path | None = None) -> tuple[Model, Dat
 def _load_model(spec: SourceSpec) -> tuple[Model, Tensors]:
     path = Path(spec.base_dir) / (spec.model or "")
     if spec.model.endswith(".pt2"):
-        from edge_pipeline.sources.torch_source import load_pt2
+        from targets.sources.torch_source import load_pt2
         return load_pt2(spec, path)
     if spec.model.endswith(KERAS_FILES) or path.is_dir():
-        from edge_pipeline.sources.keras_source import load_keras_source
+        from targets.sources.keras_source import load_keras_source
         return load_keras_source(spec, safe_mode=spec.keras_safe_mode)
     if spec.model.endswith(".onnx"):
-        from edge_pipeline.sources.onnx_source import load_onnx_source
+        from targets.sources.onnx_source import load_onnx_source
         return load_onnx_source(spec, path)
     if spec.model.endswith((".tflite", ".pte", ".pt", ".pth")) or "/" in spec.model:
         raise InputError(f"model '{spec.model}' is not a factory ('package.module:function') nor a supported "
@@ -60,12 +60,12 @@ def _from_factory(spec: SourceSpec) -> tuple[Model, Tensors]:
     roots = {cls.__module__.split(".")[0] for cls in type(obj).__mro__}
     provenance: dict[str, Any] = {"kind": "factory", "factory": ref}
     if "torch" in roots:
-        from edge_pipeline.sources.torch_source import from_module
+        from targets.sources.torch_source import from_module
         return from_module(obj, spec, provenance)
     if "keras" in roots or "tf_keras" in roots:
         if spec.weights:
             raise InputError("'weights' applies to PyTorch factories; save Keras models as .keras files")
-        from edge_pipeline.sources.keras_source import from_keras
+        from targets.sources.keras_source import from_keras
         return from_keras(obj, spec, provenance)
     raise InputError(f"model factory '{ref}' returned {type(obj).__name__}, expected a torch.nn.Module "
                      f"or a Keras model")

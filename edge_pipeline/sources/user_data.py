@@ -66,7 +66,7 @@ def load_bundle(spec: SourceSpec, example: Tensors, store: Path | None) -> DataB
     (never held whole). `store=None`: only the example (an export worker reads the stored data instead)."""
     if store is None:
         return DataBundle(example=example, calibration=Tensors.empty_like(example), eval_inputs=example, eval_labels=None)
-    from edge_pipeline.building.datafiles import Spool
+    from edge_pipeline.datafiles import Spool
 
     calibration = _calibration(spec, example, Spool(store, "calibration")) if spec.calibration else Tensors.empty_like(example)
     eval_x, eval_y = _eval_data(spec, example, Spool(store, "eval_inputs")) if spec.evaluate else (example, None)

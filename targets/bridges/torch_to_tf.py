@@ -15,7 +15,7 @@ import numpy as np
 
 from edge_pipeline.errors import Unsupported
 from edge_pipeline.plugins import DataBundle, Model, TransformBase
-from edge_pipeline.sources.keras_source import load_saved_model
+from targets.sources.keras_source import load_saved_model
 
 from ..exporters.onnx_export import torch_to_onnx
 from ..exporters.torch_capture import as_unsupported

@@ -63,7 +63,7 @@ class OnnxRuntimeRunner(RunnerBase):
 
 class OrtSession:
     def __init__(self, session: Any):
-        from edge_pipeline.sources.onnx_source import onnx_input_specs
+        from targets.sources.onnx_source import onnx_input_specs
 
         self._session = session
         self._inputs = [i.name for i in session.get_inputs()]

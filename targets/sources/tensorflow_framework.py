@@ -7,7 +7,7 @@ import numpy as np
 
 from edge_pipeline.fsutil import sha256_file
 from edge_pipeline.plugins import DataBundle, Model
-from edge_pipeline.sources.keras_source import SavedModelHandle, run_tf_named
+from targets.sources.keras_source import SavedModelHandle, run_tf_named
 from edge_pipeline.tensors import Tensors, collect_outputs
 
 

@@ -3,7 +3,7 @@ inputs with the outputs each artifact's runner produced, labels and preprocessin
 
 A build writes `samples.json` next to its artifacts; `edgepipe bundle` (or `build` for targets with a
 template) turns a build folder into `bundle/` and `<name>.zip`. What differs per app (its formats, where it
-reads its files, generated code) comes from its bundler plugin (`edgepipe.bundlers`, edge_pipeline/bundlers/)."""
+reads its files, generated code) comes from its bundler plugin (`edgepipe.bundlers`, targets/bundlers/)."""
 from __future__ import annotations
 
 import json
@@ -29,7 +29,7 @@ def templates_dir() -> Path:
 def sample_record(report: dict[str, Any], data_file: Path) -> dict[str, Any]:
     """The bundle's inputs: a few evaluation samples (of the first input) and what each validated artifact
     answered to them."""
-    from edge_pipeline.building.datafiles import load_bundle
+    from edge_pipeline.datafiles import load_bundle
 
     data = load_bundle(data_file)
     first = data.eval_inputs.arrays[0]

@@ -5,8 +5,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from edge_pipeline.examples.digits_data import load_digits_split
-from edge_pipeline.examples.training import cached_weights, train_epochs
+from targets.examples.digits_data import load_digits_split
+from targets.examples.training import cached_weights, train_epochs
 from edge_pipeline.plugins import DataBundle, Model
 
 VERSION = 1

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from edge_pipeline.errors import InputError
-from edge_pipeline.examples.training import cached_weights, train_epochs
+from targets.examples.training import cached_weights, train_epochs
 from edge_pipeline.plugins import DataBundle, Model
 
 DATA_DIR = Path("/usr/share/datasets/fashion-mnist")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge_pipeline.building.cache import cache_root
-from edge_pipeline.examples.digits_data import load_digits_split
+from targets.examples.digits_data import load_digits_split
 from edge_pipeline.fsutil import atomic_path
 from edge_pipeline.plugins import DataBundle, Model
 
@@ -57,7 +57,7 @@ def _fit(model, train_x: np.ndarray, train_y: np.ndarray, epochs: int):
 
 
 def load() -> tuple[Model, DataBundle]:
-    from edge_pipeline.sources.keras_source import keras_input_names, load_keras_file
+    from targets.sources.keras_source import keras_input_names, load_keras_file
 
     split = load_digits_split()
     to_nhwc = lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1))  # noqa: E731

@@ -1,1 +1,0 @@
-"""Per-framework helpers the stages need (fingerprint, param count, eager reference run)."""

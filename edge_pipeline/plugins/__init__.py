@@ -1,0 +1,19 @@
+"""The plugin kinds, one base class each: its annotated class members are the contract (checked when a plugin
+loads, `edge_pipeline.registry`), its methods with a body are the optional members' real defaults.
+
+Built-ins in `quantization/` and `targets/` subclass these exactly as a third party's `edgepipe-foo` would, and
+register through the same entry points."""
+from edge_pipeline.plugins.bundler import Bundler
+from edge_pipeline.plugins.contract import Plugin
+from edge_pipeline.plugins.exporter import Exporter, OnnxExporter, copy_step
+from edge_pipeline.plugins.model import DataBundle, Model, PluginConfig, QuantizeSettings
+from edge_pipeline.plugins.recipe import Carrier, Recipe, RecipeStep, StepKind, Work, file_step, model_step, write_step
+from edge_pipeline.plugins.runner import Runner, Session
+from edge_pipeline.plugins.source import Source
+from edge_pipeline.plugins.transform import ArtifactTransform, Bridge, ModelTransform, Pruner, Transform
+from edge_pipeline.plugins.transport import Transport
+
+__all__ = ["ArtifactTransform", "Bridge", "Bundler", "Carrier", "DataBundle", "Exporter", "Model", "ModelTransform",
+           "OnnxExporter", "Plugin", "PluginConfig", "Pruner", "QuantizeSettings", "Recipe", "RecipeStep", "Runner",
+           "Session", "Source", "StepKind", "Transform", "Transport", "Work", "copy_step", "file_step", "model_step",
+           "write_step"]

@@ -1,0 +1,1 @@
+"""Built-in Source plugins: PyTorch, Keras / SavedModel and ONNX models."""
