@@ -3,19 +3,19 @@ from __future__ import annotations
 
 import difflib
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from edge_pipeline.errors import ConfigError
 from edge_pipeline.paths import plain_name
 from edge_pipeline.precision import THRESHOLD_KEYS, Precision
 from edge_pipeline.report.gating import validate_budget
-from edge_pipeline.types import TASK_METRICS, OutputSpec, ProfileSettings, SourceSpec, Target
+from edge_pipeline.types import TASK_METRICS, JsonObject, JsonValue, OutputSpec, ProfileSettings, SourceSpec, Target
 
-SOURCE_KEYS = {"example": str, "model": str, "weights": str, "example-inputs": (str, list, dict),
-               "calibration": str, "evaluate": str, "metric": str, "metric-output": str,
-               "keras-safe-mode": bool}
+KeyTypes = Mapping[str, type | tuple[type, ...]]   # allowed keys of a TOML table -> the types each may have
+SOURCE_KEYS = {"example": str, "model": str, "weights": str, "example-inputs": (str, list, dict), "calibration": str,
+               "evaluate": str, "metric": str, "metric-output": str, "keras-safe-mode": bool}
 PROFILE_KEYS = {"warmup": int, "runs": int, "threads": list, "memory-mb": (int, float)}
 TARGET_KEYS = {"formats": list, "budgets": dict, "profile": dict, "description": str, "extends": str}
 PRUNE_KEYS = {"amount": (int, float), "kind": str, "fine-tune": str, "scope": str}
@@ -25,27 +25,56 @@ QUANT_KEYS = {"calibration-samples": int, "calibration-method": str, "sensitivit
 SENSITIVITY_MODES = ("on-failure", "always", "never")   # true / false: deprecated aliases of always / never
 CALIBRATION_METHODS = ("minmax", "histogram", "percentile", "entropy")
 MODEL_DATA_KEYS = ("weights", "example-inputs", "calibration", "evaluate")   # meaningful only with `model`
-TOP_KEYS = {**SOURCE_KEYS, "profile": dict, "targets": dict, "prune": dict, "quantization": dict,
-            "validation": dict}
+TOP_KEYS = {**SOURCE_KEYS, "profile": dict, "targets": dict, "prune": dict, "quantization": dict, "validation": dict}
+
+
+@dataclass(frozen=True)
+class QuantizationConfig:
+    """`[quantization]`: calibration samples and method of int8 artifacts (None: the transform's own default) and
+    when they get a per-layer sensitivity ranking. `given`: the keys set (by the file or a flag), in order, so that
+    `to_dict` writes exactly those, as report.json's `config.quantization` always has."""
+
+    calibration_samples: int | None = None
+    calibration_method: str | None = None
+    sensitivity: str = "on-failure"          # on-failure | always | never
+    given: tuple[str, ...] = field(default=(), compare=False, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: JsonObject) -> "QuantizationConfig":
+        """From `check_quantization`'s checked table."""
+        samples, method, mode = (settings.get(k) for k in ("calibration_samples", "calibration_method", "sensitivity"))
+        return cls(samples if isinstance(samples, int) else None, method if isinstance(method, str) else None,
+                   mode if isinstance(mode, str) else "on-failure", tuple(settings))
+
+    def with_sensitivity(self, mode: str) -> "QuantizationConfig":
+        given = self.given if "sensitivity" in self.given else (*self.given, "sensitivity")
+        return replace(self, sensitivity=mode, given=given)
+
+    def to_dict(self) -> JsonObject:
+        values: JsonObject = {"calibration_samples": self.calibration_samples,
+                              "calibration_method": self.calibration_method, "sensitivity": self.sensitivity}
+        return {key: values[key] for key in self.given}
 
 
 @dataclass(frozen=True)
 class Config:
-    """The resolved configuration; `origin` says which file it came from."""
+    """The resolved configuration; `origin` says which file it came from. `profile` and `targets` are the file's
+    checked tables (resolve_target applies them); `validation`: precision -> threshold overrides."""
 
     source: SourceSpec = SourceSpec()
-    profile: dict[str, Any] = field(default_factory=dict)
-    targets: dict[str, dict[str, Any]] = field(default_factory=dict)
-    quantization: dict[str, Any] = field(default_factory=dict)   # calibration_samples, calibration_method
-    validation: dict[str, dict[str, float]] = field(default_factory=dict)   # precision -> threshold overrides
+    profile: JsonObject = field(default_factory=dict)
+    targets: dict[str, JsonObject] = field(default_factory=dict)
+    quantization: QuantizationConfig = QuantizationConfig()
+    validation: dict[str, dict[str, float]] = field(default_factory=dict)
     origin: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {"origin": self.origin, "source": self.source.to_dict(), "profile": self.profile,
-                "targets": self.targets, "quantization": self.quantization, "validation": self.validation}
+                "targets": dict(self.targets), "quantization": self.quantization.to_dict(),
+                "validation": dict(self.validation)}
 
 
-def _check_keys(table: dict, allowed: dict[str, Any], path: str) -> None:
+def _check_keys(table: JsonObject, allowed: KeyTypes, path: str) -> None:
     for key, value in table.items():
         where = f"{path}.{key}" if path else key
         if key not in allowed:
@@ -58,7 +87,7 @@ def _check_keys(table: dict, allowed: dict[str, Any], path: str) -> None:
             raise ConfigError(f"'{where}' must be {names}, got {type(value).__name__} {value!r}")
 
 
-def find_config(start: Path) -> tuple[dict, str, Path] | None:
+def find_config(start: Path) -> tuple[JsonValue, str, Path] | None:
     """Returns (table, toml prefix, file) for the first edgepipe.toml or [tool.edgepipe] found."""
     for candidate, prefix in ((start / "edgepipe.toml", ""), (start / "pyproject.toml", "tool.edgepipe")):
         if not candidate.is_file():
@@ -75,7 +104,7 @@ def find_config(start: Path) -> tuple[dict, str, Path] | None:
     return None
 
 
-def read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> JsonObject:
     """A TOML file as a table; unreadable, non-UTF-8 or invalid files are config errors naming the file."""
     try:
         raw = path.read_bytes()
@@ -108,7 +137,7 @@ def load_config(path: Path | None = None, cwd: Path | None = None) -> Config:
     return parse_config(*found)
 
 
-def parse_config(table: dict, prefix: str, file: Path) -> Config:
+def parse_config(table: JsonValue, prefix: str, file: Path) -> Config:
     if not isinstance(table, dict):
         raise ConfigError(f"{file}: '{prefix or 'the file'}' must be a table of edgepipe settings, got "
                           f"{type(table).__name__} {table!r:.40}")
@@ -118,10 +147,10 @@ def parse_config(table: dict, prefix: str, file: Path) -> Config:
     source_fields = {k.replace("-", "_"): v for k, v in table.items() if k in SOURCE_KEYS}
     if "model" in table and "example" not in table:
         source_fields["example"] = None
-    if table.get("example-inputs") is not None and isinstance(table["example-inputs"], list):
-        if not table["example-inputs"] or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
-                                                  for d in table["example-inputs"]):
-            raise ConfigError(f"'{_join(prefix, 'example-inputs')}' must be a shape of positive integers")
+    shape = table.get("example-inputs")
+    if isinstance(shape, list) and not (shape and all(isinstance(d, int) and not isinstance(d, bool) and d > 0
+                                                      for d in shape)):
+        raise ConfigError(f"'{_join(prefix, 'example-inputs')}' must be a shape of positive integers")
     if isinstance(table.get("example-inputs"), dict):
         from edge_pipeline.sources.user_data import check_spec_table
 
@@ -152,13 +181,14 @@ def parse_config(table: dict, prefix: str, file: Path) -> Config:
                 raise ConfigError(f"'{tpath}.formats[{i}]' must be a 'format:precision' string")
             Precision.parse(OutputSpec.parse(fmt).precision, f"'{tpath}.formats[{i}]' ({fmt.strip()!r})",
                             buildable=True)
-    quantization = check_quantization(table.get("quantization", {}), _join(prefix, "quantization"))
+    quantization = QuantizationConfig.from_settings(
+        check_quantization(table.get("quantization", {}), _join(prefix, "quantization")))
     validation = check_validation(table.get("validation", {}), _join(prefix, "validation"))
     return Config(source=source, profile=profile, targets=targets, quantization=quantization,
                   validation=validation, origin=str(file))
 
 
-def check_validation(table: dict, path: str) -> dict[str, dict[str, float]]:
+def check_validation(table: JsonObject, path: str) -> dict[str, dict[str, float]]:
     """`[validation.int8] min-sqnr-db = 12` overrides a precision's acceptance thresholds (see precision.py);
     a table for an unknown precision would silently never apply, so it is refused."""
     for precision in table:
@@ -171,9 +201,9 @@ def check_validation(table: dict, path: str) -> dict[str, dict[str, float]]:
     return overrides
 
 
-def check_quantization(table: dict, path: str) -> dict[str, Any]:
-    """`[quantization]`: how many calibration samples int8 uses, how ranges are chosen, and when int8 artifacts
-    get a per-layer sensitivity ranking (`sensitivity`: on-failure | always | never)."""
+def check_quantization(table: JsonObject, path: str) -> JsonObject:
+    """`[quantization]` checked, with Python names (QuantizationConfig.from_settings types it): calibration samples
+    and method of int8, and when int8 artifacts get a per-layer sensitivity ranking."""
     sensitivity = table.get("sensitivity")
     table = {k: v for k, v in table.items() if k != "sensitivity"}   # str or (deprecated) bool: checked below
     _check_keys(table, QUANT_KEYS, path)
@@ -181,26 +211,26 @@ def check_quantization(table: dict, path: str) -> dict[str, Any]:
         raise ConfigError(f"'{path}.calibration-samples' must be >= 1, got {table['calibration-samples']}")
     method = table.get("calibration-method")
     if method is not None and method not in CALIBRATION_METHODS:
-        raise ConfigError(f"'{path}.calibration-method' must be one of: {', '.join(CALIBRATION_METHODS)}; got {method!r}")
+        raise ConfigError(f"'{path}.calibration-method' must be one of: {', '.join(CALIBRATION_METHODS)}; "
+                          f"got {method!r}")
     settings = {k.replace("-", "_"): v for k, v in table.items()}
     if sensitivity is not None:
         settings["sensitivity"] = check_sensitivity(sensitivity, f"{path}.sensitivity")
     return settings
 
 
-def check_sensitivity(value: Any, where: str) -> str:
+def check_sensitivity(value: JsonValue, where: str) -> str:
     """A sensitivity mode; the old booleans are deprecated aliases (true: "always", false: "never")."""
     if isinstance(value, bool):
         return "always" if value else "never"
-    if value not in SENSITIVITY_MODES:
+    if not isinstance(value, str) or value not in SENSITIVITY_MODES:
         raise ConfigError(f"'{where}' must be one of: {', '.join(SENSITIVITY_MODES)} (true and false are deprecated "
                           f"aliases of always and never); got {value!r}")
     return value
 
 
-def check_prune(table: dict, path: str) -> dict[str, Any]:
-    """`prune = { amount = 0.5, kind = "structured", fine-tune = "pkg.module:fn", scope = "global" }` as
-    SourceSpec.prune."""
+def check_prune(table: JsonObject, path: str) -> JsonObject:
+    """`prune = { amount = 0.5, kind = "structured", fine-tune = "pkg.module:fn", scope = "global" }`, checked."""
     _check_keys(table, PRUNE_KEYS, path)
     amount = table.get("amount")
     if amount is None or isinstance(amount, bool) or not 0 < amount < 1:
@@ -216,7 +246,7 @@ def check_prune(table: dict, path: str) -> dict[str, Any]:
     return {"amount": float(amount), "kind": kind, "fine_tune": table.get("fine-tune"), "scope": scope}
 
 
-def _check_model_data(table: dict, prefix: str) -> None:
+def _check_model_data(table: JsonObject, prefix: str) -> None:
     """Data for a user model without the model would silently build the built-in example instead."""
     given = [key for key in MODEL_DATA_KEYS if key in table]
     if given and "model" not in table:
@@ -229,7 +259,7 @@ def _join(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
 
 
-def _check_profile(profile: dict, path: str) -> None:
+def _check_profile(profile: JsonObject, path: str) -> None:
     _check_keys(profile, PROFILE_KEYS, path)
     for key in ("warmup", "runs"):
         if key in profile and profile[key] < (0 if key == "warmup" else 1):
@@ -259,10 +289,10 @@ def resolve_target(base: Target, config: Config, cli_budgets: dict[str, float] |
                    description=override.get("description", base.description))
 
 
-def _apply_profile(profile: ProfileSettings, table: dict) -> ProfileSettings:
-    changes: dict[str, Any] = {k: v for k, v in table.items() if k in ("warmup", "runs")}
-    if "memory-mb" in table:
-        changes["memory_mb"] = float(table["memory-mb"])
-    if "threads" in table:
-        changes["threads"] = tuple(0 if t == "all" else t for t in table["threads"])
-    return replace(profile, **changes)
+def _apply_profile(profile: ProfileSettings, table: JsonObject) -> ProfileSettings:
+    """A checked `profile` table (see _check_profile) over `profile`; "all" threads is 0."""
+    warmup, runs, memory, threads = (table.get(k) for k in ("warmup", "runs", "memory-mb", "threads"))
+    counts = tuple(t if isinstance(t, int) else 0 for t in threads) if isinstance(threads, list) else ()
+    return replace(profile, warmup=warmup if isinstance(warmup, int) else profile.warmup,
+                   runs=runs if isinstance(runs, int) else profile.runs, threads=counts or profile.threads,
+                   memory_mb=float(memory) if isinstance(memory, (int, float)) else profile.memory_mb)

@@ -77,8 +77,8 @@ def _write_group(folder: Path, group: str, tensors: Tensors) -> None:
 def save_bundle(folder: Path, data: DataBundle) -> str:
     """Writes what is not on disk yet (in-memory data: the built-in examples) and returns the content hash."""
     folder.mkdir(parents=True, exist_ok=True)
-    for group in GROUPS:
-        _write_group(folder, group, getattr(data, group))
+    for group, tensors in zip(GROUPS, (data.example, data.calibration, data.eval_inputs)):
+        _write_group(folder, group, tensors)
     if data.eval_labels is not None and not (folder / "eval_labels.npy").is_file():
         np.save(folder / "eval_labels.npy", np.ascontiguousarray(data.eval_labels), allow_pickle=False)
     return hash_folder(folder)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+
+from edge_pipeline.types import JsonObject, JsonValue
 
 EXIT_OK = 0
 EXIT_GATE_FAILED = 1
@@ -17,7 +19,7 @@ class EdgepipeError(Exception):
 
     exit_code = EXIT_STAGE_FAILED
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> JsonObject:
         return {"type": type(self).__name__, "message": str(self)}
 
 
@@ -37,7 +39,7 @@ class UnknownPlugin(ConfigError):
 
 
 class PluginError(ConfigError):
-    """An installed plugin that breaks its kind's contract (edge_pipeline/contracts.py): names the plugin and
+    """An installed plugin that breaks its kind's contract (edge_pipeline/plugins/contract.py): names the plugin and
     the member, in one line, when the plugin is loaded rather than deep inside a stage."""
 
 
@@ -87,10 +89,6 @@ class MemoryLimitExceeded(StageFailed):
     """The artifact needs more memory than the emulated device profile allows (`memory-mb`)."""
 
 
-class GateFailed(EdgepipeError):
-    exit_code = EXIT_GATE_FAILED
-
-
 def _all_error_types() -> dict[str, type[EdgepipeError]]:
     found: dict[str, type[EdgepipeError]] = {}
     pending: list[type[EdgepipeError]] = [EdgepipeError]
@@ -101,9 +99,9 @@ def _all_error_types() -> dict[str, type[EdgepipeError]]:
     return found
 
 
-def rebuild_error(payload: dict) -> EdgepipeError:
+def rebuild_error(payload: Mapping[str, JsonValue]) -> EdgepipeError:
     """Turns an error reported by a worker process back into its class (and so its exit code)."""
-    cls = _all_error_types().get(payload.get("type", ""), StageFailed)
+    cls = _all_error_types().get(str(payload.get("type", "")), StageFailed)
     err = cls.__new__(cls)
     Exception.__init__(err, payload.get("message", "unknown error"))
     return err

@@ -15,7 +15,6 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from edge_pipeline.errors import EnvironmentProblem
 
@@ -62,7 +61,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def sha256_json(value: Any) -> str:
+def sha256_json(value: object) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -147,7 +146,7 @@ def write_text_atomic(dest: Path, text: str) -> None:
         tmp.write_text(text)
 
 
-def write_json_atomic(dest: Path, value: Any) -> None:
+def write_json_atomic(dest: Path, value: object) -> None:
     write_text_atomic(dest, json.dumps(value, indent=2, sort_keys=False, default=str) + "\n")
 
 

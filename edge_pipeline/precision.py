@@ -24,6 +24,7 @@ class Thresholds:
     min_agreement: float        # classification outputs (float precisions; quantized ones without labels)
     max_accuracy_drop: float    # percentage points, when labels exist (the target's budget wins)
     exact: bool = False         # a float conversion: SQNR and agreement apply even with labels
+    accuracy_budget_from: str = "precision default"   # or "target budget" (a target's max-accuracy-drop)
 
 
 @dataclass(frozen=True)

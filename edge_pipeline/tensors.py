@@ -6,9 +6,9 @@ stay bool: nothing is cast to float32 unless it was a float64 array (numpy's def
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -25,7 +25,7 @@ class TensorSpec:
     shape: tuple[int | str, ...]
     dtype: str
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, str | list[int | str]]:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
 
     @property
@@ -78,22 +78,37 @@ def release_pages(array: np.ndarray) -> None:
     """Drops a read-only memory map's resident pages (they stay in the page cache): bounded RSS on big sets."""
     import mmap
 
-    base = array
-    while base is not None and not isinstance(base, np.memmap):
-        base = getattr(base, "base", None)
-    handle = getattr(base, "_mmap", None)
-    if handle is not None and hasattr(handle, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+    base: object = array
+    while isinstance(base, np.ndarray) and not isinstance(base, np.memmap):
+        base = base.base
+    handle = base.__dict__.get("_mmap") if isinstance(base, np.memmap) else None
+    advice = mmap.__dict__.get("MADV_DONTNEED")
+    if isinstance(handle, mmap.mmap) and isinstance(advice, int):
         try:
-            handle.madvise(mmap.MADV_DONTNEED)
+            handle.madvise(advice)
         except (OSError, ValueError):
             pass
 
 
-def as_array(value: Any, what: str) -> np.ndarray:
+@runtime_checkable
+class _FrameworkTensor(Protocol):
+    """A torch tensor (detach) or a TensorFlow one (numpy): converted without importing either framework."""
+
+    def numpy(self) -> object: ...
+
+
+@runtime_checkable
+class _Detachable(Protocol):
+    def detach(self) -> "_Detachable": ...
+
+    def cpu(self) -> _FrameworkTensor: ...
+
+
+def as_array(value: object, what: str) -> np.ndarray:
     """numpy, torch and TensorFlow tensors alike become contiguous arrays of a supported dtype."""
-    if hasattr(value, "detach"):
+    if isinstance(value, _Detachable):
         value = value.detach().cpu()
-    if hasattr(value, "numpy") and not isinstance(value, np.ndarray):
+    if isinstance(value, _FrameworkTensor) and not isinstance(value, np.ndarray):
         value = value.numpy()
     try:
         array = np.asarray(value)
@@ -108,7 +123,7 @@ def as_array(value: Any, what: str) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def to_tensors(value: Any, names: Sequence[str], what: str) -> Tensors:
+def to_tensors(value: object, names: Sequence[str], what: str) -> Tensors:
     """A tensor (single input), a tuple/list (by position) or a dict (by name) as Tensors in `names` order."""
     if isinstance(value, Mapping):
         missing = [n for n in names if n not in value]
@@ -126,10 +141,10 @@ def to_tensors(value: Any, names: Sequence[str], what: str) -> Tensors:
     return Tensors(tuple(names), tuple(as_array(v, f"{what} '{n}'") for n, v in zip(names, items)))
 
 
-def flatten_outputs(value: Any, prefix: str = "output") -> list[tuple[str, Any]]:
+def flatten_outputs(value: object, prefix: str = "output") -> list[tuple[str, object]]:
     """A tensor, tuple/list or dict of outputs as (stable name, tensor) pairs: 'output', 'output_0', 'logits'."""
     if isinstance(value, Mapping):
-        pairs: list[tuple[str, Any]] = []
+        pairs: list[tuple[str, object]] = []
         for key, item in value.items():
             name = str(key) if prefix == "output" else f"{prefix}.{key}"
             pairs += flatten_outputs(item, name) if isinstance(item, (Mapping, tuple, list)) else [(name, item)]
@@ -178,7 +193,7 @@ def random_inputs(specs: Sequence[TensorSpec], seed: int = 0, what: str = "input
     return Tensors(tuple(s.name for s in specs), tuple(arrays))
 
 
-def collect_outputs(call: Any, inputs: Tensors, batch: int) -> Tensors:
+def collect_outputs(call: Callable[[Tensors], Sequence[tuple[str, object]]], inputs: Tensors, batch: int) -> Tensors:
     """Runs `call(batch) -> (name, tensor) pairs` over whole batches and stacks each named output."""
     names: tuple[str, ...] | None = None
     chunks: list[list[np.ndarray]] = []

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Union
 
 # JSON as it is written to and read from disk: the open, free-form parts (converter metadata, provenance, a
 # user's config table) that the core passes through without looking inside.
@@ -63,30 +63,17 @@ class SourceSpec:
     example: str | None = "torch-digits"
     model: str | None = None            # "pkg.module:factory" or a .pt2 path
     weights: str | None = None          # state_dict file for a factory
-    example_inputs: str | list[int] | dict[str, Any] | None = None   # shape, named specs, or a function
+    example_inputs: str | list[int] | JsonObject | None = None   # shape, named specs, or a function
     calibration: str | None = None
     evaluate: str | None = None
     metric: str = "top1"                # top1 | top5 | "package.module:function" (outputs, labels) -> float
     metric_output: str | None = None    # which output the metric reads (multi-output models)
     keras_safe_mode: bool = True        # False lets a trusted .keras file run its Lambda layers
     base_dir: str = "."                 # relative paths and modules resolve from here
-    prune: dict[str, Any] | None = None  # {"amount": 0.5, "kind": "structured", "fine_tune": "pkg.mod:fn"}
+    prune: JsonObject | None = None     # {"amount": 0.5, "kind": "structured", "fine_tune": "pkg.mod:fn"}
 
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass
-class ArtifactResult:
-    """Everything known about one built artifact: its file, validation and measurements."""
-
-    output: OutputSpec
-    status: str = "pending"             # ok | failed
-    path: str | None = None
-    size_bytes: int | None = None
-    size_compressed_bytes: int | None = None
-    sha256: str | None = None
-    export: dict[str, Any] = field(default_factory=dict)
-    measure: dict[str, Any] = field(default_factory=dict)
-    error: dict[str, Any] | None = None
-    cached: dict[str, bool] = field(default_factory=dict)
+    def to_dict(self) -> JsonObject:
+        return {"example": self.example, "model": self.model, "weights": self.weights,
+                "example_inputs": self.example_inputs, "calibration": self.calibration, "evaluate": self.evaluate,
+                "metric": self.metric, "metric_output": self.metric_output, "keras_safe_mode": self.keras_safe_mode,
+                "base_dir": self.base_dir, "prune": self.prune}

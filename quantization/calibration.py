@@ -1,12 +1,22 @@
-"""Feeds calibration samples through an observed model, in the artifact's batch size."""
+"""Feeds calibration samples through an observed model, in the artifact's batch size, and picks the calibration
+method a transform runs with."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
+from edge_pipeline.plugins import QuantizeSettings, Transform
 from edge_pipeline.tensors import Tensors
 
+if TYPE_CHECKING:
+    import torch
 
-def calibrate(observed: Any, calibration: Tensors, batch: int) -> int:
+
+def calibration_method(transform: Transform, settings: QuantizeSettings) -> str:
+    """The `[quantization] calibration-method` asked for, else the transform's default: the first it offers."""
+    return settings.calibration_method or type(transform).calibration_methods[0]
+
+
+def calibrate(observed: torch.nn.Module, calibration: Tensors, batch: int) -> int:
     """Runs every whole batch of `calibration` (every input); returns how many samples were seen."""
     import torch
 

@@ -1,66 +1,99 @@
-"""Quantization that happens inside a converter (TFLiteConverter, the TF.js converter): these transforms
-only record the converter setting, and the representative data where needed, on the Model."""
+"""Quantization that happens inside a converter (TFLiteConverter, the TF.js converter, coremltools): these
+transforms only leave the converter's typed config, with the representative data where needed, on the Model;
+the exporter that owns the config class reads it."""
 from __future__ import annotations
 
-from dataclasses import replace
+from abc import abstractmethod
 from typing import ClassVar
 
-from edge_pipeline.plugins import DataBundle, Int8Fallback, Model, TransformBase
+from edge_pipeline.plugins import DataBundle, Model, ModelTransform, PluginConfig, QuantizeSettings
+
+from targets.exporters.converter_configs import (CoremlPrecisionConfig, Int8Search, TfjsWeightsConfig,
+                                                 TfliteConverterConfig)
 
 from .sensitivity import Budgeted
 
 
-class ConverterSetting(TransformBase):
-    name: ClassVar[str]
-    key: ClassVar[str]       # a ConverterSettings field
-    value: ClassVar[str]
+class ConverterSetting(ModelTransform):
     frameworks: ClassVar[tuple[str, ...]] = ("tensorflow",)
-    needs_calibration: ClassVar[bool] = False
-    distributions: ClassVar[tuple[str, ...]] = ()
 
-    def apply(self, model: Model, data: DataBundle) -> Model:
-        settings = {self.key: self.value}
-        if self.needs_calibration:
-            settings["representative"] = data.calibration
-        quantization = {"scheme": f"{self.key} = {self.value}",
+    @abstractmethod
+    def scheme(self) -> str:
+        """The setting as the report names it (`tflite_mode = int8`)."""
+
+    @abstractmethod
+    def converter_config(self, data: DataBundle, settings: QuantizeSettings) -> PluginConfig:
+        """The config its exporter reads."""
+
+    def apply(self, model: Model, data: DataBundle, settings: QuantizeSettings) -> Model:
+        quantization = {"scheme": self.scheme(),
                         "calibration_samples": int(len(data.calibration)) if self.needs_calibration else 0}
-        return replace(model, converter=replace(model.converter, **settings),
-                       provenance={**model.provenance, "quantization": quantization})
+        return model.with_config(self.converter_config(data, settings)).with_provenance(quantization=quantization)
 
 
-class TfliteDynamic(ConverterSetting):
+class TfliteSetting(ConverterSetting):
+    """A TFLiteConverter quantization mode."""
+
+    mode: ClassVar[str]
+
+    def scheme(self) -> str:
+        return f"tflite_mode = {self.mode}"
+
+    def converter_config(self, data: DataBundle, settings: QuantizeSettings) -> TfliteConverterConfig:
+        representative = data.calibration if self.needs_calibration else None
+        return TfliteConverterConfig(mode=self.mode, representative=representative)
+
+
+class TfliteDynamic(TfliteSetting):
     """Dynamic range: int8 weights, activations quantized on the fly."""
-    name, key, value = "tflite-dynamic", "tflite_mode", "dynamic"
+    name, mode = "tflite-dynamic", "dynamic"
 
 
-class TfliteFloat16(ConverterSetting):
-    name, key, value = "tflite-fp16", "tflite_mode", "fp16"
+class TfliteFloat16(TfliteSetting):
+    name, mode = "tflite-fp16", "fp16"
 
 
-class TfliteInt8(Budgeted, ConverterSetting):
+class TfliteInt8(Budgeted, TfliteSetting):
     """Full integer: int8 weights and activations, int8 input/output, calibrated on representative data. The
     exporter ranks layers by sensitivity and, under an accuracy budget, keeps the most sensitive ones float."""
-    name, key, value = "tflite-int8", "tflite_mode", "int8"
+    name, mode = "tflite-int8", "int8"
     needs_calibration = True
 
-    def apply(self, model: Model, data: DataBundle) -> Model:
-        model = super().apply(model, data)
+    def converter_config(self, data: DataBundle, settings: QuantizeSettings) -> TfliteConverterConfig:
         from .tflite_int8_debug import int8_with_fallback
 
-        fallback = Int8Fallback(data, self.max_accuracy_drop, self.sensitivity, int8_with_fallback)
-        return replace(model, converter=replace(model.converter, int8_fallback=fallback))
+        search = Int8Search(data, settings.max_accuracy_drop, settings.sensitivity, int8_with_fallback)
+        return TfliteConverterConfig(mode=self.mode, representative=data.calibration, int8_search=search)
 
 
-class TfjsFloat16(ConverterSetting):
-    name, key, value = "tfjs-fp16", "tfjs_weights", "float16"
+class TfjsWeights(ConverterSetting):
+    """TF.js weight quantization: the stored dtype."""
+
+    dtype: ClassVar[str]
+
+    def scheme(self) -> str:
+        return f"tfjs_weights = {self.dtype}"
+
+    def converter_config(self, data: DataBundle, settings: QuantizeSettings) -> TfjsWeightsConfig:
+        return TfjsWeightsConfig(dtype=self.dtype)
 
 
-class TfjsUint8(ConverterSetting):
+class TfjsFloat16(TfjsWeights):
+    name, dtype = "tfjs-fp16", "float16"
+
+
+class TfjsUint8(TfjsWeights):
     """Affine uint8 weight storage; TF.js dequantizes to float32 when loading."""
-    name, key, value = "tfjs-uint8", "tfjs_weights", "uint8"
+    name, dtype = "tfjs-uint8", "uint8"
 
 
 class CoremlFloat16(ConverterSetting):
     """Core ML ML-program compute precision float16 (weights and activations), coremltools' default."""
-    name, key, value = "coreml-fp16", "coreml_precision", "fp16"
+    name = "coreml-fp16"
     frameworks = ("torch",)
+
+    def scheme(self) -> str:
+        return "coreml_precision = fp16"
+
+    def converter_config(self, data: DataBundle, settings: QuantizeSettings) -> CoremlPrecisionConfig:
+        return CoremlPrecisionConfig(precision="fp16")

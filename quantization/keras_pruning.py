@@ -9,11 +9,15 @@
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edge_pipeline.errors import InputError
+from edge_pipeline.types import JsonObject
+
+if TYPE_CHECKING:
+    import keras
 
 PRODUCERS = ("Conv2D", "Dense")
 PASSTHROUGH = ("InputLayer", "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "Dropout", "MaxPooling2D",
@@ -21,7 +25,7 @@ PASSTHROUGH = ("InputLayer", "BatchNormalization", "Activation", "ReLU", "LeakyR
                "DepthwiseConv2D", "Flatten")
 
 
-def structured(model: Any, amount: float) -> tuple[Any, list[str]]:
+def structured(model: keras.Model, amount: float) -> tuple[keras.Model, list[str]]:
     """A new, smaller model with the kept weights, and the layers left whole because they are coupled."""
     layers = {layer.name: layer for layer in model.layers}
     inbound = _inbound(model)
@@ -44,25 +48,39 @@ def structured(model: Any, amount: float) -> tuple[Any, list[str]]:
             entry["config"][key] = len(keep_out[name])
     import keras
 
-    smaller = type(model).from_config(config) if isinstance(model, keras.Sequential) else keras.Model.from_config(config)
+    rebuild = type(model).from_config if isinstance(model, keras.Sequential) else keras.Model.from_config
+    smaller = rebuild(config)
     for layer in smaller.layers:
         old = layers[layer.name]
-        layer.set_weights([_slice(w, old, keep_in.get(layer.name), keep_out.get(layer.name)) for w in old.get_weights()])
+        layer.set_weights([_slice(w, old, keep_in.get(layer.name), keep_out.get(layer.name))
+                           for w in old.get_weights()])
     return smaller, sorted(skipped)
 
 
-def _strongest(layer: Any, amount: float) -> np.ndarray:
+def _strongest(layer: keras.layers.Layer, amount: float) -> np.ndarray:
     kernel = layer.get_weights()[0]
     norms = np.sqrt((kernel.reshape(-1, kernel.shape[-1]) ** 2).sum(axis=0))
     count = max(1, int(round(kernel.shape[-1] * (1 - amount))))
     return np.sort(np.argsort(-norms, kind="stable")[:count])
 
 
-def _groups(layer: Any) -> int:
-    return int(getattr(layer, "groups", 1) or 1)
+def _groups(layer: keras.layers.Layer) -> int:
+    """Convolution groups (Conv layers have them; other layers are one group)."""
+    try:
+        return int(layer.groups or 1)
+    except AttributeError:
+        return 1
 
 
-def _inbound(model: Any) -> dict[str, list[str]]:
+def _depth_multiplier(layer: keras.layers.Layer) -> int:
+    """Output channels per input channel of a depthwise convolution (1 for every other layer)."""
+    try:
+        return int(layer.depth_multiplier)
+    except AttributeError:
+        return 1
+
+
+def _inbound(model: keras.Model) -> dict[str, list[str]]:
     """Layer name -> names of the layers feeding it (Sequential: the one before)."""
     import keras
 
@@ -77,7 +95,7 @@ def _inbound(model: Any) -> dict[str, list[str]]:
     return feeds
 
 
-def _history(value: Any, found: list[str]) -> None:
+def _history(value: object, found: list[str]) -> None:
     if isinstance(value, dict):
         if "keras_history" in value:
             found.append(value["keras_history"][0])
@@ -88,7 +106,7 @@ def _history(value: Any, found: list[str]) -> None:
             _history(item, found)
 
 
-def _propagate(model: Any, layers: dict[str, Any], inbound: dict[str, list[str]],
+def _propagate(model: keras.Model, layers: dict[str, keras.layers.Layer], inbound: dict[str, list[str]],
                keep_out: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], set[str]]:
     """Kept indices on the last axis of every layer's input, and the producers whose pruning cannot propagate."""
     kept: dict[str, np.ndarray] = {}
@@ -100,7 +118,7 @@ def _propagate(model: Any, layers: dict[str, Any], inbound: dict[str, list[str]]
         sources = [s for s in inbound.get(name, []) if s in kept]
         kind = type(layer).__name__
         if sources and (len(inbound[name]) > 1 or kind not in PRODUCERS + PASSTHROUGH or _groups(layer) != 1
-                        or getattr(layer, "depth_multiplier", 1) != 1):
+                        or _depth_multiplier(layer) != 1):
             blocked |= {origin[s] for s in sources}
             continue
         if sources:
@@ -118,7 +136,8 @@ def _propagate(model: Any, layers: dict[str, Any], inbound: dict[str, list[str]]
     return keep_in, blocked
 
 
-def _slice(weight: np.ndarray, layer: Any, keep_in: np.ndarray | None, keep_out: np.ndarray | None) -> np.ndarray:
+def _slice(weight: np.ndarray, layer: keras.layers.Layer, keep_in: np.ndarray | None,
+           keep_out: np.ndarray | None) -> np.ndarray:
     kind = type(layer).__name__
     if kind in PRODUCERS:
         if weight.ndim >= 2 and keep_in is not None:
@@ -130,12 +149,13 @@ def _slice(weight: np.ndarray, layer: Any, keep_in: np.ndarray | None, keep_out:
     return np.take(weight, keep_in, axis=axis)
 
 
-def kernels(model: Any) -> list[Any]:
+def kernels(model: keras.Model) -> list[keras.Variable]:
     return [w for layer in model.layers for w in layer.weights
             if type(layer).__name__ in PRODUCERS + ("DepthwiseConv2D",) and "kernel" in w.path.rsplit("/", 1)[-1]]
 
 
-def unstructured_masks(model: Any, amount: float, per_layer: bool = False) -> list[tuple[Any, np.ndarray]]:
+def unstructured_masks(model: keras.Model, amount: float,
+                       per_layer: bool = False) -> list[tuple[keras.Variable, np.ndarray]]:
     """L1: the `amount` share of kernel weights with the smallest magnitude, across all layers (global) or in
     each layer."""
     variables = kernels(model)
@@ -155,12 +175,12 @@ def _keep_largest(magnitudes: np.ndarray, amount: float) -> np.ndarray:
     return mask.reshape(magnitudes.shape)
 
 
-def apply_masks(masks: list[tuple[Any, np.ndarray]]) -> None:
+def apply_masks(masks: list[tuple[keras.Variable, np.ndarray]]) -> None:
     for variable, mask in masks:
         variable.assign(variable.numpy() * mask)
 
 
-def measure(model: Any) -> dict[str, Any]:
+def measure(model: keras.Model) -> JsonObject:
     """Parameters, MACs (Conv2D, DepthwiseConv2D, Dense) and the share of exactly-zero kernel weights."""
     macs = 0
     for layer in model.layers:

@@ -4,41 +4,51 @@ dynamic int8 (int8 weights, activations quantized at run time) and static 16x8 (
 activations and input/output, calibrated: for models whose activations int8 cannot hold)."""
 from __future__ import annotations
 
+from abc import abstractmethod
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
 
 from edge_pipeline.errors import StageFailed
-from edge_pipeline.plugins import ArtifactTransformBase, DataBundle
+from edge_pipeline.plugins import ArtifactTransform, DataBundle, QuantizeSettings
 from edge_pipeline.tensors import order_inputs
+from edge_pipeline.types import JsonObject
 
 from targets.coverage import tflite_after
 
+if TYPE_CHECKING:
+    from ai_edge_quantizer import qtyping, quantizer
 
-class LitertRecipe(ArtifactTransformBase):
-    name: ClassVar[str]
-    recipe: ClassVar[str]
+
+class LitertRecipe(ArtifactTransform):
+    recipe: ClassVar[str]    # the ai-edge-quantizer recipe's name, as the report names it
     scheme: ClassVar[str]
     frameworks: ClassVar[tuple[str, ...]] = ("torch", "tensorflow")
     needs_calibration: ClassVar[bool] = False
     distributions: ClassVar[tuple[str, ...]] = ("ai-edge-quantizer",)
 
-    def apply_artifact(self, src: Path, dest: Path, data: DataBundle) -> dict[str, Any]:
-        from ai_edge_quantizer import quantizer, recipe
+    @abstractmethod
+    def steps(self) -> list[JsonObject]:
+        """The recipe itself (ai-edge-quantizer's function of that name)."""
+
+    def apply_artifact(self, src: Path, dest: Path, data: DataBundle, settings: QuantizeSettings) -> JsonObject:
+        from ai_edge_quantizer import quantizer
 
         try:
             engine = quantizer.Quantizer(str(src))
-            engine.load_quantization_recipe(getattr(recipe, self.recipe)())
+            engine.load_quantization_recipe(self.steps())
             calibrated = _calibrate(engine, src, data) if self.needs_calibration else None
             dest.write_bytes(bytes(engine.quantize(calibrated).quantized_model))
         except Exception as exc:
             raise StageFailed(f"ai-edge-quantizer recipe {self.recipe} failed: {type(exc).__name__}: {exc}") from exc
-        samples = {"calibration_samples": int(len(data.calibration))} if self.needs_calibration else {}
+        samples: JsonObject = {"calibration_samples": int(len(data.calibration))} if self.needs_calibration else {}
         return {"scheme": self.scheme, "tool": f"ai-edge-quantizer {version('ai-edge-quantizer')} recipe {self.recipe}",
                 **samples, "op_coverage": [tflite_after(dest)]}
 
 
-def _calibrate(engine: Any, src: Path, data: DataBundle) -> dict[str, Any]:
+def _calibrate(engine: quantizer.Quantizer, src: Path, data: DataBundle) -> dict[str, qtyping.QSV]:
     """Global min-max ranges. `Quantizer.calibrate` smooths ranges with a moving average (factor 0.95), which
     keeps roughly the last 20 samples' extremes: measured here, it clipped the digits logits at 9.3 of 15.9."""
     from ai_edge_quantizer import calibrator
@@ -49,7 +59,7 @@ def _calibrate(engine: Any, src: Path, data: DataBundle) -> dict[str, Any]:
     return calib.get_model_qsvs()
 
 
-def _calibration_set(src: Path, data: DataBundle) -> dict[str, list[dict[str, Any]]]:
+def _calibration_set(src: Path, data: DataBundle) -> dict[str, list[dict[str, np.ndarray]]]:
     """Calibration batches keyed by the model's signature and input name, in the artifact's batch size."""
     from ai_edge_litert.interpreter import Interpreter
 
@@ -59,20 +69,36 @@ def _calibration_set(src: Path, data: DataBundle) -> dict[str, list[dict[str, An
     key = next(iter(interpreter.get_signature_list()))
     specs = LitertSession(interpreter).input_specs
     ordered = order_inputs(specs, data.calibration)
-    return {key: [{s.name: a.astype(s.dtype) for s, a in zip(specs, part.arrays)} for part in ordered.batches(data.batch)]}
+    return {key: [{s.name: a.astype(s.dtype) for s, a in zip(specs, part.arrays)}
+                  for part in ordered.batches(data.batch)]}
 
 
 class LitertWeightOnlyInt8(LitertRecipe):
     name, recipe = "litert-weight-int8", "weight_only_wi8_afp32"
     scheme = "weight-only int8 (per-channel int8 weights, DEQUANTIZE ops feed float kernels)"
 
+    def steps(self) -> list[JsonObject]:
+        from ai_edge_quantizer import recipe
+
+        return recipe.weight_only_wi8_afp32()
+
 
 class LitertDynamicInt8(LitertRecipe):
     name, recipe = "litert-dynamic-int8", "dynamic_wi8_afp32"
     scheme = "dynamic int8 (per-channel int8 weights, activations quantized at run time)"
+
+    def steps(self) -> list[JsonObject]:
+        from ai_edge_quantizer import recipe
+
+        return recipe.dynamic_wi8_afp32()
 
 
 class LitertStatic16x8(LitertRecipe):
     name, recipe = "litert-16x8", "static_wi8_ai16"
     scheme = "static 16x8 (per-channel int8 weights, int16 activations and input/output, calibrated)"
     needs_calibration = True
+
+    def steps(self) -> list[JsonObject]:
+        from ai_edge_quantizer import recipe
+
+        return recipe.static_wi8_ai16()

@@ -7,17 +7,22 @@ import itertools
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from edge_pipeline.plugins import ArtifactTransformBase, DataBundle
+from edge_pipeline.plugins import ArtifactTransform, DataBundle, QuantizeSettings
+from edge_pipeline.tensors import TensorSpec, Tensors, order_inputs
+from edge_pipeline.types import JsonObject
 
 from targets.sources.onnx_source import onnx_input_specs
-from edge_pipeline.tensors import TensorSpec, Tensors, order_inputs
 
 from . import ort_sensitivity, sensitivity
-from .sensitivity import Budgeted, Predict, method_text, rank_and_fall_back
+from .calibration import calibration_method
+from .sensitivity import Budgeted, LayerRow, Predict, method_text
+
+if TYPE_CHECKING:
+    import onnx
 
 
 class _Reader:
@@ -40,20 +45,20 @@ def _preprocessed(src: Path, workdir: Path) -> Path:
     return out
 
 
-class OrtStaticInt8(Budgeted, ArtifactTransformBase):
+class OrtStaticInt8(Budgeted, ArtifactTransform):
     name: ClassVar[str] = "ort-static-int8"
     frameworks: ClassVar[tuple[str, ...]] = ("onnx",)
     needs_calibration: ClassVar[bool] = True
     distributions: ClassVar[tuple[str, ...]] = ("onnxruntime",)
     calibration_methods: ClassVar[tuple[str, ...]] = ("minmax", "percentile", "entropy")
-    calibration_method: str = "minmax"
 
-    def apply_artifact(self, src: Path, dest: Path, data: DataBundle) -> dict[str, Any]:
+    def apply_artifact(self, src: Path, dest: Path, data: DataBundle, settings: QuantizeSettings) -> JsonObject:
         """Quantizes fully; ranks layers (sensitivity.py's modes) in one session over the float model with each
         layer's QDQ piece grafted on (ort_sensitivity.py) and, under a budget, excludes the most sensitive
         layers' nodes (`nodes_to_exclude`) until the drop holds."""
         import onnx
 
+        method = calibration_method(self, settings)
         batch = data.batch
         with tempfile.TemporaryDirectory() as tmp:
             pre = _preprocessed(src, Path(tmp))
@@ -64,35 +69,36 @@ class OrtStaticInt8(Budgeted, ArtifactTransformBase):
 
             def quantize(skip: frozenset[str] = frozenset()) -> tuple[Path, Predict]:
                 out = next(outputs)
-                excluded = {"nodes_to_exclude": [node for layer in skip for node in layers[layer]]} if skip else {}
-                self._quantize(pre, out, _Reader(specs, data.calibration, batch), **excluded)
+                excluded = [node for layer in skip for node in layers[layer]]
+                _quantize_static(pre, out, _Reader(specs, data.calibration, batch), method, excluded)
                 return out, ort_predict(out, batch)
 
-            def rank(quantized: Path) -> tuple[list[dict[str, Any]], int]:
+            def rank(quantized: Path) -> tuple[list[LayerRow], int]:
                 return ort_sensitivity.rank_layers(pre, quantized, layers, data.eval_inputs[:sensitivity.EVAL_SAMPLES],
                                                    batch, Path(tmp)), 0
 
-            result, notes = rank_and_fall_back(quantize, rank, ort_predict(pre, batch), data, self.max_accuracy_drop,
-                                               method_text(ort_sensitivity.WHAT, ort_sensitivity.NUMERICS),
-                                               self.sensitivity)
+            result, notes = self.fall_back(quantize, rank, ort_predict(pre, batch), data, settings,
+                                           method_text(ort_sensitivity.WHAT, ort_sensitivity.NUMERICS))
             shutil.copyfile(result, dest)
         return {"scheme": "ORT static QDQ int8, per-channel weights", "calibration_samples": int(len(data.calibration)),
-                "calibration_method": self.calibration_method, **notes}
+                "calibration_method": method, **notes}
 
-    def _quantize(self, src: Path, dest: Path, reader: _Reader, **selection: Any) -> None:
-        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-        method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
-                  "entropy": CalibrationMethod.Entropy}[self.calibration_method]
-        quantize_static(str(src), str(dest), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                        calibrate_method=method, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        **selection)
+def _quantize_static(src: Path, dest: Path, reader: _Reader, method: str, excluded: list[str]) -> None:
+    """QDQ int8, per-channel weights, calibrated with `method`; the `excluded` nodes stay float."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    calibrate = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+                 "entropy": CalibrationMethod.Entropy}[method]
+    quantize_static(str(src), str(dest), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                    calibrate_method=calibrate, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    nodes_to_exclude=excluded or None)
 
 
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
-def weighted_layers(graph: Any, source_graph: Any) -> dict[str, list[str]]:
+def weighted_layers(graph: onnx.GraphProto, source_graph: onnx.GraphProto) -> dict[str, list[str]]:
     """Source layer name -> the ONNX nodes with weights it became. Names come from the exporter's scope
     metadata (torch.onnx) or the node path (tf2onnx: `model/layer/op`)."""
     scopes = {n.name: _scope(n) for n in source_graph.node}
@@ -103,7 +109,7 @@ def weighted_layers(graph: Any, source_graph: Any) -> dict[str, list[str]]:
     return layers
 
 
-def _scope(node: Any) -> str:
+def _scope(node: onnx.NodeProto) -> str:
     import ast
 
     for prop in node.metadata_props:
@@ -130,13 +136,13 @@ def graph_input_specs(path: Path) -> list[TensorSpec]:
     return onnx_input_specs(ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]))
 
 
-class OrtDynamicInt8(ArtifactTransformBase):
+class OrtDynamicInt8(ArtifactTransform):
     name: ClassVar[str] = "ort-dynamic-int8"
     frameworks: ClassVar[tuple[str, ...]] = ("onnx",)
     needs_calibration: ClassVar[bool] = False
     distributions: ClassVar[tuple[str, ...]] = ("onnxruntime",)
 
-    def apply_artifact(self, src: Path, dest: Path, data: DataBundle) -> dict[str, Any]:
+    def apply_artifact(self, src: Path, dest: Path, data: DataBundle, settings: QuantizeSettings) -> JsonObject:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         with tempfile.TemporaryDirectory() as tmp:

@@ -7,13 +7,18 @@ batch, each layer's float output and its "only this layer int8" output (with the
 scales): no re-quantization per layer, one run per batch."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from targets.sources.onnx_source import onnx_input_specs
 from edge_pipeline.tensors import Tensors, order_inputs
 
-from .sensitivity import LayerErrors, for_batches
+from targets.sources.onnx_source import onnx_input_specs
+
+from .sensitivity import LayerErrors, LayerRow, for_batches
+
+if TYPE_CHECKING:
+    import onnx
 
 NUMERICS = "ONNX Runtime (CPU), the QDQ model's own Q/DQ nodes and scales"
 WHAT = ("per-channel SQNR of each quantizable layer's output with only that layer int8 (its input QuantizeLinear, "
@@ -22,23 +27,34 @@ WHAT = ("per-channel SQNR of each quantizable layer's output with only that laye
 QDQ = ("QuantizeLinear", "DequantizeLinear")
 
 
+@dataclass(frozen=True)
+class Piece:
+    """A weighted node's QDQ piece copied into the float model: the float output it is compared with, its own
+    (renamed) output, and the channel axis."""
+
+    float_out: str
+    out: str
+    axis: int
+
+
 def rank_layers(float_path: Path, quantized_path: Path, layers: dict[str, list[str]], inputs: Tensors,
-                batch: int, workdir: Path) -> list[dict[str, Any]]:
+                batch: int, workdir: Path) -> list[LayerRow]:
     import onnx
     import onnxruntime as ort
 
     model = onnx.load(str(float_path))
     quantized_model = onnx.load(str(quantized_path))
     quantized = quantized_model.graph
-    pieces = {}
+    pieces: dict[str, list[Piece]] = {}
     for layer, node_names in layers.items():
-        found = [_copy_piece(model, quantized, name, f"{len(pieces)}_{i}") for i, name in enumerate(node_names)]
-        if found and all(found):
+        copied = [_copy_piece(model, quantized, name, f"{len(pieces)}_{i}") for i, name in enumerate(node_names)]
+        found = [piece for piece in copied if piece is not None]
+        if found and len(found) == len(copied):
             pieces[layer] = found
     _merge_opsets(model, quantized_model)
     outputs = {o.name for o in model.graph.output}
     for piece in (p for found in pieces.values() for p in found):
-        for name in (piece["float_out"], piece["out"]):
+        for name in (piece.float_out, piece.out):
             if name not in outputs:
                 model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
                 outputs.add(name)
@@ -55,16 +71,16 @@ def rank_layers(float_path: Path, quantized_path: Path, layers: dict[str, list[s
         values = dict(zip(names, session.run(names, order_inputs(specs, x).as_dict())))
         for layer, found in pieces.items():
             for i, piece in enumerate(found):
-                errors.add(f"{layer}#{i}", values[piece["float_out"]], values[piece["out"]], piece["axis"])
+                errors.add(f"{layer}#{i}", values[piece.float_out], values[piece.out], piece.axis)
 
     for_batches(inputs, batch, run)
     return errors.rows({layer: [f"{layer}#{i}" for i in range(len(found))] for layer, found in pieces.items()})
 
 
-def _copy_piece(model: Any, quantized: Any, node_name: str, tag: str) -> dict[str, Any] | None:
+def _copy_piece(model: onnx.ModelProto, quantized: onnx.GraphProto, node_name: str, tag: str) -> Piece | None:
     """Appends the renamed piece of `quantized` around node `node_name` to `model`; None if it cannot."""
     producers = {out: node for node in quantized.node for out in node.output}
-    consumers: dict[str, list[Any]] = {}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in quantized.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
@@ -113,10 +129,10 @@ def _copy_piece(model: Any, quantized: Any, node_name: str, tag: str) -> dict[st
         copy.input[:] = [rename.get(name, name) for name in node.input]
         copy.output[:] = [rename[name] for name in node.output]
         model.graph.node.append(copy)
-    return {"float_out": float_out, "out": rename[out], "axis": 1 if weighted.op_type.startswith("Conv") else -1}
+    return Piece(float_out, rename[out], 1 if weighted.op_type.startswith("Conv") else -1)
 
 
-def _merge_opsets(model: Any, quantized: Any) -> None:
+def _merge_opsets(model: onnx.ModelProto, quantized: onnx.ModelProto) -> None:
     """The combined model imports each domain at the higher of the two models' versions (QDQ needs opset >= 13)."""
     versions = {o.domain: o.version for o in model.opset_import}
     for opset in quantized.opset_import:

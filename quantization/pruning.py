@@ -1,4 +1,5 @@
-"""Pruning for PyTorch and Keras sources (Keras: see keras_pruning.py), applied once in the source stage before every export.
+"""Pruning for PyTorch and Keras sources (Keras: see keras_pruning.py), applied once in the source stage before
+every export.
 
 - `prune-structured`: torch-pruning's dependency-graph pruner removes whole channels (coupled layers follow), so
   the exported model really has fewer parameters and MACs. The classifier's last layer keeps its outputs.
@@ -12,64 +13,96 @@ the changed layer shapes, applied to a freshly built dense model: nothing is unp
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from abc import abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar, cast
 
 from edge_pipeline.errors import EdgepipeError, InputError, StageFailed
-from edge_pipeline.plugins import DataBundle, Model, TransformBase
+from edge_pipeline.plugins import DataBundle, Model, Pruner, QuantizeSettings
+from edge_pipeline.plugins.transform import FineTune
+from edge_pipeline.types import JsonObject
 
 from . import keras_pruning
 
+if TYPE_CHECKING:
+    import keras
+    import torch
+
 SHAPE_ATTRS = ("in_channels", "out_channels", "groups", "in_features", "out_features", "num_features")
+M = TypeVar("M")
 
 
-class PruneBase(TransformBase):
-    name: ClassVar[str]
-    kind: ClassVar[str]
+def _unchanged(module: M) -> M:
+    return module
+
+
+@dataclass(frozen=True)
+class Pruned(Generic[M]):
+    """A pruned module, what settles it after fine-tuning (bake or re-apply a mask), and notes for the report."""
+
+    module: M
+    finish: Callable[[M], M] = _unchanged
+    notes: JsonObject = field(default_factory=dict)
+
+
+class PruneBase(Pruner):
     frameworks: ClassVar[tuple[str, ...]] = ("torch", "tensorflow")
     needs_calibration: ClassVar[bool] = False
     distributions: ClassVar[tuple[str, ...]] = ("torch", "torch-pruning", "keras")
 
-    def __init__(self, amount: float = 0.5, fine_tune: Any = None, scope: str = "global"):
+    def __init__(self, amount: float = 0.5, fine_tune: FineTune | None = None, scope: str = "global"):
         if not 0 < amount < 1:
             raise InputError(f"prune amount must be between 0 and 1 (exclusive), got {amount}")
-        self.amount, self.fine_tune, self.scope = amount, fine_tune, scope
-        self.notes: dict[str, Any] = {}
+        super().__init__(amount, fine_tune, scope)
 
-    def apply(self, model: Model, data: DataBundle) -> Model:
-        module = _prunable(model)
-        keras = model.framework == "tensorflow"
-        meter = (lambda m: keras_pruning.measure(m)) if keras else (lambda m: measure(m, model.example_inputs))
-        before = meter(module)
-        module = self._prune_keras(module) if keras else self._prune_torch(module, model.example_inputs)
-        if self.fine_tune is not None:
-            try:
-                tuned = self.fine_tune(module if keras else module.train())
-            except EdgepipeError:
-                raise
-            except Exception as exc:
-                raise StageFailed(f"the fine-tune callback raised {type(exc).__name__}: {exc}") from exc
-            module = tuned if tuned is not None else module
-        module = self._finish(module)
-        module = module if keras else module.eval()
-        stats = {"kind": self.kind, "amount": self.amount, "scope": self.scope, "before": before, "after": meter(module),
-                 "fine_tuned": self.fine_tune is not None, **self.notes}
-        return replace(model, module=module, provenance={**model.provenance, "pruning": stats})
+    @abstractmethod
+    def _prune_torch(self, module: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> Pruned[torch.nn.Module]:
+        """Prunes `module` in place."""
 
-    def _finish(self, module: Any) -> Any:
-        return module
+    @abstractmethod
+    def _prune_keras(self, module: keras.Model) -> Pruned[keras.Model]:
+        """Prunes `module` in place or rebuilds it smaller."""
 
-    @staticmethod
-    def save(module: Any, folder: Path) -> None:
-        if hasattr(module, "get_config"):   # Keras: the rebuilt model, config and weights, loaded in safe mode
-            folder.mkdir(parents=True, exist_ok=True)
-            module.save(folder / "pruned.keras")
+    def apply(self, model: Model, data: DataBundle, settings: QuantizeSettings) -> Model:
+        if model.framework == "tensorflow":
+            keras_model = _keras_model(model)
+            before = keras_pruning.measure(keras_model)
+            pruned_keras = self._prune_keras(keras_model)
+            module: object = pruned_keras.finish(self._fine_tuned(pruned_keras.module))
+            after, notes = keras_pruning.measure(module), pruned_keras.notes
         else:
-            save_pruned(module, folder)
+            torch_module, example = _torch_module(model), model.example_inputs
+            before = measure(torch_module, example)
+            pruned = self._prune_torch(torch_module, example)
+            tuned = self._fine_tuned(pruned.module.train()) if self.fine_tune is not None else pruned.module
+            module = pruned.finish(tuned).eval()
+            after, notes = measure(module, example), pruned.notes
+        stats = {"kind": self.prune_kind, "amount": self.amount, "scope": self.scope, "before": before, "after": after,
+                 "fine_tuned": self.fine_tune is not None, **notes}
+        return replace(model, module=module).with_provenance(pruning=stats)
 
-    @staticmethod
-    def restore(model: Model, folder: Path) -> Model:
+    def _fine_tuned(self, module: M) -> M:
+        """The user's fine-tune callback's model (the same kind it was given), or `module` when it returns None."""
+        if self.fine_tune is None:
+            return module
+        try:
+            tuned = self.fine_tune(module)
+        except EdgepipeError:
+            raise
+        except Exception as exc:
+            raise StageFailed(f"the fine-tune callback raised {type(exc).__name__}: {exc}") from exc
+        return cast(M, tuned) if tuned is not None else module
+
+    def save(self, model: Model, folder: Path) -> None:
+        if model.framework == "tensorflow":   # Keras: the rebuilt model, config and weights, loaded in safe mode
+            folder.mkdir(parents=True, exist_ok=True)
+            model.module.save(folder / "pruned.keras")
+        else:
+            save_pruned(model.module, folder)
+
+    def restore(self, model: Model, folder: Path) -> Model:
         if (folder / "pruned.keras").is_file():
             from targets.sources.keras_source import load_keras_file
 
@@ -77,25 +110,28 @@ class PruneBase(TransformBase):
         return load_pruned(model, folder)
 
 
-def _prunable(model: Model) -> Any:
+def _keras_model(model: Model) -> keras.Model:
+    import keras
+
+    if not isinstance(model.module, keras.Model):
+        raise InputError("pruning needs a Keras model (.keras file or factory), not a SavedModel folder")
+    return model.module
+
+
+def _torch_module(model: Model) -> torch.nn.Module:
     import torch
 
-    module = model.module
-    if model.framework == "tensorflow":
-        if not hasattr(module, "get_config"):
-            raise InputError("pruning needs a Keras model (.keras file or factory), not a SavedModel folder")
-        return module
     if model.framework != "torch":
         raise InputError(f"pruning is implemented for PyTorch and Keras models; this one is {model.framework}")
-    if isinstance(module, torch.fx.GraphModule):
+    if isinstance(model.module, torch.fx.GraphModule):
         raise InputError("pruning needs the model's nn.Module (a factory), not a torch.export .pt2 graph")
-    return module
+    return model.module
 
 
 class StructuredPrune(PruneBase):
-    name, kind = "prune-structured", "structured"
+    name, prune_kind = "prune-structured", "structured"
 
-    def _prune_torch(self, module: Any, example: tuple[Any, ...]) -> Any:
+    def _prune_torch(self, module: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> Pruned[torch.nn.Module]:
         import torch
         import torch_pruning as tp
 
@@ -103,49 +139,47 @@ class StructuredPrune(PruneBase):
         pruner = tp.pruner.MetaPruner(module, example, importance=tp.importance.GroupMagnitudeImportance(p=2),
                                       pruning_ratio=self.amount, ignored_layers=final)
         pruner.step()
-        return module
+        return Pruned(module)
 
-    def _prune_keras(self, module: Any) -> Any:
+    def _prune_keras(self, module: keras.Model) -> Pruned[keras.Model]:
         smaller, coupled = keras_pruning.structured(module, self.amount)
-        self.notes["kept_whole"] = coupled   # channels coupled to an Add/Concatenate/output: not pruned
-        return smaller
+        return Pruned(smaller, notes={"kept_whole": coupled})   # coupled to an Add/Concatenate/output: not pruned
 
 
 class UnstructuredPrune(PruneBase):
     """Global (one threshold) or per-layer (the same share in each layer) L1 magnitude; the mask holds during
     fine-tuning (torch: pruning re-parametrization; Keras: applied again after it)."""
-    name, kind = "prune-unstructured", "unstructured"
+    name, prune_kind = "prune-unstructured", "unstructured"
     distributions = ("torch", "keras")
 
-    def _prune_torch(self, module: Any, example: tuple[Any, ...]) -> Any:
+    def _prune_torch(self, module: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> Pruned[torch.nn.Module]:
         import torch
         from torch.nn.utils import prune
 
-        self._targets = [(m, "weight") for m in module.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+        targets = [(m, "weight") for m in module.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
         if self.scope == "layer":
-            for layer, name in self._targets:
+            for layer, name in targets:
                 prune.l1_unstructured(layer, name, amount=self.amount)
         else:
-            prune.global_unstructured(self._targets, pruning_method=prune.L1Unstructured, amount=self.amount)
-        return module
+            prune.global_unstructured(targets, pruning_method=prune.L1Unstructured, amount=self.amount)
 
-    def _prune_keras(self, module: Any) -> Any:
-        self._masks = keras_pruning.unstructured_masks(module, self.amount, per_layer=self.scope == "layer")
-        keras_pruning.apply_masks(self._masks)
-        return module
+        def bake(tuned: torch.nn.Module) -> torch.nn.Module:
+            for layer, name in targets:
+                prune.remove(layer, name)     # bake the mask in: plain weights with zeros
+            return tuned
+        return Pruned(module, bake)
 
-    def _finish(self, module: Any) -> Any:
-        if hasattr(self, "_masks"):
-            keras_pruning.apply_masks(self._masks)
-            return module
-        from torch.nn.utils import prune
+    def _prune_keras(self, module: keras.Model) -> Pruned[keras.Model]:
+        masks = keras_pruning.unstructured_masks(module, self.amount, per_layer=self.scope == "layer")
+        keras_pruning.apply_masks(masks)
 
-        for layer, name in self._targets:
-            prune.remove(layer, name)     # bake the mask in: plain weights with zeros
-        return module
+        def reapply(tuned: keras.Model) -> keras.Model:
+            keras_pruning.apply_masks(masks)
+            return tuned
+        return Pruned(module, reapply)
 
 
-def measure(module: Any, example: tuple[Any, ...]) -> dict[str, Any]:
+def measure(module: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> JsonObject:
     """Parameters, MACs (torch-pruning's counter) and the share of exactly-zero weights."""
     import torch
     import torch_pruning as tp
@@ -158,13 +192,13 @@ def measure(module: Any, example: tuple[Any, ...]) -> dict[str, Any]:
             "sparsity": round(zeros / max(1, sum(p.numel() for p in weights)), 4)}
 
 
-def save_pruned(module: Any, folder: Path) -> None:
-    """Weights-only state dict + the layer shape attributes pruning changed."""
+def save_pruned(module: torch.nn.Module, folder: Path) -> None:
+    """Weights-only state dict + the layer shape attributes pruning changed (plain int attributes of a layer)."""
     import torch
 
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(module.state_dict(), folder / "pruned_weights.pt")
-    shapes = {name: {a: getattr(m, a) for a in SHAPE_ATTRS if isinstance(getattr(m, a, None), int)}
+    shapes = {name: {a: v for a in SHAPE_ATTRS if isinstance(v := vars(m).get(a), int)}
               for name, m in module.named_modules()}
     (folder / "pruned_shapes.json").write_text(json.dumps({k: v for k, v in shapes.items() if v}, sort_keys=True))
 

@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 from edge_pipeline.errors import Unsupported
 from edge_pipeline.plugins import DataBundle, Model
 
 from .calibration import calibrate
 
+if TYPE_CHECKING:
+    from torch import fx
+    from torchao.quantization.pt2e.quantizer import Quantizer
 
-def capture_for_quantization(model: Model) -> Any:
+
+def capture_for_quantization(model: Model) -> fx.GraphModule:
     import torch
 
     try:
@@ -19,8 +23,8 @@ def capture_for_quantization(model: Model) -> Any:
         raise Unsupported(f"torch.export could not capture the model for quantization: {_first(exc)}") from exc
 
 
-def quantize_static(model: Model, quantizer: Any, data: DataBundle, fold_quantize: bool,
-                    captured: Any = None) -> Model:
+def quantize_static(model: Model, quantizer: Quantizer, data: DataBundle, fold_quantize: bool,
+                    captured: fx.GraphModule | None = None) -> Model:
     """`captured`: a graph from capture_for_quantization to reuse (copied, never modified)."""
     import copy
 
@@ -30,9 +34,8 @@ def quantize_static(model: Model, quantizer: Any, data: DataBundle, fold_quantiz
     prepared = prepare_pt2e(captured, quantizer)
     seen = calibrate(prepared, data.calibration, batch=data.batch)
     converted = convert_pt2e(prepared, fold_quantize=fold_quantize)
-    provenance = {**model.provenance, "quantization": {"scheme": "pt2e static int8, per-channel weights",
-                                                       "calibration_samples": seen}}
-    return replace(model, module=converted, provenance=provenance)
+    return replace(model, module=converted).with_provenance(
+        quantization={"scheme": "pt2e static int8, per-channel weights", "calibration_samples": seen})
 
 
 def _first(exc: BaseException) -> str:

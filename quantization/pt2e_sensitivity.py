@@ -8,11 +8,16 @@ what its own quantizers and int8 weights do to a clean input ("only this layer i
 calibrated scales, at the cost of one extra layer evaluation instead of one re-quantization)."""
 from __future__ import annotations
 
-from typing import Any
+import operator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from edge_pipeline.tensors import Tensors
 
-from .sensitivity import LayerErrors, for_batches, torch_inputs
+from .sensitivity import LayerErrors, LayerRow, for_batches, torch_inputs
+
+if TYPE_CHECKING:
+    from torch import fx
 
 NUMERICS = "PT2E reference q/dq numerics of the shipped converted graph, torch.fx"
 WHAT = ("per-channel SQNR of each quantizable layer's output with only that layer int8 (its input quantizer, int8 "
@@ -20,23 +25,34 @@ WHAT = ("per-channel SQNR of each quantizable layer's output with only that laye
         "the float model's output of that layer")
 
 
-def rank_layers(captured: Any, converted: Any, groups: dict[str, set[str]], inputs: Tensors,
-                batch: int) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Piece:
+    """One layer's nodes in the converted graph, in graph order, and where the float graph meets them."""
+
+    nodes: tuple[fx.Node, ...]
+    leaves: frozenset[str]    # float-graph values the piece reads
+    float_out: str            # the float graph's output of the layer
+    out: fx.Node              # the piece's (dequantized) output
+    axis: int                 # channel axis of that output
+
+
+def rank_layers(captured: fx.GraphModule, converted: fx.GraphModule, groups: dict[str, set[str]], inputs: Tensors,
+                batch: int) -> list[LayerRow]:
     pieces = {layer: _piece(captured, converted, members) for layer, members in groups.items()}
-    pieces = {layer: p for layer, p in pieces.items() if p is not None}
-    wanted = {name for p in pieces.values() for name in (p["float_out"], *p["leaves"])}
+    found = {layer: p for layer, p in pieces.items() if p is not None}
+    wanted = {name for p in found.values() for name in (p.float_out, *p.leaves)}
     errors = LayerErrors()
 
     def run(x: Tensors) -> None:
         reference = _record(captured, wanted, x)
-        for layer, p in pieces.items():
-            errors.add(layer, reference[p["float_out"]], _evaluate(converted, p, reference), p["axis"])
+        for layer, p in found.items():
+            errors.add(layer, reference[p.float_out], _evaluate(converted, p, reference), p.axis)
 
     for_batches(inputs, batch, run)
-    return errors.rows({layer: [layer] for layer in pieces})
+    return errors.rows({layer: [layer] for layer in found})
 
 
-def _piece(captured: Any, converted: Any, members: set[str]) -> dict[str, Any] | None:
+def _piece(captured: fx.GraphModule, converted: fx.GraphModule, members: set[str]) -> Piece | None:
     """The converted-graph nodes of one layer (input q/dq -> compute -> fused ops -> output q/dq) and the float
     values they read (leaves); None when the graphs do not line up."""
     ordered = [n for n in captured.graph.nodes if n.name in members]
@@ -50,7 +66,9 @@ def _piece(captured: Any, converted: Any, members: set[str]) -> dict[str, Any] |
         if _is(user, "quantize_per") and not _is(user, "dequantize"):
             out = next((u for u in user.users if _is(u, "dequantize_per")), out)
             break
-    nodes, leaves, stack = set(), set(), [out]
+    nodes: set[fx.Node] = set()
+    leaves: set[fx.Node] = set()
+    stack = [out]
     while stack:
         node = stack.pop()
         if node in nodes or node in leaves:
@@ -65,47 +83,44 @@ def _piece(captured: Any, converted: Any, members: set[str]) -> dict[str, Any] |
         else:
             return None
     compute = next((n for n in ordered if any(k in str(n.target) for k in ("conv", "linear", "mm"))), ordered[0])
-    return {"nodes": [n for n in converted.graph.nodes if n in nodes], "leaves": {n.name for n in leaves},
-            "float_out": ordered[-1].name, "out": out, "axis": 1 if "conv" in str(compute.target) else -1}
+    return Piece(tuple(n for n in converted.graph.nodes if n in nodes), frozenset(n.name for n in leaves),
+                 ordered[-1].name, out, 1 if "conv" in str(compute.target) else -1)
 
 
-def _evaluate(converted: Any, piece: dict[str, Any], reference: dict[str, Any]) -> Any:
+def _evaluate(converted: fx.GraphModule, piece: Piece, reference: dict[str, object]) -> object:
     import torch
     from torch.fx.node import map_arg
 
-    env: dict[Any, Any] = {}
+    env: dict[fx.Node, object] = {}
 
-    def value(node: Any) -> Any:
+    def value(node: fx.Node) -> object:
         if node in env:
             return env[node]
-        if node.op == "get_attr":
-            target: Any = converted
-            for part in str(node.target).split("."):
-                target = getattr(target, part)
-            return target
+        if node.op == "get_attr":   # a constant of the converted graph: its target is a dotted attribute path
+            return operator.attrgetter(str(node.target))(converted)
         return reference[node.name]
 
     with torch.no_grad():
-        for node in piece["nodes"]:
+        for node in piece.nodes:
             env[node] = node.target(*map_arg(node.args, value), **map_arg(node.kwargs, value))
-    return env[piece["out"]]
+    return env[piece.out]
 
 
-def _is(node: Any, kind: str) -> bool:
-    return getattr(node, "op", None) == "call_function" and kind in str(node.target)
+def _is(node: fx.Node, kind: str) -> bool:
+    return node.op == "call_function" and kind in str(node.target)
 
 
-def _record(graph_module: Any, names: set[str], x: Tensors) -> dict[str, Any]:
+def _record(graph_module: fx.GraphModule, names: set[str], x: Tensors) -> dict[str, object]:
     import torch
 
     class Recorder(torch.fx.Interpreter):
-        def run_node(self, node: Any) -> Any:
+        def run_node(self, node: fx.Node) -> object:
             value = super().run_node(node)
             if node.name in names:
                 seen[node.name] = value
             return value
 
-    seen: dict[str, Any] = {}
+    seen: dict[str, object] = {}
     with torch.no_grad():
         Recorder(graph_module).run(*torch_inputs(x))
     return seen

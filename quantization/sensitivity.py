@@ -19,12 +19,19 @@ Backends plug in as `Predict` functions (inputs -> outputs) and a `Rank` functio
 """
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypedDict, TypeVar
 
 import numpy as np
 
-from edge_pipeline.plugins import DataBundle
+from edge_pipeline.plugins import DataBundle, QuantizeSettings
 from edge_pipeline.tensors import Tensors, flatten_outputs
+from edge_pipeline.types import JsonObject
+
+if TYPE_CHECKING:
+    import torch
 
 EVAL_SAMPLES = 128          # evaluation samples the ranking passes run on
 MODES = ("on-failure", "always", "never")
@@ -32,16 +39,43 @@ MAX_DB = 120.0              # an SQNR with (almost) no noise is reported as this
 DEAD_CHANNEL = 1e-4         # channels with less energy than this share of the median channel's are not judged
 
 Predict = Callable[[Tensors], np.ndarray]
+R = TypeVar("R")           # what a backend quantizes to: a Model, a file, a flatbuffer
+R_co = TypeVar("R_co", covariant=True)
+T = TypeVar("T")
+
+
+class LayerRow(TypedDict):
+    """One ranked layer, as the report lists it (most sensitive first)."""
+
+    layer: str
+    sqnr_db: float
+
+
+class Quantize(Protocol[R_co]):
+    """Quantizes with the layers in `skip` kept float; returns the result and how to run it."""
+
+    def __call__(self, skip: frozenset[str] = ...) -> tuple[R_co, Predict]: ...
+
+
+# fully quantized result -> (rows, extra quantization passes the ranking needed)
+Rank = Callable[[R], tuple[list[LayerRow], int]]
 
 
 class Budgeted:
-    """Settings the export stage gives every int8 transform that ranks layers and falls back under a budget."""
+    """An int8 transform that ranks layers and falls back under the accuracy budget: the export stage gives it
+    the target's `max-accuracy-drop` (minus what pruning spent) and the sensitivity mode in its settings."""
+
     accuracy_budget: ClassVar[bool] = True    # marks the transform for the export stage
-    max_accuracy_drop: float | None = None    # the target's `max-accuracy-drop`, minus what pruning spent
-    sensitivity: str = "on-failure"           # `[quantization] sensitivity`: one of MODES
+
+    @staticmethod
+    def fall_back(quantize: Quantize[R], rank: Rank[R], reference: Predict, data: DataBundle,
+                  settings: QuantizeSettings, method: str) -> tuple[R, JsonObject]:
+        """`rank_and_fall_back` under this step's budget and `[quantization] sensitivity` mode."""
+        return rank_and_fall_back(quantize, rank, reference, data, settings.max_accuracy_drop, method,
+                                  settings.sensitivity)
 
 
-def quantizable_layers(module: Any) -> list[str]:
+def quantizable_layers(module: torch.nn.Module) -> list[str]:
     import torch
 
     return [name for name, m in module.named_modules()
@@ -50,32 +84,40 @@ def quantizable_layers(module: Any) -> list[str]:
 
 # --- feeding: every backend slices its samples into model batches here (one place to change for multi-input) ---
 
-def for_batches(inputs: Tensors, batch: int, run_batch: Callable[[Tensors], Any]) -> list[Any]:
+def for_batches(inputs: Tensors, batch: int, run_batch: Callable[[Tensors], T]) -> list[T]:
     """`run_batch` on every whole batch (every input) of the model's fixed batch size (the remainder is dropped)."""
     return [run_batch(part) for part in inputs.batches(batch)]
 
 
-def torch_inputs(x: Tensors) -> tuple[Any, ...]:
+def torch_inputs(x: Tensors) -> tuple[torch.Tensor, ...]:
     """One batch as the positional tensors a torch module takes."""
     import torch
 
     return tuple(torch.from_numpy(a) for a in x)
 
 
-def batched(run_batch: Callable[[Tensors], Any], batch: int) -> Predict:
+def batched(run_batch: Callable[[Tensors], object], batch: int) -> Predict:
     """A Predict over whole batches of the model's fixed batch size (the remainder is dropped); ranking and
     fallback read the first output (of a tuple or dict)."""
-    def first(out: Any) -> np.ndarray:
-        out = flatten_outputs(out)[0][1]
-        return out.detach().numpy() if hasattr(out, "detach") else np.asarray(out)
+    def first(out: object) -> np.ndarray:
+        return as_numpy(flatten_outputs(out)[0][1])
 
     return lambda inputs: np.concatenate(for_batches(inputs, batch, lambda x: first(run_batch(x)))).astype(np.float32)
 
 
-def torch_predict(module: Any, batch: int) -> Predict:
+def as_numpy(value: object) -> np.ndarray:
+    """A backend's output as numpy. A torch tensor can only exist once torch is imported, so a TFLite or ORT
+    ranking never imports it for this check."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
+        return value.detach().numpy()
+    return np.asarray(value)
+
+
+def torch_predict(module: torch.nn.Module, batch: int) -> Predict:
     import torch
 
-    def run(x: Any) -> Any:
+    def run(x: Tensors) -> object:
         with torch.no_grad():
             return module(*torch_inputs(x))
     return batched(run, batch)
@@ -89,11 +131,13 @@ class LayerErrors:
     def __init__(self) -> None:
         self.sums: dict[str, list[np.ndarray]] = {}
 
-    def add(self, point: str, reference: Any, test: Any, channel_axis: int) -> None:
+    def add(self, point: str, reference: object, test: object, channel_axis: int) -> None:
+        """`reference` and `test`: arrays or torch tensors of the same shape."""
         ref, got = _numpy(reference), _numpy(test)
         if ref.ndim >= 2:
             ref, got = np.moveaxis(ref, channel_axis, 0), np.moveaxis(got, channel_axis, 0)
-        ref, got = ref.reshape(ref.shape[0] if ref.ndim >= 2 else 1, -1), got.reshape(ref.shape[0] if ref.ndim >= 2 else 1, -1)
+        rows = ref.shape[0] if ref.ndim >= 2 else 1
+        ref, got = ref.reshape(rows, -1), got.reshape(rows, -1)
         signal, noise = (ref ** 2).sum(axis=1), ((ref - got) ** 2).sum(axis=1)
         if point in self.sums:
             self.sums[point][0] += signal
@@ -112,17 +156,15 @@ class LayerErrors:
         live = signal > DEAD_CHANNEL * float(np.median(positive))
         return float(np.mean(noise[live] / signal[live]))
 
-    def rows(self, points: dict[str, list[str]]) -> list[dict[str, Any]]:
+    def rows(self, points: dict[str, list[str]]) -> list[LayerRow]:
         """`points`: layer -> the points of its weighted ops (their noise adds). Most sensitive first."""
-        rows = [{"layer": layer, "sqnr_db": db(sum(self.ratio(name) for name in names)), "order": index}
+        rows = [(db(sum(self.ratio(name) for name in names)), index, layer)
                 for index, (layer, names) in enumerate(points.items())]
-        rows.sort(key=lambda r: (r["sqnr_db"], r["order"]))
-        return [{"layer": r["layer"], "sqnr_db": r["sqnr_db"]} for r in rows]
+        return [LayerRow(layer=layer, sqnr_db=sqnr) for sqnr, _, layer in sorted(rows)]
 
 
-def _numpy(value: Any) -> np.ndarray:
-    value = value.detach().numpy() if hasattr(value, "detach") else value
-    return np.asarray(value, dtype=np.float64)
+def _numpy(value: object) -> np.ndarray:
+    return np.asarray(as_numpy(value), dtype=np.float64)
 
 
 def db(noise_ratio: float) -> float:
@@ -143,7 +185,9 @@ def sqnr_db(reference: np.ndarray, test: np.ndarray) -> float:
 
 
 def top1(outputs: np.ndarray, labels: np.ndarray | None) -> float | None:
-    return None if labels is None or len(labels) == 0 else float((outputs.argmax(axis=1) == labels[:len(outputs)]).mean())
+    if labels is None or len(labels) == 0:
+        return None
+    return float((outputs.argmax(axis=1) == labels[:len(outputs)]).mean())
 
 
 # --- fallback: keep the most sensitive layers float, verified on the real quantized model ---
@@ -172,14 +216,20 @@ def fallback(measure: Callable[[int], float | None], n_layers: int, max_drop_pts
     return met, True
 
 
-# (skip=frozenset of layers kept float) -> (result, predict)
-Quantize = Callable[..., tuple[Any, Predict]]
-# fully quantized result -> (rows, extra quantization passes the ranking needed)
-Rank = Callable[[Any], tuple[list[dict[str, Any]], int]]
+@dataclass(frozen=True)
+class Verified:
+    """One set of layers kept float, measured on the real quantized model."""
+
+    kept_float: tuple[str, ...]
+    accuracy: float | None
+    drop_pts: float | None
+
+    def json(self) -> JsonObject:
+        return {"kept_float": list(self.kept_float), "accuracy": self.accuracy, "drop_pts": self.drop_pts}
 
 
-def rank_and_fall_back(quantize: Quantize, rank: Rank, reference: Predict, data: DataBundle, budget: float | None,
-                       method: str, mode: str = "on-failure") -> tuple[Any, dict[str, Any]]:
+def rank_and_fall_back(quantize: Quantize[R], rank: Rank[R], reference: Predict, data: DataBundle,
+                       budget: float | None, method: str, mode: str = "on-failure") -> tuple[R, JsonObject]:
     """The whole recipe for one backend: quantize fully; measure the drop when a budget and labels exist; rank
     layers when `mode` asks ("always") or the budget is missed ("on-failure"); fall back under the budget. Returns
     the result to ship and the report notes."""
@@ -188,17 +238,18 @@ def rank_and_fall_back(quantize: Quantize, rank: Rank, reference: Predict, data:
     labels = data.eval_labels
     measurable = budget is not None and labels is not None and len(labels) > 0 and mode != "never"
     float_acc = top1(reference(data.eval_inputs), labels) if measurable else None
-    steps: list[dict[str, Any]] = []
+    steps: list[Verified] = []
 
     def step(kept: list[str], step_predict: Predict) -> float | None:
         acc = top1(step_predict(data.eval_inputs), labels)
         drop = None if acc is None or float_acc is None else round((float_acc - acc) * 100, 4)
-        steps.append({"kept_float": list(kept), "accuracy": acc, "drop_pts": drop})
+        steps.append(Verified(tuple(kept), acc, drop))
         return drop
 
     first_drop = step([], predict) if measurable else None
     missed = first_drop is not None and first_drop > float(budget or 0.0)
-    notes: dict[str, Any] = {}
+    notes: JsonObject = {}
+    ranking: list[LayerRow] = []
     if mode == "always" or (mode == "on-failure" and missed):
         ranking, extra = rank(result)
         passes += extra
@@ -209,24 +260,24 @@ def rank_and_fall_back(quantize: Quantize, rank: Rank, reference: Predict, data:
         why = ("never" if mode == "never" else "on-failure: no labels to measure the budget with"
                if budget is not None and not measurable else "on-failure: no budget missed")
         notes["sensitivity"] = {"mode": mode, "status": f"not run ({why})", "layers": [], "quantizations": 0}
-        ranking = []
     if missed and ranking:
         order = [row["layer"] for row in ranking]
-        variants: dict[int, Any] = {}
+        variants: dict[int, R] = {}
 
         def measure(k: int) -> float | None:
             variants[k], step_predict = quantize(skip=frozenset(order[:k]))
             return step(order[:k], step_predict)
 
         k, met = fallback(measure, len(order), float(budget))
-        chosen = next(i for i in range(len(steps) - 1, -1, -1) if len(steps[i]["kept_float"]) == k)
+        chosen = next(i for i in range(len(steps) - 1, -1, -1) if len(steps[i].kept_float) == k)
         steps.append(steps.pop(chosen))   # every verified set in the order tried, the one shipped last
         result = variants[k]
         notes["fallback"] = {"max_accuracy_drop": float(budget), "float_accuracy": float_acc, "kept_float": order[:k],
-                             "met": met, "steps": steps, "verifications": len(variants),
+                             "met": met, "steps": [s.json() for s in steps], "verifications": len(variants),
                              "search": "k = 1, 2, 4, ... layers float until the budget holds, then bisect"}
         passes += len(variants)
     elif measurable:
-        notes["budget_check"] = {"max_accuracy_drop": float(budget), "float_accuracy": float_acc, **steps[0]}
+        notes["budget_check"] = {"max_accuracy_drop": float(budget or 0.0), "float_accuracy": float_acc,
+                                 **steps[0].json()}
     notes["quantization_passes"] = passes
     return result, notes

@@ -10,50 +10,74 @@ calibrates once and re-quantizes the calibrated model with the most sensitive la
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from edge_pipeline.plugins import DataBundle
-from targets.sources.keras_source import run_tf_named
 from edge_pipeline.tensors import Tensors, order_inputs
+from edge_pipeline.types import JsonObject
+from targets.sources.keras_source import SavedModelHandle, run_tf_named
 
-from .sensitivity import EVAL_SAMPLES, LayerErrors, Predict, batched, for_batches, method_text, rank_and_fall_back
+from .sensitivity import (EVAL_SAMPLES, LayerErrors, LayerRow, Predict, batched, for_batches, method_text,
+                          rank_and_fall_back)
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    from targets.runners.litert import LitertSession
+
+    SourceModel = keras.Model | SavedModelHandle
 
 WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
-NUMERICS = "LiteRT interpreter (reference kernels, every tensor kept) on the shipped int8 model and the calibrated float model"
+NUMERICS = ("LiteRT interpreter (reference kernels, every tensor kept) on the shipped int8 model and the calibrated "
+            "float model")
 WHAT = ("per-channel SQNR of each weighted op's int8 output vs the float model's (error accumulated from the input "
         "up to that op: an int8 model has no float tensor before its quantizers)")
+TensorDetail = dict[str, object]   # one entry of the interpreter's get_tensor_details()
 
 
-def int8_with_fallback(converter: Any, flatbuffer: bytes, keras_model: Any, data: DataBundle,
-                       budget: float | None, rank: str | bool = "on-failure") -> tuple[bytes, dict[str, Any]]:
+class _Debugger:
+    """TF's QuantizationDebugger, created on first need: it calibrates once more (counted as a quantization pass)."""
+
+    def __init__(self, converter: tf.lite.TFLiteConverter, keras_model: SourceModel):
+        self.converter, self.keras_model = converter, keras_model
+        self.created: tuple[tf.lite.experimental.QuantizationDebugger, dict[str, str]] | None = None
+
+    def get(self) -> tuple[tf.lite.experimental.QuantizationDebugger, dict[str, str]]:
+        """The debugger and source layer -> output tensor of its weighted op."""
+        if self.created is None:
+            import tensorflow as tf
+
+            found = tf.lite.experimental.QuantizationDebugger(
+                converter=self.converter, debug_dataset=self.converter.representative_dataset)
+            self.created = found, _op_outputs(found.calibrated_model, self.keras_model)[1]
+        return self.created
+
+
+def int8_with_fallback(converter: tf.lite.TFLiteConverter, flatbuffer: bytes, keras_model: SourceModel,
+                       data: DataBundle, budget: float | None,
+                       rank: str | bool = "on-failure") -> tuple[bytes, JsonObject]:
     """`converter` is configured for full int8 and has converted `flatbuffer` already. `rank`: the
     `[quantization] sensitivity` mode."""
     import tensorflow as tf
 
     mode = rank if isinstance(rank, str) else ("always" if rank else "never")
     batch = data.batch
-    state: dict[str, Any] = {}
-
-    def debugger() -> tuple[Any, dict[str, str]]:
-        """Created on first need: it calibrates once more (counted as a quantization pass)."""
-        if "debugger" not in state:
-            state["debugger"] = tf.lite.experimental.QuantizationDebugger(
-                converter=converter, debug_dataset=converter.representative_dataset)
-            state["layers"] = _op_outputs(state["debugger"].calibrated_model, keras_model)[1]
-        return state["debugger"], state["layers"]
+    debugger = _Debugger(converter, keras_model)
 
     def quantize(skip: frozenset[str] = frozenset()) -> tuple[bytes, Predict]:
         if not skip:
             return flatbuffer, litert_predict(flatbuffer, batch)
-        found, layers = debugger()
+        found, layers = debugger.get()
         found.options = tf.lite.experimental.QuantizationDebugOptions(
             denylisted_nodes=[layers[s] for s in skip], fully_quantize=True)   # int8 input/output kept
         variant = found.get_nondebug_quantized_model()
         return variant, litert_predict(variant, batch)
 
-    def rank_layers(quantized: bytes) -> tuple[list[dict[str, Any]], int]:
-        created = "debugger" not in state
-        found, layers = debugger()
+    def rank_layers(quantized: bytes) -> tuple[list[LayerRow], int]:
+        created = debugger.created is None
+        found, layers = debugger.get()
         rows = _accumulated_errors(found.calibrated_model, quantized, layers, data.eval_inputs[:EVAL_SAMPLES], batch)
         return rows, int(created)
 
@@ -62,12 +86,12 @@ def int8_with_fallback(converter: Any, flatbuffer: bytes, keras_model: Any, data
 
 
 def _accumulated_errors(calibrated: bytes, quantized: bytes, layers: dict[str, str], inputs: Tensors,
-                        batch: int) -> list[dict[str, Any]]:
+                        batch: int) -> list[LayerRow]:
     from ai_edge_litert.interpreter import Interpreter
 
     from targets.runners.litert import LitertSession, dequantize
 
-    def open_model(content: bytes) -> tuple[Any, Any, dict[str, dict[str, Any]]]:
+    def open_model(content: bytes) -> tuple[Interpreter, LitertSession, dict[str, TensorDetail]]:
         interpreter = Interpreter(model_content=content, num_threads=1, experimental_preserve_all_tensors=True)
         interpreter.allocate_tensors()
         return interpreter, LitertSession(interpreter), {t["name"]: t for t in interpreter.get_tensor_details()}
@@ -88,7 +112,7 @@ def _accumulated_errors(calibrated: bytes, quantized: bytes, layers: dict[str, s
     return errors.rows({layer: [layer] for layer in points})
 
 
-def _op_outputs(calibrated: bytes, keras_model: Any) -> tuple[list[str], dict[str, str]]:
+def _op_outputs(calibrated: bytes, keras_model: SourceModel) -> tuple[list[str], dict[str, str]]:
     """Every op's output tensor name, and source layer -> output of its weighted op. Keras layers with kernels
     pair with the weighted ops in order; when the counts differ, the converter's tensor names name them."""
     from ai_edge_litert.interpreter import Interpreter
@@ -100,18 +124,35 @@ def _op_outputs(calibrated: bytes, keras_model: Any) -> tuple[list[str], dict[st
     ops = interpreter._get_ops_details()   # the debugger itself reads ops this way
     outputs = [names[op["outputs"][0]] for op in ops if op["outputs"]]
     weighted = [names[op["outputs"][0]] for op in ops if op["op_name"] in WEIGHTED_OPS and op["outputs"]]
-    kernels = [layer.name for layer in _layers(keras_model) if getattr(layer, "kernel", None) is not None
-               or getattr(layer, "depthwise_kernel", None) is not None]
+    kernels = [layer.name for layer in _layers(keras_model) if _has_kernel(layer)]
     if len(kernels) == len(weighted):
         return outputs, dict(zip(kernels, weighted))
     return outputs, {(layer_name(out) or out): out for out in weighted}
 
 
-def _layers(model: Any) -> list[Any]:
+def _layers(model: SourceModel) -> list[keras.layers.Layer]:
+    """Every leaf layer, nested models opened (a SavedModel has none to pair)."""
+    if isinstance(model, SavedModelHandle):
+        return []
+    import keras
+
     found = []
-    for layer in getattr(model, "layers", []):
-        found += _layers(layer) if hasattr(layer, "layers") else [layer]
+    for layer in model.layers:
+        found += _layers(layer) if isinstance(layer, keras.Model) else [layer]
     return found
+
+
+def _has_kernel(layer: keras.layers.Layer) -> bool:
+    """Conv and Dense layers hold a `kernel`, depthwise convolutions a `depthwise_kernel` (unbuilt: neither)."""
+    try:
+        if layer.kernel is not None:
+            return True
+    except AttributeError:
+        pass
+    try:
+        return layer.depthwise_kernel is not None
+    except AttributeError:
+        return False
 
 
 def litert_predict(flatbuffer: bytes, batch: int) -> Predict:

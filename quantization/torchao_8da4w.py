@@ -12,18 +12,18 @@ from dataclasses import replace
 from typing import ClassVar
 
 from edge_pipeline.errors import Unsupported
-from edge_pipeline.plugins import DataBundle, Model, TransformBase
+from edge_pipeline.plugins import DataBundle, Model, ModelTransform, QuantizeSettings
 
 GROUP_SIZE = 32
 
 
-class Torchao8da4w(TransformBase):
+class Torchao8da4w(ModelTransform):
     name: ClassVar[str] = "torchao-8da4w"
     frameworks: ClassVar[tuple[str, ...]] = ("torch",)
     needs_calibration: ClassVar[bool] = False
     distributions: ClassVar[tuple[str, ...]] = ("torchao",)
 
-    def apply(self, model: Model, data: DataBundle) -> Model:
+    def apply(self, model: Model, data: DataBundle, settings: QuantizeSettings) -> Model:
         import copy
 
         import torch
@@ -44,4 +44,4 @@ class Torchao8da4w(TransformBase):
         quantization = {"scheme": f"8da4w: int4 weights (group {GROUP_SIZE}), int8 dynamic activations",
                         "layers_quantized": chosen, "layers_float": sorted(set(linears) - set(chosen)),
                         "note": "convolutions stay float in this mode"}
-        return replace(model, module=module, provenance={**model.provenance, "quantization": quantization})
+        return replace(model, module=module).with_provenance(quantization=quantization)

@@ -39,7 +39,8 @@ ios = Target(
 linux_arm64 = Target(
     name="linux-arm64",
     description="Linux boards (Raspberry Pi class): LiteRT and ONNX Runtime, fp32 and int8",
-    outputs=(OutputSpec("tflite", "fp32"), OutputSpec("tflite", "int8"), OutputSpec("onnx", "fp32"), OutputSpec("onnx", "int8")),
+    outputs=(OutputSpec("tflite", "fp32"), OutputSpec("tflite", "int8"),
+             OutputSpec("onnx", "fp32"), OutputSpec("onnx", "int8")),
     profile=ProfileSettings(warmup=10, runs=100, threads=(1, 0), memory_mb=BOARD_MEMORY_MB),
     device_class="board",
     bundle="linux",

@@ -29,7 +29,8 @@ def test_help_reads_well_and_lists_exit_codes() -> None:
 
 
 def test_cli_and_plugin_listing_import_no_ml_framework() -> None:
-    code = ("import sys; from edge_pipeline import registry; import edge_pipeline.cli.app, edge_pipeline.building.pipeline;"
+    code = ("import sys; from edge_pipeline import registry; "
+            "import edge_pipeline.cli.app, edge_pipeline.building.pipeline;"
             "[registry.describe(k) for k in registry.KINDS];"
             "heavy = [m for m in ('torch', 'tensorflow', 'executorch', 'litert_torch', 'targets.exporters.pte')"
             " if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
@@ -153,3 +154,40 @@ def test_user_defined_target_extends_a_builtin(tmp_path: Path, monkeypatch: pyte
     assert rows["pixel"]["outputs"] == ["pte:int8"] and rows["pixel"]["budgets"] == {"max-size-kb": 64.0}
     result = runner.invoke(app, ["build", "--target", "pixl"])
     assert result.exit_code == 2 and "Did you mean 'pixel'?" in result.output
+
+
+def test_the_summary_prints_validation_notes_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """Validation's own notes (a small evaluation set) follow the table, once each; other warnings stay in
+    report.md."""
+    import typer
+
+    from edge_pipeline.cli.app import _finish
+    from edge_pipeline.report import Report
+
+    data = json.loads((Path(__file__).parent / "fixtures" / "report-v2.json").read_text())
+    for artifact in data["artifacts"]:
+        artifact["validation"]["warnings"] = ["only 10 evaluation samples (< 200)"]
+    data["warnings"] = ["tflite:int8 is slower than its fp32 twin", "only 10 evaluation samples (< 200)"]
+    with pytest.raises(typer.Exit) as exited:
+        _finish(Report.from_json(data), Path("out") / "android", as_json=False)
+    out = capsys.readouterr().out
+    assert exited.value.exit_code == 0 and out.count("only 10 evaluation samples") == 1 and "slower" not in out
+
+
+def test_stage_progress_renders_typed_events() -> None:
+    import io
+
+    from rich.console import Console
+
+    from edge_pipeline.cli.render import StageProgress
+    from edge_pipeline.progress import Phase, ProgressEvent
+
+    console = Console(file=io.StringIO(), width=200)
+    with StageProgress(console) as progress:
+        progress(ProgressEvent("source", Phase.START))
+        progress(ProgressEvent("source", Phase.DONE, cached=True))
+        progress(ProgressEvent("export tflite:int8", Phase.FAILED, message="boom"))
+        progress(ProgressEvent("validate+profile coreml:fp32", Phase.SKIPPED, message="no runtime here"))
+    text = console.file.getvalue()
+    assert "✓ source (cached)" in text and "✗ export tflite:int8: boom" in text
+    assert "- validate+profile coreml:fp32: no runtime here" in text

@@ -15,6 +15,7 @@ from edge_pipeline.report.baseline import RelativeLimits, compare, load_report, 
 from edge_pipeline.cli import app
 from edge_pipeline.errors import ConfigError
 from edge_pipeline.report.gating import outliers, parse_budget
+from edge_pipeline.report.model import ArtifactReport, Report
 from edge_pipeline.measure.profiling import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,8 +28,8 @@ def art(fmt: str, precision: str, size: int, acc: float, p50: float, noise: floa
             "latency_ms": {"p50": p50, "p90": p50, "noise": noise, "threads": 1}}
 
 
-def report(*artifacts: dict, target: str = "android") -> dict:
-    return {"schema_version": 2, "target": target, "artifacts": list(artifacts)}
+def report(*artifacts: dict, target: str = "android") -> Report:
+    return Report.from_json({"schema_version": 2, "target": target, "artifacts": list(artifacts)})
 
 
 def by_metric(checks) -> dict:
@@ -62,7 +63,8 @@ def test_latency_across_machines_is_refused_not_compared() -> None:
 
 def test_baseline_from_another_target_and_missing_artifacts() -> None:
     with pytest.raises(ConfigError, match="baseline is for target 'web'"):
-        compare(report(art("pte", "int8", 1, 1, 1)), report(art("pte", "int8", 1, 1, 1), target="web"), RelativeLimits())
+        compare(report(art("pte", "int8", 1, 1, 1)), report(art("pte", "int8", 1, 1, 1), target="web"),
+                RelativeLimits())
     checks = compare(report(), report(art("pte", "int8", 1, 1, 1)), RelativeLimits())
     assert [c.metric for c in checks] == ["present"] and not checks[0].passed
 
@@ -79,13 +81,14 @@ def test_budget_parsing() -> None:
 
 def test_noise_is_the_spread_of_repeat_medians() -> None:
     steady = summarize(np.full(100, 2.0))
-    assert steady["noise"] == 0.0 and steady["p50"] == 2.0 and len(steady["repeat_p50"]) == 5
+    assert steady.noise == 0.0 and steady.p50 == 2.0 and len(steady.repeat_p50) == 5
     drifting = summarize(np.concatenate([np.full(50, 1.0), np.full(50, 3.0)]))
-    assert drifting["noise"] > 0.5 and drifting["p10"] == 1.0 and drifting["p90"] == 3.0
+    assert drifting.noise > 0.5 and drifting.p10 == 1.0 and drifting.p90 == 3.0
 
 
 def test_int8_slower_than_fp32_is_flagged() -> None:
-    notes = outliers([art("pte", "fp32", 4, 1, 1.0), art("pte", "int8", 1, 1, 2.0), art("tflite", "int8", 1, 1, 0.5)])
+    arts = [art("pte", "fp32", 4, 1, 1.0), art("pte", "int8", 1, 1, 2.0), art("tflite", "int8", 1, 1, 0.5)]
+    notes = outliers([ArtifactReport.from_json(a) for a in arts])
     assert notes == ["pte:int8 is slower than its fp32 twin (2 ms vs 1 ms p50) on this host"]
 
 
@@ -131,12 +134,13 @@ def test_gate_against_itself_passes_and_a_smaller_baseline_fails(android_build: 
     assert result.exit_code == 0, result.output
     baseline = tmp_path / "baseline.json"
     assert runner.invoke(app, ["baseline", "update", str(path), "--out", str(baseline)]).exit_code == 0
-    smaller = make_baseline(load_report(baseline))
+    smaller = make_baseline(load_report(baseline)).to_json()
     for entry in smaller["artifacts"].values():
         entry["size_bytes"] = int(entry["size_bytes"] * 0.9)
     (tmp_path / "smaller.json").write_text(json.dumps(smaller))
     junit = tmp_path / "gate.xml"
-    result = runner.invoke(app, ["gate", str(path), "--baseline", str(tmp_path / "smaller.json"), "--junit", str(junit), "--json"])
+    result = runner.invoke(app, ["gate", str(path), "--baseline", str(tmp_path / "smaller.json"), "--junit", str(junit),
+                                 "--json"])
     assert result.exit_code == 1
     failed = [c for c in json.loads(result.output)["checks"] if not c["passed"]]
     assert {c["metric"] for c in failed} == {"size_growth_pct"} and len(failed) == 4
@@ -178,7 +182,8 @@ def test_ci_recipes_parse_and_name_real_commands() -> None:
     text = (ROOT / "docs" / "ci.md").read_text()
     blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
     assert len(blocks) == 2
-    commands = {c.name or c.callback.__name__ for c in app.registered_commands} | {g.name for g in app.registered_groups}
+    commands = ({c.name or c.callback.__name__ for c in app.registered_commands}
+                | {g.name for g in app.registered_groups})
     makefile = (ROOT / "Makefile").read_text()
     seen = 0
     for block in blocks:

@@ -75,6 +75,18 @@ def _shrink_model(path: Path) -> None:
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
 
 
+def _matmul_model(path: Path) -> None:
+    """A one-layer ONNX model every ONNX runtime runs (opset 17)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="dense")], "tiny",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], [weight])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
 def test_onnx_op_the_bridge_cannot_carry_is_named_with_its_layer(cache_dir: Path, tmp_path: Path) -> None:
     _shrink_model(tmp_path / "shrinky.onnx")
     (tmp_path / "edgepipe.toml").write_text('model = "shrinky.onnx"\n[targets.android]\nformats = ["pte:fp32", "onnx:fp32"]\n')

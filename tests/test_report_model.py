@@ -8,12 +8,13 @@ import pytest
 from typer.testing import CliRunner
 
 from edge_pipeline.cli import app
-from edge_pipeline.report.builder import artifact_report, build_report
+from edge_pipeline.building.report_builder import artifact_report, build_report
 from edge_pipeline.report.html import to_html
 from edge_pipeline.report.junit import to_junit
 from edge_pipeline.report.markdown import to_markdown
+from edge_pipeline.records import ArtifactResult, Exported, ExportResult, Measurement, StageError, Status
 from edge_pipeline.report.model import SCHEMA_VERSION, ArtifactReport, Latency, Report, Validation
-from edge_pipeline.types import ArtifactResult, OutputSpec
+from edge_pipeline.types import OutputSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 V2 = Path(__file__).parent / "fixtures" / "report-v2.json"
@@ -47,7 +48,8 @@ def test_gate_reads_a_version_2_report(tmp_path: Path) -> None:
     passed = runner.invoke(app, ["gate", str(path), "--json"])
     assert passed.exit_code == 0, passed.output
     assert json.loads(passed.output)["passed"] is True
-    failed = runner.invoke(app, ["gate", str(path), "--budget", "max-size-kb=1", "--json", "--junit", str(tmp_path / "j.xml")])
+    failed = runner.invoke(app, ["gate", str(path), "--budget", "max-size-kb=1", "--json", "--junit",
+                                 str(tmp_path / "j.xml")])
     checks = json.loads(failed.output)["checks"]
     assert failed.exit_code == 1 and {c["metric"] for c in checks if not c["passed"]} == {"size_kb"}
     assert 'failures="2"' in (tmp_path / "j.xml").read_text()
@@ -58,13 +60,17 @@ def test_gate_reads_a_version_2_report(tmp_path: Path) -> None:
 
 
 def _built() -> Report:
-    measure = {"runtime": "onnxruntime", "runtime_version": "1", "accuracy": 0.9,
-               "latency": [{"p50": 1.0, "p90": 1.2, "noise": 0.01, "threads": 1, "measured_on": "host A", "other": 1}],
-               "validation": {"passed": True, "outputs": [{"name": "y", "passed": True}], "agreement": 1.0,
-                              "max_abs_diff": 0.0, "warnings": ["only 10 evaluation samples"]}}
-    ok = ArtifactResult(OutputSpec("onnx", "fp32"), status="ok", path="m.onnx", size_bytes=4096,
-                        size_compressed_bytes=2048, sha256="0" * 64, measure=measure)
-    failed = ArtifactResult(OutputSpec("pte", "int8"), status="failed", error={"stage": "export", "message": "boom"})
+    latency = Latency.from_measure({"p50": 1.0, "p90": 1.2, "noise": 0.01, "threads": 1, "measured_on": "host A",
+                                    "other": 1})
+    validation = Validation.from_json({"passed": True, "outputs": [{"name": "y", "passed": True}], "agreement": 1.0,
+                                       "max_abs_diff": 0.0, "warnings": ["only 10 evaluation samples"]})
+    measured = Measurement(runtime="onnxruntime", runtime_version="1", validation=validation, accuracy=0.9,
+                           latency=(latency,))
+    exported = Exported(ExportResult({}, 0.0, ()), "m.onnx", "0" * 64, 4096, 2048)
+    ok = ArtifactResult(OutputSpec("onnx", "fp32"), status=Status.OK, path=Path("m.onnx"), exported=exported,
+                        measurement=measured)
+    failed = ArtifactResult(OutputSpec("pte", "int8"), status=Status.FAILED,
+                            error=StageError("export", "StageFailed", "boom"))
     artifacts = [artifact_report(ok, 0.95, "model-fp32.onnx", runner="onnxruntime"),
                  artifact_report(failed, 0.95, None, runner="executorch")]
     return build_report(target="android", source={"framework": "torch", "params": 10, "size_bytes": 40,

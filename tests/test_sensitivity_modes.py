@@ -2,6 +2,7 @@
 (the end-to-end checks on fragile models are in test_sensitivity_fallback.py)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -130,7 +131,7 @@ def test_on_failure_with_a_budget_that_holds_does_not_rank() -> None:
 def test_on_failure_without_labels_cannot_miss_a_budget_and_says_so() -> None:
     quantized, ranked, quantize, rank = _backend(["a", "b"], {"a"})
     data = _data()
-    data.eval_labels = None
+    data = dataclasses.replace(data, eval_labels=None)
     _, notes = rank_and_fall_back(quantize, rank, lambda x: x, data, 1.0, "method", "on-failure")
     assert not ranked and len(quantized) == 1
     assert notes["sensitivity"]["status"] == "not run (on-failure: no labels to measure the budget with)"

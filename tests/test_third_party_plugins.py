@@ -13,38 +13,41 @@ import pytest
 from .conftest import run_cli
 
 PLUGIN_MODULE = '''
-"""edgepipe-bench: an ONNX exporter reusing edgepipe's ONNX export, and a loopback:// transport that measures
-on this host through the local transport's code, labelled with the bench's name."""
-import shutil
+"""edgepipe-bench: an exporter with its own recipe (ONNX capture, then a copy step that makes its artifact), a
+source for a new file suffix, and a loopback:// transport that measures on this host through the local
+transport's code, labelled with the bench's name."""
 from urllib.parse import urlparse
 
 from edge_pipeline.errors import ConfigError
-from edge_pipeline.plugins import ExporterBase
+from edge_pipeline.plugins import Exporter, Recipe, StepKind, copy_step, write_step
+from targets.sources.onnx_source import OnnxSource
 from targets.transports.local import LocalTransport
 
 
-class OnnxCopyExporter(ExporterBase):
+class OnnxCopyExporter(Exporter):
     name = "onnx-copy"
     format = "onnx-copy"
-    suffix = ".onnx"
-    onnx_based = True            # `to_onnx` (edgepipe's own export), ONNX transforms, then `finish`
-    frameworks = ("torch",)
+    suffix = ".bench.onnx"
+    frameworks = ("torch", "onnx")
     precisions = {"fp32": None}
     runner = "onnxruntime"
     distributions = ("torch", "onnx", "onnxruntime")
 
     def export(self, model, dest):
-        self.to_onnx(model, dest)
-        return {"written_by": "edgepipe-bench"}
-
-    def to_onnx(self, model, onnx_path):
         from targets.exporters.onnx_export import to_onnx
 
-        to_onnx(model, onnx_path)
-
-    def finish(self, onnx_path, dest):
-        shutil.copyfile(onnx_path, dest)
+        to_onnx(model, dest)
         return {"written_by": "edgepipe-bench"}
+
+    def recipe(self, bridge, transform):
+        capture = write_step(StepKind.CAPTURE, "bench-capture", self.export, self.distributions, ".onnx")
+        return Recipe((capture, copy_step("bench-copy")))
+
+
+class BenchModelSource(OnnxSource):
+    """`.benchonnx`: ONNX files under the bench's own suffix."""
+    name = "bench-onnx"
+    suffixes = (".benchonnx",)
 
 
 class LoopbackTransport(LocalTransport):
@@ -63,6 +66,9 @@ class LoopbackTransport(LocalTransport):
 
 ENTRY_POINTS = """[edgepipe.exporters]
 onnx-copy = edgepipe_bench:OnnxCopyExporter
+
+[edgepipe.sources]
+bench-onnx = edgepipe_bench:BenchModelSource
 
 [edgepipe.transports]
 loopback = edgepipe_bench:LoopbackTransport
@@ -98,6 +104,7 @@ def test_plugins_lists_the_third_party_exporter_and_transport(tmp_path: Path) ->
     assert proc.returncode == 0, proc.stderr
     rows = {(r["kind"], r["name"]): r["distribution"] for r in json.loads(proc.stdout)}
     assert rows[("exporter", "onnx-copy")] == rows[("transport", "loopback")] == "edgepipe-bench"
+    assert rows[("source", "bench-onnx")] == "edgepipe-bench"
     assert {("transport", "ssh"), ("transport", "adb"), ("transport", "local"), ("bundler", "linux")} <= set(rows)
 
 
@@ -128,3 +135,25 @@ def test_build_exports_validates_and_measures_through_third_party_plugins(user_p
                                                   for e in artifact["latency_by_threads"])
     assert artifact["measured_on"].startswith("device loopback://bench")
     assert "board_runtime.py" in report["bundle"]["files"]   # the linux bundler, found like any plugin
+    route = [(s["step"], s["tool"]) for s in artifact["export"]["route"]]
+    assert route == [("capture", "bench-capture"), ("transform", "bench-copy")]   # its own recipe, as declared
+    assert artifact["export"]["route"][0]["versions"]["onnxruntime"]
+
+
+@pytest.mark.slow
+def test_a_third_party_source_loads_its_own_file_suffix_in_a_real_build(tmp_path: Path) -> None:
+    from .test_keras_and_bridges import _matmul_model
+
+    project = tmp_path / "project"
+    project.mkdir()
+    _matmul_model(project / "tiny.benchonnx")
+    (project / "edgepipe.toml").write_text('model = "tiny.benchonnx"\n[targets.bench]\nextends = "linux-arm64"\n'
+                                           'formats = ["onnx:fp32", "onnx-copy:fp32"]\n')
+    env = {**install_bench(tmp_path / "site"), "EDGEPIPE_CACHE_DIR": str(tmp_path / "cache")}
+    proc = run_cli("build", "--target", "bench", "--out", str(project / "out"), "--json", cwd=project, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert report["source"]["framework"] == "onnx"
+    assert {a["format"]: a["status"] for a in report["artifacts"]} == {"onnx": "ok", "onnx-copy": "ok"}
+    routes = {a["format"]: [(s["step"], s["tool"]) for s in a["export"]["route"]] for a in report["artifacts"]}
+    assert routes["onnx"] == [("capture", "onnx-export"), ("serialize", "onnx")]   # the built-in ONNX recipe

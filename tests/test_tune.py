@@ -20,7 +20,8 @@ pytestmark = pytest.mark.slow
 
 
 def tune_json(tmp_path: Path, *flags: str) -> tuple[int, dict, str]:
-    proc = run_cli("tune", "--target", "android", "--out", str(tmp_path), "--runs", "10", "--json", *flags, cwd=tmp_path)
+    proc = run_cli("tune", "--target", "android", "--out", str(tmp_path), "--runs", "10", "--json", *flags,
+                   cwd=tmp_path)
     payload = json.loads(proc.stdout[proc.stdout.index("{"):]) if "{" in proc.stdout else {}
     return proc.returncode, payload, proc.stderr
 
@@ -74,6 +75,33 @@ def test_tune_on_a_local_ray_instance(android_build: dict, tmp_path: Path) -> No
     assert summary["executor"].startswith(f"Ray at 127.0.0.1:{port}")
     assert len(summary["trials"]) == 2 and all(t["status"] == "ok" for t in summary["trials"])
     assert summary["chosen"]["accuracy_drop"] <= 1.0
+
+
+def test_tune_json_keeps_its_layout() -> None:
+    """Users and scripts read tune.json: the typed records write the keys, in the order, the dicts did."""
+    from edge_pipeline.building.tune import Candidate, NearMiss, TrialResult, TuneSummary
+
+    pruned = Candidate("tflite:int8", 0.5, "structured", "pkg.mod:fine_tune")
+    ok = TrialResult(1, pruned, "ok", size_kb=10.0, size_compressed_kb=5.0, p50_ms=0.1, accuracy=0.9,
+                     accuracy_drop=0.5, params_count=100, measured_on="host", kept_float=("conv1",), report="r.json")
+    failed = TrialResult(2, Candidate("onnx:fp32", 0.0), "failed", "boom")
+    budgets = {"max-accuracy-drop": 1.0, "max-size-kb": None, "max-latency-ms": None}
+    data = TuneSummary("android", budgets, (ok, failed), (ok,), None, (NearMiss(ok, ("size KB 10 > 1",)),),
+                       "local worker processes").to_json()
+    assert list(data) == ["target", "budgets", "trials", "pareto_front", "chosen", "closest", "executor"]
+    assert data["trials"][0] == {
+        "params": {"output": "tflite:int8", "prune_amount": 0.5, "prune_kind": "structured",
+                   "fine_tune": "pkg.mod:fine_tune"},
+        "status": "ok", "size_kb": 10.0, "size_compressed_kb": 5.0, "p50_ms": 0.1, "accuracy": 0.9,
+        "accuracy_drop": 0.5, "params_count": 100, "measured_on": "host", "kept_float": ["conv1"],
+        "report": "r.json", "trial": 1}
+    assert list(data["trials"][0]) == ["params", "status", "size_kb", "size_compressed_kb", "p50_ms", "accuracy",
+                                       "accuracy_drop", "params_count", "measured_on", "kept_float", "report", "trial"]
+    assert data["trials"][1] == {"params": {"output": "onnx:fp32", "prune_amount": 0.0, "prune_kind": None},
+                                 "status": "failed", "error": "boom", "trial": 2}
+    assert data["budgets"] == budgets and data["chosen"] is None and data["pareto_front"] == [data["trials"][0]]
+    assert data["closest"] == [{**data["trials"][0], "violations": ["size KB 10 > 1"]}]
+    assert json.loads(json.dumps(data)) == data
 
 
 def test_unknown_executor_is_a_usage_error(tmp_path: Path) -> None:

@@ -1,10 +1,14 @@
 """Validation arithmetic and budget checks on real arrays and report entries."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from edge_pipeline.precision import Thresholds
 from edge_pipeline.report.gating import check_budgets
+from edge_pipeline.report.model import ArtifactReport
 from edge_pipeline.tensors import Tensors
 from edge_pipeline.measure.validate import thresholds_for, top1_accuracy, validate, wilson
 
@@ -15,8 +19,13 @@ def one(array: np.ndarray, name: str = "logits") -> Tensors:
     return Tensors((name,), (array,))
 
 
+def validated(outputs: Tensors, reference: Tensors, thresholds: Thresholds, labels: np.ndarray | None = None) -> dict:
+    """validate()'s typed Validation as report.json holds it."""
+    return validate(outputs, reference, thresholds, labels).to_json()
+
+
 def check(outputs: np.ndarray, reference: np.ndarray, precision: str, labels: np.ndarray | None = None) -> dict:
-    return validate(one(outputs), one(reference), thresholds_for(precision), labels)
+    return validated(one(outputs), one(reference), thresholds_for(precision), labels)
 
 
 def test_identical_outputs_pass() -> None:
@@ -77,9 +86,9 @@ def test_labelled_int8_is_decided_by_the_metric_drop_with_the_budget() -> None:
     worse = ref.copy()
     worse[:20] = worse[:20, ::-1]                                      # 5% of predictions change
     budget = thresholds_for("int8", accuracy_budget=1.0)
-    result = validate(one(worse), one(ref), budget, labels)
+    result = validated(one(worse), one(ref), budget, labels)
     assert not result["passed"] and "top1 drop 5.00 pt > 1 pt allowed (target budget)" in result["message"]
-    assert validate(one(worse), one(ref), thresholds_for("int8", accuracy_budget=6.0), labels)["passed"]
+    assert validated(one(worse), one(ref), thresholds_for("int8", accuracy_budget=6.0), labels)["passed"]
     assert result["accuracy_ci95"][0] < 0.95 < result["accuracy_ci95"][1]
 
 
@@ -88,17 +97,17 @@ def test_every_output_is_validated_and_a_regression_output_by_sqnr() -> None:
     logits = rng.standard_normal((300, 10)).astype(np.float32)
     boxes = rng.random((300, 4)).astype(np.float32)
     reference = Tensors(("logits", "boxes"), (logits, boxes))
-    good = validate(Tensors(reference.names, (logits + 0.01, boxes + 0.001)), reference, thresholds_for("int8"))
+    good = validated(Tensors(reference.names, (logits + 0.01, boxes + 0.001)), reference, thresholds_for("int8"))
     assert good["passed"] and [o["name"] for o in good["outputs"]] == ["logits", "boxes"]
     assert good["outputs"][0]["decides"] and not good["outputs"][1]["decides"]   # boxes: SQNR judges, not argmax
-    broken = validate(Tensors(reference.names, (logits, rng.random((300, 4)).astype(np.float32))), reference,
+    broken = validated(Tensors(reference.names, (logits, rng.random((300, 4)).astype(np.float32))), reference,
                       thresholds_for("int8"), labels=logits.argmax(axis=1))
     assert not broken["passed"] and "output 'boxes'" in broken["message"] and "output 'logits'" not in broken["message"]
 
 
 def test_a_score_output_gets_no_meaningless_agreement() -> None:
     score = np.random.default_rng(3).random((50, 1)).astype(np.float32)
-    (entry,) = validate(one(score + 0.001, "score"), one(score, "score"), thresholds_for("int8"))["outputs"]
+    (entry,) = validated(one(score + 0.001, "score"), one(score, "score"), thresholds_for("int8"))["outputs"]
     assert entry["classification"] is False and "agreement" not in entry
 
 
@@ -124,9 +133,9 @@ def test_top1_accuracy() -> None:
     assert top1_accuracy(REF, None) is None
 
 
-def artifact(fmt: str, size: int, drop: float, p50: float, status: str = "ok") -> dict:
-    return {"format": fmt, "precision": "int8", "status": status, "size_bytes": size,
-            "accuracy_drop": drop, "latency_ms": {"p50": p50}}
+def artifact(fmt: str, size: int, drop: float, p50: float, status: str = "ok") -> ArtifactReport:
+    return ArtifactReport.from_json({"format": fmt, "precision": "int8", "status": status, "size_bytes": size,
+                                     "accuracy_drop": drop, "latency_ms": {"p50": p50}})
 
 
 def test_budgets_name_artifact_metric_limit_and_value() -> None:
@@ -141,7 +150,7 @@ def test_budgets_name_artifact_metric_limit_and_value() -> None:
 
 
 def test_unmeasured_metric_fails_its_budget() -> None:
-    (check,) = check_budgets({"max-latency-ms": 1.0}, [{**artifact("pte", 1, 0, 0), "latency_ms": None}])
+    (check,) = check_budgets({"max-latency-ms": 1.0}, [replace(artifact("pte", 1, 0, 0), latency_ms=None)])
     assert not check.passed and "not measured" in check.message
 
 
@@ -152,6 +161,6 @@ def test_labels_the_source_cannot_predict_do_not_decide() -> None:
     ref = rng.standard_normal((300, 10)).astype(np.float32)
     labels = rng.integers(0, 10, 300)
     shuffled = ref[rng.permutation(300)]
-    result = validate(one(shuffled), one(ref), thresholds_for("int8"), labels)
+    result = validated(one(shuffled), one(ref), thresholds_for("int8"), labels)
     assert not result["passed"] and "agreement" in result["message"]
     assert any("chance level" in w for w in result["warnings"]) and "no labels" in result["decided_by"]

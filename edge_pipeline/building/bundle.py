@@ -2,86 +2,162 @@
 inputs with the outputs each artifact's runner produced, labels and preprocessing constants, plus a zip.
 
 A build writes `samples.json` next to its artifacts; `edgepipe bundle` (or `build` for targets with a
-template) turns a build folder into `bundle/` and `<name>.zip`. What differs per app (its formats, where it
-reads its files, generated code) comes from its bundler plugin (`edgepipe.bundlers`, targets/bundlers/)."""
+template) turns a build folder into `bundle/` and `<name>.zip`. Everything here reads the typed report
+(`edge_pipeline.report.model.Report`). What differs per app (its formats, where it reads its files, generated
+code) comes from its bundler plugin (`edgepipe.bundlers`, targets/bundlers/)."""
 from __future__ import annotations
 
 import json
 import math
 import shutil
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from edge_pipeline import registry
 from edge_pipeline.errors import ConfigError, InputError, StageFailed, UnknownPlugin
 from edge_pipeline.fsutil import atomic_path, replace_dir, sha256_artifact
 from edge_pipeline.paths import inside, plain_name
+from edge_pipeline.plugins import Bundler, Runner
+from edge_pipeline.report.model import ArtifactReport, Report
+from edge_pipeline.types import JsonObject, JsonValue
 
 SAMPLE_COUNT = 8
 SAMPLE_FLOATS = 2 ** 19   # at most ~0.5M input values as JSON (8 digits), so photo-sized inputs keep 3 samples
+SAMPLE_KEYS = ("input_shape", "layout", "labels", "inputs", "sample_labels", "expected")
+
+
+@dataclass(frozen=True)
+class Samples:
+    """samples.json: a few evaluation inputs (of the first input), their labels, and what each validated
+    artifact answered to them (by label)."""
+
+    input_shape: list[JsonValue]
+    layout: str
+    labels: list[JsonValue]
+    inputs: list[JsonValue]
+    sample_labels: list[JsonValue]
+    expected: JsonObject
+
+    def to_json(self) -> JsonObject:
+        return {"input_shape": self.input_shape, "layout": self.layout, "labels": self.labels, "inputs": self.inputs,
+                "sample_labels": self.sample_labels, "expected": self.expected}
+
+    @classmethod
+    def from_json(cls, data: JsonValue) -> "Samples":
+        """A samples.json as the build wrote it; any other shape is a ValueError."""
+        if not isinstance(data, dict) or any(key not in data for key in SAMPLE_KEYS):
+            raise ValueError("not a samples object")
+        lists = [data[key] for key in ("input_shape", "labels", "inputs", "sample_labels")]
+        layout, expected = data["layout"], data["expected"]
+        if not all(isinstance(v, list) for v in lists) or not isinstance(layout, str) or not isinstance(expected, dict):
+            raise ValueError("a samples field has the wrong type")
+        input_shape, labels, inputs, sample_labels = (v if isinstance(v, list) else [] for v in lists)
+        return cls(input_shape, layout, labels, inputs, sample_labels, expected)
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """One artifact in the bundle, as the app's config.json lists it."""
+
+    name: str
+    path: str
+    format: str | None
+
+    def to_json(self) -> JsonObject:
+        return {"name": self.name, "path": self.path, "format": self.format}
+
+
+@dataclass(frozen=True)
+class BundleSummary:
+    """What a bundle holds: the report's `bundle` section (`to_json`)."""
+
+    path: str
+    zip: str
+    template: str
+    models: tuple[str, ...]
+    generated: JsonObject          # what the bundler plugin reports about the code it generated
+    files: tuple[str, ...]
+
+    def to_json(self) -> JsonObject:
+        return {"path": self.path, "zip": self.zip, "template": self.template, "models": list(self.models),
+                **self.generated, "files": list(self.files)}
 
 
 def templates_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "sample_apps"
 
 
-def sample_record(report: dict[str, Any], data_file: Path) -> dict[str, Any]:
-    """The bundle's inputs: a few evaluation samples (of the first input) and what each validated artifact
-    answered to them."""
+def sample_record(report: Report, data_dir: Path) -> JsonObject:
+    """samples.json's content: a few evaluation samples of the source's stored data (`data_dir`) and what each
+    validated artifact answered to them."""
     from edge_pipeline.datafiles import load_bundle
 
-    data = load_bundle(data_file)
+    data = load_bundle(data_dir)
     first = data.eval_inputs.arrays[0]
     count = max(1, min(SAMPLE_COUNT, SAMPLE_FLOATS // max(1, math.prod(first.shape[1:]))))
-    inputs = first[:count]
     labels = data.eval_labels[:count].tolist() if data.eval_labels is not None and data.eval_labels.ndim == 1 else []
-    source = report["source"]
-    classes = int(source["output_shape"][-1]) if source.get("output_shape") else 0
-    return {"input_shape": [1, *source["input_shape"][1:]],
-            "layout": "NCHW" if source["framework"] == "torch" else "NHWC",
-            "labels": [str(i) for i in range(classes)],
-            "inputs": [x.reshape(-1).tolist() for x in inputs], "sample_labels": labels,
-            "expected": {f"{a['format']}:{a['precision']}": _first(a.get("sample_outputs"), count)
-                         for a in report["artifacts"] if a["status"] == "ok"}}
+    source = report.source
+    classes = int(source.output_shape[-1]) if source.output_shape else 0
+    return Samples(input_shape=[1, *list(source.input_shape or ())[1:]],
+                   layout="NCHW" if source.framework == "torch" else "NHWC",
+                   labels=[str(i) for i in range(classes)], inputs=[x.reshape(-1).tolist() for x in first[:count]],
+                   sample_labels=labels,
+                   expected={a.label: _first(a.sample_outputs, count) for a in report.artifacts if a.status == "ok"},
+                   ).to_json()
 
 
-def _first(values: list | None, count: int) -> list | None:
-    return values[:count] if values is not None else None
+def _first(values: JsonValue, count: int) -> JsonValue:
+    return values[:count] if isinstance(values, list) else None
 
 
-def template_misfit(source: dict[str, Any]) -> str | None:
+def template_misfit(report: Report) -> str | None:
     """Why the demo apps cannot take this model (they feed one float32 tensor and read one), or None."""
-    inputs, outputs = source.get("inputs") or [], source.get("outputs") or []
-    if len(inputs) > 1 or any(i["dtype"] != "float32" for i in inputs):
-        described = ", ".join(f"{i['name']} {i['shape']} {i['dtype']}" for i in inputs)
+    inputs, outputs = report.source.inputs or (), report.source.outputs or ()
+    if len(inputs) > 1 or any(i.dtype != "float32" for i in inputs):
+        described = ", ".join(f"{i.name} {_shape(i.shape)} {i.dtype}" for i in inputs)
         return f"the demo apps feed one float32 input; this model takes {described}"
     if len(outputs) > 1:
         return (f"the demo apps read one output; this model gives {len(outputs)} "
-                f"({', '.join(o['name'] for o in outputs)})")
+                f"({', '.join(str(o.name) for o in outputs)})")
     return None
 
 
-def bundler(template_name: str) -> Any:
+def _shape(shape: object) -> str:
+    return str(list(shape)) if isinstance(shape, (list, tuple)) else str(shape)
+
+
+def bundler(template_name: str) -> Bundler:
     """The bundler plugin of a template; an unknown one names the templates there are."""
     try:
-        return registry.create("bundler", template_name)
+        return registry.create(Bundler, template_name)
     except UnknownPlugin:
-        raise ConfigError(f"no bundle template '{template_name}' (templates: {', '.join(registry.names('bundler'))})") from None
+        raise ConfigError(f"no bundle template '{template_name}' "
+                          f"(templates: {', '.join(registry.names(Bundler.kind))})") from None
 
 
-def bundleable(template_name: str, artifacts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def runnable(template_name: str, report: Report) -> list[ArtifactReport]:
     """Validated artifacts in a format the template's app code runs."""
     try:
-        formats = bundler(template_name).formats
+        formats = registry.plugin(Bundler, template_name).formats
     except ConfigError:
         formats = None   # write_bundle says which templates there are
-    return [a for a in artifacts if a["status"] == "ok" and (formats is None or a["format"] in formats)]
+    return [a for a in report.artifacts if a.status == "ok" and (formats is None or a.format in formats)]
 
 
-def write_bundle(template_name: str, folder: Path, report: dict[str, Any], zip_name: str | None = None) -> dict[str, Any]:
+def bundleable(template_name: str, report: Report) -> bool:
+    """Whether the template's app runs any of the report's validated artifacts."""
+    return bool(runnable(template_name, report))
+
+
+def write_bundle(template_name: str, folder: Path, report: Report, zip_name: str | None = None) -> JsonObject:
+    """`make_bundle`, as the report's `bundle` section."""
+    return make_bundle(template_name, folder, report, zip_name).to_json()
+
+
+def make_bundle(template_name: str, folder: Path, report: Report, zip_name: str | None = None) -> BundleSummary:
     """Fills folder/bundle from the template and writes folder/<zip_name>.zip; only validated artifacts go in."""
-    zip_name = plain_name(zip_name or f"{report['target']}-{template_name}-bundle", "bundle name")
+    zip_name = plain_name(zip_name or f"{report.target}-{template_name}-bundle", "bundle name")
     app = bundler(plain_name(template_name, "bundle template"))
     template = app.template_dir or templates_dir() / app.name
     if not template.is_dir():
@@ -97,54 +173,51 @@ def write_bundle(template_name: str, folder: Path, report: dict[str, Any], zip_n
         raise
     zip_path = folder / f"{zip_name}.zip"
     _zip(folder / "bundle", zip_path)
-    return {"path": "bundle", "zip": zip_path.name, "template": template_name, "models": [m["path"] for m in models],
-            **generated, "files": sorted(p.relative_to(folder / "bundle").as_posix()
-                                         for p in (folder / "bundle").rglob("*") if p.is_file())}
+    files = sorted(p.relative_to(folder / "bundle").as_posix() for p in (folder / "bundle").rglob("*") if p.is_file())
+    return BundleSummary("bundle", zip_path.name, template_name, tuple(m.path for m in models), generated,
+                         tuple(files))
 
 
-def _fill(template: Path, app: Any, staging: Path, folder: Path, report: dict[str, Any],
-          samples: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _fill(template: Path, app: Bundler, staging: Path, folder: Path, report: Report,
+          samples: Samples) -> tuple[list[BundledModel], JsonObject]:
     """Copies the template into staging and adds the models, runtime files, config, samples and generated code."""
     shutil.copytree(template, staging)
-    models, vendor = [], {}
+    models: list[BundledModel] = []
+    vendor: dict[str, Path] = {}
     assets = staging / app.asset_root     # where the app reads its files from
     (assets / "models").mkdir(parents=True, exist_ok=True)
-    bundled = bundleable(app.name, report["artifacts"])
+    bundled = runnable(app.name, report)
     if not bundled:
         raise StageFailed(f"no validated artifact the '{app.name}' app can run "
                           f"(it runs {', '.join(app.formats or ('any format',))})")
     for artifact in bundled:
-        src = inside(folder, artifact.get("path"), "report.json artifact path")
+        src = inside(folder, artifact.path, "report.json artifact path")
         if not src.exists():
             raise InputError(f"{src} is listed in report.json but missing: rebuild first")
-        if sha256_artifact(src) != artifact.get("sha256"):
+        if sha256_artifact(src) != artifact.sha256:
             raise StageFailed(f"{src} changed since the build (sha256 differs from report.json): rebuild first")
         copy = shutil.copytree if src.is_dir() else shutil.copy2
-        copy(src, inside(assets / "models", artifact["path"], "model path"))
-        models.append({"name": f"{artifact['format']}:{artifact['precision']}", "path": artifact["path"],
-                       "format": artifact["format"]})
-        if artifact.get("runner"):
-            vendor.update(registry.create("runner", artifact["runner"]).bundle_files())
+        copy(src, inside(assets / "models", artifact.path, "model path"))
+        models.append(BundledModel(artifact.label, str(artifact.path), artifact.format))
+        if artifact.runner:
+            vendor.update(registry.create(Runner, artifact.runner).bundle_files())
     for relative, source in sorted(vendor.items()):
         (staging / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, staging / relative)
-    config = {"target": report["target"], "input_shape": samples["input_shape"], "layout": samples["layout"],
-              "labels": samples["labels"], "warmup": 5, "runs": 30, "models": models}
+    config = {"target": report.target, "input_shape": samples.input_shape, "layout": samples.layout,
+              "labels": samples.labels, "warmup": 5, "runs": 30, "models": [m.to_json() for m in models]}
     (assets / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    (assets / "samples.json").write_text(json.dumps({"inputs": samples["inputs"], "labels": samples["sample_labels"],
-                                                      "expected": samples["expected"]}) + "\n")
+    (assets / "samples.json").write_text(json.dumps({"inputs": samples.inputs, "labels": samples.sample_labels,
+                                                      "expected": samples.expected}) + "\n")
     generated = app.generate(staging, report, folder)
-    _fill_readme(staging / "README.md", report, models, len(samples["inputs"]), generated)
+    _fill_readme(staging / "README.md", report, models, len(samples.inputs), generated)
     return models, generated
 
 
-def _samples(folder: Path) -> dict[str, Any]:
+def _samples(folder: Path) -> Samples:
     """samples.json as the build wrote it; a missing or damaged one means the folder is not a usable build."""
     try:
-        samples = json.loads((folder / "samples.json").read_bytes())
-        if not isinstance(samples, dict):
-            raise ValueError("not an object")
-        return samples
+        return Samples.from_json(json.loads((folder / "samples.json").read_bytes()))
     except (OSError, ValueError) as exc:
         raise InputError(f"{folder / 'samples.json'} is missing or damaged ({exc.__class__.__name__}): "
                          f"rebuild first") from exc
@@ -166,15 +239,20 @@ def _zip(folder: Path, dest: Path) -> None:
                 zf.writestr(info, file.read_bytes())
 
 
-def _fill_readme(path: Path, report: dict[str, Any], models: list[dict], samples: int, generated: dict[str, Any]) -> None:
+def _fill_readme(path: Path, report: Report, models: list[BundledModel], samples: int,
+                 generated: JsonObject) -> None:
     if not path.is_file():
         return
-    versions = {a["runtime_version"] for a in report["artifacts"] if a.get("runtime_version")}
+    versions = {a.runtime_version for a in report.artifacts if a.runtime_version}
+    c_array, runtime_versions = _object(generated.get("c_array")), _object(generated.get("runtime_versions"))
     text = path.read_text().format(
-        target=report["target"], framework=report["source"]["framework"], params=f"{report['source']['params'] or 0:,}",
+        target=report.target, framework=report.source.framework, params=f"{report.source.params or 0:,}",
         sample_count=samples, tfjs_version=", ".join(sorted(versions)) or "?",
-        arena=generated.get("c_array", {}).get("arena_estimate_bytes", "?"),
-        model_bytes=generated.get("c_array", {}).get("model_bytes", "?"),
-        runtime_versions=", ".join(f"{k} {v}" for k, v in generated.get("runtime_versions", {}).items()) or "?",
-        model_lines="\n".join(f"- `models/{m['path']}`: {m['name']}" for m in models))
+        arena=c_array.get("arena_estimate_bytes", "?"), model_bytes=c_array.get("model_bytes", "?"),
+        runtime_versions=", ".join(f"{k} {v}" for k, v in runtime_versions.items()) or "?",
+        model_lines="\n".join(f"- `models/{m.path}`: {m.name}" for m in models))
     path.write_text(text)
+
+
+def _object(value: JsonValue) -> JsonObject:
+    return value if isinstance(value, dict) else {}

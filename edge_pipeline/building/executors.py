@@ -3,12 +3,26 @@ processes) or Ray tasks, so one search can span a cluster."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable
+from typing import Protocol, TypeVar
 
 from edge_pipeline.errors import MissingDependency, RunnerUnavailable
 
 FORWARDED_ENV = ("EDGEPIPE_CACHE_DIR",)   # Ray workers share the cache and its trained examples
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Executor(Protocol):
+    """What the search needs of a place to run candidates: results come back in the order of `items`."""
+
+    @property
+    def label(self) -> str: ...
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]: ...
+
+    def close(self) -> None: ...
 
 
 class LocalExecutor:
@@ -17,7 +31,7 @@ class LocalExecutor:
     def __init__(self, parallel: int = 1):
         self.parallel = max(1, parallel)
 
-    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         with ThreadPoolExecutor(max_workers=self.parallel) as pool:   # threads wait; builds run in subprocesses
             return list(pool.map(fn, items))
 
@@ -26,6 +40,8 @@ class LocalExecutor:
 
 
 class RayExecutor:
+    label: str
+
     def __init__(self, address: str | None):
         try:
             import ray
@@ -40,19 +56,21 @@ class RayExecutor:
         self._ray = ray
         self.label = f"Ray at {address or 'a local instance'} ({int(ray.cluster_resources().get('CPU', 0))} CPUs)"
 
-    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         task = self._ray.remote(num_cpus=1)(_call)
-        return self._ray.get([task.remote(fn, item) for item in items])
+        results: list[R] = self._ray.get([task.remote(fn, item) for item in items])
+        return results
 
     def close(self) -> None:
         self._ray.shutdown()
 
 
-def _call(fn: Callable[[Any], Any], item: Any) -> Any:
+def _call(fn: Callable[[T], R], item: T) -> R:
+    """Ray's task body: a module-level function, so Ray can ship it (and `fn` with it) to any worker."""
     return fn(item)
 
 
-def make_executor(kind: str, address: str | None, parallel: int) -> Any:
+def make_executor(kind: str, address: str | None, parallel: int) -> Executor:
     if kind == "local":
         return LocalExecutor(parallel)
     if kind == "ray":

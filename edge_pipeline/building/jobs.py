@@ -16,9 +16,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import IO, TypeVar, Union
 
+from edge_pipeline.codec import decode, encode
 from edge_pipeline.errors import EdgepipeError, StageFailed, rebuild_error
+from edge_pipeline.records import STAGES
+from edge_pipeline.types import JsonObject, JsonValue
 
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0", "TOKENIZERS_PARALLELISM": "false"}
 PARENT_ENV = "EDGEPIPE_PARENT_PID"
@@ -32,22 +35,35 @@ _lock = threading.RLock()   # re-entrant: stop_all() runs in a signal handler, m
 _stopping = threading.Event()
 
 
+R = TypeVar("R")
+
+
 @dataclass(frozen=True)
 class Job:
-    payload: dict[str, Any]
+    stage: str           # a key of records.STAGES
+    record: object       # that stage's job record
     workdir: Path        # job.json, result.json and (for a lane's first job) worker.log go here
     label: str
 
+    @property
+    def payload(self) -> JsonObject:
+        return {"stage": self.stage, "job": encode(self.record)}
 
-Outcome = Union[dict[str, Any], EdgepipeError]
+    def result(self, outcome: JsonValue) -> object:
+        """The worker's encoded result as this stage's result record."""
+        return decode(STAGES[self.stage][1], outcome)
 
 
-def run_job(job: dict[str, Any], workdir: Path, label: str, timeout_s: float = 1800,
-            threads: int | None = None) -> dict[str, Any]:
+Outcome = Union[object, EdgepipeError]
+
+
+def run_job(job: Job, result_type: type[R], timeout_s: float = 1800, threads: int | None = None) -> R:
     """Executes `job` in `python -m edge_pipeline.building.worker`; the child's output goes to workdir/worker.log."""
-    outcome = run_lane([Job(job, workdir, label)], timeout_s, threads)[0]
+    outcome = run_lane([job], timeout_s, threads)[0]
     if isinstance(outcome, EdgepipeError):
         raise outcome
+    if not isinstance(outcome, result_type):
+        raise StageFailed(f"{job.label}: the worker returned a {type(outcome).__name__}, not a {result_type.__name__}")
     return outcome
 
 
@@ -74,7 +90,7 @@ def _run_worker(jobs: list[Job], timeout_s: float, threads: int | None) -> Itera
     for job in jobs:
         job.workdir.mkdir(parents=True, exist_ok=True)
         (job.workdir / "result.json").unlink(missing_ok=True)
-        (job.workdir / "job.json").write_text(json.dumps(job.payload, default=str))
+        (job.workdir / "job.json").write_text(json.dumps(job.payload))
         command += [str(job.workdir / "job.json"), str(job.workdir / "result.json")]
     env = {**os.environ, **QUIET_ENV, PARENT_ENV: str(os.getpid())}
     if threads is not None:
@@ -109,7 +125,7 @@ def _wait_for(job: Job, proc: subprocess.Popen, timeout_s: float, log_file: Path
             return StageFailed(f"{job.label}: timed out after {timeout_s:.0f} s (log: {log_file})")
         time.sleep(POLL_S)
     payload = json.loads(result_file.read_text())
-    return payload["result"] if payload.get("ok") else rebuild_error(payload["error"])
+    return job.result(payload["result"]) if payload.get("ok") else rebuild_error(payload["error"])
 
 
 def stop_all() -> None:
@@ -125,7 +141,7 @@ def allow_new_jobs() -> None:
     _stopping.clear()
 
 
-def _start(command: list[str], log: Any, env: dict[str, str], label: str) -> subprocess.Popen:
+def _start(command: list[str], log: IO[str], env: dict[str, str], label: str) -> subprocess.Popen[bytes]:
     with _lock:
         if _stopping.is_set():
             raise StageFailed(f"{label}: not started (the command was interrupted)")

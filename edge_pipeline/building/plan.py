@@ -1,17 +1,18 @@
-"""Turns a Target into concrete steps (bridge, transform, exporter, runner per output).
+"""Turns a Target into concrete steps: per output, the exporter, the transform that makes its precision, the
+bridge a source of another framework needs, the runner that validates it, and the recipe (route) joining them.
 
-Outputs are checked against the registered exporters before any work starts; once the source stage has
-told the framework, each output is bound to an exporter for that framework, or to a bridge transform
-(e.g. keras -> torch through ONNX) followed by an exporter for the bridged framework.
+Outputs are checked against the registered exporters before any work starts; once the source stage has told
+the framework, each output is bound to the shortest route: an exporter for that framework, else a bridge into a
+framework an exporter takes.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
 
 from edge_pipeline import registry
 from edge_pipeline.config import Config, resolve_target
 from edge_pipeline.errors import ConfigError, InputError, UnknownPlugin
+from edge_pipeline.plugins import Bridge, Exporter, Recipe, Transform
 from edge_pipeline.precision import Precision
 from edge_pipeline.types import OutputSpec, Target
 
@@ -23,9 +24,11 @@ class Step:
     transform: str | None
     runner: str | None                   # None: no runtime here can run it (reported unvalidated)
     suffix: str
-    frameworks: tuple[str, ...]
-    distributions: tuple[str, ...]
+    distributions: tuple[str, ...]       # every package the route runs: the cache keys on their versions
+    route: tuple[tuple[str, str], ...]   # (step kind, tool) of the recipe, in order
     needs_calibration: bool = False
+    accuracy_budget: bool = False        # its transform can keep layers float to meet max-accuracy-drop
+    calibration_methods: tuple[str, ...] = ()
     bridge: str | None = None
     unvalidated_reason: str | None = None
 
@@ -43,34 +46,25 @@ def load_target(name: str, config: Config, cli_budgets: dict[str, float] | None 
     applied; unknown names list the valid ones."""
     builtin = registry.names("target")
     if name in builtin:
-        return resolve_target(registry.load("target", name), config, cli_budgets)
+        return resolve_target(registry.target(name), config, cli_budgets)
     if name not in config.targets:
         raise UnknownPlugin("target", name, target_names(config))
     parent = config.targets[name].get("extends")
-    if parent is None or parent not in builtin:
+    if not isinstance(parent, str) or parent not in builtin:
         raise ConfigError(f"targets.{name}.extends must name a built-in target ({', '.join(builtin)}), got {parent!r}")
-    base = registry.load("target", parent)
+    base = registry.target(parent)
     return resolve_target(replace(base, name=name, description=f"{name} (extends {parent})"), config, cli_budgets)
-
-
-def _exporters() -> tuple[list[Any], dict[str, Exception]]:
-    return registry.load_all("exporter")
-
-
-def _bridges() -> list[Any]:
-    return [t for t in registry.load_all("transform")[0] if t.bridge]
 
 
 def check_outputs(target: Target) -> list[OutputSpec]:
     """Every output names a known format and a known Precision that some exporter of that format offers."""
-    exporters, broken = _exporters()
+    exporters, broken = registry.load_all(Exporter)
     outputs: list[OutputSpec] = []
     for output in dict.fromkeys(target.outputs):
         offering = [e for e in exporters if e.format == output.format]
         if not offering:
-            for name, error in broken.items():
-                if name == output.format or name.startswith(f"{output.format}-"):
-                    raise error
+            if output.format in broken:          # its exporter is installed but does not load: say why
+                raise broken[output.format]
             raise UnknownPlugin("format", output.format, {e.format for e in exporters} | set(broken))
         Precision.parse(output.precision, f"targets.{target.name}.formats: '{output.label}'", buildable=True)
         precisions = sorted({p for e in offering for p in e.precisions})
@@ -84,43 +78,43 @@ def check_outputs(target: Target) -> list[OutputSpec]:
 
 
 def bind(target: Target, framework: str) -> list[Step]:
-    exporters, bridges = _exporters()[0], _bridges()
+    """Each output's shortest route from a `framework` model."""
+    exporters = registry.load_all(Exporter)[0]
+    bridges = [b for b in registry.load_all(Transform)[0] if issubclass(b, Bridge)]
     steps = []
     for output in check_outputs(target):
         offering = [e for e in exporters if e.format == output.format and output.precision in e.precisions]
-        direct = [e for e in offering if framework in e.frameworks]
-        bridge = None
-        if direct:
-            exporter = direct[0]
-        else:
-            routes = [(b, e) for b in bridges if b.bridge[0] == framework for e in offering if b.bridge[1] in e.frameworks]
-            if not routes:
-                raise InputError(f"'{output.label}' cannot be built from a {framework} model: no exporter or "
-                                 f"bridge reaches it (exporters take {', '.join(sorted({f for e in offering for f in e.frameworks}))})")
-            bridge_cls, exporter = routes[0]
-            bridge = bridge_cls.name
-        steps.append(_step(output, exporter, bridge))
+        routes: list[tuple[type[Bridge] | None, type[Exporter]]] = [(None, e) for e in offering
+                                                                    if framework in e.frameworks]
+        routes += [(b, e) for b in bridges if b.source_framework == framework
+                   for e in offering if b.target_framework in e.frameworks]
+        if not routes:
+            takes = ", ".join(sorted({f for e in offering for f in e.frameworks}))
+            raise InputError(f"'{output.label}' cannot be built from a {framework} model: no exporter or "
+                             f"bridge reaches it (exporters take {takes})")
+        steps.append(_step(output, *routes[0]))
     return steps
 
 
-def _step(output: OutputSpec, exporter: Any, bridge: str | None) -> Step:
-    transform = exporter.precisions[output.precision]
-    needs_calibration = False
-    if transform is not None:
-        if transform not in registry.names("transform"):
-            raise ConfigError(f"'{output.label}' needs the transform '{transform}', which is not installed")
-        needs_calibration = bool(registry.load("transform", transform).needs_calibration)
-    if exporter.runner is not None and exporter.runner not in registry.names("runner"):
-        raise ConfigError(f"'{output.label}' is measured by the runner '{exporter.runner}', which is not installed")
-    distributions = tuple(exporter.distributions)
-    if bridge:
-        distributions += tuple(registry.load("transform", bridge).distributions)
-    return Step(output, exporter.name, transform, exporter.runner, exporter.suffix, tuple(exporter.frameworks),
-                distributions, needs_calibration, bridge,
-                exporter.unvalidated_reason if exporter.runner is None else None)
+def _step(output: OutputSpec, bridge: type[Bridge] | None, exporter: type[Exporter]) -> Step:
+    transform_name = exporter.precisions[output.precision]
+    transform = registry.plugin(Transform, transform_name)
+    recipe: Recipe = exporter().recipe(bridge() if bridge else None, transform() if transform else None)
+    problems = recipe.problems()
+    if problems:
+        raise ConfigError(f"'{output.label}': the exporter '{exporter.name}' declares a broken recipe: "
+                          f"{'; '.join(problems)}")
+    return Step(output, exporter.name, transform_name, exporter.runner, exporter.suffix,
+                tuple(dict.fromkeys((*exporter.distributions, *recipe.distributions))),
+                tuple((s.kind.value, s.tool) for s in recipe.steps),
+                needs_calibration=bool(transform and transform.needs_calibration),
+                accuracy_budget=bool(transform and transform.accuracy_budget),
+                calibration_methods=transform.calibration_methods if transform else (),
+                bridge=bridge.name if bridge else None,
+                unvalidated_reason=exporter.unvalidated_reason if exporter.runner is None else None)
 
 
 def runners_for(target: Target) -> list[str]:
     """The runtimes that would measure a target's outputs (any framework)."""
-    exporters = _exporters()[0]
+    exporters = registry.load_all(Exporter)[0]
     return sorted({e.runner for o in target.outputs for e in exporters if e.format == o.format and e.runner})

@@ -14,30 +14,17 @@ import json
 import os
 import sys
 import sysconfig
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
+from edge_pipeline.codec import decode, encode
 from edge_pipeline.fsutil import sha256_json, write_json_atomic
+from edge_pipeline.records import Stamp
+from edge_pipeline.types import JsonObject
 from edge_pipeline.version import __version__
 
 KEY_ENV = ("PYTHONPATH", "KERAS_BACKEND", "EDGEPIPE_CACHE_DIR")   # change what a spec resolves to
 SKIPPED_ROOTS = ("/proc/", "/sys/", "/dev/")
-
-
-@dataclass(frozen=True)
-class Stamp:
-    path: str
-    size: int
-    mtime_ns: int
-
-    @classmethod
-    def of(cls, path: str) -> "Stamp | None":
-        try:
-            info = os.stat(path)
-        except OSError:
-            return None
-        return cls(path, info.st_size, info.st_mtime_ns)
 
 
 class ReadRecorder:
@@ -48,22 +35,22 @@ class ReadRecorder:
         self._skip = (str(own_output.resolve()) + os.sep, *_installed_roots(), *SKIPPED_ROOTS)
         sys.addaudithook(self._hook)
 
-    def _hook(self, event: str, args: tuple[Any, ...]) -> None:
+    def _hook(self, event: str, args: tuple[object, ...]) -> None:
         if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)) and _reads(args[1], args[2]):
             self._paths.add(os.path.abspath(os.fsdecode(args[0])))
         elif event in ("os.listdir", "os.scandir") and args and isinstance(args[0], (str, bytes, os.PathLike)):
             self._paths.add(os.path.abspath(os.fsdecode(args[0])))
 
-    def stamps(self, named: list[str]) -> list[dict[str, Any]]:
+    def stamps(self, named: list[str]) -> tuple[Stamp, ...]:
         """Stamps of everything read, the user's imported modules and the spec's named files (a SavedModel is
         a folder: all of its files)."""
         import_dirs = {os.path.abspath(p or ".") for p in sys.path}    # listed by the import system, not the user
         paths = (set(self._paths) - import_dirs) | _user_modules() | _expand(named)
         stamps = (Stamp.of(p) for p in sorted(paths) if not os.path.join(p, "").startswith(self._skip))
-        return [asdict(s) for s in stamps if s is not None]
+        return tuple(s for s in stamps if s is not None)
 
 
-def record_path(spec: dict[str, Any], cache_root: Path) -> Path:
+def record_path(spec: JsonObject, cache_root: Path) -> Path:
     """Where the last run of this spec, from this folder and interpreter, recorded what it read."""
     key = sha256_json({"spec": spec, "cwd": os.getcwd(), "python": sys.executable, "edgepipe": __version__,
                        "env": {k: os.environ.get(k) for k in KEY_ENV}, "packages": _package_stamps()})
@@ -74,7 +61,7 @@ def unchanged_source(record: Path) -> Path | None:
     """The cached source folder the recorded run produced, when nothing it read has changed since."""
     try:
         saved = json.loads(record.read_text())
-        stamps = [Stamp(**s) for s in saved["read"]]
+        stamps = decode(tuple[Stamp, ...], saved["read"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if any(Stamp.of(s.path) != s for s in stamps):
@@ -82,11 +69,11 @@ def unchanged_source(record: Path) -> Path | None:
     return Path(saved["source_dir"])
 
 
-def save_record(record: Path, read: list[dict[str, Any]], source_dir: Path) -> None:
-    write_json_atomic(record, {"read": read, "source_dir": str(source_dir)})
+def save_record(record: Path, read: tuple[Stamp, ...], source_dir: Path) -> None:
+    write_json_atomic(record, {"read": encode(read), "source_dir": str(source_dir)})
 
 
-def _reads(mode: Any, flags: Any) -> bool:
+def _reads(mode: object, flags: object) -> bool:
     if isinstance(mode, str):
         return not any(c in mode for c in "wax+")
     return isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR) == 0
@@ -99,14 +86,14 @@ def _installed_roots() -> tuple[str, ...]:
     return tuple(os.path.join(os.path.abspath(r), "") for r in roots if r)
 
 
-def _package_stamps() -> list[Any]:
+def _package_stamps() -> list[JsonObject]:
     """Installing, upgrading or removing a package changes its site-packages folder."""
     folders = {p for p in sys.path if p.endswith(("site-packages", "dist-packages")) and os.path.isdir(p)}
     return [asdict(s) for s in map(Stamp.of, sorted(folders)) if s is not None]
 
 
 def _user_modules() -> set[str]:
-    files = (getattr(m, "__file__", None) for m in list(sys.modules.values()))
+    files = (m.__dict__.get("__file__") for m in list(sys.modules.values()))
     return {os.path.abspath(f) for f in files if isinstance(f, str)}
 
 

@@ -3,61 +3,51 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from edge_pipeline.datafiles import save_bundle, save_outputs
+from edge_pipeline import registry
 from edge_pipeline.building.source_inputs import ReadRecorder
+from edge_pipeline.datafiles import save_bundle, save_outputs
 from edge_pipeline.errors import InputError
 from edge_pipeline.measure.validate import BUILTIN_METRICS, Metric, metric_output
-from edge_pipeline.plugins import DataBundle
-from edge_pipeline.sources import load_source
-from edge_pipeline.sources.metric import load_metric
-from edge_pipeline.tensors import Tensors
-from edge_pipeline.types import SourceSpec
+from edge_pipeline.plugins import DataBundle, Model, Pruner, QuantizeSettings, Source
+from edge_pipeline.records import PruningRecord, SourceJob, SourceOutcome, SourceRecord
+from edge_pipeline.sources import call_user, load_source, resolve_callable, source_for
+from edge_pipeline.measure.metric import load_metric
+from edge_pipeline.tensors import Tensors, TensorSpec
+from edge_pipeline.types import JsonObject, SourceSpec
 
 
-def run(job: dict[str, Any]) -> dict[str, Any]:
-    spec = SourceSpec(**job["spec"])
-    workdir = Path(job["workdir"])
+def run(job: SourceJob) -> SourceOutcome:
+    spec, workdir = job.spec, job.workdir
     recorder = ReadRecorder(workdir)
     model, data = load_source(spec, store=workdir / "data")
     data = _trim_to_batches(data)
-    adapter = _framework(model.framework)
-    reference = adapter.reference_outputs(model, data)
+    source = source_for(model.framework)
+    reference = source.reference_outputs(model, data)
     check_reference(reference, data, spec)
     metric = load_metric(spec)
-    dense = {"accuracy": source_metric(reference, data, spec, metric), "params": adapter.count_params(model),
-             "size_bytes": adapter.weights_bytes(model)}
+    accuracy = source_metric(reference, data, spec, metric)
+    params, size = source.count_params(model), source.weights_bytes(model)
     pruning = None
     if spec.prune:
-        model, pruning = _prune(model, data, spec, workdir / "pruned")
-        reference = adapter.reference_outputs(model, data)   # artifacts are validated against the pruned model
-        pruning["after"]["accuracy"] = source_metric(reference, data, spec, metric)
-        pruning["before"]["accuracy"] = dense["accuracy"]
+        model, pruning = _prune(model, data, spec, workdir / "pruned", source, accuracy)
+        reference = source.reference_outputs(model, data)   # artifacts are validated against the pruned model
+        after = source_metric(reference, data, spec, metric)
+        pruning = _with_accuracies(pruning, accuracy, after)
     data_hash = save_bundle(workdir / "data", data)
     reference_hash = save_outputs(workdir / "reference.npz", reference)
-    return {
-        "framework": model.framework,
-        "fingerprint": adapter.fingerprint(model),
-        "data_hash": data_hash,
-        "reference_hash": reference_hash,
-        "params": dense["params"],
-        "size_bytes": dense["size_bytes"],
-        "accuracy": dense["accuracy"],     # the trained model's: every accuracy drop is measured from it
-        "metric": metric[0],
-        "metric_output": metric_output(reference, spec.metric_output) if data.eval_labels is not None else None,
-        "pruning": pruning,
-        "input_shape": list(data.example.arrays[0].shape),
-        "output_shape": list(reference.arrays[0].shape[1:]),
-        "inputs": [s.to_dict() for s in data.example.specs],
-        "outputs": [{**s.to_dict(), "shape": [data.batch, *s.shape[1:]]} for s in reference.specs],
-        "eval_samples": int(len(reference)),
-        "calibration_samples": int(len(data.calibration)),
-        "provenance": model.provenance,
-        "read": recorder.stamps(named_files(spec)),   # lets an unchanged rebuild skip this stage
-    }
+    record = SourceRecord(
+        framework=model.framework, fingerprint=source.fingerprint(model), data_hash=data_hash,
+        reference_hash=reference_hash, params=params, size_bytes=size, accuracy=accuracy, metric=metric[0],
+        metric_output=metric_output(reference, spec.metric_output) if data.eval_labels is not None else None,
+        pruning=pruning, input_shape=tuple(data.example.arrays[0].shape),
+        output_shape=tuple(reference.arrays[0].shape[1:]), inputs=data.example.specs,
+        outputs=tuple(TensorSpec(s.name, (data.batch, *s.shape[1:]), s.dtype) for s in reference.specs),
+        eval_samples=int(len(reference)), calibration_samples=int(len(data.calibration)),
+        provenance=model.provenance)
+    return SourceOutcome(record, recorder.stamps(named_files(spec)))   # stamps: an unchanged rebuild skips this
 
 
 def named_files(spec: SourceSpec) -> list[str]:
@@ -71,7 +61,8 @@ def source_metric(reference: Tensors, data: DataBundle, spec: SourceSpec, metric
         return None
     name = metric_output(reference, spec.metric_output)
     if name not in reference.names:
-        raise InputError(f"metric-output '{name}' is not an output of the model (outputs: {', '.join(reference.names)})")
+        raise InputError(f"metric-output '{name}' is not an output of the model (outputs: "
+                         f"{', '.join(reference.names)})")
     return metric[1](reference.as_dict()[name], data.eval_labels)
 
 
@@ -90,24 +81,44 @@ def check_reference(reference: Tensors, data: DataBundle, spec: SourceSpec) -> N
                              f"'{name}''s {classes} classes [0, {classes - 1}]")
 
 
-def _prune(model: Any, data: DataBundle, spec: SourceSpec, folder: Path) -> tuple[Any, dict[str, Any]]:
-    """Prunes (and fine-tunes) once; the export workers rebuild the result from `folder`."""
-    from edge_pipeline import registry
-    from edge_pipeline.sources import call_user, resolve_callable
+def pruner_for(kind: str) -> type[Pruner]:
+    """The installed pruner whose `prune_kind` is `kind` (`[prune] kind`)."""
+    pruners = [p for p in registry.load_all(Pruner)[0] if issubclass(p, Pruner)]
+    for pruner in pruners:
+        if pruner.prune_kind == kind:
+            return pruner
+    raise InputError(f"prune kind '{kind}': no installed pruner offers it (kinds: "
+                     f"{', '.join(sorted(p.prune_kind for p in pruners))})")
 
+
+def _prune(model: Model, data: DataBundle, spec: SourceSpec, folder: Path, source: Source,
+           accuracy: float | None) -> tuple[Model, PruningRecord]:
+    """Prunes (and fine-tunes) once; the export workers rebuild the result from `folder`."""
     settings = spec.prune or {}
     fine_tune = None
-    if settings.get("fine_tune"):
-        ref = settings["fine_tune"]
+    ref = settings.get("fine_tune")
+    if isinstance(ref, str) and ref:
         callback = resolve_callable(ref, "fine-tune callback", spec.base_dir)
-        fine_tune = lambda module: call_user(callback, ref, "fine-tune callback", module)   # noqa: E731
-    transform = registry.load("transform", f"prune-{settings['kind']}")(settings["amount"], fine_tune,
-                                                                         settings.get("scope", "global"))
-    pruned = transform.apply(model, data)
-    transform.save(pruned.module, folder)
-    stats = dict(pruned.provenance["pruning"])
-    stats.update(before=dict(stats["before"]), after={**stats["after"], "size_bytes": _framework(pruned.framework).weights_bytes(pruned)})
-    return pruned, stats
+
+        def fine_tune(module: object) -> object:
+            return call_user(callback, ref, "fine-tune callback", module)
+    kind = str(settings.get("kind"))
+    pruner = pruner_for(kind)(float(settings["amount"]), fine_tune, str(settings.get("scope", "global")))
+    pruned = pruner.apply(model, data, QuantizeSettings())
+    pruner.save(pruned, folder)
+    stats = pruned.provenance.get("pruning")
+    summary: JsonObject = dict(stats) if isinstance(stats, dict) else {}
+    after = summary.get("after")
+    summary["after"] = {**(after if isinstance(after, dict) else {}), "size_bytes": source.weights_bytes(pruned)}
+    return pruned, PruningRecord(summary, None, kind)
+
+
+def _with_accuracies(record: PruningRecord, before: float | None, after: float | None) -> PruningRecord:
+    summary = dict(record.summary)
+    for key, value in (("after", after), ("before", before)):
+        part = summary.get(key)
+        summary[key] = {**(part if isinstance(part, dict) else {}), "accuracy": value}
+    return replace(record, summary=summary, accuracy_after=after)
 
 
 def _trim_to_batches(data: DataBundle) -> DataBundle:
@@ -116,10 +127,3 @@ def _trim_to_batches(data: DataBundle) -> DataBundle:
     usable = (len(data.eval_inputs) // batch) * batch
     labels = data.eval_labels[:usable] if data.eval_labels is not None else None
     return replace(data, eval_inputs=data.eval_inputs[:usable], eval_labels=labels)
-
-
-def _framework(name: str):
-    import importlib
-
-    return importlib.import_module(f"targets.sources.{name}_framework")
-

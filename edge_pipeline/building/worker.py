@@ -16,21 +16,28 @@ import time
 import traceback
 from pathlib import Path
 
+from edge_pipeline.codec import decode, encode
 from edge_pipeline.errors import EdgepipeError, StageFailed
-
-STAGES = {
-    "source": "edge_pipeline.building.source_stage:run",
-    "export": "edge_pipeline.building.export_stage:run",
-    "measure": "edge_pipeline.measure.measure_stage:run",
-    "profile": "edge_pipeline.measure.profile_stage:run",
-}
+from edge_pipeline.records import STAGES
+from edge_pipeline.types import JsonObject, JsonValue
 
 
-def _resolve(stage: str):
-    import importlib
-
-    module, _, func = STAGES[stage].partition(":")
-    return getattr(importlib.import_module(module), func)
+def _run_stage(stage: str, job: JsonValue) -> JsonValue:
+    """Decodes the job into its record, runs the stage, encodes its result; each stage's module is imported
+    only by the worker that runs it."""
+    job_type, _ = STAGES[stage]
+    record = decode(job_type, job)
+    if stage == "source":
+        from edge_pipeline.building import source_stage
+        return encode(source_stage.run(record))
+    if stage == "export":
+        from edge_pipeline.building import export_stage
+        return encode(export_stage.run(record))
+    if stage == "measure":
+        from edge_pipeline.measure import measure_stage
+        return encode(measure_stage.run(record))
+    from edge_pipeline.measure import profile_stage
+    return encode(profile_stage.run(record))
 
 
 PR_SET_PDEATHSIG = 1
@@ -72,9 +79,9 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def run_one(job: dict) -> dict:
+def run_one(job: JsonObject) -> JsonObject:
     try:
-        return {"ok": True, "result": _resolve(job["stage"])(job)}
+        return {"ok": True, "result": _run_stage(str(job["stage"]), job["job"])}
     except EdgepipeError as exc:
         return {"ok": False, "error": exc.to_dict()}
     except MemoryError:

@@ -12,10 +12,10 @@ import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-from edge_pipeline.building.plan import Step
 from edge_pipeline.building.bundle import bundleable, sample_record, template_misfit, write_bundle
+from edge_pipeline.building.plan import Step
+from edge_pipeline.building.report_builder import artifact_report, build_report, build_warnings
 from edge_pipeline.config import Config
 from edge_pipeline.errors import StageFailed
 from edge_pipeline.fsutil import (
@@ -28,12 +28,12 @@ from edge_pipeline.fsutil import (
     write_json_atomic,
     write_text_atomic,
 )
-from edge_pipeline.report.builder import artifact_report, build_report, build_warnings
 from edge_pipeline.report.html import to_html
 from edge_pipeline.report.junit import to_junit
 from edge_pipeline.report.markdown import to_markdown
+from edge_pipeline.records import ArtifactResult, SourceRecord, Status
 from edge_pipeline.report.model import Report
-from edge_pipeline.types import ArtifactResult, Target
+from edge_pipeline.types import JsonObject, Target
 
 
 @dataclass(frozen=True)
@@ -44,18 +44,15 @@ class BuildOutcome:
     out_dir: Path
     config: Config
     log_file: Path | None                # native libraries' output during the build, moved into the folder
-    source: dict[str, Any]
+    source: SourceRecord
     source_dir: Path
     steps: list[Step]
     results: list[ArtifactResult]
     timings: dict[str, float]
     started: float
 
+
 BUILD_LOG = "build.log"
-TOOLS = ("torch", "executorch", "torchao", "litert-torch", "ai-edge-litert", "numpy", "edgepipe")
-SOURCE_KEYS = ("framework", "params", "size_bytes", "accuracy", "fingerprint", "input_shape", "output_shape", "inputs",
-               "outputs", "metric", "metric_output", "eval_samples", "calibration_samples", "provenance", "pruning",
-               "cached")
 
 
 def write_outputs(outcome: BuildOutcome) -> Report:
@@ -84,21 +81,21 @@ def _write(outcome: BuildOutcome, staging: Path, dest: Path) -> Report:
     artifacts = []
     for step, result in zip(steps, results):
         relpath = None
-        if result.status in ("ok", "unvalidated") and result.path:   # unvalidated: kept, labelled, never bundled
-            copy_atomic(Path(result.path), staging / step.filename)
+        if result.status in (Status.OK, Status.UNVALIDATED) and result.path:   # unvalidated: never bundled
+            copy_atomic(result.path, staging / step.filename)
             relpath = step.filename
-        artifacts.append(artifact_report(result, source.get("accuracy"), relpath, runner=step.runner))
+        artifacts.append(artifact_report(result, source.accuracy, relpath, runner=step.runner))
     report = build_report(
-        target=target.name, source={k: source.get(k) for k in SOURCE_KEYS}, artifacts=artifacts,
-        budgets=target.budgets, warnings=build_warnings(artifacts), timings=timings, started=started, tools=TOOLS,
+        target=target.name, source=source.report_json(), artifacts=artifacts, budgets=target.budgets,
+        warnings=build_warnings(artifacts), timings=timings, started=started, tools=_tools(steps),
         config={**options.config.to_dict(), "target": _target_dict(target)})
-    manifest = {"target": target.name, "source_fingerprint": source["fingerprint"],
+    manifest = {"target": target.name, "source_fingerprint": source.fingerprint,
                 "artifacts": [{"path": a.path, "format": a.format, "precision": a.precision,
                                "sha256": a.sha256, "size_bytes": a.size_bytes}
                               for a in artifacts if a.path]}
-    as_json = report.to_json()       # the bundle code reads the report as report.json holds it
-    write_text_atomic(staging / "samples.json", json.dumps(sample_record(as_json, source_dir / "data")) + "\n")   # arrays: compact
-    report = _bundle(target, staging, report, as_json)
+    samples = sample_record(report, source_dir / "data")
+    write_text_atomic(staging / "samples.json", json.dumps(samples) + "\n")   # arrays: compact
+    report = _bundle(target, staging, report)
     write_json_atomic(staging / "manifest.json", manifest)
     log = options.log_file
     if log is not None and log.is_file() and log.stat().st_size:
@@ -110,20 +107,19 @@ def _write(outcome: BuildOutcome, staging: Path, dest: Path) -> Report:
     return report
 
 
-def _bundle(target: Target, staging: Path, report: Report, as_json: dict[str, Any]) -> Report:
+def _bundle(target: Target, staging: Path, report: Report) -> Report:
     """The target's demo-app bundle, or a warning saying why there is none."""
     if not target.bundle:
         return report
-    artifacts = as_json["artifacts"]
-    misfit = template_misfit(as_json["source"])
+    misfit = template_misfit(report)
     note = None
     if misfit is not None:
         note = f"no '{target.bundle}' bundle: {misfit}"
-    elif not bundleable(target.bundle, artifacts) and any(a["status"] == "ok" for a in artifacts):
+    elif not bundleable(target.bundle, report) and any(a.status == Status.OK.value for a in report.artifacts):
         note = f"no '{target.bundle}' bundle: none of the validated artifacts is a format its app runs"
-    elif bundleable(target.bundle, artifacts):
+    elif bundleable(target.bundle, report):
         try:
-            return replace(report, bundle=write_bundle(target.bundle, staging, as_json))
+            return replace(report, bundle=write_bundle(target.bundle, staging, report))
         except StageFailed as exc:   # the artifacts stand; only the demo app cannot take them
             shutil.rmtree(staging / ".bundle.staging", ignore_errors=True)
             note = f"no '{target.bundle}' bundle: {exc}"
@@ -156,6 +152,13 @@ def write_views(folder: Path, report: Report) -> None:
             fh.write(markdown + "\n")
 
 
-def _target_dict(target: Target) -> dict[str, Any]:
-    return {"name": target.name, "outputs": [o.label for o in target.outputs],
-            "budgets": dict(target.budgets), "profile": vars(target.profile), "device_class": target.device_class}
+def _target_dict(target: Target) -> JsonObject:
+    profile = target.profile
+    return {"name": target.name, "outputs": [o.label for o in target.outputs], "budgets": dict(target.budgets),
+            "profile": {"warmup": profile.warmup, "runs": profile.runs, "threads": list(profile.threads),
+                        "memory_mb": profile.memory_mb}, "device_class": target.device_class}
+
+
+def _tools(steps: list[Step]) -> tuple[str, ...]:
+    """The packages whose versions the report records: everything the build's routes ran, and numpy."""
+    return tuple(dict.fromkeys((*(d for step in steps for d in step.distributions), "numpy", "edgepipe")))

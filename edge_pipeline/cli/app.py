@@ -1,7 +1,9 @@
 """`edgepipe build | profile | bundle | plugins | targets`. Exit codes: 0 ok, 1 gate failed, 2 usage/config/input,
 3 environment (missing dependency, no device, disk full), 4 a stage failed, 130 interrupted.
 
-Commands raise EdgepipeError (or anything else); guard.GuardedGroup is the one place that turns it into a line."""
+A thin client of the Python API (`edge_pipeline.api`): commands parse their arguments, call it and render what it
+returns. Commands raise EdgepipeError (or anything else); guard.GuardedGroup is the one place that turns it into a
+line and an exit code."""
 from __future__ import annotations
 
 import json
@@ -12,17 +14,18 @@ from typing import Annotated, Optional
 
 import typer
 
-from edge_pipeline import registry
+from edge_pipeline import api, registry
 from edge_pipeline.building.plan import load_target
 from edge_pipeline.cli.gate_cmd import baseline_app, gate
 from edge_pipeline.cli.guard import GuardedGroup, err_console, out_console, watch_output
 from edge_pipeline.cli.render import StageProgress, report_table
 from edge_pipeline.cli.tune_cmd import tune
-from edge_pipeline.config import check_sensitivity, load_config
-from edge_pipeline.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED, ConfigError
-from edge_pipeline.paths import output_folder, plain_name
+from edge_pipeline.config import load_config
+from edge_pipeline.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED
+from edge_pipeline.paths import plain_name
 from edge_pipeline.report.gating import parse_budget
 from edge_pipeline.report.model import Report
+from edge_pipeline.types import Target
 from edge_pipeline.version import __version__
 
 app = typer.Typer(
@@ -33,6 +36,7 @@ app = typer.Typer(
          "3 environment (missing dependency, no device, disk full), 4 a stage failed, 130 interrupted.")
 DEVICE_HELP = ("Measure on a connected Linux board instead of this host: ssh://user@host[:port]"
                "[?identity=KEY&known_hosts=FILE&python=PATH]. Host keys are verified, never accepted blindly.")
+EXIT_FOR_STATUS = {"stage_failed": EXIT_STAGE_FAILED, "gate_failed": EXIT_GATE_FAILED}
 
 
 def _version(value: bool) -> None:
@@ -49,59 +53,63 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
 
 @app.command()
 def build(
-    target: Annotated[str, typer.Option("--target", "-t", help="Target profile to build for (see `edgepipe targets`).")] = "android",
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder; artifacts go to OUT/<target>/.")] = Path("build/edgepipe"),
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="edgepipe.toml or pyproject.toml to read (default: discovered in the current folder).")] = None,
-    example: Annotated[Optional[str], typer.Option("--example", help="Built-in example model to use instead of the configured one (torch-digits).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout (progress stays on stderr).")] = False,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Rebuild every stage even when a cached result matches.")] = False,
-    budget: Annotated[Optional[list[str]], typer.Option("--budget", "-b", help="A limit name=value, e.g. max-size-kb=900, max-accuracy-drop=0.5, max-latency-ms=12 (repeatable; overrides the config).")] = None,
+    target: Annotated[str, typer.Option(
+        "--target", "-t", help="Target profile to build for (see `edgepipe targets`).")] = "android",
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Output folder; artifacts go to OUT/<target>/.")] = Path("build/edgepipe"),
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", "-c", help="edgepipe.toml or pyproject.toml to read (default: discovered in the current "
+                               "folder).")] = None,
+    example: Annotated[Optional[str], typer.Option(
+        "--example", help="Built-in example model to use instead of the configured one (torch-digits).")] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the report as JSON on stdout (progress stays on stderr).")] = False,
+    no_cache: Annotated[bool, typer.Option(
+        "--no-cache", help="Rebuild every stage even when a cached result matches.")] = False,
+    budget: Annotated[Optional[list[str]], typer.Option(
+        "--budget", "-b", help="A limit name=value, e.g. max-size-kb=900, max-accuracy-drop=0.5, max-latency-ms=12 "
+                               "(repeatable; overrides the config).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help=DEVICE_HELP)] = None,
-    prune: Annotated[Optional[float], typer.Option("--prune", help="Prune this fraction of the weights (0-1) before exporting: magnitude (unstructured) unless --prune-structured.")] = None,
-    prune_structured: Annotated[bool, typer.Option("--prune-structured", help="With --prune: remove whole channels (PyTorch: torch-pruning; Keras: rebuilt with fewer filters), so the model really shrinks.")] = False,
-    fine_tune: Annotated[Optional[str], typer.Option("--fine-tune", help="With --prune: 'pkg.module:fn' called as fn(model) to recover accuracy after pruning.")] = None,
-    prune_scope: Annotated[Optional[str], typer.Option("--prune-scope", help="Unstructured pruning: 'global' (one magnitude threshold across layers, default) or 'layer' (the same share in every layer).")] = None,
-    sensitivity: Annotated[Optional[str], typer.Option("--sensitivity", help="Per-layer int8 sensitivity ranking: on-failure (default: only when a max-accuracy-drop budget is missed, then fall back), always, or never (overrides [quantization] sensitivity).")] = None,
+    prune: Annotated[Optional[float], typer.Option(
+        "--prune", help="Prune this fraction of the weights (0-1) before exporting: magnitude (unstructured) "
+                        "unless --prune-structured.")] = None,
+    prune_structured: Annotated[bool, typer.Option(
+        "--prune-structured", help="With --prune: remove whole channels (PyTorch: torch-pruning; Keras: rebuilt "
+                                   "with fewer filters), so the model really shrinks.")] = False,
+    fine_tune: Annotated[Optional[str], typer.Option(
+        "--fine-tune", help="With --prune: 'pkg.module:fn' called as fn(model) to recover accuracy after "
+                            "pruning.")] = None,
+    prune_scope: Annotated[Optional[str], typer.Option(
+        "--prune-scope", help="Unstructured pruning: 'global' (one magnitude threshold across layers, default) or "
+                              "'layer' (the same share in every layer).")] = None,
+    sensitivity: Annotated[Optional[str], typer.Option(
+        "--sensitivity", help="Per-layer int8 sensitivity ranking: on-failure (default: only when a "
+                              "max-accuracy-drop budget is missed, then fall back), always, or never (overrides "
+                              "[quantization] sensitivity).")] = None,
 ) -> None:
     """Build, validate and profile every artifact the target asks for, then check its budgets.
 
     Writes OUT/<target>/: the artifacts, manifest.json (sha256 of each), report.json and report.md.
     """
-    from dataclasses import replace
-
     from edge_pipeline.building.cache import cache_root
-    from edge_pipeline.building.pipeline import BuildOptions
-    from edge_pipeline.building.pipeline import build as run_build
     from edge_pipeline.cli.capture import native_output_to
 
-    output_folder(out)
-    cfg = load_config(config)
-    if example is not None:
-        cfg = replace(cfg, source=replace(cfg.source, example=example, model=None))
-    if prune is not None or prune_structured or fine_tune or prune_scope:
-        cfg = replace(cfg, source=replace(cfg.source, prune=_prune_settings(cfg, prune, prune_structured, fine_tune,
-                                                                            prune_scope)))
-    if sensitivity is not None:
-        cfg = replace(cfg, quantization={**cfg.quantization, "sensitivity": check_sensitivity(
-            sensitivity, "--sensitivity (quantization.sensitivity)")})
-    budgets = tuple(parse_budget(text) for text in budget or [])
-    if device is not None and registry.transport_for(device).wrap_runner is None:   # malformed: ConfigError
-        raise ConfigError(f"--device '{device}': the {registry.url_scheme(device)} transport cannot run a build's "
-                          f"artifacts; measure a file on it with `edgepipe profile`")
+    budgets = dict(parse_budget(text) for text in budget or [])
     watch_output(out / plain_name(target, "--target"))
     log = cache_root() / "logs" / f"build-{target}-{os.getpid()}.log"
-    options = BuildOptions(target=target, out_dir=out, config=cfg, use_cache=not no_cache, budgets=budgets,
-                           device=device, log_file=log)
     try:
         with StageProgress(err_console) as progress, native_output_to(log, [err_console, out_console]):
-            report = run_build(options, progress)
+            report = api.build(target, out_dir=out, config=config, example=example, prune=prune,
+                               prune_structured=prune_structured, fine_tune=fine_tune, prune_scope=prune_scope,
+                               sensitivity=sensitivity, use_cache=not no_cache, budgets=budgets, device=device,
+                               log_file=log, progress=progress)
     finally:
         if log.is_file() and not log.stat().st_size:
             log.unlink()
-    _finish(report, out / report.target, as_json)
+    _finish(report, out / target, as_json)
 
 
-def _finish(report: "Report", folder: Path, as_json: bool) -> None:
+def _finish(report: Report, folder: Path, as_json: bool) -> None:
     """Prints the report (table or JSON) and exits with the code its status calls for."""
     if as_json:
         sys.stdout.write(json.dumps(report.to_json(), indent=2, default=str) + "\n")
@@ -109,68 +117,76 @@ def _finish(report: "Report", folder: Path, as_json: bool) -> None:
         out_console.print(report_table(report))
         for a in report.artifacts:
             if a.error:
-                out_console.print(f"[red]✗ {a.label}[/] {a.error['message']}")
+                out_console.print(f"[red]✗ {a.label}[/] {a.error.get('message')}")
         for check in report.checks:
             if not check.passed:
                 out_console.print(f"[red]✗ budget[/] {check.message}")
-        for warning in report.warnings:
-            if "evaluation samples" in warning:   # a small evaluation set: the figures above are uncertain
-                out_console.print(f"[yellow]! {warning}[/]", highlight=False)
+        for note in _validation_notes(report):   # e.g. a small evaluation set: the figures above are uncertain
+            out_console.print(f"[yellow]! {note}[/]", highlight=False)
         out_console.print(f"Report: {folder / 'report.md'}")
         if report.log:
             out_console.print(f"Native libraries' output: {folder / report.log}", highlight=False)
-    status = report.status
-    raise typer.Exit(EXIT_STAGE_FAILED if status == "stage_failed" else EXIT_GATE_FAILED if status == "gate_failed" else EXIT_OK)
+    raise typer.Exit(EXIT_FOR_STATUS.get(report.status or "", EXIT_OK))
+
+
+def _validation_notes(report: Report) -> list[str]:
+    """Validation's own caveats on its figures (a small evaluation set, labels at chance), once per text."""
+    notes: list[str] = []
+    for a in report.artifacts:
+        for text in a.validation.warnings if a.validation is not None else ():
+            if text not in notes:
+                notes.append(text)
+    return notes
 
 
 @app.command()
 def profile(
-    artifact: Annotated[Path, typer.Argument(help="A .tflite, .pte, .onnx, .ort or .ptl file, or a TF.js folder (model.json) - built by edgepipe or not.")],
-    target: Annotated[str, typer.Option("--target", "-t", help="Label the measurements with this device profile (its thread counts apply).")] = "host",
-    inputs: Annotated[Optional[Path], typer.Option("--inputs", help=".npz with one array per input, matched by name (or by order for arr_0, arr_1, ...); default: seeded random inputs of each declared shape and dtype.")] = None,
-    reference: Annotated[Optional[Path], typer.Option("--reference", help="Another artifact to compare outputs with (per output: SQNR, cosine, agreement, max abs diff).")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Reports go to OUT/<artifact name>/.")] = Path("build/edgepipe/profile"),
+    artifact: Annotated[Path, typer.Argument(
+        help="A .tflite, .pte, .onnx, .ort or .ptl file, or a TF.js folder (model.json) - built by edgepipe or "
+             "not.")],
+    target: Annotated[str, typer.Option(
+        "--target", "-t", help="Label the measurements with this device profile (its thread counts "
+                               "apply).")] = "host",
+    inputs: Annotated[Optional[Path], typer.Option(
+        "--inputs", help=".npz with one array per input, matched by name (or by order for arr_0, arr_1, ...); "
+                         "default: seeded random inputs of each declared shape and dtype.")] = None,
+    reference: Annotated[Optional[Path], typer.Option(
+        "--reference", help="Another artifact to compare outputs with (per output: SQNR, cosine, agreement, max "
+                            "abs diff).")] = None,
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Reports go to OUT/<artifact name>/.")] = Path("build/edgepipe/profile"),
     runs: Annotated[int, typer.Option(min=1, help="Timed runs per thread count.")] = 100,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed runs first.")] = 10,
-    budget: Annotated[Optional[list[str]], typer.Option("--budget", "-b", help="Limit name=value (repeatable).")] = None,
+    budget: Annotated[Optional[list[str]], typer.Option(
+        "--budget", "-b", help="Limit name=value (repeatable).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help=DEVICE_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Profile an existing artifact in its own runtime: size, latency and, with --reference, agreement."""
-    from edge_pipeline.measure.profile_artifact import profile as run_profile
-    from edge_pipeline.types import ProfileSettings
-
-    output_folder(out)
-    threads = load_target(target, load_config(None)).profile.threads if target != "host" else (1, 0)
-    settings = ProfileSettings(warmup=warmup, runs=runs, threads=threads)
     budgets = dict(parse_budget(b) for b in budget or [])
     watch_output(out / artifact.name)
-    report = run_profile(artifact, target, out, inputs, reference, settings, budgets, device)
+    report = api.profile(artifact, target=target, out_dir=out, inputs=inputs, reference=reference, runs=runs,
+                         warmup=warmup, budgets=budgets, device=device)
     _finish(report, out / artifact.name, as_json)
 
 
 @app.command()
 def bundle(
-    target: Annotated[str, typer.Option("--target", "-t", help="The built target whose artifacts go in.")] = "android",
-    out: Annotated[Path, typer.Option("--out", "-o", help="The build's output folder (OUT/<target>/ must hold a build).")] = Path("build/edgepipe"),
-    template: Annotated[Optional[str], typer.Option("--template", help="sample_apps/ template (default: the target's).")] = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="Zip file name without .zip (a plain name, no folders).")] = None,
+    target: Annotated[str, typer.Option(
+        "--target", "-t", help="The built target whose artifacts go in.")] = "android",
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="The build's output folder (OUT/<target>/ must hold a build).")] = Path("build/edgepipe"),
+    template: Annotated[Optional[str], typer.Option(
+        "--template", help="sample_apps/ template (default: the target's).")] = None,
+    name: Annotated[Optional[str], typer.Option(
+        "--name", help="Zip file name without .zip (a plain name, no folders).")] = None,
 ) -> None:
     """Fill a sample_apps/ template with a build's validated artifacts and write it as a folder and a zip."""
-    from edge_pipeline.building.bundle import write_bundle
-    from edge_pipeline.report.baseline import load_report
-
-    folder = out / plain_name(target, "--target")
-    report = load_report(folder / "report.json", "build report")
-    if report.get("target") != target:
-        raise ConfigError(f"{folder / 'report.json'} is a build of '{report.get('target')}', not '{target}'")
-    chosen = template or load_target(target, load_config(None)).bundle
-    if chosen is None:
-        raise ConfigError(f"target '{target}' has no bundle template yet; pass --template (see sample_apps/)")
+    folder = out / target
     watch_output(folder / "bundle")
-    summary = write_bundle(chosen, folder, report, name)
-    out_console.print(f"bundle '{chosen}' for {target}: {folder / 'bundle'} and {folder / summary['zip']} "
-                      f"({len(summary['files'])} files)")
+    summary = api.bundle(target, out_dir=out, template=template, name=name)
+    out_console.print(f"bundle '{summary.template}' for {target}: {folder / 'bundle'} and {folder / summary.zip} "
+                      f"({len(summary.files)} files)")
 
 
 @app.command()
@@ -193,12 +209,15 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
 @app.command()
 def targets(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """List target profiles with the artifacts they build and their budgets."""
-    from edge_pipeline.building.plan import load_target, target_names
+    from edge_pipeline.building.plan import runners_for, target_names
 
     cfg = load_config(None)
     loaded = [load_target(name, cfg) for name in target_names(cfg)]
     if as_json:
-        sys.stdout.write(json.dumps([_target_row(t) for t in loaded], indent=2) + "\n")
+        rows = [{"name": t.name, "description": t.description, "outputs": [o.label for o in t.outputs],
+                 "runners": runners_for(t), "threads": _threads(t), "memory_mb": t.profile.memory_mb,
+                 "budgets": t.budgets, "bundle": t.bundle, "device_class": t.device_class} for t in loaded]
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     from rich.table import Table
 
@@ -206,35 +225,15 @@ def targets(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
     for column in ("target", "outputs", "runners", "threads", "memory MiB", "budgets", "bundle", "description"):
         table.add_column(column)
     for t in loaded:
-        row = _target_row(t)
-        table.add_row(t.name, ", ".join(row["outputs"]), ", ".join(row["runners"]), ", ".join(map(str, row["threads"])),
-                      f"{row['memory_mb']:g}" if row["memory_mb"] else "-", ", ".join(f"{k}={v:g}" for k, v in t.budgets.items()) or "-", t.bundle or "-", t.description)
+        memory = t.profile.memory_mb
+        table.add_row(t.name, ", ".join(o.label for o in t.outputs), ", ".join(runners_for(t)),
+                      ", ".join(map(str, _threads(t))), f"{memory:g}" if memory else "-",
+                      ", ".join(f"{k}={v:g}" for k, v in t.budgets.items()) or "-", t.bundle or "-", t.description)
     out_console.print(table)
 
 
-def _prune_settings(cfg, amount: float | None, structured: bool, fine_tune: str | None, scope: str | None) -> dict:
-    """CLI flags over the file's `prune` table; a flag without an amount needs one from the file."""
-    from edge_pipeline.config import check_prune
-
-    current = dict(cfg.source.prune or {})
-    table = {"amount": amount if amount is not None else current.get("amount"),
-             "kind": "structured" if structured else current.get("kind", "unstructured"),
-             "scope": scope or current.get("scope", "global")}
-    if fine_tune or current.get("fine_tune"):
-        table["fine-tune"] = fine_tune or current["fine_tune"]
-    if table["amount"] is None:
-        raise ConfigError("--prune-structured, --prune-scope and --fine-tune need --prune AMOUNT (or prune.amount in the config)")
-    return check_prune(table, "--prune")
-
-
-def _target_row(t) -> dict:
-    """Formats, runners and constraints of a target, resolved through the registry."""
-    from edge_pipeline.building.plan import runners_for
-
-    return {"name": t.name, "description": t.description, "outputs": [o.label for o in t.outputs],
-            "runners": runners_for(t), "threads": ["all" if n == 0 else n for n in t.profile.threads],
-            "memory_mb": t.profile.memory_mb,
-            "budgets": t.budgets, "bundle": t.bundle, "device_class": t.device_class}
+def _threads(target: Target) -> list[int | str]:
+    return ["all" if n == 0 else n for n in target.profile.threads]
 
 
 app.command()(gate)

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import TextIO
 
 from rich.console import Console
 
@@ -53,15 +53,14 @@ def native_output_to(log_path: Path, consoles: list[Console]) -> Iterator[None]:
         os.close(log_fd)
 
 
-def _terminal(stream: IO[str], saved_fd: int | None) -> IO[str]:
+def _terminal(stream: TextIO, saved_fd: int | None) -> TextIO:
     """A stream to what `stream` wrote to before the redirect: the saved fd, or the object itself if it has none."""
     if saved_fd is None or not _has_fd(stream):
         return stream
-    return open(saved_fd, "w", buffering=1, encoding=getattr(stream, "encoding", None) or "utf-8",
-                errors="replace", closefd=False)
+    return open(saved_fd, "w", buffering=1, encoding=stream.encoding or "utf-8", errors="replace", closefd=False)
 
 
-def _has_fd(stream: IO[str]) -> bool:
+def _has_fd(stream: TextIO) -> bool:
     try:
         stream.fileno()
     except (AttributeError, io.UnsupportedOperation, ValueError, OSError):

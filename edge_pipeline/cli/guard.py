@@ -19,17 +19,19 @@ import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from types import FrameType
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer._click.core import Context
 from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
 from edge_pipeline.building import jobs
 from edge_pipeline.errors import EXIT_INTERRUPTED, EdgepipeError, EnvironmentProblem, InputError
 from edge_pipeline.fsutil import DiskFull, is_disk_full
+from edge_pipeline.types import JsonObject
 
 MAX_MESSAGE = 600
 USER_PATH_ERRORS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.ENOENT,
@@ -42,7 +44,7 @@ _watched: list[tuple[Path, int | None]] = []   # output folders a command writes
 class GuardedGroup(TyperGroup):
     """Root group whose `invoke` wraps every command, nested ones (`baseline update`) included."""
 
-    def invoke(self, ctx: Any) -> Any:
+    def invoke(self, ctx: Context) -> object:
         as_json = "--json" in [*ctx._protected_args, *ctx.args]
         _watched.clear()
         jobs.allow_new_jobs()
@@ -77,7 +79,7 @@ def classify(exc: BaseException) -> EdgepipeError:
     if isinstance(exc, EdgepipeError):
         return exc
     if is_disk_full(exc):
-        where = getattr(exc, "filename", None)
+        where = exc.filename if isinstance(exc, OSError) else None
         return DiskFull(f"disk full{f' while writing {where}' if where else ''}: the file was not written")
     if isinstance(exc, MemoryError):
         return EnvironmentProblem("out of memory")
@@ -106,7 +108,7 @@ def one_line(text: str) -> str:
     return line if len(line) <= MAX_MESSAGE else line[:MAX_MESSAGE - 1] + "…"
 
 
-def _print_json(error: dict[str, Any]) -> None:
+def _print_json(error: JsonObject) -> None:
     sys.stdout.write(json.dumps({"passed": False, "error": error}) + "\n")
     sys.stdout.flush()
 
@@ -144,7 +146,7 @@ def _signals_interrupt() -> Iterator[dict[str, int]]:
         yield received
         return
 
-    def handler(signum: int, _frame: Any) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
         received.setdefault("signum", signum)
         jobs.stop_all()
         raise KeyboardInterrupt

@@ -1,19 +1,22 @@
 """Terminal views: live stage progress and the final table (stderr for progress, stdout for results)."""
 from __future__ import annotations
 
-from typing import Any
+from types import TracebackType
 
 from rich.console import Console
 from rich.table import Table
 
+from edge_pipeline.progress import Phase, ProgressEvent
 from edge_pipeline.report.model import Report
 
-STATE_STYLE = {"done": "green", "failed": "red", "start": "cyan", "skipped": "yellow"}
+PHASE_STYLE = {Phase.DONE: "green", Phase.FAILED: "red", Phase.START: "cyan", Phase.SKIPPED: "yellow"}
+PHASE_MARK = {Phase.DONE: "✓", Phase.SKIPPED: "-", Phase.FAILED: "✗"}
 STATUS_STYLE = {"ok": "green", "failed": "red", "unvalidated": "yellow"}
+COLUMNS = ("artifact", "status", "size KB", "zipped KB", "p50 ms", "p90 ms", "accuracy", "drop pt", "agreement")
 
 
 class StageProgress:
-    """Prints one line per stage transition; a spinner shows while a stage runs."""
+    """A build's progress callback: one line per stage that ends; a spinner shows while a stage runs."""
 
     def __init__(self, console: Console):
         self.console = console
@@ -23,30 +26,30 @@ class StageProgress:
         self.status.__enter__()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.status.__exit__(*exc)
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.status.__exit__(kind, error, traceback)
 
-    def __call__(self, label: str, state: str, details: dict[str, Any]) -> None:
-        if state == "start":
-            self.status.update(f"{label}{' (cached)' if details.get('cached') else ''} ...")
+    def __call__(self, event: ProgressEvent) -> None:
+        cached = " (cached)" if event.cached else ""
+        if event.phase == Phase.START:
+            self.status.update(f"{event.stage}{cached} ...")
             return
-        extra = " (cached)" if details.get("cached") else ""
-        if details.get("error") or details.get("reason"):
-            extra = f": {details.get('error') or details['reason']}"
-        mark = {"done": "✓", "skipped": "-"}.get(state, "✗")
-        self.console.print(f"[{STATE_STYLE.get(state, 'white')}]{mark}[/] {label}{extra}")
+        extra = f": {event.message}" if event.message else cached
+        style = PHASE_STYLE.get(event.phase, "white")
+        self.console.print(f"[{style}]{PHASE_MARK.get(event.phase, '✗')}[/] {event.stage}{extra}")
 
 
 def report_table(report: Report) -> Table:
     table = Table(title=f"edgepipe {report.target}: {'PASSED' if report.passed else 'FAILED'}")
-    for column in ("artifact", "status", "size KB", "zipped KB", "p50 ms", "p90 ms", "accuracy", "drop pt", "agreement"):
+    for column in COLUMNS:
         table.add_column(column, justify="left" if column in ("artifact", "status") else "right")
     for a in report.artifacts:
         lat = a.latency_ms
-        table.add_row(a.label, f"[{STATUS_STYLE.get(a.status, 'red')}]{a.status}[/]",
+        table.add_row(a.label, f"[{STATUS_STYLE.get(a.status or '', 'red')}]{a.status}[/]",
                       _f(a.size_bytes, 1024, 1), _f(a.size_compressed_bytes, 1024, 1),
-                      _f(lat.p50 if lat else None, 1, 3), _f(lat.p90 if lat else None, 1, 3), _f(a.accuracy, 0.01, 2),
-                      _f(a.accuracy_drop, 1, 2), _f(a.agreement, 1, 4))
+                      _f(lat.p50 if lat else None, 1, 3), _f(lat.p90 if lat else None, 1, 3),
+                      _f(a.accuracy, 0.01, 2), _f(a.accuracy_drop, 1, 2), _f(a.agreement, 1, 4))
     return table
 
 

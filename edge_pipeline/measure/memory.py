@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any
+from types import TracebackType
 
 from edge_pipeline.errors import MemoryLimitExceeded
 
-PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+PAGE = os.sysconf("SC_PAGE_SIZE") if os.name == "posix" else 4096
 MIB = 1024 * 1024
 
 
@@ -43,7 +43,8 @@ class RssSampler:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, current_rss_bytes())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -12,9 +11,11 @@ from edge_pipeline import registry
 from edge_pipeline.datafiles import load_arrays
 from edge_pipeline.errors import InputError
 from edge_pipeline.host import package_version
-from edge_pipeline.measure.measure_stage import _open, create_runner, input_specs, measure_latency, op_profile
+from edge_pipeline.measure.measure_stage import create_runner, measure_latency, op_profile
 from edge_pipeline.measure.profiling import run_batches
 from edge_pipeline.measure.validate import thresholds_for, validate
+from edge_pipeline.plugins import Runner
+from edge_pipeline.records import Measurement, ProfileJob
 from edge_pipeline.tensors import (
     DTYPES,
     Tensors,
@@ -29,39 +30,36 @@ from edge_pipeline.tensors import (
 SAMPLE_OUTPUTS = 8
 
 
-def run(job: dict[str, Any]) -> dict[str, Any]:
-    artifact = Path(job["artifact"])
-    runner = create_runner(job)
-    variants = runner.variants
-    session = _open(runner, artifact, 1, variants[0])
-    specs = input_specs(session)
-    if job.get("inputs"):
-        inputs = read_inputs(Path(job["inputs"]), specs)
+def run(job: ProfileJob) -> Measurement:
+    artifact = job.artifact
+    runner = create_runner(job.runner, job.device)
+    session = runner.open(artifact, 1, runner.variants[0])
+    specs = session.input_specs
+    if job.inputs is not None:
+        inputs = read_inputs(job.inputs, specs)
     elif specs:
         inputs = random_inputs(specs, what=artifact.name)
     else:
         raise InputError(f"{artifact.name}: its runtime does not declare input shapes: pass --inputs FILE.npz")
     batch = _batch(specs, inputs)
-    outputs = _named(run_batches(session, inputs, batch), getattr(session, "output_names", None))
+    outputs = _named(run_batches(session, inputs, batch), session.output_names)
     sample = [np.ascontiguousarray(a[:batch]) for a in inputs.arrays]
-    result: dict[str, Any] = {
-        "runtime": getattr(session, "runtime_label", runner.runtime),
-        "runtime_version": getattr(session, "runtime_version", None) or package_version(runner.distribution),
-        "inputs": [{"name": n, "shape": list(a[:batch].shape), "dtype": a.dtype.name} for n, a in zip(inputs.names, inputs.arrays)],
-        "outputs": [{"name": n, "shape": [batch, *a.shape[1:]], "dtype": a.dtype.name} for n, a in zip(outputs.names, outputs.arrays)],
-        "input_shape": list(sample[0].shape), "input_dtypes": [a.dtype.name for a in sample],
-        "output_shape": list(outputs.arrays[0].shape[1:]), "sample_outputs": outputs.arrays[0][:SAMPLE_OUTPUTS].tolist(),
-        "latency": measure_latency(runner, artifact, session, sample, job["profile"], job["target"]),
-    }
-    result["op_profile"] = op_profile(runner, artifact, sample, job["profile"]["runs"])
-    if job.get("reference"):
-        ref_runner = registry.create("runner", job["reference_runner"])
-        ref_session = _open(ref_runner, Path(job["reference"]), 1, ref_runner.variants[0])
-        ref_inputs = order_inputs(input_specs(ref_session), inputs, f"reference {Path(job['reference']).name}")
-        reference = _named(run_batches(ref_session, ref_inputs, batch), getattr(ref_session, "output_names", None))
+    validation = None
+    if job.reference is not None and job.reference_runner is not None:
+        ref_runner = registry.create(Runner, job.reference_runner)
+        ref_session = ref_runner.open(job.reference, 1, ref_runner.variants[0])
+        ref_inputs = order_inputs(ref_session.input_specs, inputs, f"reference {job.reference.name}")
+        reference = _named(run_batches(ref_session, ref_inputs, batch), ref_session.output_names)
         aligned = align_outputs(list(outputs.arrays), list(outputs.names), reference)
-        result["validation"] = validate(aligned, reference, thresholds_for(job.get("precision", "as-built")))
-    return result
+        validation = validate(aligned, reference, thresholds_for("as-built"))
+    return Measurement(
+        runtime=session.runtime_label or runner.runtime,
+        runtime_version=session.runtime_version or package_version(runner.distribution),
+        validation=validation, sample_outputs=outputs.arrays[0][:SAMPLE_OUTPUTS].tolist(),
+        latency=measure_latency(runner, artifact, session, sample, job.profile, job.target),
+        op_profile=op_profile(runner, artifact, sample, job.profile.runs),
+        inputs=tuple(TensorSpec(n, tuple(a[:batch].shape), a.dtype.name) for n, a in zip(inputs.names, inputs.arrays)),
+        outputs=tuple(TensorSpec(n, (batch, *a.shape[1:]), a.dtype.name) for n, a in zip(outputs.names, outputs.arrays)))
 
 
 def _batch(specs: list[TensorSpec] | None, inputs: Tensors) -> int:

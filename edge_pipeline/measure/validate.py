@@ -15,31 +15,30 @@ errors in logits no decision reads, so max |diff| is reported but never decides.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, replace
-from typing import Any
 
 import numpy as np
 
-from edge_pipeline.precision import Precision
+from edge_pipeline.precision import Precision, Thresholds
+from edge_pipeline.report.model import Validation
 from edge_pipeline.tensors import Tensors
+from edge_pipeline.types import JsonObject
 
 COLLAPSE_SQNR_DB = 3.0        # below this an output is mostly noise, whatever the precision
 SMALL_EVAL_SET = 200          # fewer evaluation samples: a warning with the interval
 
 
-def thresholds_for(precision: str, overrides: dict[str, dict[str, float]] | None = None,
-                   accuracy_budget: float | None = None) -> dict[str, Any]:
-    """A precision's thresholds (its Precision's defaults, then `[validation.<precision>]` overrides) as a plain
-    dict (it travels to the measuring worker); unknown precisions are a plugin bug, not silently int8."""
+def thresholds_for(precision: str, overrides: Mapping[str, Mapping[str, float]] | None = None,
+                   accuracy_budget: float | None = None) -> Thresholds:
+    """A precision's thresholds: its Precision's defaults, then `[validation.<precision>]` overrides, then the
+    target's accuracy budget; unknown precisions are a plugin bug, not silently int8."""
     if precision not in Precision.names():
         raise KeyError(f"no validation thresholds for precision '{precision}' (known: {', '.join(Precision.names())})")
     chosen = replace(Precision.parse(precision).thresholds, **(overrides or {}).get(precision, {}))
-    result = asdict(chosen)
-    result["accuracy_budget_from"] = "precision default"
     if accuracy_budget is not None:
-        result["max_accuracy_drop"], result["accuracy_budget_from"] = float(accuracy_budget), "target budget"
-    return result
+        chosen = replace(chosen, max_accuracy_drop=float(accuracy_budget), accuracy_budget_from="target budget")
+    return chosen
 
 
 def sqnr_db(reference: np.ndarray, test: np.ndarray) -> float | None:
@@ -97,9 +96,10 @@ def metric_output(outputs: Tensors, wanted: str | None) -> str:
     return next((n for n, a in zip(outputs.names, outputs.arrays) if is_classification(a)), outputs.names[0])
 
 
-def compare_output(name: str, test: np.ndarray, reference: np.ndarray, force_classification: bool = False) -> dict[str, Any]:
-    """Fidelity figures of one output (no decision)."""
-    entry: dict[str, Any] = {"name": name, "shape": list(reference.shape[1:]), "dtype": reference.dtype.name}
+def compare_output(name: str, test: np.ndarray, reference: np.ndarray,
+                   force_classification: bool = False) -> JsonObject:
+    """Fidelity figures of one output (no decision), as the report's `validation.outputs[]` entry."""
+    entry: JsonObject = {"name": name, "shape": list(reference.shape[1:]), "dtype": reference.dtype.name}
     if test.shape != reference.shape:
         return {**entry, "shape_mismatch": f"output '{name}' has shape {list(test.shape)}, the source's is "
                                            f"{list(reference.shape)}"}
@@ -122,39 +122,46 @@ def compare_output(name: str, test: np.ndarray, reference: np.ndarray, force_cla
     return entry
 
 
-def judge_output(entry: dict[str, Any], t: dict[str, Any], labelled: bool, judge_agreement: bool = True) -> list[str]:
+def judge_output(entry: JsonObject, t: Thresholds, labelled: bool, judge_agreement: bool = True) -> list[str]:
     """Why this output is refused (empty: accepted). Agreement decides only for the model's class output."""
     name = entry["name"]
     if "shape_mismatch" in entry:
-        return [entry["shape_mismatch"]]
+        return [str(entry["shape_mismatch"])]
     if not entry["finite"]:
         return [f"output '{name}' contains NaN or infinity"]
     problems = []
     sqnr = entry["sqnr_db"]
-    if sqnr is not None and sqnr < COLLAPSE_SQNR_DB:
+    if isinstance(sqnr, (int, float)) and sqnr < COLLAPSE_SQNR_DB:
         problems.append(f"output '{name}' collapsed: SQNR {sqnr:.1f} dB < {COLLAPSE_SQNR_DB:g} dB")
-    elif sqnr is not None and (t["exact"] or not labelled) and sqnr < t["min_sqnr_db"]:
-        problems.append(f"output '{name}' SQNR {sqnr:.1f} dB < {t['min_sqnr_db']:g} dB required")
+    elif isinstance(sqnr, (int, float)) and (t.exact or not labelled) and sqnr < t.min_sqnr_db:
+        problems.append(f"output '{name}' SQNR {sqnr:.1f} dB < {t.min_sqnr_db:g} dB required")
     agreement = entry.get("agreement") if judge_agreement else None
-    if agreement is not None:
-        chance = 1.5 / max(entry["classes"], 2)
+    classes = entry.get("classes")
+    if isinstance(agreement, (int, float)) and isinstance(classes, int):
+        chance = 1.5 / max(classes, 2)
         if agreement < chance:
-            problems.append(f"output '{name}' top-1 agreement {agreement:.4f} is near chance ({entry['classes']} classes)")
-        elif (t["exact"] or not labelled) and agreement < t["min_agreement"]:
-            problems.append(f"output '{name}' top-1 agreement {agreement:.4f} < {t['min_agreement']} required")
+            problems.append(f"output '{name}' top-1 agreement {agreement:.4f} is near chance ({classes} classes)")
+        elif (t.exact or not labelled) and agreement < t.min_agreement:
+            problems.append(f"output '{name}' top-1 agreement {agreement:.4f} < {t.min_agreement} required")
     return problems
 
 
-def validate(outputs: Tensors, reference: Tensors, thresholds: dict[str, Any], labels: np.ndarray | None = None,
-             metric: tuple[str, Metric] = ("top1", top1_accuracy), metric_on: str | None = None) -> dict[str, Any]:
+def validate(outputs: Tensors, reference: Tensors, thresholds: Thresholds, labels: np.ndarray | None = None,
+             metric: tuple[str, Metric] = ("top1", top1_accuracy), metric_on: str | None = None) -> Validation:
     """Compares every output and decides; `passed` is False with a message naming each output and figure."""
     class_output = metric_output(reference, metric_on)      # the output a decision reads (agreement, metric)
     if class_output not in reference.names:
-        return {"passed": False, "outputs": [], "message": f"metric-output '{class_output}' is not an output "
-                                                             f"(outputs: {', '.join(reference.names)})"}
+        return Validation.from_json({"passed": False, "outputs": [], "message": f"metric-output '{class_output}' is "
+                                     f"not an output (outputs: {', '.join(reference.names)})"})
+    return Validation.from_json(_validate(outputs, reference, thresholds, labels, metric, class_output))
+
+
+def _validate(outputs: Tensors, reference: Tensors, thresholds: Thresholds, labels: np.ndarray | None,
+              metric: tuple[str, Metric], class_output: str) -> JsonObject:
     labels_inform, source_value = _labels_inform(reference, class_output, labels, metric)
     read_by_metric = class_output if labels_inform else None
-    entries, problems = [], []
+    entries: list[JsonObject] = []
+    problems: list[str] = []
     for name, test, ref in zip(reference.names, outputs.arrays, reference.arrays):
         entry = compare_output(name, test, ref, force_classification=name == read_by_metric and metric[0] in BUILTIN_METRICS)
         entry["decides"] = name == class_output and entry.get("agreement") is not None
@@ -163,7 +170,9 @@ def validate(outputs: Tensors, reference: Tensors, thresholds: dict[str, Any], l
         entries.append(entry)
         problems += entry_problems
     n = len(reference)
-    result: dict[str, Any] = {"outputs": entries, "eval_samples": n, "thresholds": thresholds, "warnings": []}
+    warnings: list[str] = []
+    result: JsonObject = {"outputs": list(entries), "eval_samples": n, "thresholds": asdict(thresholds),
+                          "warnings": warnings}
     if labels is not None and all("shape_mismatch" not in e for e in entries):
         index = reference.names.index(class_output)
         value = metric[1](outputs.arrays[index], labels) if all(e["finite"] for e in entries) else None
@@ -172,26 +181,30 @@ def validate(outputs: Tensors, reference: Tensors, thresholds: dict[str, Any], l
         if value is not None and source_value is not None:
             drop = round((source_value - value) * 100, 4)
             result["metric_drop_pts"] = drop
-            if labels_inform and drop > thresholds["max_accuracy_drop"]:
+            if labels_inform and drop > thresholds.max_accuracy_drop:
                 agreement = entries[index].get("agreement")
-                problems.append(f"{metric[0]} drop {drop:.2f} pt > {thresholds['max_accuracy_drop']:g} pt allowed "
-                                f"({thresholds['accuracy_budget_from']})"
+                problems.append(f"{metric[0]} drop {drop:.2f} pt > {thresholds.max_accuracy_drop:g} pt allowed "
+                                f"({thresholds.accuracy_budget_from})"
                                 + (f"; top-1 agreement {agreement:.4f}" if agreement is not None else ""))
         if not labels_inform:
-            result["warnings"].append(f"the source model scores {source_value} on the evaluation labels (chance "
+            warnings.append(f"the source model scores {source_value} on the evaluation labels (chance "
                                       f"level): the labels cannot judge an artifact, so agreement and SQNR decide")
     result["decided_by"] = _decided_by(thresholds, labels_inform and "metric_drop_pts" in result)
     if n < SMALL_EVAL_SET:
         first = next((e for e in entries if e.get("agreement_ci95")), None)
         interval = f"; top-1 agreement 95% interval {first['agreement_ci95']}" if first else ""
-        result["warnings"].append(f"only {n} evaluation samples (< {SMALL_EVAL_SET}): one flip moves agreement and "
+        warnings.append(f"only {n} evaluation samples (< {SMALL_EVAL_SET}): one flip moves agreement and "
                                   f"accuracy by {100 / max(n, 1):.1f} pt{interval}")
     classified = [e for e in entries if e.get("decides")] or [e for e in entries if e.get("agreement") is not None]
     result.update(passed=not problems, message="; ".join(problems) or None,
                   agreement=classified[0]["agreement"] if classified else None,
-                  max_abs_diff=max((e["max_abs_diff"] for e in entries if e.get("max_abs_diff") is not None), default=None),
-                  min_sqnr_db=min((e["sqnr_db"] for e in entries if e.get("sqnr_db") is not None), default=None))
+                  max_abs_diff=max(_numbers(entries, "max_abs_diff"), default=None),
+                  min_sqnr_db=min(_numbers(entries, "sqnr_db"), default=None))
     return result
+
+
+def _numbers(entries: list[JsonObject], key: str) -> list[float]:
+    return [float(v) for e in entries if isinstance(v := e.get(key), (int, float))]
 
 
 def _labels_inform(reference: Tensors, class_output: str, labels: np.ndarray | None,
@@ -210,8 +223,8 @@ def _labels_inform(reference: Tensors, class_output: str, labels: np.ndarray | N
     return True, source_value
 
 
-def _decided_by(t: dict[str, Any], labelled: bool) -> str:
-    if t["exact"]:
+def _decided_by(t: Thresholds, labelled: bool) -> str:
+    if t.exact:
         return "exact conversion: SQNR and agreement per output" + (", and the metric's drop" if labelled else "")
     if labelled:
         return "the task metric's drop (max-accuracy-drop), with SQNR for outputs it does not read and collapse checks"

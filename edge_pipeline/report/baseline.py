@@ -10,11 +10,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from edge_pipeline.errors import ConfigError
 from edge_pipeline.report.check import check_report
-from edge_pipeline.report.model import READABLE_VERSIONS, SCHEMA_VERSION, Check, Report, as_report
+from edge_pipeline.report.model import READABLE_VERSIONS, SCHEMA_VERSION, ArtifactReport, Check, Report
+from edge_pipeline.types import JsonObject, JsonValue
 
 BASELINE_KIND = "edgepipe-baseline"
 
@@ -26,7 +26,77 @@ class RelativeLimits:
     max_latency_growth_pct: float = 10.0
 
 
-def load_report(path: Path, what: str = "report") -> dict[str, Any]:
+@dataclass(frozen=True)
+class BaselineEntry:
+    """One validated artifact as a baseline keeps it: what a later build of it is compared with."""
+
+    size_bytes: int | None
+    size_compressed_bytes: int | None = None
+    sha256: str | None = None
+    accuracy: float | None = None
+    agreement: float | None = None
+    p50: float | None = None
+    p90: float | None = None
+    noise: float | None = None
+    threads: int | None = None
+    measured_on: str | None = None
+
+    @classmethod
+    def of(cls, a: ArtifactReport) -> "BaselineEntry":
+        lat = a.latency_ms
+        if lat is None:
+            return cls(a.size_bytes, a.size_compressed_bytes, a.sha256, a.accuracy, a.agreement,
+                       measured_on=a.measured_on)
+        return cls(a.size_bytes, a.size_compressed_bytes, a.sha256, a.accuracy, a.agreement, lat.p50, lat.p90,
+                   lat.noise, lat.threads, a.measured_on)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, JsonValue]) -> "BaselineEntry":
+        """An entry of a baseline file that check.py has checked (types, finite numbers)."""
+        lat = data.get("latency_ms")
+        latency = lat if isinstance(lat, dict) else {}
+        return cls(_int(data.get("size_bytes")), _int(data.get("size_compressed_bytes")), _str(data.get("sha256")),
+                   _num(data.get("accuracy")), _num(data.get("agreement")), _num(latency.get("p50")),
+                   _num(latency.get("p90")), _num(latency.get("noise")), _int(latency.get("threads")),
+                   _str(data.get("measured_on")))
+
+    def to_json(self) -> JsonObject:
+        return {"size_bytes": self.size_bytes, "size_compressed_bytes": self.size_compressed_bytes,
+                "sha256": self.sha256, "accuracy": self.accuracy, "agreement": self.agreement,
+                "latency_ms": {"p50": self.p50, "p90": self.p90, "noise": self.noise, "threads": self.threads},
+                "measured_on": self.measured_on}
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The baseline file: the validated artifacts of a passing build, by label (`format:precision`)."""
+
+    target: str | None
+    edgepipe_version: str | None
+    artifacts: Mapping[str, BaselineEntry]
+    schema_version: int = SCHEMA_VERSION
+
+    @classmethod
+    def of(cls, report: Report) -> "Baseline":
+        return cls(report.target, report.edgepipe_version,
+                   {a.label: BaselineEntry.of(a) for a in report.artifacts if a.status == "ok"})
+
+    @classmethod
+    def from_json(cls, data: JsonObject) -> "Baseline":
+        entries = data.get("artifacts")
+        artifacts = {label: BaselineEntry.from_json(entry) for label, entry in entries.items()
+                     if isinstance(entry, dict)} if isinstance(entries, dict) else {}
+        version = data.get("schema_version")
+        return cls(_str(data.get("target")), _str(data.get("edgepipe_version")), artifacts,
+                   version if isinstance(version, int) else SCHEMA_VERSION)
+
+    def to_json(self) -> JsonObject:
+        return {"schema_version": self.schema_version, "kind": BASELINE_KIND, "target": self.target,
+                "edgepipe_version": self.edgepipe_version,
+                "artifacts": {label: entry.to_json() for label, entry in self.artifacts.items()}}
+
+
+def load_report(path: Path, what: str = "report") -> Report | Baseline:
     """A report or baseline file; missing, unreadable, truncated, mis-shaped or other-version files are usage
     errors (exit 2) that name the file and the first bad field."""
     if not path.is_file():
@@ -44,93 +114,86 @@ def load_report(path: Path, what: str = "report") -> dict[str, Any]:
     if data["schema_version"] not in READABLE_VERSIONS or isinstance(data["schema_version"], bool):
         raise ConfigError(f"{what} {path} has schema version {data['schema_version']!r:.40}; this edgepipe reads "
                           f"versions {' and '.join(map(str, READABLE_VERSIONS))}. Rebuild it, or update the baseline")
-    return check_report(data, f"{what} {path}", BASELINE_KIND)
+    checked = check_report(data, f"{what} {path}", BASELINE_KIND)
+    return Baseline.from_json(checked) if checked.get("kind") == BASELINE_KIND else Report.from_json(checked)
 
 
-def is_baseline(data: "Report | Mapping[str, Any]") -> bool:
-    """A baseline file (its own trimmed shape), as opposed to a report."""
-    return isinstance(data, Mapping) and data.get("kind") == BASELINE_KIND
-
-
-def refuse_unless_passed(report: "Report | Mapping[str, Any]", what: str) -> None:
+def refuse_unless_passed(report: Report | Baseline, what: str) -> None:
     """A baseline must come from a complete build whose every artifact passed: a failed report is never one."""
-    if is_baseline(report):
-        if not report.get("artifacts"):
+    if isinstance(report, Baseline):
+        if not report.artifacts:
             raise ConfigError(f"{what} lists no artifacts: it cannot be a baseline")
         return
-    typed = as_report(report)
-    failed = [f"{a.label} {a.status}" for a in typed.artifacts if a.status not in ("ok", "unvalidated")]
-    status = "passed" if typed.status is None else typed.status
-    if status != "passed" or typed.passed is False or failed or not any(a.status == "ok" for a in typed.artifacts):
+    failed = [f"{a.label} {a.status}" for a in report.artifacts if a.status not in ("ok", "unvalidated")]
+    status = "passed" if report.status is None else report.status
+    if status != "passed" or report.passed is False or failed or not any(a.status == "ok" for a in report.artifacts):
         detail = "; ".join(failed) or "no validated artifact"
-        raise ConfigError(f"{what} did not pass (status {typed.status!r}: {detail}); "
+        raise ConfigError(f"{what} did not pass (status {report.status!r}: {detail}); "
                           f"a failed build is never a baseline")
 
 
-def make_baseline(report: "Report | Mapping[str, Any]") -> dict[str, Any]:
-    if is_baseline(report):
-        return dict(report)
-    typed = as_report(report)
-    artifacts = {}
-    for a in typed.artifacts:
-        if a.status != "ok":
-            continue
-        latency = a.latency_ms
-        artifacts[a.label] = {
-            "size_bytes": a.size_bytes, "size_compressed_bytes": a.size_compressed_bytes,
-            "sha256": a.sha256, "accuracy": a.accuracy, "agreement": a.agreement,
-            "latency_ms": {k: getattr(latency, k) if latency is not None else None
-                           for k in ("p50", "p90", "noise", "threads")},
-            "measured_on": a.measured_on}
-    return {"schema_version": SCHEMA_VERSION, "kind": BASELINE_KIND, "target": typed.target,
-            "edgepipe_version": typed.edgepipe_version, "artifacts": artifacts}
+def make_baseline(report: Report | Baseline) -> Baseline:
+    return report if isinstance(report, Baseline) else Baseline.of(report)
 
 
-def compare(report: "Report | Mapping[str, Any]", baseline: "Report | Mapping[str, Any]",
-            limits: RelativeLimits) -> list[Check]:
+def compare(report: Report, baseline: Report | Baseline, limits: RelativeLimits) -> list[Check]:
     refuse_unless_passed(baseline, "baseline")
     base = make_baseline(baseline)
-    target = as_report(report).target
-    if base["target"] != target:
-        raise ConfigError(f"baseline is for target '{base['target']}', the report for '{target}'")
-    current = make_baseline(report)["artifacts"]
+    if base.target != report.target:
+        raise ConfigError(f"baseline is for target '{base.target}', the report for '{report.target}'")
+    current = Baseline.of(report).artifacts
     checks: list[Check] = []
-    for label, old in base["artifacts"].items():
+    for label, old in base.artifacts.items():
         new = current.get(label)
         if new is None:
-            checks.append(Check(label, "present", 1, 0, False, f"{label}: in the baseline but not built (or failed)", "baseline"))
+            checks.append(Check(label, "present", 1, 0, False, f"{label}: in the baseline but not built (or failed)",
+                                "baseline"))
             continue
-        checks.append(_growth(label, "size_growth_pct", old["size_bytes"], new["size_bytes"], limits.max_size_growth_pct))
-        if old.get("accuracy") is not None and new.get("accuracy") is not None:
-            loss = (old["accuracy"] - new["accuracy"]) * 100
+        checks.append(_growth(label, "size_growth_pct", old.size_bytes, new.size_bytes, limits.max_size_growth_pct))
+        if old.accuracy is not None and new.accuracy is not None:
+            loss = (old.accuracy - new.accuracy) * 100
             checks.append(Check(label, "accuracy_loss_pt", limits.max_accuracy_loss_pt, loss,
                                 loss <= limits.max_accuracy_loss_pt,
-                                f"{label}: accuracy {new['accuracy']:.4f} vs baseline {old['accuracy']:.4f} "
+                                f"{label}: accuracy {new.accuracy:.4f} vs baseline {old.accuracy:.4f} "
                                 f"({loss:+.2f} pt, limit {limits.max_accuracy_loss_pt:g} pt)", "baseline"))
         checks.append(_latency(label, old, new, limits.max_latency_growth_pct))
     return checks
 
 
-def _growth(label: str, metric: str, old: float, new: float, limit: float) -> Check:
+def _growth(label: str, metric: str, old: int | None, new: int | None, limit: float) -> Check:
+    if old is None or new is None:
+        return Check(label, metric, limit, None, False, f"{label}: size not recorded in both reports", "baseline")
     growth = (new - old) / old * 100 if old else 0.0
     return Check(label, metric, limit, growth, growth <= limit,
                  f"{label}: size {new:,} B vs baseline {old:,} B ({growth:+.2f}%, limit +{limit:g}%)", "baseline")
 
 
-def _latency(label: str, old: dict[str, Any], new: dict[str, Any], limit: float) -> Check:
+def _latency(label: str, old: BaselineEntry, new: BaselineEntry, limit: float) -> Check:
     metric = "latency_p50_growth_pct"
-    if old.get("measured_on") != new.get("measured_on"):
+    if old.measured_on != new.measured_on:
         return Check(label, metric, limit, None, True,
                      f"{label}: latency not compared: measured on different machines or settings "
-                     f"('{new.get('measured_on')}' vs baseline '{old.get('measured_on')}')", "skipped")
-    before, after = old["latency_ms"]["p50"], new["latency_ms"]["p50"]
+                     f"('{new.measured_on}' vs baseline '{old.measured_on}')", "skipped")
+    before, after = old.p50, new.p50
     if before is None or after is None:
         return Check(label, metric, limit, None, True, f"{label}: latency not measured in both reports", "skipped")
     growth = (after - before) / before * 100
-    noise = 2 * math.hypot(old["latency_ms"].get("noise") or 0.0, new["latency_ms"].get("noise") or 0.0)
+    noise = 2 * math.hypot(old.noise or 0.0, new.noise or 0.0)
     within_noise = abs(after - before) <= noise
     passed = growth <= limit or within_noise
     note = f", within noise ±{noise:.3g} ms" if within_noise and growth > limit else ""
     return Check(label, metric, limit, growth, passed,
                  f"{label}: p50 {after:.4g} ms vs baseline {before:.4g} ms ({growth:+.1f}%, limit +{limit:g}%{note})",
                  "baseline")
+
+
+def _num(value: JsonValue) -> float | None:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _int(value: JsonValue) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str(value: JsonValue) -> str | None:
+    return value if isinstance(value, str) else None

@@ -7,10 +7,11 @@ missing `artifacts` key, a size that is a string or a target that is a path must
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping
 
 from edge_pipeline.errors import ConfigError
 from edge_pipeline.paths import plain_name
+from edge_pipeline.types import JsonObject, JsonValue
 
 NUMBER = (int, float)
 OPTIONAL_NUMBER = (int, float, type(None))
@@ -20,7 +21,8 @@ ARTIFACT_FIELDS: dict[str, tuple[type, ...]] = {
     "format": (str,), "precision": (str,), "status": (str,), "path": OPTIONAL_STR, "sha256": OPTIONAL_STR,
     "size_bytes": (int, type(None)), "size_compressed_bytes": (int, type(None)), "accuracy": OPTIONAL_NUMBER,
     "accuracy_drop": OPTIONAL_NUMBER, "agreement": OPTIONAL_NUMBER, "latency_ms": (dict, type(None)),
-    "measured_on": OPTIONAL_STR, "error": (dict, type(None)), "export": (dict, type(None)), "runner": OPTIONAL_STR}
+    "measured_on": OPTIONAL_STR, "error": (dict, type(None)), "export": (dict, type(None)),
+    "runner": OPTIONAL_STR}
 REQUIRED_ARTIFACT_FIELDS = ("format", "precision", "status")
 BASELINE_FIELDS: dict[str, tuple[type, ...]] = {
     "size_bytes": (int,), "size_compressed_bytes": (int, type(None)), "sha256": OPTIONAL_STR,
@@ -28,8 +30,9 @@ BASELINE_FIELDS: dict[str, tuple[type, ...]] = {
 LATENCY_FIELDS = ("p50", "p90", "noise")
 
 
-def check_report(data: Any, where: str, baseline_kind: str) -> dict[str, Any]:
-    """Returns `data` if it has the shape the gate reads; otherwise a ConfigError naming the first bad field."""
+def check_report(data: JsonValue, where: str, baseline_kind: str) -> JsonObject:
+    """Returns `data` if it has the shape the gate reads; otherwise a ConfigError naming the first bad field.
+    Only then is it read into the typed report (or baseline): see baseline.load_report."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where} is not an edgepipe report or baseline (a JSON {type(data).__name__})")
     plain_name(data.get("target"), f"{where}: 'target'")
@@ -40,7 +43,7 @@ def check_report(data: Any, where: str, baseline_kind: str) -> dict[str, Any]:
     return data
 
 
-def _check_build_report(data: dict[str, Any], where: str) -> None:
+def _check_build_report(data: JsonObject, where: str) -> None:
     if data.get("status") not in REPORT_STATUSES or not isinstance(data.get("passed"), bool):
         raise ConfigError(f"{where}: 'status' must be one of {', '.join(REPORT_STATUSES)} and 'passed' a boolean "
                           f"(got {data.get('status')!r}, {data.get('passed')!r}): not a complete build report")
@@ -64,7 +67,7 @@ def _check_build_report(data: dict[str, Any], where: str) -> None:
         validate_budget(name, limit, f"{where}: budgets.{name}")
 
 
-def _check_baseline(data: dict[str, Any], where: str) -> None:
+def _check_baseline(data: JsonObject, where: str) -> None:
     artifacts = data.get("artifacts")
     if not isinstance(artifacts, dict) or not artifacts:
         raise ConfigError(f"{where}: a baseline needs a non-empty 'artifacts' object, got {_kind(artifacts)}")
@@ -78,7 +81,7 @@ def _check_baseline(data: dict[str, Any], where: str) -> None:
         _fields(entry, BASELINE_FIELDS, path)
 
 
-def _fields(entry: dict[str, Any], types: dict[str, tuple[type, ...]], path: str) -> None:
+def _fields(entry: JsonObject, types: Mapping[str, tuple[type, ...]], path: str) -> None:
     for key, allowed in types.items():
         value = entry.get(key)
         if key in entry and (not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)):
@@ -87,12 +90,13 @@ def _fields(entry: dict[str, Any], types: dict[str, tuple[type, ...]], path: str
             raise ConfigError(f"{path}.{key} is {value}: not a measurement")
     if isinstance(entry.get("size_bytes"), int) and entry["size_bytes"] < 0:
         raise ConfigError(f"{path}.size_bytes is negative")
-    latency = entry.get("latency_ms") or {}
+    latency = entry.get("latency_ms")
     for key in LATENCY_FIELDS:
-        value = latency.get(key)
-        if value is not None and (not isinstance(value, NUMBER) or isinstance(value, bool) or not math.isfinite(value)):
+        value = latency.get(key) if isinstance(latency, dict) else None
+        if value is not None and (not isinstance(value, NUMBER) or isinstance(value, bool)
+                                  or not math.isfinite(value)):
             raise ConfigError(f"{path}.latency_ms.{key} must be a finite number, got {value!r:.60}")
 
 
-def _kind(value: Any) -> str:
+def _kind(value: object) -> str:
     return "nothing" if value is None else type(value).__name__

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from edge_pipeline.errors import ConfigError
-from edge_pipeline.report.model import ArtifactReport, Check, Report, as_artifact, as_report
+from edge_pipeline.report.model import ArtifactReport, Check, Report
 
 __all__ = ["BUDGETS", "Check", "Metric", "check_budgets", "completeness_checks", "outliers", "parse_budget",
            "validate_budget"]
-ArtifactLike = ArtifactReport | Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -30,26 +28,30 @@ class Metric:
     noise: Callable[[ArtifactReport], float] | None = None
 
 
-def _latency(key: str) -> Callable[[ArtifactReport], float | None]:
-    return lambda a: getattr(a.latency_ms, key) if a.latency_ms is not None else None
+def _p50(a: ArtifactReport) -> float | None:
+    return a.latency_ms.p50 if a.latency_ms is not None else None
+
+
+def _p90(a: ArtifactReport) -> float | None:
+    return a.latency_ms.p90 if a.latency_ms is not None else None
 
 
 def _noise(a: ArtifactReport) -> float:
     return float((a.latency_ms.noise if a.latency_ms is not None else None) or 0.0)
 
 
-def _kb(key: str) -> Callable[[ArtifactReport], float | None]:
-    return lambda a: getattr(a, key) / 1024 if getattr(a, key) is not None else None
+def _kb(size: int | None) -> float | None:
+    return size / 1024 if size is not None else None
 
 
 BUDGETS: dict[str, Metric] = {
-    "max-size-kb": Metric("size_kb", _kb("size_bytes")),
-    "max-compressed-size-kb": Metric("compressed_size_kb", _kb("size_compressed_bytes")),
+    "max-size-kb": Metric("size_kb", lambda a: _kb(a.size_bytes)),
+    "max-compressed-size-kb": Metric("compressed_size_kb", lambda a: _kb(a.size_compressed_bytes)),
     "max-accuracy-drop": Metric("accuracy_drop_pt", lambda a: a.accuracy_drop),
     "min-accuracy": Metric("accuracy", lambda a: a.accuracy, upper=False),
     "min-agreement": Metric("agreement", lambda a: a.agreement, upper=False),
-    "max-latency-ms": Metric("latency_p50_ms", _latency("p50"), noise=_noise),
-    "max-latency-p90-ms": Metric("latency_p90_ms", _latency("p90"), noise=_noise),
+    "max-latency-ms": Metric("latency_p50_ms", _p50, noise=_noise),
+    "max-latency-p90-ms": Metric("latency_p90_ms", _p90, noise=_noise),
 }
 
 
@@ -63,35 +65,40 @@ def parse_budget(text: str, where: str = "--budget") -> tuple[str, float]:
     return name, float(raw)
 
 
-def validate_budget(name: str, value: Any, where: str) -> None:
+def validate_budget(name: str, value: object, where: str) -> None:
     if name not in BUDGETS:
         import difflib
 
         close = difflib.get_close_matches(name, list(BUDGETS), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         raise ConfigError(f"{where}: unknown budget '{name}'. Valid: {', '.join(BUDGETS)}.{hint}")
-    try:
-        float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: budget '{name}' needs a number, got {value!r}") from None
-    if isinstance(value, bool):
+    if not _is_number(value):
         raise ConfigError(f"{where}: budget '{name}' needs a number, got {value!r}")
 
 
-def check_budgets(budgets: Mapping[str, float], artifacts: Sequence[ArtifactLike]) -> list[Check]:
+def _is_number(value: object) -> bool:
+    """A number, or a text that reads as one (`--budget max-size-kb=900`); never a boolean."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def check_budgets(budgets: Mapping[str, float], artifacts: Sequence[ArtifactReport]) -> list[Check]:
     checks: list[Check] = []
-    typed = [as_artifact(a) for a in artifacts]
     for budget, limit in budgets.items():
         metric = BUDGETS[budget]
-        for artifact in typed:
+        for artifact in artifacts:
             if artifact.status in ("ok", "unvalidated"):   # failed ones: completeness_checks
                 checks.append(_budget_check(metric, float(limit), artifact))
     return checks
 
 
-def completeness_checks(report: Report | Mapping[str, Any]) -> list[Check]:
+def completeness_checks(report: Report) -> list[Check]:
     """What `edgepipe gate` requires before any budget: a build with artifacts, none of which failed."""
-    report = as_report(report)
     artifacts = report.artifacts
     checks = [Check(a.label, "status", 0, None, False, f"{a.label}: {a.status}: {_reason(a)}", "status")
               for a in artifacts if a.status not in ("ok", "unvalidated")]
@@ -120,7 +127,8 @@ def _check(metric: Metric, limit: float, artifact: ArtifactReport) -> Check:
     value = metric.read(artifact)
     noise = metric.noise(artifact) if metric.noise else 0.0
     if value is None:
-        return Check(label, metric.name, limit, None, False, f"{label}: {metric.name} was not measured (limit {limit:g})")
+        return Check(label, metric.name, limit, None, False,
+                     f"{label}: {metric.name} was not measured (limit {limit:g})")
     passed = (value - noise <= limit) if metric.upper else (value >= limit)
     relation = ("within" if passed else "exceeds") if metric.upper else ("meets" if passed else "is below")
     noise_note = f" (noise ±{noise:.3g})" if noise and metric.upper else ""
@@ -128,16 +136,15 @@ def _check(metric: Metric, limit: float, artifact: ArtifactReport) -> Check:
                  f"{label}: {metric.name} = {value:.4g}{noise_note} {relation} limit {limit:g}")
 
 
-def outliers(artifacts: Sequence[ArtifactLike]) -> list[str]:
+def outliers(artifacts: Sequence[ArtifactReport]) -> list[str]:
     """Suspicious results worth a look, not failures: e.g. a quantized artifact slower than its fp32 twin."""
     notes = []
-    typed = [as_artifact(a) for a in artifacts]
-    fp32 = {a.format: a for a in typed if a.precision == "fp32" and a.status == "ok"}
-    for a in typed:
+    fp32 = {a.format: a for a in artifacts if a.precision == "fp32" and a.status == "ok"}
+    for a in artifacts:
         twin = fp32.get(a.format)
         if twin is None or a is twin or a.status != "ok":
             continue
-        mine, theirs = _latency("p50")(a), _latency("p50")(twin)
+        mine, theirs = _p50(a), _p50(twin)
         if mine is not None and theirs is not None and mine - _noise(a) > theirs + _noise(twin):
             notes.append(f"{a.label} is slower than its fp32 twin "
                          f"({mine:.4g} ms vs {theirs:.4g} ms p50) on this host")

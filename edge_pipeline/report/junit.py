@@ -7,38 +7,38 @@ from collections.abc import Sequence
 from edge_pipeline.report.model import Check, Report
 
 
-def to_junit(typed: Report, checks: Sequence[Check] | None = None) -> str:
+def to_junit(report: Report, checks: Sequence[Check] | None = None) -> str:
     """`checks`: the gate's own (default: the report's)."""
-    report = typed.to_json()
-    checks = report.get("checks", []) if checks is None else [c.to_dict() for c in checks]
-    suite = ET.Element("testsuite", name=f"edgepipe.{report['target']}")
+    checks = report.checks if checks is None else checks
+    suite = ET.Element("testsuite", name=f"edgepipe.{report.target}")
     cases = 0
     failures = 0
     skipped = 0
-    for artifact in report.get("artifacts", []):
-        label = f"{artifact['format']}:{artifact['precision']}"
-        case = ET.SubElement(suite, "testcase", classname=f"edgepipe.{report['target']}.{label}", name="build+validate")
+    for artifact in report.artifacts:
+        case = ET.SubElement(suite, "testcase", classname=f"edgepipe.{report.target}.{artifact.label}",
+                             name="build+validate")
         cases += 1
-        if artifact.get("status") == "unvalidated":
+        if artifact.status == "unvalidated":
             skipped += 1
-            reason = (artifact.get("export") or {}).get("unvalidated_reason", "not validated")
+            reason = (artifact.export or {}).get("unvalidated_reason", "not validated")
             ET.SubElement(case, "skipped", message=f"unvalidated: {reason}")
-        elif artifact.get("status") != "ok":
+        elif artifact.status != "ok":
             failures += 1
-            error = artifact.get("error") or {}
-            failure = ET.SubElement(case, "failure", message=error.get("message", "failed"), type=error.get("type", ""))
-            failure.text = error.get("message", "")
+            error = artifact.error or {}
+            message = str(error.get("message", "failed"))
+            failure = ET.SubElement(case, "failure", message=message, type=str(error.get("type", "")))
+            failure.text = str(error.get("message", ""))
     for check in checks:
-        case = ET.SubElement(suite, "testcase", classname=f"edgepipe.{report['target']}.{check['artifact']}",
-                             name=f"{check.get('kind', 'budget')}:{check['metric']}")
+        case = ET.SubElement(suite, "testcase", classname=f"edgepipe.{report.target}.{check.artifact}",
+                             name=f"{check.kind}:{check.metric}")
         cases += 1
-        if check.get("kind") == "skipped":
+        if check.kind == "skipped":
             skipped += 1
-            ET.SubElement(case, "skipped", message=check["message"])
-        elif not check["passed"]:
+            ET.SubElement(case, "skipped", message=check.message)
+        elif not check.passed:
             failures += 1
-            failure = ET.SubElement(case, "failure", message=check["message"], type=check["metric"])
-            failure.text = check["message"]
+            failure = ET.SubElement(case, "failure", message=check.message, type=check.metric)
+            failure.text = check.message
     suite.set("tests", str(cases))
     suite.set("failures", str(failures))
     suite.set("skipped", str(skipped))

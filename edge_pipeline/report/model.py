@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
+
+from edge_pipeline.types import JsonObject, JsonValue
 
 SCHEMA_VERSION = 3
 READABLE_VERSIONS = (2, 3)
 P = TypeVar("P", bound="Part")
+JsonMap = Mapping[str, JsonValue]   # a free-form part of the report (converter metadata, host, config)
 
 
 @dataclass(frozen=True)
@@ -28,13 +31,13 @@ class Check:
     message: str
     kind: str = "budget"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return asdict(self)
 
     to_json = to_dict
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Check":
+    def from_json(cls, data: JsonMap) -> "Check":
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
@@ -42,10 +45,10 @@ class Check:
 class Part:
     """Base of every typed part: the keys it does not type (`extra`) and, when read, its JSON key order."""
 
-    NESTED: ClassVar[Mapping[str, Any]] = {}       # field -> part class of a nested object
-    LISTS: ClassVar[Mapping[str, Any]] = {}        # field -> part class of each item of a list
+    NESTED: ClassVar[Mapping[str, type[Part]]] = {}              # field -> part class of a nested object
+    LISTS: ClassVar[Mapping[str, type[Part] | type[Check]]] = {}  # field -> class of each item of a list
     OPTIONAL: ClassVar[tuple[str, ...]] = ()       # fields written only when set (absent keys in today's JSON)
-    extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    extra: JsonMap = field(default_factory=dict, repr=False)
     key_order: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -53,22 +56,23 @@ class Part:
         return tuple(f.name for f in fields(cls) if f.name not in ("extra", "key_order"))
 
     @classmethod
-    def from_json(cls: type[P], data: Mapping[str, Any]) -> P:
+    def from_json(cls: type[P], data: JsonMap) -> P:
         names = cls.typed_names()
         kwargs = {name: _read_value(cls, name, data[name]) for name in names if name in data}
         extra = {k: v for k, v in data.items() if k not in names}
         return cls(**kwargs, extra=extra, key_order=tuple(data))
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         names = self.typed_names()
+        values = vars(self)      # the dataclass's fields by name (generic: every part writes itself the same way)
         if self.key_order is not None:
             keys: Sequence[str] = self.key_order
         else:
-            keys = [n for n in names if n not in self.OPTIONAL or getattr(self, n) is not None] + list(self.extra)
-        return {k: _write_value(getattr(self, k)) if k in names else self.extra[k] for k in keys}
+            keys = [n for n in names if n not in self.OPTIONAL or values[n] is not None] + list(self.extra)
+        return {k: _write_value(values[k]) if k in names else self.extra[k] for k in keys}
 
 
-def _read_value(cls: type[Part], name: str, value: Any) -> Any:
+def _read_value(cls: type[Part], name: str, value: JsonValue) -> object:
     if name in cls.NESTED and isinstance(value, Mapping):
         return cls.NESTED[name].from_json(value)
     if name in cls.LISTS and isinstance(value, list):
@@ -77,7 +81,7 @@ def _read_value(cls: type[Part], name: str, value: Any) -> Any:
     return value
 
 
-def _write_value(value: Any) -> Any:
+def _write_value(value: object) -> JsonValue:
     if isinstance(value, (Part, Check)):
         return value.to_json()
     if isinstance(value, tuple):
@@ -99,7 +103,7 @@ class Latency(Part):
     p25: float | None = None
     p75: float | None = None
     iqr: float | None = None
-    repeat_p50: Any = None
+    repeat_p50: Sequence[float] | None = None
     noise: float | None = None
     runs: int | None = None
     warmup: int | None = None
@@ -108,7 +112,7 @@ class Latency(Part):
     measured_on: str | None = None
 
     @classmethod
-    def from_measure(cls, entry: Mapping[str, Any]) -> "Latency":
+    def from_measure(cls, entry: JsonMap) -> "Latency":
         """Only the report's keys of a runner's entry (all of them, None when it has none)."""
         return cls(**{name: entry.get(name) for name in cls.typed_names()})
 
@@ -118,7 +122,7 @@ class OutputValidation(Part):
     """Fidelity of one output against the float source, and its verdict."""
 
     name: str | None = None
-    shape: Any = None
+    shape: Sequence[int | str] | None = None
     dtype: str | None = None
     finite: bool | None = None
     sqnr_db: float | None = None
@@ -127,7 +131,7 @@ class OutputValidation(Part):
     classification: bool | None = None
     classes: int | None = None
     agreement: float | None = None
-    agreement_ci95: Any = None
+    agreement_ci95: Sequence[float] | None = None
     top5_agreement: float | None = None
     shape_mismatch: str | None = None
     decides: bool | None = None
@@ -143,13 +147,13 @@ class Validation(Part):
     message: str | None = None
     outputs: tuple[OutputValidation, ...] = ()
     eval_samples: int | None = None
-    thresholds: Mapping[str, Any] | None = None
+    thresholds: JsonMap | None = None
     warnings: Sequence[str] = ()
     metric: str | None = None
     metric_output: str | None = None
     source_metric: float | None = None
     accuracy: float | None = None
-    accuracy_ci95: Any = None
+    accuracy_ci95: Sequence[float] | None = None
     metric_drop_pts: float | None = None
     decided_by: str | None = None
     agreement: float | None = None
@@ -181,15 +185,15 @@ class ArtifactReport(Part):
     max_abs_diff: float | None = None
     validation: Validation | None = None
     measured_on: str | None = None
-    export: Mapping[str, Any] | None = None
+    export: JsonMap | None = None
     cached: Mapping[str, bool] | None = None
-    error: Mapping[str, Any] | None = None
-    sample_outputs: Any = None
-    op_profile: Mapping[str, Any] | None = None
-    op_coverage: Sequence[Mapping[str, Any]] | None = None
-    sensitivity: Mapping[str, Any] | None = None
-    fallback: Mapping[str, Any] | None = None
-    signature: Any = None
+    error: JsonMap | None = None            # {"stage", "type", "message"}
+    sample_outputs: JsonValue = None
+    op_profile: JsonMap | None = None
+    op_coverage: Sequence[JsonMap] | None = None
+    sensitivity: JsonMap | None = None
+    fallback: JsonMap | None = None
+    signature: JsonValue = None
     peak_rss_mb: float | None = None
     runtime_memory_mb: float | None = None
     runner: str | None = None
@@ -204,14 +208,29 @@ class ArtifactReport(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
+class TensorReport(Part):
+    """One named input or output of the source model: shape (a str entry is a dynamic dimension) and dtype."""
+
+    name: str | None = None
+    shape: Sequence[int | str] | None = None
+    dtype: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class SourceReport(Part):
     """The model the artifacts came from (or, for `profile`, the artifact itself); the rest stays in `extra`."""
 
+    LISTS = {"inputs": TensorReport, "outputs": TensorReport}
+    OPTIONAL = ("input_shape", "output_shape", "inputs", "outputs")
     framework: str | None = None
     params: int | None = None
     size_bytes: int | None = None
     accuracy: float | None = None
     fingerprint: str | None = None
+    input_shape: Sequence[int | str] | None = None
+    output_shape: Sequence[int | str] | None = None
+    inputs: tuple[TensorReport, ...] | None = None
+    outputs: tuple[TensorReport, ...] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -232,14 +251,14 @@ class Report(Part):
     budgets: Mapping[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     stage_timings_s: Mapping[str, float] = field(default_factory=dict)
-    host: Mapping[str, Any] | None = None
-    tool_versions: Mapping[str, Any] | None = None
-    config: Mapping[str, Any] | None = None
-    bundle: Mapping[str, Any] | None = None
+    host: JsonMap | None = None
+    tool_versions: JsonMap | None = None
+    config: JsonMap | None = None
+    bundle: JsonMap | None = None
     log: str | None = None
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Report":
+    def from_json(cls, data: JsonMap) -> "Report":
         """A report of any readable version; callers that need a well-formed one check it first (check.py)."""
         version = data.get("schema_version")
         if version is not None and version not in READABLE_VERSIONS:
@@ -248,13 +267,4 @@ class Report(Part):
         if isinstance(report.warnings, list):
             report = replace(report, warnings=tuple(report.warnings))
         return report
-
-
-def as_report(report: "Report | Mapping[str, Any]") -> Report:
-    """The typed report of either form (dicts from tests, old files and plugins are still accepted)."""
-    return report if isinstance(report, Report) else Report.from_json(report)
-
-
-def as_artifact(artifact: "ArtifactReport | Mapping[str, Any]") -> ArtifactReport:
-    return artifact if isinstance(artifact, ArtifactReport) else ArtifactReport.from_json(artifact)
 

@@ -1,28 +1,34 @@
 """Builds the live source Model and its DataBundle from a SourceSpec (inside a worker process).
 
-The framework is decided by the model reference: `.pt2` is PyTorch, `.keras`, `.h5` or a SavedModel folder is
-TensorFlow, `.onnx` is ONNX, and a factory's return value is inspected."""
+The core knows no framework: an installed Source plugin claims a model file by its suffix, a folder by a marker
+file in it, or a factory's result by the packages of its classes; the built-in examples are entry points too.
+So a third-party source (say, JAX) needs no change here."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-from edge_pipeline.errors import InputError, UnknownPlugin
-from edge_pipeline.plugins import DataBundle, Model
+from edge_pipeline import registry
+from edge_pipeline.errors import InputError, MissingDependency, PluginError, UnknownPlugin
+from edge_pipeline.plugins import DataBundle, Model, Source
 from edge_pipeline.sources.user_code import call_user, resolve_callable
+from edge_pipeline.sources.user_data import load_bundle
 from edge_pipeline.tensors import Tensors
-from edge_pipeline.types import SourceSpec
+from edge_pipeline.types import JsonObject, SourceSpec
 
-EXAMPLES = {"torch-digits": "targets.examples.torch_digits:load",
-            "keras-digits": "targets.examples.keras_digits:load",
-            "fashion-mnist": "targets.examples.fashion_mnist:load"}   # needs Debian's dataset-fashion-mnist
-KERAS_FILES = (".keras", ".h5", ".hdf5")     # .h5 / .hdf5: Keras' legacy HDF5 format, loaded in safe mode too
+DEFAULT_EXAMPLE = "torch-digits"
+
+__all__ = ["DEFAULT_EXAMPLE", "call_user", "check_example", "load_source", "resolve_callable", "source_for"]
 
 
 def check_example(spec: SourceSpec) -> None:
-    """Cheap check in the parent process, before any worker starts."""
-    if spec.model is None and (spec.example or "torch-digits") not in EXAMPLES:
-        raise UnknownPlugin("example", spec.example or "", EXAMPLES)
+    """Cheap check in the parent process, before any worker starts: reads entry points, imports nothing."""
+    if spec.model is None:
+        name = spec.example or DEFAULT_EXAMPLE
+        known = registry.names(registry.EXAMPLES_GROUP)
+        if name not in known:
+            raise UnknownPlugin("example", name, known)
 
 
 def load_source(spec: SourceSpec, store: Path | None = None) -> tuple[Model, DataBundle]:
@@ -30,42 +36,71 @@ def load_source(spec: SourceSpec, store: Path | None = None) -> tuple[Model, Dat
     example, for workers that read the stored data)."""
     check_example(spec)
     if spec.model is None:
-        return resolve_callable(EXAMPLES[spec.example or "torch-digits"], "example")()
-    from edge_pipeline.sources.user_data import load_bundle
-
-    model, example = _load_model(spec)
+        return registry.example(spec.example or DEFAULT_EXAMPLE)()
+    model, example = _load_model(spec, spec.model)
     return model, load_bundle(spec, example, store)
 
 
-def _load_model(spec: SourceSpec) -> tuple[Model, Tensors]:
-    path = Path(spec.base_dir) / (spec.model or "")
-    if spec.model.endswith(".pt2"):
-        from targets.sources.torch_source import load_pt2
-        return load_pt2(spec, path)
-    if spec.model.endswith(KERAS_FILES) or path.is_dir():
-        from targets.sources.keras_source import load_keras_source
-        return load_keras_source(spec, safe_mode=spec.keras_safe_mode)
-    if spec.model.endswith(".onnx"):
-        from targets.sources.onnx_source import load_onnx_source
-        return load_onnx_source(spec, path)
-    if spec.model.endswith((".tflite", ".pte", ".pt", ".pth")) or "/" in spec.model:
-        raise InputError(f"model '{spec.model}' is not a factory ('package.module:function') nor a supported "
-                         f"file (.pt2, .keras, .h5, a SavedModel folder, .onnx)")
-    return _from_factory(spec)
+def source_for(framework: str) -> Source:
+    """The installed source of a framework ("torch", "tensorflow", "onnx"): it measures and runs models of it."""
+    sources, broken = registry.load_all(Source)
+    chosen = next((cls for cls in sources if cls.framework == framework), None)
+    if chosen is None:
+        known = ", ".join(f"{cls.framework} ({cls.name})" for cls in sources) or "none"
+        raise PluginError(f"no installed source handles {framework} models (sources: {known})" + _broken(broken))
+    return chosen()
 
 
-def _from_factory(spec: SourceSpec) -> tuple[Model, Tensors]:
-    ref = spec.model or ""
+def _load_model(spec: SourceSpec, ref: str) -> tuple[Model, Tensors]:
+    path = Path(spec.base_dir) / ref
+    if _names_factory(ref, path):
+        return _from_factory(spec, ref)
+    sources, broken = registry.load_all(Source)
+    source = next((s for s in (cls() for cls in sources) if s.recognises_file(path)), None)
+    if source is None:
+        raise InputError(_unrecognised(ref, path, sources, broken))
+    with _framework_of(source):
+        return source.load_file(spec, path)
+
+
+def _names_factory(ref: str, path: Path) -> bool:
+    """`package.module:function`; anything with a path separator, or that exists, is a file or folder."""
+    return ":" in ref and "/" not in ref and "\\" not in ref and not path.exists()
+
+
+def _from_factory(spec: SourceSpec, ref: str) -> tuple[Model, Tensors]:
     obj = call_user(resolve_callable(ref, "model factory", spec.base_dir), ref, "model factory")
-    roots = {cls.__module__.split(".")[0] for cls in type(obj).__mro__}
-    provenance: dict[str, Any] = {"kind": "factory", "factory": ref}
-    if "torch" in roots:
-        from targets.sources.torch_source import from_module
-        return from_module(obj, spec, provenance)
-    if "keras" in roots or "tf_keras" in roots:
-        if spec.weights:
-            raise InputError("'weights' applies to PyTorch factories; save Keras models as .keras files")
-        from targets.sources.keras_source import from_keras
-        return from_keras(obj, spec, provenance)
-    raise InputError(f"model factory '{ref}' returned {type(obj).__name__}, expected a torch.nn.Module "
-                     f"or a Keras model")
+    provenance: JsonObject = {"kind": "factory", "factory": ref}
+    sources, broken = registry.load_all(Source)
+    source = next((s for s in (cls() for cls in sources) if s.recognises_object(obj)), None)
+    if source is None:
+        takes = " or ".join(f"a {' or '.join(cls.factory_packages)} model ({cls.name} source)"
+                          for cls in sources if cls.factory_packages)
+        raise InputError(f"model factory '{ref}' returned {type(obj).__name__}, expected {takes or 'a model'}"
+                         + _broken(broken))
+    with _framework_of(source):
+        return source.from_object(obj, spec, provenance)
+
+
+@contextmanager
+def _framework_of(source: Source) -> Iterator[None]:
+    """A source imports its framework on first use: a missing one is an environment problem, named as such."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "a module").split(".")[0]
+        raise MissingDependency(missing, f"the {source.name} source") from exc
+
+
+def _unrecognised(ref: str, path: Path, sources: list[type[Source]], broken: dict[str, Exception]) -> str:
+    """One line: what the installed sources load (suffixes, folder markers), so the fix is plain."""
+    kinds = [kind for cls in sources
+             for kind in (*cls.suffixes, *(f"a folder holding {marker}" for marker in cls.layouts))]
+    what = "folder" if path.is_dir() else "file"
+    missing = "" if path.exists() else f"; {path} does not exist"
+    return (f"model '{ref}' is not a factory ('package.module:function') nor a supported {what} "
+            f"({', '.join(kinds) or 'no source is installed'}){missing}" + _broken(broken))
+
+
+def _broken(broken: dict[str, Exception]) -> str:
+    return f"; sources that failed to load: {', '.join(sorted(broken))}" if broken else ""

@@ -5,12 +5,12 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable
 
 from edge_pipeline.errors import InputError
 
 
-def resolve_callable(ref: str, what: str, base_dir: str | None = None) -> Callable[..., Any]:
+def resolve_callable(ref: str, what: str, base_dir: str | None = None) -> Callable[..., object]:
     """Imports `pkg.module:attr`, with the config's folder importable, and names what failed."""
     module_name, sep, attr = ref.partition(":")
     if not sep or not module_name or not attr:
@@ -20,16 +20,20 @@ def resolve_callable(ref: str, what: str, base_dir: str | None = None) -> Callab
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        raise InputError(f"{what} '{ref}': module '{exc.name}' not found (searched from {base_dir or Path.cwd()})") from exc
+        raise InputError(f"{what} '{ref}': module '{exc.name}' not found (searched from "
+                         f"{base_dir or Path.cwd()})") from exc
     except Exception as exc:
         raise InputError(f"{what} '{ref}': importing '{module_name}' raised {type(exc).__name__}: {exc}") from exc
     try:
-        return getattr(module, attr)
+        found = getattr(module, attr)   # the one dynamic lookup: the user names the attribute
     except AttributeError as exc:
         raise InputError(f"{what} '{ref}': '{module_name}' has no attribute '{attr}'") from exc
+    if not callable(found):
+        raise InputError(f"{what} '{ref}' is not callable (it is a {type(found).__name__})")
+    return found
 
 
-def call_user(func: Callable[..., Any], ref: str, what: str, *args: Any) -> Any:
+def call_user(func: Callable[..., object], ref: str, what: str, *args: object) -> object:
     """Calls a user's function so that its exception becomes a one-line InputError."""
     try:
         return func(*args)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -18,6 +18,16 @@ from edge_pipeline.plugins import DataBundle
 from edge_pipeline.sources.user_code import call_user, resolve_callable
 from edge_pipeline.tensors import DTYPES, Tensors, TensorSpec, as_array, check_same_kind, random_inputs, to_tensors
 from edge_pipeline.types import TASK_METRICS, SourceSpec
+
+if TYPE_CHECKING:
+    from edge_pipeline.datafiles import Spool
+
+
+@runtime_checkable
+class ArrayLike(Protocol):
+    """A numpy, torch, TensorFlow or JAX tensor: one batch, never iterated row by row as if it were many."""
+
+    def __array__(self) -> np.ndarray: ...
 
 
 def example_inputs(spec: SourceSpec, declared: Sequence[str] = ()) -> Tensors:
@@ -40,7 +50,7 @@ def example_inputs(spec: SourceSpec, declared: Sequence[str] = ()) -> Tensors:
     return _ordered(to_tensors(result, names, f"example-inputs '{value}'"), declared, f"example-inputs '{value}'")
 
 
-def _names_for(value: Any, declared: Sequence[str]) -> list[str]:
+def _names_for(value: object, declared: Sequence[str]) -> list[str]:
     if isinstance(value, Mapping):
         return [str(k) for k in value]
     count = len(value) if isinstance(value, (tuple, list)) else 1
@@ -55,7 +65,8 @@ def _ordered(tensors: Tensors, declared: Sequence[str], what: str) -> Tensors:
         return tensors
     unknown = [n for n in tensors.names if n not in declared]
     if unknown:
-        raise InputError(f"{what}: the model has no input named {', '.join(unknown)} (its inputs: {', '.join(declared)})")
+        raise InputError(f"{what}: the model has no input named {', '.join(unknown)} "
+                         f"(its inputs: {', '.join(declared)})")
     order = [n for n in declared if n in tensors.names]
     lookup = tensors.as_dict()
     return Tensors(tuple(order), tuple(lookup[n] for n in order))
@@ -65,15 +76,17 @@ def load_bundle(spec: SourceSpec, example: Tensors, store: Path | None) -> DataB
     """The user's calibration and evaluation data, checked batch by batch and spooled into `store` as they come
     (never held whole). `store=None`: only the example (an export worker reads the stored data instead)."""
     if store is None:
-        return DataBundle(example=example, calibration=Tensors.empty_like(example), eval_inputs=example, eval_labels=None)
+        return DataBundle(example=example, calibration=Tensors.empty_like(example), eval_inputs=example,
+                          eval_labels=None)
     from edge_pipeline.datafiles import Spool
 
-    calibration = _calibration(spec, example, Spool(store, "calibration")) if spec.calibration else Tensors.empty_like(example)
+    calibration = _calibration(spec, example, Spool(store, "calibration")) if spec.calibration else \
+        Tensors.empty_like(example)
     eval_x, eval_y = _eval_data(spec, example, Spool(store, "eval_inputs")) if spec.evaluate else (example, None)
     return DataBundle(example=example, calibration=calibration, eval_inputs=eval_x, eval_labels=eval_y)
 
 
-def _calibration(spec: SourceSpec, example: Tensors, spool: Any) -> Tensors:
+def _calibration(spec: SourceSpec, example: Tensors, spool: Spool) -> Tensors:
     ref = spec.calibration or ""
     items = call_user(resolve_callable(ref, "calibration", spec.base_dir), ref, "calibration")
     for i, batch in enumerate(_iterate(items, ref, "calibration")):
@@ -85,7 +98,7 @@ def _calibration(spec: SourceSpec, example: Tensors, spool: Any) -> Tensors:
     return spool.finish()
 
 
-def _inputs_of(batch: Any, n_inputs: int) -> Any:
+def _inputs_of(batch: object, n_inputs: int) -> object:
     """A calibration batch is the inputs, or `(inputs, labels)` as an evaluation batch would be."""
     if isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[0], (tuple, list, Mapping)):
         return batch[0]
@@ -94,7 +107,7 @@ def _inputs_of(batch: Any, n_inputs: int) -> Any:
     return batch
 
 
-def _eval_data(spec: SourceSpec, example: Tensors, spool: Any) -> tuple[Tensors, np.ndarray]:
+def _eval_data(spec: SourceSpec, example: Tensors, spool: Spool) -> tuple[Tensors, np.ndarray]:
     ref = spec.evaluate or ""
     items = call_user(resolve_callable(ref, "evaluate", spec.base_dir), ref, "evaluate")
     ys = []
@@ -114,7 +127,7 @@ def _eval_data(spec: SourceSpec, example: Tensors, spool: Any) -> tuple[Tensors,
     return spool.finish(), np.concatenate(ys)
 
 
-def _labels(value: Any, metric: str, what: str) -> np.ndarray:
+def _labels(value: object, metric: str, what: str) -> np.ndarray:
     labels = as_array(value, what)
     if metric not in TASK_METRICS:
         return labels    # a custom metric reads them as they are
@@ -123,13 +136,13 @@ def _labels(value: Any, metric: str, what: str) -> np.ndarray:
     return labels.astype(np.int64).reshape(-1)
 
 
-def _iterate(items: Any, ref: str, what: str) -> Iterator[Any]:
+def _iterate(items: object, ref: str, what: str) -> Iterator[object]:
     """The user's batches one at a time (a generator is never drawn whole); its own errors name it."""
-    if isinstance(items, np.ndarray) or hasattr(items, "shape") or isinstance(items, Mapping):
+    if isinstance(items, (ArrayLike, Mapping)):
         yield items
         return
     try:
-        iterator = iter(items)
+        iterator = iter(items)   # type: ignore[call-overload]  # any iterable, or a sequence (a torch Dataset)
     except TypeError as exc:
         raise InputError(f"{what} '{ref}' must return an iterable of batches, got {type(items).__name__}") from exc
     while True:
@@ -138,11 +151,12 @@ def _iterate(items: Any, ref: str, what: str) -> Iterator[Any]:
         except StopIteration:
             return
         except Exception as exc:   # the user's generator raised while we drew from it
-            raise InputError(f"{what} '{ref}' raised {type(exc).__name__} while yielding batches: {short(exc)}") from exc
+            raise InputError(f"{what} '{ref}' raised {type(exc).__name__} while yielding batches: "
+                             f"{short(exc)}") from exc
         yield batch
 
 
-def check_spec_table(value: Any, path: str) -> None:
+def check_spec_table(value: Mapping[str, object], path: str) -> None:
     """`example-inputs` as a table: { name = { shape = [...], dtype = "int64" } } (dtype defaults to float32)."""
     from edge_pipeline.errors import ConfigError
 

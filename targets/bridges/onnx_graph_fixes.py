@@ -12,7 +12,8 @@ per-channel scale, which wrecks the channels the BatchNorm amplifies.
 """
 from __future__ import annotations
 
-from typing import Any
+import operator
+from collections.abc import Callable
 
 import torch
 from torch import fx, nn
@@ -41,11 +42,10 @@ def fix_for_export(gm: fx.GraphModule, example: torch.Tensor) -> fx.GraphModule:
     return gm
 
 
-def _constant(gm: fx.GraphModule, node: Any) -> torch.Tensor | None:
+def _constant(gm: fx.GraphModule, node: fx.node.Argument) -> torch.Tensor | None:
+    """The tensor a `get_attr` node reads (its target is a dotted attribute path), else None."""
     if isinstance(node, fx.Node) and node.op == "get_attr":
-        value = gm
-        for part in node.target.split("."):
-            value = getattr(value, part)
+        value = operator.attrgetter(str(node.target))(gm)
         return value if isinstance(value, torch.Tensor) else None
     return None
 
@@ -103,11 +103,13 @@ def _fold_channel_affine(gm: fx.GraphModule) -> None:
             gm.graph.erase_node(user)
 
 
-def _math_op(gm: fx.GraphModule, node: fx.Node) -> Any:
+def _math_op(gm: fx.GraphModule, node: fx.Node) -> Callable[..., torch.Tensor] | None:
+    from onnx2torch.node_converters.binary_math_operations import OnnxBinaryMathOperation
+
     if node.op != "call_module":
         return None
-    module = gm.get_submodule(node.target)
-    if type(module).__name__ != "OnnxBinaryMathOperation" or getattr(module, "broadcast", None) == 1:
+    module = gm.get_submodule(str(node.target))
+    if not isinstance(module, OnnxBinaryMathOperation) or module.broadcast == 1:
         return None     # old-style (opset < 7) axis broadcasting is left alone
     return module.math_op_function
 
@@ -141,4 +143,6 @@ def _fuse_linear(gm: fx.GraphModule) -> None:
 
 
 def _is_add(module: nn.Module) -> bool:
-    return type(module).__name__ == "OnnxBinaryMathOperation" and getattr(module, "math_op_function", None) is torch.add
+    from onnx2torch.node_converters.binary_math_operations import OnnxBinaryMathOperation
+
+    return isinstance(module, OnnxBinaryMathOperation) and module.math_op_function is torch.add

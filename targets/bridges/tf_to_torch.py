@@ -11,36 +11,41 @@ import tempfile
 import types
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar, NoReturn
 
 from edge_pipeline.errors import Unsupported
-from edge_pipeline.plugins import DataBundle, Model, TransformBase
+from edge_pipeline.plugins import Bridge, DataBundle, Model, QuantizeSettings
 
 from ..exporters.onnx_export import tensorflow_to_onnx
 
+if TYPE_CHECKING:
+    import onnx
 
-class TensorflowToTorch(TransformBase):
+
+class TensorflowToTorch(Bridge):
     name: ClassVar[str] = "tf-to-torch"
-    bridge: ClassVar[tuple[str, str]] = ("tensorflow", "torch")
+    source_framework: ClassVar[str] = "tensorflow"
+    target_framework: ClassVar[str] = "torch"
     frameworks: ClassVar[tuple[str, ...]] = ("tensorflow",)
     needs_calibration: ClassVar[bool] = False
     distributions: ClassVar[tuple[str, ...]] = ("tf2onnx", "onnx", "onnx2torch", "torch")
 
-    def apply(self, model: Model, data: DataBundle) -> Model:
+    def apply(self, model: Model, data: DataBundle, settings: QuantizeSettings) -> Model:
         work = Path(tempfile.mkdtemp(prefix="edgepipe-tf-to-torch-"))
         tensorflow_to_onnx(model, work / "model.onnx")
         return onnx_file_to_torch(work / "model.onnx", model, data,
                                   "TensorFlow -> ONNX (tf2onnx) -> onnx2torch, fixed-shape rewrite")
 
 
-class OnnxToTorch(TransformBase):
+class OnnxToTorch(Bridge):
     name: ClassVar[str] = "onnx-to-torch"
-    bridge: ClassVar[tuple[str, str]] = ("onnx", "torch")
+    source_framework: ClassVar[str] = "onnx"
+    target_framework: ClassVar[str] = "torch"
     frameworks: ClassVar[tuple[str, ...]] = ("onnx",)
     needs_calibration: ClassVar[bool] = False
     distributions: ClassVar[tuple[str, ...]] = ("onnx", "onnx2torch", "torch")
 
-    def apply(self, model: Model, data: DataBundle) -> Model:
+    def apply(self, model: Model, data: DataBundle, settings: QuantizeSettings) -> Model:
         return onnx_file_to_torch(Path(model.module.path), model, data, "ONNX -> onnx2torch, fixed-shape rewrite")
 
 
@@ -63,12 +68,12 @@ def onnx_file_to_torch(path: Path, model: Model, data: DataBundle, route: str) -
         raise Unsupported(f"onnx2torch cannot convert the graph: {reason}", op=op, layer=layer) from exc
     example = torch.from_numpy(single_float_input(data, "tf-to-torch"))
     module = fix_for_export(module.eval(), example)
-    provenance = {**model.provenance, "bridge": route}
-    return replace(model, framework="torch", module=module, example_inputs=(example,), provenance=provenance,
-                   input_names=data.example.names)
+    bridged = replace(model, framework="torch", module=module, example_inputs=(example,),
+                      input_names=data.example.names)
+    return bridged.with_provenance(bridge=route)
 
 
-def normalize_for_onnx2torch(graph: Any) -> Any:
+def normalize_for_onnx2torch(graph: onnx.ModelProto) -> onnx.ModelProto:
     """onnx2torch knows opsets up to 17 and refuses Reshape(allowzero=1), which torch's exporter writes.
     allowzero only matters when the target shape holds a 0; where it holds none the flag is dropped."""
     from onnx import numpy_helper, version_converter
@@ -92,7 +97,7 @@ def import_onnx2torch() -> types.ModuleType:
     not import beside the CPU torch build. Without torchvision, stand-ins that refuse those two ops are used."""
     loaded = "torchvision" in sys.modules       # the real one, or the stand-in of an earlier call (no __spec__)
     if not loaded and (importlib.util.find_spec("torchvision") is None or not _torchvision_imports()):
-        def refuse(*_args, **_kwargs):
+        def refuse(*_args: object, **_kwargs: object) -> NoReturn:
             raise Unsupported("this model uses an op that needs torchvision (NMS or RoIAlign), which is not available",
                               op="NonMaxSuppression/RoiAlign")
 

@@ -9,40 +9,46 @@ from __future__ import annotations
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from edge_pipeline.errors import Unsupported
-from edge_pipeline.plugins import DataBundle, Model, TransformBase
+from edge_pipeline.plugins import Bridge, DataBundle, Model, QuantizeSettings
 from targets.sources.keras_source import load_saved_model
 
 from ..exporters.onnx_export import torch_to_onnx
 from ..exporters.torch_capture import as_unsupported
 from .single_input import single_float_input
 
+if TYPE_CHECKING:
+    import tensorflow as tf
 
-class TorchToTensorflow(TransformBase):
+
+class TorchToTensorflow(Bridge):
     name: ClassVar[str] = "torch-to-tf"
-    bridge: ClassVar[tuple[str, str]] = ("torch", "tensorflow")
+    source_framework: ClassVar[str] = "torch"
+    target_framework: ClassVar[str] = "tensorflow"
     frameworks: ClassVar[tuple[str, ...]] = ("torch",)
     needs_calibration: ClassVar[bool] = False
     distributions: ClassVar[tuple[str, ...]] = ("torch", "onnx", "onnx2tf", "tensorflow-cpu")
 
-    def apply(self, model: Model, data: DataBundle) -> Model:
+    def apply(self, model: Model, data: DataBundle, settings: QuantizeSettings) -> Model:
         work = Path(tempfile.mkdtemp(prefix="edgepipe-torch-to-tf-"))
         torch_to_onnx(model, work / "model.onnx")
-        return onnx_file_to_tf(work / "model.onnx", model, data, "torch -> ONNX (torch.onnx dynamo) -> onnx2tf SavedModel")
+        return onnx_file_to_tf(work / "model.onnx", model, data,
+                               "torch -> ONNX (torch.onnx dynamo) -> onnx2tf SavedModel")
 
 
-class OnnxToTensorflow(TransformBase):
+class OnnxToTensorflow(Bridge):
     name: ClassVar[str] = "onnx-to-tf"
-    bridge: ClassVar[tuple[str, str]] = ("onnx", "tensorflow")
+    source_framework: ClassVar[str] = "onnx"
+    target_framework: ClassVar[str] = "tensorflow"
     frameworks: ClassVar[tuple[str, ...]] = ("onnx",)
     needs_calibration: ClassVar[bool] = False
     distributions: ClassVar[tuple[str, ...]] = ("onnx", "onnx2tf", "tensorflow-cpu")
 
-    def apply(self, model: Model, data: DataBundle) -> Model:
+    def apply(self, model: Model, data: DataBundle, settings: QuantizeSettings) -> Model:
         return onnx_file_to_tf(Path(model.module.path), model, data, "ONNX -> onnx2tf SavedModel")
 
 
@@ -61,8 +67,9 @@ def onnx_file_to_tf(onnx_path: Path, model: Model, data: DataBundle, route: str)
     example = single_float_input(data, "ONNX-to-TensorFlow")
     folder = restore_layout(work / "nhwc", work / "saved_model", example.shape)
     handle = load_saved_model(folder)
-    return replace(model, framework="tensorflow", module=handle, example_inputs=(example,),
-                   input_names=handle.input_names, provenance={**model.provenance, "bridge": route})
+    bridged = replace(model, framework="tensorflow", module=handle, example_inputs=(example,),
+                      input_names=handle.input_names)
+    return bridged.with_provenance(bridge=route)
 
 
 def restore_layout(nhwc_dir: Path, dest: Path, source_shape: tuple[int, ...]) -> Path:
@@ -86,7 +93,7 @@ def restore_layout(nhwc_dir: Path, dest: Path, source_shape: tuple[int, ...]) ->
             self.inner_module = loaded
 
         @tf.function(input_signature=[tf.TensorSpec(source_shape, tf.float32, name=input_name)])
-        def serve(self, x: Any) -> dict[str, Any]:
+        def serve(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
             return dict(inner(**{input_name: tf.transpose(x, perm)}))   # every output, under its own name
 
     module = Serving()

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from edge_pipeline.plugins import BundlerBase
+from edge_pipeline.plugins import Bundler
+from edge_pipeline.types import JsonObject
+
+if TYPE_CHECKING:
+    from edge_pipeline.report.model import Report
 
 RUNNER_SCRIPT = Path(__file__).resolve().parents[1] / "transports" / "remote_runner.py"
 
 
-class LinuxBundler(BundlerBase):
+class LinuxBundler(Bundler):
     name: ClassVar[str] = "linux"
 
-    def generate(self, dest: Path, report: dict[str, Any], folder: Path) -> dict[str, Any]:
+    def generate(self, dest: Path, report: Report, folder: Path) -> JsonObject:
         shutil.copy2(RUNNER_SCRIPT, dest / "board_runtime.py")
         return {}

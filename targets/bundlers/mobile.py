@@ -8,12 +8,18 @@ check every path and shape the generated code names against the bundle.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from edge_pipeline import registry
 from edge_pipeline.errors import StageFailed
-from edge_pipeline.plugins import BundlerBase
+from edge_pipeline.plugins import Bundler, Runner
+from edge_pipeline.types import JsonObject
+
+if TYPE_CHECKING:
+    from edge_pipeline.report.model import Report
 
 ASSET_ROOTS = {"android": "app/src/main/assets", "ios": "EdgepipeDemo/Resources"}
 MODEL_INFO = {"android": "app/src/main/java/dev/edgepipe/demo/ModelInfo.kt", "ios": "EdgepipeDemo/ModelInfo.swift"}
@@ -21,85 +27,159 @@ VERSION_TOKENS = {"@LITERT_VERSION@": "ai-edge-litert", "@EXECUTORCH_VERSION@": 
 TEXT_SUFFIXES = {".kts", ".properties", ".yml", ".kt", ".swift", ".md", ".xml"}
 
 
-def describe_models(dest: Path, template: str, report: dict[str, Any]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class TensorEncoding:
+    """One tensor as the app must encode it, from a runner's `signature` (JSON: in the report or fresh)."""
+
+    shape: list[int]
+    dtype: str
+    scale: float
+    zero_point: int
+
+    @classmethod
+    def read(cls, tensor: object) -> TensorEncoding:
+        if not isinstance(tensor, dict):
+            raise StageFailed(f"a tensor signature is {tensor!r}, not an object: rebuild with this edgepipe")
+        return cls(list(tensor["shape"]), str(tensor["dtype"]), float(tensor["scale"]), int(tensor["zero_point"]))
+
+
+@dataclass(frozen=True)
+class Signature:
+    inputs: tuple[TensorEncoding, ...]
+    outputs: tuple[TensorEncoding, ...]
+
+    @classmethod
+    def read(cls, signature: object) -> Signature:
+        if not isinstance(signature, dict):
+            raise StageFailed(f"a model signature is {signature!r}, not an object: rebuild with this edgepipe")
+        return cls(tuple(map(TensorEncoding.read, signature["inputs"])),
+                   tuple(map(TensorEncoding.read, signature["outputs"])))
+
+
+@dataclass(frozen=True)
+class AppModel:
+    """A model the bundle ships, as config.json lists it."""
+
+    name: str      # format:precision
+    path: str      # under the assets' models/
+    format: str
+
+
+@dataclass(frozen=True)
+class DescribedModel:
+    """A bundled model with the tensors its generated source encodes."""
+
+    model: AppModel
+    input: TensorEncoding
+    output: TensorEncoding
+
+    @property
+    def asset(self) -> str:
+        return f"models/{self.model.path}"
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """The bundle's config.json (written by the bundle stage), as the generated source reads it."""
+
+    target: str
+    layout: str
+    input_shape: list[int]
+    labels: list[str]
+    warmup: int
+    runs: int
+    models: tuple[AppModel, ...]
+
+    @classmethod
+    def read(cls, path: Path) -> AppConfig:
+        data = json.loads(path.read_text())
+        models = tuple(AppModel(m["name"], m["path"], m["format"]) for m in data["models"])
+        return cls(data["target"], data["layout"], data["input_shape"], data["labels"], data["warmup"],
+                   data["runs"], models)
+
+
+def describe_models(dest: Path, template: str, report: Report) -> list[DescribedModel]:
     """Every bundled model with its tensors as its runtime read them from the validated file (measure stage);
     reports written before that carried them are read from the bundled file here."""
     assets = dest / ASSET_ROOTS[template]
-    config = json.loads((assets / "config.json").read_text())
-    artifacts = {f"{a['format']}:{a['precision']}": a for a in report["artifacts"] if a["status"] == "ok"}
+    config = AppConfig.read(assets / "config.json")
+    artifacts = {a.label: a for a in report.artifacts if a.status == "ok"}
     described = []
-    for model in config["models"]:
-        artifact = artifacts[model["name"]]
-        signature = artifact.get("signature") or _read_signature(artifact["runner"], assets / "models" / model["path"])
-        if len(signature["inputs"]) != 1 or len(signature["outputs"]) != 1:
-            raise StageFailed(f"the {template} demo app handles one input and one output; {model['name']} has "
-                              f"{len(signature['inputs'])} and {len(signature['outputs'])}")
-        if signature["inputs"][0]["shape"] != config["input_shape"]:
-            raise StageFailed(f"{model['name']} takes {signature['inputs'][0]['shape']}, the bundle's samples are "
-                              f"{config['input_shape']}")
-        described.append({**model, "asset": f"models/{model['path']}", "input": signature["inputs"][0],
-                          "output": signature["outputs"][0]})
+    for model in config.models:
+        artifact = artifacts[model.name]
+        signature = Signature.read(artifact.signature) if artifact.signature else \
+            _read_signature(artifact.runner, assets / "models" / model.path)
+        if len(signature.inputs) != 1 or len(signature.outputs) != 1:
+            raise StageFailed(f"the {template} demo app handles one input and one output; {model.name} has "
+                              f"{len(signature.inputs)} and {len(signature.outputs)}")
+        if signature.inputs[0].shape != config.input_shape:
+            raise StageFailed(f"{model.name} takes {signature.inputs[0].shape}, the bundle's samples are "
+                              f"{config.input_shape}")
+        described.append(DescribedModel(model, signature.inputs[0], signature.outputs[0]))
     return described
 
 
-def _read_signature(runner_name: str, path: Path) -> dict[str, Any]:
-    runner = registry.create("runner", runner_name)
-    if runner.signature is None:
+def _read_signature(runner_name: str | None, path: Path) -> Signature:
+    signature = registry.create(Runner, runner_name).signature(path) if runner_name is not None else None
+    if signature is None:
         raise StageFailed(f"the runner '{runner_name}' cannot describe {path.name}'s tensors for a phone app")
-    return runner.signature(path)
+    return Signature.read(signature)
 
 
-def _kotlin(models: list[dict[str, Any]], config: dict[str, Any], samples: int) -> str:
-    def entry(m: dict[str, Any]) -> str:
-        i, o = m["input"], m["output"]
-        return (f'        BundledModel(name = {_q(m["name"])}, asset = {_q(m["asset"])}, format = {_q(m["format"])},\n'
-                f'            inputType = {_q(i["dtype"])}, inputScale = {i["scale"]!r}f, inputZeroPoint = {i["zero_point"]},\n'
-                f'            outputType = {_q(o["dtype"])}, outputScale = {o["scale"]!r}f, outputZeroPoint = {o["zero_point"]}),')
+def _kotlin(models: list[DescribedModel], config: AppConfig, samples: int) -> str:
+    def entry(m: DescribedModel) -> str:
+        i, o = m.input, m.output
+        return (f"        BundledModel(name = {_q(m.model.name)}, asset = {_q(m.asset)}, "
+                f"format = {_q(m.model.format)},\n"
+                f"            inputType = {_q(i.dtype)}, inputScale = {i.scale!r}f, inputZeroPoint = {i.zero_point},\n"
+                f"            outputType = {_q(o.dtype)}, outputScale = {o.scale!r}f, "
+                f"outputZeroPoint = {o.zero_point}),")
 
     return "\n".join([
         "// Written by `edgepipe bundle` from the validated models: do not edit by hand.",
         "package dev.edgepipe.demo", "", "object ModelInfo {",
-        f'    const val TARGET = {_q(config["target"])}',
-        f'    const val LAYOUT = {_q(config["layout"])}',
-        f'    val INPUT_SHAPE = longArrayOf({", ".join(map(str, config["input_shape"]))})',
-        f'    val LABELS = listOf({", ".join(map(_q, config["labels"]))})',
-        f"    const val SAMPLE_COUNT = {samples}", f'    const val WARMUP = {config["warmup"]}',
-        f'    const val RUNS = {config["runs"]}', "    val MODELS = listOf(", *map(entry, models), "    )", "}", ""])
+        f"    const val TARGET = {_q(config.target)}",
+        f"    const val LAYOUT = {_q(config.layout)}",
+        f"    val INPUT_SHAPE = longArrayOf({', '.join(map(str, config.input_shape))})",
+        f"    val LABELS = listOf({', '.join(map(_q, config.labels))})",
+        f"    const val SAMPLE_COUNT = {samples}", f"    const val WARMUP = {config.warmup}",
+        f"    const val RUNS = {config.runs}", "    val MODELS = listOf(", *map(entry, models), "    )", "}", ""])
 
 
-def _swift(models: list[dict[str, Any]], config: dict[str, Any], samples: int) -> str:
-    entries = [f'        BundledModel(name: {_q(m["name"])}, asset: {_q(m["asset"])}, format: {_q(m["format"])}),'
+def _swift(models: list[DescribedModel], config: AppConfig, samples: int) -> str:
+    entries = [f"        BundledModel(name: {_q(m.model.name)}, asset: {_q(m.asset)}, format: {_q(m.model.format)}),"
                for m in models]
     return "\n".join([
         "// Written by `edgepipe bundle` from the validated models: do not edit by hand.", "",
         "enum ModelInfo {",
-        f'    static let target = {_q(config["target"])}',
-        f'    static let layout = {_q(config["layout"])}',
-        f'    static let inputShape = [{", ".join(map(str, config["input_shape"]))}]',
-        f'    static let labels = [{", ".join(map(_q, config["labels"]))}]',
-        f"    static let sampleCount = {samples}", f'    static let warmup = {config["warmup"]}',
-        f'    static let runs = {config["runs"]}', "    static let models = [", *entries, "    ]", "}", ""])
+        f"    static let target = {_q(config.target)}",
+        f"    static let layout = {_q(config.layout)}",
+        f"    static let inputShape = [{', '.join(map(str, config.input_shape))}]",
+        f"    static let labels = [{', '.join(map(_q, config.labels))}]",
+        f"    static let sampleCount = {samples}", f"    static let warmup = {config.warmup}",
+        f"    static let runs = {config.runs}", "    static let models = [", *entries, "    ]", "}", ""])
 
 
 def _q(text: str) -> str:
     return json.dumps(text)   # a JSON string literal is a valid Kotlin and Swift string literal for these names
 
 
-RENDERERS: dict[str, Callable[[list[dict[str, Any]], dict[str, Any], int], str]] = {"android": _kotlin, "ios": _swift}
+RENDERERS: dict[str, Callable[[list[DescribedModel], AppConfig, int], str]] = {"android": _kotlin, "ios": _swift}
 
 
-class PhoneBundler(BundlerBase):
+class PhoneBundler(Bundler):
     """A phone app: ModelInfo source generated from the bundled models, runtime versions filled into its build
     files."""
 
-    def generate(self, dest: Path, report: dict[str, Any], folder: Path) -> dict[str, Any]:
+    def generate(self, dest: Path, report: Report, folder: Path) -> JsonObject:
         template = self.name
         assets = dest / ASSET_ROOTS[template]
-        config = json.loads((assets / "config.json").read_text())
+        config = AppConfig.read(assets / "config.json")
         samples = len(json.loads((assets / "samples.json").read_text())["inputs"])
         models = describe_models(dest, template, report)
         (dest / MODEL_INFO[template]).write_text(RENDERERS[template](models, config, samples))
-        runtime_versions = {token: report["tool_versions"].get(dist) for token, dist in VERSION_TOKENS.items()}
+        tool_versions = report.tool_versions or {}
+        runtime_versions = {token: tool_versions.get(dist) for token, dist in VERSION_TOKENS.items()}
         missing = [VERSION_TOKENS[t] for t, v in runtime_versions.items() if not v]
         if missing:
             raise StageFailed(f"report.json lacks the versions of {', '.join(missing)}: rebuild with this edgepipe")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from edge_pipeline.plugins import BundlerBase
+from edge_pipeline.plugins import Bundler
 
 
-class WebBundler(BundlerBase):
+class WebBundler(Bundler):
     name: ClassVar[str] = "web"

@@ -11,7 +11,9 @@ EVAL_COUNT = 360
 
 
 @dataclass(frozen=True)
-class DigitsSplit:
+class Split:
+    """An example's data (the digits, Fashion-MNIST): train, calibration and evaluation never overlap."""
+
     train_x: np.ndarray
     train_y: np.ndarray
     calib_x: np.ndarray
@@ -19,7 +21,7 @@ class DigitsSplit:
     eval_y: np.ndarray
 
 
-def load_digits_split() -> DigitsSplit:
+def load_digits_split() -> Split:
     """NCHW float32 in [0, 1]; train / calibration / eval never overlap."""
     from sklearn.datasets import load_digits
 
@@ -28,5 +30,5 @@ def load_digits_split() -> DigitsSplit:
     images = np.ascontiguousarray((digits.images[order] / 16.0).astype(np.float32).reshape(-1, 1, 8, 8))
     labels = digits.target[order].astype(np.int64)
     n_eval, n_cal = EVAL_COUNT, CALIBRATION_COUNT
-    return DigitsSplit(train_x=images[n_eval + n_cal:], train_y=labels[n_eval + n_cal:],
+    return Split(train_x=images[n_eval + n_cal:], train_y=labels[n_eval + n_cal:],
                        calib_x=images[n_eval:n_eval + n_cal], eval_x=images[:n_eval], eval_y=labels[:n_eval])

@@ -11,8 +11,10 @@ import torch
 from torch import nn
 
 from edge_pipeline.errors import InputError
-from targets.examples.training import cached_weights, train_epochs
 from edge_pipeline.plugins import DataBundle, Model
+from edge_pipeline.types import JsonObject
+from targets.examples.digits_data import Split
+from targets.examples.training import cached_weights, train_epochs
 
 DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 VERSION = 1
@@ -51,25 +53,28 @@ def _idx(name: str) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
-def load_split() -> dict[str, np.ndarray]:
+def load_split() -> Split:
+    """Train minus the last CALIBRATION_COUNT images (those calibrate); eval is the head of the test set."""
     def images(name: str) -> np.ndarray:
         return np.ascontiguousarray((_idx(name) / 255.0).astype(np.float32)[:, None])
 
     train_x, train_y = images("train-images-idx3-ubyte.gz"), _idx("train-labels-idx1-ubyte.gz").astype(np.int64)
     test_x, test_y = images("t10k-images-idx3-ubyte.gz"), _idx("t10k-labels-idx1-ubyte.gz").astype(np.int64)
-    return {"train_x": train_x[:-CALIBRATION_COUNT], "train_y": train_y[:-CALIBRATION_COUNT],
-            "calib_x": train_x[-CALIBRATION_COUNT:], "eval_x": test_x[:EVAL_COUNT], "eval_y": test_y[:EVAL_COUNT]}
+    return Split(train_x=train_x[:-CALIBRATION_COUNT], train_y=train_y[:-CALIBRATION_COUNT],
+                       calib_x=train_x[-CALIBRATION_COUNT:], eval_x=test_x[:EVAL_COUNT], eval_y=test_y[:EVAL_COUNT])
 
 
 def load() -> tuple[Model, DataBundle]:
+    """The `fashion-mnist` example: the trained FashionNet (cached) and the data split."""
     split = load_split()
+
     def train() -> nn.Module:
         torch.manual_seed(SEED)
-        return train_epochs(FashionNet(), split["train_x"], split["train_y"], EPOCHS, SEED, batch=128)
+        return train_epochs(FashionNet(), split.train_x, split.train_y, EPOCHS, SEED, batch=128)
 
     model, weights = cached_weights(f"fashion-mnist-v{VERSION}", FashionNet(), train)
-    data = DataBundle.single("x", split["eval_x"][:1], split["calib_x"], split["eval_x"], split["eval_y"])
-    provenance = {"kind": "example", "name": "fashion-mnist", "weights": str(weights),
+    data = DataBundle.single("x", split.eval_x[:1], split.calib_x, split.eval_x, split.eval_y)
+    provenance: JsonObject = {"kind": "example", "name": "fashion-mnist", "weights": str(weights),
                   "data": f"Fashion-MNIST ({DATA_DIR}): train 59,488, calibration {CALIBRATION_COUNT}, "
                           f"eval the first {EVAL_COUNT} test images"}
     return Model("torch", model, (torch.from_numpy(data.example.arrays[0].copy()),), provenance,
@@ -79,4 +84,4 @@ def load() -> tuple[Model, DataBundle]:
 def fine_tune(model: nn.Module, epochs: int = 1) -> nn.Module:
     """Fine-tune callback after pruning: one seeded epoch on the training split."""
     split = load_split()
-    return train_epochs(model, split["train_x"], split["train_y"], epochs, SEED, batch=128)
+    return train_epochs(model, split.train_x, split.train_y, epochs, SEED, batch=128)

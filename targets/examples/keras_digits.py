@@ -1,19 +1,25 @@
 """The Keras twin of the default example: same digits data and split, NHWC, cached as a .keras file."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from edge_pipeline.building.cache import cache_root
-from targets.examples.digits_data import load_digits_split
 from edge_pipeline.fsutil import atomic_path
 from edge_pipeline.plugins import DataBundle, Model
+from edge_pipeline.types import JsonObject
+from targets.examples.digits_data import load_digits_split
+
+if TYPE_CHECKING:
+    import keras
 
 VERSION = 1
 EPOCHS = 15
 SEED = 0
 
 
-def build_model():
+def build_model() -> keras.Model:
     import keras
 
     return keras.Sequential([
@@ -27,16 +33,20 @@ def build_model():
     ], name="digits_cnn")
 
 
-def train(train_x: np.ndarray, train_y: np.ndarray, epochs: int = EPOCHS):
+def train(train_x: np.ndarray, train_y: np.ndarray, epochs: int = EPOCHS) -> keras.Model:
     _seed()   # before building: the initial weights come from the seeded generator
     return _fit(build_model(), train_x, train_y, epochs)
 
 
-def fine_tune(model, epochs: int = 8):
+def fine_tune(model: keras.Model, epochs: int = 8) -> keras.Model:
     """The example's fine-tune callback after pruning: a few epochs on the same training split, seeded."""
     _seed()
     split = load_digits_split()
-    return _fit(model, np.ascontiguousarray(split.train_x.transpose(0, 2, 3, 1)), split.train_y, epochs)
+    return _fit(model, _nhwc(split.train_x), split.train_y, epochs)
+
+
+def _nhwc(images: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(images.transpose(0, 2, 3, 1))
 
 
 def _seed() -> None:
@@ -47,7 +57,7 @@ def _seed() -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def _fit(model, train_x: np.ndarray, train_y: np.ndarray, epochs: int):
+def _fit(model: keras.Model, train_x: np.ndarray, train_y: np.ndarray, epochs: int) -> keras.Model:
     import keras
 
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
@@ -57,11 +67,12 @@ def _fit(model, train_x: np.ndarray, train_y: np.ndarray, epochs: int):
 
 
 def load() -> tuple[Model, DataBundle]:
+    """The `keras-digits` example: trained once, cached as a .keras file, loaded back in safe mode as a user's
+    file would be."""
     from targets.sources.keras_source import keras_input_names, load_keras_file
 
     split = load_digits_split()
-    to_nhwc = lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1))  # noqa: E731
-    train_x, calib_x, eval_x = to_nhwc(split.train_x), to_nhwc(split.calib_x), to_nhwc(split.eval_x)
+    train_x, calib_x, eval_x = _nhwc(split.train_x), _nhwc(split.calib_x), _nhwc(split.eval_x)
     path = cache_root() / "examples" / f"keras-digits-v{VERSION}.keras"
     if not path.is_file():
         model = train(train_x, split.train_y)
@@ -71,6 +82,6 @@ def load() -> tuple[Model, DataBundle]:
             keras_tmp.replace(tmp)
     model = load_keras_file(path, safe_mode=True)
     data = DataBundle.single(keras_input_names(model)[0], eval_x[:1], calib_x, eval_x, split.eval_y)
-    provenance = {"kind": "example", "name": "keras-digits", "weights": str(path),
+    provenance: JsonObject = {"kind": "example", "name": "keras-digits", "weights": str(path),
                   "data": "sklearn.datasets.load_digits (1,797 images), seeded split 1257/180/360, NHWC"}
     return Model("tensorflow", model, data.example.arrays, provenance, input_names=data.example.names), data

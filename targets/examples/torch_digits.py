@@ -5,9 +5,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from edge_pipeline.plugins import DataBundle, Model
+from edge_pipeline.types import JsonObject
 from targets.examples.digits_data import load_digits_split
 from targets.examples.training import cached_weights, train_epochs
-from edge_pipeline.plugins import DataBundle, Model
 
 VERSION = 1
 EPOCHS = 15
@@ -33,10 +34,12 @@ def train(train_x: np.ndarray, train_y: np.ndarray) -> DigitsCNN:
 
 
 def load() -> tuple[Model, DataBundle]:
+    """The `torch-digits` example (entry point `edgepipe.examples`): the trained CNN and the digits split."""
     split = load_digits_split()
-    model, weights = cached_weights(f"torch-digits-v{VERSION}", DigitsCNN(), lambda: train(split.train_x, split.train_y))
+    model, weights = cached_weights(f"torch-digits-v{VERSION}", DigitsCNN(),
+                                    lambda: train(split.train_x, split.train_y))
     data = DataBundle.single("x", split.eval_x[:1], split.calib_x, split.eval_x, split.eval_y)
-    provenance = {"kind": "example", "name": "torch-digits", "weights": str(weights),
+    provenance: JsonObject = {"kind": "example", "name": "torch-digits", "weights": str(weights),
                   "data": "sklearn.datasets.load_digits (1,797 images), seeded split 1257/180/360"}
     return Model("torch", model, (torch.from_numpy(data.example.arrays[0].copy()),), provenance,
                  input_names=data.example.names), data

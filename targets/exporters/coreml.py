@@ -13,19 +13,21 @@ import tempfile
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from edge_pipeline.errors import StageFailed
 from edge_pipeline.fsutil import sha256_file
-from edge_pipeline.plugins import ExporterBase, Model
+from edge_pipeline.plugins import Exporter, Model
+from edge_pipeline.types import JsonObject
 
+from .converter_configs import CoremlPrecisionConfig
 from .torch_capture import as_unsupported, capture
 
 UNVALIDATED = ("Core ML runs only on Apple platforms: coremltools converts on Linux but cannot run the model "
                "here, so its outputs were never compared with the source")
 
 
-class CoremlExporter(ExporterBase):
+class CoremlExporter(Exporter):
     name: ClassVar[str] = "coreml"
     format: ClassVar[str] = "coreml"
     suffix: ClassVar[str] = ".mlpackage"
@@ -36,11 +38,12 @@ class CoremlExporter(ExporterBase):
     is_directory: ClassVar[bool] = True
     distributions: ClassVar[tuple[str, ...]] = ("torch", "coremltools")
 
-    def export(self, model: Model, dest: Path) -> dict[str, Any]:
+    def export(self, model: Model, dest: Path) -> JsonObject:
         import coremltools as ct
 
         program = capture(model).run_decompositions({})
-        fp16 = model.converter.coreml_precision == "fp16"
+        config = model.config(CoremlPrecisionConfig)
+        fp16 = config is not None and config.precision == "fp16"
         try:
             converted = ct.convert(program, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
                                    compute_precision=ct.precision.FLOAT16 if fp16 else ct.precision.FLOAT32)
@@ -72,7 +75,10 @@ def _stable_manifest(package: Path) -> None:
     renamed = {}
     for old_id, entry in manifest["itemInfoEntries"].items():
         item = package / "Data" / entry["path"]
-        digest = sha256_file(item) if item.is_file() else "".join(sorted(sha256_file(f) for f in item.rglob("*") if f.is_file()))
+        if item.is_file():
+            digest = sha256_file(item)
+        else:
+            digest = "".join(sorted(sha256_file(f) for f in item.rglob("*") if f.is_file()))
         renamed[old_id] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"edgepipe:{entry['path']}:{digest}")).upper()
     manifest["itemInfoEntries"] = {renamed[k]: v for k, v in sorted(manifest["itemInfoEntries"].items(),
                                                                      key=lambda kv: renamed[kv[0]])}

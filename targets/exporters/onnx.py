@@ -1,5 +1,6 @@
 """ONNX (`.onnx`) and ONNX Runtime's mobile format (`.ort`). Both start from the same ONNX export; ORT
-quantization (static QDQ, dynamic) runs on that ONNX file before the final step."""
+quantization (static QDQ, dynamic) runs on that ONNX file before `finish` turns it into the artifact (the plugin
+API's OnnxExporter route, imported here as OnnxBasedExporter: this module's class keeps its entry-point name)."""
 from __future__ import annotations
 
 import shutil
@@ -7,33 +8,26 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from edge_pipeline.errors import StageFailed
-from edge_pipeline.plugins import ExporterBase, Model
+from edge_pipeline.plugins import Model
+from edge_pipeline.plugins import OnnxExporter as OnnxBasedExporter
+from edge_pipeline.types import JsonObject
 
 from ..coverage import onnx_after
 
 _PRECISIONS: dict[str, str | None] = {"fp32": None, "int8": "ort-static-int8", "int8-dynamic": "ort-dynamic-int8"}
 
 
-class OnnxExporter(ExporterBase):
+class OnnxExporter(OnnxBasedExporter):
     name: ClassVar[str] = "onnx"
     format: ClassVar[str] = "onnx"
     suffix: ClassVar[str] = ".onnx"
-    onnx_based: ClassVar[bool] = True
     frameworks: ClassVar[tuple[str, ...]] = ("torch", "tensorflow", "onnx")
     precisions: ClassVar[dict[str, str | None]] = _PRECISIONS
-    runner: ClassVar[str] = "onnxruntime"
+    runner: ClassVar[str | None] = "onnxruntime"
     distributions: ClassVar[tuple[str, ...]] = ("torch", "onnx", "onnxscript", "tf2onnx", "onnxruntime")
-
-    def export(self, model: Model, dest: Path) -> dict[str, Any]:
-        """The whole route without an artifact transform. The export stage runs it in steps instead
-        (`to_onnx`, the ORT quantization, then `finish`), since quantization works on the ONNX file."""
-        with tempfile.TemporaryDirectory(prefix="edgepipe-onnx-") as tmp:
-            onnx_path = Path(tmp) / "model.onnx"
-            self.to_onnx(model, onnx_path)
-            return self.finish(onnx_path, dest)
 
     def to_onnx(self, model: Model, onnx_path: Path) -> None:
         """The source model as ONNX (torch.onnx, tf2onnx, or the ONNX source file itself)."""
@@ -41,7 +35,7 @@ class OnnxExporter(ExporterBase):
 
         to_onnx(model, onnx_path)
 
-    def finish(self, onnx_path: Path, dest: Path) -> dict[str, Any]:
+    def finish(self, onnx_path: Path, dest: Path) -> JsonObject:
         """Turns the (possibly quantized) ONNX file into the artifact at `dest`; returns its metadata."""
         shutil.copyfile(onnx_path, dest)
         return {"opset": _opset(dest), "op_coverage": onnx_after(onnx_path)}
@@ -54,7 +48,7 @@ class OrtExporter(OnnxExporter):
     format: ClassVar[str] = "ort"
     suffix: ClassVar[str] = ".ort"
 
-    def finish(self, onnx_path: Path, dest: Path) -> dict[str, Any]:
+    def finish(self, onnx_path: Path, dest: Path) -> JsonObject:
         platform = "arm" if _machine().startswith(("arm", "aarch")) else "amd64"
         with tempfile.TemporaryDirectory() as tmp:
             staged = Path(tmp) / "model.onnx"

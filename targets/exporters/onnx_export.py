@@ -11,7 +11,6 @@ from .savedmodel import saved_model_dir
 from .torch_capture import as_unsupported
 
 
-
 def to_onnx(model: Model, dest: Path) -> None:
     """Writes `model` as ONNX, whatever framework it is in."""
     WRITERS[model.framework](model, dest)
@@ -45,7 +44,8 @@ def tensorflow_to_onnx(model: Model, dest: Path, opset: int = 17) -> None:
         proc = subprocess.run([sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(folder),
                                "--output", str(dest), "--opset", str(opset)], capture_output=True, text=True)
     if proc.returncode != 0 or not dest.is_file():
-        lines = [ln for ln in proc.stderr.splitlines() if "Error" in ln or "error" in ln] or proc.stderr.splitlines()[-1:]
+        printed = proc.stderr.splitlines()
+        lines = [ln for ln in printed if "Error" in ln or "error" in ln] or printed[-1:]
         raise as_unsupported("tf2onnx conversion failed", RuntimeError(lines[-1] if lines else "no output"))
 
 

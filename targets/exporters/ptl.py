@@ -2,23 +2,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from edge_pipeline.plugins import ExporterBase, Model
+from edge_pipeline.plugins import Exporter, Model
+from edge_pipeline.types import JsonObject
 
 from .torch_capture import as_unsupported
 
+if TYPE_CHECKING:
+    from torch.jit import ScriptModule
 
-class PtlExporter(ExporterBase):
+
+class PtlExporter(Exporter):
     name: ClassVar[str] = "ptl"
     format: ClassVar[str] = "ptl"
     suffix: ClassVar[str] = ".ptl"
     frameworks: ClassVar[tuple[str, ...]] = ("torch",)
     precisions: ClassVar[dict[str, str | None]] = {"fp32": None}
-    runner: ClassVar[str] = "lite-interpreter"
+    runner: ClassVar[str | None] = "lite-interpreter"
     distributions: ClassVar[tuple[str, ...]] = ("torch",)
 
-    def export(self, model: Model, dest: Path) -> dict[str, Any]:
+    def export(self, model: Model, dest: Path) -> JsonObject:
         import torch
 
         try:
@@ -30,7 +34,7 @@ class PtlExporter(ExporterBase):
         return {"optimized_for_mobile": optimized is not None, "note": note}
 
 
-def _optimize_for_mobile(scripted: Any) -> tuple[Any, str | None]:
+def _optimize_for_mobile(scripted: ScriptModule) -> tuple[ScriptModule | None, str | None]:
     """`optimize_for_mobile` needs a torch built with XNNPACK; CPU wheels often lack it. Say so, go on."""
     from torch.utils.mobile_optimizer import optimize_for_mobile
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from edge_pipeline.errors import Unsupported
 from edge_pipeline.plugins import Model
+from targets.sources.keras_source import SavedModelHandle
 
 
 @contextlib.contextmanager
@@ -17,9 +18,8 @@ def saved_model_dir(model: Model) -> Iterator[Path]:
     `model.export()` is the path that keeps the weights: wrapping a Keras 3 model in tf.function converts to a
     weightless graph that outputs NaN (see STACK.md), which validation would then reject.
     """
-    handle_path = getattr(model.module, "path", None)
-    if handle_path is not None and (Path(handle_path) / "saved_model.pb").is_file():
-        yield Path(handle_path)
+    if isinstance(model.module, SavedModelHandle) and (Path(model.module.path) / "saved_model.pb").is_file():
+        yield Path(model.module.path)
         return
     with tempfile.TemporaryDirectory(prefix="edgepipe-savedmodel-") as tmp:
         target = Path(tmp) / "saved_model"

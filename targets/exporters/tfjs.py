@@ -6,10 +6,13 @@ import importlib.util
 import sys
 import types
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from edge_pipeline.errors import MissingDependency
-from edge_pipeline.plugins import ExporterBase, Model
+from edge_pipeline.plugins import Exporter, Model
+from edge_pipeline.types import JsonObject
+
+from .converter_configs import TfjsWeightsConfig
 
 from .savedmodel import saved_model_dir
 from .torch_capture import as_unsupported
@@ -17,19 +20,20 @@ from .torch_capture import as_unsupported
 SHARD_BYTES = 4 * 1024 * 1024
 
 
-class TfjsExporter(ExporterBase):
+class TfjsExporter(Exporter):
     name: ClassVar[str] = "tfjs"
     format: ClassVar[str] = "tfjs"
     suffix: ClassVar[str] = "-tfjs"
     is_directory: ClassVar[bool] = True
     frameworks: ClassVar[tuple[str, ...]] = ("tensorflow",)
     precisions: ClassVar[dict[str, str | None]] = {"fp32": None, "fp16": "tfjs-fp16", "uint8": "tfjs-uint8"}
-    runner: ClassVar[str] = "tfjs-node"
+    runner: ClassVar[str | None] = "tfjs-node"
     distributions: ClassVar[tuple[str, ...]] = ("tensorflowjs", "tensorflow-cpu")
 
-    def export(self, model: Model, dest: Path) -> dict[str, Any]:
+    def export(self, model: Model, dest: Path) -> JsonObject:
         converter = import_converter()
-        weights = model.converter.tfjs_weights
+        config = model.config(TfjsWeightsConfig)
+        weights = config.dtype if config is not None else None
         with saved_model_dir(model) as folder:
             try:
                 converter.convert_tf_saved_model(str(folder), str(dest), signature_def="serving_default",
@@ -42,7 +46,7 @@ class TfjsExporter(ExporterBase):
                 "shards": shards, "shard_bytes": sum((dest / s).stat().st_size for s in shards)}
 
 
-def import_converter() -> Any:
+def import_converter() -> types.ModuleType:
     """The TF.js converter imports `tensorflow_decision_forests` at the top of its SavedModel module, and that
     package pins an older TensorFlow. Its import only registers decision-forest ops, which a graph model
     exported by edgepipe never contains; when it is absent, an empty stand-in takes its place. TensorFlow is

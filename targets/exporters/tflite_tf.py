@@ -1,18 +1,26 @@
 """LiteRT `.tflite` from a Keras / TensorFlow model with TFLiteConverter (fp32, dynamic, fp16, full int8)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from edge_pipeline.plugins import ExporterBase, Model
+import numpy as np
+
+from edge_pipeline.plugins import Exporter, Model
 from edge_pipeline.tensors import Tensors
+from edge_pipeline.types import JsonObject
 
 from ..coverage import tflite_after
+from .converter_configs import TfliteConverterConfig
 from .savedmodel import saved_model_dir
 from .torch_capture import as_unsupported
 
+if TYPE_CHECKING:
+    from tensorflow.lite import TFLiteConverter
 
-class TfTfliteExporter(ExporterBase):
+
+class TfTfliteExporter(Exporter):
     name: ClassVar[str] = "tflite-tf"
     format: ClassVar[str] = "tflite"
     suffix: ClassVar[str] = ".tflite"
@@ -21,33 +29,34 @@ class TfTfliteExporter(ExporterBase):
                                                     "fp16": "tflite-fp16", "int8": "tflite-int8",
                                                     "int8-weight": "litert-weight-int8",
                                                     "int16x8": "litert-16x8"}
-    runner: ClassVar[str] = "litert"
+    runner: ClassVar[str | None] = "litert"
     distributions: ClassVar[tuple[str, ...]] = ("tensorflow-cpu", "keras", "ai-edge-litert")
 
-    def export(self, model: Model, dest: Path) -> dict[str, Any]:
+    def export(self, model: Model, dest: Path) -> JsonObject:
         import tensorflow as tf
 
-        mode = model.converter.tflite_mode
+        config = model.config(TfliteConverterConfig) or TfliteConverterConfig()
         with saved_model_dir(model) as folder:
             converter = tf.lite.TFLiteConverter.from_saved_model(str(folder))
-            _configure(converter, mode, model.converter.representative)
+            _configure(converter, config.mode, config.representative)
             try:
                 flatbuffer = converter.convert()
             except Exception as exc:
                 raise as_unsupported("TFLiteConverter failed", exc) from exc
-            notes: dict[str, Any] = {}
-            debug = model.converter.int8_fallback
-            if mode == "int8" and debug is not None:
-                flatbuffer, notes = debug.improve(converter, flatbuffer, model.module, debug.data, debug.budget,
-                                                  debug.rank)
+            notes: JsonObject = {}
+            search = config.int8_search
+            if config.mode == "int8" and search is not None:
+                flatbuffer, notes = search.improve(converter, flatbuffer, model.module, search.data, search.budget,
+                                                   search.rank)
         dest.write_bytes(flatbuffer)
-        quantization = {**model.provenance.get("quantization", {}), **notes} if notes else None
-        return {"converter": f"TFLiteConverter (tensorflow {tf.__version__})", "mode": mode,
+        earlier = model.provenance.get("quantization")
+        quantization = {**(earlier if isinstance(earlier, dict) else {}), **notes} if notes else None
+        return {"converter": f"TFLiteConverter (tensorflow {tf.__version__})", "mode": config.mode,
                 "layout": "as the TensorFlow source (NHWC)", "op_coverage": [tflite_after(dest)],
                 **({"quantization": quantization} if quantization else {})}
 
 
-def _configure(converter: Any, mode: str, representative: Tensors | None) -> None:
+def _configure(converter: TFLiteConverter, mode: str, representative: Tensors | None) -> None:
     import tensorflow as tf
 
     if mode == "fp32":
@@ -58,7 +67,7 @@ def _configure(converter: Any, mode: str, representative: Tensors | None) -> Non
     elif mode == "int8":
         samples = representative if representative is not None else Tensors((), ())
 
-        def dataset():
+        def dataset() -> Iterator[dict[str, np.ndarray]]:
             """One sample at a time, every input by its signature name (the Keras input names)."""
             for i in range(len(samples)):
                 yield {name: array[i:i + 1] for name, array in zip(samples.names, samples.arrays)}

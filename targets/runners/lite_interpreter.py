@@ -5,12 +5,12 @@ from pathlib import Path
 from typing import ClassVar
 
 from edge_pipeline.errors import InputError
-from edge_pipeline.plugins import RunnerBase
+from edge_pipeline.plugins import Runner
 
 from .torch_session import TorchTensorSession
 
 
-class LiteInterpreterRunner(RunnerBase):
+class LiteInterpreterRunner(Runner):
     name: ClassVar[str] = "lite-interpreter"
     runtime: ClassVar[str] = "PyTorch lite interpreter"
     distribution: ClassVar[str] = "torch"
@@ -19,7 +19,7 @@ class LiteInterpreterRunner(RunnerBase):
     def preload(self) -> None:
         import torch  # noqa: F401
 
-    def open(self, path: Path, threads: int) -> TorchTensorSession:
+    def open(self, path: Path, threads: int, variant: str | None = None) -> TorchTensorSession:
         import torch
         from torch.jit.mobile import _load_for_lite_interpreter
 

@@ -1,19 +1,32 @@
 """Runs `.tflite` files in the LiteRT interpreter, quantizing int8 I/O with each tensor's own parameters."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, ClassVar
-
 import re
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, TypedDict
 
 import numpy as np
 
 from edge_pipeline.errors import InputError
-from edge_pipeline.plugins import RunnerBase
+from edge_pipeline.plugins import Runner, Session
 from edge_pipeline.tensors import TensorSpec
+from edge_pipeline.types import JsonObject
+
+if TYPE_CHECKING:
+    from ai_edge_litert.interpreter import Interpreter
 
 
-class LitertRunner(RunnerBase):
+class TensorDetail(TypedDict):
+    """The members of a LiteRT tensor-details dict (`get_input_details()` and friends) this module reads."""
+
+    name: str
+    index: int
+    shape: np.ndarray
+    dtype: type[np.generic]
+    quantization: tuple[float, int]
+
+
+class LitertRunner(Runner):
     name: ClassVar[str] = "litert"
     runtime: ClassVar[str] = "LiteRT interpreter"
     distribution: ClassVar[str] = "ai-edge-litert"
@@ -22,7 +35,7 @@ class LitertRunner(RunnerBase):
     def preload(self) -> None:
         from ai_edge_litert.interpreter import Interpreter  # noqa: F401
 
-    def open(self, path: Path, threads: int) -> "LitertSession":
+    def open(self, path: Path, threads: int, variant: str | None = None) -> LitertSession:
         from ai_edge_litert.interpreter import Interpreter
 
         try:
@@ -32,7 +45,7 @@ class LitertRunner(RunnerBase):
             raise InputError(f"{path} is not a loadable LiteRT model: {exc}") from exc
         return LitertSession(interpreter)
 
-    def signature(self, path: Path) -> dict[str, Any]:
+    def signature(self, path: Path) -> JsonObject:
         """Tensors as an app must encode them: int8 models take and give quantized tensors."""
         from ai_edge_litert.interpreter import Interpreter
 
@@ -40,27 +53,27 @@ class LitertRunner(RunnerBase):
         return {"inputs": [_tensor(d) for d in interpreter.get_input_details()],
                 "outputs": [_tensor(d) for d in interpreter.get_output_details()]}
 
-    def op_profile(self, path: Path, sample: list[np.ndarray], runs: int) -> dict[str, Any]:
+    def op_profile(self, path: Path, sample: list[np.ndarray], runs: int) -> JsonObject:
         from .litert_op_profile import op_profile
 
         return op_profile(path, runs)
 
 
-class LitertSession:
+class LitertSession(Session):
     """Feeds and reads by signature name when the model has a signature (converters name and reorder I/O:
     litert-torch keeps dict keys and sorts them, TFLiteConverter keeps Keras names), else by tensor index.
     Signature names map to tensor indices, so the session holds no reference into the interpreter's memory."""
 
-    def __init__(self, interpreter: Any):
+    def __init__(self, interpreter: Interpreter):
         self._interpreter = interpreter
-        inputs = {d["index"]: d for d in interpreter.get_input_details()}
-        outputs = {d["index"]: d for d in interpreter.get_output_details()}
-        signatures = interpreter._get_full_signature_list() or {}
+        inputs: dict[int, TensorDetail] = {d["index"]: d for d in interpreter.get_input_details()}
+        outputs: dict[int, TensorDetail] = {d["index"]: d for d in interpreter.get_output_details()}
+        signatures: dict[str, dict[str, dict[str, int]]] = interpreter._get_full_signature_list() or {}
         signature = next(iter(signatures.values()), None)
         if signature and len(signature["inputs"]) == len(inputs) and len(signature["outputs"]) == len(outputs):
             names = _positional(list(signature["inputs"]))
             self._inputs = [inputs[signature["inputs"][n]] for n in names]
-            self.output_names: list[str] | None = _positional(list(signature["outputs"]))
+            self.output_names = _positional(list(signature["outputs"]))
             self._outputs = [outputs[signature["outputs"][n]] for n in self.output_names]
         else:
             self._inputs, self._outputs = list(inputs.values()), list(outputs.values())
@@ -87,13 +100,13 @@ def _positional(names: list[str]) -> list[str]:
     return names
 
 
-def _tensor(detail: dict[str, Any]) -> dict[str, Any]:
+def _tensor(detail: TensorDetail) -> JsonObject:
     scale, zero_point = detail["quantization"]
     return {"name": detail["name"], "shape": [int(d) for d in detail["shape"]],
             "dtype": np.dtype(detail["dtype"]).name, "scale": float(scale), "zero_point": int(zero_point)}
 
 
-def quantize(value: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+def quantize(value: np.ndarray, detail: TensorDetail) -> np.ndarray:
     """Float data into a quantized input; integer data (token ids, int64 downcast to int32) is only cast."""
     dtype = np.dtype(detail["dtype"])
     scale, zero_point = detail["quantization"]
@@ -103,7 +116,7 @@ def quantize(value: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     return np.clip(np.round(value / scale + zero_point), info.min, info.max).astype(dtype)
 
 
-def dequantize(value: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+def dequantize(value: np.ndarray, detail: TensorDetail) -> np.ndarray:
     dtype = np.dtype(detail["dtype"])
     scale, zero_point = detail["quantization"]
     if dtype.kind not in "iu" or dtype == np.int64 or not scale:

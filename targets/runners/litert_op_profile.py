@@ -12,37 +12,43 @@ from __future__ import annotations
 import copy
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from edge_pipeline.types import JsonObject
+
+if TYPE_CHECKING:
+    from ai_edge_litert.schema_py_generated import ModelT, OperatorT, TensorT
 
 METHOD = "LiteRT isolated-op replay (each op timed alone in the interpreter, XNNPACK, 1 thread)"
 
 
-def op_profile(path: Path, runs: int) -> dict[str, Any]:
+def op_profile(path: Path, runs: int) -> JsonObject:
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(path.read_bytes()))
     graph = model.subgraphs[0]
     op_names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-    rows = []
+    rows: list[JsonObject] = []
     for index, operator in enumerate(graph.operators):
         code = model.operatorCodes[operator.opcodeIndex]
         builtin = flatbuffer_utils.get_builtin_code_from_operator_code(code)
-        op = code.customCode.decode() if builtin == schema.BuiltinOperator.CUSTOM else op_names.get(builtin, str(builtin))
+        custom = builtin == schema.BuiltinOperator.CUSTOM
+        op = code.customCode.decode() if custom else op_names.get(builtin, str(builtin))
         output_name = graph.tensors[operator.outputs[0]].name if operator.outputs else b""
-        row: dict[str, Any] = {"op": op, "name": f"{op} #{index}", "layer": layer_name(output_name)}
+        row: JsonObject = {"op": op, "name": f"{op} #{index}", "layer": layer_name(output_name)}
         try:
             row["avg_ms"], row["delegated"] = _time_alone(model, operator, runs)
         except Exception as exc:   # an op that cannot run alone (e.g. it reads a variable) stays listed, untimed
             row.update(avg_ms=None, delegated=False, note=f"not timed alone: {str(exc).splitlines()[0][:120]}")
         rows.append(row)
-    timed = [r["avg_ms"] for r in rows if r["avg_ms"] is not None]
+    timed = [t for t in (r["avg_ms"] for r in rows) if isinstance(t, float)]
     return {"source": METHOD, "ops": rows, "invoke_floor_ms": min(timed) if timed else None}
 
 
-def _time_alone(model: Any, operator: Any, runs: int) -> tuple[float, bool]:
+def _time_alone(model: ModelT, operator: OperatorT, runs: int) -> tuple[float, bool]:
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_litert.tools import flatbuffer_utils
 
@@ -72,9 +78,17 @@ def _time_alone(model: Any, operator: Any, runs: int) -> tuple[float, bool]:
     return float(np.median(times) * 1e3), delegated
 
 
-def _is_constant(model: Any, tensor: Any) -> bool:
+def _is_constant(model: ModelT, tensor: TensorT) -> bool:
+    """Constant tensors hold data in the flatbuffer (inline, or at an offset: `size` in newer schemas)."""
     buffer = model.buffers[tensor.buffer] if tensor.buffer < len(model.buffers) else None
-    return buffer is not None and ((buffer.data is not None and len(buffer.data) > 0) or bool(getattr(buffer, "size", 0)))
+    if buffer is None:
+        return False
+    if buffer.data is not None and len(buffer.data) > 0:
+        return True
+    try:
+        return bool(buffer.size)
+    except AttributeError:   # a schema from before buffers could live outside the flatbuffer
+        return False
 
 
 def layer_name(tensor_name: bytes | str) -> str | None:

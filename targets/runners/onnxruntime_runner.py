@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from edge_pipeline.errors import InputError
-from edge_pipeline.plugins import RunnerBase
+from edge_pipeline.plugins import Runner, Session
+from edge_pipeline.types import JsonObject
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
 
 
-class OnnxRuntimeRunner(RunnerBase):
+class OnnxRuntimeRunner(Runner):
     name: ClassVar[str] = "onnxruntime"
     runtime: ClassVar[str] = "ONNX Runtime (CPU)"
     distribution: ClassVar[str] = "onnxruntime"
@@ -19,7 +23,7 @@ class OnnxRuntimeRunner(RunnerBase):
     def preload(self) -> None:
         import onnxruntime  # noqa: F401
 
-    def open(self, path: Path, threads: int) -> "OrtSession":
+    def open(self, path: Path, threads: int, variant: str | None = None) -> OrtSession:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -32,7 +36,7 @@ class OnnxRuntimeRunner(RunnerBase):
             raise InputError(f"{path} is not a loadable ONNX Runtime model: {exc}") from exc
         return OrtSession(session)
 
-    def op_profile(self, path: Path, sample: list[np.ndarray], runs: int) -> dict[str, Any]:
+    def op_profile(self, path: Path, sample: list[np.ndarray], runs: int) -> JsonObject:
         """Per-node kernel time from ONNX Runtime's own profiler (its JSON trace)."""
         import json
         import os
@@ -56,13 +60,13 @@ class OnnxRuntimeRunner(RunnerBase):
             if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
                 node = event["name"][: -len("_kernel_time")]
                 totals[(event.get("args", {}).get("op_name", "?"), node)] += event["dur"] / 1000.0
-        rows = [{"op": op, "name": node, "avg_ms": total / runs, "delegated": False, "layer": node}
+        rows: list[JsonObject] = [{"op": op, "name": node, "avg_ms": total / runs, "delegated": False, "layer": node}
                 for (op, node), total in totals.items()]
         return {"source": "ONNX Runtime profiler (CPU execution provider)", "ops": rows}
 
 
-class OrtSession:
-    def __init__(self, session: Any):
+class OrtSession(Session):
+    def __init__(self, session: InferenceSession):
         from targets.sources.onnx_source import onnx_input_specs
 
         self._session = session

@@ -1,42 +1,117 @@
-"""Loads a user's Keras / TensorFlow model: a `.keras` or legacy HDF5 `.h5` file (Keras safe mode), a SavedModel
-folder, or a factory's Keras model."""
+"""Keras / TensorFlow as a source: a `.keras` or legacy HDF5 file (Keras safe mode, archive checked before
+unpacking), a SavedModel folder, or a factory's Keras model. TensorFlow is imported on first use."""
 from __future__ import annotations
 
+import hashlib
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, ClassVar, Protocol, Union
 
 import numpy as np
 
 from edge_pipeline.errors import InputError
-from edge_pipeline.plugins import Model
+from edge_pipeline.fsutil import sha256_file
+from edge_pipeline.plugins import DataBundle, Model, Source
 from edge_pipeline.safe_archive import check_keras_archive
 from edge_pipeline.sources.user_data import describe, example_inputs, short
-from edge_pipeline.tensors import Tensors, flatten_outputs
-from edge_pipeline.types import SourceSpec
+from edge_pipeline.tensors import Tensors, collect_outputs, flatten_outputs
+from edge_pipeline.types import JsonObject, SourceSpec
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
 
 
-@dataclass
+class Restored(Protocol):
+    """What `tf.saved_model.load` returns: it owns the variables the serving function reads."""
+
+    variables: Sequence[tf.Variable]
+    trainable_variables: Sequence[tf.Variable]
+
+
+@dataclass(frozen=True)
 class SavedModelHandle:
-    """A SavedModel folder and its serving function; exporters convert the folder directly."""
+    """A SavedModel folder and its serving function; exporters convert the folder directly. `loaded` keeps
+    the restored object (and so the function's variables) alive."""
 
     path: Path
-    function: Any
+    function: Callable[..., Mapping[str, tf.Tensor]]
     input_names: tuple[str, ...]
+    loaded: Restored
 
-    def named_outputs(self, batch: Tensors) -> list[tuple[str, Any]]:
+    def named_outputs(self, batch: Tensors) -> list[tuple[str, np.ndarray]]:
         import tensorflow as tf
 
         outputs = self.function(**{n: tf.constant(a) for n, a in zip(batch.names, batch.arrays)})
         return [(name, outputs[name].numpy()) for name in sorted(outputs)]
 
 
-def load_keras_file(path: Path, safe_mode: bool) -> Any:
+KerasModule = Union["keras.Model", SavedModelHandle]
+
+
+class KerasSource(Source):
+    """Keras and TensorFlow models; `keras-safe-mode = false` is the only way a file's Lambda code runs."""
+
+    name: ClassVar[str] = "keras"
+    framework: ClassVar[str] = "tensorflow"
+    suffixes: ClassVar[tuple[str, ...]] = (".keras", ".h5", ".hdf5")   # .h5 / .hdf5: legacy HDF5, safe mode too
+    layouts: ClassVar[tuple[str, ...]] = ("saved_model.pb",)
+    factory_packages: ClassVar[tuple[str, ...]] = ("keras", "tf_keras")
+
+    def load_file(self, spec: SourceSpec, path: Path) -> tuple[Model, Tensors]:
+        if path.is_dir():
+            return from_keras(load_saved_model(path), spec, {"kind": "savedmodel", "path": str(path)})
+        return from_keras(load_keras_file(path, spec.keras_safe_mode), spec, {"kind": "keras", "path": str(path)})
+
+    def from_object(self, obj: object, spec: SourceSpec, provenance: JsonObject) -> tuple[Model, Tensors]:
+        if spec.weights:
+            raise InputError("'weights' applies to PyTorch factories; save Keras models as .keras files")
+        if "tf_keras" in {cls.__module__.split(".")[0] for cls in type(obj).__mro__}:
+            import tf_keras as keras
+        else:
+            import keras
+        if not isinstance(obj, keras.Model):     # e.g. a layer, or a tensor
+            raise InputError(f"model factory '{spec.model}' returned {type(obj).__name__}, expected a Keras model")
+        return from_keras(obj, spec, provenance)
+
+    def fingerprint(self, model: Model) -> str:
+        """Hash of the architecture and every weight; a SavedModel folder hashes its files."""
+        module = model.module
+        digest = hashlib.sha256(type(module).__qualname__.encode())
+        if isinstance(module, SavedModelHandle):
+            for path in sorted(p for p in module.path.rglob("*") if p.is_file()):
+                digest.update(f"{path.relative_to(module.path)}:{sha256_file(path)};".encode())
+            return digest.hexdigest()
+        digest.update(module.to_json().encode())
+        for weight in module.weights:
+            value = np.ascontiguousarray(weight.numpy())
+            digest.update(f"{weight.path}:{value.dtype}:{value.shape};".encode())
+            digest.update(value.tobytes())
+        return digest.hexdigest()
+
+    def count_params(self, model: Model) -> int:
+        if isinstance(model.module, SavedModelHandle):
+            return int(sum(np.prod(v.shape) for v in model.module.loaded.trainable_variables))
+        return int(model.module.count_params())
+
+    def weights_bytes(self, model: Model) -> int:
+        if isinstance(model.module, SavedModelHandle):
+            return int(sum(np.prod(v.shape) * v.dtype.size for v in model.module.loaded.variables))
+        return int(sum(np.asarray(w.numpy()).nbytes for w in model.module.weights))
+
+    def reference_outputs(self, model: Model, data: DataBundle) -> Tensors:
+        return collect_outputs(lambda batch: run_tf_named(model.module, batch), data.eval_inputs, data.batch)
+
+
+def load_keras_file(path: Path, safe_mode: bool) -> keras.Model:
+    """A `.keras` zip or HDF5 file; safe mode refuses Lambda layers (their code would run on load)."""
     import keras
 
     if not path.is_file():
         raise InputError(f"model file not found: {path}")
-    if path.suffix == ".keras":
+    if path.suffix.lower() == ".keras" or zipfile.is_zipfile(path):
         check_keras_archive(path)     # declared sizes first: a zip bomb is refused before anything is extracted
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
@@ -46,10 +121,12 @@ def load_keras_file(path: Path, safe_mode: bool) -> Any:
                              f"not run. If you trust the file, set keras-safe-mode = false in the config") from exc
         raise InputError(f"{path} is not a loadable {path.suffix} file: {short(exc)}") from exc
     except Exception as exc:
-        raise InputError(f"{path} is not a loadable {path.suffix} file (corrupt?): {type(exc).__name__}: {short(exc)}") from exc
+        raise InputError(f"{path} is not a loadable {path.suffix} file (corrupt?): {type(exc).__name__}: "
+                         f"{short(exc)}") from exc
 
 
 def load_saved_model(path: Path) -> SavedModelHandle:
+    """A SavedModel folder through its `serving_default` signature (a graph: no Python code runs)."""
     import tensorflow as tf
 
     if not (path / "saved_model.pb").is_file():
@@ -63,29 +140,27 @@ def load_saved_model(path: Path) -> SavedModelHandle:
         raise InputError(f"SavedModel {path} has no 'serving_default' signature (found: "
                          f"{', '.join(loaded.signatures) or 'none'}); export it with a serving signature")
     inputs = signature.structured_input_signature[1]
-    handle = SavedModelHandle(path, signature, tuple(sorted(inputs)))
-    handle.keepalive = loaded  # type: ignore[attr-defined]
-    return handle
+    return SavedModelHandle(path, signature, tuple(sorted(inputs)), loaded)
 
 
-def from_keras(module: Any, spec: SourceSpec, provenance: dict[str, Any]) -> tuple[Model, Tensors]:
+def from_keras(module: KerasModule, spec: SourceSpec, provenance: JsonObject) -> tuple[Model, Tensors]:
     example = example_inputs(spec, keras_input_names(module))
     check_runs(module, example)
     return (Model("tensorflow", module, example.arrays, provenance, input_names=example.names),
             example)
 
 
-def keras_input_names(module: Any) -> tuple[str, ...]:
+def keras_input_names(module: KerasModule) -> tuple[str, ...]:
     """The model's own input names, in the order it takes them (a SavedModel's signature keys, sorted)."""
     if isinstance(module, SavedModelHandle):
         return module.input_names
     try:
-        return tuple(str(getattr(t, "name", f"input_{i}")).split(":")[0] for i, t in enumerate(module.inputs))
+        return tuple(str(t.name).split(":")[0] for t in module.inputs)
     except (AttributeError, ValueError):   # a subclassed model that was never called
         return ()
 
 
-def check_runs(module: Any, example: Tensors) -> None:
+def check_runs(module: KerasModule, example: Tensors) -> None:
     try:
         run_tf_named(module, example)
     except Exception as exc:
@@ -93,19 +168,15 @@ def check_runs(module: Any, example: Tensors) -> None:
                          f"{type(exc).__name__}: {short(exc)}") from exc
 
 
-def run_tf_named(module: Any, batch: Tensors) -> list[tuple[str, Any]]:
+def run_tf_named(module: KerasModule, batch: Tensors) -> list[tuple[str, np.ndarray]]:
     """Named outputs of a Keras model or SavedModel: a list output is named after the model's outputs."""
     if isinstance(module, SavedModelHandle):
         return module.named_outputs(batch)
     out = module(list(batch.arrays) if len(batch.arrays) > 1 else batch.arrays[0], training=False)
-    names = list(getattr(module, "output_names", None) or [])
+    try:
+        names = list(module.output_names or [])
+    except AttributeError:   # only functional models name their outputs
+        names = []
     if isinstance(out, (list, tuple)) and len(out) > 1 and len(names) == len(out):
         out = dict(zip(names, out))
     return [(name, np.asarray(value)) for name, value in flatten_outputs(out)]
-
-
-def load_keras_source(spec: SourceSpec, safe_mode: bool = True) -> tuple[Model, Tensors]:
-    path = Path(spec.base_dir) / (spec.model or "")
-    if (spec.model or "").endswith((".keras", ".h5", ".hdf5")):
-        return from_keras(load_keras_file(path, safe_mode), spec, {"kind": "keras", "path": str(path)})
-    return from_keras(load_saved_model(path), spec, {"kind": "savedmodel", "path": str(path)})

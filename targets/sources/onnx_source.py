@@ -1,25 +1,60 @@
-"""An `.onnx` file as the source model: run by ONNX Runtime for the reference, bridged for other formats."""
+"""ONNX as a source: an `.onnx` file, checked by the ONNX checker, run by ONNX Runtime for the reference, and
+bridged for other formats. An ONNX graph carries no code, so loading it runs nothing of the user's."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
 
 from edge_pipeline.errors import InputError
-from edge_pipeline.plugins import Model
+from edge_pipeline.fsutil import sha256_file
+from edge_pipeline.plugins import DataBundle, Model, Source
 from edge_pipeline.sources.user_data import describe, example_inputs, short
-from edge_pipeline.tensors import Tensors, TensorSpec, random_inputs
+from edge_pipeline.tensors import Tensors, TensorSpec, collect_outputs, random_inputs
 from edge_pipeline.types import SourceSpec
 
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
-@dataclass
+ONNX_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
+               "tensor(int32)": "int32", "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
+
+
+@dataclass(frozen=True)
 class OnnxHandle:
-    path: Path
-    session: Any
+    """The file (what exporters and bridges read) and a CPU session on it (what the reference runs on)."""
 
-    def named_outputs(self, batch: Tensors) -> list[tuple[str, Any]]:
+    path: Path
+    session: ort.InferenceSession
+
+    def named_outputs(self, batch: Tensors) -> list[tuple[str, np.ndarray]]:
         names = [o.name for o in self.session.get_outputs()]
         return list(zip(names, self.session.run(None, batch.as_dict())))
+
+
+class OnnxSource(Source):
+    """`.onnx` files; the measures read the file's initializers."""
+
+    name: ClassVar[str] = "onnx"
+    framework: ClassVar[str] = "onnx"
+    suffixes: ClassVar[tuple[str, ...]] = (".onnx",)
+
+    def load_file(self, spec: SourceSpec, path: Path) -> tuple[Model, Tensors]:
+        return load_onnx_source(spec, path)
+
+    def fingerprint(self, model: Model) -> str:
+        return sha256_file(_handle(model).path)
+
+    def count_params(self, model: Model) -> int:
+        return int(sum(a.size for a in _initializers(model) if a.dtype.kind == "f"))
+
+    def weights_bytes(self, model: Model) -> int:
+        return int(sum(a.nbytes for a in _initializers(model)))
+
+    def reference_outputs(self, model: Model, data: DataBundle) -> Tensors:
+        return collect_outputs(_handle(model).named_outputs, data.eval_inputs, data.batch)
 
 
 def load_onnx_source(spec: SourceSpec, path: Path) -> tuple[Model, Tensors]:
@@ -42,16 +77,28 @@ def load_onnx_source(spec: SourceSpec, path: Path) -> tuple[Model, Tensors]:
     try:
         handle.named_outputs(example)
     except Exception as exc:
-        raise InputError(f"the model does not accept example inputs of shape {describe(example)}: {short(exc)}") from exc
+        raise InputError(f"the model does not accept example inputs of shape {describe(example)}: "
+                         f"{short(exc)}") from exc
     return (Model("onnx", handle, example.arrays, {"kind": "onnx", "path": str(path)}, input_names=example.names),
             example)
 
 
-ONNX_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
-               "tensor(int32)": "int32", "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
-
-
-def onnx_input_specs(session: Any) -> list[TensorSpec]:
+def onnx_input_specs(session: ort.InferenceSession) -> list[TensorSpec]:
     """Named input specs from an ONNX Runtime session; a symbolic dimension keeps its name."""
     return [TensorSpec(i.name, tuple(d if isinstance(d, int) else str(d) for d in i.shape),
                        ONNX_DTYPES.get(i.type, i.type)) for i in session.get_inputs()]
+
+
+def _handle(model: Model) -> OnnxHandle:
+    """The model's handle; an "onnx" model holding anything else is a plugin's bug, not the user's."""
+    if not isinstance(model.module, OnnxHandle):
+        raise TypeError(f"an onnx Model must hold an OnnxHandle, not a {type(model.module).__name__}")
+    return model.module
+
+
+def _initializers(model: Model) -> list[np.ndarray]:
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(_handle(model).path))
+    return [numpy_helper.to_array(t) for t in graph.graph.initializer]

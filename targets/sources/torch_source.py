@@ -1,23 +1,76 @@
-"""Loads a user's PyTorch model (factory + weights, or a torch.export .pt2) safely."""
+"""PyTorch as a source: a torch.export `.pt2` archive, or a factory's nn.Module plus an optional state_dict file.
+Nothing is unpickled beyond plain tensors (`weights_only=True`). torch is imported on first use, so listing
+the installed sources stays cheap for a Keras or ONNX build."""
 from __future__ import annotations
 
+import hashlib
+import inspect
 import pickle
 import re
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, ClassVar
 
 from edge_pipeline.errors import InputError
-from edge_pipeline.plugins import Model
+from edge_pipeline.plugins import DataBundle, Model, Source
 from edge_pipeline.sources.user_data import describe, example_inputs, short
-from edge_pipeline.tensors import Tensors
-from edge_pipeline.types import SourceSpec
+from edge_pipeline.tensors import Tensors, collect_outputs, flatten_outputs
+from edge_pipeline.types import JsonObject, SourceSpec
+
+if TYPE_CHECKING:
+    import torch
 
 _GLOBAL = re.compile(r"global:? GLOBAL ([\w.]+)|allowlist(?: this global)?.*?\[([\w.]+)\]", re.S)
 
 
-def from_module(module: torch.nn.Module, spec: SourceSpec, provenance: dict[str, Any]) -> tuple[Model, Tensors]:
+class TorchSource(Source):
+    """PyTorch models: `.pt2` files and factories returning a torch.nn.Module."""
+
+    name: ClassVar[str] = "torch"
+    framework: ClassVar[str] = "torch"
+    suffixes: ClassVar[tuple[str, ...]] = (".pt2",)
+    factory_packages: ClassVar[tuple[str, ...]] = ("torch",)
+
+    def load_file(self, spec: SourceSpec, path: Path) -> tuple[Model, Tensors]:
+        return load_pt2(spec, path)
+
+    def from_object(self, obj: object, spec: SourceSpec, provenance: JsonObject) -> tuple[Model, Tensors]:
+        import torch
+
+        if not isinstance(obj, torch.nn.Module):   # e.g. a factory that returned a tensor
+            raise InputError(f"model factory '{spec.model}' returned {type(obj).__name__}, expected a "
+                             f"torch.nn.Module")
+        return from_module(obj, spec, provenance)
+
+    def fingerprint(self, model: Model) -> str:
+        """Hash of every parameter and buffer (name, dtype, shape, bytes) plus the module's class."""
+        import torch
+
+        digest = hashlib.sha256(type(model.module).__qualname__.encode())
+        for name, tensor in sorted(model.module.state_dict().items()):
+            t = tensor.detach().cpu().contiguous()
+            digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        return digest.hexdigest()
+
+    def count_params(self, model: Model) -> int:
+        return int(sum(p.numel() for p in model.module.parameters()))
+
+    def weights_bytes(self, model: Model) -> int:
+        return int(sum(t.numel() * t.element_size() for t in model.module.state_dict().values()))
+
+    def reference_outputs(self, model: Model, data: DataBundle) -> Tensors:
+        import torch
+
+        def call(batch: Tensors) -> list[tuple[str, object]]:   # torch tensors: collect_outputs copies them out
+            with torch.no_grad():
+                return flatten_outputs(model.module(*(torch.from_numpy(a.copy()) for a in batch)))
+        return collect_outputs(call, data.eval_inputs, data.batch)
+
+
+def from_module(module: torch.nn.Module, spec: SourceSpec, provenance: JsonObject) -> tuple[Model, Tensors]:
+    """A live module as the source model: the spec's weights loaded into it, checked on its example inputs."""
+    import torch
+
     if spec.weights:
         path = existing(Path(spec.base_dir) / spec.weights, "weights file")
         try:
@@ -35,8 +88,6 @@ def from_module(module: torch.nn.Module, spec: SourceSpec, provenance: dict[str,
 
 def forward_names(module: torch.nn.Module) -> tuple[str, ...]:
     """The positional parameters of `forward`, in order: the model's input names (empty if it takes *args)."""
-    import inspect
-
     try:
         parameters = inspect.signature(module.forward).parameters.values()
     except (TypeError, ValueError):
@@ -51,16 +102,22 @@ def forward_names(module: torch.nn.Module) -> tuple[str, ...]:
 
 
 def load_pt2(spec: SourceSpec, path: Path) -> tuple[Model, Tensors]:
+    """A torch.export archive: a graph and tensors, no pickled code."""
+    import torch
+
     existing(path, "model file")
     try:
         program = torch.export.load(str(path))
     except Exception as exc:
-        raise InputError(f"model file {path} is not a readable torch.export archive: {type(exc).__name__}: {short(exc)}") from exc
+        raise InputError(f"model file {path} is not a readable torch.export archive: {type(exc).__name__}: "
+                         f"{short(exc)}") from exc
     return from_module(program.module(), spec, {"kind": "pt2", "path": str(path)})
 
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """`weights_only=True`: a weights file that needs arbitrary unpickling is refused, not executed."""
+    import torch
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -69,10 +126,12 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
             detail = re.search(r"WeightsUnpickler error: \s*(.+)", str(exc))
             reason = detail.group(1).strip() if detail else short(exc)
             raise InputError(f"weights file {path} is corrupt or not a torch file ({reason})") from exc
-        raise InputError(f"refused to load {path}: it needs '{needed.group(1) or needed.group(2)}' to unpickle, and "
-                         f"weights are loaded with weights_only=True for safety. Save a plain state_dict instead.") from exc
+        raise InputError(f"refused to load {path}: it needs '{needed.group(1) or needed.group(2)}' to unpickle, "
+                         f"and weights are loaded with weights_only=True for safety. Save a plain state_dict "
+                         f"instead.") from exc
     except Exception as exc:
-        raise InputError(f"weights file {path} is corrupt or not a torch file: {type(exc).__name__}: {short(exc)}") from exc
+        raise InputError(f"weights file {path} is corrupt or not a torch file: {type(exc).__name__}: "
+                         f"{short(exc)}") from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -88,6 +147,8 @@ def existing(path: Path, what: str) -> Path:
 
 def check_runs(module: torch.nn.Module, example: Tensors) -> None:
     """Runs the model once so a wrong input shape is reported before any converter sees it."""
+    import torch
+
     try:
         with torch.no_grad():
             module(*(torch.from_numpy(a.copy()) for a in example))

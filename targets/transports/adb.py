@@ -12,11 +12,12 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 from urllib.parse import parse_qs, urlparse
 
 from edge_pipeline.errors import ConfigError, InputError, RunnerUnavailable
-from edge_pipeline.plugins import TransportBase
+from edge_pipeline.plugins import Transport
+from edge_pipeline.types import JsonObject, ProfileSettings
 
 REMOTE_DIR = "/data/local/tmp/edgepipe"
 TIMINGS = re.compile(r"Inference timings in us: Init: ([\d.]+), First inference: ([\d.]+), "
@@ -105,7 +106,7 @@ def supported(artifact: Path) -> None:
                          f"run other formats on the host or an ssh board")
 
 
-def profile_on_phone(device: AdbDevice, artifact: Path, threads: int, warmup: int, runs: int) -> dict:
+def profile_on_phone(device: AdbDevice, artifact: Path, threads: int, warmup: int, runs: int) -> JsonObject:
     """Pushes and runs benchmark_model; returns one latency entry labelled with the phone's serial."""
     supported(artifact)
     serial = check_device(device)
@@ -115,8 +116,9 @@ def profile_on_phone(device: AdbDevice, artifact: Path, threads: int, warmup: in
     timings = parse_benchmark_output(_run(pinned.benchmark_command(artifact, threads, warmup, runs)))
     model = _run(pinned.adb("shell", "getprop ro.product.model")).strip() or "?"
     _run(pinned.adb("shell", f"rm -rf {REMOTE_DIR}"))
+    plural = "s" if threads != 1 else ""
     return {**timings, "p50": None, "p90": None, "threads": threads, "warmup": warmup,
-            "measured_on": f"device adb:{serial} ({model}), benchmark_model, {threads} thread{'s' if threads != 1 else ''}"}
+            "measured_on": f"device adb:{serial} ({model}), benchmark_model, {threads} thread{plural}"}
 
 
 def _run(command: list[str]) -> str:
@@ -126,18 +128,18 @@ def _run(command: list[str]) -> str:
     return proc.stdout
 
 
-class AdbTransport(TransportBase):
+class AdbTransport(Transport):
     """The `edgepipe.transports` plugin for adb phones: `edgepipe profile` times a .tflite with benchmark_model
     there. It runs no runner (nothing reads outputs back), so a build cannot measure on it."""
 
     name: ClassVar[str] = "adb"
     schemes: ClassVar[tuple[str, ...]] = ("adb",)
 
-    def parse(self, url: str) -> AdbDevice:
-        return AdbDevice.parse(url)
+    def parse(self, url: str | None) -> AdbDevice:
+        return AdbDevice.parse(url or self.schemes[0])
 
-    def measure_artifact(self, path: Path, url: str, settings: Any) -> dict[str, Any]:
+    def measure_artifact(self, artifact: Path, url: str, settings: ProfileSettings) -> JsonObject:
         """Latency from benchmark_model on the phone; it reads no outputs back, so agreement is not measured."""
-        entry = profile_on_phone(AdbDevice.parse(url), path, 1, settings.warmup, settings.runs)
+        entry = profile_on_phone(AdbDevice.parse(url), artifact, 1, settings.warmup, settings.runs)
         return {"runtime": "LiteRT benchmark_model (on the phone)", "runtime_version": None, "input_shape": None,
                 "latency": [entry], "sample_outputs": None, "op_profile": None}

@@ -1,7 +1,8 @@
 """Runs one artifact on a device with the device's own Python runtime; pushed there by edgepipe.
 
 Standalone on purpose (standard library + numpy + the board's runtime: ai-edge-litert, onnxruntime or
-executorch), so a board needs nothing of edgepipe. Inputs are x0, x1, ... (model order) in INPUTS.npz; outputs y0, y1, ... in OUTPUTS.npz. Usage:
+executorch), so a board needs nothing of edgepipe. Inputs are x0, x1, ... (model order) in INPUTS.npz; outputs
+y0, y1, ... in OUTPUTS.npz. Usage:
     python3 remote_runner.py ARTIFACT INPUTS.npz OUTPUTS.npz --threads N [--batch B] [--warmup W --runs R]
 Prints one JSON line: {"runtime": ..., "version": ..., "samples_ms": [...]} or {"error": ...}.
 """
@@ -37,7 +38,11 @@ def open_litert(path, threads):
         it.invoke()
         return [convert(it.get_tensor(d["index"]), d, False) for d in outputs]
 
-    return run, "LiteRT interpreter", getattr(ai_edge_litert, "__version__", "?")
+    try:
+        version = ai_edge_litert.__version__
+    except AttributeError:   # some builds do not set it
+        version = "?"
+    return run, "LiteRT interpreter", version
 
 
 def open_onnxruntime(path, threads):

@@ -9,13 +9,13 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
 from edge_pipeline.errors import ConfigError, InputError, RunnerUnavailable
-from edge_pipeline.plugins import RunnerBase, TransportBase
+from edge_pipeline.plugins import Runner, Session, Transport
 from edge_pipeline.tensors import Tensors
 
 RUNNER_SCRIPT = Path(__file__).with_name("remote_runner.py")
@@ -39,7 +39,8 @@ class SshDevice:
         query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
         unknown = set(query) - {"identity", "known_hosts", "python"}
         if unknown:
-            raise ConfigError(f"--device: unknown option(s) {', '.join(sorted(unknown))}; valid: identity, known_hosts, python")
+            raise ConfigError(f"--device: unknown option(s) {', '.join(sorted(unknown))}; "
+                              f"valid: identity, known_hosts, python")
         return cls(parsed.username, parsed.hostname, parsed.port or 22, query.get("identity"),
                    query.get("known_hosts"), query.get("python", "python3"))
 
@@ -97,44 +98,60 @@ def _last(text: str) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
-class DeviceRunner(RunnerBase):
-    """Wraps a local runner's identity; the artifact runs on the device through the transport. It keeps the
-    RunnerBase defaults: one variant, no preload (the memory is the device's), no op profile."""
+class DeviceRunner(Runner):
+    """Wraps a local runner's identity; the artifact runs on the device through the transport. It keeps the Runner
+    defaults: one variant, no preload (the memory is the device's), no signature, no op profile. Built with
+    `around`, which declares the local runner's name and runtime (on that device) on a class of its own."""
 
-    def __init__(self, local: Any, url: str):
-        self.local = local
-        self.device = SshDevice.parse(url)
-        self.transport = SshTransport(self.device)
-        self.name, self.distribution = local.name, local.distribution
-        self.runtime = f"{local.runtime} on {self.device.label}"
+    in_process: ClassVar[bool] = False
 
-    def open(self, path: Path, threads: int) -> "RemoteSession":
+    def __init__(self, local: Runner, device: SshDevice):
+        self.local, self.device = local, device
+        self.transport = SshTransport(device)
+
+    @classmethod
+    def around(cls, local: Runner, url: str | None) -> DeviceRunner:
+        device = SshDevice.parse(url or "")
+        kind = type(local)
+
+        class OnDevice(DeviceRunner):
+            name = kind.name
+            runtime = f"{kind.runtime} on {device.label}"
+            distribution = kind.distribution
+
+        OnDevice.__name__ = OnDevice.__qualname__ = f"{kind.__name__}OnDevice"
+        return OnDevice(local, device)
+
+    def open(self, path: Path, threads: int, variant: str | None = None) -> RemoteSession:
         if path.is_dir():
             raise InputError(f"{path.name}: folder artifacts (TF.js) cannot run on an ssh device; use the host runner")
         session = RemoteSession(self.transport, path, threads)
         try:   # the artifact is also here: its declared inputs and outputs come from the local runtime
             local = self.local.open(path, 1)
-            session.input_specs = getattr(local, "input_specs", None)
-            session.output_names = getattr(local, "output_names", None)
+            session.input_specs, session.output_names = local.input_specs, local.output_names
         except Exception:
             session.input_specs = session.output_names = None
         return session
 
 
-class SshBoardTransport(TransportBase):
+class SshBoardTransport(Transport):
     """The `edgepipe.transports` plugin for ssh://user@host boards: the artifact runs there through DeviceRunner."""
 
     name: ClassVar[str] = "ssh"
     schemes: ClassVar[tuple[str, ...]] = ("ssh",)
 
-    def parse(self, url: str) -> SshDevice:
-        return SshDevice.parse(url)
+    def parse(self, url: str | None) -> SshDevice:
+        return SshDevice.parse(url or "")
 
-    def wrap_runner(self, runner: Any, url: str | None) -> DeviceRunner:
-        return DeviceRunner(runner, str(url))
+    def wrap_runner(self, runner: Runner, url: str | None) -> Runner:
+        return DeviceRunner.around(runner, url)
 
 
-class RemoteSession:
+class RemoteSession(Session):
+    """An artifact pushed to the board; each call runs remote_runner.py there, which also times the runs."""
+
+    times_itself = True
+
     def __init__(self, transport: SshTransport, artifact: Path, threads: int):
         self.transport, self.threads = transport, threads
         self.remote_dir = transport.run("mktemp -d /tmp/edgepipe.XXXXXX", "creating a work folder").strip()
@@ -144,30 +161,31 @@ class RemoteSession:
         arch = transport.run("uname -m; nproc", "reading the device's CPU").split()
         self.cores = int(arch[-1]) if arch and arch[-1].isdigit() else None   # what "all" threads means there
         self.device_label = f"device {transport.device.label} ({' '.join(arch[:1])}, {arch[-1] if arch else '?'} cores)"
-        self.input_specs: Any = None
-        self.output_names: Any = None
-        self.runtime_label = self.runtime_version = None
 
     def _invoke(self, xs: list[np.ndarray], batch: int, warmup: int = 0,
-                runs: int = 0) -> tuple[dict[str, Any], list[np.ndarray] | None]:
+                runs: int = 0) -> tuple[list[float], list[np.ndarray] | None]:
+        """The timings (when `runs`) or the outputs of one run of remote_runner.py on the device."""
         with tempfile.TemporaryDirectory() as tmp:
             local_in, local_out = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
             np.savez(local_in, **{f"x{i}": np.ascontiguousarray(x) for i, x in enumerate(xs)})
             self.transport.push(local_in, f"{self.remote_dir}/in.npz")
             d = self.remote_dir
-            command = (f"{shlex.quote(self.transport.device.python)} {d}/remote_runner.py {shlex.quote(self.remote_artifact)} "
-                       f"{d}/in.npz {d}/out.npz --threads {self.threads} --batch {batch} --warmup {warmup} --runs {runs}")
-            lines = [ln for ln in self.transport.run(command, "running the artifact").splitlines() if ln.startswith("{")]
+            python, artifact = shlex.quote(self.transport.device.python), shlex.quote(self.remote_artifact)
+            command = (f"{python} {d}/remote_runner.py {artifact} {d}/in.npz {d}/out.npz --threads {self.threads} "
+                       f"--batch {batch} --warmup {warmup} --runs {runs}")
+            printed = self.transport.run(command, "running the artifact").splitlines()
+            lines = [ln for ln in printed if ln.startswith("{")]
             reply = json.loads(lines[-1]) if lines else {"error": "the runner printed no result"}
             if "error" in reply:
                 raise RunnerUnavailable(f"{self.transport.device.label}: {reply['error']}")
             self.runtime_label = f"{reply['runtime']} on {self.device_label}"
             self.runtime_version = reply.get("version")
+            samples = [float(ms) for ms in reply["samples_ms"]]
             if runs:
-                return reply, None
+                return samples, None
             self.transport.pull(f"{d}/out.npz", local_out)
             with np.load(local_out, allow_pickle=False) as npz:
-                return reply, [npz[f"y{i}"] for i in range(len(npz.files))]
+                return samples, [npz[f"y{i}"] for i in range(len(npz.files))]
 
     def run_batches(self, inputs: Tensors, batch: int) -> list[np.ndarray]:
         return self._invoke(list(inputs.arrays), batch)[1] or []
@@ -176,8 +194,8 @@ class RemoteSession:
         return self._invoke(inputs, len(inputs[0]))[1] or []
 
     def benchmark(self, inputs: list[np.ndarray], warmup: int, runs: int) -> np.ndarray:
-        reply, _ = self._invoke(inputs, len(inputs[0]), warmup, runs)
-        return np.asarray(reply["samples_ms"], dtype=np.float64)
+        samples, _ = self._invoke(inputs, len(inputs[0]), warmup, runs)
+        return np.asarray(samples, dtype=np.float64)
 
     def __del__(self) -> None:
         try:

@@ -1,9 +1,14 @@
-"""The packages form layers and no module imports itself back: core <- targets <- quantization.
+"""The packages form layers and no module imports itself back: core <- targets <- quantization, and inside the
+core the layer order declared in pyproject.toml (`[tool.importlinter]`), checked by import-linter.
 
-Every import counts, including those inside functions (a lazy import is still a dependency)."""
+Every import counts, including those inside functions (a lazy import is still a dependency), and no product
+module imports by computed name (importlib), which no import checker could see: the one exception is loading
+the user's own `package.module:function` references."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,3 +72,24 @@ def test_packages_import_only_the_layers_below() -> None:
     wrong = sorted(f"{a} -> {b}" for a, targets in graph().items() for b in targets
                    if b.split(".")[0] != a.split(".")[0] and b.split(".")[0] not in MAY_IMPORT[a.split(".")[0]])
     assert not wrong, wrong
+
+
+def test_the_declared_layer_contracts_hold() -> None:
+    """import-linter reads the contracts from pyproject.toml: a broken one names the import chain."""
+    proc = subprocess.run([str(Path(sys.executable).parent / "lint-imports"), "--no-cache"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "3 kept, 0 broken" in proc.stdout, proc.stdout[-2000:]
+
+
+DYNAMIC_IMPORT_ALLOWED = {"edge_pipeline.sources.user_code"}   # the user's own module:function references
+
+
+def test_no_product_module_imports_by_computed_name() -> None:
+    found = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) in ("importlib.import_module", "__import__",
+                                                                          "import_module"):
+                found.append(f"{name}:{node.lineno}")
+    assert {f.split(":")[0] for f in found} <= DYNAMIC_IMPORT_ALLOWED, found

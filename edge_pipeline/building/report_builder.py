@@ -8,48 +8,71 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
-
+from edge_pipeline.codec import encode
 from edge_pipeline.host import host_id, versions
 from edge_pipeline.report.gating import check_budgets, outliers
-from edge_pipeline.report.model import ArtifactReport, Latency, Report, SourceReport, Validation
-from edge_pipeline.types import ArtifactResult
+from edge_pipeline.records import ArtifactResult
+from edge_pipeline.report.model import ArtifactReport, Report, SourceReport
+from edge_pipeline.types import JsonObject, JsonValue
 from edge_pipeline.version import __version__
 
 
 def artifact_report(result: ArtifactResult, source_accuracy: float | None, relpath: str | None,
-                    runner: str | None = None, extra: Mapping[str, Any] | None = None) -> ArtifactReport:
-    """One artifact's report entry from what the stages measured (`measure`) and exported (`export`)."""
-    measure = result.measure or {}
-    validation = measure.get("validation") or None
-    latencies = [Latency.from_measure(entry) for entry in measure.get("latency") or []]
+                    runner: str | None = None, extra: JsonObject | None = None) -> ArtifactReport:
+    """One artifact's report entry from what the stages exported and measured."""
+    measured = result.measurement
+    latencies = measured.latency if measured is not None else ()
     primary = latencies[0] if latencies else None
-    accuracy = measure.get("accuracy")
+    accuracy = measured.accuracy if measured is not None else None
     drop = None
     if accuracy is not None and source_accuracy is not None:
         drop = round((source_accuracy - accuracy) * 100, 4)
-    metadata = (result.export or {}).get("metadata") or {}
-    quantization = metadata.get("quantization") or {}
+    exported = result.exported
+    metadata = exported.result.metadata if exported is not None else {}
+    quantization = metadata.get("quantization")
+    notes = quantization if isinstance(quantization, dict) else {}
+    validation = measured.validation if measured is not None else None
+    coverage = metadata.get("op_coverage")
     return ArtifactReport(
-        format=result.output.format, precision=result.output.precision, status=result.status, path=relpath,
-        size_bytes=result.size_bytes, size_compressed_bytes=result.size_compressed_bytes, sha256=result.sha256,
-        runtime=measure.get("runtime"), runtime_version=measure.get("runtime_version"),
-        latency_ms=primary, latency_by_threads=tuple(latencies), accuracy=accuracy, accuracy_drop=drop,
-        agreement=(validation or {}).get("agreement"), max_abs_diff=(validation or {}).get("max_abs_diff"),
-        validation=Validation.from_json(validation) if validation else None,
-        measured_on=primary.measured_on if primary else None, export=result.export or None, cached=result.cached,
-        error=result.error, sample_outputs=measure.get("sample_outputs"), op_profile=measure.get("op_profile"),
-        op_coverage=metadata.get("op_coverage"), sensitivity=quantization.get("sensitivity"),
-        fallback=quantization.get("fallback"),
-        signature=measure.get("signature"),              # tensors as an app encodes them (dtype, scale, zero point)
-        peak_rss_mb=measure.get("peak_rss_mb"),          # whole measuring process: Python + runtime + model
-        runtime_memory_mb=measure.get("runtime_memory_mb"),   # what loading + running this model added
+        format=result.output.format, precision=result.output.precision, status=result.status.value, path=relpath,
+        size_bytes=exported.size_bytes if exported else None,
+        size_compressed_bytes=exported.size_compressed_bytes if exported else None,
+        sha256=exported.sha256 if exported else None,
+        runtime=measured.runtime if measured else None, runtime_version=measured.runtime_version if measured else None,
+        latency_ms=primary, latency_by_threads=latencies, accuracy=accuracy, accuracy_drop=drop,
+        agreement=validation.agreement if validation else None,
+        max_abs_diff=validation.max_abs_diff if validation else None, validation=validation,
+        measured_on=primary.measured_on if primary else None, export=_export_section(result),
+        cached=result.cached, error=result.error.to_json() if result.error else None,
+        sample_outputs=measured.sample_outputs if measured else None,
+        op_profile=measured.op_profile if measured else None,
+        op_coverage=coverage if isinstance(coverage, list) else None,
+        sensitivity=_mapping(notes.get("sensitivity")), fallback=_mapping(notes.get("fallback")),
+        signature=measured.signature if measured else None,   # tensors as an app encodes them
+        peak_rss_mb=measured.peak_rss_mb if measured else None,   # whole measuring process: Python + runtime + model
+        runtime_memory_mb=measured.runtime_memory_mb if measured else None,   # what loading + running it added
         runner=runner, extra=dict(extra or {}))
 
 
-def build_report(*, target: str, source: Mapping[str, Any], artifacts: Sequence[ArtifactReport],
+def _export_section(result: ArtifactResult) -> JsonObject | None:
+    """The report's `export` part: the converter's metadata, the time it took, and the route it took."""
+    if result.exported is None or result.exporter is None:   # `edgepipe profile`: nothing was exported
+        return None
+    section: JsonObject = {"metadata": result.exported.result.metadata, "seconds": result.exported.result.seconds,
+                           "bridge": result.bridge, "exporter": result.exporter, "transform": result.transform}
+    if result.unvalidated_reason is not None:
+        section["unvalidated_reason"] = result.unvalidated_reason
+    section["route"] = [encode(step) for step in result.exported.result.route]
+    return section
+
+
+def _mapping(value: JsonValue) -> JsonObject | None:
+    return value if isinstance(value, dict) else None
+
+
+def build_report(*, target: str, source: JsonObject, artifacts: Sequence[ArtifactReport],
                  budgets: Mapping[str, float], warnings: Iterable[str], timings: Mapping[str, float], started: float,
-                 tools: Sequence[str], config: Mapping[str, Any]) -> Report:
+                 tools: Sequence[str], config: JsonObject) -> Report:
     """The report: checks from the budgets, the verdict from the artifacts' stages and the checks."""
     checks = tuple(check_budgets(budgets, artifacts))
     stage_failed = any(a.status == "failed" for a in artifacts)

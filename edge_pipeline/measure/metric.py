@@ -1,6 +1,8 @@
 """The task metric a build judges artifacts by: top1 / top5, or the user's own function."""
 from __future__ import annotations
 
+from typing import SupportsFloat
+
 import numpy as np
 
 from edge_pipeline.errors import InputError
@@ -20,7 +22,9 @@ def load_metric(spec: SourceSpec) -> tuple[str, Metric]:
             return None
         value = call_user(function, spec.metric, "metric", outputs, labels)
         try:
-            return float(value)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"metric '{spec.metric}' returned {type(value).__name__}, expected a number") from exc
+            if isinstance(value, SupportsFloat):   # a number, numpy scalar or one-element tensor
+                return float(value)
+        except (TypeError, ValueError):
+            pass
+        raise InputError(f"metric '{spec.metric}' returned {type(value).__name__}, expected a number")
     return spec.metric, metric

@@ -1,0 +1,229 @@
+"""The typed records the build's stages hand each other, across worker processes through one codec
+(`edge_pipeline.codec`): the source record, an export job and its result, a measure job and its measurement,
+an artifact's status and its error. Nothing between stages is a dict of strings."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from edge_pipeline.errors import EdgepipeError
+from edge_pipeline.plugins.model import QuantizeSettings
+from edge_pipeline.precision import Thresholds
+from edge_pipeline.report.model import Latency, Validation
+from edge_pipeline.tensors import TensorSpec
+from edge_pipeline.types import JsonObject, JsonValue, OutputSpec, ProfileSettings, SourceSpec
+
+
+class Status(str, Enum):
+    """An artifact's state; `unvalidated`: kept and labelled, never bundled (no runtime here can run it)."""
+
+    PENDING = "pending"
+    OK = "ok"
+    FAILED = "failed"
+    UNVALIDATED = "unvalidated"
+
+
+@dataclass(frozen=True)
+class StageError:
+    """Why an artifact failed, and in which stage: the error class name decides the exit code."""
+
+    stage: str
+    type: str
+    message: str
+
+    @classmethod
+    def of(cls, stage: str, error: EdgepipeError) -> "StageError":
+        return cls(stage, type(error).__name__, str(error))
+
+    def to_json(self) -> JsonObject:
+        return {"stage": self.stage, "type": self.type, "message": self.message}
+
+    @classmethod
+    def from_json(cls, data: JsonObject) -> "StageError":
+        return cls(str(data.get("stage")), str(data.get("type")), str(data.get("message")))
+
+
+@dataclass(frozen=True)
+class PruningRecord:
+    """What pruning did: `summary` as the report shows it (the pruner's own keys), the pruned model's accuracy
+    (the part of the accuracy budget pruning spent)."""
+
+    summary: JsonObject
+    accuracy_after: float | None
+    kind: str
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """The source stage's result: the model's identity and measures, and its data's fingerprints."""
+
+    framework: str
+    fingerprint: str
+    data_hash: str
+    reference_hash: str
+    params: int
+    size_bytes: int
+    accuracy: float | None           # the trained model's: every accuracy drop is measured from it
+    metric: str
+    metric_output: str | None
+    pruning: PruningRecord | None
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    eval_samples: int
+    calibration_samples: int
+    provenance: JsonObject
+    cached: bool = False
+
+    def report_json(self) -> JsonObject:
+        """The report's `source` section (its key order is the report's)."""
+        return {"framework": self.framework, "params": self.params, "size_bytes": self.size_bytes,
+                "accuracy": self.accuracy, "fingerprint": self.fingerprint, "input_shape": list(self.input_shape),
+                "output_shape": list(self.output_shape), "inputs": [s.to_dict() for s in self.inputs],
+                "outputs": [s.to_dict() for s in self.outputs], "metric": self.metric,
+                "metric_output": self.metric_output, "eval_samples": self.eval_samples,
+                "calibration_samples": self.calibration_samples, "provenance": self.provenance,
+                "pruning": self.pruning.summary if self.pruning else None, "cached": self.cached}
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """A file the source stage read: an unchanged size and modification time means an unchanged file."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: str) -> "Stamp | None":
+        try:
+            info = os.stat(path)
+        except OSError:
+            return None
+        return cls(path, info.st_size, info.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class SourceJob:
+    spec: SourceSpec
+    workdir: Path
+
+
+@dataclass(frozen=True)
+class SourceOutcome:
+    record: SourceRecord
+    read: tuple[Stamp, ...]           # what it read: an unchanged rebuild skips the source stage
+
+
+@dataclass(frozen=True)
+class RouteStep:
+    """One step of the route an artifact took: what it did, which tool, at which version."""
+
+    step: str
+    tool: str
+    versions: JsonObject
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    spec: SourceSpec
+    label: str
+    exporter: str
+    transform: str | None
+    bridge: str | None
+    data: Path
+    dest: Path
+    pruned: Path | None               # where the source stage saved the pruned model (None: not pruned)
+    prune_kind: str | None
+    settings: QuantizeSettings
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    metadata: JsonObject              # the converter's own notes (coverage, quantization, fallback)
+    seconds: float
+    route: tuple[RouteStep, ...]
+
+
+@dataclass(frozen=True)
+class Exported:
+    """An export as the cache keeps it: the result and the file's identity."""
+
+    result: ExportResult
+    file: str
+    sha256: str
+    size_bytes: int
+    size_compressed_bytes: int
+
+
+@dataclass(frozen=True)
+class MeasureJob:
+    runner: str
+    artifact: Path
+    target: str
+    data: Path
+    reference: Path
+    thresholds: Thresholds
+    profile: ProfileSettings
+    device: str | None
+    spec: SourceSpec
+
+
+@dataclass(frozen=True)
+class ProfileJob:
+    artifact: Path
+    runner: str
+    target: str
+    inputs: Path | None
+    profile: ProfileSettings
+    device: str | None
+    reference: Path | None = None
+    reference_runner: str | None = None
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """An artifact run in its own runtime: validation against the source, latency, memory, op profile. The
+    `inputs`/`outputs` are set by `edgepipe profile`, which has no source to take them from."""
+
+    runtime: str
+    runtime_version: str | None
+    validation: Validation | None = None
+    accuracy: float | None = None
+    sample_outputs: JsonValue = None
+    signature: JsonObject | None = None
+    latency: tuple[Latency, ...] = ()
+    peak_rss_mb: float | None = None
+    runtime_memory_mb: float | None = None
+    op_profile: JsonObject | None = None
+    inputs: tuple[TensorSpec, ...] | None = None
+    outputs: tuple[TensorSpec, ...] | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.validation is None or self.validation.passed is True
+
+
+@dataclass
+class ArtifactResult:
+    """Everything known about one built artifact as the stages fill it in."""
+
+    output: OutputSpec
+    status: Status = Status.PENDING
+    path: Path | None = None
+    exported: Exported | None = None
+    measurement: Measurement | None = None
+    error: StageError | None = None
+    cached: dict[str, bool] = field(default_factory=dict)
+    unvalidated_reason: str | None = None
+    exporter: str | None = None
+    transform: str | None = None
+    bridge: str | None = None
+
+
+# stage name -> (its job record, its result record): what a worker decodes and encodes
+STAGES: dict[str, tuple[type, type]] = {"source": (SourceJob, SourceOutcome), "export": (ExportJob, ExportResult),
+                                        "measure": (MeasureJob, Measurement), "profile": (ProfileJob, Measurement)}
