@@ -185,10 +185,10 @@ def tune(target: str = "android", *, out_dir: PathLike = "build/edgepipe", confi
     pool = make_executor(executor, address, parallel)
     on_start(pool.label)
     try:
-        summary = {**run_search(settings, pool, on_trial), "executor": pool.label}
+        summary = run_search(settings, pool, lambda number, result: on_trial(number, result.to_json()))
     finally:
         pool.close()
-    return TuneOutcome(summary, write_results(summary, settings))
+    return TuneOutcome(summary.to_json(), write_results(summary, settings))
 
 
 def _loaded(config: PathLike | Config | None) -> Config:

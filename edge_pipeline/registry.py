@@ -94,11 +94,13 @@ def plugin(base: type[P], name: str) -> type[P]: ...
 @overload
 def plugin(base: type[P], name: None) -> None: ...
 def plugin(base: type[P], name: str | None) -> type[P] | None:
-    """The checked plugin class of a kind, typed as its base class (None for no name)."""
+    """The checked plugin class, typed as `base`: its kind's base class or a narrower one (a Bridge, a Pruner);
+    None for no name."""
     if name is None:
         return None
     loaded = load(base.kind, name)
-    assert isinstance(loaded, type) and issubclass(loaded, base)   # verify() guarantees it
+    if not (isinstance(loaded, type) and issubclass(loaded, base)):
+        raise PluginError(f"the {base.kind} '{name}' is not a {base.__qualname__}")
     return loaded
 
 
@@ -109,7 +111,8 @@ def create(base: type[P], name: str) -> P:
 
 def target(name: str) -> Target:
     loaded = load("target", name)
-    assert isinstance(loaded, Target)
+    if not isinstance(loaded, Target):
+        raise PluginError(f"the target '{name}' is not an edge_pipeline.types.Target")
     return loaded
 
 
@@ -122,15 +125,19 @@ def example(name: str) -> Example:
 
 
 def load_all(base: type[P]) -> tuple[list[type[P]], dict[str, Exception]]:
-    """Every loadable plugin of a kind, and the errors of those that are not (a missing dependency, a broken
-    contract): one broken third-party plugin must not break work that never asks for it."""
+    """Every loadable plugin of `base`'s kind that is a `base` (all transforms, or only the bridges), and the errors
+    of those that do not load (a missing dependency, a broken contract): one broken third-party plugin must not
+    break work that never asks for it."""
     loaded: list[type[P]] = []
     broken: dict[str, Exception] = {}
     for name in names(base.kind):
         try:
-            loaded.append(plugin(base, name))
+            found = load(base.kind, name)
         except (MissingDependency, PluginError) as exc:
             broken[name] = exc
+            continue
+        if isinstance(found, type) and issubclass(found, base):
+            loaded.append(found)
     return loaded, broken
 
 

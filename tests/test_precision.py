@@ -3,6 +3,7 @@ precision is known, tune searches in its order, and its tolerances are the ones 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from edge_pipeline.cli import app
 from edge_pipeline.config import load_config
 from edge_pipeline.errors import EXIT_USAGE, ConfigError
 from edge_pipeline.building.plan import check_outputs
+from edge_pipeline.plugins import Exporter
 from edge_pipeline.precision import Precision
 from edge_pipeline.types import OutputSpec, Target
 from edge_pipeline.measure.validate import thresholds_for
@@ -64,7 +66,7 @@ def test_as_built_describes_profiled_artifacts_but_no_output_asks_for_it() -> No
 
 
 def test_every_exporter_precision_is_a_known_precision() -> None:
-    exporters, broken = registry.load_all("exporter")
+    exporters, broken = registry.load_all(Exporter)
     assert exporters and not broken
     offered = {p for e in exporters for p in e.precisions}
     assert offered <= set(Precision.names(buildable=True)), offered - set(Precision.names())
@@ -76,8 +78,9 @@ def test_thresholds_are_the_ones_validation_used_before() -> None:
     for name, (sqnr, agreement, drop, exact) in OLD_THRESHOLDS.items():
         t = Precision.parse(name).thresholds
         assert (t.min_sqnr_db, t.min_agreement, t.max_accuracy_drop, t.exact) == (sqnr, agreement, drop, exact)
-        assert thresholds_for(name) == {"min_sqnr_db": sqnr, "min_agreement": agreement, "max_accuracy_drop": drop,
-                                        "exact": exact, "accuracy_budget_from": "precision default"}
+        assert asdict(thresholds_for(name)) == {"min_sqnr_db": sqnr, "min_agreement": agreement,
+                                                "max_accuracy_drop": drop, "exact": exact,
+                                                "accuracy_budget_from": "precision default"}
 
 
 def test_thresholds_for_has_no_silent_default() -> None:
@@ -90,8 +93,8 @@ def test_tune_searches_precisions_in_precision_order(tmp_path: Path) -> None:
     assert not hasattr(tune, "SEARCHED_PRECISIONS")
     settings = tune.TuneSettings(target="android", out_dir=tmp_path, config=load_config(cwd=tmp_path))
     space = tune.search_space(settings)
-    exporters = registry.load_all("exporter")[0]
-    formats = list(dict.fromkeys(o.format for o in registry.load("target", "android").outputs))
+    exporters = registry.load_all(Exporter)[0]
+    formats = list(dict.fromkeys(o.format for o in registry.target("android").outputs))
     expected = [f"{fmt}:{p.name}" for fmt in formats for p in Precision.searched_space()
                 if any(e.format == fmt and p.name in e.precisions for e in exporters)]
     assert space == expected and "tflite:int16x8" in space and "pte:int4" in space
@@ -130,9 +133,9 @@ def test_plan_refuses_an_unknown_precision_in_a_target_built_in_code() -> None:
 def test_validation_overrides_apply_and_unknown_precisions_are_refused(tmp_path: Path) -> None:
     write_config(tmp_path, "[validation.int8]\nmin-sqnr-db = 12\n[validation.uint8]\nmax-accuracy-drop = 1\n")
     cfg = load_config(cwd=tmp_path)
-    assert thresholds_for("int8", cfg.validation)["min_sqnr_db"] == 12.0
-    assert thresholds_for("uint8", cfg.validation)["max_accuracy_drop"] == 1.0
-    assert thresholds_for("int8-dynamic", cfg.validation)["min_sqnr_db"] == 10.0   # one precision, not its family
+    assert thresholds_for("int8", cfg.validation).min_sqnr_db == 12.0
+    assert thresholds_for("uint8", cfg.validation).max_accuracy_drop == 1.0
+    assert thresholds_for("int8-dynamic", cfg.validation).min_sqnr_db == 10.0   # one precision, not its family
     write_config(tmp_path, "[validation.int9]\nmin-sqnr-db = 12\n")
     with pytest.raises(ConfigError, match=r"'validation\.int9': unknown precision 'int9'\. Valid: fp32, fp16"):
         load_config(cwd=tmp_path)

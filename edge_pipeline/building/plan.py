@@ -80,7 +80,7 @@ def check_outputs(target: Target) -> list[OutputSpec]:
 def bind(target: Target, framework: str) -> list[Step]:
     """Each output's shortest route from a `framework` model."""
     exporters = registry.load_all(Exporter)[0]
-    bridges = [b for b in registry.load_all(Transform)[0] if issubclass(b, Bridge)]
+    bridges = registry.load_all(Bridge)[0]
     steps = []
     for output in check_outputs(target):
         offering = [e for e in exporters if e.format == output.format and output.precision in e.precisions]

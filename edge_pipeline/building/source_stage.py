@@ -83,7 +83,7 @@ def check_reference(reference: Tensors, data: DataBundle, spec: SourceSpec) -> N
 
 def pruner_for(kind: str) -> type[Pruner]:
     """The installed pruner whose `prune_kind` is `kind` (`[prune] kind`)."""
-    pruners = [p for p in registry.load_all(Pruner)[0] if issubclass(p, Pruner)]
+    pruners = registry.load_all(Pruner)[0]
     for pruner in pruners:
         if pruner.prune_kind == kind:
             return pruner
