@@ -41,7 +41,8 @@ def markdown(results: list[dict]) -> str:
     lines = ["# edgepipe android benchmark", ""]
     for r in results:
         lines += [f"## {r['case']}", "",
-                  f"Pipeline wall time: cold {r['cold_s']} s{' (includes training the example on first use)' if 'digits' in r['case'] else ''}, "
+                  f"Pipeline wall time: cold {r['cold_s']} s"
+                  f"{' (includes training the example on first use)' if 'digits' in r['case'] else ''}, "
                   f"cached {r['cached_s']} s ({r['cached_s'] / r['cold_s']:.0%} of cold); "
                   f"artifacts byte-identical on rebuild: {r['byte_identical']}. "
                   f"Source accuracy {r['source']['accuracy']:.4f}.", "",

@@ -38,7 +38,8 @@ def main() -> None:
 def markdown(results: list[dict]) -> str:
     dense_fp32 = {a["format"]: a["size_bytes"] for a in results[0]["artifacts"] if a["precision"] == "fp32"}
     lines = ["# Compression on Fashion-MNIST (MobileNet-style CNN, 2,000 test images)", "",
-             "| variant | artifact | size KB | % of dense fp32 | zipped KB | params | MACs | p50 ms (1 thr) | accuracy | drop pt |",
+             "| variant | artifact | size KB | % of dense fp32 | zipped KB | params | MACs | p50 ms (1 thr) | "
+             "accuracy | drop pt |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         pruning = r["source"].get("pruning") or {}

@@ -19,12 +19,14 @@ def run_example(example: str) -> dict:
         toml = f'example = "{example}"\n[targets.android]\nformats = [{", ".join(repr(f) for f in FORMATS)}]\n'
         (project / "edgepipe.toml").write_text(toml.replace("'", '"'))
         report, seconds = build(project, project / "cache", "--target", "android")
-    return {"example": example, "wall_s": round(seconds, 1), "source": report["source"], "artifacts": report["artifacts"]}
+    return {"example": example, "wall_s": round(seconds, 1), "source": report["source"],
+            "artifacts": report["artifacts"]}
 
 
 def markdown(results: list[dict]) -> str:
     lines = ["# Every format, both frameworks", "",
-             "| source | artifact | route | size KB | zipped KB | p50 ms (1 thr) | p50 ms cpu backend | accuracy | agreement | convert s |",
+             "| source | artifact | route | size KB | zipped KB | p50 ms (1 thr) | p50 ms cpu backend | "
+             "accuracy | agreement | convert s |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         for a in r["artifacts"]:
@@ -35,8 +37,9 @@ def markdown(results: list[dict]) -> str:
                 fmt((a["size_bytes"] or 0) / 1024, 1), fmt((a["size_compressed_bytes"] or 0) / 1024, 1),
                 fmt((a.get("latency_ms") or {}).get("p50")), fmt(by_backend.get("cpu")), fmt(a["accuracy"], 4),
                 fmt(a["agreement"], 4), fmt((a.get("export") or {}).get("seconds"), 1)))
-    lines += ["", "Conversion time: the export stage after the source model is loaded (it includes importing the converter"
-              " when loading the source did not already: TensorFlow is imported by a Keras source, litert-torch is not).",
+    lines += ["", "Conversion time: the export stage after the source model is loaded (it includes importing the "
+              "converter when loading the source did not already: TensorFlow is imported by a Keras source, "
+              "litert-torch is not).",
               measured_where([a for r in results for a in r["artifacts"]]), ""]
     return "\n".join(lines)
 

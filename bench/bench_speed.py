@@ -26,9 +26,11 @@ evaluate = "{evaluate}"
 warmup = 5
 runs = 50
 """
-CASES = {"MobileNetV2 224x224, 3.5M params (random init)": ("bench_models:mobilenet_v2", "bench_models:mobilenet_calibration",
+CASES = {"MobileNetV2 224x224, 3.5M params (random init)": ("bench_models:mobilenet_v2",
+                                                             "bench_models:mobilenet_calibration",
                                                              MOBILENET.format(evaluate="bench_models:evaluate"), ()),
-         "Fashion-MNIST example (67k params, trained)": ("bench_models:fashion_model", "bench_models:fashion_calibration",
+         "Fashion-MNIST example (67k params, trained)": ("bench_models:fashion_model",
+                                                         "bench_models:fashion_calibration",
                                                          None, ("--example", "fashion-mnist"))}
 
 
@@ -119,13 +121,15 @@ def run_case(name: str, factory: str, calibration: str, toml: str | None, args: 
 
 def markdown(results: list[dict], memory: dict) -> str:
     lines = ["# Speed: edgepipe vs the vendor tools called by hand (android: pte + tflite, fp32 + int8)", "",
-             "| model | vendor script s (conversions s) | edgepipe cold s | cold / vendor | rebuild s | rebuild / cold | "
+             "| model | vendor script s (conversions s) | edgepipe cold s | cold / vendor | "
+             "rebuild s | rebuild / cold | "
              "`--sensitivity always` build s | int8 exports with ranking s |",
              "|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
         exports = ", ".join(f"{k} {fmt(v, 1)}" for k, v in r["int8_export_s_with_ranking"].items())
         lines.append(f"| {r['case']} | {r['vendor_script_s']} ({r['vendor_conversion_s']}) | {r['edgepipe_cold_s']} | "
-                     f"{r['cold_vs_vendor_script']}x | {r['edgepipe_rebuild_s']} | {r['rebuild_share_of_cold'] * 100:.1f}% | "
+                     f"{r['cold_vs_vendor_script']}x | {r['edgepipe_rebuild_s']} | "
+                     f"{r['rebuild_share_of_cold'] * 100:.1f}% | "
                      f"{r['ranking_build_s']} | {exports} |")
     lines += ["", f"Bounded memory: a build whose evaluation set is {memory['eval_images']:,} images of 224x224 "
                   f"(1.2 GB as float32) peaked at {memory['peak_total_mb']:,} MB over all edgepipe processes together "

@@ -53,7 +53,8 @@ class Tensors:
     @property
     def specs(self) -> tuple[TensorSpec, ...]:
         """Specs of one batch as stored (shape includes the leading sample axis)."""
-        return tuple(TensorSpec(n, tuple(int(d) for d in a.shape), a.dtype.name) for n, a in zip(self.names, self.arrays))
+        return tuple(TensorSpec(n, tuple(int(d) for d in a.shape), a.dtype.name)
+                     for n, a in zip(self.names, self.arrays))
 
     def batches(self, batch: int) -> Iterator["Tensors"]:
         """Whole batches of `batch` samples (the model's fixed batch size); a ragged tail is dropped. Arrays
@@ -129,7 +130,8 @@ def to_tensors(value: object, names: Sequence[str], what: str) -> Tensors:
         missing = [n for n in names if n not in value]
         extra = [str(k) for k in value if k not in names]
         if missing or extra:
-            parts = ([f"missing {', '.join(missing)}"] if missing else []) + ([f"unknown {', '.join(extra)}"] if extra else [])
+            parts = (([f"missing {', '.join(missing)}"] if missing else [])
+                     + ([f"unknown {', '.join(extra)}"] if extra else []))
             raise InputError(f"{what}: {'; '.join(parts)} (the model's inputs: {', '.join(names)})")
         items = [value[n] for n in names]
     elif isinstance(value, (tuple, list)):

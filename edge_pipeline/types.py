@@ -9,7 +9,9 @@ from typing import Union
 JsonValue = Union[None, bool, int, float, str, list["JsonValue"], dict[str, "JsonValue"]]
 JsonObject = dict[str, JsonValue]
 
-TASK_METRICS = ("top1", "top5")   # the task metrics built in (measure.validate.BUILTIN_METRICS); or "package.module:function" (outputs, labels) -> float, higher is better
+# The task metrics built in (measure.validate.BUILTIN_METRICS); or "package.module:function" (outputs, labels) -> float,
+# higher is better.
+TASK_METRICS = ("top1", "top5")
 
 
 @dataclass(frozen=True, order=True)

@@ -20,7 +20,8 @@ def open_page(url: str, profile: Path) -> Iterator[tuple[Any, list[str]]]:
 
     errors: list[str] = []
     with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM, headless=True, args=FLAGS)
+        context = p.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM, headless=True,
+                                                       args=FLAGS)
         page = context.new_page()
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))

@@ -77,7 +77,8 @@ def text_calibration():
 
 def text_evaluate():
     ids, mask, labels = _text(240, 4)
-    return [({"input_ids": ids[i:i + 60], "attention_mask": mask[i:i + 60]}, labels[i:i + 60]) for i in range(0, 240, 60)]
+    return [({"input_ids": ids[i:i + 60], "attention_mask": mask[i:i + 60]}, labels[i:i + 60])
+            for i in range(0, 240, 60)]
 
 
 class TwoHeadNet(nn.Module):

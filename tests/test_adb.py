@@ -30,7 +30,8 @@ Running benchmark for at least 100 iterations and at least 1 seconds but termina
 count=15262 first=70 curr=61 min=54 max=688 avg=63.1 std=14
 
 Inference timings in us: Init: 3412, First inference: 221, Warmup (avg): 64.2, Inference (avg): 63.1
-Note: as the benchmark tool itself affects memory footprint, the following is only APPROXIMATE to the actual memory footprint of the model at runtime. Take the information at your own discretion.
+Note: as the benchmark tool itself affects memory footprint, the following is only APPROXIMATE to the actual \
+memory footprint of the model at runtime. Take the information at your own discretion.
 Memory footprint delta from the start of the tool (MB): init=2.875 overall=3.25
 """
 
@@ -38,7 +39,8 @@ Memory footprint delta from the start of the tool (MB): init=2.875 overall=3.25
 def test_parse_recorded_benchmark_output() -> None:
     timings = parse_benchmark_output(RECORDED)
     assert timings["mean"] == pytest.approx(0.0631) and timings["init_ms"] == pytest.approx(3.412)
-    assert timings["runs"] == 15262 and timings["min"] == pytest.approx(0.054) and timings["stdev"] == pytest.approx(0.014)
+    assert (timings["runs"] == 15262 and timings["min"] == pytest.approx(0.054)
+            and timings["stdev"] == pytest.approx(0.014))
     with pytest.raises(RunnerUnavailable, match="printed no inference timings"):
         parse_benchmark_output("ERROR: Could not open '/data/local/tmp/edgepipe/x.tflite'.\n")
 

@@ -58,7 +58,8 @@ def test_int8_is_small_accurate_and_agrees(android_build: dict) -> None:
 def test_runtimes_threads_and_where_measured(android_build: dict) -> None:
     arts = by_key(android_build["report"])
     assert arts[("tflite", "int8")]["runtime"] == "LiteRT interpreter"
-    assert arts[("pte", "int8")]["runtime"] == "ExecuTorch runtime" and arts[("pte", "int8")]["runtime_version"] == "1.5.1"
+    assert (arts[("pte", "int8")]["runtime"] == "ExecuTorch runtime"
+            and arts[("pte", "int8")]["runtime_version"] == "1.5.1")
     for art in arts.values():
         lat = art["latency_ms"]
         assert lat["threads"] == 1 and 0 < lat["p50"] <= lat["p90"] and lat["runs"] == 100

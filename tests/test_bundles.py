@@ -32,14 +32,16 @@ def test_linux_bundle_reproduces_outputs_in_a_fresh_venv(linux_build: Path, tmp_
         assert all(n.startswith("board-demo/") and ".." not in n for n in names)
         zf.extractall(tmp_path)
     app = tmp_path / "board-demo"
-    assert {"run.py", "board_runtime.py", "requirements.txt", "config.json", "samples.json", "README.md"} <= {p.name for p in app.iterdir()}
+    assert ({"run.py", "board_runtime.py", "requirements.txt", "config.json", "samples.json", "README.md"}
+            <= {p.name for p in app.iterdir()})
     assert len(json.loads((app / "config.json").read_text())["models"]) == 4
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     install = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-r", str(app / "requirements.txt")],
                              capture_output=True, text=True)
     assert install.returncode == 0, install.stderr[-2000:]
-    run = subprocess.run([str(venv / "bin" / "python"), str(app / "run.py"), "--runs", "5"], capture_output=True, text=True)
+    run = subprocess.run([str(venv / "bin" / "python"), str(app / "run.py"), "--runs", "5"],
+                         capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
     results = json.loads(run.stdout.strip().splitlines()[-1])
     assert set(results) == {"tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8"}

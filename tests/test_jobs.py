@@ -3,18 +3,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_pipeline.errors import StageFailed
 from edge_pipeline.building.jobs import Job, run_lane
+from edge_pipeline.errors import StageFailed
+from edge_pipeline.records import SourceJob
 from edge_pipeline.types import SourceSpec
 
 
 def test_a_crash_fails_its_job_alone_and_the_rest_run_in_a_fresh_worker(tmp_path: Path) -> None:
     (tmp_path / "crashing.py").write_text("import os\nos.abort()\n")
-    crash = {"stage": "source", "workdir": str(tmp_path / "w0"),
-             "spec": {**SourceSpec(example=None, model="crashing:make", base_dir=str(tmp_path)).to_dict()}}
-    unknown = {"stage": "no-such-stage"}
-    jobs = [Job(crash, tmp_path / "j0", "crash"), Job(unknown, tmp_path / "j1", "one"),
-            Job(unknown, tmp_path / "j2", "two")]
+    crash = SourceJob(SourceSpec(example=None, model="crashing:make", base_dir=str(tmp_path)), tmp_path / "w0")
+    jobs = [Job("source", crash, tmp_path / "j0", "crash"), Job("no-such-stage", None, tmp_path / "j1", "one"),
+            Job("no-such-stage", None, tmp_path / "j2", "two")]
     seen: list[int] = []
     outcomes = run_lane(jobs, timeout_s=120, on_done=lambda i, _: seen.append(i))
     assert seen == [0, 1, 2]
@@ -27,8 +26,7 @@ def test_a_crash_fails_its_job_alone_and_the_rest_run_in_a_fresh_worker(tmp_path
 
 def test_a_hung_job_times_out_without_stopping_the_lane(tmp_path: Path) -> None:
     (tmp_path / "hanging.py").write_text("import time\ntime.sleep(60)\n")
-    hang = {"stage": "source", "workdir": str(tmp_path / "w0"),
-            "spec": SourceSpec(example=None, model="hanging:make", base_dir=str(tmp_path)).to_dict()}
-    outcomes = run_lane([Job(hang, tmp_path / "j0", "hang"), Job({"stage": "x"}, tmp_path / "j1", "next")],
+    hang = SourceJob(SourceSpec(example=None, model="hanging:make", base_dir=str(tmp_path)), tmp_path / "w0")
+    outcomes = run_lane([Job("source", hang, tmp_path / "j0", "hang"), Job("x", None, tmp_path / "j1", "next")],
                         timeout_s=3)
     assert "timed out after 3 s" in str(outcomes[0]) and "'x'" in str(outcomes[1])

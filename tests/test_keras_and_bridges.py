@@ -89,7 +89,8 @@ def _matmul_model(path: Path) -> None:
 
 def test_onnx_op_the_bridge_cannot_carry_is_named_with_its_layer(cache_dir: Path, tmp_path: Path) -> None:
     _shrink_model(tmp_path / "shrinky.onnx")
-    (tmp_path / "edgepipe.toml").write_text('model = "shrinky.onnx"\n[targets.android]\nformats = ["pte:fp32", "onnx:fp32"]\n')
+    (tmp_path / "edgepipe.toml").write_text('model = "shrinky.onnx"\n'
+                                            '[targets.android]\nformats = ["pte:fp32", "onnx:fp32"]\n')
     code, report = build_json(tmp_path)
     assert code == 4
     pte, onnx_art = report["artifacts"]
@@ -111,7 +112,8 @@ def test_keras_lambda_is_refused_in_safe_mode_and_allowed_on_opt_in(cache_dir: P
     toml = 'model = "lambda.keras"\nexample-inputs = [1, 4]\n{extra}[targets.android]\nformats = ["tflite:fp32"]\n'
     (tmp_path / "edgepipe.toml").write_text(toml.format(extra=""))
     code, payload = build_json(tmp_path)
-    assert code == 2 and "Lambda layer" in payload["error"]["message"] and "keras-safe-mode" in payload["error"]["message"]
+    assert (code == 2 and "Lambda layer" in payload["error"]["message"]
+            and "keras-safe-mode" in payload["error"]["message"])
     assert not (tmp_path / "out" / "android").exists()
     (tmp_path / "edgepipe.toml").write_text(toml.format(extra="keras-safe-mode = false\n"))
     code, report = build_json(tmp_path)
@@ -158,7 +160,8 @@ def test_keras_h5_file_is_a_source_and_lambda_is_refused(cache_dir: Path, tmp_pa
     assert art["status"] == "ok" and art["validation"]["passed"] and art["max_abs_diff"] < 1e-4
     (tmp_path / "edgepipe.toml").write_text(toml.format(model="lambda.h5"))
     code, payload = build_json(tmp_path)
-    assert code == 2 and "Lambda layer" in payload["error"]["message"] and "keras-safe-mode" in payload["error"]["message"]
+    assert (code == 2 and "Lambda layer" in payload["error"]["message"]
+            and "keras-safe-mode" in payload["error"]["message"])
 
 
 MOBILENET_TOML = '''model = "mobilenets:{prefix}_mobilenet_v2"
@@ -240,7 +243,8 @@ def test_torch_mobilenet_v2_reaches_tflite_and_tfjs(cache_dir: Path, tmp_path: P
 @pytest.mark.parametrize("mode", ["constant", "reflect"])
 def test_constant_pads_and_conv_affine_are_rewritten_for_export(mode: str) -> None:
     """Pad (opset >= 11, pads as a constant tensor) -> Conv -> per-channel Mul and Add: onnx2torch's version reads
-    the pads at run time (torch.export refuses it); the rewrite pads with fixed sizes and folds Mul/Add into the conv."""
+    the pads at run time (torch.export refuses it); the rewrite pads with fixed sizes and folds Mul/Add into the
+    conv."""
     import onnxruntime
     import torch
     from onnx import TensorProto, helper, numpy_helper

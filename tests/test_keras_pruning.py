@@ -50,7 +50,8 @@ def test_removing_dead_filters_keeps_outputs_and_coupled_channels_whole() -> Non
     model = _model()
     layers = {layer.name: layer for layer in model.layers}
     bn = layers["stem_bn"].get_weights()
-    layers["stem_bn"].set_weights([bn[0], bn[1], np.random.rand(8).astype("float32"), 1 + np.random.rand(8).astype("float32")])
+    layers["stem_bn"].set_weights([bn[0], bn[1], np.random.rand(8).astype("float32"),
+                                   1 + np.random.rand(8).astype("float32")])
     _zero_half(layers["stem"], [layers["stem_bn"]])
     dw = layers["dw"].get_weights()
     dw[1][4:] = 0

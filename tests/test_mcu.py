@@ -56,5 +56,6 @@ def test_c_source_compiles_and_holds_the_validated_model(mcu_build: dict, tmp_pa
 
 
 def test_model_over_the_flash_budget_fails_the_gate(mcu_build: dict, tmp_path: Path) -> None:
-    proc = run_cli("build", "--target", "mcu", "--out", str(tmp_path / "out"), "--budget", "max-size-kb=16", cwd=tmp_path)
+    proc = run_cli("build", "--target", "mcu", "--out", str(tmp_path / "out"), "--budget", "max-size-kb=16",
+                   cwd=tmp_path)
     assert proc.returncode == 1 and "tflite:int8: size_kb = 46" in proc.stdout and "exceeds limit 16" in proc.stdout

@@ -18,7 +18,8 @@ def test_sampler_sees_an_allocation_and_the_limit_names_the_profile() -> None:
         block.sum()
     assert 60 <= sampler.added_mb <= 80
     check_memory_limit("model.pte", "android (host-emulated)", sampler.added_mb, 128)
-    with pytest.raises(MemoryLimitExceeded, match=r"over the android \(host-emulated\) profile's memory limit of 32 MiB"):
+    with pytest.raises(MemoryLimitExceeded,
+                       match=r"over the android \(host-emulated\) profile's memory limit of 32 MiB"):
         check_memory_limit("model.pte", "android (host-emulated)", sampler.added_mb, 32)
 
 

@@ -30,10 +30,12 @@ def unzip(archive: Path, dest: Path) -> Path:
 
 
 def kotlin_models(source: str) -> list[dict]:
-    pattern = re.compile(r'BundledModel\(name = "([^"]+)", asset = "([^"]+)", format = "([^"]+)",\s*inputType = "(\w+)", '
+    pattern = re.compile(r'BundledModel\(name = "([^"]+)", asset = "([^"]+)", format = "([^"]+)",'
+                         r'\s*inputType = "(\w+)", '
                          r'inputScale = ([-\d.eE]+)f, inputZeroPoint = (-?\d+),\s*outputType = "(\w+)", '
                          r'outputScale = ([-\d.eE]+)f, outputZeroPoint = (-?\d+)\)')
-    keys = ("name", "asset", "format", "input_type", "input_scale", "input_zp", "output_type", "output_scale", "output_zp")
+    keys = ("name", "asset", "format", "input_type", "input_scale", "input_zp", "output_type", "output_scale",
+            "output_zp")
     return [dict(zip(keys, m)) for m in pattern.findall(source)]
 
 
@@ -95,11 +97,13 @@ def test_android_shapes_and_encodings_match_the_models(android_app: Path) -> Non
         interpreter.allocate_tensors()
         (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
         assert list(inp["shape"]) == shape and out["shape"][-1] == len(labels)
-        assert model["input_type"] == np.dtype(inp["dtype"]).name and model["output_type"] == np.dtype(out["dtype"]).name
+        assert (model["input_type"] == np.dtype(inp["dtype"]).name
+                and model["output_type"] == np.dtype(out["dtype"]).name)
         outputs = []
         for x in inputs:
             if model["input_type"] == "int8":   # LiteRtClassifier.quantize
-                x = np.clip(np.round(x / float(model["input_scale"])) + int(model["input_zp"]), -128, 127).astype(np.int8)
+                x = np.clip(np.round(x / float(model["input_scale"])) + int(model["input_zp"]),
+                            -128, 127).astype(np.int8)
             interpreter.set_tensor(inp["index"], x.reshape(shape).astype(inp["dtype"]))
             interpreter.invoke()
             y = interpreter.get_tensor(out["index"])[0]
@@ -147,7 +151,8 @@ def check_coreml_is_unvalidated(folder: Path, report: dict, app: Path) -> None:
     assert list(spec.description.input[0].type.multiArrayType.shape) == [1, *report["source"]["input_shape"][1:]]
     assert coreml["export"]["metadata"]["mil_ops"].get("conv", 0) >= 2
     junit = ET.parse(folder / "report.junit.xml").getroot()
-    skipped = [c for c in junit.iter("testcase") if "coreml:fp16" in c.get("classname") and c.find("skipped") is not None]
+    skipped = [c for c in junit.iter("testcase")
+               if "coreml:fp16" in c.get("classname") and c.find("skipped") is not None]
     assert skipped and "unvalidated" in skipped[0].find("skipped").get("message")
     assert "UNVALIDATED" in (folder / "report.md").read_text()
     assert not list(app.rglob("*.mlpackage"))
@@ -162,7 +167,8 @@ def test_coreml_package_bytes_are_reproducible(tmp_path: Path) -> None:
     from targets.exporters.coreml import CoremlExporter
 
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(144, 10)).eval()
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(144, 10)).eval()
     hashes = []
     for name in ("a", "b"):
         (tmp_path / name).mkdir()

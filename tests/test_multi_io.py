@@ -201,7 +201,8 @@ def test_profile_multi_input_onnx_with_named_npz(recurrent_onnx: Path, tmp_path:
 @pytest.mark.parametrize("arrays,message", [
     ({"x": ((4, 16), "float32")}, "missing input(s) h"),
     ({"x": ((4, 16), "float32"), "h": ((4, 24), "int32")}, "input 'h' has dtype int32, the artifact expects float32"),
-    ({"x": ((4, 16), "float32"), "h": ((4, 24), "float32"), "extra": ((4, 2), "float32")}, "array(s) extra match no input"),
+    ({"x": ((4, 16), "float32"), "h": ((4, 24), "float32"), "extra": ((4, 2), "float32")},
+     "array(s) extra match no input"),
     ({"arr_0": ((4, 16), "float32"), "arr_1": ((4, 9), "float32")}, "input 'h' has shape [4, 9]"),
 ], ids=["missing", "dtype", "extra", "shape-by-order"])
 def test_profile_names_the_missing_extra_or_wrong_input(recurrent_onnx: Path, tmp_path: Path, arrays: dict,

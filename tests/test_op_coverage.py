@@ -45,7 +45,8 @@ def example_inputs():
 
 def test_coverage_names_the_op_and_layer_before_and_after(tmp_path: Path, cache_dir: Path) -> None:
     (tmp_path / "cumsummodel.py").write_text(MODULE)
-    (tmp_path / "edgepipe.toml").write_text('model = "cumsummodel:make_model"\nexample-inputs = "cumsummodel:example_inputs"\n'
+    (tmp_path / "edgepipe.toml").write_text('model = "cumsummodel:make_model"\n'
+                                             'example-inputs = "cumsummodel:example_inputs"\n'
                                              '[targets.android]\nformats = ["pte:fp32", "tflite:fp32", "onnx:fp32"]\n')
     proc = run_cli("build", "--out", str(tmp_path / "out"), "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -61,7 +62,8 @@ def test_coverage_names_the_op_and_layer_before_and_after(tmp_path: Path, cache_
     # exported for batches of 4, which the one-sample demo app cannot feed: a warning, the artifacts stand
     assert any(w.startswith("no 'android' bundle: ") and "[4, 1, 8, 8]" in w for w in report["warnings"])
     tflite = {c["stage"]: c for c in arts["tflite"]["op_coverage"]}
-    assert tflite["before"]["unsupported_nodes"] == 0 and tflite["after"]["unsupported_nodes"] == 0   # LiteRT has CUMSUM
+    # LiteRT has CUMSUM
+    assert tflite["before"]["unsupported_nodes"] == 0 and tflite["after"]["unsupported_nodes"] == 0
     onnx = {c["runtime"]: c for c in arts["onnx"]["op_coverage"]}
     assert {"NNAPI EP (Android)", "Core ML EP (iOS)"} <= set(onnx) and onnx["NNAPI EP (Android)"]["nodes"] >= 4
     assert any(u["op"] == "ai.onnx:CumSum" for c in onnx.values() for u in c["unsupported"])

@@ -22,10 +22,12 @@ def vendor_tflite(path: Path) -> None:
     """A .tflite from TensorFlow's own converter, full int8, that edgepipe never saw."""
     import tensorflow as tf
 
-    model = tf.keras.Sequential([tf.keras.Input((6,)), tf.keras.layers.Dense(5, activation="relu"), tf.keras.layers.Dense(3)])
+    model = tf.keras.Sequential([tf.keras.Input((6,)), tf.keras.layers.Dense(5, activation="relu"),
+                                 tf.keras.layers.Dense(3)])
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([np.random.default_rng(i).random((1, 6), dtype=np.float32)] for i in range(20))
+    converter.representative_dataset = lambda: ([np.random.default_rng(i).random((1, 6), dtype=np.float32)]
+                                                for i in range(20))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = converter.inference_output_type = tf.int8
     path.write_bytes(converter.convert())

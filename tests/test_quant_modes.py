@@ -34,7 +34,8 @@ def test_a_mode_the_format_cannot_do_is_refused_up_front(tmp_path: Path) -> None
 
 
 def test_calibration_count_and_method_reach_the_quantizer(android_build: dict, tmp_path: Path) -> None:
-    (tmp_path / "edgepipe.toml").write_text('[quantization]\ncalibration-samples = 32\ncalibration-method = "percentile"\n'
+    (tmp_path / "edgepipe.toml").write_text('[quantization]\ncalibration-samples = 32\n'
+                                            'calibration-method = "percentile"\n'
                                             '[targets.linux-arm64]\nformats = ["onnx:int8"]\n')
     proc = run_cli("build", "--target", "linux-arm64", "--out", str(tmp_path / "out"), "--json", cwd=tmp_path)
     assert proc.returncode in (0, 4), proc.stderr[-2000:]
@@ -82,7 +83,8 @@ def _ops_and_weight_types(path: str) -> tuple[list[str], set[str]]:
 def test_litert_weight_only_and_dynamic_int8_from_either_framework(android_build: dict, tmp_path: Path,
                                                                     example: str) -> None:
     dense = {(a["format"], a["precision"]): a for a in android_build["report"]["artifacts"]}[("tflite", "fp32")]
-    (tmp_path / "edgepipe.toml").write_text('[targets.android]\nformats = ["tflite:int8-weight", "tflite:int8-dynamic"]\n')
+    (tmp_path / "edgepipe.toml").write_text('[targets.android]\n'
+                                            'formats = ["tflite:int8-weight", "tflite:int8-dynamic"]\n')
     proc = run_cli("build", "--example", example, "--out", str(tmp_path / "out"), "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]   # Keras int8-dynamic: TFLiteConverter's own dynamic range
     arts = {a["precision"]: a for a in json.loads(proc.stdout[proc.stdout.index("{"):])["artifacts"]}

@@ -42,7 +42,8 @@ def test_an_invalid_sensitivity_exits_2_from_the_config_and_the_flag(tmp_path: P
                    timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
     message = json.loads(proc.stdout)["error"]["message"]
-    assert "--sensitivity" in message and "quantization.sensitivity" in message and "on-failure, always, never" in message
+    assert ("--sensitivity" in message and "quantization.sensitivity" in message
+            and "on-failure, always, never" in message)
 
 
 def test_an_outlier_channel_cannot_hide_the_channels_it_flattens() -> None:

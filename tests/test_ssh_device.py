@@ -32,7 +32,8 @@ def profile_json(*args: str) -> tuple[int, dict]:
 
 
 def test_build_measures_on_the_device_and_validates(sshd, cache_dir: Path, tmp_path: Path) -> None:
-    (tmp_path / "edgepipe.toml").write_text("[targets.linux-arm64]\nformats = ['tflite:int8', 'onnx:fp32', 'pte:fp32']\n")
+    (tmp_path / "edgepipe.toml").write_text("[targets.linux-arm64]\n"
+                                            "formats = ['tflite:int8', 'onnx:fp32', 'pte:fp32']\n")
     proc = run_cli("build", "--target", "linux-arm64", "--out", str(tmp_path / "out"), "--json",
                    "--device", sshd.url(sys.executable), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -62,7 +63,8 @@ def test_unreachable_device_and_missing_runtime(sshd, android_build: dict, tmp_p
 
     artifact = android_build["out"] / "android" / "model-fp32.tflite"
     code, payload = profile_json(str(artifact), "--device", sshd.url(sys.executable, port=free_port()))
-    assert code == 3 and "cannot reach the device" in payload["error"]["message"] and "tried twice" in payload["error"]["message"]
+    assert (code == 3 and "cannot reach the device" in payload["error"]["message"]
+            and "tried twice" in payload["error"]["message"])
     bare = shutil.which("python3.11") or "/usr/bin/python3"   # a Python without the runtimes
     code, payload = profile_json(str(artifact), "--device", sshd.url(bare))
     assert code == 3, payload

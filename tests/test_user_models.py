@@ -99,10 +99,12 @@ formats = ["pte:int8"]
 
 BAD_INPUTS = [
     ("model = 'missing.pt2'\nexample-inputs = [1, 1, 8, 8]", "model file not found"),
-    ("model = 'usermodels:broken_factory'\nexample-inputs = [1, 1, 8, 8]", "raised ValueError: cannot build this model"),
+    ("model = 'usermodels:broken_factory'\nexample-inputs = [1, 1, 8, 8]",
+     "raised ValueError: cannot build this model"),
     ("model = 'usermodels:no_such_factory'\nexample-inputs = [1, 1, 8, 8]", "has no attribute 'no_such_factory'"),
     ("model = 'nosuchpkg.models:make'\nexample-inputs = [1, 1, 8, 8]", "module 'nosuchpkg' not found"),
-    ("model = 'usermodels:make_model'\nexample-inputs = [1, 3, 8, 8]", "does not accept example inputs of shape [1, 3, 8, 8]"),
+    ("model = 'usermodels:make_model'\nexample-inputs = [1, 3, 8, 8]",
+     "does not accept example inputs of shape [1, 3, 8, 8]"),
     ("model = 'usermodels:make_model'", "'example-inputs' is required"),
     ("model = 'usermodels:make_model'\nexample-inputs = [1, 1, 8, 8]\n[targets.android]\nformats = ['tflite:int8']",
      "missing calibration data: 'tflite:int8'"),

@@ -8,8 +8,10 @@ PLUGIN_MODULE = '''
 import os
 import signal
 
+from edge_pipeline.plugins import Exporter
 
-class CrashingExporter:
+
+class CrashingExporter(Exporter):
     """Native converters can segfault; this one does, on purpose."""
     name = "crash"
     format = "crash"

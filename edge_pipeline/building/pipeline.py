@@ -231,7 +231,8 @@ def _measure(step: Step, runner: str, result: ArtifactResult, source_dir: Path, 
     spec = options.config.source
     key_material = {"stage": "measure", "artifact": result.exported.sha256 if result.exported else None,
                     "source": source_dir.name, "runner": runner, "thresholds": encode(thresholds),
-                    "profile": asdict(target.profile), "target": target.name, "metric": [spec.metric, spec.metric_output],
+                    "profile": asdict(target.profile), "target": target.name,
+                    "metric": [spec.metric, spec.metric_output],
                     "host": options.device or host_id(), "versions": versions((*step.distributions, "edgepipe"))}
     _, stage_dir = cache.stage_dir("measure", key_material)
     measured = cache.lookup(stage_dir, Measurement) if options.use_cache else None

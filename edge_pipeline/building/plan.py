@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from edge_pipeline import registry
 from edge_pipeline.config import Config, resolve_target
 from edge_pipeline.errors import ConfigError, InputError, UnknownPlugin
-from edge_pipeline.plugins import Bridge, Exporter, Recipe, Transform
+from edge_pipeline.plugins import Bridge, Exporter, Recipe, Runner, Transform
 from edge_pipeline.precision import Precision
 from edge_pipeline.types import OutputSpec, Target
 
@@ -104,8 +104,10 @@ def _step(output: OutputSpec, bridge: type[Bridge] | None, exporter: type[Export
     if problems:
         raise ConfigError(f"'{output.label}': the exporter '{exporter.name}' declares a broken recipe: "
                           f"{'; '.join(problems)}")
+    runner = registry.plugin(Runner, exporter.runner)
+    validated_by = (runner.distribution,) if runner is not None else ()
     return Step(output, exporter.name, transform_name, exporter.runner, exporter.suffix,
-                tuple(dict.fromkeys((*exporter.distributions, *recipe.distributions))),
+                tuple(dict.fromkeys((*exporter.distributions, *recipe.distributions, *validated_by))),
                 tuple((s.kind.value, s.tool) for s in recipe.steps),
                 needs_calibration=bool(transform and transform.needs_calibration),
                 accuracy_budget=bool(transform and transform.accuracy_budget),

@@ -67,8 +67,9 @@ def profile(path: Path, target: str, out_dir: Path, inputs: Path | None, referen
         "input_dtypes": [s.dtype for s in inputs_seen], "inputs": [s.to_dict() for s in inputs_seen],
         "outputs": [s.to_dict() for s in measured.outputs or ()]})
     source: JsonObject = {"framework": "artifact", "params": None, "size_bytes": entry.size_bytes, "accuracy": None,
-                          "fingerprint": entry.sha256, "provenance": {"kind": "profiled artifact", "path": str(path),
-                                                                      "reference": str(reference) if reference else None}}
+                          "fingerprint": entry.sha256,
+                          "provenance": {"kind": "profiled artifact", "path": str(path),
+                                         "reference": str(reference) if reference else None}}
     report = build_report(
         target=target, source=source, artifacts=[entry], budgets=budgets, warnings=[], timings={}, started=started,
         tools=("onnxruntime", "ai-edge-litert", "executorch", "torch", "edgepipe"),

@@ -4,9 +4,9 @@ The source stage is what fingerprints the weights and data, so it used to run on
 imports the framework and loads the model only to learn that nothing changed (4 s of a 4.5 s rebuild). Like a
 build system's depfile, the worker now records every file it read (Python `open` calls seen by an audit hook,
 the modules it imported from outside the installed packages, the model and weights paths of the spec, and the
-folders it listed, except those the import system scans) with size and modification time. When every one of them is unchanged, and so are the
-installed packages, the spec and the interpreter, the build reuses the stage's cached result; `--no-cache`
-always runs it.
+folders it listed, except those the import system scans) with size and modification time. When every one of them
+is unchanged, and so are the installed packages, the spec and the interpreter, the build reuses the stage's cached
+result; `--no-cache` always runs it.
 """
 from __future__ import annotations
 

@@ -25,6 +25,8 @@ from edge_pipeline.types import JsonObject, JsonValue
 def _run_stage(stage: str, job: JsonValue) -> JsonValue:
     """Decodes the job into its record, runs the stage, encodes its result; each stage's module is imported
     only by the worker that runs it."""
+    if stage not in STAGES:
+        raise StageFailed(f"unknown stage '{stage}' (stages: {', '.join(STAGES)})")
     job_type, _ = STAGES[stage]
     record = decode(job_type, job)
     if stage == "source":

@@ -3,8 +3,8 @@
 The measuring worker first loads the runtime's libraries (the runner's `preload`), then opens the model and
 runs it while a sampler thread reads the process's resident set (`/proc/self/statm`) every millisecond: the
 figure is what the model adds (weights, arena, the runtime's first-use initialisation), measured before anything
-else in that fresh process could leave freed memory for the allocator to reuse. A profile's `memory-mb` is the device's budget
-for that figure: exceeding it fails the artifact, as the phone's low-memory killer would end the app.
+else in that fresh process could leave freed memory for the allocator to reuse. A profile's `memory-mb` is the
+device's budget for that figure: exceeding it fails the artifact, as the phone's low-memory killer would end the app.
 """
 from __future__ import annotations
 

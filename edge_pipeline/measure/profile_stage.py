@@ -59,7 +59,8 @@ def run(job: ProfileJob) -> Measurement:
         latency=measure_latency(runner, artifact, session, sample, job.profile, job.target),
         op_profile=op_profile(runner, artifact, sample, job.profile.runs),
         inputs=tuple(TensorSpec(n, tuple(a[:batch].shape), a.dtype.name) for n, a in zip(inputs.names, inputs.arrays)),
-        outputs=tuple(TensorSpec(n, (batch, *a.shape[1:]), a.dtype.name) for n, a in zip(outputs.names, outputs.arrays)))
+        outputs=tuple(TensorSpec(n, (batch, *a.shape[1:]), a.dtype.name)
+                      for n, a in zip(outputs.names, outputs.arrays)))
 
 
 def _batch(specs: list[TensorSpec] | None, inputs: Tensors) -> int:

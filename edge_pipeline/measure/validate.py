@@ -111,7 +111,8 @@ def compare_output(name: str, test: np.ndarray, reference: np.ndarray,
     if force_classification or is_classification(reference):
         n = len(reference)
         agree = test.argmax(axis=-1) == reference.argmax(axis=-1)
-        entry.update(classification=True, classes=int(reference.shape[-1]), agreement=float(agree.mean()) if n else None,
+        entry.update(classification=True, classes=int(reference.shape[-1]),
+                     agreement=float(agree.mean()) if n else None,
                      agreement_ci95=wilson(float(agree.reshape(n, -1).all(axis=1).sum()), n))
         if reference.shape[-1] >= 10:
             top5 = np.argsort(-test.reshape(-1, reference.shape[-1]), axis=1)[:, :5]
@@ -163,7 +164,8 @@ def _validate(outputs: Tensors, reference: Tensors, thresholds: Thresholds, labe
     entries: list[JsonObject] = []
     problems: list[str] = []
     for name, test, ref in zip(reference.names, outputs.arrays, reference.arrays):
-        entry = compare_output(name, test, ref, force_classification=name == read_by_metric and metric[0] in BUILTIN_METRICS)
+        entry = compare_output(name, test, ref,
+                               force_classification=name == read_by_metric and metric[0] in BUILTIN_METRICS)
         entry["decides"] = name == class_output and entry.get("agreement") is not None
         entry_problems = judge_output(entry, thresholds, name == read_by_metric, judge_agreement=entry["decides"])
         entry["passed"] = not entry_problems
@@ -177,7 +179,8 @@ def _validate(outputs: Tensors, reference: Tensors, thresholds: Thresholds, labe
         index = reference.names.index(class_output)
         value = metric[1](outputs.arrays[index], labels) if all(e["finite"] for e in entries) else None
         result.update(metric=metric[0], metric_output=class_output, source_metric=source_value, accuracy=value,
-                      accuracy_ci95=wilson(value * n, n) if value is not None and metric[0] in BUILTIN_METRICS else None)
+                      accuracy_ci95=(wilson(value * n, n) if value is not None and metric[0] in BUILTIN_METRICS
+                                     else None))
         if value is not None and source_value is not None:
             drop = round((source_value - value) * 100, 4)
             result["metric_drop_pts"] = drop
