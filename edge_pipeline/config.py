@@ -179,8 +179,8 @@ def parse_config(table: JsonValue, prefix: str, file: Path) -> Config:
         for i, fmt in enumerate(tdef.get("formats", [])):
             if not isinstance(fmt, str) or not fmt.strip():
                 raise ConfigError(f"'{tpath}.formats[{i}]' must be a 'format:precision' string")
-            Precision.parse(OutputSpec.parse(fmt).precision, f"'{tpath}.formats[{i}]' ({fmt.strip()!r})",
-                            buildable=True)
+            where = f"'{tpath}.formats[{i}]' ({fmt.strip()!r})"
+            Precision.parse(OutputSpec.parse(fmt, where).precision.name, where, buildable=True)
     quantization = QuantizationConfig.from_settings(
         check_quantization(table.get("quantization", {}), _join(prefix, "quantization")))
     validation = check_validation(table.get("validation", {}), _join(prefix, "validation"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 
-from edge_pipeline.types import JsonObject, JsonValue
+from edge_pipeline.json_types import JsonObject, JsonValue
 
 EXIT_OK = 0
 EXIT_GATE_FAILED = 1

@@ -27,7 +27,7 @@ class Thresholds:
     accuracy_budget_from: str = "precision default"   # or "target budget" (a target's max-accuracy-drop)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Precision:
     """One precision: its name, default validation thresholds, and whether `edgepipe tune` searches it (the
     search order is the order of `ALL`)."""

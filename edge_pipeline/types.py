@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
-# JSON as it is written to and read from disk: the open, free-form parts (converter metadata, provenance, a
-# user's config table) that the core passes through without looking inside.
-JsonValue = Union[None, bool, int, float, str, list["JsonValue"], dict[str, "JsonValue"]]
-JsonObject = dict[str, JsonValue]
+from edge_pipeline.json_types import JsonObject, JsonValue
+from edge_pipeline.precision import Precision
+
+__all__ = ["JsonObject", "JsonValue", "OutputSpec", "ProfileSettings", "SourceSpec", "TASK_METRICS", "Target"]
 
 # The task metrics built in (measure.validate.BUILTIN_METRICS); or "package.module:function" (outputs, labels) -> float,
 # higher is better.
@@ -16,24 +15,29 @@ TASK_METRICS = ("top1", "top5")
 
 @dataclass(frozen=True, order=True)
 class OutputSpec:
-    """One (format, precision) output a target asks for, written `format:precision`; the precision stays a
-    plain string (it is a report field and a file stem), checked against Precision where targets are read."""
+    """One (format, precision) output a target asks for, written `format:precision`. The precision is a
+    Precision, parsed once here (a name is accepted for convenience and parsed: an unknown one is a ConfigError
+    listing the valid names); the report and the file stem spell its name."""
 
     format: str
-    precision: str = "fp32"
+    precision: Precision = Precision.parse("fp32")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.precision, str):
+            object.__setattr__(self, "precision", Precision.parse(self.precision, f"'{self.format}:{self.precision}'"))
 
     @classmethod
-    def parse(cls, text: str) -> "OutputSpec":
-        fmt, _, precision = text.partition(":")
-        return cls(fmt.strip(), (precision or "fp32").strip())
+    def parse(cls, text: str, where: str | None = None) -> "OutputSpec":
+        fmt, _, name = text.partition(":")
+        return cls(fmt.strip(), Precision.parse((name or "fp32").strip(), where or repr(text.strip())))
 
     @property
     def label(self) -> str:
-        return f"{self.format}:{self.precision}"
+        return f"{self.format}:{self.precision.name}"
 
     @property
     def stem(self) -> str:
-        return f"model-{self.precision}"
+        return f"model-{self.precision.name}"
 
 
 @dataclass(frozen=True)

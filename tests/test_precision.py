@@ -78,14 +78,17 @@ def test_thresholds_are_the_ones_validation_used_before() -> None:
     for name, (sqnr, agreement, drop, exact) in OLD_THRESHOLDS.items():
         t = Precision.parse(name).thresholds
         assert (t.min_sqnr_db, t.min_agreement, t.max_accuracy_drop, t.exact) == (sqnr, agreement, drop, exact)
-        assert asdict(thresholds_for(name)) == {"min_sqnr_db": sqnr, "min_agreement": agreement,
+        assert asdict(thresholds_for(Precision.parse(name))) == {"min_sqnr_db": sqnr, "min_agreement": agreement,
                                                 "max_accuracy_drop": drop, "exact": exact,
                                                 "accuracy_budget_from": "precision default"}
 
 
-def test_thresholds_for_has_no_silent_default() -> None:
-    with pytest.raises(KeyError, match="int9"):
-        thresholds_for("int9")
+def test_an_unknown_precision_never_reaches_thresholds() -> None:
+    """Thresholds take a Precision, and no Precision has an unknown name: nothing is silently judged as int8."""
+    with pytest.raises(ConfigError, match="unknown precision 'int9'"):
+        thresholds_for(Precision.parse("int9"))
+    with pytest.raises(ConfigError, match="unknown precision 'int9'"):
+        OutputSpec("tflite", "int9")
 
 
 def test_tune_searches_precisions_in_precision_order(tmp_path: Path) -> None:
@@ -125,17 +128,20 @@ def test_cli_exits_2_on_an_unknown_output_precision(tmp_path: Path, monkeypatch:
 
 
 def test_plan_refuses_an_unknown_precision_in_a_target_built_in_code() -> None:
-    target = Target("custom", "made in code", (OutputSpec("tflite", "fp32"), OutputSpec.parse("tflite:int9")))
     with pytest.raises(ConfigError, match="'tflite:int9': unknown precision 'int9'"):
+        Target("custom", "made in code", (OutputSpec("tflite", "fp32"), OutputSpec.parse("tflite:int9")))
+    target = Target("custom", "made in code", (OutputSpec("tflite", "as-built"),))
+    with pytest.raises(ConfigError, match="'tflite:as-built': unknown precision 'as-built'"):
         check_outputs(target)
 
 
 def test_validation_overrides_apply_and_unknown_precisions_are_refused(tmp_path: Path) -> None:
     write_config(tmp_path, "[validation.int8]\nmin-sqnr-db = 12\n[validation.uint8]\nmax-accuracy-drop = 1\n")
     cfg = load_config(cwd=tmp_path)
-    assert thresholds_for("int8", cfg.validation).min_sqnr_db == 12.0
-    assert thresholds_for("uint8", cfg.validation).max_accuracy_drop == 1.0
-    assert thresholds_for("int8-dynamic", cfg.validation).min_sqnr_db == 10.0   # one precision, not its family
+    assert thresholds_for(Precision.parse("int8"), cfg.validation).min_sqnr_db == 12.0
+    assert thresholds_for(Precision.parse("uint8"), cfg.validation).max_accuracy_drop == 1.0
+    # one precision, not its family
+    assert thresholds_for(Precision.parse("int8-dynamic"), cfg.validation).min_sqnr_db == 10.0
     write_config(tmp_path, "[validation.int9]\nmin-sqnr-db = 12\n")
     with pytest.raises(ConfigError, match=r"'validation\.int9': unknown precision 'int9'\. Valid: fp32, fp16"):
         load_config(cwd=tmp_path)

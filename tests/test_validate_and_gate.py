@@ -10,6 +10,8 @@ from edge_pipeline.precision import Thresholds
 from edge_pipeline.report.gating import check_budgets
 from edge_pipeline.report.model import ArtifactReport
 from edge_pipeline.tensors import Tensors
+from edge_pipeline.precision import Precision
+from edge_pipeline.errors import ConfigError
 from edge_pipeline.measure.validate import thresholds_for, top1_accuracy, validate, wilson
 
 REF = np.array([[0.1, 2.0, -1.0], [3.0, 0.0, 1.0], [0.0, 0.5, 4.0], [1.0, 1.5, 0.0]], dtype=np.float32)
@@ -25,7 +27,7 @@ def validated(outputs: Tensors, reference: Tensors, thresholds: Thresholds, labe
 
 
 def check(outputs: np.ndarray, reference: np.ndarray, precision: str, labels: np.ndarray | None = None) -> dict:
-    return validated(one(outputs), one(reference), thresholds_for(precision), labels)
+    return validated(one(outputs), one(reference), thresholds_for(Precision.parse(precision)), labels)
 
 
 def test_identical_outputs_pass() -> None:
@@ -85,10 +87,11 @@ def test_labelled_int8_is_decided_by_the_metric_drop_with_the_budget() -> None:
     labels = ref.argmax(axis=1)
     worse = ref.copy()
     worse[:20] = worse[:20, ::-1]                                      # 5% of predictions change
-    budget = thresholds_for("int8", accuracy_budget=1.0)
+    budget = thresholds_for(Precision.parse("int8"), accuracy_budget=1.0)
     result = validated(one(worse), one(ref), budget, labels)
     assert not result["passed"] and "top1 drop 5.00 pt > 1 pt allowed (target budget)" in result["message"]
-    assert validated(one(worse), one(ref), thresholds_for("int8", accuracy_budget=6.0), labels)["passed"]
+    loose = thresholds_for(Precision.parse("int8"), accuracy_budget=6.0)
+    assert validated(one(worse), one(ref), loose, labels)["passed"]
     assert result["accuracy_ci95"][0] < 0.95 < result["accuracy_ci95"][1]
 
 
@@ -97,17 +100,19 @@ def test_every_output_is_validated_and_a_regression_output_by_sqnr() -> None:
     logits = rng.standard_normal((300, 10)).astype(np.float32)
     boxes = rng.random((300, 4)).astype(np.float32)
     reference = Tensors(("logits", "boxes"), (logits, boxes))
-    good = validated(Tensors(reference.names, (logits + 0.01, boxes + 0.001)), reference, thresholds_for("int8"))
+    good = validated(Tensors(reference.names, (logits + 0.01, boxes + 0.001)), reference,
+                     thresholds_for(Precision.parse("int8")))
     assert good["passed"] and [o["name"] for o in good["outputs"]] == ["logits", "boxes"]
     assert good["outputs"][0]["decides"] and not good["outputs"][1]["decides"]   # boxes: SQNR judges, not argmax
     broken = validated(Tensors(reference.names, (logits, rng.random((300, 4)).astype(np.float32))), reference,
-                      thresholds_for("int8"), labels=logits.argmax(axis=1))
+                      thresholds_for(Precision.parse("int8")), labels=logits.argmax(axis=1))
     assert not broken["passed"] and "output 'boxes'" in broken["message"] and "output 'logits'" not in broken["message"]
 
 
 def test_a_score_output_gets_no_meaningless_agreement() -> None:
     score = np.random.default_rng(3).random((50, 1)).astype(np.float32)
-    (entry,) = validated(one(score + 0.001, "score"), one(score, "score"), thresholds_for("int8"))["outputs"]
+    int8 = thresholds_for(Precision.parse("int8"))
+    (entry,) = validated(one(score + 0.001, "score"), one(score, "score"), int8)["outputs"]
     assert entry["classification"] is False and "agreement" not in entry
 
 
@@ -124,8 +129,8 @@ def test_wilson_interval() -> None:
 
 
 def test_unknown_precision_has_no_silent_default() -> None:
-    with pytest.raises(KeyError):
-        thresholds_for("int3")
+    with pytest.raises(ConfigError):
+        thresholds_for(Precision.parse("int3"))
 
 
 def test_top1_accuracy() -> None:
@@ -161,6 +166,6 @@ def test_labels_the_source_cannot_predict_do_not_decide() -> None:
     ref = rng.standard_normal((300, 10)).astype(np.float32)
     labels = rng.integers(0, 10, 300)
     shuffled = ref[rng.permutation(300)]
-    result = validated(one(shuffled), one(ref), thresholds_for("int8"), labels)
+    result = validated(one(shuffled), one(ref), thresholds_for(Precision.parse("int8")), labels)
     assert not result["passed"] and "agreement" in result["message"]
     assert any("chance level" in w for w in result["warnings"]) and "no labels" in result["decided_by"]

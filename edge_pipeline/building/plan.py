@@ -66,9 +66,9 @@ def check_outputs(target: Target) -> list[OutputSpec]:
             if output.format in broken:          # its exporter is installed but does not load: say why
                 raise broken[output.format]
             raise UnknownPlugin("format", output.format, {e.format for e in exporters} | set(broken))
-        Precision.parse(output.precision, f"targets.{target.name}.formats: '{output.label}'", buildable=True)
+        Precision.parse(output.precision.name, f"targets.{target.name}.formats: '{output.label}'", buildable=True)
         precisions = sorted({p for e in offering for p in e.precisions})
-        if output.precision not in precisions:
+        if output.precision.name not in precisions:
             raise ConfigError(f"targets.{target.name}.formats: '{output.label}' is not offered: the "
                               f"{output.format} exporters support {', '.join(precisions)}")
         outputs.append(output)
@@ -83,7 +83,7 @@ def bind(target: Target, framework: str) -> list[Step]:
     bridges = registry.load_all(Bridge)[0]
     steps = []
     for output in check_outputs(target):
-        offering = [e for e in exporters if e.format == output.format and output.precision in e.precisions]
+        offering = [e for e in exporters if e.format == output.format and output.precision.name in e.precisions]
         routes: list[tuple[type[Bridge] | None, type[Exporter]]] = [(None, e) for e in offering
                                                                     if framework in e.frameworks]
         routes += [(b, e) for b in bridges if b.source_framework == framework
@@ -97,7 +97,7 @@ def bind(target: Target, framework: str) -> list[Step]:
 
 
 def _step(output: OutputSpec, bridge: type[Bridge] | None, exporter: type[Exporter]) -> Step:
-    transform_name = exporter.precisions[output.precision]
+    transform_name = exporter.precisions[output.precision.name]
     transform = registry.plugin(Transform, transform_name)
     recipe: Recipe = exporter().recipe(bridge() if bridge else None, transform() if transform else None)
     problems = recipe.problems()

@@ -1,4 +1,4 @@
-"""The one report builder `build` (writer.py) and `profile` (profile_artifact.py) share.
+"""The one report builder `build` (writer.py) and `profile` (profile.py) share.
 
 Why one: the verdict (status and passed from the stages and the gate), the budget checks, the timings, the host
 and the tool versions must mean the same in a build's report and a profile's, so they are decided here once;
@@ -34,7 +34,7 @@ def artifact_report(result: ArtifactResult, source_accuracy: float | None, relpa
     validation = measured.validation if measured is not None else None
     coverage = metadata.get("op_coverage")
     return ArtifactReport(
-        format=result.output.format, precision=result.output.precision, status=result.status.value, path=relpath,
+        format=result.output.format, precision=result.output.precision.name, status=result.status.value, path=relpath,
         size_bytes=exported.size_bytes if exported else None,
         size_compressed_bytes=exported.size_compressed_bytes if exported else None,
         sha256=exported.sha256 if exported else None,

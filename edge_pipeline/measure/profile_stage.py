@@ -15,6 +15,7 @@ from edge_pipeline.measure.measure_stage import create_runner, measure_latency, 
 from edge_pipeline.measure.profiling import run_batches
 from edge_pipeline.measure.validate import thresholds_for, validate
 from edge_pipeline.plugins import Runner
+from edge_pipeline.precision import Precision
 from edge_pipeline.records import Measurement, ProfileJob
 from edge_pipeline.tensors import (
     DTYPES,
@@ -51,7 +52,7 @@ def run(job: ProfileJob) -> Measurement:
         ref_inputs = order_inputs(ref_session.input_specs, inputs, f"reference {job.reference.name}")
         reference = _named(run_batches(ref_session, ref_inputs, batch), ref_session.output_names)
         aligned = align_outputs(list(outputs.arrays), list(outputs.names), reference)
-        validation = validate(aligned, reference, thresholds_for("as-built"))
+        validation = validate(aligned, reference, thresholds_for(Precision.parse("as-built")))
     return Measurement(
         runtime=session.runtime_label or runner.runtime,
         runtime_version=session.runtime_version or package_version(runner.distribution),

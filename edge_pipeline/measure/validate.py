@@ -29,13 +29,11 @@ COLLAPSE_SQNR_DB = 3.0        # below this an output is mostly noise, whatever t
 SMALL_EVAL_SET = 200          # fewer evaluation samples: a warning with the interval
 
 
-def thresholds_for(precision: str, overrides: Mapping[str, Mapping[str, float]] | None = None,
+def thresholds_for(precision: Precision, overrides: Mapping[str, Mapping[str, float]] | None = None,
                    accuracy_budget: float | None = None) -> Thresholds:
     """A precision's thresholds: its Precision's defaults, then `[validation.<precision>]` overrides, then the
-    target's accuracy budget; unknown precisions are a plugin bug, not silently int8."""
-    if precision not in Precision.names():
-        raise KeyError(f"no validation thresholds for precision '{precision}' (known: {', '.join(Precision.names())})")
-    chosen = replace(Precision.parse(precision).thresholds, **(overrides or {}).get(precision, {}))
+    target's accuracy budget."""
+    chosen = replace(precision.thresholds, **(overrides or {}).get(precision.name, {}))
     if accuracy_budget is not None:
         chosen = replace(chosen, max_accuracy_drop=float(accuracy_budget), accuracy_budget_from="target budget")
     return chosen

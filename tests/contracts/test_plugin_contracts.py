@@ -97,7 +97,7 @@ def test_target_outputs_are_offered_and_bundle_exists(name: str) -> None:
     assert isinstance(target, Target) and target.outputs
     exporters = loaded("exporter")[0].values()
     for output in target.outputs:
-        assert any(e.format == output.format and output.precision in e.precisions for e in exporters), output.label
+        assert any(e.format == output.format and output.precision.name in e.precisions for e in exporters), output.label
     assert target.bundle is None or (SAMPLE_APPS / target.bundle).is_dir()
     assert target.bundle is None or target.bundle in BUNDLERS
 
