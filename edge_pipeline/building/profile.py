@@ -72,7 +72,7 @@ def profile(path: Path, target: str, out_dir: Path, inputs: Path | None, referen
                                          "reference": str(reference) if reference else None}}
     report = build_report(
         target=target, source=source, artifacts=[entry], budgets=budgets, warnings=[], timings={}, started=started,
-        tools=("onnxruntime", "ai-edge-litert", "executorch", "torch", "edgepipe"),
+        tools=_tools(runner, job.reference_runner),
         config={"command": "profile", "runner": runner, "inputs": str(inputs) if inputs else "generated (seed 0)",
                 "profile": asdict(profile_settings)})
     from edge_pipeline.building.writer import write_views
@@ -81,3 +81,9 @@ def profile(path: Path, target: str, out_dir: Path, inputs: Path | None, referen
     folder.mkdir(parents=True, exist_ok=True)
     write_views(folder, report)
     return report
+
+
+def _tools(*runners: str | None) -> tuple[str, ...]:
+    """The packages whose versions the report records: the runtimes that ran the artifact (and its reference)."""
+    found = (registry.plugin(Runner, name) for name in runners if name is not None)
+    return tuple(dict.fromkeys((*(r.distribution for r in found if r is not None), "numpy", "edgepipe")))
