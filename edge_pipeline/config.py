@@ -7,8 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from edge_pipeline import registry
 from edge_pipeline.errors import ConfigError
 from edge_pipeline.paths import plain_name
+from edge_pipeline.plugins import Pruner, Transform
 from edge_pipeline.precision import THRESHOLD_KEYS, Precision
 from edge_pipeline.report.gating import validate_budget
 from edge_pipeline.types import TASK_METRICS, JsonObject, JsonValue, OutputSpec, ProfileSettings, SourceSpec, Target
@@ -19,11 +21,8 @@ SOURCE_KEYS = {"example": str, "model": str, "weights": str, "example-inputs": (
 PROFILE_KEYS = {"warmup": int, "runs": int, "threads": list, "memory-mb": (int, float)}
 TARGET_KEYS = {"formats": list, "budgets": dict, "profile": dict, "description": str, "extends": str}
 PRUNE_KEYS = {"amount": (int, float), "kind": str, "fine-tune": str, "scope": str}
-PRUNE_KINDS = ("structured", "unstructured")   # also the order `edgepipe tune` offers them to its sampler
-PRUNE_SCOPES = ("global", "layer")   # unstructured: one threshold for all layers, or the same share in each
 QUANT_KEYS = {"calibration-samples": int, "calibration-method": str, "sensitivity": (str, bool)}
 SENSITIVITY_MODES = ("on-failure", "always", "never")   # true / false: deprecated aliases of always / never
-CALIBRATION_METHODS = ("minmax", "histogram", "percentile", "entropy")
 MODEL_DATA_KEYS = ("weights", "example-inputs", "calibration", "evaluate")   # meaningful only with `model`
 TOP_KEYS = {**SOURCE_KEYS, "profile": dict, "targets": dict, "prune": dict, "quantization": dict, "validation": dict}
 
@@ -210,9 +209,9 @@ def check_quantization(table: JsonObject, path: str) -> JsonObject:
     if "calibration-samples" in table and table["calibration-samples"] < 1:
         raise ConfigError(f"'{path}.calibration-samples' must be >= 1, got {table['calibration-samples']}")
     method = table.get("calibration-method")
-    if method is not None and method not in CALIBRATION_METHODS:
-        raise ConfigError(f"'{path}.calibration-method' must be one of: {', '.join(CALIBRATION_METHODS)}; "
-                          f"got {method!r}")
+    offered = calibration_methods()
+    if method is not None and method not in offered:
+        raise ConfigError(f"'{path}.calibration-method' must be one of: {', '.join(offered)}; got {method!r}")
     settings = {k.replace("-", "_"): v for k, v in table.items()}
     if sensitivity is not None:
         settings["sensitivity"] = check_sensitivity(sensitivity, f"{path}.sensitivity")
@@ -236,14 +235,27 @@ def check_prune(table: JsonObject, path: str) -> JsonObject:
     if amount is None or isinstance(amount, bool) or not 0 < amount < 1:
         raise ConfigError(f"'{path}.amount' must be a fraction between 0 and 1 (exclusive), got {amount!r}")
     kind = table.get("kind", "unstructured")
-    if kind not in PRUNE_KINDS:
-        raise ConfigError(f"'{path}.kind' must be one of: {', '.join(PRUNE_KINDS)}; got {kind!r}")
-    scope = table.get("scope", "global")
-    if scope not in PRUNE_SCOPES or (scope == "layer" and kind == "structured"):
-        raise ConfigError(f"'{path}.scope' must be one of: {', '.join(PRUNE_SCOPES)} (and 'layer' applies to "
-                          f"unstructured pruning; structured pruning removes the same share of channels per layer); "
-                          f"got {scope!r}")
+    pruners = installed_pruners()
+    if kind not in pruners:
+        raise ConfigError(f"'{path}.kind' must be one of: {', '.join(pruners)}; got {kind!r}")
+    scopes = pruners[str(kind)].scopes
+    scope = table.get("scope", scopes[0])
+    if scope not in scopes:
+        each = "; ".join(k + ": " + ", ".join(p.scopes) for k, p in pruners.items())
+        raise ConfigError(f"'{path}.scope' must be one of: {', '.join(scopes)} for {kind} pruning (the scopes each "
+                          f"pruner takes: {each}); got {scope!r}")
     return {"amount": float(amount), "kind": kind, "fine_tune": table.get("fine-tune"), "scope": scope}
+
+
+def installed_pruners() -> dict[str, type[Pruner]]:
+    """`[prune] kind` -> the installed pruner offering it, in name order (also `edgepipe tune`'s search order)."""
+    return dict(sorted((p.prune_kind, p) for p in registry.load_all(Pruner)[0]))
+
+
+def calibration_methods() -> tuple[str, ...]:
+    """Every calibration method an installed transform offers (each output's own is checked when planned)."""
+    return tuple(sorted({m for t in registry.load_all(Transform)[0] if t.needs_calibration
+                         for m in t.calibration_methods}))
 
 
 def _check_model_data(table: JsonObject, prefix: str) -> None:

@@ -1,48 +1,22 @@
 """The typed records the build's stages hand each other, across worker processes through one codec
 (`edge_pipeline.codec`): the source record, an export job and its result, a measure job and its measurement,
-an artifact's status and its error. Nothing between stages is a dict of strings."""
+an artifact's status and its error (the report's own `Status` and `StageError`). Nothing between stages is a
+dict of strings."""
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 
-from edge_pipeline.errors import EdgepipeError
 from edge_pipeline.plugins.model import QuantizeSettings
 from edge_pipeline.precision import Thresholds
-from edge_pipeline.report.model import Latency, Validation
+from edge_pipeline.report.model import Latency, RouteStep, StageError, Status, Validation
 from edge_pipeline.tensors import TensorSpec
 from edge_pipeline.types import JsonObject, JsonValue, OutputSpec, ProfileSettings, SourceSpec
 
-
-class Status(str, Enum):
-    """An artifact's state; `unvalidated`: kept and labelled, never bundled (no runtime here can run it)."""
-
-    PENDING = "pending"
-    OK = "ok"
-    FAILED = "failed"
-    UNVALIDATED = "unvalidated"
-
-
-@dataclass(frozen=True)
-class StageError:
-    """Why an artifact failed, and in which stage: the error class name decides the exit code."""
-
-    stage: str
-    type: str
-    message: str
-
-    @classmethod
-    def of(cls, stage: str, error: EdgepipeError) -> "StageError":
-        return cls(stage, type(error).__name__, str(error))
-
-    def to_json(self) -> JsonObject:
-        return {"stage": self.stage, "type": self.type, "message": self.message}
-
-    @classmethod
-    def from_json(cls, data: JsonObject) -> "StageError":
-        return cls(str(data.get("stage")), str(data.get("type")), str(data.get("message")))
+__all__ = ["ArtifactResult", "Exported", "ExportJob", "ExportResult", "MeasureJob", "Measurement", "ProfileJob",
+           "PruningRecord", "RouteStep", "STAGES", "SourceJob", "SourceOutcome", "SourceRecord", "StageError", "Stamp",
+           "Status"]
 
 
 @dataclass(frozen=True)
@@ -116,15 +90,6 @@ class SourceJob:
 class SourceOutcome:
     record: SourceRecord
     read: tuple[Stamp, ...]           # what it read: an unchanged rebuild skips the source stage
-
-
-@dataclass(frozen=True)
-class RouteStep:
-    """One step of the route an artifact took: what it did, which tool, at which version."""
-
-    step: str
-    tool: str
-    versions: JsonObject
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,10 @@ def _load_object(kind: str, name: str) -> object:
     except ModuleNotFoundError as exc:
         missing = (exc.name or "a module").split(".")[0]
         raise MissingDependency(missing, f"the {kind} '{name}'") from exc
+    except Exception as exc:   # a plugin module that fails to import: its own one-line error, not a traceback
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise PluginError(f"the {kind} '{name}' ({eps[name].value}) does not load: {type(exc).__name__}: "
+                          f"{first}") from exc
 
 
 def load(kind: str, name: str) -> object:

@@ -35,6 +35,7 @@ class TfliteSetting(ConverterSetting):
     """A TFLiteConverter quantization mode."""
 
     mode: ClassVar[str]
+    distributions: ClassVar[tuple[str, ...]] = ("tensorflow-cpu",)   # the route records the converter's version
 
     def scheme(self) -> str:
         return f"tflite_mode = {self.mode}"
@@ -70,6 +71,7 @@ class TfjsWeights(ConverterSetting):
     """TF.js weight quantization: the stored dtype."""
 
     dtype: ClassVar[str]
+    distributions: ClassVar[tuple[str, ...]] = ("tensorflowjs",)
 
     def scheme(self) -> str:
         return f"tfjs_weights = {self.dtype}"
@@ -91,6 +93,7 @@ class CoremlFloat16(ConverterSetting):
     """Core ML ML-program compute precision float16 (weights and activations), coremltools' default."""
     name = "coreml-fp16"
     frameworks = ("torch",)
+    distributions = ("coremltools",)
 
     def scheme(self) -> str:
         return "coreml_precision = fp16"

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 class LitertInt8(Pt2eStaticInt8):
     name: ClassVar[str] = "litert-int8"
+    distributions: ClassVar[tuple[str, ...]] = ("torch", "torchao", "litert-torch")   # litert-torch's quantizer
     fold_quantize: ClassVar[bool] = False
 
     def quantizer(self, node_filter: NodeFilter, method: str) -> Quantizer:

@@ -150,6 +150,7 @@ class UnstructuredPrune(PruneBase):
     """Global (one threshold) or per-layer (the same share in each layer) L1 magnitude; the mask holds during
     fine-tuning (torch: pruning re-parametrization; Keras: applied again after it)."""
     name, prune_kind = "prune-unstructured", "unstructured"
+    scopes = ("global", "layer")   # one magnitude threshold across layers, or the same share in each
     distributions = ("torch", "keras")
 
     def _prune_torch(self, module: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> Pruned[torch.nn.Module]:

@@ -38,6 +38,7 @@ C = TypeVar("C", bound=ActivationConfig)
 
 class Pt2eStaticInt8(Budgeted, ModelTransform):
     frameworks: ClassVar[tuple[str, ...]] = ("torch",)
+    distributions: ClassVar[tuple[str, ...]] = ("torch", "torchao")   # PT2E capture and its observers
     needs_calibration: ClassVar[bool] = True
     fold_quantize: ClassVar[bool] = True
     # PT2E quantizers observe activations with a histogram (L2-optimal range search) by default; min-max is the

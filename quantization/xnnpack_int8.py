@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 class XnnpackInt8(Pt2eStaticInt8):
     name: ClassVar[str] = "xnnpack-int8"
+    distributions: ClassVar[tuple[str, ...]] = ("torch", "torchao", "executorch")   # its quantizer is ExecuTorch's
 
     def quantizer(self, node_filter: NodeFilter, method: str) -> Quantizer:
         from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (

@@ -89,5 +89,6 @@ def test_prune_table_with_scope(tmp_path: Path) -> None:
     assert load_config(cwd=tmp_path).source.prune == {"amount": 0.3, "kind": "unstructured", "fine_tune": None,
                                                       "scope": "layer"}
     write(tmp_path, "edgepipe.toml", 'prune = { amount = 0.3, kind = "structured", scope = "layer" }\n')
-    with pytest.raises(ConfigError, match=r"'prune.scope' must be one of: global, layer"):
+    refused = r"'prune.scope' must be one of: global for structured pruning .*unstructured: global, layer"
+    with pytest.raises(ConfigError, match=refused):
         load_config(cwd=tmp_path)

@@ -104,9 +104,11 @@ def test_tune_searches_precisions_in_precision_order(tmp_path: Path) -> None:
     assert all(out.split(":")[1] in OLD_SEARCHED for out in space)
 
 
-def test_prune_kinds_have_one_definition() -> None:
-    assert tune.PRUNE_KINDS is config.PRUNE_KINDS
-    assert set(config.PRUNE_KINDS) == {"structured", "unstructured"}
+def test_prune_kinds_are_the_installed_pruners() -> None:
+    """`[prune] kind` and tune's search both read the installed pruners: a new pruner plugin is one more kind."""
+    assert list(config.installed_pruners()) == ["structured", "unstructured"]
+    assert config.installed_pruners()["unstructured"].scopes == ("global", "layer")
+    assert {"minmax", "histogram", "percentile", "entropy"} <= set(config.calibration_methods())
 
 
 def test_config_refuses_an_unknown_output_precision(tmp_path: Path) -> None:

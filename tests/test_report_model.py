@@ -70,7 +70,7 @@ def _built() -> Report:
     ok = ArtifactResult(OutputSpec("onnx", "fp32"), status=Status.OK, path=Path("m.onnx"), exported=exported,
                         measurement=measured)
     failed = ArtifactResult(OutputSpec("pte", "int8"), status=Status.FAILED,
-                            error=StageError("export", "StageFailed", "boom"))
+                            error=StageError(stage="export", type="StageFailed", message="boom"))
     artifacts = [artifact_report(ok, 0.95, "model-fp32.onnx", runner="onnxruntime"),
                  artifact_report(failed, 0.95, None, runner="executorch")]
     return build_report(target="android", source={"framework": "torch", "params": 10, "size_bytes": 40,
@@ -84,7 +84,7 @@ def test_the_builder_decides_status_checks_and_version_once() -> None:
     assert report.schema_version == 3 and report.status == "stage_failed" and report.passed is False
     assert [c.metric for c in report.checks] == ["size_kb"] and report.checks[0].passed
     ok, failed = report.artifacts
-    assert ok.accuracy_drop == pytest.approx(5.0) and ok.latency_ms.p50 == 1.0 and failed.error["message"] == "boom"
+    assert ok.accuracy_drop == pytest.approx(5.0) and ok.latency_ms.p50 == 1.0 and failed.error.message == "boom"
     data = report.to_json()
     assert list(data)[:5] == ["schema_version", "edgepipe_version", "target", "passed", "status"]
     assert "bundle" not in data and "log" not in data and data["artifacts"][0]["runner"] == "onnxruntime"

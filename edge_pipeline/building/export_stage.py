@@ -62,8 +62,8 @@ def run_recipe(recipe: Recipe, work: Work, dest: Path) -> JsonObject:
 
 def route(recipe: Recipe) -> tuple[RouteStep, ...]:
     """Every step with its tool and the versions of the packages it is."""
-    return tuple(RouteStep(step.kind.value, step.tool, {d: package_version(d) for d in step.distributions})
-                 for step in recipe.steps)
+    return tuple(RouteStep(step=step.kind.value, tool=step.tool,
+                           versions={d: package_version(d) for d in step.distributions}) for step in recipe.steps)
 
 
 def _with_model_notes(metadata: JsonObject, model: Model) -> JsonObject:

@@ -254,9 +254,9 @@ def _measure(step: Step, runner: str, result: ArtifactResult, source_dir: Path, 
     if measured is None or not measured.passed:
         reason = measured.validation.message if measured and measured.validation else "not measured"
         result.status = Status.FAILED
-        result.error = StageError("validate", "ValidationMismatch",
-                                  f"{step.output.label} disagrees with the float source: {reason}")
-        progress(ProgressEvent(label, Phase.FAILED, message=result.error.message))
+        message = f"{step.output.label} disagrees with the float source: {reason}"
+        result.error = StageError(stage="validate", type="ValidationMismatch", message=message)
+        progress(ProgressEvent(label, Phase.FAILED, message=message))
         return
     result.status = Status.OK
     progress(ProgressEvent(label, Phase.DONE, cached=result.cached["measure"]))

@@ -59,8 +59,8 @@ def profile(path: Path, target: str, out_dir: Path, inputs: Path | None, referen
                             measurement=measured)
     if not measured.passed and measured.validation is not None:
         result.status = Status.FAILED
-        result.error = StageError("validate", "ValidationMismatch",
-                                  f"{path.name} disagrees with {reference}: {measured.validation.message}")
+        result.error = StageError(stage="validate", type="ValidationMismatch",
+                                  message=f"{path.name} disagrees with {reference}: {measured.validation.message}")
     inputs_seen = measured.inputs or ()
     entry = artifact_report(result, None, path.name, extra={
         "input_shape": list(inputs_seen[0].shape) if inputs_seen else None,

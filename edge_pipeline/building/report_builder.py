@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from edge_pipeline.codec import encode
+
 from edge_pipeline.host import host_id, versions
-from edge_pipeline.report.gating import check_budgets, outliers
 from edge_pipeline.records import ArtifactResult
-from edge_pipeline.report.model import ArtifactReport, Report, SourceReport
+from edge_pipeline.report.gating import check_budgets, outliers
+from edge_pipeline.report.model import ArtifactReport, ExportReport, Report, ReportStatus, SourceReport, Status
 from edge_pipeline.types import JsonObject, JsonValue
 from edge_pipeline.version import __version__
 
@@ -34,7 +34,7 @@ def artifact_report(result: ArtifactResult, source_accuracy: float | None, relpa
     validation = measured.validation if measured is not None else None
     coverage = metadata.get("op_coverage")
     return ArtifactReport(
-        format=result.output.format, precision=result.output.precision.name, status=result.status.value, path=relpath,
+        format=result.output.format, precision=result.output.precision.name, status=result.status, path=relpath,
         size_bytes=exported.size_bytes if exported else None,
         size_compressed_bytes=exported.size_compressed_bytes if exported else None,
         sha256=exported.sha256 if exported else None,
@@ -43,7 +43,7 @@ def artifact_report(result: ArtifactResult, source_accuracy: float | None, relpa
         agreement=validation.agreement if validation else None,
         max_abs_diff=validation.max_abs_diff if validation else None, validation=validation,
         measured_on=primary.measured_on if primary else None, export=_export_section(result),
-        cached=result.cached, error=result.error.to_json() if result.error else None,
+        cached=result.cached, error=result.error,
         sample_outputs=measured.sample_outputs if measured else None,
         op_profile=measured.op_profile if measured else None,
         op_coverage=coverage if isinstance(coverage, list) else None,
@@ -54,16 +54,14 @@ def artifact_report(result: ArtifactResult, source_accuracy: float | None, relpa
         runner=runner, extra=dict(extra or {}))
 
 
-def _export_section(result: ArtifactResult) -> JsonObject | None:
+def _export_section(result: ArtifactResult) -> ExportReport | None:
     """The report's `export` part: the converter's metadata, the time it took, and the route it took."""
     if result.exported is None or result.exporter is None:   # `edgepipe profile`: nothing was exported
         return None
-    section: JsonObject = {"metadata": result.exported.result.metadata, "seconds": result.exported.result.seconds,
-                           "bridge": result.bridge, "exporter": result.exporter, "transform": result.transform}
-    if result.unvalidated_reason is not None:
-        section["unvalidated_reason"] = result.unvalidated_reason
-    section["route"] = [encode(step) for step in result.exported.result.route]
-    return section
+    exported = result.exported.result
+    return ExportReport(metadata=exported.metadata, seconds=exported.seconds, bridge=result.bridge,
+                        exporter=result.exporter, transform=result.transform,
+                        unvalidated_reason=result.unvalidated_reason, route=exported.route)
 
 
 def _mapping(value: JsonValue) -> JsonObject | None:
@@ -75,12 +73,13 @@ def build_report(*, target: str, source: JsonObject, artifacts: Sequence[Artifac
                  tools: Sequence[str], config: JsonObject) -> Report:
     """The report: checks from the budgets, the verdict from the artifacts' stages and the checks."""
     checks = tuple(check_budgets(budgets, artifacts))
-    stage_failed = any(a.status == "failed" for a in artifacts)
+    stage_failed = any(a.status is Status.FAILED for a in artifacts)
     gate_failed = any(not c.passed for c in checks)
     timings = {**timings, "total": time.perf_counter() - started}
     return Report(
         edgepipe_version=__version__, target=target, passed=not (stage_failed or gate_failed),
-        status="stage_failed" if stage_failed else "gate_failed" if gate_failed else "passed",
+        status=ReportStatus.STAGE_FAILED if stage_failed else ReportStatus.GATE_FAILED if gate_failed
+        else ReportStatus.PASSED,
         source=SourceReport.from_json(source), artifacts=tuple(artifacts), checks=checks, budgets=dict(budgets),
         warnings=tuple(warnings), stage_timings_s={k: round(v, 3) for k, v in timings.items()}, host=host_id(),
         tool_versions=versions(tuple(tools)), config=config)
@@ -90,8 +89,8 @@ def build_warnings(artifacts: Sequence[ArtifactReport]) -> list[str]:
     """What a build's reader should look at: outliers, ops the runtime leaves out, validation's own notes and
     artifacts kept unvalidated."""
     return outliers(artifacts) + coverage_warnings(artifacts) + validation_warnings(artifacts) + [
-        f"{a.label} is unvalidated: {(a.export or {}).get('unvalidated_reason')}"
-        for a in artifacts if a.status == "unvalidated"]
+        f"{a.label} is unvalidated: {a.export.unvalidated_reason if a.export else None}"
+        for a in artifacts if a.status is Status.UNVALIDATED]
 
 
 def validation_warnings(artifacts: Sequence[ArtifactReport]) -> list[str]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge_pipeline.config import PRUNE_KINDS, Config
+from edge_pipeline.config import Config, installed_pruners
 from edge_pipeline.fsutil import write_json_atomic, write_text_atomic
 from edge_pipeline.precision import Precision
 from edge_pipeline.types import JsonObject
@@ -157,7 +157,7 @@ def evaluate(settings: TuneSettings, number: int, candidate: Candidate) -> Trial
         return TrialResult(number, candidate, "failed", str(exc))
     (art,) = report.artifacts
     if art.status != "ok":
-        reason = (art.error or {}).get("message") or (art.export or {}).get("unvalidated_reason")
+        reason = (art.error.message if art.error else None) or (art.export.unvalidated_reason if art.export else None)
         return TrialResult(number, candidate, art.status or "failed", str(reason) if reason is not None else None)
     if art.size_bytes is None or art.size_compressed_bytes is None or art.p50 is None:   # an "ok" artifact has all
         return TrialResult(number, candidate, "failed", "the build reported no size or latency")
@@ -223,7 +223,7 @@ def run_search(settings: TuneSettings, executor: Executor,
 def _suggest(trial: Trial, outputs: list[str], fine_tune: str | None) -> Candidate:
     trial.suggest_categorical("output", outputs)
     if trial.suggest_categorical("prune_amount", PRUNE_AMOUNTS):
-        trial.suggest_categorical("prune_kind", PRUNE_KINDS)
+        trial.suggest_categorical("prune_kind", tuple(installed_pruners()))
     return _candidate_of(trial, fine_tune)
 
 

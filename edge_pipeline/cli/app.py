@@ -117,7 +117,7 @@ def _finish(report: Report, folder: Path, as_json: bool) -> None:
         out_console.print(report_table(report))
         for a in report.artifacts:
             if a.error:
-                out_console.print(f"[red]✗ {a.label}[/] {a.error.get('message')}")
+                out_console.print(f"[red]✗ {a.label}[/] {a.error.message}")
         for check in report.checks:
             if not check.passed:
                 out_console.print(f"[red]✗ budget[/] {check.message}")

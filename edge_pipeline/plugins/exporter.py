@@ -12,8 +12,9 @@ from typing import ClassVar
 
 from edge_pipeline.plugins.contract import Plugin
 from edge_pipeline.plugins.model import Model
-from edge_pipeline.plugins.recipe import Recipe, RecipeStep, StepKind, Work, file_step, write_step
-from edge_pipeline.plugins.transform import ArtifactTransform, Bridge, ModelTransform, Transform
+from edge_pipeline.plugins.recipe import Carrier, Recipe, RecipeStep, StepKind, Work, file_step, write_step
+from edge_pipeline.plugins.transform import Bridge, Transform
+from edge_pipeline.precision import Precision
 from edge_pipeline.types import JsonObject
 
 
@@ -37,6 +38,9 @@ class Exporter(Plugin):
         problems = ["'frameworks' is empty"] if not cls.frameworks else []
         if cls.runner is None and not cls.unvalidated_reason:
             problems.append("'runner' is None but 'unvalidated_reason' does not say why")
+        known = Precision.names(buildable=True)
+        problems += [f"'precisions' names {name!r}, which is not a precision ({', '.join(known)})"
+                     for name in cls.precisions if name not in known]
         return problems
 
     @classmethod
@@ -52,14 +56,9 @@ class Exporter(Plugin):
         return write_step(StepKind.SERIALIZE, self.name, self.export, self.distributions, self.suffix)
 
     def recipe(self, bridge: Bridge | None, transform: Transform | None) -> Recipe:
-        """The steps from the source model to this format at one precision (`transform` makes it)."""
-        steps = [bridge.recipe_step()] if bridge is not None else []
-        if isinstance(transform, ModelTransform):
-            steps.append(transform.recipe_step())
-        steps.append(self.serialize_step())
-        if isinstance(transform, ArtifactTransform):
-            steps.append(transform.recipe_step())
-        return Recipe(tuple(steps))
+        """The steps from the source model to this format at one precision (`transform` makes it): a step that
+        takes the model runs before serializing, one that takes a file after."""
+        return around(self.serialize_step(), bridge, transform)
 
 
 class OnnxExporter(Exporter):
@@ -80,15 +79,23 @@ class OnnxExporter(Exporter):
             return self.finish(onnx_path, dest)
 
     def recipe(self, bridge: Bridge | None, transform: Transform | None) -> Recipe:
-        steps = [bridge.recipe_step()] if bridge is not None else []
-        if isinstance(transform, ModelTransform):
-            steps.append(transform.recipe_step())
-        steps.append(write_step(StepKind.CAPTURE, "onnx-export", _none(self.to_onnx), self.distributions, ".onnx"))
-        if isinstance(transform, ArtifactTransform):
-            steps.append(transform.recipe_step())
-        steps.append(file_step(StepKind.SERIALIZE, self.name, lambda src, dest, _: self.finish(src, dest),
-                               self.distributions, self.suffix))
-        return Recipe(tuple(steps))
+        capture = write_step(StepKind.CAPTURE, "onnx-export", _none(self.to_onnx), self.distributions, ".onnx")
+        finish = file_step(StepKind.SERIALIZE, self.name, lambda src, dest, _: self.finish(src, dest),
+                           self.distributions, self.suffix)
+        steps = around(capture, bridge, transform).steps
+        return Recipe((*steps, finish))
+
+
+def around(write: RecipeStep, bridge: Bridge | None, transform: Transform | None) -> Recipe:
+    """[bridge] -> [the transform, if it takes the model] -> `write` -> [the transform, if it takes a file]."""
+    steps = [bridge.recipe_step()] if bridge is not None else []
+    step = transform.recipe_step() if transform is not None else None
+    if step is not None and step.takes is Carrier.MODEL:
+        steps.append(step)
+    steps.append(write)
+    if step is not None and step.takes is Carrier.FILE:
+        steps.append(step)
+    return Recipe(tuple(steps))
 
 
 def copy_step(tool: str = "copy") -> RecipeStep:

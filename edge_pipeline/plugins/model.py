@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from typing import Self
 
 C = TypeVar("C", bound="PluginConfig")
-SENSITIVITY_MODES = ("on-failure", "always", "never")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from edge_pipeline.errors import StageFailed
 from edge_pipeline.plugins.model import DataBundle, Model, QuantizeSettings
 from edge_pipeline.types import JsonObject
 
@@ -103,7 +104,7 @@ def file_step(kind: StepKind, tool: str, rewrite: Callable[[Path, Path, Work], J
     """A step that turns the previous file into a new one (`rewrite(src, dest, work)`); its metadata is merged."""
     def action(work: Work, out: Path) -> None:
         if work.file is None:
-            raise ValueError(f"recipe step '{tool}' has no file to read")
+            raise StageFailed(f"recipe step '{tool}' has no file to read")
         work.metadata.update(rewrite(work.file, out, work) or {})
         work.file = out
     return RecipeStep(kind, tool, Carrier.FILE, Carrier.FILE, action, distributions, suffix)

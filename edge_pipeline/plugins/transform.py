@@ -89,6 +89,7 @@ class Pruner(ModelTransform):
     `prune_kind` is the `[prune] kind` a user writes."""
 
     prune_kind: ClassVar[str]
+    scopes: ClassVar[tuple[str, ...]] = ("global",)   # `[prune] scope` values it takes; the first is the default
     step_kind: ClassVar[StepKind] = StepKind.TRANSFORM
 
     def __init__(self, amount: float = 0.5, fine_tune: FineTune | None = None, scope: str = "global"):

@@ -119,7 +119,7 @@ def _budget_check(metric: Metric, limit: float, artifact: ArtifactReport) -> Che
 
 
 def _reason(artifact: ArtifactReport) -> str:
-    return " ".join(str((artifact.error or {}).get("message") or "no reason recorded").split())[:300]
+    return " ".join(str((artifact.error.message if artifact.error else None) or "no reason recorded").split())[:300]
 
 
 def _check(metric: Metric, limit: float, artifact: ArtifactReport) -> Check:

@@ -95,7 +95,7 @@ def to_html(report: Report) -> str:
         f"<tr><td>{html.escape(a.label)}</td><td>{a.status}</td><td>{_n(a.size_bytes, 1024, 1)}</td>"
         f"<td>{_n(a.size_compressed_bytes, 1024, 1)}</td><td>{_n(a.p50, 1, 4)}</td>"
         f"<td>{_n(a.accuracy, 0.01, 2)}</td><td>{_n(a.agreement, 1, 4)}</td>"
-        f"<td>{html.escape(str(a.measured_on or (a.error or {}).get('message', '')))}</td></tr>"
+        f"<td>{html.escape(str(a.measured_on or (a.error.message if a.error else None) or ''))}</td></tr>"
         for a in report.artifacts)
     fidelity = "".join(
         f"<tr><td>{html.escape(a.label)}</td><td>{html.escape(str(o.name))}</td><td>{html.escape(_shown(o.shape))}</td>"

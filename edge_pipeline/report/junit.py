@@ -20,14 +20,14 @@ def to_junit(report: Report, checks: Sequence[Check] | None = None) -> str:
         cases += 1
         if artifact.status == "unvalidated":
             skipped += 1
-            reason = (artifact.export or {}).get("unvalidated_reason", "not validated")
+            reason = (artifact.export.unvalidated_reason if artifact.export else None) or "not validated"
             ET.SubElement(case, "skipped", message=f"unvalidated: {reason}")
         elif artifact.status != "ok":
             failures += 1
-            error = artifact.error or {}
-            message = str(error.get("message", "failed"))
-            failure = ET.SubElement(case, "failure", message=message, type=str(error.get("type", "")))
-            failure.text = str(error.get("message", ""))
+            error = artifact.error
+            message = str(error.message if error and error.message is not None else "failed")
+            failure = ET.SubElement(case, "failure", message=message, type=str(error.type or "" if error else ""))
+            failure.text = str(error.message or "" if error else "")
     for check in checks:
         case = ET.SubElement(suite, "testcase", classname=f"edgepipe.{report.target}.{check.artifact}",
                              name=f"{check.kind}:{check.metric}")

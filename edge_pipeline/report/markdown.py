@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from edge_pipeline.json_types import JsonObject
 from edge_pipeline.report.model import ArtifactReport, JsonMap, Latency, OutputValidation, Report
 from edge_pipeline.types import JsonValue
 
@@ -28,14 +29,14 @@ def to_markdown(report: Report) -> str:
     for a in report.artifacts:
         if a.status == "unvalidated":
             lines += ["", f"**{a.label} is UNVALIDATED**: "
-                          f"{(a.export or {}).get('unvalidated_reason', 'no runtime here can run it')}."]
+                          f"{(a.export.unvalidated_reason if a.export else None) or 'no runtime here can run it'}."]
     lines += _output_table(report) + _op_tables(report) + _coverage_table(report) + _sensitivity_tables(report)
     failures = [a for a in report.artifacts if a.error]
     if failures or report.checks:
         lines += ["", "## Checks", ""]
     for a in failures:
-        error = a.error or {}
-        lines.append(f"- FAILED {a.label} ({error.get('stage')}): {error['message']}")
+        if a.error is not None:
+            lines.append(f"- FAILED {a.label} ({a.error.stage}): {a.error.message}")
     for c in report.checks:
         lines.append(f"- {'ok' if c.passed else 'FAILED'} {c.message}")
     if report.log:
@@ -53,16 +54,26 @@ def _source_line(report: Report) -> str:
             f"weights, eval accuracy {_pct(src.accuracy)}.")
     pruning = src.extra.get("pruning")
     if isinstance(pruning, dict) and pruning:
-        b, a = pruning["before"], pruning["after"]
-        assert isinstance(b, dict) and isinstance(a, dict)
-        fine_tuned = ", fine-tuned" if pruning["fine_tuned"] else ""
-        line += (f" Pruned ({pruning['kind']}, {pruning['amount']:g}{fine_tuned}): "
-                 f"params {b['params']:,} -> {a['params']:,}, MACs {b['macs']:,} -> {a['macs']:,}, sparsity "
-                 f"{a['sparsity']:.0%}, float accuracy {_pct(_float(b['accuracy']))} -> {_pct(_float(a['accuracy']))}; "
-                 f"accuracy drops below are from the unpruned model."
-                 + (" Zeroed weights are still stored: compare the zipped sizes."
-                    if pruning["kind"] == "unstructured" else ""))
+        line += " " + _pruning_line(pruning)
     return line
+
+
+def _pruning_line(pruning: JsonObject) -> str:
+    """What pruning did, from the built-in pruners' record; a pruner that records other figures gets its kind and
+    amount only (a plugin's record is its own)."""
+    b, a = pruning.get("before"), pruning.get("after")
+    try:
+        if not (isinstance(b, dict) and isinstance(a, dict)):
+            raise KeyError("before/after")
+        fine_tuned = ", fine-tuned" if pruning["fine_tuned"] else ""
+        return (f"Pruned ({pruning['kind']}, {pruning['amount']:g}{fine_tuned}): "
+                f"params {b['params']:,} -> {a['params']:,}, MACs {b['macs']:,} -> {a['macs']:,}, sparsity "
+                f"{a['sparsity']:.0%}, float accuracy {_pct(_float(b['accuracy']))} -> "
+                f"{_pct(_float(a['accuracy']))}; accuracy drops below are from the unpruned model."
+                + (" Zeroed weights are still stored: compare the zipped sizes."
+                   if pruning["kind"] == "unstructured" else ""))
+    except (KeyError, TypeError, ValueError):
+        return f"Pruned ({pruning.get('kind')}, {pruning.get('amount')}); accuracy drops are from the unpruned model."
 
 
 def _best(latencies: Sequence[Latency]) -> Latency | None:

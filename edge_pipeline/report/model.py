@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
+from enum import Enum
 from typing import ClassVar, TypeVar
 
+from edge_pipeline.errors import EdgepipeError
 from edge_pipeline.types import JsonObject, JsonValue
 
 SCHEMA_VERSION = 3
@@ -46,6 +48,7 @@ class Part:
     """Base of every typed part: the keys it does not type (`extra`) and, when read, its JSON key order."""
 
     NESTED: ClassVar[Mapping[str, type[Part]]] = {}              # field -> part class of a nested object
+    ENUMS: ClassVar[Mapping[str, type[Enum]]] = {}               # field -> enum of its value
     LISTS: ClassVar[Mapping[str, type[Part] | type[Check]]] = {}  # field -> class of each item of a list
     OPTIONAL: ClassVar[tuple[str, ...]] = ()       # fields written only when set (absent keys in today's JSON)
     extra: JsonMap = field(default_factory=dict, repr=False)
@@ -73,6 +76,9 @@ class Part:
 
 
 def _read_value(cls: type[Part], name: str, value: JsonValue) -> object:
+    if name in cls.ENUMS and isinstance(value, str):
+        enum = cls.ENUMS[name]
+        return enum(value) if value in {m.value for m in enum} else value   # report/check.py names a bad one
     if name in cls.NESTED and isinstance(value, Mapping):
         return cls.NESTED[name].from_json(value)
     if name in cls.LISTS and isinstance(value, list):
@@ -84,6 +90,8 @@ def _read_value(cls: type[Part], name: str, value: JsonValue) -> object:
 def _write_value(value: object) -> JsonValue:
     if isinstance(value, (Part, Check)):
         return value.to_json()
+    if isinstance(value, Enum):
+        return _write_value(value.value)
     if isinstance(value, tuple):
         return [_write_value(v) for v in value]
     return value
@@ -161,16 +169,71 @@ class Validation(Part):
     min_sqnr_db: float | None = None
 
 
+class Status(str, Enum):
+    """An artifact's state; `unvalidated`: kept and labelled, never bundled (no runtime here can run it)."""
+
+    PENDING = "pending"
+    OK = "ok"
+    FAILED = "failed"
+    UNVALIDATED = "unvalidated"
+
+
+class ReportStatus(str, Enum):
+    """A build's verdict: the exit code CI sees follows it (0, 4 and 1)."""
+
+    PASSED = "passed"
+    STAGE_FAILED = "stage_failed"
+    GATE_FAILED = "gate_failed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageError(Part):
+    """Why an artifact failed, and in which stage: the error class name decides the exit code."""
+
+    stage: str | None = None
+    type: str | None = None
+    message: str | None = None
+
+    @classmethod
+    def of(cls, stage: str, error: EdgepipeError) -> "StageError":
+        return cls(stage=stage, type=type(error).__name__, message=str(error))
+
+
+@dataclass(frozen=True, kw_only=True)
+class RouteStep(Part):
+    """One step of the route an artifact took: what it did, which tool, the versions of its packages."""
+
+    step: str | None = None
+    tool: str | None = None
+    versions: JsonMap | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportReport(Part):
+    """How an artifact was made: the converter's own metadata, the time, the plugins and the route."""
+
+    LISTS = {"route": RouteStep}
+    OPTIONAL = ("unvalidated_reason", "route")
+    metadata: JsonMap | None = None
+    seconds: float | None = None
+    bridge: str | None = None
+    exporter: str | None = None
+    transform: str | None = None
+    unvalidated_reason: str | None = None
+    route: tuple[RouteStep, ...] | None = None
+
+
 @dataclass(frozen=True, kw_only=True)
 class ArtifactReport(Part):
     """One artifact: its file, status, measurements and validation."""
 
-    NESTED = {"latency_ms": Latency, "validation": Validation}
+    NESTED = {"latency_ms": Latency, "validation": Validation, "export": ExportReport, "error": StageError}
     LISTS = {"latency_by_threads": Latency}
+    ENUMS = {"status": Status}
     OPTIONAL = ("runner",)
     format: str | None = None
     precision: str | None = None
-    status: str | None = None
+    status: Status | None = None
     path: str | None = None
     size_bytes: int | None = None
     size_compressed_bytes: int | None = None
@@ -185,9 +248,9 @@ class ArtifactReport(Part):
     max_abs_diff: float | None = None
     validation: Validation | None = None
     measured_on: str | None = None
-    export: JsonMap | None = None
+    export: ExportReport | None = None
     cached: Mapping[str, bool] | None = None
-    error: JsonMap | None = None            # {"stage", "type", "message"}
+    error: StageError | None = None
     sample_outputs: JsonValue = None
     op_profile: JsonMap | None = None
     op_coverage: Sequence[JsonMap] | None = None
@@ -239,12 +302,13 @@ class Report(Part):
 
     NESTED = {"source": SourceReport}
     LISTS = {"artifacts": ArtifactReport, "checks": Check}
+    ENUMS = {"status": ReportStatus}
     OPTIONAL = ("bundle", "log")
     schema_version: int = SCHEMA_VERSION
     edgepipe_version: str | None = None
     target: str | None = None
     passed: bool | None = None
-    status: str | None = None
+    status: ReportStatus | None = None
     source: SourceReport = field(default_factory=SourceReport)
     artifacts: tuple[ArtifactReport, ...] = ()
     checks: tuple[Check, ...] = ()
