@@ -30,9 +30,10 @@ from edge_pipeline.types import JsonObject, ProfileSettings
 
 if TYPE_CHECKING:
     from edge_pipeline.building.bundle import BundleSummary
+    from edge_pipeline.registry import PluginInfo
 
-__all__ = ["DEFAULT_REPORT", "GateResult", "TuneOutcome", "build", "bundle", "gate", "profile", "tune",
-           "update_baseline"]
+__all__ = ["DEFAULT_REPORT", "GateResult", "TargetInfo", "TuneOutcome", "build", "bundle", "gate", "plugins",
+           "profile", "targets", "tune", "update_baseline"]
 PathLike = str | Path
 DEFAULT_REPORT = Path("build/edgepipe/android/report.json")
 
@@ -239,3 +240,39 @@ def _build_report(path: Path, what: str) -> Report:
     if isinstance(loaded, Baseline):
         raise ConfigError(f"{path} is a baseline, not a build report: pass it as --baseline")
     return loaded
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """A target profile as `edgepipe targets` lists it: what it builds, what measures it, its budgets."""
+
+    name: str
+    description: str
+    outputs: tuple[str, ...]
+    runners: tuple[str, ...]
+    threads: tuple[int | str, ...]     # "all" for every core of the device
+    memory_mb: float | None
+    budgets: Mapping[str, float]
+    bundle: str | None
+    device_class: str
+
+
+def plugins() -> list["PluginInfo"]:
+    """Every registered plugin of every kind, from package metadata (nothing is imported)."""
+    from edge_pipeline import registry
+
+    return [info for kind in registry.KINDS for info in registry.describe(kind)]
+
+
+def targets(config: PathLike | Config | None = None) -> list[TargetInfo]:
+    """The built-in target profiles and the config's own, with the file's settings applied."""
+    from edge_pipeline.building.plan import load_target, runners_for, target_names
+
+    cfg = _loaded(config)
+    found = []
+    for name in target_names(cfg):
+        t = load_target(name, cfg)
+        found.append(TargetInfo(t.name, t.description, tuple(o.label for o in t.outputs), tuple(runners_for(t)),
+                                tuple("all" if n == 0 else n for n in t.profile.threads), t.profile.memory_mb,
+                                dict(t.budgets), t.bundle, t.device_class))
+    return found

@@ -75,3 +75,41 @@ def test_build_then_profile_through_the_api(tmp_path: Path, cache_dir: Path, mon
     assert profiled.source.framework == "artifact"
     assert profiled.artifacts[0].extra["inputs"][0]["shape"] == [1, 1, 8, 8]
     assert profiled.to_json()["artifacts"][0]["inputs"][0]["shape"] == [1, 1, 8, 8]
+
+
+# CLI option -> API parameter, where the names differ; `--json` only chooses how the CLI prints
+RENAMED = {"out": "out_dir", "budget": "budgets", "no_cache": "use_cache"}
+CLI_ONLY = {"as_json"}
+API_OF = {("baseline", "update"): "update_baseline"}
+
+
+def test_every_cli_option_exists_in_the_api() -> None:
+    """The CLI is a thin client: each command is an API function and each of its options a parameter."""
+    import inspect
+
+    import typer.main
+
+    import edge_pipeline
+    from edge_pipeline.cli import app as cli_app
+
+    commands = []
+    for name, command in typer.main.get_command(cli_app).commands.items():
+        subcommands = getattr(command, "commands", None) or {}
+        commands += [((name, sub), c) for sub, c in subcommands.items()] or [((name,), command)]
+    assert len(commands) >= 8
+    for path, command in commands:
+        function = edge_pipeline.__dict__[API_OF.get(path, path[-1])]
+        accepted = set(inspect.signature(function).parameters)
+        missing = [p.name for p in command.params
+                   if p.name not in CLI_ONLY and p.name not in accepted and RENAMED.get(p.name) not in accepted]
+        assert not missing, (path, missing)
+
+
+def test_plugins_and_targets_through_the_api() -> None:
+    import edge_pipeline
+
+    kinds = {info.kind for info in edge_pipeline.plugins()}
+    assert kinds == {"exporter", "transform", "runner", "target", "transport", "bundler", "source"}
+    android = next(t for t in edge_pipeline.targets() if t.name == "android")
+    assert android.outputs == ("tflite:fp32", "tflite:int8", "pte:fp32", "pte:int8")
+    assert set(android.runners) == {"litert", "executorch"} and android.threads == (1, "all")

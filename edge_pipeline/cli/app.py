@@ -14,18 +14,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from edge_pipeline import api, registry
-from edge_pipeline.building.plan import load_target
+from edge_pipeline import api
 from edge_pipeline.cli.gate_cmd import baseline_app, gate
 from edge_pipeline.cli.guard import GuardedGroup, err_console, out_console, watch_output
 from edge_pipeline.cli.render import StageProgress, report_table
 from edge_pipeline.cli.tune_cmd import tune
-from edge_pipeline.config import load_config
 from edge_pipeline.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED
 from edge_pipeline.paths import plain_name
 from edge_pipeline.report.gating import parse_budget
 from edge_pipeline.report.model import Report
-from edge_pipeline.types import Target
 from edge_pipeline.version import __version__
 
 app = typer.Typer(
@@ -192,7 +189,7 @@ def bundle(
 @app.command()
 def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """List registered exporters, transforms, runners, targets, transports and bundlers (without importing them)."""
-    rows = [info for kind in registry.KINDS for info in registry.describe(kind)]
+    rows = api.plugins()
     if as_json:
         sys.stdout.write(json.dumps([vars(r) for r in rows], indent=2) + "\n")
         return
@@ -209,14 +206,11 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
 @app.command()
 def targets(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """List target profiles with the artifacts they build and their budgets."""
-    from edge_pipeline.building.plan import runners_for, target_names
-
-    cfg = load_config(None)
-    loaded = [load_target(name, cfg) for name in target_names(cfg)]
+    loaded = api.targets()
     if as_json:
-        rows = [{"name": t.name, "description": t.description, "outputs": [o.label for o in t.outputs],
-                 "runners": runners_for(t), "threads": _threads(t), "memory_mb": t.profile.memory_mb,
-                 "budgets": t.budgets, "bundle": t.bundle, "device_class": t.device_class} for t in loaded]
+        rows = [{"name": t.name, "description": t.description, "outputs": list(t.outputs), "runners": list(t.runners),
+                 "threads": list(t.threads), "memory_mb": t.memory_mb, "budgets": dict(t.budgets), "bundle": t.bundle,
+                 "device_class": t.device_class} for t in loaded]
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     from rich.table import Table
@@ -225,15 +219,10 @@ def targets(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
     for column in ("target", "outputs", "runners", "threads", "memory MiB", "budgets", "bundle", "description"):
         table.add_column(column)
     for t in loaded:
-        memory = t.profile.memory_mb
-        table.add_row(t.name, ", ".join(o.label for o in t.outputs), ", ".join(runners_for(t)),
-                      ", ".join(map(str, _threads(t))), f"{memory:g}" if memory else "-",
+        table.add_row(t.name, ", ".join(t.outputs), ", ".join(t.runners), ", ".join(map(str, t.threads)),
+                      f"{t.memory_mb:g}" if t.memory_mb else "-",
                       ", ".join(f"{k}={v:g}" for k, v in t.budgets.items()) or "-", t.bundle or "-", t.description)
     out_console.print(table)
-
-
-def _threads(target: Target) -> list[int | str]:
-    return ["all" if n == 0 else n for n in target.profile.threads]
 
 
 app.command()(gate)

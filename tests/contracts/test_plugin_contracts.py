@@ -38,16 +38,43 @@ def test_every_registered_plugin_loads(kind: str) -> None:
     assert sorted(objs) == registry.names(kind)
 
 
-@pytest.mark.parametrize("kind,name", [p for p in PLUGINS if p[0] != "target"],
-                         ids=[f"{k}:{n}" for k, n in PLUGINS if k != "target"])
-def test_plugin_meets_its_contract(kind: str, name: str) -> None:
-    cls = plugin(kind, name)
+def assert_meets_contract(kind: str, cls: type, name: str) -> None:
+    """The checks every plugin of every kind goes through, built-in or third-party."""
     assert registry.check(kind, cls, name) is cls
     assert issubclass(cls, BASES[kind]) and not inspect.isabstract(cls)
     for member, annotation in contract(BASES[kind]).items():   # declared or inherited: the core reads them plainly
         value = inspect.getattr_static(cls, member)
         assert callable(value) or isinstance(value, (classmethod, staticmethod)) or conforms(value, annotation), \
             f"{kind} '{name}'.{member} = {value!r}"
+    if issubclass(cls, Exporter):
+        for precision, transform_name in cls.precisions.items():
+            transform = registry.plugin(Transform, transform_name)
+            assert cls().recipe(None, transform() if transform else None).problems() == [], precision
+
+
+@pytest.mark.parametrize("kind,name", [p for p in PLUGINS if p[0] != "target"],
+                         ids=[f"{k}:{n}" for k, n in PLUGINS if k != "target"])
+def test_plugin_meets_its_contract(kind: str, name: str) -> None:
+    assert_meets_contract(kind, plugin(kind, name), name)
+
+
+def test_a_third_party_distribution_goes_through_the_same_checks(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A working plugin package installed in the test (as pip would) is discovered and checked like the built-ins."""
+    from ..test_third_party_plugins import install_bench
+
+    install_bench(tmp_path / "site")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    registry._entry_points.cache_clear()
+    try:
+        theirs = [(kind, info.name) for kind in registry.KINDS for info in registry.describe(kind)
+                  if info.distribution == "edgepipe-bench"]
+        assert sorted(theirs) == [("exporter", "onnx-copy"), ("source", "bench-onnx"), ("transport", "loopback")]
+        for kind, name in theirs:
+            assert_meets_contract(kind, registry.load(kind, name), name)
+    finally:
+        monkeypatch.undo()
+        registry._entry_points.cache_clear()
 
 
 EXPORTERS = [n for k, n in PLUGINS if k == "exporter"]
