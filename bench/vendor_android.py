@@ -64,8 +64,10 @@ def main() -> None:
         return convert_pt2e(prepared, fold_quantize=fold)
 
     def pte_int8() -> bytes:
-        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
-                                                                            get_symmetric_quantization_config)
+        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+            XNNPACKQuantizer,
+            get_symmetric_quantization_config,
+        )
 
         quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
         return pte(pt2e(quantizer, True))

@@ -7,9 +7,12 @@ from abc import abstractmethod
 from typing import ClassVar
 
 from edge_pipeline.plugins import DataBundle, Model, ModelTransform, PluginConfig, QuantizeSettings
-
-from targets.exporters.converter_configs import (CoremlPrecisionConfig, Int8Search, TfjsWeightsConfig,
-                                                 TfliteConverterConfig)
+from targets.exporters.converter_configs import (
+    CoremlPrecisionConfig,
+    Int8Search,
+    TfjsWeightsConfig,
+    TfliteConverterConfig,
+)
 
 from .sensitivity import Budgeted
 

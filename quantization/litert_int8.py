@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from edge_pipeline.plugins import Model
-
 from targets.exporters.converter_configs import LitertQuantConfig
 
 from .pt2e_int8 import NodeFilter, Pt2eStaticInt8

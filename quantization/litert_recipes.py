@@ -15,7 +15,6 @@ from edge_pipeline.errors import StageFailed
 from edge_pipeline.plugins import ArtifactTransform, DataBundle, QuantizeSettings
 from edge_pipeline.tensors import order_inputs
 from edge_pipeline.types import JsonObject
-
 from targets.coverage import tflite_after
 
 if TYPE_CHECKING:

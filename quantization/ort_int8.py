@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from edge_pipeline.plugins import ArtifactTransform, DataBundle, QuantizeSettings
-from edge_pipeline.tensors import TensorSpec, Tensors, order_inputs
+from edge_pipeline.tensors import Tensors, TensorSpec, order_inputs
 from edge_pipeline.types import JsonObject
-
 from targets.sources.onnx_source import onnx_input_specs
 
 from . import ort_sensitivity, sensitivity

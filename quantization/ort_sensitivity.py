@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge_pipeline.tensors import Tensors, order_inputs
-
 from targets.sources.onnx_source import onnx_input_specs
 
 from .sensitivity import LayerErrors, LayerRow, for_batches

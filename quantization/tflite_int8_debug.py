@@ -17,8 +17,16 @@ from edge_pipeline.tensors import Tensors, order_inputs
 from edge_pipeline.types import JsonObject
 from targets.sources.keras_source import SavedModelHandle, run_tf_named
 
-from .sensitivity import (EVAL_SAMPLES, LayerErrors, LayerRow, Predict, batched, for_batches, method_text,
-                          rank_and_fall_back)
+from .sensitivity import (
+    EVAL_SAMPLES,
+    LayerErrors,
+    LayerRow,
+    Predict,
+    batched,
+    for_batches,
+    method_text,
+    rank_and_fall_back,
+)
 
 if TYPE_CHECKING:
     import keras

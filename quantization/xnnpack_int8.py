@@ -16,7 +16,9 @@ class XnnpackInt8(Pt2eStaticInt8):
 
     def quantizer(self, node_filter: NodeFilter, method: str) -> Quantizer:
         from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-            XNNPACKQuantizer, get_symmetric_quantization_config)
+            XNNPACKQuantizer,
+            get_symmetric_quantization_config,
+        )
 
         config = self.with_calibration(get_symmetric_quantization_config(is_per_channel=True), method)
         return XNNPACKQuantizer().set_global(config).set_filter_function(node_filter)

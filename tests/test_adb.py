@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from targets.transports.adb import REMOTE_DIR, AdbDevice, check_device, parse_benchmark_output
 from edge_pipeline.errors import ConfigError, RunnerUnavailable
+from targets.transports.adb import REMOTE_DIR, AdbDevice, check_device, parse_benchmark_output
 
 from .conftest import run_cli
 

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from edge_pipeline.report.baseline import RelativeLimits, compare, load_report, make_baseline
 from edge_pipeline.cli import app
 from edge_pipeline.errors import ConfigError
+from edge_pipeline.measure.profiling import summarize
+from edge_pipeline.report.baseline import RelativeLimits, compare, load_report, make_baseline
 from edge_pipeline.report.gating import outliers, parse_budget
 from edge_pipeline.report.model import ArtifactReport, Report
-from edge_pipeline.measure.profiling import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()

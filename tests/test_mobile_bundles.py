@@ -140,8 +140,9 @@ def test_ios_bundle(android_build: dict, tmp_path: Path) -> None:
 
 def check_coreml_is_unvalidated(folder: Path, report: dict, app: Path) -> None:
     """Core ML converts here but cannot run: kept and labelled, never passing, never bundled."""
-    import coremltools as ct
     import xml.etree.ElementTree as ET
+
+    import coremltools as ct
 
     (coreml,) = [a for a in report["artifacts"] if a["format"] == "coreml"]
     assert coreml["status"] == "unvalidated" and coreml["agreement"] is None and coreml["latency_ms"] is None

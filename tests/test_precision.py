@@ -11,14 +11,14 @@ from typer.testing import CliRunner
 
 from edge_pipeline import config, registry
 from edge_pipeline.building import tune
+from edge_pipeline.building.plan import check_outputs
 from edge_pipeline.cli import app
 from edge_pipeline.config import load_config
 from edge_pipeline.errors import EXIT_USAGE, ConfigError
-from edge_pipeline.building.plan import check_outputs
+from edge_pipeline.measure.validate import thresholds_for
 from edge_pipeline.plugins import Exporter
 from edge_pipeline.precision import Precision
 from edge_pipeline.types import OutputSpec, Target
-from edge_pipeline.measure.validate import thresholds_for
 
 # validate.py's DEFAULT_THRESHOLDS before Precision owned them: (min SQNR dB, min agreement, max drop, exact)
 OLD_THRESHOLDS = {
@@ -154,7 +154,7 @@ def test_validation_overrides_apply_and_unknown_precisions_are_refused(tmp_path:
 
 def test_one_list_of_built_in_task_metrics() -> None:
     """The config accepts exactly the task metrics validation implements (one name list, one table)."""
-    from edge_pipeline.types import TASK_METRICS
     from edge_pipeline.measure.validate import BUILTIN_METRICS
+    from edge_pipeline.types import TASK_METRICS
 
     assert set(TASK_METRICS) == set(BUILTIN_METRICS)

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from edge_pipeline.cli import app
 from edge_pipeline.building.report_builder import artifact_report, build_report
+from edge_pipeline.cli import app
+from edge_pipeline.records import ArtifactResult, Exported, ExportResult, Measurement, StageError, Status
 from edge_pipeline.report.html import to_html
 from edge_pipeline.report.junit import to_junit
 from edge_pipeline.report.markdown import to_markdown
-from edge_pipeline.records import ArtifactResult, Exported, ExportResult, Measurement, StageError, Status
 from edge_pipeline.report.model import SCHEMA_VERSION, ArtifactReport, Latency, Report, Validation
 from edge_pipeline.types import OutputSpec
 

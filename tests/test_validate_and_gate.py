@@ -6,13 +6,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from edge_pipeline.precision import Thresholds
+from edge_pipeline.errors import ConfigError
+from edge_pipeline.measure.validate import thresholds_for, top1_accuracy, validate, wilson
+from edge_pipeline.precision import Precision, Thresholds
 from edge_pipeline.report.gating import check_budgets
 from edge_pipeline.report.model import ArtifactReport
 from edge_pipeline.tensors import Tensors
-from edge_pipeline.precision import Precision
-from edge_pipeline.errors import ConfigError
-from edge_pipeline.measure.validate import thresholds_for, top1_accuracy, validate, wilson
 
 REF = np.array([[0.1, 2.0, -1.0], [3.0, 0.0, 1.0], [0.0, 0.5, 4.0], [1.0, 1.5, 0.0]], dtype=np.float32)
 

@@ -24,8 +24,19 @@ from edge_pipeline.host import host_cores, host_id, versions
 from edge_pipeline.measure.validate import thresholds_for
 from edge_pipeline.plugins import QuantizeSettings
 from edge_pipeline.progress import Phase, Progress, ProgressEvent, no_progress
-from edge_pipeline.records import (ArtifactResult, Exported, ExportJob, ExportResult, MeasureJob, Measurement,
-                                   SourceJob, SourceOutcome, SourceRecord, StageError, Status)
+from edge_pipeline.records import (
+    ArtifactResult,
+    Exported,
+    ExportJob,
+    ExportResult,
+    MeasureJob,
+    Measurement,
+    SourceJob,
+    SourceOutcome,
+    SourceRecord,
+    StageError,
+    Status,
+)
 from edge_pipeline.report.model import Report
 from edge_pipeline.sources import check_example
 from edge_pipeline.types import Target

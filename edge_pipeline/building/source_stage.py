@@ -10,11 +10,11 @@ from edge_pipeline import registry
 from edge_pipeline.building.source_inputs import ReadRecorder
 from edge_pipeline.datafiles import save_bundle, save_outputs
 from edge_pipeline.errors import InputError
+from edge_pipeline.measure.metric import load_metric
 from edge_pipeline.measure.validate import BUILTIN_METRICS, Metric, metric_output
 from edge_pipeline.plugins import DataBundle, Model, Pruner, QuantizeSettings, Source
 from edge_pipeline.records import PruningRecord, SourceJob, SourceOutcome, SourceRecord
 from edge_pipeline.sources import call_user, load_source, resolve_callable, source_for
-from edge_pipeline.measure.metric import load_metric
 from edge_pipeline.tensors import Tensors, TensorSpec
 from edge_pipeline.types import JsonObject, SourceSpec
 

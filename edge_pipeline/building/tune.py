@@ -20,6 +20,7 @@ from edge_pipeline.types import JsonObject
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial, Trial
+
     from edge_pipeline.building.executors import Executor
     from edge_pipeline.report.model import Report
 

@@ -28,10 +28,10 @@ from edge_pipeline.fsutil import (
     write_json_atomic,
     write_text_atomic,
 )
+from edge_pipeline.records import ArtifactResult, SourceRecord, Status
 from edge_pipeline.report.html import to_html
 from edge_pipeline.report.junit import to_junit
 from edge_pipeline.report.markdown import to_markdown
-from edge_pipeline.records import ArtifactResult, SourceRecord, Status
 from edge_pipeline.report.model import Report
 from edge_pipeline.types import JsonObject, Target
 

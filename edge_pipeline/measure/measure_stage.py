@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import replace
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +14,12 @@ from edge_pipeline.datafiles import load_bundle, load_outputs
 from edge_pipeline.errors import ConfigError
 from edge_pipeline.host import host_cores, measured_on, package_version
 from edge_pipeline.measure.memory import RssSampler, check_memory_limit
+from edge_pipeline.measure.metric import load_metric
 from edge_pipeline.measure.profiling import run_batches, time_session
 from edge_pipeline.measure.validate import metric_output, validate
 from edge_pipeline.plugins import Runner, Session
 from edge_pipeline.records import MeasureJob, Measurement
 from edge_pipeline.report.model import Latency
-from edge_pipeline.measure.metric import load_metric
 from edge_pipeline.tensors import align_outputs, order_inputs
 from edge_pipeline.types import JsonObject, ProfileSettings
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import importlib
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 from edge_pipeline.errors import InputError
 

@@ -13,7 +13,6 @@ from edge_pipeline.plugins import Exporter, Model
 from edge_pipeline.types import JsonObject
 
 from .converter_configs import TfjsWeightsConfig
-
 from .savedmodel import saved_model_dir
 from .torch_capture import as_unsupported
 

@@ -10,8 +10,17 @@ import pytest
 
 from edge_pipeline import registry
 from edge_pipeline.errors import EXIT_USAGE, PluginError
-from edge_pipeline.plugins import (ArtifactTransform, Bundler, Exporter, Model, OnnxExporter, Runner, Session,
-                                   Source, Transport)
+from edge_pipeline.plugins import (
+    ArtifactTransform,
+    Bundler,
+    Exporter,
+    Model,
+    OnnxExporter,
+    Runner,
+    Session,
+    Source,
+    Transport,
+)
 from edge_pipeline.types import JsonObject
 
 

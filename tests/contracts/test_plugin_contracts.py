@@ -9,8 +9,20 @@ from pathlib import Path
 import pytest
 
 from edge_pipeline import registry
-from edge_pipeline.plugins import (ArtifactTransform, Bridge, Bundler, Exporter, ModelTransform, OnnxExporter,
-                                   Plugin, Pruner, Runner, Source, Transform, Transport)
+from edge_pipeline.plugins import (
+    ArtifactTransform,
+    Bridge,
+    Bundler,
+    Exporter,
+    ModelTransform,
+    OnnxExporter,
+    Plugin,
+    Pruner,
+    Runner,
+    Source,
+    Transform,
+    Transport,
+)
 from edge_pipeline.plugins.contract import conforms, contract
 from edge_pipeline.types import Target
 
