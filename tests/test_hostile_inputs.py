@@ -158,9 +158,12 @@ BAD_REPORTS = {
     "json-list": (b"[1, 2]", "not an edgepipe report"),
     "no-artifacts": (json.dumps({"schema_version": 2, "target": "android", "status": "passed",
                                  "passed": True}).encode(), "'artifacts' must be a list"),
-    "artifacts-not-a-list": (json.dumps(_report({"a": 1})).encode(), "'artifacts' must be a list"),  # type: ignore[arg-type]
-    "artifact-is-a-string": (json.dumps(_report(["tflite"])).encode(), "artifacts[0] must be an object"),  # type: ignore[list-item]
-    "size-is-a-string": (json.dumps(_report([_art("pte", "fp32", size="big")])).encode(), "size_bytes"),  # type: ignore[arg-type]
+    "artifacts-not-a-list": (json.dumps(_report({"a": 1})).encode(),  # type: ignore[arg-type]
+                             "'artifacts' must be a list"),
+    "artifact-is-a-string": (json.dumps(_report(["tflite"])).encode(),  # type: ignore[list-item]
+                             "artifacts[0] must be an object"),
+    "size-is-a-string": (json.dumps(_report([_art("pte", "fp32", size="big")])).encode(),  # type: ignore[arg-type]
+                         "size_bytes"),
     "target-is-a-path": (json.dumps(_report([_art("pte", "fp32")], target="../../x")).encode(), "plain file name"),
     "no-status": (json.dumps({k: v for k, v in _report([_art("pte", "fp32")]).items() if k != "status"}).encode(),
                   "not a complete build report"),

@@ -43,10 +43,13 @@ def test_the_report_round_trips_byte_for_byte(android_build: dict) -> None:
     data = json.loads(text)
     report = Report.from_json(data)
     assert json.dumps(report.to_json()) == json.dumps(data)
-    assert [a.export["route"][-1]["step"] for a in report.artifacts if a.export] == ["serialize"] * 4
-    routes = {a.label: [s["tool"] for s in a.export["route"]] for a in report.artifacts if a.export}
-    assert routes == {"tflite:fp32": ["tflite"], "tflite:int8": ["litert-int8", "tflite"],
-                      "pte:fp32": ["pte"], "pte:int8": ["xnnpack-int8", "pte"]}
+    routes = {a.label: [(s.step, s.tool) for s in a.export.route or ()] for a in report.artifacts if a.export}
+    pte = [("capture", "torch.export"), ("lower", "xnnpack"), ("serialize", "pte")]
+    assert routes == {"tflite:fp32": [("serialize", "tflite")],
+                      "tflite:int8": [("quantize", "litert-int8"), ("serialize", "tflite")],
+                      "pte:fp32": pte, "pte:int8": [("quantize", "xnnpack-int8"), *pte]}
+    versions = {s.tool: s.versions for a in report.artifacts if a.export for s in a.export.route or ()}
+    assert versions["xnnpack"]["executorch"] and versions["litert-int8"]["litert-torch"]
 
 
 def test_jobs_the_cache_does_not_keep_round_trip(tmp_path: Path) -> None:

@@ -52,13 +52,15 @@ class Exporter(Plugin):
     def export(self, model: Model, dest: Path) -> JsonObject:
         """Writes the artifact for `model` at `dest`; returns its metadata (converter, coverage, ...)."""
 
-    def serialize_step(self) -> RecipeStep:
-        return write_step(StepKind.SERIALIZE, self.name, self.export, self.distributions, self.suffix)
+    def steps(self) -> tuple[RecipeStep, ...]:
+        """This format's own steps from the live model to the file: one serialize step (`export`) unless the
+        exporter shows its stages (capture, lower, serialize)."""
+        return (write_step(StepKind.SERIALIZE, self.name, self.export, self.distributions, self.suffix),)
 
     def recipe(self, bridge: Bridge | None, transform: Transform | None) -> Recipe:
         """The steps from the source model to this format at one precision (`transform` makes it): a step that
-        takes the model runs before serializing, one that takes a file after."""
-        return around(self.serialize_step(), bridge, transform)
+        takes the model runs before this format's own steps, one that takes a file after."""
+        return around(self.steps(), bridge, transform)
 
 
 class OnnxExporter(Exporter):
@@ -82,17 +84,17 @@ class OnnxExporter(Exporter):
         capture = write_step(StepKind.CAPTURE, "onnx-export", _none(self.to_onnx), self.distributions, ".onnx")
         finish = file_step(StepKind.SERIALIZE, self.name, lambda src, dest, _: self.finish(src, dest),
                            self.distributions, self.suffix)
-        steps = around(capture, bridge, transform).steps
+        steps = around((capture,), bridge, transform).steps
         return Recipe((*steps, finish))
 
 
-def around(write: RecipeStep, bridge: Bridge | None, transform: Transform | None) -> Recipe:
-    """[bridge] -> [the transform, if it takes the model] -> `write` -> [the transform, if it takes a file]."""
+def around(own: tuple[RecipeStep, ...], bridge: Bridge | None, transform: Transform | None) -> Recipe:
+    """[bridge] -> [the transform, if it takes the model] -> `own` steps -> [the transform, if it takes a file]."""
     steps = [bridge.recipe_step()] if bridge is not None else []
     step = transform.recipe_step() if transform is not None else None
     if step is not None and step.takes is Carrier.MODEL:
         steps.append(step)
-    steps.append(write)
+    steps += own
     if step is not None and step.takes is Carrier.FILE:
         steps.append(step)
     return Recipe(tuple(steps))

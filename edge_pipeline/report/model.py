@@ -169,7 +169,17 @@ class Validation(Part):
     min_sqnr_db: float | None = None
 
 
-class Status(str, Enum):
+class TextEnum(str, Enum):
+    """An enum whose members read as their value wherever text is made (f-strings, tables, JSON)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class Status(TextEnum):
     """An artifact's state; `unvalidated`: kept and labelled, never bundled (no runtime here can run it)."""
 
     PENDING = "pending"
@@ -178,7 +188,7 @@ class Status(str, Enum):
     UNVALIDATED = "unvalidated"
 
 
-class ReportStatus(str, Enum):
+class ReportStatus(TextEnum):
     """A build's verdict: the exit code CI sees follows it (0, 4 and 1)."""
 
     PASSED = "passed"
