@@ -319,7 +319,7 @@ def test_any_exception_becomes_one_line_and_its_exit_code(case: str, as_json: bo
     def explode(*_a: Any, **_k: Any) -> None:
         raise exc
 
-    monkeypatch.setattr(sys.modules["edge_pipeline.cli.app"], "load_config", explode)
+    monkeypatch.setattr(sys.modules["edge_pipeline.api"], "targets", explode)   # what `edgepipe targets` calls
     result = invoke("targets", *(["--json"] if as_json else []))
     one_error_line(result, code, needle)
     if as_json:
