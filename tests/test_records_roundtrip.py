@@ -29,12 +29,17 @@ def test_cached_stage_records_and_worker_jobs_round_trip(android_build: dict, ca
             seen[stage] = seen.get(stage, 0) + 1
     for job_file in sorted((cache_dir / "stages").glob("*/*/job/job.json")):
         payload = json.loads(job_file.read_text())
-        job_type, _ = STAGES[payload["stage"]]
+        job_type, result_type = STAGES[payload["stage"]]
         _same_bytes(payload["job"], job_type)
         seen[f"{payload['stage']} job"] = seen.get(f"{payload['stage']} job", 0) + 1
+        result = json.loads((job_file.parent / "result.json").read_text())   # what the worker process sent back
+        if result["ok"]:
+            _same_bytes(result["result"], result_type)
+            seen[f"{payload['stage']} result"] = seen.get(f"{payload['stage']} result", 0) + 1
     # the android build: one source, four exports and four measurements, each with its job
     assert seen.get("source") and seen.get("export", 0) >= 4 and seen.get("measure", 0) >= 4, seen
     assert seen.get("export job", 0) >= 4 and seen.get("measure job", 0) >= 4, seen
+    assert seen.get("export result", 0) >= 4 and seen.get("measure result", 0) >= 4, seen
 
 
 @pytest.mark.slow

@@ -13,10 +13,10 @@ from edge_pipeline.building import cache
 from edge_pipeline.building.jobs import Job, run_job
 from edge_pipeline.building.report_builder import artifact_report, build_report
 from edge_pipeline.codec import decode
-from edge_pipeline.errors import ConfigError, InputError
+from edge_pipeline.errors import ConfigError, InputError, StageFailed
 from edge_pipeline.fsutil import sha256_artifact, size_bytes, zip_compressed_size
 from edge_pipeline.paths import plain_name
-from edge_pipeline.plugins import Runner
+from edge_pipeline.plugins import Runner, Transport
 from edge_pipeline.records import ArtifactResult, Exported, ExportResult, Measurement, ProfileJob, StageError, Status
 from edge_pipeline.report.model import Report
 from edge_pipeline.types import JsonObject, OutputSpec, ProfileSettings
@@ -47,7 +47,7 @@ def profile(path: Path, target: str, out_dir: Path, inputs: Path | None, referen
                      reference.resolve() if reference else None, runner_for(reference)[0] if reference else None)
     workdir = cache.cache_root() / "work" / f"profile-{os.getpid()}-{time.time_ns()}"
     if not transport.runs_runners():   # the device's own tool times the file (adb: benchmark_model), no runner
-        measured = decode(Measurement, transport.measure_artifact(path, device or "", profile_settings))
+        measured = _device_measurement(transport, path, device or "", profile_settings)
     else:
         try:
             measured = run_job(Job("profile", job, workdir, f"profile {path.name}"), Measurement)
@@ -87,3 +87,17 @@ def _tools(*runners: str | None) -> tuple[str, ...]:
     """The packages whose versions the report records: the runtimes that ran the artifact (and its reference)."""
     found = (registry.plugin(Runner, name) for name in runners if name is not None)
     return tuple(dict.fromkeys((*(r.distribution for r in found if r is not None), "numpy", "edgepipe")))
+
+
+def _device_measurement(transport: Transport, path: Path, url: str, settings: ProfileSettings) -> Measurement:
+    """A transport's own measurement (a device tool, no runner), read as a Measurement: a plugin that returns
+    something else fails with one line naming it."""
+    raw = transport.measure_artifact(path, url, settings)
+    try:
+        measured = decode(Measurement, raw)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise StageFailed(f"the {transport.name} transport returned a measurement edgepipe cannot read: "
+                          f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(measured, Measurement):
+        raise StageFailed(f"the {transport.name} transport returned {type(raw).__name__}, not a measurement")
+    return measured
