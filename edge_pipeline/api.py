@@ -30,6 +30,7 @@ from edge_pipeline.types import JsonObject, ProfileSettings
 
 if TYPE_CHECKING:
     from edge_pipeline.building.bundle import BundleSummary
+    from edge_pipeline.building.tune import TrialResult, TuneSummary
     from edge_pipeline.registry import PluginInfo
 
 __all__ = ["DEFAULT_REPORT", "GateResult", "TargetInfo", "TuneOutcome", "build", "bundle", "gate", "plugins",
@@ -58,12 +59,12 @@ class GateResult:
 class TuneOutcome:
     """`tune`'s summary (also OUT/tune/<target>/tune.json) and the folder its files went to."""
 
-    summary: JsonObject
+    summary: TuneSummary
     folder: Path
 
     @property
     def chosen(self) -> bool:
-        return bool(self.summary.get("chosen"))
+        return self.summary.chosen is not None
 
 
 def build(target: str = "android", *, out_dir: PathLike = "build/edgepipe", config: PathLike | Config | None = None,
@@ -166,7 +167,7 @@ def tune(target: str = "android", *, out_dir: PathLike = "build/edgepipe", confi
          max_latency_ms: float | None = None, trials: int = 12, executor: str = "local", address: str | None = None,
          parallel: int = 1, runs: int | None = None, seed: int = 0,
          on_start: Callable[[str], None] = lambda executor: None,
-         on_trial: Callable[[int, JsonObject], None] = lambda number, result: None) -> TuneOutcome:
+         on_trial: Callable[[int, TrialResult], None] = lambda number, result: None) -> TuneOutcome:
     """Builds and measures `trials` candidates (prune amount x kind x precision) chosen by an Optuna study; writes
     the Pareto front and the smallest artifact meeting the budgets as a config under OUT_DIR/tune/<target>/.
     `executor`: "local" (worker processes) or "ray" (`address`: the cluster). `on_start` gets the executor's
@@ -186,10 +187,10 @@ def tune(target: str = "android", *, out_dir: PathLike = "build/edgepipe", confi
     pool = make_executor(executor, address, parallel)
     on_start(pool.label)
     try:
-        summary = run_search(settings, pool, lambda number, result: on_trial(number, result.to_json()))
+        summary = run_search(settings, pool, on_trial)
     finally:
         pool.close()
-    return TuneOutcome(summary.to_json(), write_results(summary, settings))
+    return TuneOutcome(summary, write_results(summary, settings))
 
 
 def _loaded(config: PathLike | Config | None) -> Config:

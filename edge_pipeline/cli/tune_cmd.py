@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from edge_pipeline.errors import EXIT_GATE_FAILED, EXIT_OK
-from edge_pipeline.types import JsonObject, JsonValue
+
+if TYPE_CHECKING:
+    from edge_pipeline.building.tune import TrialResult
 
 
 def tune(
@@ -47,7 +49,7 @@ def tune(
     watch_output(out / "tune" / target)
     done: list[int] = []
     with err_console.status("searching ...") as status:
-        def on_trial(number: int, result: JsonObject) -> None:
+        def on_trial(number: int, result: TrialResult) -> None:
             done.append(number)
             err_console.print(f"  trial {number}: {_trial_line(result)}")
             status.update(f"searching ... {len(done)}/{trials} candidates measured")
@@ -59,32 +61,22 @@ def tune(
                            on_trial=on_trial)
     summary = outcome.summary
     if as_json:
-        out_console.print_json(json.dumps(summary, default=str))
+        out_console.print_json(json.dumps(summary.to_json(), default=str))
     else:
         out_console.print((outcome.folder / "pareto.md").read_text())
         if outcome.chosen:
             out_console.print(f"Config to commit: {outcome.folder / 'edgepipe.tuned.toml'}")
         else:
-            for r in _objects(summary.get("closest")):
-                params = r["params"] if isinstance(r["params"], dict) else {}
-                out_console.print(f"closest: trial {r['trial']} {params.get('output')}: "
-                                  f"{'; '.join(map(str, _items(r['violations'])))}")
+            for near in summary.closest:
+                out_console.print(f"closest: trial {near.result.trial} {near.result.candidate.output}: "
+                                  f"{'; '.join(near.violations)}")
     raise typer.Exit(EXIT_OK if outcome.chosen else EXIT_GATE_FAILED)
 
 
-def _trial_line(result: JsonObject) -> str:
+def _trial_line(result: TrialResult) -> str:
     """One measured candidate: what it was and what it measured (or why it failed)."""
-    p = result["params"] if isinstance(result["params"], dict) else {}
-    what = f"{p['output']}, prune {p['prune_amount']:g} {p['prune_kind'] or ''}".strip()
-    if result["status"] != "ok":
-        return f"{what}: failed: {result['error']}"
-    return (f"{what}: {result['size_kb']:.1f} KB, {result['p50_ms']:.4f} ms, "
-            f"drop {result['accuracy_drop']:.2f} pt")
-
-
-def _objects(value: JsonValue) -> list[JsonObject]:
-    return [item for item in _items(value) if isinstance(item, dict)]
-
-
-def _items(value: JsonValue) -> list[JsonValue]:
-    return value if isinstance(value, list) else []
+    c = result.candidate
+    what = f"{c.output}, prune {c.prune_amount:g} {c.prune_kind or ''}".strip()
+    if result.status != "ok":
+        return f"{what}: failed: {result.error}"
+    return f"{what}: {result.size_kb:.1f} KB, {result.p50_ms:.4f} ms, drop {result.accuracy_drop:.2f} pt"
