@@ -50,6 +50,7 @@ class SourceRecord:
     eval_samples: int
     calibration_samples: int
     provenance: JsonObject
+    layout: str                      # the source's image layout, as its Source plugin declares it
     cached: bool = False
 
     def report_json(self) -> JsonObject:
@@ -60,7 +61,8 @@ class SourceRecord:
                 "outputs": [s.to_dict() for s in self.outputs], "metric": self.metric,
                 "metric_output": self.metric_output, "eval_samples": self.eval_samples,
                 "calibration_samples": self.calibration_samples, "provenance": self.provenance,
-                "pruning": self.pruning.summary if self.pruning else None, "cached": self.cached}
+                "pruning": self.pruning.summary if self.pruning else None, "layout": self.layout,
+                "cached": self.cached}
 
 
 @dataclass(frozen=True)

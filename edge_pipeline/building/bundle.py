@@ -100,11 +100,20 @@ def sample_record(report: Report, data_dir: Path) -> JsonObject:
     source = report.source
     classes = int(source.output_shape[-1]) if source.output_shape else 0
     return Samples(input_shape=[1, *list(source.input_shape or ())[1:]],
-                   layout="NCHW" if source.framework == "torch" else "NHWC",
+                   layout=_layout(report),
                    labels=[str(i) for i in range(classes)], inputs=[x.reshape(-1).tolist() for x in first[:count]],
                    sample_labels=labels,
                    expected={a.label: _first(a.sample_outputs, count) for a in report.artifacts if a.status == "ok"},
                    ).to_json()
+
+
+def _layout(report: Report) -> str:
+    """The source's image layout as its Source plugin declared it (reports from before it was recorded: PyTorch
+    sources were NCHW, the others NHWC)."""
+    layout = report.source.extra.get("layout")
+    if isinstance(layout, str):
+        return layout
+    return "NCHW" if report.source.framework == "torch" else "NHWC"
 
 
 def _first(values: JsonValue, count: int) -> JsonValue:

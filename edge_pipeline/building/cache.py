@@ -24,7 +24,7 @@ def cache_root() -> Path:
     return Path(user_cache_dir("edgepipe"))
 
 
-SCHEMA = 8   # bump when a stage's record changes, so old cache entries are not reused
+SCHEMA = 9   # bump when a stage's record changes, so old cache entries are not reused
 
 
 def stage_dir(stage: str, key_material: JsonObject) -> tuple[str, Path]:

@@ -21,6 +21,7 @@ class Source(Plugin):
 
     kind: ClassVar[str] = "source"
     framework: ClassVar[str]
+    layout: ClassVar[str] = "NHWC"        # how its image inputs are laid out (a demo app feeds samples so)
     suffixes: ClassVar[tuple[str, ...]] = ()
     layouts: ClassVar[tuple[str, ...]] = ()
     factory_packages: ClassVar[tuple[str, ...]] = ()

@@ -27,6 +27,7 @@ class TorchSource(Source):
 
     name: ClassVar[str] = "torch"
     framework: ClassVar[str] = "torch"
+    layout: ClassVar[str] = "NCHW"
     suffixes: ClassVar[tuple[str, ...]] = (".pt2",)
     factory_packages: ClassVar[tuple[str, ...]] = ("torch",)
 
