@@ -9,6 +9,7 @@ from pathlib import Path
 
 from edge_pipeline import registry
 from edge_pipeline.errors import ConfigError
+from edge_pipeline.numbers import DECIBELS, FRACTION, PERCENTAGE_POINTS, finite
 from edge_pipeline.paths import plain_name
 from edge_pipeline.plugins import Pruner, Transform
 from edge_pipeline.precision import THRESHOLD_KEYS, Precision
@@ -187,6 +188,9 @@ def parse_config(table: JsonValue, prefix: str, file: Path) -> Config:
                   validation=validation, origin=str(file))
 
 
+THRESHOLD_RANGES = {"min-sqnr-db": DECIBELS, "min-agreement": FRACTION, "max-accuracy-drop": PERCENTAGE_POINTS}
+
+
 def check_validation(table: JsonObject, path: str) -> dict[str, dict[str, float]]:
     """`[validation.int8] min-sqnr-db = 12` overrides a precision's acceptance thresholds (see precision.py);
     a table for an unknown precision would silently never apply, so it is refused."""
@@ -196,7 +200,8 @@ def check_validation(table: JsonObject, path: str) -> dict[str, dict[str, float]
     overrides = {}
     for precision, values in table.items():
         _check_keys(values, {k: (int, float) for k in THRESHOLD_KEYS}, f"{path}.{precision}")
-        overrides[precision] = {k.replace("-", "_"): float(v) for k, v in values.items()}
+        overrides[precision] = {k.replace("-", "_"): finite(v, f"'{path}.{precision}.{k}'", THRESHOLD_RANGES[k])
+                                for k, v in values.items()}
     return overrides
 
 

@@ -73,7 +73,7 @@ def test_budget_parsing() -> None:
     assert parse_budget("max-latency-ms=12") == ("max-latency-ms", 12.0)
     with pytest.raises(ConfigError, match="Did you mean 'max-accuracy-drop'"):
         parse_budget("max-acuracy-drop=1")
-    with pytest.raises(ConfigError, match="needs a number"):
+    with pytest.raises(ConfigError, match="must be a number"):
         parse_budget("max-size-kb=big")
     with pytest.raises(ConfigError, match="name=value"):
         parse_budget("max-size-kb")

@@ -12,6 +12,7 @@ from edge_pipeline.datafiles import save_bundle, save_outputs
 from edge_pipeline.errors import InputError
 from edge_pipeline.measure.metric import load_metric
 from edge_pipeline.measure.validate import BUILTIN_METRICS, Metric, metric_output
+from edge_pipeline.numbers import is_finite
 from edge_pipeline.plugins import DataBundle, Model, Pruner, QuantizeSettings, Source
 from edge_pipeline.records import PruningRecord, SourceJob, SourceOutcome, SourceRecord
 from edge_pipeline.sources import call_user, load_source, resolve_callable, source_for
@@ -63,7 +64,11 @@ def source_metric(reference: Tensors, data: DataBundle, spec: SourceSpec, metric
     if name not in reference.names:
         raise InputError(f"metric-output '{name}' is not an output of the model (outputs: "
                          f"{', '.join(reference.names)})")
-    return metric[1](reference.as_dict()[name], data.eval_labels)
+    value = metric[1](reference.as_dict()[name], data.eval_labels)
+    if value is not None and not is_finite(value):   # NaN would make every drop "no drop": nothing could fail
+        raise InputError(f"metric '{metric[0]}' returned {value} on the source model's own outputs: a metric must "
+                         f"return a finite number")
+    return value
 
 
 def check_reference(reference: Tensors, data: DataBundle, spec: SourceSpec) -> None:

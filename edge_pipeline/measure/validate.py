@@ -166,6 +166,8 @@ def _validate(outputs: Tensors, reference: Tensors, thresholds: Thresholds, labe
                                force_classification=name == read_by_metric and metric[0] in BUILTIN_METRICS)
         entry["decides"] = name == class_output and entry.get("agreement") is not None
         entry_problems = judge_output(entry, thresholds, name == read_by_metric, judge_agreement=entry["decides"])
+        if ref.size == 0 and test.shape == ref.shape:   # nothing to compare is not agreement
+            entry_problems.append(f"output '{name}' has no elements (shape {list(ref.shape)}): nothing to compare")
         entry["passed"] = not entry_problems
         entries.append(entry)
         problems += entry_problems
@@ -176,6 +178,9 @@ def _validate(outputs: Tensors, reference: Tensors, thresholds: Thresholds, labe
     if labels is not None and all("shape_mismatch" not in e for e in entries):
         index = reference.names.index(class_output)
         value = metric[1](outputs.arrays[index], labels) if all(e["finite"] for e in entries) else None
+        if value is not None and not math.isfinite(value):   # JSON holds no NaN, and NaN is never "no drop"
+            problems.append(f"{metric[0]} is {value} on the artifact's outputs: the metric cannot judge it")
+            value = None
         result.update(metric=metric[0], metric_output=class_output, source_metric=source_value, accuracy=value,
                       accuracy_ci95=(wilson(value * n, n) if value is not None and metric[0] in BUILTIN_METRICS
                                      else None))
@@ -189,7 +194,7 @@ def _validate(outputs: Tensors, reference: Tensors, thresholds: Thresholds, labe
                                 + (f"; top-1 agreement {agreement:.4f}" if agreement is not None else ""))
         if not labels_inform:
             warnings.append(f"the source model scores {source_value} on the evaluation labels (chance "
-                                      f"level): the labels cannot judge an artifact, so agreement and SQNR decide")
+                            f"level): the labels cannot judge an artifact, so agreement and SQNR decide")
     result["decided_by"] = _decided_by(thresholds, labels_inform and "metric_drop_pts" in result)
     if n < SMALL_EVAL_SET:
         first = next((e for e in entries if e.get("agreement_ci95")), None)

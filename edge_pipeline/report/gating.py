@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from edge_pipeline.errors import ConfigError
+from edge_pipeline.numbers import FRACTION, PERCENTAGE_POINTS, POSITIVE, Range, finite
 from edge_pipeline.report.model import ArtifactReport, Check, Report
 
 __all__ = ["BUDGETS", "Check", "Metric", "check_budgets", "completeness_checks", "outliers", "parse_budget",
@@ -26,6 +27,7 @@ class Metric:
     read: Callable[[ArtifactReport], float | None]
     upper: bool = True                      # True: value must be <= limit
     noise: Callable[[ArtifactReport], float] | None = None
+    valid: Range = POSITIVE                 # the limits that mean something
 
 
 def _p50(a: ArtifactReport) -> float | None:
@@ -47,9 +49,9 @@ def _kb(size: int | None) -> float | None:
 BUDGETS: dict[str, Metric] = {
     "max-size-kb": Metric("size_kb", lambda a: _kb(a.size_bytes)),
     "max-compressed-size-kb": Metric("compressed_size_kb", lambda a: _kb(a.size_compressed_bytes)),
-    "max-accuracy-drop": Metric("accuracy_drop_pt", lambda a: a.accuracy_drop),
-    "min-accuracy": Metric("accuracy", lambda a: a.accuracy, upper=False),
-    "min-agreement": Metric("agreement", lambda a: a.agreement, upper=False),
+    "max-accuracy-drop": Metric("accuracy_drop_pt", lambda a: a.accuracy_drop, valid=PERCENTAGE_POINTS),
+    "min-accuracy": Metric("accuracy", lambda a: a.accuracy, upper=False, valid=FRACTION),
+    "min-agreement": Metric("agreement", lambda a: a.agreement, upper=False, valid=FRACTION),
     "max-latency-ms": Metric("latency_p50_ms", _p50, noise=_noise),
     "max-latency-p90-ms": Metric("latency_p90_ms", _p90, noise=_noise),
 }
@@ -61,30 +63,19 @@ def parse_budget(text: str, where: str = "--budget") -> tuple[str, float]:
     name = name.strip()
     if not sep:
         raise ConfigError(f"{where} '{text}' must look like name=value, e.g. max-size-kb=900")
-    validate_budget(name, raw.strip(), where)
-    return name, float(raw)
+    return name, validate_budget(name, raw.strip(), where)
 
 
-def validate_budget(name: str, value: object, where: str) -> None:
+def validate_budget(name: str, value: object, where: str) -> float:
+    """The budget's limit: a known name and a finite number in the range that budget means (NaN would read as
+    met, infinity as no limit)."""
     if name not in BUDGETS:
         import difflib
 
         close = difflib.get_close_matches(name, list(BUDGETS), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         raise ConfigError(f"{where}: unknown budget '{name}'. Valid: {', '.join(BUDGETS)}.{hint}")
-    if not _is_number(value):
-        raise ConfigError(f"{where}: budget '{name}' needs a number, got {value!r}")
-
-
-def _is_number(value: object) -> bool:
-    """A number, or a text that reads as one (`--budget max-size-kb=900`); never a boolean."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        return False
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
+    return finite(value, f"{where}: budget '{name}'", BUDGETS[name].valid)
 
 
 def check_budgets(budgets: Mapping[str, float], artifacts: Sequence[ArtifactReport]) -> list[Check]:
