@@ -32,7 +32,8 @@ def test_cached_stage_records_and_worker_jobs_round_trip(android_build: dict, ca
         job_type, result_type = STAGES[payload["stage"]]
         _same_bytes(payload["job"], job_type)
         seen[f"{payload['stage']} job"] = seen.get(f"{payload['stage']} job", 0) + 1
-        result = json.loads((job_file.parent / "result.json").read_text())   # what the worker process sent back
+        result_file = job_file.parent / "result.json"   # what the worker process sent back (none: it crashed)
+        result = json.loads(result_file.read_text()) if result_file.is_file() else {"ok": False}
         if result["ok"]:
             _same_bytes(result["result"], result_type)
             seen[f"{payload['stage']} result"] = seen.get(f"{payload['stage']} result", 0) + 1
