@@ -257,6 +257,15 @@ def installed_pruners() -> dict[str, type[Pruner]]:
     return dict(sorted((p.prune_kind, p) for p in registry.load_all(Pruner)[0]))
 
 
+def pruner_for(kind: str) -> type[Pruner]:
+    """The installed pruner offering `[prune] kind` (checked when the config was read; a pruner uninstalled since
+    is named here)."""
+    pruners = installed_pruners()
+    if kind not in pruners:
+        raise ConfigError(f"prune kind '{kind}': no installed pruner offers it (kinds: {', '.join(pruners)})")
+    return pruners[kind]
+
+
 def calibration_methods() -> tuple[str, ...]:
     """Every calibration method an installed transform offers (each output's own is checked when planned)."""
     return tuple(sorted({m for t in registry.load_all(Transform)[0] if t.needs_calibration

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from edge_pipeline import registry
+from edge_pipeline.config import pruner_for
 from edge_pipeline.datafiles import load_bundle
 from edge_pipeline.errors import InputError, StageFailed
 from edge_pipeline.fsutil import atomic_dir, atomic_path
@@ -22,8 +23,6 @@ from edge_pipeline.types import JsonObject
 def run(job: ExportJob) -> ExportResult:
     model, _ = load_source(job.spec)
     if job.pruned is not None and job.prune_kind is not None:   # pruned once in the source stage: rebuild it
-        from edge_pipeline.building.source_stage import pruner_for
-
         model = pruner_for(job.prune_kind)().restore(model, job.pruned)
     data = load_bundle(job.data)   # the exact arrays the source stage fingerprinted
     if job.settings.calibration_samples:

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_pipeline import registry
 from edge_pipeline.building.source_inputs import ReadRecorder
+from edge_pipeline.config import pruner_for
 from edge_pipeline.datafiles import save_bundle, save_outputs
 from edge_pipeline.errors import InputError
 from edge_pipeline.measure.metric import load_metric
 from edge_pipeline.measure.validate import BUILTIN_METRICS, Metric, metric_output
 from edge_pipeline.numbers import is_finite
-from edge_pipeline.plugins import DataBundle, Model, Pruner, QuantizeSettings, Source
+from edge_pipeline.plugins import DataBundle, Model, QuantizeSettings, Source
 from edge_pipeline.records import PruningRecord, SourceJob, SourceOutcome, SourceRecord
 from edge_pipeline.sources import call_user, load_source, resolve_callable, source_for
 from edge_pipeline.tensors import Tensors, TensorSpec
@@ -84,16 +84,6 @@ def check_reference(reference: Tensors, data: DataBundle, spec: SourceSpec) -> N
         if classes is not None and (labels.min() < 0 or labels.max() >= classes):
             raise InputError(f"evaluate labels range over [{labels.min()}, {labels.max()}], outside output "
                              f"'{name}''s {classes} classes [0, {classes - 1}]")
-
-
-def pruner_for(kind: str) -> type[Pruner]:
-    """The installed pruner whose `prune_kind` is `kind` (`[prune] kind`)."""
-    pruners = registry.load_all(Pruner)[0]
-    for pruner in pruners:
-        if pruner.prune_kind == kind:
-            return pruner
-    raise InputError(f"prune kind '{kind}': no installed pruner offers it (kinds: "
-                     f"{', '.join(sorted(p.prune_kind for p in pruners))})")
 
 
 def _prune(model: Model, data: DataBundle, spec: SourceSpec, folder: Path, source: Source,

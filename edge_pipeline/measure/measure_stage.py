@@ -17,7 +17,7 @@ from edge_pipeline.measure.memory import RssSampler, check_memory_limit
 from edge_pipeline.measure.metric import load_metric
 from edge_pipeline.measure.profiling import run_batches, time_session
 from edge_pipeline.measure.validate import metric_output, validate
-from edge_pipeline.plugins import Runner, Session
+from edge_pipeline.plugins import Runner, Session, Transport
 from edge_pipeline.records import MeasureJob, Measurement
 from edge_pipeline.report.model import Latency
 from edge_pipeline.tensors import align_outputs, order_inputs
@@ -27,9 +27,9 @@ SAMPLE_OUTPUTS = 8
 TOP_OPS = 10
 
 
-def create_runner(runner: str, device: str | None) -> Runner:
+def create_runner(runner: str, device: str | None, transport: Transport | None = None) -> Runner:
     """The artifact's runner, wrapped by the transport the device URL's scheme names (none: this host)."""
-    transport = registry.transport_for(device)
+    transport = transport or registry.transport_for(device)
     if not transport.runs_runners():
         raise ConfigError(f"--device '{device}': the {transport.name} transport cannot run a build's "
                           f"artifacts; measure a file on it with `edgepipe profile`")
@@ -37,12 +37,13 @@ def create_runner(runner: str, device: str | None) -> Runner:
 
 
 def run(job: MeasureJob) -> Measurement:
-    runner = create_runner(job.runner, job.device)
+    transport = registry.transport_for(job.device)
+    runner = create_runner(job.runner, job.device, transport)
     artifact = job.artifact
     data = load_bundle(job.data)
     reference = load_outputs(job.reference)
     runtime_memory_mb = None
-    if registry.transport_for(job.device).in_process and runner.in_process:   # its memory is this process's
+    if transport.in_process and runner.in_process:   # its memory is this process's
         runner.preload()
         with RssSampler() as sampler:
             session = runner.open(artifact, 1, runner.variants[0])
@@ -66,10 +67,8 @@ def run(job: MeasureJob) -> Measurement:
     where = f"{job.target} (host-emulated)"
     if runtime_memory_mb is not None:
         check_memory_limit(artifact.name, where, runtime_memory_mb, job.profile.memory_mb)
-    return Measurement(
-        runtime=measured.runtime, runtime_version=measured.runtime_version, validation=validation,
-        accuracy=validation.accuracy, sample_outputs=measured.sample_outputs,
-        signature=registry.create(Runner, job.runner).signature(artifact),   # read by the artifact's own runtime
+    return replace(
+        measured, signature=registry.create(Runner, job.runner).signature(artifact),   # by its own runtime
         latency=measure_latency(runner, artifact, session, example, job.profile, job.target),
         peak_rss_mb=peak_rss_mb(), runtime_memory_mb=runtime_memory_mb,
         op_profile=op_profile(runner, artifact, example, job.profile.runs))
