@@ -148,28 +148,28 @@ def _art(fmt: str, precision: str, status: str = "ok", size: int = 2048, **extra
 def _report(artifacts: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     failed = any(a.get("status") == "failed" for a in artifacts if isinstance(a, dict))
     return {"schema_version": 2, "target": "android", "passed": not failed,
-            "status": "stage_failed" if failed else "passed", "artifacts": artifacts, "checks": [], "budgets": {},
-            **extra}
+            "status": "stage_failed" if failed else "passed", "source": {"framework": "torch"},
+            "artifacts": artifacts, "checks": [], "budgets": {}, **extra}
 
 
 BAD_REPORTS = {
     "garbage-bytes": (os.urandom(64) + b"\xff", "is not a JSON text"),
     "empty-file": (b"", "not valid JSON"),
     "json-list": (b"[1, 2]", "not an edgepipe report"),
-    "no-artifacts": (json.dumps({"schema_version": 2, "target": "android", "status": "passed",
-                                 "passed": True}).encode(), "'artifacts' must be a list"),
+    "no-artifacts": (json.dumps({"schema_version": 2, "target": "android", "status": "passed", "source": {},
+                                 "passed": True}).encode(), "artifacts is missing"),
     "artifacts-not-a-list": (json.dumps(_report({"a": 1})).encode(),  # type: ignore[arg-type]
-                             "'artifacts' must be a list"),
+                             "artifacts must be a list"),
     "artifact-is-a-string": (json.dumps(_report(["tflite"])).encode(),  # type: ignore[list-item]
                              "artifacts[0] must be an object"),
     "size-is-a-string": (json.dumps(_report([_art("pte", "fp32", size="big")])).encode(),  # type: ignore[arg-type]
                          "size_bytes"),
     "target-is-a-path": (json.dumps(_report([_art("pte", "fp32")], target="../../x")).encode(), "plain file name"),
     "no-status": (json.dumps({k: v for k, v in _report([_art("pte", "fp32")]).items() if k != "status"}).encode(),
-                  "not a complete build report"),
+                  "status is missing"),
     "nan-accuracy": (json.dumps(_report([_art("pte", "fp32", accuracy=float("nan"))])).encode(), "not a measurement"),
     "baseline-without-artifacts": (json.dumps({"schema_version": 2, "kind": "edgepipe-baseline", "target": "android",
-                                               "artifacts": {}}).encode(), "non-empty 'artifacts'"),
+                                               "artifacts": {}}).encode(), "artifacts must be a non-empty object"),
     "unknown-budget-name": (json.dumps(_report([_art("pte", "fp32")], budgets={"max-sise-kb": 1})).encode(),
                             "unknown budget"),
 }

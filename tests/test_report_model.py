@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from edge_pipeline.building.report_builder import artifact_report, build_report
 from edge_pipeline.cli import app
+from edge_pipeline.errors import ConfigError
 from edge_pipeline.records import ArtifactResult, Exported, ExportResult, Measurement, StageError, Status
 from edge_pipeline.report.html import to_html
 from edge_pipeline.report.junit import to_junit
@@ -38,7 +39,7 @@ def test_a_version_2_report_reads_into_typed_fields_and_writes_back_unchanged() 
 
 
 def test_other_versions_are_refused() -> None:
-    with pytest.raises(ValueError, match="schema version 1"):
+    with pytest.raises(ConfigError, match="schema_version is 1"):
         Report.from_json({**v2(), "schema_version": 1})
 
 

@@ -154,7 +154,7 @@ def test_budgets_name_artifact_metric_limit_and_value() -> None:
 
 
 def test_unmeasured_metric_fails_its_budget() -> None:
-    (check,) = check_budgets({"max-latency-ms": 1.0}, [replace(artifact("pte", 1, 0, 0), latency_ms=None)])
+    (check,) = check_budgets({"max-latency-ms": 1.0}, [replace(artifact("pte", 1, 0, 1), latency_ms=None)])
     assert not check.passed and "not measured" in check.message
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from edge_pipeline.errors import ConfigError
 from edge_pipeline.numbers import FRACTION, PERCENTAGE_POINTS, POSITIVE, Range, finite
-from edge_pipeline.report.model import ArtifactReport, Check, Report
+from edge_pipeline.report.model import ArtifactReport, Check, CheckKind, Report
 
 __all__ = ["BUDGETS", "Check", "Metric", "check_budgets", "completeness_checks", "outliers", "parse_budget",
            "validate_budget"]
@@ -91,12 +91,15 @@ def check_budgets(budgets: Mapping[str, float], artifacts: Sequence[ArtifactRepo
 def completeness_checks(report: Report) -> list[Check]:
     """What `edgepipe gate` requires before any budget: a build with artifacts, none of which failed."""
     artifacts = report.artifacts
-    checks = [Check(a.label, "status", 0, None, False, f"{a.label}: {a.status}: {_reason(a)}", "status")
+    checks = [Check(a.label, "status", 0, None, False, f"{a.label}: {a.status}: {_reason(a)}",
+                    CheckKind.STATUS)
               for a in artifacts if a.status not in ("ok", "unvalidated")]
     if not any(a.status == "ok" for a in artifacts):
-        checks.append(Check("report", "artifacts", 1, 0, False, "the report has no validated artifact", "status"))
+        checks.append(Check("report", "artifacts", 1, 0, False, "the report has no validated artifact",
+                            CheckKind.STATUS))
     if report.status == "stage_failed" and not checks:
-        checks.append(Check("report", "status", 0, None, False, "the build's status is stage_failed", "status"))
+        checks.append(Check("report", "status", 0, None, False, "the build's status is stage_failed",
+                            CheckKind.STATUS))
     return checks
 
 
@@ -105,7 +108,7 @@ def _budget_check(metric: Metric, limit: float, artifact: ArtifactReport) -> Che
         label = artifact.label
         return Check(label, metric.name, limit, None, True,
                      f"{label}: {metric.name} not measured (unvalidated artifact); limit {limit:g} not applied",
-                     "skipped")
+                     CheckKind.SKIPPED)
     return _check(metric, limit, artifact)
 
 

@@ -8,48 +8,79 @@ from JSON remembers its key order, so a report read and written again is the sam
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from typing import ClassVar, TypeVar
 
 from edge_pipeline.errors import EdgepipeError
+from edge_pipeline.numbers import FRACTION, POSITIVE, Range
+from edge_pipeline.report.strict import ReportFieldError, conform, in_range, read_fields
+from edge_pipeline.types import TASK_METRICS as BUILTIN_METRICS
 from edge_pipeline.types import JsonObject, JsonValue
 
 SCHEMA_VERSION = 3
 READABLE_VERSIONS = (2, 3)
 P = TypeVar("P", bound="Part")
+NON_NEGATIVE = Range(0.0)
+COUNT = Range(1.0)
+COSINE = Range(-1.0, 1.0)
+DROP_POINTS = Range(-100.0, 100.0)      # accuracy lost, in percentage points (negative: the artifact gained)
 JsonMap = Mapping[str, JsonValue]   # a free-form part of the report (converter metadata, host, config)
+
+
+class TextEnum(str, Enum):
+    """An enum whose members read as their value wherever text is made (f-strings, tables, JSON)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class CheckKind(TextEnum):
+    """What a check compares: an absolute budget, a baseline, the build's own completeness; or skipped, with why."""
+
+    BUDGET = "budget"
+    BASELINE = "baseline"
+    STATUS = "status"
+    SKIPPED = "skipped"
 
 
 @dataclass(frozen=True)
 class Check:
     """One gate check: which artifact, which metric, the limit, the value and the verdict in words."""
 
+    REQUIRED: ClassVar[tuple[str, ...]] = ("artifact", "metric", "limit", "passed", "message")
     artifact: str
     metric: str
     limit: float
     value: float | None
     passed: bool
     message: str
-    kind: str = "budget"
+    kind: CheckKind = CheckKind.BUDGET
 
     def to_dict(self) -> JsonObject:
-        return asdict(self)
+        return {**asdict(self), "kind": str(self.kind)}
 
     to_json = to_dict
 
     @classmethod
-    def from_json(cls, data: JsonMap) -> "Check":
-        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+    def from_json(cls, data: JsonMap, path: str = "check") -> "Check":
+        names = [f.name for f in fields(cls)]
+        values = read_fields(cls, data, path, names, cls.REQUIRED, {})
+        return cls(**{"value": None, **values})   # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, kw_only=True)
 class Part:
-    """Base of every typed part: the keys it does not type (`extra`) and, when read, its JSON key order."""
+    """Base of every typed part: the keys it does not type (`extra`) and, when read, its JSON key order.
 
-    NESTED: ClassVar[Mapping[str, type[Part]]] = {}              # field -> part class of a nested object
-    ENUMS: ClassVar[Mapping[str, type[Enum]]] = {}               # field -> enum of its value
-    LISTS: ClassVar[Mapping[str, type[Part] | type[Check]]] = {}  # field -> class of each item of a list
+    Reading is strict (strict.py): every typed field is checked against its type hint and its range in `RANGES`,
+    a field in `REQUIRED` must be present, and keys the part does not type must still be finite JSON."""
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ()
+    RANGES: ClassVar[Mapping[str, Range]] = {}
     OPTIONAL: ClassVar[tuple[str, ...]] = ()       # fields written only when set (absent keys in today's JSON)
     extra: JsonMap = field(default_factory=dict, repr=False)
     key_order: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
@@ -59,11 +90,16 @@ class Part:
         return tuple(f.name for f in fields(cls) if f.name not in ("extra", "key_order"))
 
     @classmethod
-    def from_json(cls: type[P], data: JsonMap) -> P:
+    def from_json(cls: type[P], data: JsonMap, path: str = "") -> P:
         names = cls.typed_names()
-        kwargs = {name: _read_value(cls, name, data[name]) for name in names if name in data}
-        extra = {k: v for k, v in data.items() if k not in names}
-        return cls(**kwargs, extra=extra, key_order=tuple(data))
+        kwargs = read_fields(cls, data, path, names, cls.REQUIRED, cls.RANGES)
+        extra = {k: conform(JsonValue, v, f"{path}.{k}" if path else k) for k, v in data.items() if k not in names}
+        part = cls(**kwargs, extra=extra, key_order=tuple(data))
+        part.check_read(path)
+        return part
+
+    def check_read(self, path: str) -> None:
+        """What a part read from JSON must hold across its fields (a part overrides it); raises ReportFieldError."""
 
     def to_json(self) -> JsonObject:
         names = self.typed_names()
@@ -73,18 +109,6 @@ class Part:
         else:
             keys = [n for n in names if n not in self.OPTIONAL or values[n] is not None] + list(self.extra)
         return {k: _write_value(values[k]) if k in names else self.extra[k] for k in keys}
-
-
-def _read_value(cls: type[Part], name: str, value: JsonValue) -> object:
-    if name in cls.ENUMS and isinstance(value, str):
-        enum = cls.ENUMS[name]
-        return enum(value) if value in {m.value for m in enum} else value   # report/check.py names a bad one
-    if name in cls.NESTED and isinstance(value, Mapping):
-        return cls.NESTED[name].from_json(value)
-    if name in cls.LISTS and isinstance(value, list):
-        kind = cls.LISTS[name]
-        return tuple(kind.from_json(v) if isinstance(v, Mapping) else v for v in value)
-    return value
 
 
 def _write_value(value: object) -> JsonValue:
@@ -100,6 +124,9 @@ def _write_value(value: object) -> JsonValue:
 @dataclass(frozen=True, kw_only=True)
 class Latency(Part):
     """One latency measurement (a thread count on one machine), in milliseconds."""
+
+    RANGES = {**{k: POSITIVE for k in ("p50", "p90", "mean", "min", "max", "p10", "p25", "p75", "repeat_p50")},
+              **{k: NON_NEGATIVE for k in ("stdev", "iqr", "noise", "warmup")}, "runs": COUNT, "threads": COUNT}
 
     p50: float | None = None
     p90: float | None = None
@@ -129,6 +156,9 @@ class Latency(Part):
 class OutputValidation(Part):
     """Fidelity of one output against the float source, and its verdict."""
 
+    RANGES = {"cosine": COSINE, "max_abs_diff": NON_NEGATIVE, "classes": COUNT,
+              "agreement": FRACTION, "agreement_ci95": FRACTION, "top5_agreement": FRACTION}
+
     name: str | None = None
     shape: Sequence[int | str] | None = None
     dtype: str | None = None
@@ -150,7 +180,8 @@ class OutputValidation(Part):
 class Validation(Part):
     """An artifact's validation outcome: every output compared, and what decided."""
 
-    LISTS = {"outputs": OutputValidation}
+    RANGES = {"eval_samples": NON_NEGATIVE, "agreement": FRACTION, "max_abs_diff": NON_NEGATIVE}
+
     passed: bool | None = None
     message: str | None = None
     outputs: tuple[OutputValidation, ...] = ()
@@ -168,15 +199,10 @@ class Validation(Part):
     max_abs_diff: float | None = None
     min_sqnr_db: float | None = None
 
-
-class TextEnum(str, Enum):
-    """An enum whose members read as their value wherever text is made (f-strings, tables, JSON)."""
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-    def __format__(self, spec: str) -> str:
-        return format(str(self.value), spec)
+    def check_read(self, path: str) -> None:
+        if self.metric in (None, *BUILTIN_METRICS):
+            in_range(path, {"accuracy": (self.accuracy, FRACTION), "source_metric": (self.source_metric, FRACTION),
+                            "metric_drop_pts": (self.metric_drop_pts, DROP_POINTS)})
 
 
 class Status(TextEnum):
@@ -222,7 +248,6 @@ class RouteStep(Part):
 class ExportReport(Part):
     """How an artifact was made: the converter's own metadata, the time, the plugins and the route."""
 
-    LISTS = {"route": RouteStep}
     OPTIONAL = ("unvalidated_reason", "route")
     metadata: JsonMap | None = None
     seconds: float | None = None
@@ -237,9 +262,10 @@ class ExportReport(Part):
 class ArtifactReport(Part):
     """One artifact: its file, status, measurements and validation."""
 
-    NESTED = {"latency_ms": Latency, "validation": Validation, "export": ExportReport, "error": StageError}
-    LISTS = {"latency_by_threads": Latency}
-    ENUMS = {"status": Status}
+    REQUIRED = ("format", "precision", "status")
+    RANGES = {"size_bytes": POSITIVE, "size_compressed_bytes": POSITIVE, "agreement": FRACTION,
+              "max_abs_diff": NON_NEGATIVE, "peak_rss_mb": NON_NEGATIVE, "runtime_memory_mb": NON_NEGATIVE}
+
     OPTIONAL = ("runner",)
     format: str | None = None
     precision: str | None = None
@@ -275,6 +301,12 @@ class ArtifactReport(Part):
     def label(self) -> str:
         return f"{self.format}:{self.precision}"
 
+    def check_read(self, path: str) -> None:
+        """top-1 and top-5 are fractions; a custom metric (`validation.metric`) may use any finite scale."""
+        metric = self.validation.metric if self.validation is not None else None
+        if metric in (None, *BUILTIN_METRICS):
+            in_range(path, {"accuracy": (self.accuracy, FRACTION), "accuracy_drop": (self.accuracy_drop, DROP_POINTS)})
+
     @property
     def p50(self) -> float | None:
         return self.latency_ms.p50 if self.latency_ms is not None else None
@@ -293,7 +325,7 @@ class TensorReport(Part):
 class SourceReport(Part):
     """The model the artifacts came from (or, for `profile`, the artifact itself); the rest stays in `extra`."""
 
-    LISTS = {"inputs": TensorReport, "outputs": TensorReport}
+    RANGES = {"params": NON_NEGATIVE, "size_bytes": POSITIVE}
     OPTIONAL = ("input_shape", "output_shape", "inputs", "outputs")
     framework: str | None = None
     params: int | None = None
@@ -310,9 +342,8 @@ class SourceReport(Part):
 class Report(Part):
     """A build's (or a profile's) report: the source of truth every view renders."""
 
-    NESTED = {"source": SourceReport}
-    LISTS = {"artifacts": ArtifactReport, "checks": Check}
-    ENUMS = {"status": ReportStatus}
+    REQUIRED = ("schema_version", "target", "passed", "status", "source", "artifacts")
+    RANGES = {"stage_timings_s": NON_NEGATIVE}
     OPTIONAL = ("bundle", "log")
     schema_version: int = SCHEMA_VERSION
     edgepipe_version: str | None = None
@@ -332,13 +363,17 @@ class Report(Part):
     log: str | None = None
 
     @classmethod
-    def from_json(cls, data: JsonMap) -> "Report":
-        """A report of any readable version; callers that need a well-formed one check it first (check.py)."""
+    def from_json(cls, data: JsonMap, path: str = "") -> "Report":
+        """A report of a readable version, every field checked (strict.py); a wrong one is a ReportFieldError
+        naming its JSON path."""
         version = data.get("schema_version")
-        if version is not None and version not in READABLE_VERSIONS:
-            raise ValueError(f"report schema version {version!r}; readable: {READABLE_VERSIONS}")
-        report = super().from_json(data)
-        if isinstance(report.warnings, list):
-            report = replace(report, warnings=tuple(report.warnings))
-        return report
+        if isinstance(version, bool) or version not in READABLE_VERSIONS:
+            where = f"{path}.schema_version" if path else "schema_version"
+            raise ReportFieldError(f"{where} is {version!r:.40}; this edgepipe reads versions "
+                                   f"{' and '.join(map(str, READABLE_VERSIONS))}. Rebuild it, or update the baseline")
+        return super().from_json(data, path)
 
+    def check_read(self, path: str) -> None:
+        metrics = {a.validation.metric for a in self.artifacts if a.validation is not None}
+        if metrics <= {None, *BUILTIN_METRICS}:
+            in_range(f"{path}.source" if path else "source", {"accuracy": (self.source.accuracy, FRACTION)})
