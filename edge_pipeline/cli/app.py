@@ -17,7 +17,7 @@ import typer
 from edge_pipeline import api
 from edge_pipeline.cli.gate_cmd import baseline_app, gate
 from edge_pipeline.cli.guard import GuardedGroup, err_console, out_console, watch_output
-from edge_pipeline.cli.render import StageProgress, report_table
+from edge_pipeline.cli.render import StageProgress, cell, report_table, show
 from edge_pipeline.cli.tune_cmd import tune
 from edge_pipeline.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED
 from edge_pipeline.paths import plain_name
@@ -114,15 +114,15 @@ def _finish(report: Report, folder: Path, as_json: bool) -> None:
         out_console.print(report_table(report))
         for a in report.artifacts:
             if a.error:
-                out_console.print(f"[red]✗ {a.label}[/] {a.error.message}")
+                show(out_console, f"{a.label} {a.error.message}", mark="✗", style="red")
         for check in report.checks:
             if not check.passed:
-                out_console.print(f"[red]✗ budget[/] {check.message}")
+                show(out_console, f"budget {check.message}", mark="✗", style="red")
         for note in _validation_notes(report):   # e.g. a small evaluation set: the figures above are uncertain
-            out_console.print(f"[yellow]! {note}[/]", highlight=False)
-        out_console.print(f"Report: {folder / 'report.md'}")
+            show(out_console, note, mark="!", style="yellow", whole=True)
+        show(out_console, f"Report: {folder / 'report.md'}")
         if report.log:
-            out_console.print(f"Native libraries' output: {folder / report.log}", highlight=False)
+            show(out_console, f"Native libraries' output: {folder / report.log}")
     raise typer.Exit(EXIT_FOR_STATUS.get(report.status or "", EXIT_OK))
 
 
@@ -182,7 +182,7 @@ def bundle(
     folder = out / target
     watch_output(folder / "bundle")
     summary = api.bundle(target, out_dir=out, template=template, name=name)
-    out_console.print(f"bundle '{summary.template}' for {target}: {folder / 'bundle'} and {folder / summary.zip} "
+    show(out_console, f"bundle '{summary.template}' for {target}: {folder / 'bundle'} and {folder / summary.zip} "
                       f"({len(summary.files)} files)")
 
 
@@ -199,7 +199,7 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
     for col in ("kind", "name", "provided by", "object"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r.kind, r.name, r.distribution or "-", r.value)
+        table.add_row(cell(r.kind), cell(r.name), cell(r.distribution or "-"), cell(r.value))
     out_console.print(table)
 
 
@@ -219,9 +219,10 @@ def targets(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
     for column in ("target", "outputs", "runners", "threads", "memory MiB", "budgets", "bundle", "description"):
         table.add_column(column)
     for t in loaded:
-        table.add_row(t.name, ", ".join(t.outputs), ", ".join(t.runners), ", ".join(map(str, t.threads)),
-                      f"{t.memory_mb:g}" if t.memory_mb else "-",
-                      ", ".join(f"{k}={v:g}" for k, v in t.budgets.items()) or "-", t.bundle or "-", t.description)
+        table.add_row(*map(cell, (t.name, ", ".join(t.outputs), ", ".join(t.runners), ", ".join(map(str, t.threads)),
+                                  f"{t.memory_mb:g}" if t.memory_mb else "-",
+                                  ", ".join(f"{k}={v:g}" for k, v in t.budgets.items()) or "-", t.bundle or "-",
+                                  t.description)))
     out_console.print(table)
 
 

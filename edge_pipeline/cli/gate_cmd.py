@@ -14,9 +14,11 @@ from typing import Annotated, Optional
 import typer
 
 from edge_pipeline import api
+from edge_pipeline.cli.render import show
 from edge_pipeline.errors import EXIT_GATE_FAILED, EXIT_OK
 from edge_pipeline.report.gating import parse_budget
 
+MARKS = {True: ("✓", "green"), False: ("✗", "red")}
 baseline_app = typer.Typer(help="Manage the baseline file a team commits.", no_args_is_help=True)
 
 
@@ -47,8 +49,8 @@ def gate(
         sys.stdout.write(json.dumps({"passed": result.passed, "checks": checks}, indent=2) + "\n")
     else:
         for check in result.checks:
-            mark = "[yellow]-[/]" if check.kind == "skipped" else "[green]✓[/]" if check.passed else "[red]✗[/]"
-            out_console.print(f"{mark} {check.message}", highlight=False)
+            mark, style = ("-", "yellow") if check.kind == "skipped" else MARKS[check.passed]
+            show(out_console, check.message, mark=mark, style=style)
         out_console.print("[green]gate passed[/]" if result.passed else "[red]gate failed[/]")
     raise typer.Exit(EXIT_OK if result.passed else EXIT_GATE_FAILED)
 
@@ -63,4 +65,4 @@ def baseline_update(
     from edge_pipeline.cli.guard import out_console
 
     entry = api.update_baseline(report, out=out)
-    out_console.print(f"baseline for '{entry.target}' written to {out} ({len(entry.artifacts)} artifacts)")
+    show(out_console, f"baseline for '{entry.target}' written to {out} ({len(entry.artifacts)} artifacts)")

@@ -1,13 +1,19 @@
-"""Terminal views: live stage progress and the final table (stderr for progress, stdout for results)."""
+"""Terminal views: live stage progress and the final table (stderr for progress, stdout for results).
+
+The one place text reaches a terminal: every line goes through `show` and every cell through `cell`, which
+build Rich `Text` (never parsed as markup) from `printable` text. A path like `ci[/x]/out`, an error naming
+`[/data/model.onnx]` or a converter's coloured log is shown as written, never as markup or escape codes."""
 from __future__ import annotations
 
 from types import TracebackType
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from edge_pipeline.progress import Phase, ProgressEvent
 from edge_pipeline.report.model import Report
+from edge_pipeline.text import printable
 
 PHASE_STYLE = {Phase.DONE: "green", Phase.FAILED: "red", Phase.START: "cyan", Phase.SKIPPED: "yellow"}
 PHASE_MARK = {Phase.DONE: "✓", Phase.SKIPPED: "-", Phase.FAILED: "✗"}
@@ -33,20 +39,34 @@ class StageProgress:
     def __call__(self, event: ProgressEvent) -> None:
         cached = " (cached)" if event.cached else ""
         if event.phase == Phase.START:
-            self.status.update(f"{event.stage}{cached} ...")
+            self.status.update(cell(f"{event.stage}{cached} ..."))
             return
         extra = f": {event.message}" if event.message else cached
-        style = PHASE_STYLE.get(event.phase, "white")
-        self.console.print(f"[{style}]{PHASE_MARK.get(event.phase, '✗')}[/] {event.stage}{extra}")
+        show(self.console, f"{event.stage}{extra}", mark=PHASE_MARK.get(event.phase, "✗"),
+             style=PHASE_STYLE.get(event.phase, "white"))
+
+
+def show(console: Console, text: object, *, mark: str = "", style: str | None = None, whole: bool = False) -> None:
+    """Prints one line: `mark` (and with `whole`, the text too) in `style`; the text shown literally."""
+    line = Text()
+    if mark:
+        line.append(f"{mark} ", style=style)
+    line.append(printable(text), style=style if whole or not mark else None)
+    console.print(line, highlight=False, soft_wrap=True)
+
+
+def cell(text: object, style: str | None = None) -> Text:
+    """A table cell or status text, shown literally."""
+    return Text(printable(text), style=style or "")
 
 
 def report_table(report: Report) -> Table:
-    table = Table(title=f"edgepipe {report.target}: {'PASSED' if report.passed else 'FAILED'}")
+    table = Table(title=cell(f"edgepipe {report.target}: {'PASSED' if report.passed else 'FAILED'}"))
     for column in COLUMNS:
         table.add_column(column, justify="left" if column in ("artifact", "status") else "right")
     for a in report.artifacts:
         lat = a.latency_ms
-        table.add_row(a.label, f"[{STATUS_STYLE.get(a.status or '', 'red')}]{a.status}[/]",
+        table.add_row(cell(a.label), cell(a.status, STATUS_STYLE.get(a.status or "", "red")),
                       _f(a.size_bytes, 1024, 1), _f(a.size_compressed_bytes, 1024, 1),
                       _f(lat.p50 if lat else None, 1, 3), _f(lat.p90 if lat else None, 1, 3),
                       _f(a.accuracy, 0.01, 2), _f(a.accuracy_drop, 1, 2), _f(a.agreement, 1, 4))

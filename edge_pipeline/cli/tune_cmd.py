@@ -45,30 +45,31 @@ def tune(
     """
     from edge_pipeline import api
     from edge_pipeline.cli.guard import err_console, out_console, watch_output
+    from edge_pipeline.cli.render import cell, show
 
     watch_output(out / "tune" / target)
     done: list[int] = []
     with err_console.status("searching ...") as status:
         def on_trial(number: int, result: TrialResult) -> None:
             done.append(number)
-            err_console.print(f"  trial {number}: {_trial_line(result)}")
+            show(err_console, f"  trial {number}: {_trial_line(result)}")
             status.update(f"searching ... {len(done)}/{trials} candidates measured")
 
         outcome = api.tune(target, out_dir=out, config=config, max_accuracy_drop=max_accuracy_drop,
                            max_size_kb=max_size_kb, max_latency_ms=max_latency_ms, trials=trials, executor=executor,
                            address=address, parallel=parallel, runs=runs, seed=seed,
-                           on_start=lambda label: err_console.print(f"tuning {target}: {trials} candidates on {label}"),
+                           on_start=lambda label: show(err_console, f"tuning {target}: {trials} candidates on {label}"),
                            on_trial=on_trial)
     summary = outcome.summary
     if as_json:
         out_console.print_json(json.dumps(summary.to_json(), default=str))
     else:
-        out_console.print((outcome.folder / "pareto.md").read_text())
+        out_console.print(cell((outcome.folder / "pareto.md").read_text()))
         if outcome.chosen:
-            out_console.print(f"Config to commit: {outcome.folder / 'edgepipe.tuned.toml'}")
+            show(out_console, f"Config to commit: {outcome.folder / 'edgepipe.tuned.toml'}")
         else:
             for near in summary.closest:
-                out_console.print(f"closest: trial {near.result.trial} {near.result.candidate.output}: "
+                show(out_console, f"closest: trial {near.result.trial} {near.result.candidate.output}: "
                                   f"{'; '.join(near.violations)}")
     raise typer.Exit(EXIT_OK if outcome.chosen else EXIT_GATE_FAILED)
 

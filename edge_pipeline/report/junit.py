@@ -5,6 +5,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
 from edge_pipeline.report.model import Check, Report
+from edge_pipeline.text import printable
 
 
 def to_junit(report: Report, checks: Sequence[Check] | None = None) -> str:
@@ -45,5 +46,9 @@ def to_junit(report: Report, checks: Sequence[Check] | None = None) -> str:
     suite.set("errors", "0")
     root = ET.Element("testsuites")
     root.append(suite)
+    for element in root.iter():     # text from users and libraries: no escape codes (XML 1.0 cannot hold them)
+        element.attrib.update({k: printable(v) for k, v in element.attrib.items()})
+        if element.text:
+            element.text = printable(element.text)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

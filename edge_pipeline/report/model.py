@@ -15,6 +15,7 @@ from typing import ClassVar, TypeVar
 from edge_pipeline.errors import EdgepipeError
 from edge_pipeline.numbers import FRACTION, POSITIVE, Range
 from edge_pipeline.report.strict import ReportFieldError, conform, in_range, read_fields
+from edge_pipeline.text import printable
 from edge_pipeline.types import TASK_METRICS as BUILTIN_METRICS
 from edge_pipeline.types import JsonObject, JsonValue
 
@@ -232,7 +233,7 @@ class StageError(Part):
 
     @classmethod
     def of(cls, stage: str, error: EdgepipeError) -> "StageError":
-        return cls(stage=stage, type=type(error).__name__, message=str(error))
+        return cls(stage=stage, type=type(error).__name__, message=printable(error))
 
 
 @dataclass(frozen=True, kw_only=True)
