@@ -16,7 +16,7 @@ from edge_pipeline.types import JsonObject, JsonValue, OutputSpec, ProfileSettin
 
 __all__ = ["ArtifactResult", "Exported", "ExportJob", "ExportResult", "MeasureJob", "Measurement", "ProfileJob",
            "PruningRecord", "RouteStep", "STAGES", "SourceJob", "SourceOutcome", "SourceRecord", "StageError", "Stamp",
-           "Status"]
+           "STATE_DIR", "Status"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,9 @@ class SourceOutcome:
     read: tuple[Stamp, ...]           # what it read: an unchanged rebuild skips the source stage
 
 
+STATE_DIR = "state"   # in a source's cache folder: a factory's weights, as the source stage validated them
+
+
 @dataclass(frozen=True)
 class ExportJob:
     spec: SourceSpec
@@ -106,6 +109,7 @@ class ExportJob:
     pruned: Path | None               # where the source stage saved the pruned model (None: not pruned)
     prune_kind: str | None
     settings: QuantizeSettings
+    state: Path | None = None         # where it saved a factory's weights (None: the model is read from a file)
 
 
 @dataclass(frozen=True)

@@ -107,10 +107,15 @@ class _Detachable(Protocol):
 
 def as_array(value: object, what: str) -> np.ndarray:
     """numpy, torch and TensorFlow tensors alike become contiguous arrays of a supported dtype."""
-    if isinstance(value, _Detachable):
-        value = value.detach().cpu()
-    if isinstance(value, _FrameworkTensor) and not isinstance(value, np.ndarray):
-        value = value.numpy()
+    try:
+        if isinstance(value, _Detachable):
+            value = value.detach().cpu()
+        if isinstance(value, _FrameworkTensor) and not isinstance(value, np.ndarray):
+            value = value.numpy()
+    except (NotImplementedError, RuntimeError) as exc:   # e.g. torch's meta device: a shape with no values
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise InputError(f"{what} has no values to read ({first}); a tensor on the 'meta' device only has a "
+                         f"shape: give real tensors") from exc
     try:
         array = np.asarray(value)
     except (TypeError, ValueError) as exc:

@@ -16,7 +16,7 @@ from edge_pipeline.fsutil import atomic_dir, atomic_path
 from edge_pipeline.host import package_version
 from edge_pipeline.plugins import Bridge, Exporter, Model, Recipe, Transform, Work
 from edge_pipeline.records import ExportJob, ExportResult, RouteStep
-from edge_pipeline.sources import load_source
+from edge_pipeline.sources import load_source, source_for
 from edge_pipeline.types import JsonObject
 
 
@@ -24,6 +24,8 @@ def run(job: ExportJob) -> ExportResult:
     model, _ = load_source(job.spec)
     if job.pruned is not None and job.prune_kind is not None:   # pruned once in the source stage: rebuild it
         model = pruner_for(job.prune_kind)().restore(model, job.pruned)
+    elif job.state is not None:     # a factory's model: exactly the weights the source stage validated
+        model = source_for(model.framework).restore_state(model, job.state)
     data = load_bundle(job.data)   # the exact arrays the source stage fingerprinted
     if job.settings.calibration_samples:
         data = replace(data, calibration=data.calibration[:job.settings.calibration_samples])

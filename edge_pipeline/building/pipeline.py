@@ -25,6 +25,7 @@ from edge_pipeline.measure.validate import thresholds_for
 from edge_pipeline.plugins import QuantizeSettings
 from edge_pipeline.progress import Phase, Progress, ProgressEvent, no_progress
 from edge_pipeline.records import (
+    STATE_DIR,
     ArtifactResult,
     Exported,
     ExportJob,
@@ -110,8 +111,9 @@ def _source_stage(config: Config, workdir: Path, use_cache: bool) -> tuple[Sourc
         source_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(job_dir / "reference.npz", source_dir / "reference.npz")
         shutil.copytree(job_dir / "data", source_dir / "data")
-        if (job_dir / "pruned").is_dir():
-            shutil.copytree(job_dir / "pruned", source_dir / "pruned")
+        for saved in ("pruned", STATE_DIR):
+            if (job_dir / saved).is_dir():
+                shutil.copytree(job_dir / saved, source_dir / saved)
         cache.commit(source_dir, source)
     source_inputs.save_record(record, outcome.read, source_dir)
     return source, source_dir
@@ -163,9 +165,10 @@ def _export_stage(steps: list[Step], source: SourceRecord, source_dir: Path, tar
             continue
         cache.discard(stage_dir)
         pruned = source_dir / "pruned" if source.pruning else None
+        state = source_dir / STATE_DIR
         job = ExportJob(options.config.source, step.output.label, step.exporter, step.transform, step.bridge,
                         source_dir / "data", stage_dir / step.filename, pruned,
-                        source.pruning.kind if source.pruning else None, settings)
+                        source.pruning.kind if source.pruning else None, settings, state if state.is_dir() else None)
         pending.append((index, stage_dir, Job("export", job, stage_dir / "job", step.output.label)))
     if pending:
         _run_exports(pending, steps, results, options, progress)

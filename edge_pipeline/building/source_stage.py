@@ -14,7 +14,7 @@ from edge_pipeline.measure.metric import load_metric
 from edge_pipeline.measure.validate import BUILTIN_METRICS, Metric, metric_output
 from edge_pipeline.numbers import is_finite
 from edge_pipeline.plugins import DataBundle, Model, QuantizeSettings, Source
-from edge_pipeline.records import PruningRecord, SourceJob, SourceOutcome, SourceRecord
+from edge_pipeline.records import STATE_DIR, PruningRecord, SourceJob, SourceOutcome, SourceRecord
 from edge_pipeline.sources import call_user, load_source, resolve_callable, source_for
 from edge_pipeline.tensors import Tensors, TensorSpec
 from edge_pipeline.types import JsonObject, SourceSpec
@@ -37,6 +37,8 @@ def run(job: SourceJob) -> SourceOutcome:
         reference = source.reference_outputs(model, data)   # artifacts are validated against the pruned model
         after = source_metric(reference, data, spec, metric)
         pruning = _with_accuracies(pruning, accuracy, after)
+    if model.provenance.get("kind") == "factory" and not spec.prune:
+        source.save_state(model, workdir / STATE_DIR)    # the factory's weights, as validated (see export_stage)
     data_hash = save_bundle(workdir / "data", data)
     reference_hash = save_outputs(workdir / "reference.npz", reference)
     record = SourceRecord(

@@ -43,6 +43,16 @@ class Source(Plugin):
         """The model a user's factory returned, and its example inputs."""
         raise InputError(f"the {self.name} source does not take factory results ({type(obj).__name__})")
 
+    def save_state(self, model: Model, folder: Path) -> None:
+        """Writes the weights of a model a factory built, so that every export worker rebuilds exactly the model
+        the source stage validated (a factory without a seed builds a new random model on each call)."""
+        raise InputError(f"the {self.name} source cannot save the state of a factory's model")
+
+    def restore_state(self, model: Model, folder: Path) -> Model:
+        """`model` (the factory's structure, built again) with the weights `save_state` wrote; a model whose
+        structure no longer fits them is an InputError."""
+        raise InputError(f"the {self.name} source cannot restore the state of a factory's model")
+
     @abstractmethod
     def fingerprint(self, model: Model) -> str:
         """A hash of everything that decides the model's outputs (weights, structure)."""

@@ -51,6 +51,9 @@ class SavedModelHandle:
 KerasModule = Union["keras.Model", SavedModelHandle]
 
 
+STATE_FILE = "weights.npz"
+
+
 class KerasSource(Source):
     """Keras and TensorFlow models; `keras-safe-mode = false` is the only way a file's Lambda code runs."""
 
@@ -75,6 +78,21 @@ class KerasSource(Source):
         if not isinstance(obj, keras.Model):     # e.g. a layer, or a tensor
             raise InputError(f"model factory '{spec.model}' returned {type(obj).__name__}, expected a Keras model")
         return from_keras(obj, spec, provenance)
+
+    def save_state(self, model: Model, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez(folder / STATE_FILE, *[np.asarray(w.numpy()) for w in model.module.weights])
+
+    def restore_state(self, model: Model, folder: Path) -> Model:
+        with np.load(folder / STATE_FILE, allow_pickle=False) as saved:
+            values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        try:
+            model.module.set_weights(values)
+        except ValueError as exc:
+            raise InputError(f"model factory '{model.provenance.get('factory')}' built a different model in this "
+                             f"process than in the source stage ({' '.join(str(exc).split())[:200]}); a factory "
+                             f"must build the same architecture on every call") from exc
+        return model
 
     def fingerprint(self, model: Model) -> str:
         """Hash of the architecture and every weight; a SavedModel folder hashes its files."""

@@ -19,6 +19,7 @@ from edge_pipeline.types import JsonObject, SourceSpec
 if TYPE_CHECKING:
     import torch
 
+STATE_FILE = "state_dict.pt"
 _GLOBAL = re.compile(r"global:? GLOBAL ([\w.]+)|allowlist(?: this global)?.*?\[([\w.]+)\]", re.S)
 
 
@@ -41,6 +42,21 @@ class TorchSource(Source):
             raise InputError(f"model factory '{spec.model}' returned {type(obj).__name__}, expected a "
                              f"torch.nn.Module")
         return from_module(obj, spec, provenance)
+
+    def save_state(self, model: Model, folder: Path) -> None:
+        import torch
+
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(model.module.state_dict(), folder / STATE_FILE)
+
+    def restore_state(self, model: Model, folder: Path) -> Model:
+        try:
+            model.module.load_state_dict(load_state_dict(folder / STATE_FILE), strict=True)
+        except RuntimeError as exc:
+            raise InputError(f"model factory '{model.provenance.get('factory')}' built a different model in this "
+                             f"process than in the source stage (its weights do not fit: {short(exc)}); a factory "
+                             f"must build the same architecture on every call") from exc
+        return model
 
     def fingerprint(self, model: Model) -> str:
         """Hash of every parameter and buffer (name, dtype, shape, bytes) plus the module's class."""
@@ -79,6 +95,10 @@ def from_module(module: torch.nn.Module, spec: SourceSpec, provenance: JsonObjec
         except RuntimeError as exc:
             raise InputError(f"weights file {path} does not fit the model: {short(exc)}") from exc
         provenance = {**provenance, "weights": str(path)}
+    meta = next((name for name, t in module.state_dict().items() if t.is_meta), None)
+    if meta is not None:
+        raise InputError(f"the model's weight '{meta}' is on the 'meta' device (a shape with no values): "
+                         f"materialise the model (to_empty() and load its weights) before returning it")
     if not isinstance(module, torch.fx.GraphModule):   # an unlifted torch.export module refuses .eval()
         module = module.eval()
     example = example_inputs(spec, forward_names(module))
