@@ -1,4 +1,5 @@
-"""Atomic writes, hashing and compressed sizes: a failed build never leaves a file that looks valid.
+"""Atomic writes, confined reads, hashing and compressed sizes: a failed build never leaves a file that looks
+valid, and a symlink, FIFO or device in an artifact folder is refused by name, never followed, opened or copied.
 
 Temporary files and folders are created private (mkstemp: 0600, mkdtemp: 0700) and get the modes the user's
 umask gives ordinary files just before they are renamed into place, so a CI uploader or web server can read them.
@@ -11,12 +12,13 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from edge_pipeline.errors import EnvironmentProblem
+from edge_pipeline.errors import EnvironmentProblem, InputError
 
 
 class DiskFull(EnvironmentProblem):
@@ -66,8 +68,62 @@ def sha256_json(value: object) -> str:
 
 
 def files_of(path: Path) -> list[Path]:
-    """The files an artifact consists of: itself, or every file of a folder artifact (sorted)."""
-    return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    """The files an artifact consists of: itself, or every file of a folder artifact (sorted, regular only)."""
+    return _walk(path, "artifact folder")[1] if path.is_dir() else [path]
+
+
+KINDS = ((stat.S_ISLNK, "a symlink"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
+         (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in KINDS if test(mode)), "not a regular file")
+
+
+def regular_file(path: Path, what: str) -> Path:
+    """`path`, refused unless it is a regular file itself: checked with lstat before anything opens it, so a FIFO
+    cannot hang the read and a symlink cannot lead out of its folder."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        raise InputError(f"{what} {path} is missing") from None
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{what} {path} is {_kind(mode)}, not a regular file: refused")
+    return path
+
+
+def _walk(folder: Path, what: str) -> tuple[list[Path], list[Path]]:
+    """(sub-folders, regular files) under `folder`, sorted; any other entry (a symlink in or out, a FIFO, a
+    device) is refused by its relative path before a byte is read."""
+    folders: list[Path] = []
+    files: list[Path] = []
+    pending = [folder]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                mode, path = entry.stat(follow_symlinks=False).st_mode, Path(entry.path)
+                if stat.S_ISDIR(mode):
+                    folders.append(path)
+                    pending.append(path)
+                elif stat.S_ISREG(mode):
+                    files.append(path)
+                else:
+                    raise InputError(f"{what} {folder} holds {path.relative_to(folder).as_posix()}, {_kind(mode)}: "
+                                     f"only regular files are read from it")
+    return sorted(folders), sorted(files)
+
+
+def copy_regular_tree(src: Path, dest: Path, what: str) -> None:
+    """Copies a folder's contents (never a symlink's target), refused whole before anything is written if it holds
+    anything but folders and regular files; modes follow the umask (owner-executable files stay executable)."""
+    folders, files = _walk(src, what)
+    mask = current_umask()
+    for folder in [src, *folders]:
+        (dest / folder.relative_to(src)).mkdir(parents=True, exist_ok=True)
+    for file in files:
+        target = dest / file.relative_to(src)
+        shutil.copyfile(file, target)
+        os.chmod(target, (0o777 if file.stat().st_mode & 0o100 else 0o666) & ~mask)
 
 
 def sha256_artifact(path: Path) -> str:
@@ -94,12 +150,17 @@ def zip_compressed_size(path: Path) -> int:
         return tmp.tell()
 
 
+def _prefix(dest: Path) -> str:
+    """A temporary sibling's name prefix that still fits NAME_MAX (255 bytes) when `dest`'s own name does."""
+    return f".{dest.name.encode()[:200].decode(errors='ignore')}."
+
+
 @contextlib.contextmanager
 def atomic_path(dest: Path) -> Iterator[Path]:
     """Yields a temporary sibling path; renames it onto `dest` only if the block succeeds."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=_prefix(dest), suffix=".partial", dir=dest.parent)
     except OSError as exc:     # name the file the caller asked for, not the temporary one
         raise OSError(exc.errno, exc.strerror, str(dest)) from exc
     os.close(fd)
@@ -124,7 +185,7 @@ def atomic_path(dest: Path) -> Iterator[Path]:
 def atomic_dir(dest: Path) -> Iterator[Path]:
     """Like atomic_path for folder artifacts (e.g. TF.js model.json + shards)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_prefix(dest), suffix=".partial", dir=dest.parent))
     try:
         yield tmp
         apply_umask(tmp)
@@ -153,19 +214,25 @@ def write_json_atomic(dest: Path, value: object) -> None:
 def copy_atomic(src: Path, dest: Path) -> None:
     if src.is_dir():
         with atomic_dir(dest) as tmp:
-            shutil.copytree(src, tmp, dirs_exist_ok=True)
+            copy_regular_tree(src, tmp, "artifact folder")
         return
     with atomic_path(dest) as tmp:
         shutil.copyfile(src, tmp)
 
 
 def replace_dir(staging: Path, dest: Path) -> None:
-    """Swaps a fully written staging directory into place, so readers never see a mix."""
+    """Swaps a fully written staging directory into place, so readers never see a mix. A destination that is a
+    mount point (docker's `-v out:/…/android`) cannot be renamed (EBUSY): its contents are replaced instead."""
     trash = dest.with_name(f".{dest.name}.old")
     if trash.exists():
         shutil.rmtree(trash)
     if dest.exists():
-        os.replace(dest, trash)
+        try:
+            os.replace(dest, trash)
+        except OSError as exc:
+            if exc.errno not in (errno.EBUSY, errno.EXDEV):
+                raise
+            return _replace_contents(staging, dest)
     try:
         os.replace(staging, dest)
     except BaseException:            # (Ctrl-C between the two renames included): the old folder goes back
@@ -173,6 +240,32 @@ def replace_dir(staging: Path, dest: Path) -> None:
             os.replace(trash, dest)
         raise
     shutil.rmtree(trash, ignore_errors=True)
+
+
+def _replace_contents(staging: Path, dest: Path) -> None:
+    """`replace_dir` for a folder that cannot be renamed: the new entries go into a hidden folder inside it first
+    (renamed, or copied from another file system), then each old entry is renamed aside and each new one in, so
+    every file there is whole at every moment; a failure puts the old entries back."""
+    remove_stale_siblings(dest / ".new", ".edgepipe-*-*")       # left inside it by a killed process
+    new, old = dest / f".edgepipe-new-{os.getpid()}", dest / f".edgepipe-old-{os.getpid()}"
+    moved: list[str] = []
+    try:
+        shutil.move(staging, new)             # a rename, or a copy from another file system
+        old.mkdir()
+        for name in [n for n in os.listdir(dest) if not n.startswith(".edgepipe-")]:
+            os.replace(dest / name, old / name)
+        for name in os.listdir(new):
+            os.replace(new / name, dest / name)
+            moved.append(name)
+    except BaseException:
+        for path in (dest / name for name in moved):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        for name in os.listdir(old) if old.is_dir() else ():
+            os.replace(old / name, dest / name)
+        raise
+    finally:
+        shutil.rmtree(new, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def remove_stale_siblings(dest: Path, pattern: str) -> None:

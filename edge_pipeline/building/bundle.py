@@ -15,8 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_pipeline import registry
-from edge_pipeline.errors import ConfigError, InputError, StageFailed, UnknownPlugin
-from edge_pipeline.fsutil import atomic_path, replace_dir, sha256_artifact
+from edge_pipeline.errors import ConfigError, InputError, StageFailed
+from edge_pipeline.fsutil import (
+    apply_umask,
+    atomic_path,
+    copy_regular_tree,
+    current_umask,
+    files_of,
+    regular_file,
+    replace_dir,
+    sha256_artifact,
+)
 from edge_pipeline.paths import inside, plain_name
 from edge_pipeline.plugins import Bundler, Runner
 from edge_pipeline.report.model import ArtifactReport, Report
@@ -137,12 +146,12 @@ def _shape(shape: object) -> str:
 
 
 def bundler(template_name: str) -> Bundler:
-    """The bundler plugin of a template; an unknown one names the templates there are."""
-    try:
-        return registry.create(Bundler, template_name)
-    except UnknownPlugin:
-        raise ConfigError(f"no bundle template '{template_name}' "
-                          f"(templates: {', '.join(registry.names(Bundler.kind))})") from None
+    """The bundler plugin of a template; a path or an unknown name is blamed on `--template` (not on the bundle
+    name derived from it) and names the templates there are."""
+    known = registry.names(Bundler.kind)
+    if template_name not in known:
+        raise ConfigError(f"no bundle template {template_name!r} (--template): the templates are {', '.join(known)}")
+    return registry.create(Bundler, template_name)
 
 
 def runnable(template_name: str, report: Report) -> list[ArtifactReport]:
@@ -165,9 +174,10 @@ def write_bundle(template_name: str, folder: Path, report: Report, zip_name: str
 
 
 def make_bundle(template_name: str, folder: Path, report: Report, zip_name: str | None = None) -> BundleSummary:
-    """Fills folder/bundle from the template and writes folder/<zip_name>.zip; only validated artifacts go in."""
-    zip_name = plain_name(zip_name or f"{report.target}-{template_name}-bundle", "bundle name")
-    app = bundler(plain_name(template_name, "bundle template"))
+    """Fills folder/bundle from the template and writes folder/<zip_name>.zip; only validated artifacts go in.
+    Every name is checked before anything is replaced."""
+    app = bundler(template_name)
+    zip_name = plain_name(zip_name or f"{report.target}-{template_name}-bundle", "bundle name (--name)", ".zip")
     template = app.template_dir or templates_dir() / app.name
     if not template.is_dir():
         raise ConfigError(f"the '{template_name}' bundler's template folder {template} is missing")
@@ -176,21 +186,23 @@ def make_bundle(template_name: str, folder: Path, report: Report, zip_name: str 
     shutil.rmtree(staging, ignore_errors=True)
     try:
         models, generated = _fill(template, app, staging, folder, report, samples)
+        apply_umask(staging)          # template, runtime and generated files alike: the modes open() would give
         replace_dir(staging, folder / "bundle")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)   # a refused or interrupted bundle leaves nothing half-made
         raise
     zip_path = folder / f"{zip_name}.zip"
     _zip(folder / "bundle", zip_path)
-    files = sorted(p.relative_to(folder / "bundle").as_posix() for p in (folder / "bundle").rglob("*") if p.is_file())
+    files = sorted(p.relative_to(folder / "bundle").as_posix() for p in files_of(folder / "bundle"))
     return BundleSummary("bundle", zip_path.name, template_name, tuple(m.path for m in models), generated,
                          tuple(files))
 
 
 def _fill(template: Path, app: Bundler, staging: Path, folder: Path, report: Report,
           samples: Samples) -> tuple[list[BundledModel], JsonObject]:
-    """Copies the template into staging and adds the models, runtime files, config, samples and generated code."""
-    shutil.copytree(template, staging)
+    """Copies the template into staging and adds the models, runtime files, config, samples and generated code.
+    Only regular files are copied: a symlink in a template or artifact folder is refused, never followed."""
+    copy_regular_tree(template, staging, "bundle template")
     models: list[BundledModel] = []
     vendor: dict[str, Path] = {}
     assets = staging / app.asset_root     # where the app reads its files from
@@ -200,19 +212,18 @@ def _fill(template: Path, app: Bundler, staging: Path, folder: Path, report: Rep
         raise StageFailed(f"no validated artifact the '{app.name}' app can run "
                           f"(it runs {', '.join(app.formats or ('any format',))})")
     for artifact in bundled:
-        src = inside(folder, artifact.path, "report.json artifact path")
-        if not src.exists():
-            raise InputError(f"{src} is listed in report.json but missing: rebuild first")
-        if sha256_artifact(src) != artifact.sha256:
-            raise StageFailed(f"{src} changed since the build (sha256 differs from report.json): rebuild first")
-        copy = shutil.copytree if src.is_dir() else shutil.copy2
-        copy(src, inside(assets / "models", artifact.path, "model path"))
+        src = _artifact(folder, artifact)
+        dest = inside(assets / "models", artifact.path, "model path")
+        if src.is_dir():
+            copy_regular_tree(src, dest, "artifact folder")
+        else:
+            shutil.copyfile(src, dest)
         models.append(BundledModel(artifact.label, str(artifact.path), artifact.format))
         if artifact.runner:
             vendor.update(registry.create(Runner, artifact.runner).bundle_files())
     for relative, source in sorted(vendor.items()):
         (staging / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, staging / relative)
+        shutil.copyfile(source, staging / relative)
     config = {"target": report.target, "input_shape": samples.input_shape, "layout": samples.layout,
               "labels": samples.labels, "warmup": 5, "runs": 30, "models": [m.to_json() for m in models]}
     (assets / "config.json").write_text(json.dumps(config, indent=2) + "\n")
@@ -223,10 +234,25 @@ def _fill(template: Path, app: Bundler, staging: Path, folder: Path, report: Rep
     return models, generated
 
 
+def _artifact(folder: Path, artifact: ArtifactReport) -> Path:
+    """The artifact's file or folder in the build folder: inside it, regular files only, unchanged since the build
+    (the sha256 is taken over regular files, so a symlink or FIFO in a folder artifact is refused before any read)."""
+    src = inside(folder, artifact.path, "report.json artifact path")
+    if not src.exists():
+        raise InputError(f"{src} is listed in report.json but missing: rebuild first")
+    if not src.is_dir():
+        regular_file(src, "report.json artifact path")
+    if sha256_artifact(src) != artifact.sha256:
+        raise StageFailed(f"{src} changed since the build (sha256 differs from report.json): rebuild first")
+    return src
+
+
 def _samples(folder: Path) -> Samples:
-    """samples.json as the build wrote it; a missing or damaged one means the folder is not a usable build."""
+    """samples.json as the build wrote it; a missing or damaged one means the folder is not a usable build (a FIFO
+    or a symlink in its place is refused before it is opened)."""
+    path = regular_file(folder / "samples.json", "the build's")
     try:
-        return Samples.from_json(json.loads((folder / "samples.json").read_bytes()))
+        return Samples.from_json(json.loads(path.read_bytes()))
     except (OSError, ValueError) as exc:
         raise InputError(f"{folder / 'samples.json'} is missing or damaged ({exc.__class__.__name__}): "
                          f"rebuild first") from exc
@@ -238,13 +264,15 @@ STORED_SUFFIXES = frozenset({".tflite", ".pte", ".onnx", ".ort", ".ptl", ".bin"}
 
 
 def _zip(folder: Path, dest: Path) -> None:
-    """Fixed timestamps and sorted entries: the same bundle gives the same zip bytes."""
+    """Fixed timestamps and sorted entries: the same bundle gives the same zip bytes (under the same umask, which
+    the entries' modes follow as the bundle folder's do: unzip restores them as stored)."""
+    mask = current_umask()
     with atomic_path(dest) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:   # samples: fast
-            for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+            for file in files_of(folder):
                 info = zipfile.ZipInfo(f"{dest.stem}/{file.relative_to(folder).as_posix()}", (1980, 1, 1, 0, 0, 0))
                 info.compress_type = zipfile.ZIP_STORED if file.suffix in STORED_SUFFIXES else zipfile.ZIP_DEFLATED
-                info.external_attr = (0o755 if file.suffix in (".py", ".sh") else 0o644) << 16
+                info.external_attr = ((0o777 if file.suffix in (".py", ".sh") else 0o666) & ~mask) << 16
                 zf.writestr(info, file.read_bytes())
 
 

@@ -1,7 +1,9 @@
 """Runs TF.js graph models in Node with @tensorflow/tfjs (wasm backend; the cpu backend for comparison).
 
 The JS side (tfjs_node/runner.cjs, pinned by its package-lock.json) times each inference itself, so the
-pipe between the processes never enters a latency figure."""
+pipe between the processes never enters a latency figure. It reads every shard model.json names, so those paths
+are checked here first (`model_files`): a `../secret.bin`, an absolute path or a symlink is refused before Node
+starts."""
 from __future__ import annotations
 
 import base64
@@ -14,6 +16,8 @@ from typing import ClassVar, TypedDict, TypeVar
 import numpy as np
 
 from edge_pipeline.errors import InputError, RunnerUnavailable, StageFailed
+from edge_pipeline.fsutil import regular_file
+from edge_pipeline.paths import inside
 from edge_pipeline.plugins import Runner, Session
 from edge_pipeline.tensors import Tensors, TensorSpec
 
@@ -75,6 +79,20 @@ def check_installed() -> str:
     return node
 
 
+def model_files(path: Path) -> list[Path]:
+    """model.json of a TF.js model (its folder, or the model.json in it) and every shard its weightsManifest
+    names: each a regular file inside the folder with no symlink on its path, or InputError naming it."""
+    folder = path if path.is_dir() else path.parent
+    model_json = regular_file(inside(folder, "model.json", "TF.js model file"), "TF.js model file")
+    try:
+        manifest = json.loads(model_json.read_bytes()).get("weightsManifest", [])
+        shards = [shard for group in manifest for shard in group["paths"]]
+    except (ValueError, AttributeError, KeyError, TypeError) as exc:
+        raise InputError(f"{model_json} is not a TF.js model.json ({type(exc).__name__}: {exc})") from None
+    what = f"{model_json} weightsManifest path"
+    return [model_json, *(regular_file(inside(folder, shard, what), what) for shard in shards)]
+
+
 class TfjsNodeRunner(Runner):
     name: ClassVar[str] = "tfjs-node"
     runtime: ClassVar[str] = "TF.js in Node"
@@ -94,7 +112,9 @@ class TfjsNodeRunner(Runner):
         return files
 
     def open(self, path: Path, threads: int, variant: str | None = None) -> TfjsSession:
-        return TfjsSession(path, variant or self.variants[0], threads)
+        """A Node session on the model's folder, once every file it will read is known to be inside it."""
+        model_json = model_files(path)[0]
+        return TfjsSession(model_json.parent, variant or self.variants[0], threads)
 
 
 class TfjsSession(Session):
