@@ -208,7 +208,7 @@ def write_text_atomic(dest: Path, text: str) -> None:
 
 
 def write_json_atomic(dest: Path, value: object) -> None:
-    write_text_atomic(dest, json.dumps(value, indent=2, sort_keys=False, default=str) + "\n")
+    write_text_atomic(dest, json.dumps(value, indent=2, sort_keys=False, default=str, allow_nan=False) + "\n")
 
 
 def copy_atomic(src: Path, dest: Path) -> None:

@@ -109,7 +109,7 @@ def build(
 def _finish(report: Report, folder: Path, as_json: bool) -> None:
     """Prints the report (table or JSON) and exits with the code its status calls for."""
     if as_json:
-        sys.stdout.write(json.dumps(report.to_json(), indent=2, default=str) + "\n")
+        sys.stdout.write(json.dumps(report.to_json(), indent=2, default=str, allow_nan=False) + "\n")
     else:
         out_console.print(report_table(report))
         for a in report.artifacts:

@@ -46,7 +46,7 @@ def gate(
                       max_accuracy_loss=max_accuracy_loss, max_latency_growth=max_latency_growth, junit=junit)
     if as_json:
         checks = [c.to_dict() for c in result.checks]
-        sys.stdout.write(json.dumps({"passed": result.passed, "checks": checks}, indent=2) + "\n")
+        sys.stdout.write(json.dumps({"passed": result.passed, "checks": checks}, indent=2, allow_nan=False) + "\n")
     else:
         for check in result.checks:
             mark, style = ("-", "yellow") if check.kind == "skipped" else MARKS[check.passed]

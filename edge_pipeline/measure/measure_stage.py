@@ -11,7 +11,7 @@ import numpy as np
 
 from edge_pipeline import registry
 from edge_pipeline.datafiles import load_bundle, load_outputs
-from edge_pipeline.errors import ConfigError
+from edge_pipeline.errors import ConfigError, StageFailed
 from edge_pipeline.host import host_cores, measured_on, package_version
 from edge_pipeline.measure.memory import RssSampler, check_memory_limit
 from edge_pipeline.measure.metric import load_metric
@@ -20,8 +20,9 @@ from edge_pipeline.measure.validate import metric_output, validate
 from edge_pipeline.plugins import Runner, Session, Transport
 from edge_pipeline.records import MeasureJob, Measurement
 from edge_pipeline.report.model import Latency
+from edge_pipeline.report.strict import ReportFieldError, conform
 from edge_pipeline.tensors import align_outputs, order_inputs
-from edge_pipeline.types import JsonObject, ProfileSettings
+from edge_pipeline.types import JsonObject, JsonValue, ProfileSettings
 
 SAMPLE_OUTPUTS = 8
 TOP_OPS = 10
@@ -67,11 +68,23 @@ def run(job: MeasureJob) -> Measurement:
     where = f"{job.target} (host-emulated)"
     if runtime_memory_mb is not None:
         check_memory_limit(artifact.name, where, runtime_memory_mb, job.profile.memory_mb)
-    return replace(
+    return checked_figures(replace(
         measured, signature=registry.create(Runner, job.runner).signature(artifact),   # by its own runtime
         latency=measure_latency(runner, artifact, session, example, job.profile, job.target),
         peak_rss_mb=peak_rss_mb(), runtime_memory_mb=runtime_memory_mb,
-        op_profile=op_profile(runner, artifact, example, job.profile.runs))
+        op_profile=op_profile(runner, artifact, example, job.profile.runs)), job.runner)
+
+
+def checked_figures(measured: Measurement, runner: str) -> Measurement:
+    """What a runner or transport plugin measured, held to the report's own rules (finite, in range): a NaN
+    latency from a board or a negative op time fails this artifact naming the runner, never reaches the gate."""
+    try:
+        for index, latency in enumerate(measured.latency):
+            Latency.from_json(latency.to_json(), f"latency_by_threads[{index}]")
+        conform(JsonValue, measured.op_profile, "op_profile")
+    except ReportFieldError as exc:
+        raise StageFailed(f"runner '{runner}' reported an impossible figure: {exc}") from None
+    return measured
 
 
 def peak_rss_mb() -> float:

@@ -11,7 +11,7 @@ from edge_pipeline import registry
 from edge_pipeline.datafiles import load_arrays
 from edge_pipeline.errors import InputError
 from edge_pipeline.host import package_version
-from edge_pipeline.measure.measure_stage import create_runner, measure_latency, op_profile
+from edge_pipeline.measure.measure_stage import checked_figures, create_runner, measure_latency, op_profile
 from edge_pipeline.measure.profiling import run_batches
 from edge_pipeline.measure.validate import thresholds_for, validate
 from edge_pipeline.plugins import Runner
@@ -53,15 +53,17 @@ def run(job: ProfileJob) -> Measurement:
         reference = _named(run_batches(ref_session, ref_inputs, batch), ref_session.output_names)
         aligned = align_outputs(list(outputs.arrays), list(outputs.names), reference)
         validation = validate(aligned, reference, thresholds_for(Precision.parse("as-built")))
-    return Measurement(
+    first = outputs.arrays[0][:SAMPLE_OUTPUTS]
+    finite = first.dtype.kind not in "fc" or bool(np.all(np.isfinite(first)))   # JSON holds no NaN
+    return checked_figures(Measurement(
         runtime=session.runtime_label or runner.runtime,
         runtime_version=session.runtime_version or package_version(runner.distribution),
-        validation=validation, sample_outputs=outputs.arrays[0][:SAMPLE_OUTPUTS].tolist(),
+        validation=validation, sample_outputs=first.tolist() if finite else None,
         latency=measure_latency(runner, artifact, session, sample, job.profile, job.target),
         op_profile=op_profile(runner, artifact, sample, job.profile.runs),
         inputs=tuple(TensorSpec(n, tuple(a[:batch].shape), a.dtype.name) for n, a in zip(inputs.names, inputs.arrays)),
         outputs=tuple(TensorSpec(n, (batch, *a.shape[1:]), a.dtype.name)
-                      for n, a in zip(outputs.names, outputs.arrays)))
+                      for n, a in zip(outputs.names, outputs.arrays))), job.runner)
 
 
 def _batch(specs: list[TensorSpec] | None, inputs: Tensors) -> int:

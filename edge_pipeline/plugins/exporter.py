@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
+from edge_pipeline.fsutil import copy_regular_tree
 from edge_pipeline.plugins.contract import Plugin
 from edge_pipeline.plugins.model import Model
 from edge_pipeline.plugins.recipe import Carrier, Recipe, RecipeStep, StepKind, Work, file_step, write_step
@@ -104,7 +105,7 @@ def copy_step(tool: str = "copy") -> RecipeStep:
     """A step that copies the previous file (or folder) as it is: the simplest artifact transform."""
     def copy(src: Path, dest: Path, _: Work) -> JsonObject:
         if src.is_dir():
-            shutil.copytree(src, dest, dirs_exist_ok=True)
+            copy_regular_tree(src, dest, "the previous step's folder")
         else:
             shutil.copyfile(src, dest)
         return {}
