@@ -11,9 +11,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge_pipeline.config import Config, check_prune, check_sensitivity, load_config
+from edge_pipeline.config import Config, check_memory_mb, check_prune, check_sensitivity, load_config
 from edge_pipeline.errors import ConfigError
 from edge_pipeline.fsutil import write_json_atomic, write_text_atomic
+from edge_pipeline.host import applied
 from edge_pipeline.paths import output_file, output_folder, plain_name
 from edge_pipeline.progress import Progress, no_progress
 from edge_pipeline.report.baseline import (
@@ -71,16 +72,19 @@ def build(target: str = "android", *, out_dir: PathLike = "build/edgepipe", conf
           example: str | None = None, prune: float | None = None, prune_structured: bool = False,
           fine_tune: str | None = None, prune_scope: str | None = None, sensitivity: str | None = None,
           use_cache: bool = True, budgets: Mapping[str, float] | None = None, device: str | None = None,
-          log_file: PathLike | None = None, progress: Progress = no_progress) -> Report:
+          log_file: PathLike | None = None, progress: Progress = no_progress, max_memory_mb: float | None = None
+          ) -> Report:
     """Builds, validates and profiles every artifact `target` asks for; writes OUT_DIR/<target>/ and returns the
     report. `config`: a Config, or an edgepipe.toml / pyproject.toml (default: discovered in the current folder).
     `example`, `prune*`, `sensitivity` and `budgets` override the config (`prune`: the fraction of weights
-    removed; `sensitivity`: on-failure | always | never). `device`: measure on a board (ssh://user@host)."""
+    removed; `sensitivity`: on-failure | always | never). `device`: measure on a board (ssh://user@host).
+    `max_memory_mb`: the budget declared sizes are held to (see Config.limits)."""
     from edge_pipeline.building.pipeline import BuildOptions
     from edge_pipeline.building.pipeline import build as run_build
 
     out = output_folder(Path(out_dir))
     cfg = _loaded(config)
+    limits = cfg.limits(check_memory_mb(max_memory_mb, "--max-memory"))
     if example is not None:
         cfg = replace(cfg, source=replace(cfg.source, example=example, model=None))
     if prune is not None or prune_structured or fine_tune or prune_scope:
@@ -94,24 +98,30 @@ def build(target: str = "android", *, out_dir: PathLike = "build/edgepipe", conf
     options = BuildOptions(target=plain_name(target, "--target"), out_dir=out, config=cfg, use_cache=use_cache,
                            budgets=tuple(checked.items()), device=device,
                            log_file=Path(log_file) if log_file is not None else None)
-    return run_build(options, progress)
+    with applied(limits):    # reaches the workers through their environment
+        return run_build(options, progress)
 
 
 def profile(artifact: PathLike, *, target: str = "host", out_dir: PathLike = "build/edgepipe/profile",
             inputs: PathLike | None = None, reference: PathLike | None = None, runs: int = 100, warmup: int = 10,
-            budgets: Mapping[str, float] | None = None, device: str | None = None) -> Report:
+            budgets: Mapping[str, float] | None = None, device: str | None = None,
+            max_memory_mb: float | None = None) -> Report:
     """Profiles an existing artifact in its own runtime (a vendor's file included) and returns the report,
-    also written to OUT_DIR/<artifact name>/. `inputs`: an .npz; `reference`: another artifact to compare with."""
+    also written to OUT_DIR/<artifact name>/. `inputs`: an .npz; `reference`: another artifact to compare with.
+    `max_memory_mb`: the budget its declared inputs and `inputs` are held to (see Config.limits)."""
     from edge_pipeline.building.plan import load_target
     from edge_pipeline.building.profile import profile as run_profile
 
     if runs < 1 or warmup < 0:
         raise ConfigError(f"runs must be >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
     out = output_folder(Path(out_dir))
-    threads = load_target(target, load_config(None)).profile.threads if target != "host" else (1, 0)
+    cfg = load_config(None)
+    limits = cfg.limits(check_memory_mb(max_memory_mb, "--max-memory"))
+    threads = load_target(target, cfg).profile.threads if target != "host" else (1, 0)
     settings = ProfileSettings(warmup=warmup, runs=runs, threads=threads)
-    return run_profile(Path(artifact), target, out, _path(inputs), _path(reference), settings,
-                       _checked_budgets(budgets), device)
+    with applied(limits):
+        return run_profile(Path(artifact), target, out, _path(inputs), _path(reference), settings,
+                           _checked_budgets(budgets), device)
 
 
 def bundle(target: str = "android", *, out_dir: PathLike = "build/edgepipe", template: str | None = None,
@@ -184,12 +194,13 @@ def tune(target: str = "android", *, out_dir: PathLike = "build/edgepipe", confi
     settings = TuneSettings(target=target, out_dir=out / "tune" / plain_name(target, "--target"), config=cfg,
                             trials=trials, max_accuracy_drop=max_accuracy_drop, max_size_kb=max_size_kb,
                             max_latency_ms=max_latency_ms, runs=runs, parallel=parallel, seed=seed)
-    pool = make_executor(executor, address, parallel)
-    on_start(pool.label)
-    try:
-        summary = run_search(settings, pool, on_trial)
-    finally:
-        pool.close()
+    with applied(cfg.limits()):       # the memory budget and sample caps reach every trial's workers
+        pool = make_executor(executor, address, parallel)
+        on_start(pool.label)
+        try:
+            summary = run_search(settings, pool, on_trial)
+        finally:
+            pool.close()
     return TuneOutcome(summary, write_results(summary, settings))
 
 
@@ -259,20 +270,29 @@ class TargetInfo:
 
 
 def plugins() -> list["PluginInfo"]:
-    """Every registered plugin of every kind, from package metadata (nothing is imported)."""
+    """Every registered plugin of every kind that loads and meets its contract (plugin modules import no
+    framework). The list's `warnings` name each plugin left out: broken (why, and its distribution) or hidden by
+    a same-named built-in."""
     from edge_pipeline import registry
 
-    return [info for kind in registry.KINDS for info in registry.describe(kind)]
+    return registry.survey()
 
 
 def targets(config: PathLike | Config | None = None) -> list[TargetInfo]:
-    """The built-in target profiles and the config's own, with the file's settings applied."""
+    """The built-in target profiles and the config's own, with the file's settings applied. A target plugin that
+    does not load is left out, not fatal: the list's `warnings` name it (and any hidden by a clash)."""
+    from edge_pipeline import registry
     from edge_pipeline.building.plan import load_target, runners_for, target_names
+    from edge_pipeline.errors import MissingDependency, PluginError
 
     cfg = _loaded(config)
-    found = []
+    found: registry.Listing[TargetInfo] = registry.Listing(warnings=registry.hidden("target"))
     for name in target_names(cfg):
-        t = load_target(name, cfg)
+        try:
+            t = load_target(name, cfg)
+        except (MissingDependency, PluginError) as exc:
+            found.warnings.append(registry.skipped("target", name, exc))
+            continue
         found.append(TargetInfo(t.name, t.description, tuple(o.label for o in t.outputs), tuple(runners_for(t)),
                                 tuple("all" if n == 0 else n for n in t.profile.threads), t.profile.memory_mb,
                                 dict(t.budgets), t.bundle, t.device_class))

@@ -1,31 +1,32 @@
 """Reads `edgepipe.toml` or `[tool.edgepipe]` into frozen dataclasses; every error quotes its TOML path."""
 from __future__ import annotations
 
-import difflib
-import tomllib
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from edge_pipeline import registry
+from edge_pipeline.config_files import FoundConfig, check_keys, explicit_config, find_config
+from edge_pipeline.config_prune import check_prune, installed_pruners, pruner_for  # the last two: re-exported
 from edge_pipeline.errors import ConfigError
-from edge_pipeline.numbers import DECIBELS, FRACTION, PERCENTAGE_POINTS, finite
+from edge_pipeline.host import DataLimits
+from edge_pipeline.numbers import DECIBELS, FRACTION, PERCENTAGE_POINTS, POSITIVE, finite
 from edge_pipeline.paths import plain_name
-from edge_pipeline.plugins import Pruner, Transform
+from edge_pipeline.plugins import Transform
 from edge_pipeline.precision import THRESHOLD_KEYS, Precision
 from edge_pipeline.report.gating import validate_budget
 from edge_pipeline.types import TASK_METRICS, JsonObject, JsonValue, OutputSpec, ProfileSettings, SourceSpec, Target
 
-KeyTypes = Mapping[str, type | tuple[type, ...]]   # allowed keys of a TOML table -> the types each may have
 SOURCE_KEYS = {"example": str, "model": str, "weights": str, "example-inputs": (str, list, dict), "calibration": str,
                "evaluate": str, "metric": str, "metric-output": str, "keras-safe-mode": bool}
 PROFILE_KEYS = {"warmup": int, "runs": int, "threads": list, "memory-mb": (int, float)}
 TARGET_KEYS = {"formats": list, "budgets": dict, "profile": dict, "description": str, "extends": str}
-PRUNE_KEYS = {"amount": (int, float), "kind": str, "fine-tune": str, "scope": str}
 QUANT_KEYS = {"calibration-samples": int, "calibration-method": str, "sensitivity": (str, bool)}
 SENSITIVITY_MODES = ("on-failure", "always", "never")   # true / false: deprecated aliases of always / never
-MODEL_DATA_KEYS = ("weights", "example-inputs", "calibration", "evaluate")   # meaningful only with `model`
-TOP_KEYS = {**SOURCE_KEYS, "profile": dict, "targets": dict, "prune": dict, "quantization": dict, "validation": dict}
+MODEL_DATA_KEYS = ("weights", "example-inputs", "calibration", "evaluate", "evaluation-samples")   # need `model`
+LIMIT_KEYS = {"max-memory-mb": (int, float), "evaluation-samples": int}    # see DataLimits
+TOP_KEYS = {**SOURCE_KEYS, **LIMIT_KEYS, "profile": dict, "targets": dict, "prune": dict, "quantization": dict,
+            "validation": dict}
+MAX_THREADS = 256   # a fixed bound, so a config valid on a 64-core CI runner is valid on a laptop too
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,9 @@ class QuantizationConfig:
 @dataclass(frozen=True)
 class Config:
     """The resolved configuration; `origin` says which file it came from. `profile` and `targets` are the file's
-    checked tables (resolve_target applies them); `validation`: precision -> threshold overrides."""
+    checked tables (resolve_target applies them); `validation`: precision -> threshold overrides. `max_memory_mb`
+    and `evaluation_samples` bound what a build allocates and draws (see `limits`); `warnings`: what the reader of
+    the report should know about how the file was chosen."""
 
     source: SourceSpec = SourceSpec()
     profile: JsonObject = field(default_factory=dict)
@@ -67,81 +70,44 @@ class Config:
     quantization: QuantizationConfig = QuantizationConfig()
     validation: dict[str, dict[str, float]] = field(default_factory=dict)
     origin: str | None = None
+    max_memory_mb: float | None = None
+    evaluation_samples: int | None = None
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> JsonObject:
         return {"origin": self.origin, "source": self.source.to_dict(), "profile": self.profile,
                 "targets": dict(self.targets), "quantization": self.quantization.to_dict(),
-                "validation": dict(self.validation)}
+                "validation": dict(self.validation), "max_memory_mb": self.max_memory_mb,
+                "evaluation_samples": self.evaluation_samples, "warnings": list(self.warnings)}
+
+    def limits(self, max_memory_mb: float | None = None) -> DataLimits:
+        """What a command may allocate and draw: `max_memory_mb` (--max-memory, checked by the caller) over the
+        file's `max-memory-mb`, the file's sample caps, then whatever the environment sets (EDGEPIPE_MAX_MEMORY_MB,
+        ...); the default budget is half the memory this process may use (host.default_memory_budget)."""
+        memory = max_memory_mb if max_memory_mb is not None else self.max_memory_mb
+        own = DataLimits(memory, self.quantization.calibration_samples, self.evaluation_samples)
+        return own.over(DataLimits.from_environ())
 
 
-def _check_keys(table: JsonObject, allowed: KeyTypes, path: str) -> None:
-    for key, value in table.items():
-        where = f"{path}.{key}" if path else key
-        if key not in allowed:
-            close = difflib.get_close_matches(key, list(allowed), n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"unknown key '{where}'. Valid keys: {', '.join(sorted(allowed))}.{hint}")
-        expected = allowed[key]
-        if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
-            names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
-            raise ConfigError(f"'{where}' must be {names}, got {type(value).__name__} {value!r}")
-
-
-def find_config(start: Path) -> tuple[JsonValue, str, Path] | None:
-    """Returns (table, toml prefix, file) for the first edgepipe.toml or [tool.edgepipe] found."""
-    for candidate, prefix in ((start / "edgepipe.toml", ""), (start / "pyproject.toml", "tool.edgepipe")):
-        if not candidate.is_file():
-            continue
-        data = read_toml(candidate)
-        if prefix:
-            tool = data.get("tool", {})
-            if not isinstance(tool, dict):
-                raise ConfigError(f"{candidate}: 'tool' must be a table, got {type(tool).__name__} {tool!r:.40}")
-            data = tool.get("edgepipe")
-            if data is None:
-                continue
-        return data, prefix, candidate
-    return None
-
-
-def read_toml(path: Path) -> JsonObject:
-    """A TOML file as a table; unreadable, non-UTF-8 or invalid files are config errors naming the file."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
-                          f"TOML files must be UTF-8") from exc
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+def check_memory_mb(value: object, where: str) -> float | None:
+    """A memory budget in MiB (`max-memory-mb`, --max-memory), checked where it enters: a finite number > 0, or
+    None (not set)."""
+    return None if value is None else finite(value, where, POSITIVE)
 
 
 def load_config(path: Path | None = None, cwd: Path | None = None) -> Config:
     """Loads an explicit file, or discovers one in `cwd`; no file gives the built-in defaults."""
-    cwd = cwd or Path.cwd()
-    if path is not None:
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        found = find_config(path.parent) if path.name in ("edgepipe.toml", "pyproject.toml") else None
-        if found is None or found[2].resolve() != path.resolve():
-            found = (read_toml(path), "", path)
-    else:
-        found = find_config(cwd)
+    found: FoundConfig | None = explicit_config(path) if path is not None else find_config(cwd or Path.cwd())
     if found is None:
         return Config()
-    return parse_config(*found)
+    return parse_config(found.table, found.prefix, found.file, found.warnings)
 
 
-def parse_config(table: JsonValue, prefix: str, file: Path) -> Config:
+def parse_config(table: JsonValue, prefix: str, file: Path, warnings: tuple[str, ...] = ()) -> Config:
     if not isinstance(table, dict):
         raise ConfigError(f"{file}: '{prefix or 'the file'}' must be a table of edgepipe settings, got "
                           f"{type(table).__name__} {table!r:.40}")
-    _check_keys(table, TOP_KEYS, prefix)
+    check_keys(table, TOP_KEYS, prefix)
     _check_model_data(table, prefix)
     base = file.parent.resolve()
     source_fields = {k.replace("-", "_"): v for k, v in table.items() if k in SOURCE_KEYS}
@@ -170,7 +136,7 @@ def parse_config(table: JsonValue, prefix: str, file: Path) -> Config:
         plain_name(name, f"'{tpath}': target name")
         if not isinstance(tdef, dict):
             raise ConfigError(f"'{tpath}' must be a table")
-        _check_keys(tdef, TARGET_KEYS, tpath)
+        check_keys(tdef, TARGET_KEYS, tpath)
         if not isinstance(tdef.get("budgets", {}), dict):
             raise ConfigError(f"'{tpath}.budgets' must be a table")
         for name, value in tdef.get("budgets", {}).items():
@@ -185,7 +151,9 @@ def parse_config(table: JsonValue, prefix: str, file: Path) -> Config:
         check_quantization(table.get("quantization", {}), _join(prefix, "quantization")))
     validation = check_validation(table.get("validation", {}), _join(prefix, "validation"))
     return Config(source=source, profile=profile, targets=targets, quantization=quantization,
-                  validation=validation, origin=str(file))
+                  validation=validation, origin=str(file), warnings=warnings,
+                  max_memory_mb=check_memory_mb(table.get("max-memory-mb"), f"'{_join(prefix, 'max-memory-mb')}'"),
+                  evaluation_samples=_check_evaluation_samples(table, prefix))
 
 
 THRESHOLD_RANGES = {"min-sqnr-db": DECIBELS, "min-agreement": FRACTION, "max-accuracy-drop": PERCENTAGE_POINTS}
@@ -196,10 +164,10 @@ def check_validation(table: JsonObject, path: str) -> dict[str, dict[str, float]
     a table for an unknown precision would silently never apply, so it is refused."""
     for precision in table:
         Precision.parse(precision, f"'{_join(path, precision)}'")
-    _check_keys(table, {p: dict for p in Precision.names()}, path)
+    check_keys(table, {p: dict for p in Precision.names()}, path)
     overrides = {}
     for precision, values in table.items():
-        _check_keys(values, {k: (int, float) for k in THRESHOLD_KEYS}, f"{path}.{precision}")
+        check_keys(values, {k: (int, float) for k in THRESHOLD_KEYS}, f"{path}.{precision}")
         overrides[precision] = {k.replace("-", "_"): finite(v, f"'{path}.{precision}.{k}'", THRESHOLD_RANGES[k])
                                 for k, v in values.items()}
     return overrides
@@ -210,7 +178,7 @@ def check_quantization(table: JsonObject, path: str) -> JsonObject:
     and method of int8, and when int8 artifacts get a per-layer sensitivity ranking."""
     sensitivity = table.get("sensitivity")
     table = {k: v for k, v in table.items() if k != "sensitivity"}   # str or (deprecated) bool: checked below
-    _check_keys(table, QUANT_KEYS, path)
+    check_keys(table, QUANT_KEYS, path)
     if "calibration-samples" in table and table["calibration-samples"] < 1:
         raise ConfigError(f"'{path}.calibration-samples' must be >= 1, got {table['calibration-samples']}")
     method = table.get("calibration-method")
@@ -233,43 +201,21 @@ def check_sensitivity(value: JsonValue, where: str) -> str:
     return value
 
 
-def check_prune(table: JsonObject, path: str) -> JsonObject:
-    """`prune = { amount = 0.5, kind = "structured", fine-tune = "pkg.module:fn", scope = "global" }`, checked."""
-    _check_keys(table, PRUNE_KEYS, path)
-    amount = table.get("amount")
-    if amount is None or isinstance(amount, bool) or not 0 < amount < 1:
-        raise ConfigError(f"'{path}.amount' must be a fraction between 0 and 1 (exclusive), got {amount!r}")
-    kind = table.get("kind", "unstructured")
-    pruners = installed_pruners()
-    if kind not in pruners:
-        raise ConfigError(f"'{path}.kind' must be one of: {', '.join(pruners)}; got {kind!r}")
-    scopes = pruners[str(kind)].scopes
-    scope = table.get("scope", scopes[0])
-    if scope not in scopes:
-        each = "; ".join(k + ": " + ", ".join(p.scopes) for k, p in pruners.items())
-        raise ConfigError(f"'{path}.scope' must be one of: {', '.join(scopes)} for {kind} pruning (the scopes each "
-                          f"pruner takes: {each}); got {scope!r}")
-    return {"amount": float(amount), "kind": kind, "fine_tune": table.get("fine-tune"), "scope": scope}
-
-
-def installed_pruners() -> dict[str, type[Pruner]]:
-    """`[prune] kind` -> the installed pruner offering it, in name order (also `edgepipe tune`'s search order)."""
-    return dict(sorted((p.prune_kind, p) for p in registry.load_all(Pruner)[0]))
-
-
-def pruner_for(kind: str) -> type[Pruner]:
-    """The installed pruner offering `[prune] kind` (checked when the config was read; a pruner uninstalled since
-    is named here)."""
-    pruners = installed_pruners()
-    if kind not in pruners:
-        raise ConfigError(f"prune kind '{kind}': no installed pruner offers it (kinds: {', '.join(pruners)})")
-    return pruners[kind]
-
-
 def calibration_methods() -> tuple[str, ...]:
     """Every calibration method an installed transform offers (each output's own is checked when planned)."""
     return tuple(sorted({m for t in registry.load_all(Transform)[0] if t.needs_calibration
                          for m in t.calibration_methods}))
+
+
+def _check_evaluation_samples(table: JsonObject, prefix: str) -> int | None:
+    """`evaluation-samples` caps what is drawn from `evaluate`: without one it would cap nothing."""
+    samples = table.get("evaluation-samples")
+    where = _join(prefix, "evaluation-samples")
+    if samples is not None and samples < 1:
+        raise ConfigError(f"'{where}' must be >= 1, got {samples}")
+    if samples is not None and "evaluate" not in table:
+        raise ConfigError(f"'{where}' caps the samples drawn from '{_join(prefix, 'evaluate')}', which is not set")
+    return samples
 
 
 def _check_model_data(table: JsonObject, prefix: str) -> None:
@@ -286,18 +232,19 @@ def _join(prefix: str, key: str) -> str:
 
 
 def _check_profile(profile: JsonObject, path: str) -> None:
-    _check_keys(profile, PROFILE_KEYS, path)
+    check_keys(profile, PROFILE_KEYS, path)
     for key in ("warmup", "runs"):
         if key in profile and profile[key] < (0 if key == "warmup" else 1):
             raise ConfigError(f"'{path}.{key}' must be {'>= 0' if key == 'warmup' else '>= 1'}")
-    if "memory-mb" in profile and (isinstance(profile["memory-mb"], bool) or profile["memory-mb"] <= 0):
-        raise ConfigError(f"'{path}.memory-mb' must be a positive number of MiB, got {profile['memory-mb']!r}")
+    if "memory-mb" in profile:
+        check_memory_mb(profile["memory-mb"], f"'{path}.memory-mb'")
     if "threads" in profile and not profile["threads"]:
         raise ConfigError(f"'{path}.threads' is empty: list at least one thread count (e.g. [1, \"all\"]); "
                           f"no thread count would measure no latency")
-    for t in profile.get("threads", []):
-        if not (isinstance(t, int) and t >= 0) and t != "all":
-            raise ConfigError(f"'{path}.threads' entries must be positive integers or \"all\", got {t!r}")
+    for t in profile.get("threads", []):   # 0 threads measures nothing; 100000 threads hangs the runtime
+        if t != "all" and not (isinstance(t, int) and not isinstance(t, bool) and 1 <= t <= MAX_THREADS):
+            raise ConfigError(f"'{path}.threads' entries must be integers from 1 to {MAX_THREADS} or \"all\", "
+                              f"got {t!r:.40}")
 
 
 def resolve_target(base: Target, config: Config, cli_budgets: dict[str, float] | None = None) -> Target:

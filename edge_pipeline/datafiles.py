@@ -7,16 +7,24 @@ once used, so a 2,000-image 224x224 evaluation set (1.2 GB as float32) never sit
 from __future__ import annotations
 
 import hashlib
+import math
 import shutil
+import zipfile
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from edge_pipeline.errors import InputError
 from edge_pipeline.fsutil import atomic_path
+from edge_pipeline.host import check_fits, size_text
 from edge_pipeline.plugins import DataBundle
 from edge_pipeline.tensors import Tensors
 
 GROUPS = ("example", "calibration", "eval_inputs")
+MAX_MEMBERS = 10_000
+HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
 class Spool:
@@ -116,8 +124,71 @@ def save_arrays(path: Path, **arrays: np.ndarray) -> None:
 
 
 def load_arrays(path: Path) -> dict[str, np.ndarray]:
+    """An .npz file's arrays, each member's header checked first (`read_headers`)."""
+    read_headers(path, path.name)
     with np.load(path, allow_pickle=False) as npz:
         return {k: npz[k] for k in npz.files}
+
+
+@dataclass(frozen=True)
+class ArrayHeader:
+    """One .npz member as its .npy header declares it, known before any of its data is read."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    itemsize: int
+    data_bytes: int      # what the member holds after its header (the zip's declared uncompressed size)
+
+    @property
+    def declared_bytes(self) -> int:
+        return math.prod(self.shape) * self.itemsize
+
+
+def check_npz(path: Path, what: str, budget: int) -> tuple[ArrayHeader, ...]:
+    """The members of a user's .npz, refused (one line naming the array) when one is not a plain numeric array,
+    declares more data than it holds, or when together they exceed `budget` bytes: all before np.load allocates.
+    A 1 MB file that declared a 4 GiB array used to reach 1.1 GB of memory before failing."""
+    headers = read_headers(path, what)
+    check_fits(what, headers, budget, kind="array")
+    return headers
+
+
+def read_headers(path: Path, what: str) -> tuple[ArrayHeader, ...]:
+    """Every member's .npy header, read from the zip without its data; np.load would allocate what a header
+    declares, so a header that declares more than the member holds, or Python objects, is refused here."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            if len(members) > MAX_MEMBERS:
+                raise InputError(f"{what} holds {len(members):,} arrays (more than {MAX_MEMBERS:,})")
+            return tuple(_header(archive, member, what) for member in members)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
+        raise InputError(f"{what} is not a readable .npz file: {type(exc).__name__}: {exc}") from exc
+
+
+def _header(archive: zipfile.ZipFile, member: zipfile.ZipInfo, what: str) -> ArrayHeader:
+    name = member.filename.removesuffix(".npy")
+    if not member.filename.endswith(".npy"):
+        raise InputError(f"{what}: member {member.filename[:80]!r} is not a .npy array")
+    with archive.open(member) as fh:
+        try:
+            version = np.lib.format.read_magic(fh)
+            if version not in HEADER_READERS:
+                raise ValueError(f"format version {version[0]}.{version[1]} is not read (1.0 and 2.0 are)")
+            shape, _, dtype = HEADER_READERS[version](fh)
+            offset = fh.tell()
+        except ValueError as exc:
+            raise InputError(f"{what}: array '{name}' has no valid .npy header: {exc}") from exc
+    if dtype.hasobject:
+        raise InputError(f"{what}: array '{name}' holds Python objects (dtype {dtype}): only numeric arrays are read, "
+                         f"never unpickled")
+    header = ArrayHeader(name, tuple(shape), dtype.name, dtype.itemsize, member.file_size - offset)
+    if header.declared_bytes != header.data_bytes:
+        raise InputError(f"{what}: array '{name}' declares shape {list(shape)} {dtype.name} "
+                         f"({size_text(header.declared_bytes)}) but holds {size_text(max(header.data_bytes, 0))} of "
+                         f"data: refused before reading")
+    return header
 
 
 def hash_folder(folder: Path) -> str:

@@ -12,6 +12,7 @@ EXIT_USAGE = 2
 EXIT_ENVIRONMENT = 3
 EXIT_STAGE_FAILED = 4
 EXIT_INTERRUPTED = 130          # 128 + SIGINT, as shells report it (SIGTERM: 143)
+EXIT_SIGNAL_BASE = 128          # a stopping signal exits 128 + its number: SIGHUP 129, SIGINT 130, SIGTERM 143
 
 
 class EdgepipeError(Exception):
@@ -75,6 +76,11 @@ class EnvironmentProblem(EdgepipeError):
     """The machine, not the input: a full disk, an unreadable system file, memory."""
 
     exit_code = EXIT_ENVIRONMENT
+
+
+class StdoutUnwritable(EnvironmentProblem):
+    """The results cannot be written to stdout (redirected to a full disk or /dev/full, a pipe whose reader
+    is gone): an environment problem of its own, not a failed file write nor an internal error."""
 
 
 class StageFailed(EdgepipeError):

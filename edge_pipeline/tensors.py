@@ -195,8 +195,10 @@ def random_inputs(specs: Sequence[TensorSpec], seed: int = 0, what: str = "input
             arrays.append(generator.random(shape) < 0.5)
         elif dtype.kind in "iu":
             arrays.append(generator.integers(0, 8, shape).astype(dtype))
+        elif dtype in (np.float32, np.float64):    # drawn in its own dtype: no float64 copy of a large input
+            arrays.append(generator.standard_normal(shape, dtype=dtype))
         else:
-            arrays.append(generator.standard_normal(shape).astype(dtype))
+            arrays.append(generator.standard_normal(shape, dtype=np.float32).astype(dtype))
     return Tensors(tuple(s.name for s in specs), tuple(arrays))
 
 

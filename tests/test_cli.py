@@ -41,7 +41,7 @@ def test_cli_and_plugin_listing_import_no_ml_framework() -> None:
 def test_plugins_json_lists_every_kind() -> None:
     result = runner.invoke(app, ["plugins", "--json"])
     assert result.exit_code == 0
-    rows = {(r["kind"], r["name"]) for r in json.loads(result.output)}
+    rows = {(r["kind"], r["name"]) for r in json.loads(result.output)["plugins"]}
     assert {("exporter", "pte"), ("exporter", "tflite"), ("exporter", "ptl"), ("transform", "xnnpack-int8"),
             ("transform", "litert-int8"), ("runner", "executorch"), ("runner", "litert"),
             ("runner", "lite-interpreter"), ("target", "android")} <= rows
@@ -50,7 +50,7 @@ def test_plugins_json_lists_every_kind() -> None:
 def test_targets_lists_android_outputs() -> None:
     result = runner.invoke(app, ["targets", "--json"])
     assert result.exit_code == 0
-    (android,) = [t for t in json.loads(result.output) if t["name"] == "android"]
+    (android,) = [t for t in json.loads(result.output)["targets"] if t["name"] == "android"]
     assert android["outputs"] == ["tflite:fp32", "tflite:int8", "pte:fp32", "pte:int8"]
 
 
@@ -107,7 +107,7 @@ def thirdparty_env(tmp_path: Path) -> dict[str, str]:
 
 def test_third_party_plugins_are_discovered(thirdparty_env: dict[str, str]) -> None:
     proc = run_cli("plugins", "--json", env=thirdparty_env)
-    rows = {(r["name"], r["distribution"]) for r in json.loads(proc.stdout)}
+    rows = {(r["name"], r["distribution"]) for r in json.loads(proc.stdout)["plugins"]}
     assert ("crash", "edgepipe-thirdparty") in rows and ("pte", "edgepipe") in rows
 
 
@@ -135,7 +135,7 @@ def test_a_crashing_converter_fails_only_its_artifact(thirdparty_env: dict[str, 
 
 def test_targets_lists_the_builtin_profiles_with_runners() -> None:
     result = runner.invoke(app, ["targets", "--json"])
-    rows = {t["name"]: t for t in json.loads(result.output)}
+    rows = {t["name"]: t for t in json.loads(result.output)["targets"]}
     assert {"android", "ios", "web", "linux-arm64", "mcu"} <= set(rows)
     assert rows["mcu"]["outputs"] == ["tflite:int8"] and rows["mcu"]["budgets"] == {"max-size-kb": 256.0}
     assert rows["linux-arm64"]["runners"] == ["litert", "onnxruntime"] and rows["web"]["bundle"] == "web"
@@ -150,7 +150,7 @@ def test_user_defined_target_extends_a_builtin(tmp_path: Path, monkeypatch: pyte
     assert broken.exit_code == 2 and "targets.broken.extends must name a built-in target" in broken.output
     (tmp_path / "edgepipe.toml").write_text(
         "[targets.pixel]\nextends = 'android'\nformats = ['pte:int8']\nbudgets = { max-size-kb = 64 }\n")
-    rows = {t["name"]: t for t in json.loads(runner.invoke(app, ["targets", "--json"]).output)}
+    rows = {t["name"]: t for t in json.loads(runner.invoke(app, ["targets", "--json"]).output)["targets"]}
     assert rows["pixel"]["outputs"] == ["pte:int8"] and rows["pixel"]["budgets"] == {"max-size-kb": 64.0}
     result = runner.invoke(app, ["build", "--target", "pixl"])
     assert result.exit_code == 2 and "Did you mean 'pixel'?" in result.output

@@ -78,7 +78,7 @@ def test_build_then_profile_through_the_api(tmp_path: Path, cache_dir: Path, mon
 
 
 # CLI option -> API parameter, where the names differ; `--json` only chooses how the CLI prints
-RENAMED = {"out": "out_dir", "budget": "budgets", "no_cache": "use_cache"}
+RENAMED = {"out": "out_dir", "budget": "budgets", "no_cache": "use_cache", "max_memory": "max_memory_mb"}
 CLI_ONLY = {"as_json"}
 API_OF = {("baseline", "update"): "update_baseline"}
 

@@ -102,7 +102,7 @@ def test_plugins_lists_the_third_party_exporter_and_transport(tmp_path: Path) ->
     env = install_bench(tmp_path / "site")
     proc = run_cli("plugins", "--json", env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    rows = {(r["kind"], r["name"]): r["distribution"] for r in json.loads(proc.stdout)}
+    rows = {(r["kind"], r["name"]): r["distribution"] for r in json.loads(proc.stdout)["plugins"]}
     assert rows[("exporter", "onnx-copy")] == rows[("transport", "loopback")] == "edgepipe-bench"
     assert rows[("source", "bench-onnx")] == "edgepipe-bench"
     assert {("transport", "ssh"), ("transport", "adb"), ("transport", "local"), ("bundler", "linux")} <= set(rows)

@@ -8,8 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar
 
 from edge_pipeline.errors import MissingDependency, RunnerUnavailable
+from edge_pipeline.host import LIMIT_ENV
 
-FORWARDED_ENV = ("EDGEPIPE_CACHE_DIR",)   # Ray workers share the cache and its trained examples
+FORWARDED_ENV = ("EDGEPIPE_CACHE_DIR", *LIMIT_ENV)   # Ray workers share the cache, the memory budget and caps
 T = TypeVar("T")
 R = TypeVar("R")
 

@@ -2,12 +2,18 @@
 
 Workers die with the command that started them: each runs in its own process group (so a stop reaches the
 converters it started too), is killed by the kernel when its parent dies (the worker asks for it, see worker.py),
-and `stop_all()` (called on Ctrl-C / SIGTERM) kills every running group and refuses new jobs.
+and `stop_all()` (called on Ctrl-C / SIGTERM / SIGHUP) kills every running group and refuses new jobs.
+
+A worker that ends without a result is explained in one line: a full disk (from its status pipe or its log) names
+where, an exit names its code, a crash its signal; an error names its log only where the log exists (one in a work
+folder, removed when the build ends, is copied to the cache's logs/ first).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TypeVar, Union
 
+from edge_pipeline.building import cache
+from edge_pipeline.building.worker import STATUS_ENV, disk_full, disk_is_full
 from edge_pipeline.codec import decode, encode
 from edge_pipeline.errors import EdgepipeError, StageFailed, rebuild_error
 from edge_pipeline.records import STAGES
@@ -29,6 +37,9 @@ POLL_S = 0.05
 # Thread pools of the native libraries a worker loads (OpenMP/MKL under torch, TensorFlow's own pools).
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
               "TF_NUM_INTEROP_THREADS")
+NO_SPACE = re.compile(r"(?:No space left on device|Disk quota exceeded)(?::\s*'([^']+)')?")
+ERROR_LINE = re.compile(r"\b(?:\w+(?:Error|Exception)\b|Fatal Python error|error:).*")
+WARNINGS_ABOVE = re.compile(r"\s*(?:please\s+)?(?:check|see)\s+the\s+warnings?\s+above[^.]*\.?", re.IGNORECASE)
 
 _live: set[subprocess.Popen] = set()
 _lock = threading.RLock()   # re-entrant: stop_all() runs in a signal handler, maybe inside _start or _stop
@@ -88,7 +99,7 @@ def _run_worker(jobs: list[Job], timeout_s: float, threads: int | None) -> Itera
     """Yields the outcomes of `jobs` as the worker finishes them; stops after the first one that has none."""
     command = [sys.executable, "-m", "edge_pipeline.building.worker"]
     for job in jobs:
-        job.workdir.mkdir(parents=True, exist_ok=True)
+        cache.make_workdir(job.workdir)
         (job.workdir / "result.json").unlink(missing_ok=True)
         (job.workdir / "job.json").write_text(json.dumps(job.payload))
         command += [str(job.workdir / "job.json"), str(job.workdir / "result.json")]
@@ -96,15 +107,15 @@ def _run_worker(jobs: list[Job], timeout_s: float, threads: int | None) -> Itera
     if threads is not None:
         env.update({name: str(threads) for name in THREAD_ENV})
     log_file = jobs[0].workdir / "worker.log"
-    with open(log_file, "w") as log:
+    with open(log_file, "w") as log, _status_pipe(env) as status:
         try:
-            proc = _start(command, log, env, jobs[0].label)
+            proc = _start(command, log, env, jobs[0].label, status)
         except StageFailed as exc:    # interrupted: every job left gets this answer, none starts
             yield exc
             return
         try:
             for job in jobs:
-                outcome = _wait_for(job, proc, timeout_s, log_file)
+                outcome = _wait_for(job, proc, timeout_s, log_file, status[0])
                 yield outcome
                 if not (job.workdir / "result.json").is_file():
                     return           # no result: the worker is gone or was stopped; the rest get a fresh one
@@ -112,20 +123,95 @@ def _run_worker(jobs: list[Job], timeout_s: float, threads: int | None) -> Itera
             _stop(proc)
 
 
-def _wait_for(job: Job, proc: subprocess.Popen, timeout_s: float, log_file: Path) -> Outcome:
+def _wait_for(job: Job, proc: subprocess.Popen, timeout_s: float, log_file: Path, status: int) -> Outcome:
     result_file = job.workdir / "result.json"
     deadline = time.monotonic() + timeout_s
     while not result_file.is_file():
         if _stopping.is_set():
             return StageFailed(f"{job.label}: stopped (the command was interrupted)")
         if proc.poll() is not None and not result_file.is_file():
-            return StageFailed(f"{job.label}: worker process {_describe_exit(proc.returncode)} "
-                               f"(log: {log_file}){_tail(log_file)}")
+            return _ended(job, proc.returncode, log_file, _last_words(status))
         if time.monotonic() > deadline:
-            return StageFailed(f"{job.label}: timed out after {timeout_s:.0f} s (log: {log_file})")
+            return StageFailed(f"{job.label}: timed out after {timeout_s:.0f} s{_log_note(log_file)}")
         time.sleep(POLL_S)
     payload = json.loads(result_file.read_text())
-    return job.result(payload["result"]) if payload.get("ok") else rebuild_error(payload["error"])
+    if payload.get("ok"):
+        return job.result(payload["result"])
+    error = payload["error"]
+    return rebuild_error({**error, "message": _warnings_in_log(str(error.get("message", "")), log_file)})
+
+
+def _ended(job: Job, code: int, log_file: Path, words: JsonObject | None) -> EdgepipeError:
+    """Why the worker ended without a result: its own last words, else what its exit code and log show."""
+    if words is not None:
+        return rebuild_error(words)
+    lines = _log_lines(log_file)
+    full = next((m for line in reversed(lines) if (m := NO_SPACE.search(line))), None)
+    if full is not None or (not lines and disk_is_full(job.workdir)):
+        return disk_full(full.group(1) if full is not None and full.group(1) else job.workdir)
+    error = _last_error(lines)
+    last = f"; last error: {error}" if error else (f"; last output: {lines[-1][:300]}" if lines else "")
+    if code < 0:
+        how = f"worker process {_describe_crash(code)}"
+    elif code == 1 and any(line.startswith("Traceback") for line in lines):
+        how = "worker process failed"             # Python's own exit for an exception the worker did not catch
+    else:
+        how = (f"the model's code (or a converter it ran) exited the worker with code {code} (os._exit, or exit "
+               f"in native code) before it reported a result")
+    return StageFailed(f"{job.label}: {how}{last}{_log_note(log_file)}")
+
+
+def _warnings_in_log(message: str, log_file: Path) -> str:
+    """Libraries say "check the warnings above" of warnings that went to the worker's log, not the terminal:
+    the message points at the log (and its last error) instead, or drops the phrase when there is none."""
+    if not WARNINGS_ABOVE.search(message):
+        return message
+    kept = cache.keep_log(log_file)
+    last = _last_error(_log_lines(log_file))
+    note = f" The warnings are in {kept}{f' (last: {last})' if last else ''}." if kept else ""
+    return WARNINGS_ABOVE.sub(lambda _: note, message, count=1).strip()
+
+
+def _log_note(log_file: Path) -> str:
+    kept = cache.keep_log(log_file)
+    return f" (log: {kept})" if kept else ""
+
+
+def _log_lines(log_file: Path, limit: int = 200) -> list[str]:
+    try:
+        with open(log_file, "rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - 64 * 1024))
+            text = log.read().decode(errors="replace")
+    except OSError:
+        return []
+    return [line.strip() for line in text.splitlines() if line.strip()][-limit:]
+
+
+def _last_error(lines: list[str]) -> str | None:
+    """The last line that reads as an error, from the exception's name on."""
+    found = next((m.group(0) for line in reversed(lines) if (m := ERROR_LINE.search(line))), None)
+    return found[:300] if found else None
+
+
+@contextlib.contextmanager
+def _status_pipe(env: dict[str, str]) -> Iterator[tuple[int, int]]:
+    """A pipe the worker explains an end without a result on (worker.py's `_last_words`); read without waiting."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    env[STATUS_ENV] = str(write_fd)
+    try:
+        yield read_fd, write_fd
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+def _last_words(read_fd: int) -> JsonObject | None:
+    try:
+        words = json.loads(os.read(read_fd, 65536))
+    except (OSError, ValueError):
+        return None
+    return words if isinstance(words, dict) else None
 
 
 def stop_all() -> None:
@@ -141,12 +227,13 @@ def allow_new_jobs() -> None:
     _stopping.clear()
 
 
-def _start(command: list[str], log: IO[str], env: dict[str, str], label: str) -> subprocess.Popen[bytes]:
+def _start(command: list[str], log: IO[str], env: dict[str, str], label: str,
+           status: tuple[int, int]) -> subprocess.Popen[bytes]:
     with _lock:
         if _stopping.is_set():
             raise StageFailed(f"{label}: not started (the command was interrupted)")
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                start_new_session=True)
+                                start_new_session=True, pass_fds=(status[1],))
         _live.add(proc)
     return proc
 
@@ -166,18 +253,8 @@ def _kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"crashed with {signal.Signals(-code).name}"
-        except ValueError:
-            return f"was killed by signal {-code}"
-    return f"exited with code {code} without a result"
-
-
-def _tail(log_file: Path, lines: int = 3) -> str:
+def _describe_crash(code: int) -> str:
     try:
-        tail = [ln for ln in log_file.read_text(errors="replace").splitlines() if ln.strip()][-lines:]
-    except OSError:
-        return ""
-    return ("; last output: " + " | ".join(tail)) if tail else ""
+        return f"crashed with {signal.Signals(-code).name}"
+    except ValueError:
+        return f"was killed by signal {-code}"

@@ -13,8 +13,10 @@ from edge_pipeline.building import cache
 from edge_pipeline.building.jobs import Job, run_job
 from edge_pipeline.building.report_builder import artifact_report, build_report
 from edge_pipeline.codec import decode
+from edge_pipeline.datafiles import check_npz
 from edge_pipeline.errors import ConfigError, InputError, StageFailed
 from edge_pipeline.fsutil import sha256_artifact, size_bytes, zip_compressed_size
+from edge_pipeline.host import DataLimits
 from edge_pipeline.paths import plain_name
 from edge_pipeline.plugins import Runner, Transport
 from edge_pipeline.records import ArtifactResult, Exported, ExportResult, Measurement, ProfileJob, StageError, Status
@@ -35,12 +37,16 @@ def runner_for(path: Path) -> tuple[str, str]:
 
 def profile(path: Path, target: str, out_dir: Path, inputs: Path | None, reference: Path | None,
             profile_settings: ProfileSettings, budgets: dict[str, float], device: str | None = None) -> Report:
-    """Measures `path` in its own runtime (optionally against a reference) and writes the report's views."""
+    """Measures `path` in its own runtime (optionally against a reference) and writes the report's views. Declared
+    sizes (the `inputs` file's arrays here, the model's inputs in the worker) are held to the memory budget the
+    caller set (host.applied; default: half the memory available)."""
     started = time.perf_counter()
     if not path.exists():
         raise ConfigError(f"artifact not found: {path}")
     if inputs is not None and not inputs.is_file():
         raise ConfigError(f"inputs file not found: {inputs}")
+    if inputs is not None:     # its headers, against the memory budget, before a worker allocates what they declare
+        check_npz(inputs, f"--inputs {inputs.name}", DataLimits.from_environ().memory_bytes)
     runner, fmt = runner_for(path)
     transport = registry.transport_for(device)   # a malformed URL is a usage error, before any work
     job = ProfileJob(path.resolve(), runner, target, inputs.resolve() if inputs else None, profile_settings, device,

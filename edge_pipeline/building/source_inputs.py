@@ -19,11 +19,13 @@ from pathlib import Path
 
 from edge_pipeline.codec import decode, encode
 from edge_pipeline.fsutil import sha256_json, write_json_atomic
+from edge_pipeline.host import CALIBRATION_ENV, EVALUATION_ENV
 from edge_pipeline.records import Stamp
 from edge_pipeline.types import JsonObject
 from edge_pipeline.version import __version__
 
-KEY_ENV = ("PYTHONPATH", "KERAS_BACKEND", "EDGEPIPE_CACHE_DIR")   # change what a spec resolves to
+# Change what a spec resolves to: the sample caps change how much of the user's data the stage draws.
+KEY_ENV = ("PYTHONPATH", "KERAS_BACKEND", "EDGEPIPE_CACHE_DIR", CALIBRATION_ENV, EVALUATION_ENV)
 SKIPPED_ROOTS = ("/proc/", "/sys/", "/dev/")
 
 

@@ -1,5 +1,6 @@
 """`edgepipe build | profile | bundle | plugins | targets`. Exit codes: 0 ok, 1 gate failed, 2 usage/config/input,
-3 environment (missing dependency, no device, disk full), 4 a stage failed, 130 interrupted.
+3 environment (missing dependency, no device, disk full, stdout that cannot be written), 4 a stage failed,
+130 interrupted (143 SIGTERM, 129 SIGHUP).
 
 A thin client of the Python API (`edge_pipeline.api`): commands parse their arguments, call it and render what it
 returns. Commands raise EdgepipeError (or anything else); guard.GuardedGroup is the one place that turns it into a
@@ -16,7 +17,7 @@ import typer
 
 from edge_pipeline import api
 from edge_pipeline.cli.gate_cmd import baseline_app, gate
-from edge_pipeline.cli.guard import GuardedGroup, err_console, out_console, watch_output
+from edge_pipeline.cli.guard import GuardedGroup, err_console, out_console, warn, watch_output
 from edge_pipeline.cli.render import StageProgress, cell, report_table, show
 from edge_pipeline.cli.tune_cmd import tune
 from edge_pipeline.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED
@@ -30,9 +31,13 @@ app = typer.Typer(
     help="Take a trained model to validated, profiled edge artifacts: "
          "prune -> quantize -> export -> validate -> profile -> gate.\n\n"
          "Exit codes: 0 ok, 1 a budget failed (or the gated build failed), 2 usage, config or input error, "
-         "3 environment (missing dependency, no device, disk full), 4 a stage failed, 130 interrupted.")
+         "3 environment (missing dependency, no device, disk full, stdout that cannot be written), 4 a stage failed, "
+         "130 interrupted (143 SIGTERM, 129 SIGHUP).")
 DEVICE_HELP = ("Measure on a connected Linux board instead of this host: ssh://user@host[:port]"
                "[?identity=KEY&known_hosts=FILE&python=PATH]. Host keys are verified, never accepted blindly.")
+MAX_MEMORY_HELP = ("Memory budget in MiB: declared sizes (npz arrays, model inputs, example shapes) above it are "
+                   "refused before anything is allocated. Default: max-memory-mb in the config, else half the "
+                   "memory this process may use.")
 EXIT_FOR_STATUS = {"stage_failed": EXIT_STAGE_FAILED, "gate_failed": EXIT_GATE_FAILED}
 
 
@@ -67,6 +72,7 @@ def build(
         "--budget", "-b", help="A limit name=value, e.g. max-size-kb=900, max-accuracy-drop=0.5, max-latency-ms=12 "
                                "(repeatable; overrides the config).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help=DEVICE_HELP)] = None,
+    max_memory: Annotated[Optional[float], typer.Option("--max-memory", metavar="MIB", help=MAX_MEMORY_HELP)] = None,
     prune: Annotated[Optional[float], typer.Option(
         "--prune", help="Prune this fraction of the weights (0-1) before exporting: magnitude (unstructured) "
                         "unless --prune-structured.")] = None,
@@ -99,7 +105,7 @@ def build(
             report = api.build(target, out_dir=out, config=config, example=example, prune=prune,
                                prune_structured=prune_structured, fine_tune=fine_tune, prune_scope=prune_scope,
                                sensitivity=sensitivity, use_cache=not no_cache, budgets=budgets, device=device,
-                               log_file=log, progress=progress)
+                               log_file=log, progress=progress, max_memory_mb=max_memory)
     finally:
         if log.is_file() and not log.stat().st_size:
             log.unlink()
@@ -118,12 +124,17 @@ def _finish(report: Report, folder: Path, as_json: bool) -> None:
         for check in report.checks:
             if not check.passed:
                 show(out_console, f"budget {check.message}", mark="✗", style="red")
-        for note in _validation_notes(report):   # e.g. a small evaluation set: the figures above are uncertain
+        for note in [*_config_warnings(report), *_validation_notes(report)]:   # e.g. two config files
             show(out_console, note, mark="!", style="yellow", whole=True)
         show(out_console, f"Report: {folder / 'report.md'}")
         if report.log:
             show(out_console, f"Native libraries' output: {folder / report.log}")
     raise typer.Exit(EXIT_FOR_STATUS.get(report.status or "", EXIT_OK))
+
+
+def _config_warnings(report: Report) -> list[str]:
+    warnings = (report.config or {}).get("warnings")
+    return [str(w) for w in warnings] if isinstance(warnings, list) else []
 
 
 def _validation_notes(report: Report) -> list[str]:
@@ -157,13 +168,14 @@ def profile(
     budget: Annotated[Optional[list[str]], typer.Option(
         "--budget", "-b", help="Limit name=value (repeatable).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help=DEVICE_HELP)] = None,
+    max_memory: Annotated[Optional[float], typer.Option("--max-memory", metavar="MIB", help=MAX_MEMORY_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Profile an existing artifact in its own runtime: size, latency and, with --reference, agreement."""
     budgets = dict(parse_budget(b) for b in budget or [])
     watch_output(out / artifact.name)
     report = api.profile(artifact, target=target, out_dir=out, inputs=inputs, reference=reference, runs=runs,
-                         warmup=warmup, budgets=budgets, device=device)
+                         warmup=warmup, budgets=budgets, device=device, max_memory_mb=max_memory)
     _finish(report, out / artifact.name, as_json)
 
 
@@ -188,10 +200,13 @@ def bundle(
 
 @app.command()
 def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
-    """List registered exporters, transforms, runners, targets, transports and bundlers (without importing them)."""
+    """List registered exporters, transforms, runners, targets, transports and bundlers; a broken plugin, or one
+    hidden by a built-in of the same name, is named in a warning and the rest are listed."""
     rows = api.plugins()
+    warn(rows.warnings)
     if as_json:
-        sys.stdout.write(json.dumps([vars(r) for r in rows], indent=2) + "\n")
+        payload = {"plugins": [vars(r) for r in rows], "warnings": list(rows.warnings)}
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
     from rich.table import Table
 
@@ -207,11 +222,12 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
 def targets(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """List target profiles with the artifacts they build and their budgets."""
     loaded = api.targets()
+    warn(loaded.warnings)
     if as_json:
         rows = [{"name": t.name, "description": t.description, "outputs": list(t.outputs), "runners": list(t.runners),
                  "threads": list(t.threads), "memory_mb": t.memory_mb, "budgets": dict(t.budgets), "bundle": t.bundle,
                  "device_class": t.device_class} for t in loaded]
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        sys.stdout.write(json.dumps({"targets": rows, "warnings": list(loaded.warnings)}, indent=2) + "\n")
         return
     from rich.table import Table
 

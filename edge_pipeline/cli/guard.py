@@ -1,9 +1,11 @@
 """The command line's one error handler: any exception becomes one line on stderr and a documented exit code.
 
 Commands raise; they do not catch. `GuardedGroup` (the root typer group) maps EdgepipeError to its own code,
-a full disk or an unusable path to 3 / 2, Ctrl-C and SIGTERM to 130 / 143 after stopping every worker process,
-and anything else to 4 with the traceback in a log file. With `--json`, stdout always gets
-`{"passed": false, "error": {...}}`. `EDGEPIPE_DEBUG=1` also prints the traceback.
+a full disk or an unusable path to 3 / 2, Ctrl-C, SIGTERM and SIGHUP (a closed terminal or SSH session) to 130,
+143 and 129 (128 + the signal) after stopping every worker process, and anything else to 4 with the traceback in
+a log file. With `--json`, stdout always gets `{"passed": false, "error": {...}}`. `EDGEPIPE_DEBUG=1` also
+prints the traceback. Stdout is flushed inside the guard: results that cannot be written there (a full disk,
+`/dev/full`, a pipe whose reader is gone) are one line and exit 3, never a traceback at interpreter exit.
 """
 from __future__ import annotations
 
@@ -17,9 +19,10 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import FrameType
+from typing import TextIO
 
 import typer
 from rich.console import Console
@@ -29,7 +32,14 @@ from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
 from edge_pipeline.building import jobs
-from edge_pipeline.errors import EXIT_INTERRUPTED, EdgepipeError, EnvironmentProblem, InputError
+from edge_pipeline.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_SIGNAL_BASE,
+    EdgepipeError,
+    EnvironmentProblem,
+    InputError,
+    StdoutUnwritable,
+)
 from edge_pipeline.fsutil import DiskFull, is_disk_full
 from edge_pipeline.types import JsonObject
 
@@ -39,6 +49,10 @@ USER_PATH_ERRORS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno
 err_console = Console(stderr=True)
 out_console = Console(width=shutil.get_terminal_size((120, 24)).columns)   # stdout: tables, --json
 _watched: list[tuple[Path, int | None]] = []   # output folders a command writes, with their state before it
+# The signals that stop a command, and how its one line names them (exit code: 128 + the signal's number).
+STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM",
+                **({signal.SIGHUP: "SIGHUP"} if hasattr(signal, "SIGHUP") else {})}
+DONE = (SystemExit, typer.Exit, typer.Abort)   # how a command ends on purpose (typer.Exit carries the code)
 
 
 class GuardedGroup(TyperGroup):
@@ -50,8 +64,9 @@ class GuardedGroup(TyperGroup):
         jobs.allow_new_jobs()
         with _signals_interrupt() as received:
             try:
-                return super().invoke(ctx)
-            except (SystemExit, typer.Exit, typer.Abort):
+                with _stdout_checked():
+                    return super().invoke(ctx)
+            except DONE:
                 raise
             except ClickException as exc:         # usage errors: typer prints its own box and exits 2
                 if as_json:
@@ -59,12 +74,14 @@ class GuardedGroup(TyperGroup):
                 raise
             except KeyboardInterrupt:
                 jobs.stop_all()
-                code = 128 + received["signum"] if "signum" in received else EXIT_INTERRUPTED
-                name = "SIGTERM" if code == 128 + signal.SIGTERM else "Ctrl-C"
-                report(EdgepipeError(f"interrupted ({name}): {_kept()}"), as_json, "Interrupted")
-                raise typer.Exit(code) from None
+                signum = received.get("signum", EXIT_INTERRUPTED - EXIT_SIGNAL_BASE)   # none: Ctrl-C
+                report(EdgepipeError(f"interrupted ({STOP_SIGNALS.get(signum, 'Ctrl-C')}): {_kept()}"), as_json,
+                       "Interrupted")
+                raise typer.Exit(EXIT_SIGNAL_BASE + signum) from None
             except BaseException as exc:  # noqa: BLE001  (the one place every failure is turned into a line)
                 error = classify(exc)
+                if isinstance(error, StdoutUnwritable):
+                    _stdout_to_devnull()
                 report(error, as_json, cause=exc)
                 raise typer.Exit(error.exit_code) from None
 
@@ -93,13 +110,22 @@ def classify(exc: BaseException) -> EdgepipeError:
 
 
 def report(error: EdgepipeError, as_json: bool, kind: str | None = None, cause: BaseException | None = None) -> None:
-    """One line on stderr; with --json also the error object on stdout; EDGEPIPE_DEBUG=1 adds the traceback."""
+    """One line on stderr; with --json also the error object on stdout; EDGEPIPE_DEBUG=1 adds the traceback.
+    A stream that cannot take it (stdout on a full disk, a terminal gone with SIGHUP) does not change the exit."""
     message = one_line(str(error))
     if as_json:
         _print_json({**error.to_dict(), "type": kind or type(error).__name__, "message": message})
-    if os.environ.get("EDGEPIPE_DEBUG") and cause is not None:
-        traceback.print_exception(cause, file=sys.stderr)
-    err_console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+    with contextlib.suppress(OSError, ValueError):
+        if os.environ.get("EDGEPIPE_DEBUG") and cause is not None:
+            traceback.print_exception(cause, file=sys.stderr)
+        err_console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+
+
+def warn(lines: Iterable[str]) -> None:
+    """A `warning: ...` line on stderr for each (a broken or hidden plugin): shown, never fatal."""
+    for line in lines:
+        with contextlib.suppress(OSError, ValueError):
+            err_console.print(f"[yellow]warning:[/] {escape(one_line(line))}", soft_wrap=True, highlight=False)
 
 
 def one_line(text: str) -> str:
@@ -109,8 +135,9 @@ def one_line(text: str) -> str:
 
 
 def _print_json(error: JsonObject) -> None:
-    sys.stdout.write(json.dumps({"passed": False, "error": error}) + "\n")
-    sys.stdout.flush()
+    with contextlib.suppress(OSError, ValueError, StdoutUnwritable):   # stdout itself may be what failed
+        sys.stdout.write(json.dumps({"passed": False, "error": error}) + "\n")
+        sys.stdout.flush()
 
 
 def _kept() -> str:
@@ -140,7 +167,8 @@ def _stamp(path: Path) -> int | None:
 
 @contextlib.contextmanager
 def _signals_interrupt() -> Iterator[dict[str, int]]:
-    """SIGINT and SIGTERM stop every worker process first, then unwind as KeyboardInterrupt (main thread only)."""
+    """SIGINT, SIGTERM and SIGHUP stop every worker process first, then unwind as KeyboardInterrupt (main thread
+    only): SIGHUP's default would end the CLI without a word and leave its work folder behind."""
     received: dict[str, int] = {}
     if threading.current_thread() is not threading.main_thread():
         yield received
@@ -151,12 +179,70 @@ def _signals_interrupt() -> Iterator[dict[str, int]]:
         jobs.stop_all()
         raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield received
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+class _CheckedStdout:
+    """sys.stdout while a command runs: a write or flush that fails raises StdoutUnwritable, which the guard
+    tells apart from a failed file write (both are OSError with the same errno otherwise)."""
+
+    def __init__(self, inner: TextIO) -> None:
+        self._inner = inner
+
+    def write(self, text: str) -> int:
+        try:
+            return self._inner.write(text)
+        except OSError as exc:
+            raise _unwritable(exc) from exc
+
+    def flush(self) -> None:
+        try:
+            self._inner.flush()
+        except OSError as exc:
+            raise _unwritable(exc) from exc
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+
+def _unwritable(exc: OSError) -> StdoutUnwritable:
+    reasons = {errno.EPIPE: "the program reading it closed the pipe",
+               errno.ENOSPC: "no space left on the device it is redirected to"}
+    why = reasons.get(exc.errno or 0, exc.strerror or str(exc))
+    return StdoutUnwritable(f"cannot write the results to stdout: {why}")
+
+
+@contextlib.contextmanager
+def _stdout_checked() -> Iterator[None]:
+    """Routes stdout through _CheckedStdout and flushes it before the command counts as done, so a failed write
+    of its results is reported here rather than as a traceback while the interpreter exits."""
+    inner = sys.stdout
+    if inner is None:            # no stdout at all (a detached process): nothing to check
+        yield
+        return
+    sys.stdout = _CheckedStdout(inner)  # type: ignore[assignment]
+    try:
+        try:
+            yield
+        except DONE:
+            sys.stdout.flush()
+            raise
+        sys.stdout.flush()
+    finally:
+        sys.stdout = inner
+
+
+def _stdout_to_devnull() -> None:
+    """Python's advice for a closed pipe: point fd 1 at devnull, so the flush at exit has nowhere to fail."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _save_traceback(exc: BaseException) -> str | None:

@@ -3,17 +3,20 @@
 `example-inputs` is a shape (single input), a table of named specs, or a function returning a tensor, a
 tuple (by position) or a dict (by name). Calibration batches come in the same kinds (or `(inputs, labels)`);
 evaluation batches are `(inputs, labels)`. Everything is checked here, before any stage runs, and every
-error names the config key and the batch.
+error names the config key and the batch. Generators are drawn lazily and bounded (see `Draw`): drawing stops at
+`calibration-samples` / `evaluation-samples`, so an endless generator ends there.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 from edge_pipeline.errors import InputError
+from edge_pipeline.host import DataLimits, check_fits, size_text
 from edge_pipeline.plugins import DataBundle
 from edge_pipeline.sources.user_code import call_user, resolve_callable
 from edge_pipeline.tensors import DTYPES, Tensors, TensorSpec, as_array, check_same_kind, random_inputs, to_tensors
@@ -41,13 +44,61 @@ def example_inputs(spec: SourceSpec, declared: Sequence[str] = ()) -> Tensors:
             raise InputError(f"'example-inputs' is one shape, but the model takes {len(declared)} inputs "
                              f"({', '.join(declared)}): give a table of named specs or a function")
         name = declared[0] if declared else "input"
-        return random_inputs([TensorSpec(name, tuple(value), "float32")], what="example-inputs")
+        return generated_inputs([TensorSpec(name, tuple(value), "float32")], "example-inputs")
     if isinstance(value, dict):
         specs = [TensorSpec(name, tuple(item["shape"]), item.get("dtype", "float32")) for name, item in value.items()]
-        return _ordered(random_inputs(specs, what="example-inputs"), declared, "example-inputs")
+        return _ordered(generated_inputs(specs, "example-inputs"), declared, "example-inputs")
     result = call_user(resolve_callable(value, "example-inputs", spec.base_dir), value, "example-inputs")
-    names = _names_for(result, declared)
-    return _ordered(to_tensors(result, names, f"example-inputs '{value}'"), declared, f"example-inputs '{value}'")
+    what = f"example-inputs '{value}'"
+    tensors = _ordered(to_tensors(result, _names_for(result, declared), what), declared, what)
+    check_finite(tensors, what)
+    return tensors
+
+
+def generated_inputs(specs: Sequence[TensorSpec], what: str) -> Tensors:
+    """Seeded inputs of the declared shapes, once their sizes are checked against the memory budget: a shape is
+    a few bytes of config that can ask for terabytes."""
+    check_fits(what, specs)
+    return random_inputs(specs, what=what)
+
+
+def check_finite(tensors: Tensors, what: str) -> None:
+    """NaN or inf in float inputs would reach the quantizer as an undefined range ("AssertionError: scale issue")
+    and the comparison as undefined outputs: refused as drawn, naming the input."""
+    for name, array in zip(tensors.names, tensors.arrays):
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+            raise InputError(f"{what}: input '{name}' holds {bad:,} NaN or infinite value(s); edgepipe needs finite "
+                             f"data (int8 scales and accuracy are undefined otherwise)")
+
+
+@dataclass
+class Draw:
+    """Bounds drawing one of the user's generators: at `cap` samples it stops (what is left is never drawn, so an
+    endless generator ends there); with no cap, data beyond the memory budget is refused rather than spooled
+    until the disk is full. `cap_key`: the setting that caps it, named in that error."""
+
+    what: str
+    cap_key: str
+    cap: int | None
+    budget: int
+    samples: int = 0
+    nbytes: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.cap is not None and self.samples >= self.cap
+
+    def take(self, part: Tensors) -> Tensors:
+        """`part`, cut to what the cap leaves; counted."""
+        if self.cap is not None:
+            part = part[:self.cap - self.samples]
+        self.samples += len(part)
+        self.nbytes += sum(a.nbytes for a in part.arrays)
+        if self.cap is None and self.nbytes > self.budget:
+            raise InputError(f"{self.what} yielded more than {size_text(self.budget)} (the memory budget) and has "
+                             f"not ended: set {self.cap_key} to draw only that many samples, or raise max-memory-mb")
+        return part
 
 
 def _names_for(value: object, declared: Sequence[str]) -> list[str]:
@@ -88,11 +139,18 @@ def load_bundle(spec: SourceSpec, example: Tensors, store: Path | None) -> DataB
 
 def _calibration(spec: SourceSpec, example: Tensors, spool: Spool) -> Tensors:
     ref = spec.calibration or ""
+    limits = DataLimits.from_environ()
+    draw = Draw(f"calibration '{ref}'", "[quantization] calibration-samples", limits.calibration_samples,
+                limits.memory_bytes)
     items = call_user(resolve_callable(ref, "calibration", spec.base_dir), ref, "calibration")
     for i, batch in enumerate(_iterate(items, ref, "calibration")):
-        part = to_tensors(_inputs_of(batch, len(example.names)), example.names, f"calibration '{ref}' batch {i}")
+        what = f"calibration '{ref}' batch {i}"
+        part = draw.take(to_tensors(_inputs_of(batch, len(example.names)), example.names, what))
         check_same_kind(part, example, "calibration", i)
+        check_finite(part, what)
         spool.append(part)
+        if draw.done:
+            break
     if not spool.count:
         raise InputError(f"calibration '{ref}' yielded no samples")
     return spool.finish()
@@ -109,6 +167,8 @@ def _inputs_of(batch: object, n_inputs: int) -> object:
 
 def _eval_data(spec: SourceSpec, example: Tensors, spool: Spool) -> tuple[Tensors, np.ndarray]:
     ref = spec.evaluate or ""
+    limits = DataLimits.from_environ()
+    draw = Draw(f"evaluate '{ref}'", "evaluation-samples", limits.evaluation_samples, limits.memory_bytes)
     items = call_user(resolve_callable(ref, "evaluate", spec.base_dir), ref, "evaluate")
     ys = []
     for i, batch in enumerate(_iterate(items, ref, "evaluate")):
@@ -120,8 +180,12 @@ def _eval_data(spec: SourceSpec, example: Tensors, spool: Spool) -> tuple[Tensor
         if len(labels) != len(inputs):
             raise InputError(f"{what}: {len(labels)} labels for {len(inputs)} input samples")
         check_same_kind(inputs, example, "evaluation", i)
+        inputs = draw.take(inputs)
+        check_finite(inputs, f"{what} inputs")
         spool.append(inputs)
-        ys.append(labels)
+        ys.append(labels[:len(inputs)])
+        if draw.done:
+            break
     if not spool.count:
         raise InputError(f"evaluate '{ref}' yielded no samples")
     return spool.finish(), np.concatenate(ys)

@@ -2,18 +2,22 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, TypedDict
+from typing import TYPE_CHECKING, ClassVar, TypedDict, TypeVar
 
 import numpy as np
 
 from edge_pipeline.errors import InputError
+from edge_pipeline.host import check_fits
 from edge_pipeline.plugins import Runner, Session
 from edge_pipeline.tensors import TensorSpec
 from edge_pipeline.types import JsonObject
 
 if TYPE_CHECKING:
     from ai_edge_litert.interpreter import Interpreter
+
+T = TypeVar("T")
 
 
 class TensorDetail(TypedDict):
@@ -38,11 +42,10 @@ class LitertRunner(Runner):
     def open(self, path: Path, threads: int, variant: str | None = None) -> LitertSession:
         from ai_edge_litert.interpreter import Interpreter
 
-        try:
-            interpreter = Interpreter(model_path=str(path), num_threads=threads)
-            interpreter.allocate_tensors()
-        except Exception as exc:
-            raise InputError(f"{path} is not a loadable LiteRT model: {exc}") from exc
+        interpreter = _loading(path, lambda: Interpreter(model_path=str(path), num_threads=threads))
+        # allocate_tensors allocates every input at its declared shape: checked against the memory budget first
+        check_fits(path.name, [_spec(d["name"], d) for d in interpreter.get_input_details()])
+        _loading(path, interpreter.allocate_tensors)
         return LitertSession(interpreter)
 
     def signature(self, path: Path) -> JsonObject:
@@ -79,8 +82,7 @@ class LitertSession(Session):
             self._inputs, self._outputs = list(inputs.values()), list(outputs.values())
             names, self.output_names = [d["name"] for d in self._inputs], None
         self._names = names
-        self.input_specs = [TensorSpec(n, tuple(int(x) for x in d["shape"]), np.dtype(d["dtype"]).name)
-                            for n, d in zip(names, self._inputs)]
+        self.input_specs = [_spec(n, d) for n, d in zip(names, self._inputs)]
         self.input_shapes = [list(s.shape) for s in self.input_specs]
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -90,6 +92,18 @@ class LitertSession(Session):
             self._interpreter.set_tensor(detail["index"], quantize(value, detail))
         self._interpreter.invoke()
         return [dequantize(self._interpreter.get_tensor(d["index"]), d) for d in self._outputs]
+
+
+def _loading(path: Path, step: Callable[[], T]) -> T:
+    """One step of opening `path`; the interpreter's failure is the file's (one line, exit 2)."""
+    try:
+        return step()
+    except Exception as exc:
+        raise InputError(f"{path} is not a loadable LiteRT model: {exc}") from exc
+
+
+def _spec(name: str, detail: TensorDetail) -> TensorSpec:
+    return TensorSpec(name, tuple(int(x) for x in detail["shape"]), np.dtype(detail["dtype"]).name)
 
 
 def _positional(names: list[str]) -> list[str]:

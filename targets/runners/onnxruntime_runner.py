@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from edge_pipeline.errors import InputError
+from edge_pipeline.host import check_fits
 from edge_pipeline.plugins import Runner, Session
 from edge_pipeline.types import JsonObject
 
@@ -34,7 +35,9 @@ class OnnxRuntimeRunner(Runner):
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise InputError(f"{path} is not a loadable ONNX Runtime model: {exc}") from exc
-        return OrtSession(session)
+        opened = OrtSession(session)
+        check_fits(path.name, opened.input_specs)    # before anyone generates inputs of the declared shapes
+        return opened
 
     def op_profile(self, path: Path, sample: list[np.ndarray], runs: int) -> JsonObject:
         """Per-node kernel time from ONNX Runtime's own profiler (its JSON trace)."""

@@ -11,8 +11,8 @@ import numpy as np
 from edge_pipeline.errors import InputError
 from edge_pipeline.fsutil import sha256_file
 from edge_pipeline.plugins import DataBundle, Model, Source
-from edge_pipeline.sources.user_data import describe, example_inputs, short
-from edge_pipeline.tensors import Tensors, TensorSpec, collect_outputs, random_inputs
+from edge_pipeline.sources.user_data import describe, example_inputs, generated_inputs, short
+from edge_pipeline.tensors import Tensors, TensorSpec, collect_outputs
 from edge_pipeline.types import SourceSpec
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ def load_onnx_source(spec: SourceSpec, path: Path) -> tuple[Model, Tensors]:
     specs = onnx_input_specs(session)
     names = tuple(s.name for s in specs)
     example = example_inputs(spec, names) if spec.example_inputs is not None else \
-        random_inputs(specs, what=f"{path} (set 'example-inputs')")
+        generated_inputs(specs, f"{path} (set 'example-inputs')")
     try:
         handle.named_outputs(example)
     except Exception as exc:

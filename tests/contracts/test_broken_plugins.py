@@ -134,7 +134,8 @@ def thirdparty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None
 
 
 def test_a_broken_third_party_plugin_is_refused_when_loaded(thirdparty: None) -> None:
-    with pytest.raises(PluginError, match=r"the exporter 'broken' \(edgepipe_contract_plugins:Broken\) .*'suffix'"):
+    with pytest.raises(PluginError, match=r"the exporter 'broken' of edgepipe-contract-plugins "
+                                          r"\(edgepipe_contract_plugins:Broken\) .*'suffix'"):
         registry.load("exporter", "broken")
     loaded, broken_ones = registry.load_all(Exporter)   # the others still load
     assert set(broken_ones) == {"broken"} and "pte" in {e.name for e in loaded}
