@@ -40,4 +40,4 @@ def test_a_profile_memory_limit_fails_artifacts_that_need_more(android_build: di
 def test_memory_limit_must_be_positive(tmp_path: Path) -> None:
     (tmp_path / "edgepipe.toml").write_text("[profile]\nmemory-mb = 0\n")
     proc = run_cli("targets", cwd=tmp_path)
-    assert proc.returncode == 2 and "'profile.memory-mb' must be a positive number of MiB" in proc.stderr
+    assert proc.returncode == 2 and "'profile.memory-mb' must be > 0, got 0" in proc.stderr
