@@ -110,6 +110,7 @@ class ExportJob:
     prune_kind: str | None
     settings: QuantizeSettings
     state: Path | None = None         # where it saved a factory's weights (None: the model is read from a file)
+    runner: str | None = None         # the artifact's runtime here: a searching step measures candidates in it
 
 
 @dataclass(frozen=True)

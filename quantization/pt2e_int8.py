@@ -7,20 +7,33 @@ import dataclasses
 import functools
 from abc import abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
 
-from edge_pipeline.plugins import DataBundle, Model, ModelTransform, QuantizeSettings
+from edge_pipeline.plugins import DataBundle, Model, ModelTransform, QuantizeSettings, Ship
 
 from .calibration import calibration_method
 from .pt2e import capture_for_quantization, quantize_static
+from .pt2e_regions import quantized_regions, weight_share
 from .pt2e_sensitivity import NUMERICS, WHAT, rank_layers
-from .sensitivity import EVAL_SAMPLES, Budgeted, LayerRow, Predict, method_text, quantizable_layers, torch_predict
+from .sensitivity import (
+    EVAL_SAMPLES,
+    Budgeted,
+    LayerRow,
+    Predict,
+    first_output,
+    method_text,
+    quantizable_layers,
+    torch_predict,
+)
 
 if TYPE_CHECKING:
     from torch import fx
     from torchao.quantization.pt2e.quantizer import QuantizationSpec, Quantizer
 
 NodeFilter = Callable[["fx.Node"], bool]
+SHIPPED = "the artifact that ships, in its own runtime (every fallback step and the budget check)"
+REFERENCE = "PT2E's reference q/dq graph in torch (no runtime for the artifact here)"
 
 
 class ActivationConfig(Protocol):
@@ -55,25 +68,24 @@ class Pt2eStaticInt8(Budgeted, ModelTransform):
         return quantized
 
     def apply(self, model: Model, data: DataBundle, settings: QuantizeSettings) -> Model:
-        method = calibration_method(self, settings)
-        captured = capture_for_quantization(model)
-        groups = layer_groups(captured, quantizable_layers(model.module))
-        batch = data.batch
+        return self.apply_shipped(model, data, settings, None)
 
-        def quantize(skip: frozenset[str] = frozenset()) -> tuple[Model, Predict]:
-            dropped = set().union(*(groups[name] for name in skip))   # constants follow their compute node
-            quantizer = self.quantizer(lambda node: node.op != "call_function" or node.name not in dropped, method)
-            quantized = quantize_static(model, quantizer, data, fold_quantize=self.fold_quantize, captured=captured)
-            return quantized, torch_predict(quantized.module, batch)
-
-        def rank(quantized: Model) -> tuple[list[LayerRow], int]:
-            return rank_layers(captured, quantized.module, groups, data.eval_inputs[:EVAL_SAMPLES], batch), 0
-
-        quantized, notes = self.fall_back(quantize, rank, torch_predict(model.module, batch), data, settings,
-                                          method_text(WHAT, NUMERICS))
+    def apply_shipped(self, model: Model, data: DataBundle, settings: QuantizeSettings, ship: Ship | None) -> Model:
+        """Quantizes, and under a missed budget keeps the most sensitive regions float; every candidate is
+        measured as the artifact that ships (`ship`), or as PT2E's reference q/dq graph where no runtime is here."""
+        candidates = self.candidates(model, data, calibration_method(self, settings), ship)
+        quantized, notes = self.fall_back(candidates.quantize, candidates.rank, torch_predict(model.module, data.batch),
+                                          data, settings, method_text(WHAT, NUMERICS),
+                                          weight_share(model.module, candidates.regions))
         scheme = quantized.provenance.get("quantization")
-        quantization = {**(scheme if isinstance(scheme, dict) else {}), "calibration_method": method, **notes}
-        return self.finish(quantized.with_provenance(quantization=quantization), method)
+        quantization = {**(scheme if isinstance(scheme, dict) else {}), "calibration_method": candidates.method,
+                        "regions": len(candidates.regions), "verified_on": SHIPPED if ship else REFERENCE, **notes}
+        return quantized.with_provenance(quantization=quantization)
+
+    def candidates(self, model: Model, data: DataBundle, method: str, ship: Ship | None) -> Candidates:
+        captured = capture_for_quantization(model)
+        regions = quantized_regions(captured, quantizable_layers(model.module), self.quantizer(lambda _: True, method))
+        return Candidates(self, model, data, method, captured, regions, ship)
 
     @staticmethod
     def with_calibration(config: C, method: str) -> C:
@@ -93,22 +105,30 @@ class Pt2eStaticInt8(Budgeted, ModelTransform):
                                    output_activation=minmax(config.output_activation))
 
 
-def layer_groups(captured: fx.GraphModule, layers: list[str]) -> dict[str, set[str]]:
-    """Graph nodes of each source layer, plus the activations fused with it (conv+relu is one int8 pattern)."""
-    groups = {}
-    for layer in layers:
-        members = {n.name for n in captured.graph.nodes if n.op == "call_function" and _innermost(n) == layer}
-        for node in captured.graph.nodes:   # topological order: conv -> batch_norm -> relu chains close in one pass
-            if node.name in members:
-                members |= {u.name for u in node.users if any(k in str(u.target) for k in FUSED_OPS)}
-        if members:
-            groups[layer] = members
-    return groups
+@dataclass(frozen=True)
+class Candidates:
+    """What the fallback searches over: the model quantized with some regions kept float, each measured as it
+    ships (`ship`) or, where no runtime is here, as PT2E's reference q/dq graph."""
 
+    transform: Pt2eStaticInt8
+    model: Model
+    data: DataBundle
+    method: str
+    captured: fx.GraphModule
+    regions: dict[str, set[str]]
+    ship: Ship | None
 
-FUSED_OPS = ("batch_norm", "getitem", "relu", "hardtanh", "clamp")   # one int8 pattern with the conv/linear before them
+    def quantize(self, skip: frozenset[str] = frozenset()) -> tuple[Model, Predict]:
+        dropped = set().union(*(self.regions[name] for name in skip))   # every op of the region stays float
+        quantizer = self.transform.quantizer(lambda node: node.op != "call_function" or node.name not in dropped,
+                                             self.method)
+        quantized = self.transform.finish(quantize_static(self.model, quantizer, self.data,
+                                                          fold_quantize=self.transform.fold_quantize,
+                                                          captured=self.captured), self.method)
+        if self.ship is not None:
+            return quantized, first_output(self.ship(quantized))
+        return quantized, torch_predict(quantized.module, self.data.batch)
 
-
-def _innermost(node: fx.Node) -> str:
-    stack = node.meta.get("nn_module_stack") or {}
-    return list(stack.values())[-1][0].replace("L['self'].", "") if stack else ""
+    def rank(self, quantized: Model) -> tuple[list[LayerRow], int]:
+        inputs = self.data.eval_inputs[:EVAL_SAMPLES]
+        return rank_layers(self.captured, quantized.module, self.regions, inputs, self.data.batch), 0

@@ -20,7 +20,7 @@ Backends plug in as `Predict` functions (inputs -> outputs) and a `Rank` functio
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Protocol, TypedDict, TypeVar
 
@@ -59,6 +59,7 @@ class Quantize(Protocol[R_co]):
 
 # fully quantized result -> (rows, extra quantization passes the ranking needed)
 Rank = Callable[[R], tuple[list[LayerRow], int]]
+Share = Callable[[Sequence[str]], float]    # regions kept float -> the share of the weights they hold
 
 
 class Budgeted:
@@ -69,10 +70,10 @@ class Budgeted:
 
     @staticmethod
     def fall_back(quantize: Quantize[R], rank: Rank[R], reference: Predict, data: DataBundle,
-                  settings: QuantizeSettings, method: str) -> tuple[R, JsonObject]:
+                  settings: QuantizeSettings, method: str, share: Share | None = None) -> tuple[R, JsonObject]:
         """`rank_and_fall_back` under this step's budget and `[quantization] sensitivity` mode."""
         return rank_and_fall_back(quantize, rank, reference, data, settings.max_accuracy_drop, method,
-                                  settings.sensitivity)
+                                  settings.sensitivity, share)
 
 
 def quantizable_layers(module: torch.nn.Module) -> list[str]:
@@ -103,6 +104,11 @@ def batched(run_batch: Callable[[Tensors], object], batch: int) -> Predict:
         return as_numpy(flatten_outputs(out)[0][1])
 
     return lambda inputs: np.concatenate(for_batches(inputs, batch, lambda x: first(run_batch(x)))).astype(np.float32)
+
+
+def first_output(run: Callable[[Tensors], list[np.ndarray]]) -> Predict:
+    """A Predict over a shipped artifact's raw outputs: its first, as for every backend's ranking and fallback."""
+    return lambda inputs: np.asarray(run(inputs)[0]).astype(np.float32)
 
 
 def as_numpy(value: object) -> np.ndarray:
@@ -223,13 +229,16 @@ class Verified:
     kept_float: tuple[str, ...]
     accuracy: float | None
     drop_pts: float | None
+    weight_share: float | None = None    # of the weights the kept regions hold (None: the backend cannot say)
 
     def json(self) -> JsonObject:
-        return {"kept_float": list(self.kept_float), "accuracy": self.accuracy, "drop_pts": self.drop_pts}
+        shared: JsonObject = {"float_weight_share": self.weight_share} if self.weight_share is not None else {}
+        return {"kept_float": list(self.kept_float), "accuracy": self.accuracy, "drop_pts": self.drop_pts, **shared}
 
 
 def rank_and_fall_back(quantize: Quantize[R], rank: Rank[R], reference: Predict, data: DataBundle,
-                       budget: float | None, method: str, mode: str = "on-failure") -> tuple[R, JsonObject]:
+                       budget: float | None, method: str, mode: str = "on-failure",
+                       share: Share | None = None) -> tuple[R, JsonObject]:
     """The whole recipe for one backend: quantize fully; measure the drop when a budget and labels exist; rank
     layers when `mode` asks ("always") or the budget is missed ("on-failure"); fall back under the budget. Returns
     the result to ship and the report notes."""
@@ -243,7 +252,7 @@ def rank_and_fall_back(quantize: Quantize[R], rank: Rank[R], reference: Predict,
     def step(kept: list[str], step_predict: Predict) -> float | None:
         acc = top1(step_predict(data.eval_inputs), labels)
         drop = None if acc is None or float_acc is None else round((float_acc - acc) * 100, 4)
-        steps.append(Verified(tuple(kept), acc, drop))
+        steps.append(Verified(tuple(kept), acc, drop, share(kept) if share is not None else None))
         return drop
 
     first_drop = step([], predict) if measurable else None
@@ -273,8 +282,10 @@ def rank_and_fall_back(quantize: Quantize[R], rank: Rank[R], reference: Predict,
         steps.append(steps.pop(chosen))   # every verified set in the order tried, the one shipped last
         result = variants[k]
         notes["fallback"] = {"max_accuracy_drop": float(budget), "float_accuracy": float_acc, "kept_float": order[:k],
+                             **({"float_weight_share": steps[-1].weight_share} if share is not None else {}),
                              "met": met, "steps": [s.json() for s in steps], "verifications": len(variants),
-                             "search": "k = 1, 2, 4, ... layers float until the budget holds, then bisect"}
+                             "search": "k = 1, 2, 4, ... most sensitive regions float until the budget holds, "
+                                       "then bisect"}
         passes += len(variants)
     elif measurable:
         notes["budget_check"] = {"max_accuracy_drop": float(budget or 0.0), "float_accuracy": float_acc,

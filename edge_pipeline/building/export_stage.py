@@ -3,18 +3,20 @@ step by step, writing the artifact atomically. Every route is a recipe an export
 any of them the same way."""
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
 from edge_pipeline import registry
+from edge_pipeline.building.shipping import Shipper
 from edge_pipeline.config import pruner_for
 from edge_pipeline.datafiles import load_bundle
 from edge_pipeline.errors import InputError, StageFailed
-from edge_pipeline.fsutil import atomic_dir, atomic_path
+from edge_pipeline.fsutil import atomic_dir, atomic_path, copy_regular_tree
 from edge_pipeline.host import package_version
-from edge_pipeline.plugins import Bridge, Exporter, Model, Recipe, Transform, Work
+from edge_pipeline.plugins import Bridge, Carrier, Exporter, Model, Recipe, Transform, Work
 from edge_pipeline.records import ExportJob, ExportResult, RouteStep
 from edge_pipeline.sources import load_source, source_for
 from edge_pipeline.types import JsonObject
@@ -39,7 +41,7 @@ def run(job: ExportJob) -> ExportResult:
     started = time.perf_counter()
     writer = atomic_dir if exporter.is_directory else atomic_path
     with writer(job.dest) as dest:
-        metadata = run_recipe(recipe, Work(model, data, job.settings), dest)
+        metadata = run_recipe(recipe, Work(model, data, job.settings), dest, job.runner)
     return ExportResult(metadata, round(time.perf_counter() - started, 3), route(recipe))
 
 
@@ -51,13 +53,29 @@ def checked_recipe(exporter: Exporter, bridge: Bridge | None, transform: Transfo
     return recipe
 
 
-def run_recipe(recipe: Recipe, work: Work, dest: Path) -> JsonObject:
-    """Runs each step in order: the last writes `dest`, the others write into a scratch folder."""
+def run_recipe(recipe: Recipe, work: Work, dest: Path, runner: str | None = None) -> JsonObject:
+    """Runs each step in order: the last writes `dest`, the others write into a scratch folder. A model step
+    followed by more steps gets `work.ship` (with a runner to open the artifact): a step that searches measures
+    its candidates as shipped files, and when it returns one of them that very file becomes the artifact."""
     with tempfile.TemporaryDirectory(prefix="edgepipe-recipe-") as scratch:
         last = len(recipe.steps) - 1
         for index, step in enumerate(recipe.steps):
+            rest = recipe.steps[index + 1:]
+            shipper = (Shipper(rest, runner, work.data, work.settings, Path(scratch) / f"ship-{index}", dest.suffix)
+                       if runner is not None and rest and step.gives is Carrier.MODEL else None)
+            work.ship = shipper
             out = dest if index == last else Path(scratch) / f"{index}-{step.tool}{step.suffix}"
             step.action(work, out)
+            work.ship = None
+            built = shipper.built_for(work.model) if shipper is not None else None
+            if built is not None and built.file is not None:   # the verified candidate is the artifact
+                if built.file.is_dir():
+                    copy_regular_tree(built.file, dest, "the verified candidate")
+                else:
+                    shutil.copyfile(built.file, dest)
+                work.metadata.update(built.metadata)
+                work.file = dest
+                break
     return _with_model_notes(work.metadata, work.model)
 
 

@@ -7,7 +7,18 @@ from edge_pipeline.plugins.bundler import Bundler
 from edge_pipeline.plugins.contract import Plugin
 from edge_pipeline.plugins.exporter import Exporter, OnnxExporter, copy_step
 from edge_pipeline.plugins.model import DataBundle, Model, PluginConfig, QuantizeSettings
-from edge_pipeline.plugins.recipe import Carrier, Recipe, RecipeStep, StepKind, Work, file_step, model_step, write_step
+from edge_pipeline.plugins.recipe import (
+    Carrier,
+    Recipe,
+    RecipeStep,
+    Ship,
+    ShippedRun,
+    StepKind,
+    Work,
+    file_step,
+    model_step,
+    write_step,
+)
 from edge_pipeline.plugins.runner import Runner, Session
 from edge_pipeline.plugins.source import Source
 from edge_pipeline.plugins.transform import ArtifactTransform, Bridge, ModelTransform, Pruner, Transform
@@ -15,5 +26,5 @@ from edge_pipeline.plugins.transport import Transport
 
 __all__ = ["ArtifactTransform", "Bridge", "Bundler", "Carrier", "DataBundle", "Exporter", "Model", "ModelTransform",
            "OnnxExporter", "Plugin", "PluginConfig", "Pruner", "QuantizeSettings", "Recipe", "RecipeStep", "Runner",
-           "Session", "Source", "StepKind", "Transform", "Transport", "Work", "copy_step", "file_step", "model_step",
-           "write_step"]
+           "Session", "Ship", "ShippedRun", "Source", "StepKind", "Transform", "Transport", "Work", "copy_step",
+           "file_step", "model_step", "write_step"]

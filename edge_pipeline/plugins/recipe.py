@@ -10,9 +10,15 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+import numpy as np
+
 from edge_pipeline.errors import StageFailed
 from edge_pipeline.plugins.model import DataBundle, Model, QuantizeSettings
+from edge_pipeline.tensors import Tensors
 from edge_pipeline.types import JsonObject
+
+ShippedRun = Callable[[Tensors], list[np.ndarray]]   # inputs -> a candidate artifact's raw outputs, in its runtime
+Ship = Callable[[Model], ShippedRun]                 # a candidate model -> its artifact, built and opened
 
 
 class StepKind(str, Enum):
@@ -42,6 +48,7 @@ class Work:
     settings: QuantizeSettings
     file: Path | None = None
     metadata: JsonObject = field(default_factory=dict)
+    ship: Ship | None = None      # set for a model step that has an artifact runtime after it: see export_stage
 
 
 Action = Callable[[Work, Path], None]   # (state, where a file-writing step writes) -> None; updates the state

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from edge_pipeline.plugins.contract import Plugin
 from edge_pipeline.plugins.model import DataBundle, Model, QuantizeSettings
-from edge_pipeline.plugins.recipe import RecipeStep, StepKind, Work, file_step, model_step
+from edge_pipeline.plugins.recipe import Carrier, RecipeStep, Ship, StepKind, Work, file_step, model_step
 from edge_pipeline.types import JsonObject
 
 
@@ -42,8 +42,16 @@ class ModelTransform(Transform):
     def apply(self, model: Model, data: DataBundle, settings: QuantizeSettings) -> Model:
         """The rewritten model; notes for the report go into `provenance["quantization"]`."""
 
+    def apply_shipped(self, model: Model, data: DataBundle, settings: QuantizeSettings, ship: Ship | None) -> Model:
+        """`apply` for a transform that measures its candidates as the artifact that ships: `ship(candidate)`
+        builds the candidate's artifact and runs it in its own runtime (None where no runtime is here). A
+        candidate returned as it was shipped becomes the artifact as it was measured. Default: `apply`."""
+        return self.apply(model, data, settings)
+
     def recipe_step(self) -> RecipeStep:
-        return model_step(self.step_kind, self.name, self.apply, self.distributions)
+        def action(work: Work, _: Path) -> None:
+            work.model = self.apply_shipped(work.model, work.data, work.settings, work.ship)
+        return RecipeStep(self.step_kind, self.name, Carrier.MODEL, Carrier.MODEL, action, self.distributions)
 
 
 class ArtifactTransform(Transform):
