@@ -20,7 +20,7 @@ SOURCE_KEYS = {"example": str, "model": str, "weights": str, "example-inputs": (
                "evaluate": str, "metric": str, "metric-output": str, "keras-safe-mode": bool}
 PROFILE_KEYS = {"warmup": int, "runs": int, "threads": list, "memory-mb": (int, float)}
 TARGET_KEYS = {"formats": list, "budgets": dict, "profile": dict, "description": str, "extends": str}
-QUANT_KEYS = {"calibration-samples": int, "calibration-method": str, "sensitivity": (str, bool)}
+QUANT_KEYS = {"calibration-samples": int, "calibration-method": str, "sensitivity": (str, bool), "algorithms": list}
 SENSITIVITY_MODES = ("on-failure", "always", "never")   # true / false: deprecated aliases of always / never
 MODEL_DATA_KEYS = ("weights", "example-inputs", "calibration", "evaluate", "evaluation-samples")   # need `model`
 LIMIT_KEYS = {"max-memory-mb": (int, float), "evaluation-samples": int}    # see DataLimits
@@ -38,14 +38,17 @@ class QuantizationConfig:
     calibration_samples: int | None = None
     calibration_method: str | None = None
     sensitivity: str = "on-failure"          # on-failure | always | never
+    algorithms: tuple[str, ...] | None = None   # None: each transform's own defaults; () runs none
     given: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: JsonObject) -> "QuantizationConfig":
         """From `check_quantization`'s checked table."""
-        samples, method, mode = (settings.get(k) for k in ("calibration_samples", "calibration_method", "sensitivity"))
+        samples, method, mode, algorithms = (settings.get(k) for k in ("calibration_samples", "calibration_method",
+                                                                        "sensitivity", "algorithms"))
         return cls(samples if isinstance(samples, int) else None, method if isinstance(method, str) else None,
-                   mode if isinstance(mode, str) else "on-failure", tuple(settings))
+                   mode if isinstance(mode, str) else "on-failure",
+                   tuple(str(a) for a in algorithms) if isinstance(algorithms, list) else None, tuple(settings))
 
     def with_sensitivity(self, mode: str) -> "QuantizationConfig":
         given = self.given if "sensitivity" in self.given else (*self.given, "sensitivity")
@@ -53,7 +56,8 @@ class QuantizationConfig:
 
     def to_dict(self) -> JsonObject:
         values: JsonObject = {"calibration_samples": self.calibration_samples,
-                              "calibration_method": self.calibration_method, "sensitivity": self.sensitivity}
+                              "calibration_method": self.calibration_method, "sensitivity": self.sensitivity,
+                              "algorithms": list(self.algorithms) if self.algorithms is not None else None}
         return {key: values[key] for key in self.given}
 
 
@@ -185,6 +189,11 @@ def check_quantization(table: JsonObject, path: str) -> JsonObject:
     offered = calibration_methods()
     if method is not None and method not in offered:
         raise ConfigError(f"'{path}.calibration-method' must be one of: {', '.join(offered)}; got {method!r}")
+    algorithms = table.get("algorithms")
+    known = ptq_algorithms()
+    if algorithms is not None and (not all(isinstance(a, str) for a in algorithms)
+                                   or any(a not in known for a in algorithms)):
+        raise ConfigError(f"'{path}.algorithms' must list algorithms from: {', '.join(known)}; got {algorithms!r}")
     settings = {k.replace("-", "_"): v for k, v in table.items()}
     if sensitivity is not None:
         settings["sensitivity"] = check_sensitivity(sensitivity, f"{path}.sensitivity")
@@ -205,6 +214,11 @@ def calibration_methods() -> tuple[str, ...]:
     """Every calibration method an installed transform offers (each output's own is checked when planned)."""
     return tuple(sorted({m for t in registry.load_all(Transform)[0] if t.needs_calibration
                          for m in t.calibration_methods}))
+
+
+def ptq_algorithms() -> tuple[str, ...]:
+    """Every post-training algorithm an installed transform offers (each output's own are checked when planned)."""
+    return tuple(sorted({a for t in registry.load_all(Transform)[0] for a in t.algorithms}))
 
 
 def _check_evaluation_samples(table: JsonObject, prefix: str) -> int | None:

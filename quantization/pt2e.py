@@ -5,6 +5,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from edge_pipeline.errors import Unsupported
+from edge_pipeline.host import package_version
 from edge_pipeline.plugins import DataBundle, Model
 
 from .calibration import calibrate
@@ -24,18 +25,30 @@ def capture_for_quantization(model: Model) -> fx.GraphModule:
 
 
 def quantize_static(model: Model, quantizer: Quantizer, data: DataBundle, fold_quantize: bool,
-                    captured: fx.GraphModule | None = None) -> Model:
-    """`captured`: a graph from capture_for_quantization to reuse (copied, never modified)."""
+                    captured: fx.GraphModule | None = None, algorithms: tuple[str, ...] = (),
+                    method: str = "histogram") -> Model:
+    """`captured`: a graph from capture_for_quantization to reuse (copied, never modified). With `algorithms`
+    (or a range estimator torchao has no observer for), NNCF runs the calibration (nncf_ptq.py)."""
     import copy
 
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    captured = copy.deepcopy(captured) if captured is not None else capture_for_quantization(model)
-    prepared = prepare_pt2e(captured, quantizer)
-    seen = calibrate(prepared, data.calibration, batch=data.batch)
-    converted = convert_pt2e(prepared, fold_quantize=fold_quantize)
+    captured = captured if captured is not None else capture_for_quantization(model)
+    seen = len(data.calibration) // data.batch * data.batch
+    if algorithms or method == "percentile":
+        from .nncf_ptq import nncf_quantize
+
+        converted = nncf_quantize(captured, quantizer, data.calibration, data.batch, algorithms, method,
+                                  fold_quantize)
+        engine = f"nncf {package_version('nncf')} quantize_pt2e"
+    else:
+        prepared = prepare_pt2e(copy.deepcopy(captured), quantizer)
+        seen = calibrate(prepared, data.calibration, batch=data.batch)
+        converted = convert_pt2e(prepared, fold_quantize=fold_quantize)
+        engine = f"torchao {package_version('torchao')} prepare_pt2e / convert_pt2e"
     return replace(model, module=converted).with_provenance(
-        quantization={"scheme": "pt2e static int8, per-channel weights", "calibration_samples": seen})
+        quantization={"scheme": "pt2e static int8, per-channel weights", "calibration_samples": seen,
+                      "engine": engine, "algorithms": list(algorithms)})
 
 
 def _first(exc: BaseException) -> str:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
 from edge_pipeline.plugins import DataBundle, Model, ModelTransform, QuantizeSettings, Ship
 
 from .calibration import calibration_method
+from .nncf_ptq import ALGORITHMS
 from .pt2e import capture_for_quantization, quantize_static
 from .pt2e_regions import quantized_regions, weight_share
 from .pt2e_sensitivity import NUMERICS, WHAT, rank_layers
@@ -55,8 +56,11 @@ class Pt2eStaticInt8(Budgeted, ModelTransform):
     needs_calibration: ClassVar[bool] = True
     fold_quantize: ClassVar[bool] = True
     # PT2E quantizers observe activations with a histogram (L2-optimal range search) by default; min-max is the
-    # other observer they take. Percentile and entropy calibration are not PT2E observers: refused up front.
-    calibration_methods: ClassVar[tuple[str, ...]] = ("histogram", "minmax")
+    # other observer they take; percentile (NNCF's mean of per-batch quantiles) runs through NNCF. Entropy
+    # calibration is no PT2E observer: refused up front.
+    calibration_methods: ClassVar[tuple[str, ...]] = ("histogram", "minmax", "percentile")
+    algorithms: ClassVar[tuple[str, ...]] = ALGORITHMS
+    default_algorithms: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def quantizer(self, node_filter: NodeFilter, method: str) -> Quantizer:
@@ -73,7 +77,8 @@ class Pt2eStaticInt8(Budgeted, ModelTransform):
     def apply_shipped(self, model: Model, data: DataBundle, settings: QuantizeSettings, ship: Ship | None) -> Model:
         """Quantizes, and under a missed budget keeps the most sensitive regions float; every candidate is
         measured as the artifact that ships (`ship`), or as PT2E's reference q/dq graph where no runtime is here."""
-        candidates = self.candidates(model, data, calibration_method(self, settings), ship)
+        algorithms = settings.algorithms if settings.algorithms is not None else self.default_algorithms
+        candidates = self.candidates(model, data, calibration_method(self, settings), ship, algorithms)
         quantized, notes = self.fall_back(candidates.quantize, candidates.rank, torch_predict(model.module, data.batch),
                                           data, settings, method_text(WHAT, NUMERICS),
                                           weight_share(model.module, candidates.regions))
@@ -82,10 +87,11 @@ class Pt2eStaticInt8(Budgeted, ModelTransform):
                         "regions": len(candidates.regions), "verified_on": SHIPPED if ship else REFERENCE, **notes}
         return quantized.with_provenance(quantization=quantization)
 
-    def candidates(self, model: Model, data: DataBundle, method: str, ship: Ship | None) -> Candidates:
+    def candidates(self, model: Model, data: DataBundle, method: str, ship: Ship | None,
+                   algorithms: tuple[str, ...] = ()) -> Candidates:
         captured = capture_for_quantization(model)
         regions = quantized_regions(captured, quantizable_layers(model.module), self.quantizer(lambda _: True, method))
-        return Candidates(self, model, data, method, captured, regions, ship)
+        return Candidates(self, model, data, method, captured, regions, ship, algorithms)
 
     @staticmethod
     def with_calibration(config: C, method: str) -> C:
@@ -117,6 +123,7 @@ class Candidates:
     captured: fx.GraphModule
     regions: dict[str, set[str]]
     ship: Ship | None
+    algorithms: tuple[str, ...] = ()
 
     def quantize(self, skip: frozenset[str] = frozenset()) -> tuple[Model, Predict]:
         dropped = set().union(*(self.regions[name] for name in skip))   # every op of the region stays float
@@ -124,7 +131,8 @@ class Candidates:
                                              self.method)
         quantized = self.transform.finish(quantize_static(self.model, quantizer, self.data,
                                                           fold_quantize=self.transform.fold_quantize,
-                                                          captured=self.captured), self.method)
+                                                          captured=self.captured, algorithms=self.algorithms,
+                                                          method=self.method), self.method)
         if self.ship is not None:
             return quantized, first_output(self.ship(quantized))
         return quantized, torch_predict(quantized.module, self.data.batch)

@@ -131,12 +131,16 @@ def _check_rank(target: Target, source: SourceRecord) -> None:
 def _check_calibration(steps: list[Step], source: SourceRecord, config: Config) -> None:
     """Refuses up front what would fail later: an int8 output without calibration data, or a calibration
     method its quantizer does not offer."""
-    method = config.quantization.calibration_method
+    method, algorithms = config.quantization.calibration_method, config.quantization.algorithms or ()
     for step in steps:
         offered = step.calibration_methods if step.needs_calibration else None
         if method and offered is not None and method not in offered:
             raise ConfigError(f"quantization.calibration-method '{method}' is not offered for {step.output.label} "
                               f"(its quantizer {step.transform} offers: {', '.join(offered)})")
+        missing = [a for a in algorithms if a not in step.algorithms]
+        if step.algorithms and missing:
+            raise ConfigError(f"quantization.algorithms {', '.join(missing)} not offered for {step.output.label} "
+                              f"(its quantizer {step.transform} offers: {', '.join(step.algorithms)})")
         if step.needs_calibration and not source.calibration_samples:
             raise InputError(f"missing calibration data: '{step.output.label}' is quantized with calibration "
                              f"batches; set calibration = \"package.module:function\" in the config")
@@ -146,7 +150,8 @@ def _settings(step: Step, target: Target, source: SourceRecord, config: Config) 
     """What the step's transform receives: the `[quantization]` settings and the accuracy budget left for it."""
     q = config.quantization
     return QuantizeSettings(calibration_method=q.calibration_method, calibration_samples=q.calibration_samples,
-                            max_accuracy_drop=_accuracy_budget(step, target, source), sensitivity=q.sensitivity)
+                            max_accuracy_drop=_accuracy_budget(step, target, source), sensitivity=q.sensitivity,
+                            algorithms=q.algorithms if step.algorithms else None)
 
 
 def _export_stage(steps: list[Step], source: SourceRecord, source_dir: Path, target: Target,

@@ -29,6 +29,7 @@ class Step:
     needs_calibration: bool = False
     accuracy_budget: bool = False        # its transform can keep layers float to meet max-accuracy-drop
     calibration_methods: tuple[str, ...] = ()
+    algorithms: tuple[str, ...] = ()     # post-training algorithms its transform offers
     bridge: str | None = None
     unvalidated_reason: str | None = None
 
@@ -112,6 +113,7 @@ def _step(output: OutputSpec, bridge: type[Bridge] | None, exporter: type[Export
                 needs_calibration=bool(transform and transform.needs_calibration),
                 accuracy_budget=bool(transform and transform.accuracy_budget),
                 calibration_methods=transform.calibration_methods if transform else (),
+                algorithms=transform.algorithms if transform else (),
                 bridge=bridge.name if bridge else None,
                 unvalidated_reason=exporter.unvalidated_reason if exporter.runner is None else None)
 

@@ -31,6 +31,7 @@ class QuantizeSettings:
     calibration_samples: int | None = None    # None: every calibration sample
     max_accuracy_drop: float | None = None    # the budget left for this step (None: rank only, keep nothing float)
     sensitivity: str = "on-failure"           # on-failure | always | never
+    algorithms: tuple[str, ...] | None = None   # post-training algorithms before rounding (None: the transform's own)
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,15 @@ class Transform(Plugin):
     distributions: ClassVar[tuple[str, ...]] = ()
     accuracy_budget: ClassVar[bool] = False
     calibration_methods: ClassVar[tuple[str, ...]] = ("minmax",)   # the first is its default
+    algorithms: ClassVar[tuple[str, ...]] = ()           # post-training algorithms it can run (bias correction, ...)
+    default_algorithms: ClassVar[tuple[str, ...]] = ()   # those it runs when `[quantization] algorithms` is unset
     step_kind: ClassVar[StepKind] = StepKind.QUANTIZE
 
     @classmethod
     def declaration_problems(cls) -> list[str]:
         problems = ["'frameworks' is empty"] if not cls.frameworks else []
+        unknown = [a for a in cls.default_algorithms if a not in cls.algorithms]
+        problems += [f"'default_algorithms' names {', '.join(unknown)}, not in 'algorithms'"] if unknown else []
         return problems + (["'calibration_methods' is empty"] if not cls.calibration_methods else [])
 
     @abstractmethod
