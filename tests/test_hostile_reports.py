@@ -214,3 +214,10 @@ def test_a_stage_error_keeps_the_users_text_without_escape_codes() -> None:
     assert error.message == "torch.onnx export failed:\nline two <&> [/]"
     report = Report.from_json(_report([_art("tflite", "int8", "failed", error=error.to_json())]))
     assert report.artifacts[0].error == error
+
+
+def test_a_source_whose_weights_cannot_be_counted_is_still_a_report() -> None:
+    """An ONNX model that keeps its weights in Constant nodes has 0 countable initializer bytes: a real report
+    (the strict reader refuses an artifact of 0 bytes, not a source of them)."""
+    report = Report.from_json(_report([_art("tflite", "int8")], source={"framework": "onnx", "size_bytes": 0}))
+    assert report.source.size_bytes == 0

@@ -9,10 +9,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 
+from edge_pipeline.errors import StageFailed
 from edge_pipeline.host import host_id, versions
 from edge_pipeline.records import ArtifactResult
 from edge_pipeline.report.gating import check_budgets, outliers
 from edge_pipeline.report.model import ArtifactReport, ExportReport, Report, ReportStatus, SourceReport, Status
+from edge_pipeline.report.strict import ReportFieldError
 from edge_pipeline.types import JsonObject, JsonValue
 from edge_pipeline.version import __version__
 
@@ -76,11 +78,15 @@ def build_report(*, target: str, source: JsonObject, artifacts: Sequence[Artifac
     stage_failed = any(a.status is Status.FAILED for a in artifacts)
     gate_failed = any(not c.passed for c in checks)
     timings = {**timings, "total": time.perf_counter() - started}
+    try:
+        source_report = SourceReport.from_json(source, "source")
+    except ReportFieldError as exc:
+        raise StageFailed(f"the source plugin reported an impossible figure: {exc}") from None
     return Report(
         edgepipe_version=__version__, target=target, passed=not (stage_failed or gate_failed),
         status=ReportStatus.STAGE_FAILED if stage_failed else ReportStatus.GATE_FAILED if gate_failed
         else ReportStatus.PASSED,
-        source=SourceReport.from_json(source), artifacts=tuple(artifacts), checks=checks, budgets=dict(budgets),
+        source=source_report, artifacts=tuple(artifacts), checks=checks, budgets=dict(budgets),
         warnings=tuple(warnings), stage_timings_s={k: round(v, 3) for k, v in timings.items()}, host=host_id(),
         tool_versions=versions(tuple(tools)), config=config)
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from edge_pipeline.precision import Precision, Thresholds
 from edge_pipeline.report.model import Validation
+from edge_pipeline.report.strict import ReportFieldError
 from edge_pipeline.tensors import Tensors
 from edge_pipeline.types import JsonObject
 
@@ -152,7 +153,12 @@ def validate(outputs: Tensors, reference: Tensors, thresholds: Thresholds, label
     if class_output not in reference.names:
         return Validation.from_json({"passed": False, "outputs": [], "message": f"metric-output '{class_output}' is "
                                      f"not an output (outputs: {', '.join(reference.names)})"})
-    return Validation.from_json(_validate(outputs, reference, thresholds, labels, metric, class_output))
+    found = _validate(outputs, reference, thresholds, labels, metric, class_output)
+    try:
+        return Validation.from_json(found)
+    except ReportFieldError as exc:   # e.g. a custom metric's figure outside its range: fails closed, saying so
+        return Validation.from_json({"passed": False, "outputs": [], "message": f"validation gave an impossible "
+                                     f"figure: {exc}", "metric": found.get("metric")})
 
 
 def _validate(outputs: Tensors, reference: Tensors, thresholds: Thresholds, labels: np.ndarray | None,

@@ -126,8 +126,9 @@ def _write_value(value: object) -> JsonValue:
 class Latency(Part):
     """One latency measurement (a thread count on one machine), in milliseconds."""
 
-    RANGES = {**{k: POSITIVE for k in ("p50", "p90", "mean", "min", "max", "p10", "p25", "p75", "repeat_p50")},
-              **{k: NON_NEGATIVE for k in ("stdev", "iqr", "noise", "warmup")}, "runs": COUNT, "threads": COUNT}
+    RANGES = {**{k: POSITIVE for k in ("p50", "p90", "mean", "max", "p75", "repeat_p50")},   # a median of 0 is no time
+              **{k: NON_NEGATIVE for k in ("min", "p10", "p25", "stdev", "iqr", "noise", "warmup")},   # timer ticks
+              "runs": COUNT, "threads": COUNT}
 
     p50: float | None = None
     p90: float | None = None
@@ -326,7 +327,7 @@ class TensorReport(Part):
 class SourceReport(Part):
     """The model the artifacts came from (or, for `profile`, the artifact itself); the rest stays in `extra`."""
 
-    RANGES = {"params": NON_NEGATIVE, "size_bytes": POSITIVE}
+    RANGES = {"params": NON_NEGATIVE, "size_bytes": NON_NEGATIVE}   # 0: weights its source plugin cannot count
     OPTIONAL = ("input_shape", "output_shape", "inputs", "outputs")
     framework: str | None = None
     params: int | None = None
