@@ -39,6 +39,7 @@ bench: setup datasets
 	$(PY) bench/bench_formats.py
 	$(PY) bench/bench_compression.py
 	$(PY) bench/bench_speed.py
+	$(PY) bench/bench_quant_real.py
 
 # Fashion-MNIST for `--example fashion-mnist` and the compression benchmark, where apt-get can install it
 # (root on Debian); elsewhere the example says how to get it. The tests use the digits examples only.

@@ -2,19 +2,21 @@
 run time, the weights are the packages' own files, located without importing the packages (their `__init__`
 imports OpenCV, which is not installed).
 
-| name | package file | architecture | input |
-|---|---|---|---|
-| ppocr_det | rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx | PP-OCRv4 text detector: MobileNetV3-class backbone (inverted residuals, SE, hard-swish) + DB head | 1x3x320x320 |
-| ppocr_cls | rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx | MobileNetV3-small-style 2-class text-orientation classifier | 1x3x48x192 |
-| nudenet | nudenet/320n.onnx | YOLOv8n detector (CSP residual blocks, concat, SiLU, DFL head) | 1x3x320x320 |
-| fer | fer/data/emotion_model.hdf5 | Keras mini-Xception (separable convs, residual adds), 7 emotions | 1x64x64x1 |
+Networks (name: package file; architecture; fixed input):
+- ppocr_det: rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx; PP-OCRv4 text detector, MobileNetV3-class
+  backbone (inverted residuals, SE, hard-swish) + DB head; 1x3x320x320.
+- ppocr_cls: rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx; MobileNetV3-small-style 2-class
+  text-orientation classifier; 1x3x48x192.
+- nudenet: nudenet/320n.onnx; YOLOv8n detector (CSP residual blocks, concat, SiLU, DFL head); 1x3x320x320.
+- fer: fer/data/emotion_model.hdf5; Keras mini-Xception (separable convs, residual adds), 7 emotions; 1x64x64x1.
 
 PyTorch route: the ONNX graph is given fixed shapes (onnxsim folds the shape arithmetic), its `Constant` weight
 nodes become initializers (onnx2torch reads weights from initializers only: the PP-OCR files keep them in
 `Constant` nodes), then edgepipe's own bridge code converts it (`normalize_for_onnx2torch`, onnx2torch,
-`fix_for_export`). One rewrite is added here because the bridge lacks it: onnx2torch's `Resize` reads its scales
-with `.tolist()` at run time, which torch.export refuses as data-dependent; with fixed shapes it becomes a plain
-`interpolate` to the known size. The Keras net goes Keras -> SavedModel -> tf2onnx (edgepipe's
+`fix_for_export`). Three rewrites are added here because the bridge lacks them: onnx2torch's `Resize`, `Slice` and
+`Split` read constant operands with `.tolist()` / `.numpy()` at run time, which torch.export refuses as data-dependent
+(or turns into `item()` calls); with fixed shapes they become `interpolate` to the known size, plain indexing and
+`torch.split` with fixed sections. The Keras net goes Keras -> SavedModel -> tf2onnx (edgepipe's
 `tensorflow_to_onnx`) -> the same path.
 """
 from __future__ import annotations
@@ -181,8 +183,18 @@ def _fix_runtime_reads(gm: Any, example: Any) -> Any:
         gm.graph.erase_node(node)
     gm.graph.eliminate_dead_code()
     gm.delete_all_unused_submodules()
+    _drop_unread_buffers(gm)
     gm.recompile()
     return gm
+
+
+def _drop_unread_buffers(gm: Any) -> None:
+    """The operands the rewrites made constant stay behind as buffers (empty ROI tensors among them), and
+    ExecuTorch refuses a program holding a 0-stride tensor: drop every buffer no node reads."""
+    read = {str(n.target) for n in gm.graph.nodes if n.op == "get_attr"}
+    for name in [n for n, _ in gm.named_buffers() if n not in read]:
+        owner, _, attr = name.rpartition(".")
+        delattr(gm.get_submodule(owner) if owner else gm, attr)
 
 
 def _static_index(shape: Any, operands: list[Any]) -> tuple[slice, ...] | None:
