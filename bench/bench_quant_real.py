@@ -195,7 +195,9 @@ def main(names: list[str]) -> None:
         results = [r for r in results if r["network"] != name] + [result]
         print(json.dumps(result)[:2000], flush=True)
     results.sort(key=lambda r: NETWORKS.index(r["network"]))
-    host = f"this x86_64 host ({platform.processor() or platform.machine()}, 2 cores)"
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.machine()) if Path("/proc/cpuinfo").is_file() else "CPU"
+    host = f"this {platform.machine()} host ({cpu}, {os.cpu_count()} cores)"
     save("quant_real", results, markdown(results, host))
 
 
