@@ -14,7 +14,8 @@ from typing import ClassVar, TypeVar
 
 from edge_pipeline.errors import EdgepipeError
 from edge_pipeline.numbers import FRACTION, POSITIVE, Range
-from edge_pipeline.report.strict import ReportFieldError, conform, in_range, read_fields
+from edge_pipeline.report.check import Check, CheckKind, TextEnum
+from edge_pipeline.report.strict import JsonMap, ReportFieldError, conform, in_range, read_fields
 from edge_pipeline.text import printable
 from edge_pipeline.types import TASK_METRICS as BUILTIN_METRICS
 from edge_pipeline.types import JsonObject, JsonValue
@@ -26,51 +27,6 @@ NON_NEGATIVE = Range(0.0)
 COUNT = Range(1.0)
 COSINE = Range(-1.0, 1.0)
 DROP_POINTS = Range(-100.0, 100.0)      # accuracy lost, in percentage points (negative: the artifact gained)
-JsonMap = Mapping[str, JsonValue]   # a free-form part of the report (converter metadata, host, config)
-
-
-class TextEnum(str, Enum):
-    """An enum whose members read as their value wherever text is made (f-strings, tables, JSON)."""
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-    def __format__(self, spec: str) -> str:
-        return format(str(self.value), spec)
-
-
-class CheckKind(TextEnum):
-    """What a check compares: an absolute budget, a baseline, the build's own completeness; or skipped, with why."""
-
-    BUDGET = "budget"
-    BASELINE = "baseline"
-    STATUS = "status"
-    SKIPPED = "skipped"
-
-
-@dataclass(frozen=True)
-class Check:
-    """One gate check: which artifact, which metric, the limit, the value and the verdict in words."""
-
-    REQUIRED: ClassVar[tuple[str, ...]] = ("artifact", "metric", "limit", "passed", "message")
-    artifact: str
-    metric: str
-    limit: float
-    value: float | None
-    passed: bool
-    message: str
-    kind: CheckKind = CheckKind.BUDGET
-
-    def to_dict(self) -> JsonObject:
-        return {**asdict(self), "kind": str(self.kind)}
-
-    to_json = to_dict
-
-    @classmethod
-    def from_json(cls, data: JsonMap, path: str = "check") -> "Check":
-        names = [f.name for f in fields(cls)]
-        values = read_fields(cls, data, path, names, cls.REQUIRED, {})
-        return cls(**{"value": None, **values})   # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, kw_only=True)

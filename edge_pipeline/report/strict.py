@@ -19,6 +19,7 @@ from edge_pipeline.errors import ConfigError
 from edge_pipeline.json_types import JsonValue
 from edge_pipeline.numbers import Range
 
+JsonMap = Mapping[str, JsonValue]   # a free-form part of a report (converter metadata, host, config)
 LARGEST_INT = 2 ** 63 - 1          # what a report's counts and sizes can hold (int64): beyond is not a figure
 MAX_DEPTH = 64                      # nesting of a free-form part (metadata, config) a report may hold
 
