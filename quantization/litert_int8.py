@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, ClassVar
 from edge_pipeline.plugins import Model
 from targets.exporters.converter_configs import LitertQuantConfig
 
+from .graph_patterns import fuse_hardswish
 from .pt2e_int8 import NodeFilter, Pt2eStaticInt8
 
 if TYPE_CHECKING:
@@ -30,6 +31,10 @@ class LitertInt8(Pt2eStaticInt8):
 
         config = self.with_calibration(pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True), method)
         return FilteredQuantizer().set_global(config)
+
+    def prepare_graph(self, captured: fx.GraphModule) -> None:
+        """A written-out hard-swish around a quantized input fails litert-torch's layout pass (graph_patterns.py)."""
+        fuse_hardswish(captured)
 
     def finish(self, quantized: Model, method: str) -> Model:
         """litert-torch converts the quantized graph with the same quantizer, handed over as its QuantConfig."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from edge_pipeline.errors import Unsupported
 from edge_pipeline.tensors import Tensors
 
 if TYPE_CHECKING:
@@ -36,7 +37,12 @@ def nncf_quantize(captured: fx.GraphModule, quantizer: Quantizer, calibration: T
     fast = True if "fast-bias-correction" in algorithms else False if "bias-correction" in algorithms else None
     ranges = {"minmax": RangeEstimatorParametersSet.MINMAX,
               "percentile": RangeEstimatorParametersSet.MEAN_QUANTILE}.get(method)
-    with torch.no_grad():
-        return quantize_pt2e(captured, quantizer, nncf.Dataset(batches), subset_size=max(1, len(batches) * batch),
-                             fast_bias_correction=fast, smooth_quant="smooth-quant" in algorithms,
-                             activations_range_estimator_params=ranges, fold_quantize=fold_quantize, do_copy=True)
+    try:
+        with torch.no_grad():
+            return quantize_pt2e(captured, quantizer, nncf.Dataset(batches), subset_size=max(1, len(batches) * batch),
+                                 fast_bias_correction=fast, smooth_quant="smooth-quant" in algorithms,
+                                 activations_range_estimator_params=ranges, fold_quantize=fold_quantize, do_copy=True)
+    except Exception as exc:   # e.g. full bias correction on litert-torch's graphs: TypeError inside NNCF's graph walk
+        detail = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise Unsupported(f"NNCF {' + '.join(algorithms) or method} could not run on this graph "
+                          f"({type(exc).__name__}: {detail}); choose other [quantization] algorithms") from exc

@@ -67,6 +67,9 @@ class Pt2eStaticInt8(Budgeted, ModelTransform):
         """The backend's quantizer, symmetric per-channel, restricted to the nodes `node_filter` accepts, its
         activations observed with calibration `method`."""
 
+    def prepare_graph(self, captured: fx.GraphModule) -> None:
+        """Rewrites the captured graph in place into ops the backend's converter lowers (none by default)."""
+
     def finish(self, quantized: Model, method: str) -> Model:
         """Backend converter settings the exporter needs (e.g. litert-torch's QuantConfig), for the model that ships."""
         return quantized
@@ -90,6 +93,7 @@ class Pt2eStaticInt8(Budgeted, ModelTransform):
     def candidates(self, model: Model, data: DataBundle, method: str, ship: Ship | None,
                    algorithms: tuple[str, ...] = ()) -> Candidates:
         captured = capture_for_quantization(model)
+        self.prepare_graph(captured)
         regions = quantized_regions(captured, quantizable_layers(model.module), self.quantizer(lambda _: True, method))
         return Candidates(self, model, data, method, captured, regions, ship, algorithms)
 

@@ -36,3 +36,46 @@ def test_ppocr_cls_torch_module_matches_onnxruntime_in_float() -> None:
     assert figures["max_abs_diff"] < 1e-4 and figures["sqnr_db"] > 80, figures
     module = real_models.ppocr_cls()
     torch.export.export(module, (torch.from_numpy(inputs[:1]),))
+
+
+def test_ppocr_cls_int8_tflite_converts_and_keeps_its_answers(tmp_path: Path) -> None:
+    """Its written-out hard-swish made litert-torch's int8 conversion fail ("Attempting to broadcast a
+    dimension"); quantization/graph_patterns.py gives the converter one hard-swish op instead."""
+    import torch
+
+    from edge_pipeline import registry
+    from edge_pipeline.measure.profiling import run_batches
+    from edge_pipeline.plugins import DataBundle, Exporter, Model, QuantizeSettings, Runner, Transform
+    from edge_pipeline.tensors import order_inputs
+
+    calibration = real_data.samples("ppocr_cls", "calibration")[:16]
+    inputs, reference = real_data.evaluation_set("ppocr_cls")
+    labels = real_data.labels_from("ppocr_cls", reference)
+    model = Model("torch", real_models.ppocr_cls(), (torch.from_numpy(calibration[:1]),), {"kind": "factory"}, ("x",))
+    data = DataBundle.single("x", calibration[:1], calibration, inputs[:32], labels[:32])
+    quantized = registry.create(Transform, "litert-int8").apply(model, data, QuantizeSettings())
+    path = tmp_path / "model.tflite"
+    registry.create(Exporter, "tflite").export(quantized, path)
+    session = registry.create(Runner, "litert").open(path, 1)
+    outputs = run_batches(session, order_inputs(session.input_specs, data.eval_inputs), 1)[0]
+    assert outputs.shape == (32, 2)
+    assert real_data.task_metric("ppocr_cls", outputs, labels[:32]) >= 0.75    # int8 of a real net, not collapsed
+
+
+def test_nncf_bias_correction_that_cannot_walk_a_graph_is_one_clear_error() -> None:
+    """NNCF's full bias correction fails inside its graph walk on litert-torch's graph of this network (a
+    TypeError); the build reports it as unsupported, naming the algorithm and the way out."""
+    import torch
+
+    from edge_pipeline.errors import Unsupported
+    from edge_pipeline.plugins import DataBundle, Model
+    from quantization.litert_int8 import LitertInt8
+    from quantization.pt2e import quantize_static
+
+    calibration = real_data.samples("ppocr_cls", "calibration")[:4]
+    model = Model("torch", real_models.ppocr_cls(), (torch.from_numpy(calibration[:1]),), {"kind": "factory"}, ("x",))
+    data = DataBundle.single("x", calibration[:1], calibration, calibration, None)
+    with pytest.raises(Unsupported, match=r"NNCF bias-correction could not run on this graph .*TypeError.*"
+                                          r"choose other \[quantization\] algorithms"):
+        quantize_static(model, LitertInt8().quantizer(lambda _: True, "histogram"), data, fold_quantize=False,
+                        algorithms=("bias-correction",))

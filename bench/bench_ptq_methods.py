@@ -1,0 +1,133 @@
+"""Benchmark (issue 20, item 2): the post-training methods edgepipe offers for PT2E backends, compared on real
+pretrained networks (bench/real_models.py) and real-photo crops (bench/real_data.py), every region int8, no
+fallback. Each variant is edgepipe's own `quantize_static` with the backend's quantizer (XNNPACK's for `.pte`,
+litert-torch's for `.tflite`), measured as PT2E's reference q/dq graph in torch on the same 128 evaluation crops,
+so the variants differ in nothing but the method. Two diagnostics split the int8 error: weights only (per-channel
+int8 round trip, activations float) and activations only.
+
+Writes bench/results/ptq_methods.json and ptq_methods.md. All on this host's CPU; no latency is measured here."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import real_data  # noqa: E402
+import real_models  # noqa: E402
+from common import save  # noqa: E402
+
+NETWORKS = ("ppocr_cls", "fer")
+VARIANTS = (("histogram", ()), ("minmax", ()), ("percentile", ()), ("histogram", ("fast-bias-correction",)),
+            ("histogram", ("bias-correction",)), ("histogram", ("smooth-quant",)),
+            ("minmax", ("bias-correction",)))
+BACKENDS = ("xnnpack-int8", "litert-int8")
+
+
+def evaluate(module: object, inputs: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return np.concatenate([module(torch.from_numpy(inputs[i:i + 1])).numpy() for i in range(len(inputs))])
+
+
+def score(name: str, outputs: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict:
+    metric = real_data.task_metric(name, outputs, labels)
+    return {"metric": round(metric, 4), "drop_pt": round((1 - metric) * 100, 1),
+            "sqnr_db": round(real_models.sqnr_db(reference, outputs), 1)}
+
+
+def diagnostics(name: str, module: object, captured: object, calibration: np.ndarray) -> list[dict]:
+    """Where the int8 error comes from: weights alone, activations alone (XNNPACK's quantizer)."""
+    import torch
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    inputs, reference = real_data.evaluation_set(name)
+    labels = real_data.labels_from(name, reference)
+    weights_only = copy.deepcopy(module)
+    with torch.no_grad():
+        for weight in (p for p in weights_only.parameters() if p.dim() > 1):
+            scale = weight.abs().amax(dim=tuple(range(1, weight.dim())), keepdim=True).clamp_min(1e-12) / 127
+            weight.copy_(torch.round(weight / scale).clamp(-127, 127) * scale)
+    config = dataclasses.replace(get_symmetric_quantization_config(is_per_channel=True), weight=None)
+    prepared = prepare_pt2e(copy.deepcopy(captured), XNNPACKQuantizer().set_global(config))
+    with torch.no_grad():
+        for i in range(len(calibration)):
+            prepared(torch.from_numpy(calibration[i:i + 1]))
+    activations_only = convert_pt2e(prepared, fold_quantize=False)
+    return [{"network": name, "backend": "diagnostic", "variant": label,
+             **score(name, evaluate(m, inputs), reference, labels)}
+            for label, m in (("weights only (per-channel int8)", weights_only),
+                             ("activations only (histogram)", activations_only))]
+
+
+def run(name: str) -> list[dict]:
+    import torch
+
+    from edge_pipeline.plugins import DataBundle, Model
+    from quantization.litert_int8 import LitertInt8
+    from quantization.pt2e import capture_for_quantization, quantize_static
+    from quantization.xnnpack_int8 import XnnpackInt8
+
+    calibration = real_data.samples(name, "calibration")
+    inputs, reference = real_data.evaluation_set(name)
+    labels = real_data.labels_from(name, reference)
+    module = real_models.torch_module(name).eval()
+    model = Model("torch", module, (torch.from_numpy(calibration[:1]),))
+    data = DataBundle.single("x", calibration[:1], calibration, inputs, labels)
+    captured = capture_for_quantization(model)
+    rows = diagnostics(name, module, captured, calibration)
+    for backend in BACKENDS:
+        transform = XnnpackInt8() if backend == "xnnpack-int8" else LitertInt8()
+        for method, algorithms in VARIANTS:
+            nncf = bool(algorithms) or method == "percentile"   # NNCF calibrates: its own range estimators
+            ranges = "NNCF default ranges" if nncf and method == "histogram" else method
+            variant = ("NNCF: " if nncf else "torchao: ") + ranges + "".join(f" + {a}" for a in algorithms)
+            row = {"network": name, "backend": backend, "variant": variant}
+            started = time.perf_counter()
+            try:
+                quantized = quantize_static(model, transform.quantizer(lambda _: True, method), data,
+                                            fold_quantize=False, captured=captured, algorithms=algorithms,
+                                            method=method)
+            except Exception as exc:    # a method that cannot run on this graph is a result
+                rows.append({**row, "error": f"{type(exc).__name__}: {str(exc).strip()[:200]}"})
+                continue
+            seconds = round(time.perf_counter() - started, 1)
+            rows.append({**row, "quantize_s": seconds, **score(name, evaluate(quantized.module, inputs), reference,
+                                                                 labels), "load_1min": round(os.getloadavg()[0], 2)})
+            print(rows[-1], flush=True)
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["# Post-training methods on real networks, every region int8 (reference q/dq graph in torch)", "",
+             "Same 64 calibration and 128 evaluation crops per network (bench/real_data.py); labels = the float "
+             "model's top-1, so drop = (1 - agreement) x 100 pt. `quantize s`: capture reused, calibration and "
+             "conversion only, on this 2-core x86_64 host.", "",
+             "| network | backend | method | agreement | drop pt | SQNR dB | quantize s |",
+             "|---|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['network']} | {r['backend']} | {r['variant']} | error: {r['error']} | | | |")
+            continue
+        lines.append(f"| {r['network']} | {r['backend']} | {r['variant']} | {r['metric']:.4f} | {r['drop_pt']} | "
+                     f"{r['sqnr_db']} | {r.get('quantize_s', '-')} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    rows = [row for name in (sys.argv[1:] or NETWORKS) for row in run(name)]
+    save("ptq_methods", rows, markdown(rows))
+
+
+if __name__ == "__main__":
+    main()
