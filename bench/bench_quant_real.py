@@ -99,8 +99,9 @@ def run_vendor(name: str) -> dict:
     return json.loads(lines[-1])
 
 
-def edgepipe(name: str, model: str, route: str) -> list[dict]:
-    """One `edgepipe build --target android` (pte:int8 + tflite:int8, no budget) and its report's figures."""
+def edgepipe(name: str, model: str, route: str, budget: float | None = None) -> list[dict]:
+    """One `edgepipe build --target android` (pte:int8 + tflite:int8; with `budget`, `--budget
+    max-accuracy-drop=<budget>`, so the fallback runs) and its report's figures."""
     import real_data
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -110,7 +111,8 @@ def edgepipe(name: str, model: str, route: str) -> list[dict]:
                                                            metric=METRICS.get(name, "top1")))
         load = os.getloadavg()[0]
         try:
-            report, seconds = build(project, cache, "--target", "android")
+            flags = ("--budget", f"max-accuracy-drop={budget:g}") if budget is not None else ()
+            report, seconds = build(project, cache, "--target", "android", *flags)
         except SystemExit as exc:
             return [{"network": name, "tool": f"edgepipe ({route})", "artifact": "build", "error": str(exc)[-600:]}]
     rows = []
@@ -176,7 +178,7 @@ def markdown(results: list[dict], host: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(names: list[str]) -> None:
+def main(names: list[str], budget: float | None = None) -> None:
     """Every network, or only `names`, whose entries then replace theirs in the saved results (a rerun after
     something else loaded the host: each network's vendor and edgepipe figures always come from one run)."""
     import platform
@@ -188,7 +190,10 @@ def main(names: list[str]) -> None:
     for name in names or NETWORKS:
         result = {**run_vendor(name), "run_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
         factory = f"real_models:{name}" if name != "fer" else str(real_models.packaged_file("fer"))
-        result["rows"] += edgepipe(name, factory, "torch factory" if name != "fer" else "Keras .hdf5 file")
+        route = "torch factory" if name != "fer" else "Keras .hdf5 file"
+        result["rows"] += edgepipe(name, factory, route)
+        if budget is not None:
+            result["rows"] += edgepipe(name, factory, f"{route}, budget {budget:g} pt", budget)
         if name != "fer":
             result["rows"] += edgepipe(name, str(real_models.packaged_file(name)), "packaged .onnx file")
             result["rows"] += edgepipe(name, str(real_models.static_onnx(name)), "fixed-shape .onnx file")
@@ -205,4 +210,5 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["--vendor"]:
         print(json.dumps(vendor(sys.argv[2])))
     else:
-        main([n for n in sys.argv[1:] if n in NETWORKS])
+        given = sys.argv[sys.argv.index("--budget") + 1] if "--budget" in sys.argv else None
+        main([n for n in sys.argv[1:] if n in NETWORKS], float(given) if given is not None else None)

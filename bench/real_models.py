@@ -102,21 +102,13 @@ def static_onnx(name: str) -> Path:
     import onnx
     import onnxsim
 
+    from targets.bridges.tf_to_torch import constants_as_initializers
+
     graph = onnx.load(str(float_onnx(name)))
     graph, ok = onnxsim.simplify(graph, overwrite_input_shapes={graph.graph.input[0].name: list(NETWORKS[name].shape)})
     if not ok:
         raise RuntimeError(f"onnxsim could not check its simplification of {name}")
-    kept = []
-    for node in graph.graph.node:
-        if node.op_type == "Constant" and [a.name for a in node.attribute] == ["value"]:
-            tensor = onnx.TensorProto()
-            tensor.CopyFrom(node.attribute[0].t)
-            tensor.name = node.output[0]
-            graph.graph.initializer.append(tensor)
-        else:
-            kept.append(node)
-    del graph.graph.node[:]
-    graph.graph.node.extend(kept)
+    constants_as_initializers(graph)
     onnx.checker.check_model(graph)
     onnx.save(graph, str(path.with_suffix(".tmp")))
     path.with_suffix(".tmp").rename(path)

@@ -99,6 +99,37 @@ def test_onnx_op_the_bridge_cannot_carry_is_named_with_its_layer(cache_dir: Path
     assert onnx_art["status"] == "ok", "the ONNX file itself still builds"
 
 
+def _constant_weights_model(path: Path) -> None:
+    """A conv net whose weights are Constant nodes, as Paddle exports them (PP-OCR's files), not initializers."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+
+    def constant(name: str, shape: tuple[int, ...]) -> onnx.NodeProto:
+        value = numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32) * 0.3, name)
+        return helper.make_node("Constant", [], [name], value=value)
+
+    graph = helper.make_graph(
+        [constant("conv_w", (8, 3, 3, 3)), constant("conv_b", (8,)), constant("fc_w", (4, 8)), constant("fc_b", (4,)),
+         helper.make_node("Conv", ["x", "conv_w", "conv_b"], ["c"], pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["c"], ["r"]), helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+         helper.make_node("Flatten", ["p"], ["f"]), helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["y"], transB=1)],
+        "paddle_style", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+def test_onnx_weights_in_constant_nodes_reach_pte(cache_dir: Path, tmp_path: Path) -> None:
+    """onnx2torch reads weights from initializers only: it failed with `KeyError: 'conv_w'`."""
+    _constant_weights_model(tmp_path / "paddle_style.onnx")
+    (tmp_path / "edgepipe.toml").write_text('model = "paddle_style.onnx"\n[targets.android]\nformats = ["pte:fp32"]\n')
+    code, report = build_json(tmp_path)
+    assert code == 0, report
+    (pte,) = report["artifacts"]
+    assert pte["status"] == "ok" and pte["validation"]["outputs"][0]["sqnr_db"] > 80
+
+
 def _keras_with_lambda(path: Path) -> None:
     import keras
 

@@ -81,6 +81,7 @@ def normalize_for_onnx2torch(graph: onnx.ModelProto) -> onnx.ModelProto:
     opset = next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), 17)
     if opset > 17:
         graph = version_converter.convert_version(graph, 17)
+    constants_as_initializers(graph)
     constants = {t.name: numpy_helper.to_array(t) for t in graph.graph.initializer}
     for node in graph.graph.node:
         if node.op_type != "Reshape" or len(node.input) < 2:
@@ -90,6 +91,26 @@ def normalize_for_onnx2torch(graph: onnx.ModelProto) -> onnx.ModelProto:
             if attribute.name == "allowzero" and attribute.i == 1 and shape is not None and 0 not in shape:
                 attribute.i = 0
     return graph
+
+
+def constants_as_initializers(graph: onnx.ModelProto) -> None:
+    """Moves top-level tensor `Constant` nodes into the initializers, in place. onnx2torch reads a conv's or
+    gemm's weights from the initializers only (a Paddle export keeps them in Constant nodes: `KeyError` on the
+    weight's name); the values are the same tensors, so the graph computes the same."""
+    from onnx import TensorProto
+
+    kept = []
+    for node in graph.graph.node:
+        if node.op_type == "Constant" and [a.name for a in node.attribute] == ["value"]:
+            tensor = TensorProto()
+            tensor.CopyFrom(node.attribute[0].t)
+            tensor.name = node.output[0]
+            graph.graph.initializer.append(tensor)
+        else:
+            kept.append(node)
+    if len(kept) != len(graph.graph.node):
+        del graph.graph.node[:]
+        graph.graph.node.extend(kept)
 
 
 def import_onnx2torch() -> types.ModuleType:
