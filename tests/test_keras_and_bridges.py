@@ -130,6 +130,35 @@ def test_onnx_weights_in_constant_nodes_reach_pte(cache_dir: Path, tmp_path: Pat
     assert pte["status"] == "ok" and pte["validation"]["outputs"][0]["sqnr_db"] > 80
 
 
+def _dynamic_shape_model(path: Path) -> None:
+    """A conv net whose input has symbolic batch, height and width, as detectors are exported."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(1)
+    weights = [numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32) * 0.3, name)
+               for name, shape in (("w", (6, 3, 3, 3)), ("b", (6,)), ("fc", (2, 6)))]
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
+         helper.make_node("GlobalAveragePool", ["r"], ["p"]), helper.make_node("Flatten", ["p"], ["f"]),
+         helper.make_node("Transpose", ["fc"], ["fc_t"]), helper.make_node("MatMul", ["f", "fc_t"], ["y"])],
+        "dynamic", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2])], weights)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+def test_onnx_with_dynamic_input_dims_reaches_tflite_at_the_example_shape(cache_dir: Path, tmp_path: Path) -> None:
+    """onnx2tf left [None, None, None, 3]; the example's shape now fixes the dynamic dimensions."""
+    _dynamic_shape_model(tmp_path / "dynamic.onnx")
+    (tmp_path / "edgepipe.toml").write_text(
+        'model = "dynamic.onnx"\nexample-inputs = { x = { shape = [1, 3, 20, 28], dtype = "float32" } }\n'
+        '[targets.android]\nformats = ["tflite:fp32"]\n')
+    code, report = build_json(tmp_path)
+    assert code == 0, report
+    (tflite,) = report["artifacts"]
+    assert tflite["status"] == "ok" and tflite["validation"]["outputs"][0]["sqnr_db"] > 60
+
+
 def _keras_with_lambda(path: Path) -> None:
     import keras
 

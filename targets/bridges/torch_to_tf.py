@@ -55,8 +55,9 @@ class OnnxToTensorflow(Bridge):
 def onnx_file_to_tf(onnx_path: Path, model: Model, data: DataBundle, route: str) -> Model:
     import onnx2tf
 
-    single_float_input(data, "ONNX-to-TensorFlow")      # refused before any conversion work
+    example = single_float_input(data, "ONNX-to-TensorFlow")      # refused before any conversion work
     work = Path(tempfile.mkdtemp(prefix="edgepipe-onnx-to-tf-"))
+    onnx_path = at_example_shape(onnx_path, example.shape, work / "static.onnx")
     try:
         onnx2tf.convert(input_onnx_file_path=str(onnx_path), output_folder_path=str(work / "nhwc"),
                         output_signaturedefs=True, tflite_backend="tf_converter", non_verbose=True)
@@ -64,12 +65,29 @@ def onnx_file_to_tf(onnx_path: Path, model: Model, data: DataBundle, route: str)
         raise Unsupported(f"onnx2tf could not convert the ONNX graph (exit {exc.code})") from exc
     except Exception as exc:
         raise as_unsupported("onnx2tf conversion failed", exc) from exc
-    example = single_float_input(data, "ONNX-to-TensorFlow")
     folder = restore_layout(work / "nhwc", work / "saved_model", example.shape)
     handle = load_saved_model(folder)
     bridged = replace(model, framework="tensorflow", module=handle, example_inputs=(example,),
                       input_names=handle.input_names)
     return bridged.with_provenance(bridge=route)
+
+
+def at_example_shape(onnx_path: Path, shape: tuple[int, ...], dest: Path) -> Path:
+    """The graph with its input's dynamic dimensions fixed to the example's `shape` (written to `dest`), or the
+    file itself where they are static. onnx2tf keeps a dynamic dimension dynamic ([None, None, None, 3]), and the
+    layout of a channels-first input could not be restored from it."""
+    import onnx
+
+    graph = onnx.load(str(onnx_path))
+    dims = graph.graph.input[0].type.tensor_type.shape.dim
+    if len(dims) != len(shape) or all(d.HasField("dim_value") for d in dims):
+        return onnx_path
+    for dim, size in zip(dims, shape):
+        dim.Clear()
+        dim.dim_value = int(size)
+    del graph.graph.value_info[:]            # intermediate shapes are inferred again at the fixed shape
+    onnx.save(graph, str(dest))
+    return dest
 
 
 def restore_layout(nhwc_dir: Path, dest: Path, source_shape: tuple[int, ...]) -> Path:
