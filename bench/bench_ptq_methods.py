@@ -70,6 +70,49 @@ def diagnostics(name: str, module: object, captured: object, calibration: np.nda
                              ("activations only (histogram)", activations_only))]
 
 
+def litert_recipes(name: str, module: object, data: object, calibration: np.ndarray) -> list[dict]:
+    """ai-edge-quantizer on the float `.tflite` (litert-torch's conversion), run in LiteRT: its static int8 recipe
+    called by hand, and edgepipe's `tflite:16x8` (int16 activations everywhere, the same tool)."""
+    import tempfile
+
+    import litert_torch
+    import torch
+    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_quantizer import recipe
+
+    from edge_pipeline import registry
+    from edge_pipeline.plugins import QuantizeSettings, Transform
+    from quantization.litert_recipes import LitertRecipe
+    from targets.runners.litert import LitertSession
+
+    class StaticInt8(LitertRecipe):      # the recipe exactly as ai-edge-quantizer ships it
+        name, recipe, scheme, needs_calibration = "aeq-static-int8", "static_wi8_ai8", "static int8", True
+
+        def steps(self) -> list:
+            return recipe.static_wi8_ai8()
+
+    inputs, reference = real_data.evaluation_set(name)
+    labels = real_data.labels_from(name, reference)
+    folder = Path(tempfile.mkdtemp(prefix=f"ptq-{name}-"))
+    litert_torch.convert(module, (torch.from_numpy(calibration[:1]),)).export(str(folder / "float.tflite"))
+    rows = []
+    for label, transform in (("ai-edge-quantizer static_wi8_ai8 (by hand)", StaticInt8()),
+                             ("edgepipe tflite:16x8 (ai-edge-quantizer static_wi8_ai16)",
+                              registry.create(Transform, "litert-16x8"))):
+        started = time.perf_counter()
+        dest = folder / f"{transform.name}.tflite"
+        transform.apply_artifact(folder / "float.tflite", dest, data, QuantizeSettings())
+        seconds = round(time.perf_counter() - started, 1)
+        interpreter = Interpreter(model_path=str(dest))
+        interpreter.allocate_tensors()
+        session = LitertSession(interpreter)
+        outputs = np.concatenate([session.run([inputs[i:i + 1]])[0] for i in range(len(inputs))]).astype(np.float32)
+        rows.append({"network": name, "backend": "LiteRT, on the float .tflite", "variant": label,
+                     "quantize_s": seconds, **score(name, outputs, reference, labels),
+                     "load_1min": round(os.getloadavg()[0], 2)})
+    return rows
+
+
 def run(name: str) -> list[dict]:
     import torch
 
@@ -85,7 +128,7 @@ def run(name: str) -> list[dict]:
     model = Model("torch", module, (torch.from_numpy(calibration[:1]),))
     data = DataBundle.single("x", calibration[:1], calibration, inputs, labels)
     captured = capture_for_quantization(model)
-    rows = diagnostics(name, module, captured, calibration)
+    rows = diagnostics(name, module, captured, calibration) + litert_recipes(name, module, data, calibration)
     for backend in BACKENDS:
         transform = XnnpackInt8() if backend == "xnnpack-int8" else LitertInt8()
         for method, algorithms in VARIANTS:

@@ -120,6 +120,7 @@ def edgepipe(name: str, model: str, route: str, budget: float | None = None) -> 
         validation = a.get("validation") or {}
         outputs = validation.get("outputs") or [{}]
         quant = ((a.get("export") or {}).get("metadata") or {}).get("quantization") or {}
+        fallback = quant.get("fallback") or {}
         threads = {e["threads"]: e["p50"] for e in a.get("latency_by_threads") or []}
         error = (a.get("error") or {}).get("message")
         metric = validation.get("accuracy")
@@ -131,8 +132,9 @@ def edgepipe(name: str, model: str, route: str, budget: float | None = None) -> 
                      "metric": round(metric, 4) if metric is not None else None,
                      "conversion_s": (a.get("export") or {}).get("seconds"),
                      "quantization_passes": quant.get("quantization_passes"),
-                     "int8_weight_share": None if quant.get("float_weight_share") is None
-                     else round(1 - quant["float_weight_share"], 4),
+                     "int8_weight_share": None if fallback.get("float_weight_share") is None
+                     else round(1 - fallback["float_weight_share"], 4),
+                     "kept_float": fallback.get("kept_float"),
                      "measured_on": f"{a.get('measured_on') or 'not profiled'}; load {load:.2f} at build start"})
     rows.append({"network": name, "tool": f"edgepipe ({route})", "artifact": "build", "build_s": round(seconds, 1),
                  "status": report.get("status"), "eval_samples": len(real_data.evaluation_set(name)[0])})

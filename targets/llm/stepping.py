@@ -1,0 +1,86 @@
+"""The exported decoder run in ExecuTorch's runtime, one call at a time, as a phone app's loop would: prefill a
+prompt, then decode token by token through the program's own KV cache. Teacher-forced logits, greedy
+continuations and their timings all come from here."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Greedy:
+    tokens: tuple[int, ...]           # the continuation, not the prompt
+    first_token_s: float              # prefill of the prompt and the first token's logits
+    decode_s: tuple[float, ...]       # each later token's call
+
+
+class PteDecoder:
+    """One loaded program; `reset` happens implicitly: each sequence starts again at cache position 0."""
+
+    def __init__(self, path: Path):
+        from executorch.runtime import Runtime
+
+        program = Runtime.get().load_program(str(path))
+        self.forward = program.load_method("forward")
+        self.metadata = {name: program.load_method(name).execute([])[0]
+                         for name in ("get_max_context_len", "get_vocab_size", "get_bos_id")}
+        eos = program.load_method("get_eos_ids").execute([])
+        self.eos_ids = tuple(int(v) for v in eos)
+        self.max_context = int(self.metadata["get_max_context_len"])
+
+    def _call(self, ids: np.ndarray, start: int) -> np.ndarray:
+        import torch
+
+        tokens = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64)).reshape(1, -1)
+        positions = torch.arange(start, start + tokens.shape[1], dtype=torch.long)
+        return self.forward.execute([tokens, positions])[0].numpy()[0]
+
+    def logits(self, ids: np.ndarray, chunk: int = 32) -> np.ndarray:
+        """Teacher-forced logits of every position of `ids` (positions x vocabulary), prefilled in chunks."""
+        if len(ids) > self.max_context - 1:
+            raise ValueError(f"{len(ids)} tokens exceed the program's context of {self.max_context}")
+        parts = [self._call(ids[start:start + chunk], start) for start in range(0, len(ids), chunk)]
+        return np.concatenate(parts, axis=0)
+
+    def greedy(self, prompt: np.ndarray, new_tokens: int, stop_at_eos: bool = True) -> Greedy:
+        started = time.perf_counter()
+        last = self._call(prompt, 0)[-1]
+        first = time.perf_counter() - started
+        tokens: list[int] = []
+        steps: list[float] = []
+        position = len(prompt)
+        while len(tokens) < new_tokens and position < self.max_context - 1:
+            token = int(np.argmax(last))
+            tokens.append(token)
+            if stop_at_eos and token in self.eos_ids:
+                break
+            started = time.perf_counter()
+            last = self._call(np.array([token]), position)[-1]
+            steps.append(time.perf_counter() - started)
+            position += 1
+        return Greedy(tuple(tokens), first, tuple(steps))
+
+
+def source_logits(model: Any, ids: np.ndarray) -> np.ndarray:
+    """The source model's teacher-forced logits (positions x vocabulary), one full forward."""
+    import torch
+
+    with torch.no_grad():
+        return model(input_ids=torch.from_numpy(ids.astype(np.int64)).reshape(1, -1)).logits[0].float().numpy()
+
+
+def source_greedy(model: Any, prompt: np.ndarray, new_tokens: int, eos_ids: tuple[int, ...]) -> tuple[int, ...]:
+    """The source's greedy continuation by full recompute (no cache): the reference every artifact must match."""
+    ids = list(int(t) for t in prompt)
+    out: list[int] = []
+    for _ in range(new_tokens):
+        token = int(np.argmax(source_logits(model, np.array(ids))[-1]))
+        out.append(token)
+        if token in eos_ids:
+            break
+        ids.append(token)
+    return tuple(out)
