@@ -127,8 +127,7 @@ def run(name: str) -> list[dict]:
     module = real_models.torch_module(name).eval()
     model = Model("torch", module, (torch.from_numpy(calibration[:1]),))
     data = DataBundle.single("x", calibration[:1], calibration, inputs, labels)
-    captured = capture_for_quantization(model)
-    rows = diagnostics(name, module, captured, calibration) + litert_recipes(name, module, data, calibration)
+    rows = diagnostics(name, module, capture_for_quantization(model), calibration) + litert_recipes(name, module, data, calibration)
     for backend in BACKENDS:
         transform = XnnpackInt8() if backend == "xnnpack-int8" else LitertInt8()
         for method, algorithms in VARIANTS:
@@ -138,8 +137,10 @@ def run(name: str) -> list[dict]:
             row = {"network": name, "backend": backend, "variant": variant}
             started = time.perf_counter()
             try:
+                graph = capture_for_quantization(model)   # as a build does: a fresh capture, the backend's rewrites
+                transform.prepare_graph(graph)
                 quantized = quantize_static(model, transform.quantizer(lambda _: True, method), data,
-                                            fold_quantize=False, captured=captured, algorithms=algorithms,
+                                            fold_quantize=False, captured=graph, algorithms=algorithms,
                                             method=method)
             except Exception as exc:    # a method that cannot run on this graph is a result
                 rows.append({**row, "error": f"{type(exc).__name__}: {str(exc).strip()[:200]}"})

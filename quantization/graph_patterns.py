@@ -1,4 +1,5 @@
-"""Rewrites of a captured graph into the single ops a converter knows, before quantization.
+"""Rewrites of a captured graph into the single ops a converter knows, before quantization, and the metadata
+a quantizer's annotation reads made unambiguous.
 
 Why: a hard-swish written out as `x * hardtanh(x + 3, 0, 6) / 6` (YOLOv5's `Hardswish`, every model that came
 through ONNX from Paddle or Keras) is three float ops around a quantized `x`. litert-torch's layout pass turns the
@@ -94,3 +95,36 @@ def _divides_by_six(gm: fx.GraphModule, node: fx.Node, product: fx.Node) -> bool
 
 def _close(value: object, expected: float) -> bool:
     return isinstance(value, float | int) and math.isclose(float(value), expected, rel_tol=1e-6, abs_tol=1e-7)
+
+
+def split_elementwise_partitions(gm: fx.GraphModule) -> int:
+    """Gives each add / mul node its own source partition (in place); returns how many nodes were renamed.
+
+    Why: PT2E annotators take `partition.output_nodes[0]`, and torch builds `output_nodes` from a set. Where
+    several adds or muls share a partition name (`torch_fn` names are local to a module: onnx2torch's SE blocks
+    and hard-sigmoids repeat `mul_2`), which of them got annotated changed from run to run, and with it the int8
+    file (litert-torch's quantizer on PP-OCR's classifier: two captures of the same model gave different numbers)."""
+    import operator
+
+    import torch
+
+    functions = {operator.add, operator.mul, operator.iadd, operator.imul, torch.add, torch.mul}
+    names = {"add", "mul", "iadd", "imul", "add_", "mul_"}
+    groups: dict[tuple[str, str, object], list[fx.Node]] = {}
+    for node in gm.graph.nodes:
+        if node.op != "call_function":
+            continue
+        stack, torch_fn = node.meta.get("source_fn_stack"), node.meta.get("torch_fn")
+        if stack and stack[-1][1] in functions:
+            groups.setdefault(("source_fn_stack", stack[-1][0], stack[-1][1]), []).append(node)
+        elif not stack and torch_fn and str(torch_fn[1]).split(".")[-1] in names:   # keyed as torch keys it
+            groups.setdefault(("torch_fn", torch_fn[0], str(torch_fn[1]).split(".")[-1]), []).append(node)
+    renamed = 0
+    for (key, name, _), nodes in groups.items():
+        if len(nodes) < 2:
+            continue
+        for node in nodes:
+            unique = (f"{name}.{node.name}", node.meta[key][-1][1] if key == "source_fn_stack" else node.meta[key][1])
+            node.meta[key] = [*node.meta[key][:-1], unique] if key == "source_fn_stack" else unique
+            renamed += 1
+    return renamed

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, ClassVar
 from edge_pipeline.plugins import Model
 from targets.exporters.converter_configs import LitertQuantConfig
 
-from .graph_patterns import fuse_hardswish
+from .graph_patterns import fuse_hardswish, split_elementwise_partitions
 from .pt2e_int8 import NodeFilter, Pt2eStaticInt8
 
 if TYPE_CHECKING:
@@ -33,8 +33,10 @@ class LitertInt8(Pt2eStaticInt8):
         return FilteredQuantizer().set_global(config)
 
     def prepare_graph(self, captured: fx.GraphModule) -> None:
-        """A written-out hard-swish around a quantized input fails litert-torch's layout pass (graph_patterns.py)."""
+        """A written-out hard-swish around a quantized input fails litert-torch's layout pass, and shared source
+        partitions made its annotation vary from run to run (graph_patterns.py)."""
         fuse_hardswish(captured)
+        split_elementwise_partitions(captured)
 
     def finish(self, quantized: Model, method: str) -> Model:
         """litert-torch converts the quantized graph with the same quantizer, handed over as its QuantConfig."""

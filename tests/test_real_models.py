@@ -79,3 +79,28 @@ def test_nncf_bias_correction_that_cannot_walk_a_graph_is_one_clear_error() -> N
                                           r"choose other \[quantization\] algorithms"):
         quantize_static(model, LitertInt8().quantizer(lambda _: True, "histogram"), data, fold_quantize=False,
                         algorithms=("bias-correction",))
+
+
+def test_litert_int8_of_ppocr_cls_is_the_same_model_every_time() -> None:
+    """litert-torch's annotators pick `output_nodes[0]` of partitions torch builds from a set; onnx2torch's
+    repeated `mul_2` names put several muls in one partition, so which got quantized varied from run to run.
+    graph_patterns.split_elementwise_partitions gives each its own."""
+    import torch
+
+    from edge_pipeline.plugins import DataBundle, Model
+    from quantization.litert_int8 import LitertInt8
+    from quantization.pt2e import capture_for_quantization, quantize_static
+
+    calibration = real_data.samples("ppocr_cls", "calibration")[:8]
+    model = Model("torch", real_models.ppocr_cls(), (torch.from_numpy(calibration[:1]),), {"kind": "factory"}, ("x",))
+    data = DataBundle.single("x", calibration[:1], calibration, calibration, None)
+    transform, runs = LitertInt8(), []
+    for _ in range(3):
+        captured = capture_for_quantization(model)
+        transform.prepare_graph(captured)
+        quantized = quantize_static(model, transform.quantizer(lambda _: True, "histogram"), data,
+                                    fold_quantize=False, captured=captured)
+        with torch.no_grad():
+            runs.append(np.concatenate([quantized.module(torch.from_numpy(calibration[i:i + 1])).numpy()
+                                        for i in range(len(calibration))]))
+    assert all(np.array_equal(runs[0], run) for run in runs[1:])
