@@ -127,7 +127,8 @@ def run(name: str) -> list[dict]:
     module = real_models.torch_module(name).eval()
     model = Model("torch", module, (torch.from_numpy(calibration[:1]),))
     data = DataBundle.single("x", calibration[:1], calibration, inputs, labels)
-    rows = diagnostics(name, module, capture_for_quantization(model), calibration) + litert_recipes(name, module, data, calibration)
+    rows = diagnostics(name, module, capture_for_quantization(model), calibration)
+    rows += litert_recipes(name, module, data, calibration)
     for backend in BACKENDS:
         transform = XnnpackInt8() if backend == "xnnpack-int8" else LitertInt8()
         for method, algorithms in VARIANTS:
