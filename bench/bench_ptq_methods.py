@@ -156,8 +156,8 @@ def run(name: str) -> list[dict]:
 def markdown(rows: list[dict]) -> str:
     lines = ["# Post-training methods on real networks, every region int8 (reference q/dq graph in torch)", "",
              "Same 64 calibration and 128 evaluation crops per network (bench/real_data.py); labels = the float "
-             "model's top-1, so drop = (1 - agreement) x 100 pt. `quantize s`: capture reused, calibration and "
-             "conversion only, on this 2-core x86_64 host.", "",
+             "model's top-1, so drop = (1 - agreement) x 100 pt. `quantize s`: a fresh capture, the backend's graph "
+             "rewrites, calibration and conversion, on this 2-core x86_64 host.", "",
              "| network | backend | method | agreement | drop pt | SQNR dB | quantize s |",
              "|---|---|---|---:|---:|---:|---:|"]
     for r in rows:

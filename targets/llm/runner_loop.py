@@ -12,7 +12,7 @@ from pathlib import Path
 class RunnerResult:
     text: str
     prompt_tokens: int
-    generated_tokens: int
+    generated_tokens: int                   # as its Stats count them: the token prefill yields is not counted
     first_token_ms: float                   # the runner's clock has millisecond resolution
     decode_tokens_per_s: float | None
 
