@@ -332,3 +332,25 @@ def test_constant_pads_and_conv_affine_are_rewritten_for_export(mode: str) -> No
     assert "OnnxPadDynamic" not in kinds and "OnnxBinaryMathOperation" not in kinds, kinds
     program = torch.export.export(module, (torch.from_numpy(x),))
     np.testing.assert_allclose(program.module()(torch.from_numpy(x)).detach().numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_torchvision_stand_ins_do_not_outlive_the_onnx2torch_import() -> None:
+    """Left in sys.modules, the stand-in (no __spec__) made every later `find_spec("torchvision")` in the process
+    raise ValueError, and with it `transformers` (found when the language-model tests ran after a bridge test)."""
+    import importlib.util
+    import sys
+
+    from edge_pipeline.errors import Unsupported
+    from targets.bridges.tf_to_torch import import_onnx2torch
+
+    onnx2torch = import_onnx2torch()
+    import_onnx2torch()                                   # a second call is as clean as the first
+    module = sys.modules.get("torchvision")
+    assert module is None or module.__spec__ is not None
+    importlib.util.find_spec("torchvision")               # raised "torchvision.__spec__ is None"
+    from onnx2torch.node_converters import nms
+
+    if nms.torchvision.__spec__ is None:                  # the stand-in: NMS is still refused by name
+        with pytest.raises(Unsupported, match="needs torchvision"):
+            nms.torchvision.ops.nms()
+    assert onnx2torch.convert is not None

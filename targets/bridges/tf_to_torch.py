@@ -116,8 +116,9 @@ def constants_as_initializers(graph: onnx.ModelProto) -> None:
 def import_onnx2torch() -> types.ModuleType:
     """onnx2torch imports torchvision for its NMS and RoIAlign converters only, and PyPI's torchvision does
     not import beside the CPU torch build. Without torchvision, stand-ins that refuse those two ops are used."""
-    loaded = "torchvision" in sys.modules       # the real one, or the stand-in of an earlier call (no __spec__)
-    if not loaded and (importlib.util.find_spec("torchvision") is None or not _torchvision_imports()):
+    stand_ins: tuple[types.ModuleType, ...] = ()
+    if "torchvision" not in sys.modules and (importlib.util.find_spec("torchvision") is None
+                                             or not _torchvision_imports()):
         def refuse(*_args: object, **_kwargs: object) -> NoReturn:
             raise Unsupported("this model uses an op that needs torchvision (NMS or RoIAlign), which is not available",
                               op="NonMaxSuppression/RoiAlign")
@@ -128,8 +129,14 @@ def import_onnx2torch() -> types.ModuleType:
         ops.nms = refuse  # type: ignore[attr-defined]
         vision.ops = ops  # type: ignore[attr-defined]
         sys.modules["torchvision"], sys.modules["torchvision.ops"] = vision, ops
+        stand_ins = (vision, ops)
     import onnx2torch
 
+    # onnx2torch holds them now; left in sys.modules, a stand-in without __spec__ breaks every later
+    # `find_spec("torchvision")` in this process (transformers raises ValueError on import)
+    for name, module in zip(("torchvision", "torchvision.ops"), stand_ins):
+        if sys.modules.get(name) is module:
+            del sys.modules[name]
     return onnx2torch
 
 
