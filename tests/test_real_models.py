@@ -38,21 +38,29 @@ def test_ppocr_cls_torch_module_matches_onnxruntime_in_float() -> None:
     torch.export.export(module, (torch.from_numpy(inputs[:1]),))
 
 
+def _ppocr_cls(samples: int, eval_inputs: np.ndarray | None = None, labels: np.ndarray | None = None) -> tuple:
+    """The classifier as edgepipe's torch Model and a DataBundle of its first `samples` calibration crops."""
+    import torch
+
+    from edge_pipeline.plugins import DataBundle, Model
+
+    calibration = real_data.samples("ppocr_cls", "calibration")[:samples]
+    model = Model("torch", real_models.ppocr_cls(), (torch.from_numpy(calibration[:1]),), {"kind": "factory"}, ("x",))
+    evaluation = calibration if eval_inputs is None else eval_inputs
+    return model, DataBundle.single("x", calibration[:1], calibration, evaluation, labels)
+
+
 def test_ppocr_cls_int8_tflite_converts_and_keeps_its_answers(tmp_path: Path) -> None:
     """Its written-out hard-swish made litert-torch's int8 conversion fail ("Attempting to broadcast a
     dimension"); quantization/graph_patterns.py gives the converter one hard-swish op instead."""
-    import torch
-
     from edge_pipeline import registry
     from edge_pipeline.measure.profiling import run_batches
-    from edge_pipeline.plugins import DataBundle, Exporter, Model, QuantizeSettings, Runner, Transform
+    from edge_pipeline.plugins import Exporter, QuantizeSettings, Runner, Transform
     from edge_pipeline.tensors import order_inputs
 
-    calibration = real_data.samples("ppocr_cls", "calibration")[:16]
     inputs, reference = real_data.evaluation_set("ppocr_cls")
     labels = real_data.labels_from("ppocr_cls", reference)
-    model = Model("torch", real_models.ppocr_cls(), (torch.from_numpy(calibration[:1]),), {"kind": "factory"}, ("x",))
-    data = DataBundle.single("x", calibration[:1], calibration, inputs[:32], labels[:32])
+    model, data = _ppocr_cls(16, inputs[:32], labels[:32])
     quantized = registry.create(Transform, "litert-int8").apply(model, data, QuantizeSettings())
     path = tmp_path / "model.tflite"
     registry.create(Exporter, "tflite").export(quantized, path)
@@ -65,16 +73,11 @@ def test_ppocr_cls_int8_tflite_converts_and_keeps_its_answers(tmp_path: Path) ->
 def test_nncf_bias_correction_that_cannot_walk_a_graph_is_one_clear_error() -> None:
     """NNCF's full bias correction fails inside its graph walk on litert-torch's graph of this network (a
     TypeError); the build reports it as unsupported, naming the algorithm and the way out."""
-    import torch
-
     from edge_pipeline.errors import Unsupported
-    from edge_pipeline.plugins import DataBundle, Model
     from quantization.litert_int8 import LitertInt8
     from quantization.pt2e import quantize_static
 
-    calibration = real_data.samples("ppocr_cls", "calibration")[:4]
-    model = Model("torch", real_models.ppocr_cls(), (torch.from_numpy(calibration[:1]),), {"kind": "factory"}, ("x",))
-    data = DataBundle.single("x", calibration[:1], calibration, calibration, None)
+    model, data = _ppocr_cls(4)
     with pytest.raises(Unsupported, match=r"NNCF bias-correction could not run on this graph .*TypeError.*"
                                           r"choose other \[quantization\] algorithms"):
         quantize_static(model, LitertInt8().quantizer(lambda _: True, "histogram"), data, fold_quantize=False,
@@ -87,13 +90,11 @@ def test_litert_int8_of_ppocr_cls_is_the_same_model_every_time() -> None:
     graph_patterns.split_elementwise_partitions gives each its own."""
     import torch
 
-    from edge_pipeline.plugins import DataBundle, Model
     from quantization.litert_int8 import LitertInt8
     from quantization.pt2e import capture_for_quantization, quantize_static
 
-    calibration = real_data.samples("ppocr_cls", "calibration")[:8]
-    model = Model("torch", real_models.ppocr_cls(), (torch.from_numpy(calibration[:1]),), {"kind": "factory"}, ("x",))
-    data = DataBundle.single("x", calibration[:1], calibration, calibration, None)
+    model, data = _ppocr_cls(8)
+    calibration = data.calibration.arrays[0]
     transform, runs = LitertInt8(), []
     for _ in range(3):
         captured = capture_for_quantization(model)

@@ -26,11 +26,8 @@ class PteDecoder:
 
         program = Runtime.get().load_program(str(path))
         self.forward = program.load_method("forward")
-        self.metadata = {name: program.load_method(name).execute([])[0]
-                         for name in ("get_max_context_len", "get_vocab_size", "get_bos_id")}
-        eos = program.load_method("get_eos_ids").execute([])
-        self.eos_ids = tuple(int(v) for v in eos)
-        self.max_context = int(self.metadata["get_max_context_len"])
+        self.eos_ids = tuple(int(v) for v in program.load_method("get_eos_ids").execute([]))
+        self.max_context = int(program.load_method("get_max_context_len").execute([])[0])
 
     def _call(self, ids: np.ndarray, start: int) -> np.ndarray:
         import torch
