@@ -267,6 +267,7 @@ class TargetInfo:
     budgets: Mapping[str, float]
     bundle: str | None
     device_class: str
+    task_outputs: Mapping[str, tuple[str, ...]]   # what it builds for a task with outputs of its own (text-generation)
 
 
 def plugins() -> list["PluginInfo"]:
@@ -295,5 +296,6 @@ def targets(config: PathLike | Config | None = None) -> list[TargetInfo]:
             continue
         found.append(TargetInfo(t.name, t.description, tuple(o.label for o in t.outputs), tuple(runners_for(t)),
                                 tuple("all" if n == 0 else n for n in t.profile.threads), t.profile.memory_mb,
-                                dict(t.budgets), t.bundle, t.device_class))
+                                dict(t.budgets), t.bundle, t.device_class,
+                                {task: tuple(o.label for o in outputs) for task, outputs in t.task_outputs}))
     return found

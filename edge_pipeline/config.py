@@ -9,7 +9,7 @@ from edge_pipeline.config_files import FoundConfig, check_keys, explicit_config,
 from edge_pipeline.config_prune import check_prune, installed_pruners, pruner_for  # the last two: re-exported
 from edge_pipeline.errors import ConfigError
 from edge_pipeline.host import DataLimits
-from edge_pipeline.numbers import DECIBELS, FRACTION, PERCENTAGE_POINTS, POSITIVE, finite
+from edge_pipeline.numbers import DECIBELS, FRACTION, PERCENTAGE_POINTS, POSITIVE, Range, finite
 from edge_pipeline.paths import plain_name
 from edge_pipeline.plugins import Transform
 from edge_pipeline.precision import THRESHOLD_KEYS, Precision
@@ -160,7 +160,8 @@ def parse_config(table: JsonValue, prefix: str, file: Path, warnings: tuple[str,
                   evaluation_samples=_check_evaluation_samples(table, prefix))
 
 
-THRESHOLD_RANGES = {"min-sqnr-db": DECIBELS, "min-agreement": FRACTION, "max-accuracy-drop": PERCENTAGE_POINTS}
+THRESHOLD_RANGES = {"min-sqnr-db": DECIBELS, "min-agreement": FRACTION, "max-accuracy-drop": PERCENTAGE_POINTS,
+                    "min-token-agreement": FRACTION, "max-ppl-increase-pct": Range(0.0, 1000.0)}
 
 
 def check_validation(table: JsonObject, path: str) -> dict[str, dict[str, float]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edge_pipeline.plugins.model import QuantizeSettings
 from edge_pipeline.precision import Thresholds
-from edge_pipeline.report.model import Latency, RouteStep, StageError, Status, Validation
+from edge_pipeline.report.model import GenerationReport, Latency, RouteStep, StageError, Status, Validation
 from edge_pipeline.tensors import TensorSpec
 from edge_pipeline.types import JsonObject, JsonValue, OutputSpec, ProfileSettings, SourceSpec
 
@@ -52,6 +52,7 @@ class SourceRecord:
     provenance: JsonObject
     layout: str                      # the source's image layout, as its Source plugin declares it
     cached: bool = False
+    task: str = "tensor"             # types.TASKS: decides the outputs built, the validation and the measures
 
     def report_json(self) -> JsonObject:
         """The report's `source` section (its key order is the report's)."""
@@ -62,7 +63,7 @@ class SourceRecord:
                 "metric_output": self.metric_output, "eval_samples": self.eval_samples,
                 "calibration_samples": self.calibration_samples, "provenance": self.provenance,
                 "pruning": self.pruning.summary if self.pruning else None, "layout": self.layout,
-                "cached": self.cached}
+                "cached": self.cached, "task": self.task}
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,7 @@ class MeasureJob:
     profile: ProfileSettings
     device: str | None
     spec: SourceSpec
+    task: str = "tensor"
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,7 @@ class Measurement:
     op_profile: JsonObject | None = None
     inputs: tuple[TensorSpec, ...] | None = None
     outputs: tuple[TensorSpec, ...] | None = None
+    generation: GenerationReport | None = None      # a language model's token-level figures and speed
 
     @property
     def passed(self) -> bool:

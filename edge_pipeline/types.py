@@ -6,11 +6,17 @@ from dataclasses import dataclass, field
 from edge_pipeline.json_types import JsonObject, JsonValue
 from edge_pipeline.precision import Precision
 
-__all__ = ["JsonObject", "JsonValue", "OutputSpec", "ProfileSettings", "SourceSpec", "TASK_METRICS", "Target"]
+__all__ = ["JsonObject", "JsonValue", "OutputSpec", "ProfileSettings", "SourceSpec", "TASK_METRICS", "TASKS", "Target",
+           "TEXT_GENERATION"]
 
 # The task metrics built in (measure.validate.BUILTIN_METRICS); or "package.module:function" (outputs, labels) -> float,
 # higher is better.
 TASK_METRICS = ("top1", "top5")
+
+# What a model does decides how its artifacts are judged and measured. "classification" and "tensor" are told
+# apart by the data (labels or none); a language model's task comes from its source.
+TEXT_GENERATION = "text-generation"     # a decoder with a KV cache: token-level tiers, TTFT and tokens/s
+TASKS = ("classification", "tensor", TEXT_GENERATION)
 
 
 @dataclass(frozen=True, order=True)
@@ -60,6 +66,11 @@ class Target:
     device_class: str = "phone"
     bundle: str | None = None           # sample_apps/<bundle> template filled after a build
     max_input_rank: int | None = None   # e.g. 4 for TF.js's wasm backend kernels
+    task_outputs: tuple[tuple[str, tuple[OutputSpec, ...]], ...] = ()   # (task, its outputs) where not `outputs`
+
+    def outputs_for(self, task: str) -> tuple[OutputSpec, ...]:
+        """The outputs built for a model of `task`: the task's own list where the target has one."""
+        return next((outputs for name, outputs in self.task_outputs if name == task), self.outputs)
 
 
 @dataclass(frozen=True)

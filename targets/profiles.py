@@ -1,10 +1,12 @@
 """Built-in target profiles, as data. Each is registered under `edgepipe.targets` by name."""
 from __future__ import annotations
 
-from edge_pipeline.types import OutputSpec, ProfileSettings, Target
+from edge_pipeline.types import TEXT_GENERATION, OutputSpec, ProfileSettings, Target
 
 PHONE_APP_MEMORY_MB = 512.0   # what one model may add to an app before low-end phones start killing it
 BOARD_MEMORY_MB = 1024.0      # a 1 GB board (Raspberry Pi 3 class) with the OS and Python resident
+# Language models on phones: ExecuTorch's LLM path, float and its 4-bit recipe (the runtime's own LLM runner)
+PHONE_LANGUAGE_MODELS = ((TEXT_GENERATION, (OutputSpec("pte", "fp32"), OutputSpec("pte", "8da4w"))),)
 
 android = Target(
     name="android",
@@ -14,6 +16,7 @@ android = Target(
     profile=ProfileSettings(warmup=10, runs=100, threads=(1, 0), memory_mb=PHONE_APP_MEMORY_MB),
     device_class="phone",
     bundle="android",
+    task_outputs=PHONE_LANGUAGE_MODELS,
 )
 
 web = Target(
@@ -34,6 +37,7 @@ ios = Target(
     profile=ProfileSettings(warmup=10, runs=100, threads=(1, 0), memory_mb=PHONE_APP_MEMORY_MB),
     device_class="phone",
     bundle="ios",
+    task_outputs=PHONE_LANGUAGE_MODELS,
 )
 
 linux_arm64 = Target(

@@ -72,7 +72,7 @@ def build(options: BuildOptions, progress: Progress = no_progress) -> Report:
         timings["source"] = time.perf_counter() - t0
         progress(ProgressEvent("source", Phase.DONE, source.cached))
         _check_rank(target, source)
-        steps = bind(target, source.framework)
+        steps = bind(target, source.framework, source.task)
         _check_calibration(steps, source, options.config)
         t0 = time.perf_counter()
         results = _export_stage(steps, source, source_dir, target, options, progress)
@@ -87,7 +87,7 @@ def build(options: BuildOptions, progress: Progress = no_progress) -> Report:
                 progress(ProgressEvent(f"validate+profile {step.output.label}", Phase.SKIPPED,
                                        message=result.unvalidated_reason))
             else:
-                _measure(step, step.runner, result, source_dir, target, options, progress)
+                _measure(step, step.runner, result, source_dir, target, options, progress, source.task)
         timings["validate+profile"] = time.perf_counter() - t0
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -244,7 +244,7 @@ def _accuracy_budget(step: Step, target: Target, source: SourceRecord) -> float 
 
 
 def _measure(step: Step, runner: str, result: ArtifactResult, source_dir: Path, target: Target,
-             options: BuildOptions, progress: Progress) -> None:
+             options: BuildOptions, progress: Progress, task: str) -> None:
     label = f"validate+profile {step.output.label}"
     thresholds = thresholds_for(step.output.precision, options.config.validation,
                                 target.budgets.get("max-accuracy-drop"))
@@ -252,7 +252,7 @@ def _measure(step: Step, runner: str, result: ArtifactResult, source_dir: Path, 
     key_material = {"stage": "measure", "artifact": result.exported.sha256 if result.exported else None,
                     "source": source_dir.name, "runner": runner, "thresholds": encode(thresholds),
                     "profile": asdict(target.profile), "target": target.name,
-                    "metric": [spec.metric, spec.metric_output],
+                    "metric": [spec.metric, spec.metric_output], "task": task,
                     "host": options.device or host_id(), "versions": versions((*step.distributions, "edgepipe"))}
     _, stage_dir = cache.stage_dir("measure", key_material)
     measured = cache.lookup(stage_dir, Measurement) if options.use_cache else None
@@ -261,7 +261,7 @@ def _measure(step: Step, runner: str, result: ArtifactResult, source_dir: Path, 
     if measured is None and result.path is not None:
         cache.discard(stage_dir)
         job = MeasureJob(runner, result.path, target.name, source_dir / "data", source_dir / "reference.npz",
-                         thresholds, target.profile, options.device, spec)
+                         thresholds, target.profile, options.device, spec, task)
         try:
             measured = run_job(Job("measure", job, stage_dir / "job", step.output.label), Measurement)
         except EdgepipeError as exc:

@@ -57,12 +57,15 @@ def load_target(name: str, config: Config, cli_budgets: dict[str, float] | None 
     return resolve_target(replace(base, name=name, description=f"{name} (extends {parent})"), config, cli_budgets)
 
 
-def check_outputs(target: Target) -> list[OutputSpec]:
-    """Every output names a known format and a known Precision that some exporter of that format offers."""
+def check_outputs(target: Target, task: str | None = None) -> list[OutputSpec]:
+    """Every output (of `task`; None: of every task the target lists) names a known format and a known Precision
+    that some exporter of that format offers for that task."""
     exporters, broken = registry.load_all(Exporter)
+    if task is None:
+        return [o for t in ("tensor", *(name for name, _ in target.task_outputs)) for o in check_outputs(target, t)]
     outputs: list[OutputSpec] = []
-    for output in dict.fromkeys(target.outputs):
-        offering = [e for e in exporters if e.format == output.format]
+    for output in dict.fromkeys(target.outputs_for(task)):
+        offering = [e for e in exporters if e.format == output.format and _exports(e, task)]
         if not offering:
             if output.format in broken:          # its exporter is installed but does not load: say why
                 raise broken[output.format]
@@ -71,27 +74,34 @@ def check_outputs(target: Target) -> list[OutputSpec]:
         precisions = sorted({p for e in offering for p in e.precisions})
         if output.precision.name not in precisions:
             raise ConfigError(f"targets.{target.name}.formats: '{output.label}' is not offered: the "
-                              f"{output.format} exporters support {', '.join(precisions)}")
+                              f"{output.format} exporters of {task} models support {', '.join(precisions)}")
         outputs.append(output)
     if not outputs:
         raise ConfigError(f"target '{target.name}' has no outputs: set targets.{target.name}.formats")
     return outputs
 
 
-def bind(target: Target, framework: str) -> list[Step]:
-    """Each output's shortest route from a `framework` model."""
+def _exports(exporter: type[Exporter], task: str) -> bool:
+    """Classification and tensor models are both judged per output: an exporter of one exports the other."""
+    return task in exporter.tasks or (task in ("classification", "tensor") and
+                                      bool({"classification", "tensor"} & set(exporter.tasks)))
+
+
+def bind(target: Target, framework: str, task: str = "tensor") -> list[Step]:
+    """Each output's shortest route from a `framework` model of `task`."""
     exporters = registry.load_all(Exporter)[0]
     bridges = registry.load_all(Bridge)[0]
     steps = []
-    for output in check_outputs(target):
-        offering = [e for e in exporters if e.format == output.format and output.precision.name in e.precisions]
+    for output in check_outputs(target, task):
+        offering = [e for e in exporters if e.format == output.format and output.precision.name in e.precisions
+                    and _exports(e, task)]
         routes: list[tuple[type[Bridge] | None, type[Exporter]]] = [(None, e) for e in offering
                                                                     if framework in e.frameworks]
         routes += [(b, e) for b in bridges if b.source_framework == framework
                    for e in offering if b.target_framework in e.frameworks]
         if not routes:
             takes = ", ".join(sorted({f for e in offering for f in e.frameworks}))
-            raise InputError(f"'{output.label}' cannot be built from a {framework} model: no exporter or "
+            raise InputError(f"'{output.label}' cannot be built from a {framework} {task} model: no exporter or "
                              f"bridge reaches it (exporters take {takes})")
         steps.append(_step(output, *routes[0]))
     return steps
@@ -119,6 +129,8 @@ def _step(output: OutputSpec, bridge: type[Bridge] | None, exporter: type[Export
 
 
 def runners_for(target: Target) -> list[str]:
-    """The runtimes that would measure a target's outputs (any framework)."""
+    """The runtimes that would measure a target's outputs (any framework, any task)."""
     exporters = registry.load_all(Exporter)[0]
-    return sorted({e.runner for o in target.outputs for e in exporters if e.format == o.format and e.runner})
+    tasks = ("tensor", *(name for name, _ in target.task_outputs))
+    return sorted({e.runner for task in tasks for o in target.outputs_for(task) for e in exporters
+                   if e.format == o.format and e.runner and _exports(e, task)})

@@ -49,7 +49,8 @@ def run(job: SourceJob) -> SourceOutcome:
         output_shape=tuple(reference.arrays[0].shape[1:]), inputs=data.example.specs,
         outputs=tuple(TensorSpec(s.name, (data.batch, *s.shape[1:]), s.dtype) for s in reference.specs),
         eval_samples=int(len(reference)), calibration_samples=int(len(data.calibration)),
-        provenance=model.provenance, layout=source.layout)
+        provenance=model.provenance, layout=source.layout,
+        task=model.task or ("classification" if data.eval_labels is not None else "tensor"))
     return SourceOutcome(record, recorder.stamps(named_files(spec)))   # stamps: an unchanged rebuild skips this
 
 

@@ -226,7 +226,8 @@ def targets(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
     if as_json:
         rows = [{"name": t.name, "description": t.description, "outputs": list(t.outputs), "runners": list(t.runners),
                  "threads": list(t.threads), "memory_mb": t.memory_mb, "budgets": dict(t.budgets), "bundle": t.bundle,
-                 "device_class": t.device_class} for t in loaded]
+                 "device_class": t.device_class,
+                 "task_outputs": {task: list(outputs) for task, outputs in t.task_outputs.items()}} for t in loaded]
         sys.stdout.write(json.dumps({"targets": rows, "warnings": list(loaded.warnings)}, indent=2) + "\n")
         return
     from rich.table import Table
@@ -235,7 +236,8 @@ def targets(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
     for column in ("target", "outputs", "runners", "threads", "memory MiB", "budgets", "bundle", "description"):
         table.add_column(column)
     for t in loaded:
-        table.add_row(*map(cell, (t.name, ", ".join(t.outputs), ", ".join(t.runners), ", ".join(map(str, t.threads)),
+        outputs = "; ".join([", ".join(t.outputs), *(f"{task}: {', '.join(o)}" for task, o in t.task_outputs.items())])
+        table.add_row(*map(cell, (t.name, outputs, ", ".join(t.runners), ", ".join(map(str, t.threads)),
                                   f"{t.memory_mb:g}" if t.memory_mb else "-",
                                   ", ".join(f"{k}={v:g}" for k, v in t.budgets.items()) or "-", t.bundle or "-",
                                   t.description)))

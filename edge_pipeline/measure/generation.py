@@ -53,6 +53,26 @@ def compare_logits(source: np.ndarray, artifact: np.ndarray, ids: np.ndarray) ->
                           perplexity(artifact, ids), perplexity(source, ids), float(sqnr[worst]), worst)
 
 
+def compare_windows(sources: Sequence[np.ndarray], artifacts: Sequence[np.ndarray],
+                    windows: Sequence[np.ndarray]) -> tuple[TokenAgreement, int]:
+    """`compare_logits` over several independent windows (no position pairs across a window's end); also the
+    window holding the worst position. Non-finite artifact logits raise ValueError naming the window."""
+    for index, artifact in enumerate(artifacts):
+        if not np.all(np.isfinite(artifact)):
+            raise ValueError(f"the artifact's logits contain NaN or infinity (window {index})")
+    parts = [compare_logits(s, a, ids) for s, a, ids in zip(sources, artifacts, windows)]
+    worst = min(range(len(parts)), key=lambda i: parts[i].worst_sqnr_db)
+    weights = np.array([p.positions for p in parts], dtype=np.float64)
+    nll = np.array([np.log(p.perplexity) for p in parts]) * (weights - 1)
+    source_nll = np.array([np.log(p.source_perplexity) for p in parts]) * (weights - 1)
+    pairs = float((weights - 1).sum())
+    merged = TokenAgreement(int(weights.sum()), float(np.average([p.agreement for p in parts], weights=weights)),
+                            float(np.average([p.mean_kl for p in parts], weights=weights)),
+                            float(np.exp(nll.sum() / pairs)), float(np.exp(source_nll.sum() / pairs)),
+                            parts[worst].worst_sqnr_db, parts[worst].worst_position)
+    return merged, worst
+
+
 def first_divergence(source: Sequence[int], artifact: Sequence[int]) -> int | None:
     """The first position where two greedy continuations differ (a shorter one differs where it ends), or None."""
     for position, (a, b) in enumerate(zip(source, artifact)):

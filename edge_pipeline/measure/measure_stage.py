@@ -13,6 +13,8 @@ from edge_pipeline import registry
 from edge_pipeline.datafiles import load_bundle, load_outputs
 from edge_pipeline.errors import ConfigError, StageFailed
 from edge_pipeline.host import host_cores, measured_on, package_version
+from edge_pipeline.measure import generation_stage
+from edge_pipeline.measure.cpus import peak_rss_mb, pinned_cpus, thread_counts
 from edge_pipeline.measure.memory import RssSampler, check_memory_limit
 from edge_pipeline.measure.metric import load_metric
 from edge_pipeline.measure.profiling import run_batches, time_session
@@ -22,7 +24,7 @@ from edge_pipeline.records import MeasureJob, Measurement
 from edge_pipeline.report.model import Latency
 from edge_pipeline.report.strict import ReportFieldError, conform
 from edge_pipeline.tensors import align_outputs, order_inputs
-from edge_pipeline.types import JsonObject, JsonValue, ProfileSettings
+from edge_pipeline.types import TEXT_GENERATION, JsonObject, JsonValue, ProfileSettings
 
 SAMPLE_OUTPUTS = 8
 TOP_OPS = 10
@@ -38,6 +40,10 @@ def create_runner(runner: str, device: str | None, transport: Transport | None =
 
 
 def run(job: MeasureJob) -> Measurement:
+    if job.task == TEXT_GENERATION:
+        from edge_pipeline.measure import generation_stage  # imports this module: not at the top
+
+        return generation_stage.run(job, registry.create(Runner, job.runner))
     transport = registry.transport_for(job.device)
     runner = create_runner(job.runner, job.device, transport)
     artifact = job.artifact
@@ -87,13 +93,6 @@ def checked_figures(measured: Measurement, runner: str) -> Measurement:
     return measured
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this measuring process so far (Python + the runtime + the model), in MiB."""
-    import resource
-
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
 def op_profile(runner: Runner, artifact: Path, sample: list[np.ndarray], runs: int) -> JsonObject | None:
     """Top ops by time, one schema across runtimes; None when the runner cannot profile ops."""
     profile = runner.op_profile(artifact, sample, max(5, min(runs, 50)))
@@ -117,7 +116,7 @@ def measure_latency(runner: Runner, artifact: Path, session: Session, sample: li
     latencies = []
     cores = session.cores or host_cores()     # "all" means the device's cores on a device
     for variant in variants:
-        for threads in _thread_counts(profile.threads, cores):
+        for threads in thread_counts(profile.threads, cores):
             timed = session if (threads, variant) == (1, variants[0]) else runner.open(artifact, threads, variant)
             where = timed.device_label
             in_process = not (where or timed.times_itself)   # a child process keeps its own affinity
@@ -131,30 +130,3 @@ def measure_latency(runner: Runner, artifact: Path, session: Session, sample: li
             latencies.append(replace(stats, threads=threads, warmup=profile.warmup, measured_on=label,
                                      backend=variant))
     return tuple(latencies)
-
-
-@contextlib.contextmanager
-def pinned_cpus(threads: int) -> Iterator[list[int]]:
-    """Emulates a device with fewer cores: the measuring process runs on `threads` CPUs only."""
-    try:
-        available = sorted(os.sched_getaffinity(0))
-    except AttributeError:   # not Linux
-        available = []
-    if not available or threads >= len(available):
-        yield []
-        return
-    os.sched_setaffinity(0, available[:threads])
-    try:
-        yield available[:threads]
-    finally:
-        os.sched_setaffinity(0, available)
-
-
-def _thread_counts(requested: tuple[int, ...], cores: int) -> list[int]:
-    """0 means all cores; duplicates (e.g. 1 and all on a 1-core host) are measured once."""
-    seen: list[int] = []
-    for t in requested:
-        n = cores if t == 0 else t
-        if n not in seen:
-            seen.append(n)
-    return seen

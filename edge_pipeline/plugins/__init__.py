@@ -19,12 +19,13 @@ from edge_pipeline.plugins.recipe import (
     model_step,
     write_step,
 )
-from edge_pipeline.plugins.runner import Runner, Session
+from edge_pipeline.plugins.runner import DecoderSession, GreedyRun, LoopRun, Runner, Session
 from edge_pipeline.plugins.source import Source
 from edge_pipeline.plugins.transform import ArtifactTransform, Bridge, ModelTransform, Pruner, Transform
 from edge_pipeline.plugins.transport import Transport
 
-__all__ = ["ArtifactTransform", "Bridge", "Bundler", "Carrier", "DataBundle", "Exporter", "Model", "ModelTransform",
+__all__ = ["ArtifactTransform", "Bridge", "Bundler", "Carrier", "DataBundle", "DecoderSession", "Exporter",
+           "GreedyRun", "LoopRun", "Model", "ModelTransform",
            "OnnxExporter", "Plugin", "PluginConfig", "Pruner", "QuantizeSettings", "Recipe", "RecipeStep", "Runner",
            "Session", "Ship", "ShippedRun", "Source", "StepKind", "Transform", "Transport", "Work", "copy_step",
            "file_step", "model_step", "write_step"]

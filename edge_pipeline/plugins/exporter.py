@@ -16,7 +16,7 @@ from edge_pipeline.plugins.model import Model
 from edge_pipeline.plugins.recipe import Carrier, Recipe, RecipeStep, StepKind, Work, file_step, write_step
 from edge_pipeline.plugins.transform import Bridge, Transform
 from edge_pipeline.precision import Precision
-from edge_pipeline.types import JsonObject
+from edge_pipeline.types import TASKS, JsonObject
 
 
 class Exporter(Plugin):
@@ -33,10 +33,13 @@ class Exporter(Plugin):
     distributions: ClassVar[tuple[str, ...]]
     is_directory: ClassVar[bool] = False        # the artifact is a folder, written atomically
     unvalidated_reason: ClassVar[str | None] = None
+    tasks: ClassVar[tuple[str, ...]] = ("classification", "tensor")   # the models it exports (types.TASKS)
 
     @classmethod
     def declaration_problems(cls) -> list[str]:
         problems = ["'frameworks' is empty"] if not cls.frameworks else []
+        problems += [f"'tasks' names {task!r}, which is not a task ({', '.join(TASKS)})"
+                     for task in cls.tasks if task not in TASKS] + (["'tasks' is empty"] if not cls.tasks else [])
         if cls.runner is None and not cls.unvalidated_reason:
             problems.append("'runner' is None but 'unvalidated_reason' does not say why")
         known = Precision.names(buildable=True)

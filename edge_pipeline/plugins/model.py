@@ -45,6 +45,7 @@ class Model:
     provenance: JsonObject = field(default_factory=dict)
     input_names: tuple[str, ...] = ()     # in the order `module` takes them positionally
     configs: tuple[PluginConfig, ...] = ()
+    task: str | None = None               # types.TASKS; None: told by the data (labels: classification)
 
     def config(self, kind: type[C]) -> C | None:
         """The config of that class a transform left on this model, if any."""

@@ -3,6 +3,7 @@ real default here, so the measure stage reads them plainly."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -37,6 +38,47 @@ class Session(ABC):
         return None
 
 
+@dataclass(frozen=True)
+class GreedyRun:
+    """A greedy continuation stepped through the artifact one call at a time, as an app's loop would."""
+
+    tokens: tuple[int, ...]           # the continuation, not the prompt
+    first_token_s: float              # prefill of the prompt and the first token's logits
+    decode_s: tuple[float, ...]       # each later token's call
+
+
+@dataclass(frozen=True)
+class LoopRun:
+    """The runtime's own generation loop on one prompt: its text, the text stepping gave, its own clock."""
+
+    text: str
+    expected_text: str
+    generated_tokens: int
+    first_token_ms: float | None
+    decode_tokens_per_s: float | None
+
+
+class DecoderSession(ABC):
+    """An opened language-model artifact (a decoder with its KV cache inside): teacher-forced logits, greedy
+    stepping, and the runtime's own generation loop where it has one."""
+
+    eos_ids: tuple[int, ...] = ()
+    max_context: int = 0
+    runtime_loop: str | None = None               # the loop `run_loop` drives (None: the runtime has none)
+
+    @abstractmethod
+    def logits(self, ids: np.ndarray) -> np.ndarray:
+        """Teacher-forced logits of every position of `ids` (positions x vocabulary), from cache position 0."""
+
+    @abstractmethod
+    def greedy(self, prompt: np.ndarray, new_tokens: int) -> GreedyRun:
+        """Prefill `prompt`, then decode greedily through the cache; stops after an EOS id."""
+
+    def run_loop(self, prompt: np.ndarray, new_tokens: int, expected: tuple[int, ...]) -> LoopRun | None:
+        """The runtime's own loop (an app's) on `prompt`; `expected`: the tokens stepping gave."""
+        return None
+
+
 class Runner(Plugin):
     """`suffixes`: file suffix (or a file inside a folder artifact) -> format, so `edgepipe profile` finds the
     runner of a file. `variants`: runtime backends measured one after another (the first validates)."""
@@ -66,6 +108,10 @@ class Runner(Plugin):
     def op_profile(self, path: Path, sample: list[np.ndarray], runs: int) -> JsonObject | None:
         """Per-op times `{"source": ..., "ops": [{"op", "avg_ms", ...}]}`; None: the runtime cannot profile."""
         return None
+
+    def open_decoder(self, path: Path, threads: int) -> DecoderSession:
+        """A language-model artifact opened for generation (runners of `text-generation` artifacts)."""
+        raise NotImplementedError(f"the {self.name} runner does not run language models")
 
     def bundle_files(self) -> dict[str, Path]:
         """Files a sample app vendors to run this format (relative path -> source)."""

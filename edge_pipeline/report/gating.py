@@ -42,6 +42,11 @@ def _noise(a: ArtifactReport) -> float:
     return float((a.latency_ms.noise if a.latency_ms is not None else None) or 0.0)
 
 
+def _generation(a: ArtifactReport, name: str) -> float | None:
+    value = getattr(a.generation, name) if a.generation is not None else None
+    return float(value) if value is not None else None
+
+
 def _kb(size: int | None) -> float | None:
     return size / 1024 if size is not None else None
 
@@ -54,6 +59,13 @@ BUDGETS: dict[str, Metric] = {
     "min-agreement": Metric("agreement", lambda a: a.agreement, upper=False, valid=FRACTION),
     "max-latency-ms": Metric("latency_p50_ms", _p50, noise=_noise),
     "max-latency-p90-ms": Metric("latency_p90_ms", _p90, noise=_noise),
+    # language models (text-generation)
+    "min-decode-tps": Metric("decode_tokens_per_s", lambda a: _generation(a, "decode_tokens_per_s"), upper=False),
+    "max-ttft-ms": Metric("ttft_ms", lambda a: _generation(a, "ttft_ms")),
+    "max-ppl-increase-pct": Metric("ppl_increase_pct", lambda a: _generation(a, "perplexity_increase_pct"),
+                                   valid=Range(0.0, 1000.0)),
+    "min-token-agreement": Metric("token_agreement", lambda a: _generation(a, "token_agreement"), upper=False,
+                                  valid=FRACTION),
 }
 
 

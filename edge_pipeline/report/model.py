@@ -163,6 +163,44 @@ class Validation(Part):
                             "metric_drop_pts": (self.metric_drop_pts, DROP_POINTS)})
 
 
+@dataclass(frozen=True, kw_only=True)
+class GenerationReport(Part):
+    """A language model artifact judged token by token against its source, and its speed (measure/generation).
+
+    Agreement, KL and perplexity are teacher-forced over the evaluation windows; `first_divergence` is, per
+    prompt, the first greedy token that differs from the source's (None: none of `new_tokens` did);
+    `runtime_loop_matches`: the runtime's own generation loop produced the text stepping the artifact gives."""
+
+    RANGES = {"windows": COUNT, "positions": COUNT, "token_agreement": FRACTION, "mean_kl": NON_NEGATIVE,
+              "perplexity": POSITIVE, "source_perplexity": POSITIVE, "prompts": COUNT, "prompt_tokens": COUNT,
+              "new_tokens": COUNT, "prefill_tokens_per_s": POSITIVE, "decode_tokens_per_s": POSITIVE,
+              "decode_tokens_per_s_stepping": POSITIVE, "ttft_ms": POSITIVE, "load_ms": POSITIVE}
+
+    windows: int | None = None
+    positions: int | None = None
+    token_agreement: float | None = None
+    mean_kl: float | None = None
+    perplexity: float | None = None
+    source_perplexity: float | None = None
+    perplexity_increase_pct: float | None = None
+    worst_logit_sqnr_db: float | None = None
+    worst_position: int | None = None
+    prompts: int | None = None
+    prompt_tokens: int | None = None
+    new_tokens: int | None = None
+    first_divergence: Sequence[int | None] = ()
+    runtime_loop: str | None = None
+    runtime_loop_matches: bool | None = None
+    load_ms: float | None = None
+    ttft_ms: float | None = None
+    ttft_ms_by_prompt_tokens: Mapping[str, float] | None = None
+    prefill_tokens_per_s: float | None = None
+    decode_tokens_per_s: float | None = None
+    decode_tokens_per_s_by_threads: Mapping[str, float] | None = None
+    decode_tokens_per_s_stepping: float | None = None
+    measured_on: str | None = None
+
+
 class Status(TextEnum):
     """An artifact's state; `unvalidated`: kept and labelled, never bundled (no runtime here can run it)."""
 
@@ -224,7 +262,7 @@ class ArtifactReport(Part):
     RANGES = {"size_bytes": POSITIVE, "size_compressed_bytes": POSITIVE, "agreement": FRACTION,
               "max_abs_diff": NON_NEGATIVE, "peak_rss_mb": NON_NEGATIVE, "runtime_memory_mb": NON_NEGATIVE}
 
-    OPTIONAL = ("runner",)
+    OPTIONAL = ("runner", "generation")
     format: str | None = None
     precision: str | None = None
     status: Status | None = None
@@ -254,6 +292,7 @@ class ArtifactReport(Part):
     peak_rss_mb: float | None = None
     runtime_memory_mb: float | None = None
     runner: str | None = None
+    generation: GenerationReport | None = None
 
     @property
     def label(self) -> str:
@@ -284,7 +323,7 @@ class SourceReport(Part):
     """The model the artifacts came from (or, for `profile`, the artifact itself); the rest stays in `extra`."""
 
     RANGES = {"params": NON_NEGATIVE, "size_bytes": NON_NEGATIVE}   # 0: weights its source plugin cannot count
-    OPTIONAL = ("input_shape", "output_shape", "inputs", "outputs")
+    OPTIONAL = ("input_shape", "output_shape", "inputs", "outputs", "task")
     framework: str | None = None
     params: int | None = None
     size_bytes: int | None = None
@@ -294,6 +333,7 @@ class SourceReport(Part):
     output_shape: Sequence[int | str] | None = None
     inputs: tuple[TensorReport, ...] | None = None
     outputs: tuple[TensorReport, ...] | None = None
+    task: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

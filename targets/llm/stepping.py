@@ -4,27 +4,38 @@ continuations and their timings all come from here."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge_pipeline.errors import InputError
+from edge_pipeline.plugins import DecoderSession, GreedyRun, LoopRun
 
-@dataclass(frozen=True)
-class Greedy:
-    tokens: tuple[int, ...]           # the continuation, not the prompt
-    first_token_s: float              # prefill of the prompt and the first token's logits
-    decode_s: tuple[float, ...]       # each later token's call
+Greedy = GreedyRun
 
 
-class PteDecoder:
-    """One loaded program; `reset` happens implicitly: each sequence starts again at cache position 0."""
+class PteDecoder(DecoderSession):
+    """One loaded program; `reset` happens implicitly: each sequence starts again at cache position 0. With a
+    tokenizer beside it, ExecuTorch's own LLM runner drives the same file (`run_loop`)."""
 
-    def __init__(self, path: Path):
+    runtime_loop = "ExecuTorch TextLLMRunner"
+
+    def __init__(self, path: Path, tokenizer_json: Path | None = None, threads: int | None = None):
+        from executorch.extension.pybindings import portable_lib
         from executorch.runtime import Runtime
 
-        program = Runtime.get().load_program(str(path))
+        if threads is not None:
+            portable_lib._unsafe_reset_threadpool(threads)   # XNNPACK's pool; must precede loading
+        self.path, self.tokenizer_json = path, tokenizer_json
+        try:
+            program = Runtime.get().load_program(str(path))
+        except Exception as exc:
+            raise InputError(f"{path} is not a loadable ExecuTorch program: {exc}") from exc
+        if "get_eos_ids" not in program.method_names or "get_max_context_len" not in program.method_names:
+            methods = ", ".join(sorted(program.method_names))
+            raise InputError(f"{path} is not an ExecuTorch language model: it has no get_eos_ids / "
+                             f"get_max_context_len metadata methods (methods: {methods})")
         self.forward = program.load_method("forward")
         self.eos_ids = tuple(int(v) for v in program.load_method("get_eos_ids").execute([]))
         self.max_context = int(program.load_method("get_max_context_len").execute([])[0])
@@ -42,6 +53,18 @@ class PteDecoder:
             raise ValueError(f"{len(ids)} tokens exceed the program's context of {self.max_context}")
         parts = [self._call(ids[start:start + chunk], start) for start in range(0, len(ids), chunk)]
         return np.concatenate(parts, axis=0)
+
+    def run_loop(self, prompt: np.ndarray, new_tokens: int, expected: tuple[int, ...]) -> LoopRun | None:
+        if self.tokenizer_json is None:
+            return None
+        from tokenizers import Tokenizer
+
+        from targets.llm.runner_loop import generate
+
+        tokenizer = Tokenizer.from_file(str(self.tokenizer_json))
+        result = generate(self.path, self.tokenizer_json, tokenizer.decode([int(t) for t in prompt]), new_tokens)
+        return LoopRun(result.text, tokenizer.decode(list(expected)), result.generated_tokens, result.first_token_ms,
+                       result.decode_tokens_per_s)
 
     def greedy(self, prompt: np.ndarray, new_tokens: int, stop_at_eos: bool = True) -> Greedy:
         started = time.perf_counter()

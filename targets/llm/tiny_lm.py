@@ -44,21 +44,25 @@ def train_tokenizer(text: str) -> Tokenizer:
     return tokenizer
 
 
-def make(steps: int = 200, seed: int = 0) -> tuple[Any, Tokenizer]:
-    """The trained model (eval mode) and its tokenizer."""
+def config_for(tokenizer: Tokenizer) -> Any:
+    """Llama architecture, 2 layers of width 64, grouped-query attention (4 heads, 2 KV heads)."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=tokenizer.get_vocab_size(), hidden_size=64, intermediate_size=192,
+                       num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                       max_position_embeddings=CONTEXT, bos_token_id=tokenizer.token_to_id(BOS),
+                       eos_token_id=tokenizer.token_to_id(EOS), use_cache=True, tie_word_embeddings=False)
+
+
+def train(tokenizer: Tokenizer, text: str, steps: int = 200, seed: int = 0) -> Any:
+    """A freshly initialised model trained on `text` (seeded), in eval mode."""
     import numpy as np
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
-    splits = corpus()
-    tokenizer = train_tokenizer(splits.train)
-    ids = np.array(tokenizer.encode(splits.train).ids, dtype=np.int64)
+    ids = np.array(tokenizer.encode(text).ids, dtype=np.int64)
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=tokenizer.get_vocab_size(), hidden_size=64, intermediate_size=192,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=CONTEXT, bos_token_id=tokenizer.token_to_id(BOS),
-                         eos_token_id=tokenizer.token_to_id(EOS), use_cache=True, tie_word_embeddings=False)
-    model = LlamaForCausalLM(config)
+    model = LlamaForCausalLM(config_for(tokenizer))
     optimizer = torch.optim.AdamW(model.parameters(), lr=4e-3)
     rng = np.random.default_rng(seed)
     window, batch = 64, 8
@@ -70,4 +74,11 @@ def make(steps: int = 200, seed: int = 0) -> tuple[Any, Tokenizer]:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    return model.eval(), tokenizer
+    return model.eval()
+
+
+def make(steps: int = 200, seed: int = 0) -> tuple[Any, Tokenizer]:
+    """The trained model (eval mode) and its tokenizer."""
+    splits = corpus()
+    tokenizer = train_tokenizer(splits.train)
+    return train(tokenizer, splits.train, steps, seed), tokenizer

@@ -1,0 +1,146 @@
+"""Validate + measure a language-model artifact (task `text-generation`) in its own runtime, tier by tier:
+
+1. float is exact: every prompt's greedy continuation is the source's, token for token;
+2. the artifact keeps the source's meaning: teacher-forced next-token agreement and the perplexity increase on
+   the evaluation windows, within the precision's thresholds (precision.py says why each);
+3. the runtime's own generation loop (an app's) says what stepping the artifact says.
+
+Then the speed an app sees, on this host and said so: load time, time to first token per prompt length, prefill
+and decode tokens per second (the runtime loop's own clock), per thread count."""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from edge_pipeline.datafiles import load_bundle, load_outputs
+from edge_pipeline.errors import ConfigError
+from edge_pipeline.host import host_cores, measured_on, package_version
+from edge_pipeline.measure.cpus import peak_rss_mb, pinned_cpus, thread_counts
+from edge_pipeline.measure.generation import TokenAgreement, compare_windows, first_divergence
+from edge_pipeline.plugins import DecoderSession, Runner
+from edge_pipeline.precision import Thresholds
+from edge_pipeline.records import MeasureJob, Measurement
+from edge_pipeline.report.model import GenerationReport, Validation
+
+TIMED_RUNS = 5
+PAD = -1
+
+
+def run(job: MeasureJob, runner: Runner) -> Measurement:
+    if job.device is not None:
+        raise ConfigError(f"--device '{job.device}': language models are measured on this host only for now")
+    data, reference = load_bundle(job.data), load_outputs(job.reference).as_dict()
+    windows = data.eval_inputs.arrays[0]
+    runner.preload()
+    started = time.perf_counter()
+    session = runner.open_decoder(job.artifact, host_cores())
+    load_ms = (time.perf_counter() - started) * 1000
+    prompt = int(reference["prompt_tokens"][0])
+    expected = [tuple(int(t) for t in row if t != PAD) for row in reference["greedy_ids"]]
+    try:
+        figures, worst = compare_windows(list(reference["logits"]), [session.logits(w) for w in windows],
+                                         list(windows))
+    except ValueError as exc:
+        return _refused(runner, job, f"tier 2: {exc}", "tier 2: finite logits")
+    stepped = [session.greedy(w[:prompt], len(e) or 1) for w, e in zip(windows, expected)]
+    divergence = tuple(first_divergence(e, s.tokens) for e, s in zip(expected, stepped))
+    loops = [session.run_loop(w[:prompt], len(e) or 1, s.tokens) for w, e, s in zip(windows, expected, stepped)]
+    verdict, decided_by = _verdict(job.thresholds, figures, worst, divergence, loops, session)
+    validation = Validation(passed=verdict is None, message=verdict or "every tier passed", eval_samples=len(windows),
+                            thresholds=_thresholds(job.thresholds), decided_by=decided_by,
+                            agreement=round(figures.agreement, 6))
+    report = GenerationReport(
+        windows=len(windows), positions=figures.positions, token_agreement=round(figures.agreement, 6),
+        mean_kl=round(figures.mean_kl, 6), perplexity=round(figures.perplexity, 4),
+        source_perplexity=round(figures.source_perplexity, 4),
+        perplexity_increase_pct=round(figures.perplexity_increase_pct, 3),
+        worst_logit_sqnr_db=round(figures.worst_sqnr_db, 2), worst_position=figures.worst_position,
+        prompts=len(windows), prompt_tokens=prompt, new_tokens=max(len(e) for e in expected),
+        first_divergence=divergence, runtime_loop=session.runtime_loop if any(loops) else None,
+        runtime_loop_matches=all(loop.text == loop.expected_text for loop in loops if loop) if any(loops) else None,
+        load_ms=round(load_ms, 2))
+    measured = Measurement(runtime=runner.runtime, runtime_version=package_version(runner.distribution),
+                           validation=validation, generation=report)
+    if verdict is not None:
+        return measured
+    speed = _speed(runner, job, session, windows[0], max(len(e) for e in expected), prompt)
+    return replace(measured, generation=replace(report, **speed), peak_rss_mb=peak_rss_mb())
+
+
+def _verdict(thresholds: Thresholds, figures: TokenAgreement, worst: int, divergence: tuple[int | None, ...],
+             loops: list, session: DecoderSession) -> tuple[str | None, str]:
+    """The first tier that fails, with the prompt and the token position, or None."""
+    if thresholds.exact:
+        for index, position in enumerate(divergence):
+            if position is not None:
+                return (f"tier 1: the greedy continuation of prompt {index} differs from the source's at token "
+                        f"{position}", "tier 1: greedy tokens")
+    if figures.agreement < thresholds.min_token_agreement:
+        return (f"tier 2: next-token agreement {figures.agreement:.3f} < {thresholds.min_token_agreement} "
+                f"(worst logits: window {worst}, position {figures.worst_position}, "
+                f"{figures.worst_sqnr_db:.1f} dB)", "tier 2: token agreement")
+    if figures.perplexity_increase_pct > thresholds.max_ppl_increase_pct:
+        return (f"tier 2: perplexity {figures.perplexity:.2f} is {figures.perplexity_increase_pct:.1f}% above the "
+                f"source's {figures.source_perplexity:.2f} (limit {thresholds.max_ppl_increase_pct}%)",
+                "tier 2: perplexity")
+    for index, loop in enumerate(loops):
+        if loop is not None and loop.text != loop.expected_text:
+            return (f"tier 3: {session.runtime_loop} generated {loop.text[:60]!r} for prompt {index}, stepping the "
+                    f"artifact gives {loop.expected_text[:60]!r}", "tier 3: runtime loop")
+    return None, "tiers 1-3" if thresholds.exact else "tiers 2-3"
+
+
+def _thresholds(thresholds: Thresholds) -> dict[str, float | bool]:
+    return {"min_token_agreement": thresholds.min_token_agreement,
+            "max_ppl_increase_pct": thresholds.max_ppl_increase_pct, "greedy_exact": thresholds.exact}
+
+
+def _speed(runner: Runner, job: MeasureJob, session: DecoderSession, window: np.ndarray, new_tokens: int,
+           prompt: int) -> dict[str, object]:
+    """TTFT per prompt length and prefill tokens/s (stepping the program, all threads); decode tokens/s from the
+    runtime loop's own clock (stepping where the runtime has no loop), per thread count, median of runs."""
+    ttft = {}
+    for length in sorted({prompt, len(window)}):
+        times = [session.greedy(window[:length], 1).first_token_s for _ in range(TIMED_RUNS)]
+        ttft[str(length)] = round(statistics.median(times) * 1000, 3)
+    steps = [session.greedy(window[:prompt], new_tokens) for _ in range(TIMED_RUNS)]
+    stepping = statistics.median(len(s.decode_s) / sum(s.decode_s) for s in steps if s.decode_s) \
+        if any(s.decode_s for s in steps) else None
+    by_threads = {}
+    for threads in thread_counts(job.profile.threads, host_cores()):
+        with pinned_cpus(threads):
+            opened = runner.open_decoder(job.artifact, threads)
+            by_threads[str(threads)] = _decode_rate(opened, window[:prompt], new_tokens)
+    all_threads = by_threads.get(str(host_cores())) or next(iter(by_threads.values()), None)
+    longest = max(ttft, key=int)
+    return {"ttft_ms": ttft[str(prompt)], "ttft_ms_by_prompt_tokens": ttft,
+            "prefill_tokens_per_s": round(int(longest) / (ttft[longest] / 1000), 1),
+            "decode_tokens_per_s": all_threads, "decode_tokens_per_s_by_threads": by_threads,
+            "decode_tokens_per_s_stepping": round(stepping, 1) if stepping else None,
+            "measured_on": measured_on(job.target, host_cores()) + f"; decode by {session.runtime_loop or 'stepping'}"}
+
+
+def _decode_rate(session: DecoderSession, prompt: np.ndarray, new_tokens: int) -> float | None:
+    rates = []
+    for _ in range(TIMED_RUNS):
+        loop = session.run_loop(prompt, new_tokens, ())
+        if loop is not None and loop.decode_tokens_per_s:
+            rates.append(loop.decode_tokens_per_s)
+        elif loop is None:
+            steps = session.greedy(prompt, new_tokens).decode_s
+            if steps:
+                rates.append(len(steps) / sum(steps))
+    return round(statistics.median(rates), 1) if rates else None
+
+
+def _refused(runner: Runner, job: MeasureJob, message: str, decided_by: str) -> Measurement:
+    validation = Validation(passed=False, message=message, thresholds=_thresholds(job.thresholds),
+                            decided_by=decided_by)
+    return Measurement(runtime=runner.runtime, runtime_version=package_version(runner.distribution),
+                       validation=validation)
+
+
+__all__ = ["run"]
