@@ -14,11 +14,14 @@ from rich.text import Text
 from edge_pipeline.progress import Phase, ProgressEvent
 from edge_pipeline.report.model import Report
 from edge_pipeline.text import printable
+from edge_pipeline.types import TEXT_GENERATION
 
 PHASE_STYLE = {Phase.DONE: "green", Phase.FAILED: "red", Phase.START: "cyan", Phase.SKIPPED: "yellow"}
 PHASE_MARK = {Phase.DONE: "✓", Phase.SKIPPED: "-", Phase.FAILED: "✗"}
 STATUS_STYLE = {"ok": "green", "failed": "red", "unvalidated": "yellow"}
 COLUMNS = ("artifact", "status", "size KB", "zipped KB", "p50 ms", "p90 ms", "accuracy", "drop pt", "agreement")
+LANGUAGE_COLUMNS = ("artifact", "status", "size KB", "TTFT ms", "prefill tok/s", "decode tok/s", "ppl +%",
+                    "token agreement", "greedy = source")
 
 
 class StageProgress:
@@ -62,6 +65,8 @@ def cell(text: object, style: str | None = None) -> Text:
 
 def report_table(report: Report) -> Table:
     table = Table(title=cell(f"edgepipe {report.target}: {'PASSED' if report.passed else 'FAILED'}"))
+    if report.source.task == TEXT_GENERATION:
+        return _language_table(table, report)
     for column in COLUMNS:
         table.add_column(column, justify="left" if column in ("artifact", "status") else "right")
     for a in report.artifacts:
@@ -70,6 +75,21 @@ def report_table(report: Report) -> Table:
                       _f(a.size_bytes, 1024, 1), _f(a.size_compressed_bytes, 1024, 1),
                       _f(lat.p50 if lat else None, 1, 3), _f(lat.p90 if lat else None, 1, 3),
                       _f(a.accuracy, 0.01, 2), _f(a.accuracy_drop, 1, 2), _f(a.agreement, 1, 4))
+    return table
+
+
+def _language_table(table: Table, report: Report) -> Table:
+    """A language model's artifacts: what an app feels (TTFT, tokens/s) and whether it still says the same."""
+    for column in LANGUAGE_COLUMNS:
+        table.add_column(column, justify="left" if column in ("artifact", "status") else "right")
+    for a in report.artifacts:
+        g = a.generation
+        same = None if g is None or not g.first_divergence else sum(d is None for d in g.first_divergence)
+        table.add_row(cell(a.label), cell(a.status, STATUS_STYLE.get(a.status or "", "red")),
+                      _f(a.size_bytes, 1024, 1), _f(g.ttft_ms if g else None, 1, 2),
+                      _f(g.prefill_tokens_per_s if g else None, 1, 0), _f(g.decode_tokens_per_s if g else None, 1, 0),
+                      _f(g.perplexity_increase_pct if g else None, 1, 2), _f(g.token_agreement if g else None, 1, 4),
+                      cell("-" if same is None or g is None else f"{same}/{len(g.first_divergence)} prompts"))
     return table
 
 

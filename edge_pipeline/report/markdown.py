@@ -30,7 +30,8 @@ def to_markdown(report: Report) -> str:
         if a.status == "unvalidated":
             lines += ["", f"**{a.label} is UNVALIDATED**: "
                           f"{(a.export.unvalidated_reason if a.export else None) or 'no runtime here can run it'}."]
-    lines += _output_table(report) + _op_tables(report) + _coverage_table(report) + _sensitivity_tables(report)
+    lines += (_generation_table(report) + _output_table(report) + _op_tables(report) + _coverage_table(report)
+              + _sensitivity_tables(report))
     failures = [a for a in report.artifacts if a.error]
     if failures or report.checks:
         lines += ["", "## Checks", ""]
@@ -50,7 +51,8 @@ def _source_line(report: Report) -> str:
         provenance = src.extra.get("provenance")
         path = provenance.get("path") if isinstance(provenance, dict) else None
         return f"Profiled artifact: {path} (not built by this run)."
-    line = (f"Source: {src.framework} model, {src.params:,} params, {src.size_bytes:,} bytes of "
+    task = f" {src.task}" if src.task else ""
+    line = (f"Source: {src.framework}{task} model, {src.params:,} params, {src.size_bytes:,} bytes of "
             f"weights, eval accuracy {_pct(src.accuracy)}.")
     pruning = src.extra.get("pruning")
     if isinstance(pruning, dict) and pruning:
@@ -74,6 +76,29 @@ def _pruning_line(pruning: JsonObject) -> str:
                    if pruning["kind"] == "unstructured" else ""))
     except (KeyError, TypeError, ValueError):
         return f"Pruned ({pruning.get('kind')}, {pruning.get('amount')}); accuracy drops are from the unpruned model."
+
+
+def _generation_table(report: Report) -> list[str]:
+    """Language models: the token-level tiers and the speed an app sees, per artifact."""
+    rows = [(a, a.generation) for a in report.artifacts if a.generation is not None]
+    if not rows:
+        return []
+    lines = ["", "## Language model", "",
+             "| artifact | token agreement | mean KL | ppl (source) | ppl +% | worst logit SQNR dB | first divergence "
+             "per prompt | runtime loop = stepping | TTFT ms (prompt tokens) | prefill tok/s | decode tok/s "
+             "(threads) | load ms |", "|---|---:|---:|---|---:|---:|---|---|---|---:|---|---:|"]
+    for a, g in rows:
+        ttft = ", ".join(f"{v:g} ({k})" for k, v in (g.ttft_ms_by_prompt_tokens or {}).items()) or "-"
+        decode = ", ".join(f"{v:g} ({k})" for k, v in (g.decode_tokens_per_s_by_threads or {}).items()) or "-"
+        divergence = ", ".join("-" if d is None else str(d) for d in g.first_divergence)
+        lines.append(f"| {a.label} | {_num(g.token_agreement, 4)} | {_num(g.mean_kl, 4)} | {_num(g.perplexity, 2)} "
+                     f"({_num(g.source_perplexity, 2)}) | {_num(g.perplexity_increase_pct, 2)} | "
+                     f"{_num(g.worst_logit_sqnr_db, 1)} | {divergence} | {_shown(g.runtime_loop_matches)} | {ttft} | "
+                     f"{_num(g.prefill_tokens_per_s, 0)} | {decode} | {_num(g.load_ms, 1)} |")
+    where = sorted({g.measured_on for _, g in rows if g.measured_on})
+    if where:
+        lines += ["", "Generation speed was measured on this host, not on a device: " + "; ".join(where) + "."]
+    return lines
 
 
 def _best(latencies: Sequence[Latency]) -> Latency | None:

@@ -43,7 +43,7 @@ class PteDecoder(DecoderSession):
     def _call(self, ids: np.ndarray, start: int) -> np.ndarray:
         import torch
 
-        tokens = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64)).reshape(1, -1)
+        tokens = torch.from_numpy(np.array(ids, dtype=np.int64)).reshape(1, -1)   # a copy: inputs may be read-only
         positions = torch.arange(start, start + tokens.shape[1], dtype=torch.long)
         return self.forward.execute([tokens, positions])[0].numpy()[0]
 

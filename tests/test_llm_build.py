@@ -1,0 +1,157 @@
+"""Language models through `edgepipe build` (issue 21): the tiny example goes to `.pte` fp32 and 8da4w, each
+judged token by token against the source in ExecuTorch's runtime and through its own LLM runner, measured in
+TTFT and tokens/s, and gated on those. Broken artifacts are refused by the tier that should catch them, with the
+prompt and the token position named."""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from edge_pipeline.datafiles import save_bundle, save_outputs
+from edge_pipeline.fsutil import sha256_artifact
+from edge_pipeline.measure import generation_stage
+from edge_pipeline.precision import Precision
+from edge_pipeline.records import MeasureJob
+from edge_pipeline.tensors import Tensors
+from edge_pipeline.types import TEXT_GENERATION, ProfileSettings, SourceSpec
+from targets.examples import tiny_lm as example
+from targets.llm import pte_export
+from targets.llm.stepping import PteDecoder
+from targets.runners.executorch_decoder import ExecutorchDecoderRunner
+
+from .conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def lm_build(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("lm-out")
+    proc = run_cli("build", "--target", "android", "--example", "tiny-lm", "--out", str(out), cwd=out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return {"out": out / "android", "report": json.loads((out / "android" / "report.json").read_text()),
+            "stdout": proc.stdout}
+
+
+def artifacts(report: dict) -> dict[str, dict]:
+    return {f"{a['format']}:{a['precision']}": a for a in report["artifacts"]}
+
+
+def test_the_example_builds_both_decoder_artifacts_and_reports_what_an_app_feels(lm_build: dict) -> None:
+    report, folder = lm_build["report"], lm_build["out"]
+    assert report["status"] == "passed" and report["source"]["task"] == TEXT_GENERATION
+    found = artifacts(report)
+    assert set(found) == {"pte:fp32", "pte:8da4w"}
+    for label, art in found.items():
+        path = folder / art["path"]
+        assert sorted(p.name for p in path.iterdir()) == ["generation.json", "model.pte", "tokenizer.json"]
+        assert sha256_artifact(path) == art["sha256"]
+        declared = json.loads((path / "generation.json").read_text())
+        assert declared["eos_ids"] == list(PteDecoder(path / "model.pte").eos_ids) and declared["max_context"] == 128
+        g = art["generation"]
+        for key in ("ttft_ms", "prefill_tokens_per_s", "decode_tokens_per_s", "decode_tokens_per_s_stepping",
+                    "load_ms"):
+            assert g[key] > 0, (label, key)
+        assert set(g["ttft_ms_by_prompt_tokens"]) == {"16", "64"} and g["runtime_loop_matches"] is True
+        assert "host-emulated android" in g["measured_on"] and "TextLLMRunner" in g["measured_on"]
+        assert g["windows"] == 8 and g["positions"] == 512 and len(g["first_divergence"]) == 8
+    fp32, four_bit = found["pte:fp32"]["generation"], found["pte:8da4w"]["generation"]
+    assert fp32["token_agreement"] == 1.0 and fp32["first_divergence"] == [None] * 8
+    assert abs(fp32["perplexity_increase_pct"]) < 0.01 and fp32["worst_logit_sqnr_db"] > 60
+    assert 0.85 <= four_bit["token_agreement"] < 1.0 and four_bit["perplexity_increase_pct"] < 10
+    assert found["pte:8da4w"]["size_bytes"] < 0.5 * found["pte:fp32"]["size_bytes"]
+    assert fp32["source_perplexity"] < 512 / 4          # trained: far better than guessing among 512 tokens
+    markdown = (folder / "report.md").read_text()
+    assert "## Language model" in markdown and "TextLLMRunner" in markdown
+    assert "decode tok/s" in lm_build["stdout"] and "token agreement" in lm_build["stdout"]
+
+
+def test_language_model_budgets_gate_the_build(lm_build: dict, tmp_path: Path) -> None:
+    out = lm_build["out"].parent
+    proc = run_cli("build", "--target", "android", "--example", "tiny-lm", "--out", str(out),
+                   "--budget", "min-decode-tps=1000000", "--budget", "max-ppl-increase-pct=50", cwd=out)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    report = json.loads((out / "android" / "report.json").read_text())
+    failed = [c for c in report["checks"] if not c["passed"]]
+    assert {c["metric"] for c in failed} == {"decode_tokens_per_s"} and len(failed) == 2
+    assert all(c["passed"] for c in report["checks"] if c["metric"] == "ppl_increase_pct")
+    proc = run_cli("build", "--target", "android", "--example", "tiny-lm", "--out", str(out),
+                   "--budget", "min-token-agreement=1.5", cwd=out)
+    assert proc.returncode == 2 and "min-token-agreement" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> dict:
+    """The example's data and the source's reference outputs, as the source stage stores them."""
+    model, data = example.load()
+    folder = tmp_path_factory.mktemp("lm-reference")
+    save_bundle(folder / "data", data)
+    with torch.no_grad():
+        outputs = model.module(torch.from_numpy(data.eval_inputs.arrays[0]))
+    save_outputs(folder / "reference.npz", Tensors(tuple(outputs), tuple(v.numpy() for v in outputs.values())))
+    return {"folder": folder, "model": model}
+
+
+def measure(reference: dict, artifact: Path, precision: str, runner: ExecutorchDecoderRunner | None = None):
+    job = MeasureJob("executorch-decoder", artifact, "android", reference["folder"] / "data",
+                     reference["folder"] / "reference.npz", Precision.parse(precision).thresholds,
+                     ProfileSettings(threads=(1,)), None, SourceSpec(example="tiny-lm"), TEXT_GENERATION)
+    return generation_stage.run(job, runner or ExecutorchDecoderRunner())
+
+
+def export_folder(lm: object, folder: Path, reference: dict, eos: tuple[int, ...] | None = None) -> Path:
+    source = reference["model"].module
+    folder.mkdir()
+    metadata = pte_export.DecoderMetadata(source.max_context, 512, source.bos_id, eos or source.eos_ids)
+    pte_export.export_decoder(lm, folder / "model.pte", metadata)
+    (folder / "tokenizer.json").write_text(source.tokenizer_json)
+    return folder
+
+
+def test_a_corrupted_weight_scale_is_refused_by_tier_1_in_float_and_tier_2_quantized(reference: dict,
+                                                                                     tmp_path: Path) -> None:
+    lm = copy.deepcopy(reference["model"].module.lm)
+    with torch.no_grad():
+        lm.model.layers[1].mlp.down_proj.weight.mul_(8.0)     # one layer's scale 8x off
+    folder = export_folder(lm, tmp_path / "corrupt", reference)
+    float_verdict = measure(reference, folder, "fp32")
+    assert not float_verdict.passed
+    assert float_verdict.validation.message.startswith("tier 1: the greedy continuation of prompt ")
+    assert "differs from the source's at token" in float_verdict.validation.message
+    quantized_verdict = measure(reference, folder, "8da4w")
+    assert not quantized_verdict.passed and quantized_verdict.validation.decided_by.startswith("tier 2")
+    assert quantized_verdict.generation.token_agreement < 0.85
+    assert quantized_verdict.generation.ttft_ms is None          # a refused artifact is not timed
+
+
+def test_a_rotary_position_off_by_one_is_refused_with_the_prompt_and_token(reference: dict, lm_build: dict) -> None:
+    class OffByOne(PteDecoder):
+        def _call(self, ids: np.ndarray, start: int) -> np.ndarray:
+            return super()._call(ids, start + 1 if start else start)   # decode positions shifted by one
+
+    class OffByOneRunner(ExecutorchDecoderRunner):
+        def open_decoder(self, path: Path, threads: int) -> PteDecoder:
+            return OffByOne(path / "model.pte", None, threads)
+
+    artifact = lm_build["out"] / artifacts(lm_build["report"])["pte:fp32"]["path"]
+    assert measure(reference, artifact, "fp32").passed
+    verdict = measure(reference, artifact, "fp32", OffByOneRunner())
+    assert not verdict.passed and verdict.validation.decided_by == "tier 1: greedy tokens"
+    assert "prompt 0 differs from the source's at token 1" in verdict.validation.message
+
+
+def test_eos_ids_that_disagree_between_the_program_and_its_folder_are_refused(reference: dict, lm_build: dict,
+                                                                              tmp_path: Path) -> None:
+    built = lm_build["out"] / artifacts(lm_build["report"])["pte:fp32"]["path"]
+    folder = tmp_path / "eos"
+    folder.mkdir()
+    for name in ("model.pte", "tokenizer.json"):
+        (folder / name).write_bytes((built / name).read_bytes())
+    (folder / "generation.json").write_text(json.dumps({"eos_ids": [3]}))
+    with pytest.raises(Exception, match=r"declares EOS ids \[2\] but .*generation.json lists \[3\]"):
+        measure(reference, folder, "fp32")
