@@ -17,12 +17,15 @@ from edge_pipeline.report.gating import validate_budget
 from edge_pipeline.types import TASK_METRICS, JsonObject, JsonValue, OutputSpec, ProfileSettings, SourceSpec, Target
 
 SOURCE_KEYS = {"example": str, "model": str, "weights": str, "example-inputs": (str, list, dict), "calibration": str,
-               "evaluate": str, "metric": str, "metric-output": str, "keras-safe-mode": bool}
+               "evaluate": str, "metric": str, "metric-output": str, "keras-safe-mode": bool, "evaluation-text": str,
+               "max-context": int}
+MAX_CONTEXT = 1 << 20
 PROFILE_KEYS = {"warmup": int, "runs": int, "threads": list, "memory-mb": (int, float)}
 TARGET_KEYS = {"formats": list, "budgets": dict, "profile": dict, "description": str, "extends": str}
 QUANT_KEYS = {"calibration-samples": int, "calibration-method": str, "sensitivity": (str, bool), "algorithms": list}
 SENSITIVITY_MODES = ("on-failure", "always", "never")   # true / false: deprecated aliases of always / never
-MODEL_DATA_KEYS = ("weights", "example-inputs", "calibration", "evaluate", "evaluation-samples")   # need `model`
+MODEL_DATA_KEYS = ("weights", "example-inputs", "calibration", "evaluate", "evaluation-samples",   # need `model`
+                   "evaluation-text", "max-context")
 LIMIT_KEYS = {"max-memory-mb": (int, float), "evaluation-samples": int}    # see DataLimits
 TOP_KEYS = {**SOURCE_KEYS, **LIMIT_KEYS, "profile": dict, "targets": dict, "prune": dict, "quantization": dict,
             "validation": dict}
@@ -131,6 +134,10 @@ def parse_config(table: JsonValue, prefix: str, file: Path, warnings: tuple[str,
                           f"'package.module:function' taking (outputs, labels); got {metric!r}")
     if "prune" in table:
         source_fields["prune"] = check_prune(table["prune"], _join(prefix, "prune"))
+    context = table.get("max-context")
+    if context is not None and not (isinstance(context, int) and 8 <= context <= MAX_CONTEXT):
+        raise ConfigError(f"'{_join(prefix, 'max-context')}' must be an integer from 8 to {MAX_CONTEXT}, "
+                          f"got {context!r}")
     source = SourceSpec(**source_fields, base_dir=str(base))
     profile = table.get("profile", {})
     _check_profile(profile, _join(prefix, "profile"))
@@ -265,15 +272,15 @@ def _check_profile(profile: JsonObject, path: str) -> None:
 def resolve_target(base: Target, config: Config, cli_budgets: dict[str, float] | None = None) -> Target:
     """Applies file settings over a built-in profile, then budgets given on the command line."""
     override = config.targets.get(base.name, {})
-    outputs = base.outputs
-    if "formats" in override:
-        outputs = tuple(OutputSpec.parse(f) for f in override["formats"])
+    outputs, task_outputs = base.outputs, base.task_outputs
+    if "formats" in override:      # the user's formats, whatever the model's task
+        outputs, task_outputs = tuple(OutputSpec.parse(f) for f in override["formats"]), ()
     budgets = {**base.budgets, **{k: float(v) for k, v in override.get("budgets", {}).items()}}
     profile = base.profile
     for table in (config.profile, override.get("profile", {})):
         profile = _apply_profile(profile, table)
     budgets.update(cli_budgets or {})
-    return replace(base, outputs=outputs, budgets=budgets, profile=profile,
+    return replace(base, outputs=outputs, task_outputs=task_outputs, budgets=budgets, profile=profile,
                    description=override.get("description", base.description))
 
 

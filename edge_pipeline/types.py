@@ -88,9 +88,12 @@ class SourceSpec:
     keras_safe_mode: bool = True        # False lets a trusted .keras file run its Lambda layers
     base_dir: str = "."                 # relative paths and modules resolve from here
     prune: JsonObject | None = None     # {"amount": 0.5, "kind": "structured", "fine_tune": "pkg.mod:fn"}
+    evaluation_text: str | None = None  # a language model's evaluation text: a file under base_dir
+    max_context: int | None = None      # a language model's static KV cache length (None: its own, up to 512)
 
     def to_dict(self) -> JsonObject:
         return {"example": self.example, "model": self.model, "weights": self.weights,
                 "example_inputs": self.example_inputs, "calibration": self.calibration, "evaluate": self.evaluate,
                 "metric": self.metric, "metric_output": self.metric_output, "keras_safe_mode": self.keras_safe_mode,
-                "base_dir": self.base_dir, "prune": self.prune}
+                "base_dir": self.base_dir, "prune": self.prune, "evaluation_text": self.evaluation_text,
+                "max_context": self.max_context}

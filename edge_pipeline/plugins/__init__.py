@@ -6,7 +6,7 @@ register through the same entry points."""
 from edge_pipeline.plugins.bundler import Bundler
 from edge_pipeline.plugins.contract import Plugin
 from edge_pipeline.plugins.exporter import Exporter, OnnxExporter, copy_step
-from edge_pipeline.plugins.model import DataBundle, Model, PluginConfig, QuantizeSettings
+from edge_pipeline.plugins.model import DataBundle, Model, OwnData, PluginConfig, QuantizeSettings
 from edge_pipeline.plugins.recipe import (
     Carrier,
     Recipe,
@@ -26,6 +26,7 @@ from edge_pipeline.plugins.transport import Transport
 
 __all__ = ["ArtifactTransform", "Bridge", "Bundler", "Carrier", "DataBundle", "DecoderSession", "Exporter",
            "GreedyRun", "LoopRun", "Model", "ModelTransform",
-           "OnnxExporter", "Plugin", "PluginConfig", "Pruner", "QuantizeSettings", "Recipe", "RecipeStep", "Runner",
+           "OnnxExporter", "OwnData",
+           "Plugin", "PluginConfig", "Pruner", "QuantizeSettings", "Recipe", "RecipeStep", "Runner",
            "Session", "Ship", "ShippedRun", "Source", "StepKind", "Transform", "Transport", "Work", "copy_step",
            "file_step", "model_step", "write_step"]

@@ -24,6 +24,14 @@ class PluginConfig:
 
 
 @dataclass(frozen=True)
+class OwnData(PluginConfig):
+    """Data a source derives from the model's own files instead of the user's functions: a language model's
+    evaluation text, tokenized by its own tokenizer into windows."""
+
+    data: "DataBundle"
+
+
+@dataclass(frozen=True)
 class QuantizeSettings:
     """The `[quantization]` settings and the target's accuracy budget, as every transform receives them."""
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from edge_pipeline import registry
 from edge_pipeline.errors import InputError, MissingDependency, PluginError, UnknownPlugin
-from edge_pipeline.plugins import DataBundle, Model, Source
+from edge_pipeline.plugins import DataBundle, Model, OwnData, Source
 from edge_pipeline.sources.user_code import call_user, resolve_callable
 from edge_pipeline.sources.user_data import load_bundle
 from edge_pipeline.tensors import Tensors
@@ -38,6 +38,9 @@ def load_source(spec: SourceSpec, store: Path | None = None) -> tuple[Model, Dat
     if spec.model is None:
         return registry.example(spec.example or DEFAULT_EXAMPLE)()
     model, example = _load_model(spec, spec.model)
+    own = model.config(OwnData)
+    if own is not None:      # the source made its data from the model's own files (a language model's text)
+        return model, own.data
     return model, load_bundle(spec, example, store)
 
 

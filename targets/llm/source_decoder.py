@@ -20,9 +20,10 @@ class DecoderReference(torch.nn.Module):
     ids are the union of every place the source declares one (config, generation config, tokenizer)."""
 
     def __init__(self, lm: Any, tokenizer_json: str, eos_ids: tuple[int, ...], prompt_tokens: int,
-                 new_tokens: int) -> None:
+                 new_tokens: int, max_context: int | None = None) -> None:
         super().__init__()
         self.lm = lm.eval()
+        self.context = max_context or int(lm.config.max_position_embeddings)
         self.tokenizer_json = tokenizer_json
         self.eos_ids = eos_ids
         self.prompt_tokens = prompt_tokens
@@ -39,7 +40,8 @@ class DecoderReference(torch.nn.Module):
 
     @property
     def max_context(self) -> int:
-        return int(self.lm.config.max_position_embeddings)
+        """The static KV cache's length in the exported program."""
+        return self.context
 
     @property
     def bos_id(self) -> int:

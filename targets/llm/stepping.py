@@ -55,6 +55,8 @@ class PteDecoder(DecoderSession):
         return np.concatenate(parts, axis=0)
 
     def run_loop(self, prompt: np.ndarray, new_tokens: int, expected: tuple[int, ...]) -> LoopRun | None:
+        """The runner takes text: the prompt ids are decoded, and where the tokenizer reads that text back as other
+        ids (a window cut mid-word), stepping is compared from the ids the runner will see."""
         if self.tokenizer_json is None:
             return None
         from tokenizers import Tokenizer
@@ -62,9 +64,13 @@ class PteDecoder(DecoderSession):
         from targets.llm.runner_loop import generate
 
         tokenizer = Tokenizer.from_file(str(self.tokenizer_json))
-        result = generate(self.path, self.tokenizer_json, tokenizer.decode([int(t) for t in prompt]), new_tokens)
-        return LoopRun(result.text, tokenizer.decode(list(expected)), result.generated_tokens, result.first_token_ms,
-                       result.decode_tokens_per_s)
+        text = tokenizer.decode([int(t) for t in prompt])
+        read_back = tokenizer.encode(text).ids
+        if expected and list(read_back) != [int(t) for t in prompt]:
+            expected = self.greedy(np.array(read_back), len(expected)).tokens
+        result = generate(self.path, self.tokenizer_json, text, new_tokens)
+        shown = tokenizer.decode(list(expected), skip_special_tokens=False)   # the runner prints the EOS it stops at
+        return LoopRun(result.text, shown, result.generated_tokens, result.first_token_ms, result.decode_tokens_per_s)
 
     def greedy(self, prompt: np.ndarray, new_tokens: int, stop_at_eos: bool = True) -> Greedy:
         started = time.perf_counter()

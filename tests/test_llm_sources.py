@@ -1,0 +1,125 @@
+"""Language models a user brings (issue 21): a local Hugging Face folder (a Qwen2 with grouped-query attention
+saved in bfloat16, randomly initialised: real transformers classes, nothing downloaded) and a factory returning a
+Llama and its tokenizer, each taken through `edgepipe build --target android` to a `.pte` that passes every tier.
+What cannot be built is refused before any export: one line naming it, exit 2."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .conftest import run_cli
+
+pytestmark = pytest.mark.slow
+FLOAT_ONLY = '\n[targets.android]\nformats = ["pte:fp32"]\n'
+
+
+def tokenizer():
+    from targets.llm import tiny_lm
+
+    return tiny_lm.train_tokenizer(tiny_lm.corpus().train[:60_000])
+
+
+def evaluation_text() -> str:
+    from targets.llm import tiny_lm
+
+    return tiny_lm.corpus().evaluation[:12_000]
+
+
+@pytest.fixture(scope="module")
+def qwen_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    project = tmp_path_factory.mktemp("qwen")
+    tok = tokenizer()
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=tok.get_vocab_size(), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         bos_token_id=tok.token_to_id("<s>"), eos_token_id=tok.token_to_id("</s>"))
+    Qwen2ForCausalLM(config).to(torch.bfloat16).save_pretrained(project / "model", safe_serialization=True)
+    tok.save(str(project / "model" / "tokenizer.json"))
+    (project / "eval.txt").write_text(evaluation_text())
+    return project
+
+
+def build(project: Path, toml: str) -> tuple[int, str, dict | None]:
+    (project / "edgepipe.toml").write_text(toml)
+    proc = run_cli("build", "--target", "android", "--out", str(project / "out"), cwd=project)
+    report = project / "out" / "android" / "report.json"
+    return proc.returncode, proc.stdout + proc.stderr, json.loads(report.read_text()) if report.is_file() else None
+
+
+def test_a_bfloat16_qwen_folder_with_grouped_query_attention_builds(qwen_folder: Path, cache_dir: Path) -> None:
+    code, output, report = build(qwen_folder, 'model = "model"\nevaluation-text = "eval.txt"\nmax-context = 128\n'
+                                 + FLOAT_ONLY)
+    assert code == 0, output
+    assert report["source"]["task"] == "text-generation"
+    provenance = report["source"]["provenance"]
+    assert provenance["architecture"] == "qwen2" and provenance["weights_dtype"] == "bfloat16 loaded as float32"
+    (artifact,) = report["artifacts"]
+    generation = artifact["generation"]
+    assert artifact["status"] == "ok" and generation["token_agreement"] == 1.0
+    assert generation["first_divergence"] == [None] * generation["prompts"] and generation["runtime_loop_matches"]
+    declared = json.loads((qwen_folder / "out" / "android" / artifact["path"] / "generation.json").read_text())
+    assert declared["max_context"] == 128 and declared["eos_ids"] == [2]
+
+
+FACTORY = """
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from targets.llm import tiny_lm
+
+
+def make_llama():
+    tok = tiny_lm.train_tokenizer(tiny_lm.corpus().train[:60_000])
+    torch.manual_seed(1)
+    config = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=96,
+                         bos_token_id=1, eos_token_id=2)
+    return LlamaForCausalLM(config), tok
+"""
+
+
+def test_a_factory_returning_a_llama_and_its_tokenizer_builds(tmp_path: Path, cache_dir: Path) -> None:
+    (tmp_path / "lm_factory.py").write_text(FACTORY)     # (transformers model, tokenizers.Tokenizer)
+    (tmp_path / "eval.txt").write_text(evaluation_text())
+    code, output, report = build(tmp_path, 'model = "lm_factory:make_llama"\nevaluation-text = "eval.txt"\n'
+                                 + FLOAT_ONLY)
+    assert code == 0, output
+    (artifact,) = report["artifacts"]
+    assert report["source"]["provenance"]["architecture"] == "llama" and artifact["generation"]["windows"] == 8
+    assert json.loads((tmp_path / "out" / "android" / artifact["path"] / "generation.json").read_text())[
+        "max_context"] == 96     # the model's own, under the 512 default
+
+
+def refused(project: Path, toml: str, *expected: str) -> None:
+    code, output, _ = build(project, toml)
+    assert code == 2, output
+    assert "Traceback" not in output and all(text in output for text in expected), output
+
+
+def test_what_cannot_be_a_language_model_is_refused_before_any_export(qwen_folder: Path, tmp_path: Path,
+                                                                      cache_dir: Path) -> None:
+    refused(qwen_folder, 'model = "model"\nevaluation-text = "eval.txt"\nmax-context = 4096\n',
+            "max-context 4096 is longer than the model's maximum context of 256 tokens")
+    refused(qwen_folder, 'model = "model"\n', "a language model needs evaluation text: set evaluation-text")
+    refused(qwen_folder, 'model = "model"\nevaluation-text = "../eval.txt"\n', "points outside")
+    bert = tmp_path / "bert"
+    bert.mkdir()
+    (bert / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertModel"]}))
+    refused(tmp_path, 'model = "bert"\nevaluation-text = "eval.txt"\n',
+            "architecture 'bert' is not a decoder-only language model")
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    (pickled / "config.json").write_text((qwen_folder / "model" / "config.json").read_text())
+    (pickled / "pytorch_model.bin").write_bytes(b"\x80\x04not unpickled")
+    refused(tmp_path, 'model = "pickled"\nevaluation-text = "eval.txt"\n',
+            "only pickled weights (pytorch_model.bin), which edgepipe does not unpickle")
+    no_tokenizer = tmp_path / "no-tokenizer"
+    no_tokenizer.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (no_tokenizer / name).write_bytes((qwen_folder / "model" / name).read_bytes())
+    refused(tmp_path, 'model = "no-tokenizer"\nevaluation-text = "eval.txt"\n', "missing tokenizer file")
