@@ -66,13 +66,17 @@ def test_the_example_builds_both_decoder_artifacts_and_reports_what_an_app_feels
     assert 0.85 <= four_bit["token_agreement"] < 1.0 and four_bit["perplexity_increase_pct"] < 10
     assert found["pte:8da4w"]["size_bytes"] < 0.5 * found["pte:fp32"]["size_bytes"]
     assert fp32["source_perplexity"] < 512 / 4          # trained: far better than guessing among 512 tokens
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((Path(__file__).resolve().parents[1] / "edge_pipeline" / "schemas" / "report.schema.json")
+                        .read_text())
+    jsonschema.validate(report, schema)
     markdown = (folder / "report.md").read_text()
     assert "## Language model" in markdown and "TextLLMRunner" in markdown
     assert "decode tok/s" in lm_build["stdout"] and "token agreement" in lm_build["stdout"]
 
 
 def test_language_model_budgets_gate_the_build(lm_build: dict, tmp_path: Path) -> None:
-    out = lm_build["out"].parent
+    out = tmp_path      # the build is cached: only the gate differs
     proc = run_cli("build", "--target", "android", "--example", "tiny-lm", "--out", str(out),
                    "--budget", "min-decode-tps=1000000", "--budget", "max-ppl-increase-pct=50", cwd=out)
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -83,6 +87,21 @@ def test_language_model_budgets_gate_the_build(lm_build: dict, tmp_path: Path) -
     proc = run_cli("build", "--target", "android", "--example", "tiny-lm", "--out", str(out),
                    "--budget", "min-token-agreement=1.5", cwd=out)
     assert proc.returncode == 2 and "min-token-agreement" in proc.stderr
+
+
+def test_a_baseline_compares_token_agreement_and_time_per_token(lm_build: dict, tmp_path: Path) -> None:
+    report = lm_build["out"] / "report.json"
+    proc = run_cli("gate", str(report), "--baseline", str(report), "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    messages = [c["message"] for c in json.loads(proc.stdout)["checks"]]
+    assert any("pte:8da4w: token agreement" in m and "+0.00 pt" in m for m in messages), messages
+    assert any("pte:8da4w: decode time per token" in m for m in messages), messages
+    worse = json.loads(report.read_text())
+    for art in worse["artifacts"]:
+        art["generation"]["token_agreement"] -= 0.05          # 5 pt worse than the baseline
+    (tmp_path / "worse.json").write_text(json.dumps(worse))
+    proc = run_cli("gate", str(tmp_path / "worse.json"), "--baseline", str(report))
+    assert proc.returncode == 1 and "token agreement" in proc.stdout + proc.stderr
 
 
 @pytest.fixture(scope="module")

@@ -109,21 +109,25 @@ def _speed(runner: Runner, job: MeasureJob, session: DecoderSession, window: np.
     steps = [session.greedy(window[:prompt], new_tokens) for _ in range(TIMED_RUNS)]
     stepping = statistics.median(len(s.decode_s) / sum(s.decode_s) for s in steps if s.decode_s) \
         if any(s.decode_s for s in steps) else None
-    by_threads = {}
+    by_threads, noise = {}, {}
     for threads in thread_counts(job.profile.threads, host_cores()):
         with pinned_cpus(threads):
             opened = runner.open_decoder(job.artifact, threads)
-            by_threads[str(threads)] = _decode_rate(opened, window[:prompt], new_tokens)
-    all_threads = by_threads.get(str(host_cores())) or next(iter(by_threads.values()), None)
+            by_threads[str(threads)], noise[str(threads)] = _decode_rate(opened, window[:prompt], new_tokens)
+    chosen = str(host_cores()) if str(host_cores()) in by_threads else next(iter(by_threads), None)
+    all_threads = by_threads.get(chosen) if chosen else None
     longest = max(ttft, key=int)
     return {"ttft_ms": ttft[str(prompt)], "ttft_ms_by_prompt_tokens": ttft,
             "prefill_tokens_per_s": round(int(longest) / (ttft[longest] / 1000), 1),
             "decode_tokens_per_s": all_threads, "decode_tokens_per_s_by_threads": by_threads,
+            "decode_ms_per_token_noise": noise.get(chosen) if chosen else None,
             "decode_tokens_per_s_stepping": round(stepping, 1) if stepping else None,
             "measured_on": measured_on(job.target, host_cores()) + f"; decode by {session.runtime_loop or 'stepping'}"}
 
 
-def _decode_rate(session: DecoderSession, prompt: np.ndarray, new_tokens: int) -> float | None:
+def _decode_rate(session: DecoderSession, prompt: np.ndarray, new_tokens: int) -> tuple[float | None, float | None]:
+    """Median decode tokens/s over the runs, and half the spread of their milliseconds per token (the noise a
+    baseline comparison allows: the runner's clock ticks in whole milliseconds)."""
     rates = []
     for _ in range(TIMED_RUNS):
         loop = session.run_loop(prompt, new_tokens, ())
@@ -133,7 +137,10 @@ def _decode_rate(session: DecoderSession, prompt: np.ndarray, new_tokens: int) -
             steps = session.greedy(prompt, new_tokens).decode_s
             if steps:
                 rates.append(len(steps) / sum(steps))
-    return round(statistics.median(rates), 1) if rates else None
+    if not rates:
+        return None, None
+    per_token = [1000 / r for r in rates]
+    return round(statistics.median(rates), 1), round((max(per_token) - min(per_token)) / 2, 6)
 
 
 def _refused(runner: Runner, job: MeasureJob, message: str, decided_by: str) -> Measurement:

@@ -32,6 +32,7 @@ from edge_pipeline.report.strict import ReportFieldError, conform, in_range
 from edge_pipeline.types import JsonObject, JsonValue
 
 BASELINE_KIND = "edgepipe-baseline"
+TOKEN_AGREEMENT = "token_agreement"   # a language model's entry: accuracy is its agreement, p50 its ms per token
 MAX_REPORT_BYTES = 256 * 2**20      # a report of thousands of artifacts is a few MiB
 GROWTH = Range(-100.0, 1e6)         # percent or points: below -100 nothing could pass
 
@@ -66,7 +67,7 @@ class BaselineArtifact(Part):
     metric: str | None = None
 
     def check_read(self, path: str) -> None:
-        if self.metric in BUILTIN_METRICS:
+        if self.metric in (*BUILTIN_METRICS, TOKEN_AGREEMENT):
             in_range(path, {"accuracy": (self.accuracy, FRACTION)})
 
 
@@ -90,6 +91,11 @@ class BaselineEntry:
     def of(cls, a: ArtifactReport | BaselineArtifact) -> "BaselineEntry":
         lat = a.latency_ms or Latency()
         metric = a.metric if isinstance(a, BaselineArtifact) else a.validation.metric if a.validation else None
+        g = a.generation if isinstance(a, ArtifactReport) else None
+        if g is not None and g.decode_tokens_per_s:   # a language model: its agreement, its time per decoded token
+            per_token = round(1000 / g.decode_tokens_per_s, 6)
+            return cls(a.size_bytes, a.size_compressed_bytes, a.sha256, g.token_agreement, g.token_agreement,
+                       per_token, per_token, g.decode_ms_per_token_noise, None, g.measured_on, TOKEN_AGREEMENT)
         return cls(a.size_bytes, a.size_compressed_bytes, a.sha256, a.accuracy, a.agreement, lat.p50, lat.p90,
                    lat.noise, lat.threads, a.measured_on, metric)
 
@@ -230,10 +236,11 @@ def _accuracy(label: str, old: BaselineEntry, new: BaselineEntry, limit: float) 
     if new.accuracy is None:
         return Check(label, metric, limit, None, False, f"{label}: accuracy was not measured (baseline "
                      f"{old.accuracy:.4f}): the loss cannot be computed", CheckKind.BASELINE)
-    points = new.metric in (None, *BUILTIN_METRICS)
+    points = new.metric in (None, *BUILTIN_METRICS, TOKEN_AGREEMENT)
     loss = (old.accuracy - new.accuracy) * (100 if points else 1)
     unit = " pt" if points else f" ({new.metric})"
-    return Check(label, metric, limit, loss, loss <= limit, f"{label}: accuracy {new.accuracy:.4f} vs baseline "
+    what = "token agreement" if new.metric == TOKEN_AGREEMENT else "accuracy"
+    return Check(label, metric, limit, loss, loss <= limit, f"{label}: {what} {new.accuracy:.4f} vs baseline "
                  f"{old.accuracy:.4f} ({loss:+.2f}{unit}, limit {limit:g}{unit})", CheckKind.BASELINE)
 
 
@@ -262,6 +269,7 @@ def _latency(label: str, old: BaselineEntry, new: BaselineEntry, limit: float) -
     within_noise = abs(after - before) <= noise
     passed = growth <= limit or within_noise
     note = f", within noise ±{noise:.3g} ms" if within_noise and growth > limit else ""
+    what = "decode time per token" if new.metric == TOKEN_AGREEMENT else "p50"
     return Check(label, metric, limit, growth, passed,
-                 f"{label}: p50 {after:.4g} ms vs baseline {before:.4g} ms ({growth:+.1f}%, limit +{limit:g}%{note})",
-                 CheckKind.BASELINE)
+                 f"{label}: {what} {after:.4g} ms vs baseline {before:.4g} ms ({growth:+.1f}%, "
+                 f"limit +{limit:g}%{note})", CheckKind.BASELINE)

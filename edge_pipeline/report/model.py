@@ -174,7 +174,8 @@ class GenerationReport(Part):
     RANGES = {"windows": COUNT, "positions": COUNT, "token_agreement": FRACTION, "mean_kl": NON_NEGATIVE,
               "perplexity": POSITIVE, "source_perplexity": POSITIVE, "prompts": COUNT, "prompt_tokens": COUNT,
               "new_tokens": COUNT, "prefill_tokens_per_s": POSITIVE, "decode_tokens_per_s": POSITIVE,
-              "decode_tokens_per_s_stepping": POSITIVE, "ttft_ms": POSITIVE, "load_ms": POSITIVE}
+              "decode_tokens_per_s_stepping": POSITIVE, "ttft_ms": POSITIVE, "load_ms": POSITIVE,
+              "decode_ms_per_token_noise": NON_NEGATIVE}
 
     windows: int | None = None
     positions: int | None = None
@@ -198,6 +199,7 @@ class GenerationReport(Part):
     decode_tokens_per_s: float | None = None
     decode_tokens_per_s_by_threads: Mapping[str, float] | None = None
     decode_tokens_per_s_stepping: float | None = None
+    decode_ms_per_token_noise: float | None = None
     measured_on: str | None = None
 
 
