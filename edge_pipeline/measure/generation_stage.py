@@ -25,7 +25,9 @@ from edge_pipeline.precision import Thresholds
 from edge_pipeline.records import MeasureJob, Measurement
 from edge_pipeline.report.model import GenerationReport, Validation
 
-TIMED_RUNS = 5
+TIMED_RUNS = 7
+MAX_TIMED_TOKENS = 256    # decode timed over as many tokens as the context allows, up to this: the runner's clock
+                          # ticks in milliseconds, and a tiny model decodes 32 tokens in a few of them
 PAD = -1
 
 
@@ -106,28 +108,30 @@ def _speed(runner: Runner, job: MeasureJob, session: DecoderSession, window: np.
     for length in sorted({prompt, len(window)}):
         times = [session.greedy(window[:length], 1).first_token_s for _ in range(TIMED_RUNS)]
         ttft[str(length)] = round(statistics.median(times) * 1000, 3)
-    steps = [session.greedy(window[:prompt], new_tokens) for _ in range(TIMED_RUNS)]
+    timed = max(new_tokens, min(MAX_TIMED_TOKENS, session.max_context - prompt - 2))
+    steps = [session.greedy(window[:prompt], timed) for _ in range(TIMED_RUNS)]
     stepping = statistics.median(len(s.decode_s) / sum(s.decode_s) for s in steps if s.decode_s) \
         if any(s.decode_s for s in steps) else None
     by_threads, noise = {}, {}
     for threads in thread_counts(job.profile.threads, host_cores()):
         with pinned_cpus(threads):
             opened = runner.open_decoder(job.artifact, threads)
-            by_threads[str(threads)], noise[str(threads)] = _decode_rate(opened, window[:prompt], new_tokens)
+            by_threads[str(threads)], noise[str(threads)] = decode_rate(opened, window[:prompt], timed)
     chosen = str(host_cores()) if str(host_cores()) in by_threads else next(iter(by_threads), None)
     all_threads = by_threads.get(chosen) if chosen else None
     longest = max(ttft, key=int)
     return {"ttft_ms": ttft[str(prompt)], "ttft_ms_by_prompt_tokens": ttft,
             "prefill_tokens_per_s": round(int(longest) / (ttft[longest] / 1000), 1),
             "decode_tokens_per_s": all_threads, "decode_tokens_per_s_by_threads": by_threads,
-            "decode_ms_per_token_noise": noise.get(chosen) if chosen else None,
+            "decode_ms_per_token_noise": noise.get(chosen) if chosen else None, "decode_tokens_timed": timed,
             "decode_tokens_per_s_stepping": round(stepping, 1) if stepping else None,
             "measured_on": measured_on(job.target, host_cores()) + f"; decode by {session.runtime_loop or 'stepping'}"}
 
 
-def _decode_rate(session: DecoderSession, prompt: np.ndarray, new_tokens: int) -> tuple[float | None, float | None]:
+def decode_rate(session: DecoderSession, prompt: np.ndarray, new_tokens: int) -> tuple[float | None, float | None]:
     """Median decode tokens/s over the runs, and half the spread of their milliseconds per token (the noise a
     baseline comparison allows: the runner's clock ticks in whole milliseconds)."""
+    session.run_loop(prompt, new_tokens, ())     # warm-up: the first call prepares the delegate's kernels
     rates = []
     for _ in range(TIMED_RUNS):
         loop = session.run_loop(prompt, new_tokens, ())

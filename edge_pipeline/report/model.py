@@ -175,7 +175,7 @@ class GenerationReport(Part):
               "perplexity": POSITIVE, "source_perplexity": POSITIVE, "prompts": COUNT, "prompt_tokens": COUNT,
               "new_tokens": COUNT, "prefill_tokens_per_s": POSITIVE, "decode_tokens_per_s": POSITIVE,
               "decode_tokens_per_s_stepping": POSITIVE, "ttft_ms": POSITIVE, "load_ms": POSITIVE,
-              "decode_ms_per_token_noise": NON_NEGATIVE}
+              "decode_ms_per_token_noise": NON_NEGATIVE, "decode_tokens_timed": COUNT}
 
     windows: int | None = None
     positions: int | None = None
@@ -200,6 +200,7 @@ class GenerationReport(Part):
     decode_tokens_per_s_by_threads: Mapping[str, float] | None = None
     decode_tokens_per_s_stepping: float | None = None
     decode_ms_per_token_noise: float | None = None
+    decode_tokens_timed: int | None = None
     measured_on: str | None = None
 
 
