@@ -140,7 +140,7 @@ def run(name: str) -> list[dict]:
             try:
                 graph = capture_for_quantization(model)   # as a build does: a fresh capture, the backend's rewrites
                 transform.prepare_graph(graph)
-                quantized = quantize_static(model, transform.quantizer(lambda _: True, method), data,
+                quantized = quantize_static(model, transform.float_quantizer(lambda _: True, method), data,
                                             fold_quantize=False, captured=graph, algorithms=algorithms,
                                             method=method)
             except Exception as exc:    # a method that cannot run on this graph is a result

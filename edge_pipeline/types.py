@@ -7,16 +7,17 @@ from edge_pipeline.json_types import JsonObject, JsonValue
 from edge_pipeline.precision import Precision
 
 __all__ = ["JsonObject", "JsonValue", "OutputSpec", "ProfileSettings", "SourceSpec", "TASK_METRICS", "TASKS", "Target",
-           "TEXT_GENERATION"]
+           "TEXT_GENERATION", "FEATURE_EXTRACTION"]
 
 # The task metrics built in (measure.validate.BUILTIN_METRICS); or "package.module:function" (outputs, labels) -> float,
 # higher is better.
-TASK_METRICS = ("top1", "top5")
+TASK_METRICS = ("top1", "top5", "retrieval")
 
 # What a model does decides how its artifacts are judged and measured. "classification" and "tensor" are told
 # apart by the data (labels or none); a language model's task comes from its source.
 TEXT_GENERATION = "text-generation"     # a decoder with a KV cache: token-level tiers, TTFT and tokens/s
-TASKS = ("classification", "tensor", TEXT_GENERATION)
+FEATURE_EXTRACTION = "feature-extraction"   # an encoder's embeddings: cosine and retrieval agreement
+TASKS = ("classification", "tensor", TEXT_GENERATION, FEATURE_EXTRACTION)
 
 
 @dataclass(frozen=True, order=True)

@@ -42,5 +42,5 @@ class LitertInt8(Pt2eStaticInt8):
         """litert-torch converts the quantized graph with the same quantizer, handed over as its QuantConfig."""
         from litert_torch.quantize.quant_config import QuantConfig
 
-        config = QuantConfig(pt2e_quantizer=self.quantizer(lambda node: True, method))
+        config = QuantConfig(pt2e_quantizer=self.float_quantizer(lambda node: True, method))
         return quantized.with_config(LitertQuantConfig(config))

@@ -37,10 +37,18 @@ class _Reader:
 
 
 def _preprocessed(src: Path, workdir: Path) -> Path:
+    """ORT's pre-processing (its graph optimizer, then shape inference). Where the optimized graph no longer
+    loads in ORT (a BERT's: its optimizer, run again at load, re-adds an initializer it already folded), the
+    pre-processing runs without the optimizer."""
+    import onnxruntime as ort
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     out = workdir / "pre.onnx"
     quant_pre_process(str(src), str(out), skip_symbolic_shape=True)
+    try:
+        ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    except Exception:   # ORT's own failure, whatever its class: the unoptimized route is the one left
+        quant_pre_process(str(src), str(out), skip_symbolic_shape=True, skip_optimization=True)
     return out
 
 

@@ -67,6 +67,21 @@ class Pt2eStaticInt8(Budgeted, ModelTransform):
         """The backend's quantizer, symmetric per-channel, restricted to the nodes `node_filter` accepts, its
         activations observed with calibration `method`."""
 
+    def float_quantizer(self, node_filter: NodeFilter, method: str) -> Quantizer:
+        """`quantizer` restricted to nodes that compute floats: integer arithmetic (token positions, a mask's
+        indices) observed as activations would turn indices into floats (IndexError in a text encoder). The
+        quantizer's own graph rewrite turns `arange + 1`'s scalar into a float32 constant too: such constants
+        are given back their node's integer dtype."""
+        quantizer = self.quantizer(lambda node: computes_floats(node) and node_filter(node), method)
+        rewrite = quantizer.transform_for_annotation
+
+        def transform(model: fx.GraphModule) -> fx.GraphModule:
+            model = rewrite(model)
+            keep_integer_constants(model)
+            return model
+        quantizer.transform_for_annotation = transform   # type: ignore[method-assign]
+        return quantizer
+
     def prepare_graph(self, captured: fx.GraphModule) -> None:
         """Rewrites the captured graph in place into ops the backend's converter lowers (none by default)."""
 
@@ -94,7 +109,8 @@ class Pt2eStaticInt8(Budgeted, ModelTransform):
                    algorithms: tuple[str, ...] = ()) -> Candidates:
         captured = capture_for_quantization(model)
         self.prepare_graph(captured)
-        regions = quantized_regions(captured, quantizable_layers(model.module), self.quantizer(lambda _: True, method))
+        regions = quantized_regions(captured, quantizable_layers(model.module),
+                                    self.float_quantizer(lambda _: True, method))
         return Candidates(self, model, data, method, captured, regions, ship, algorithms)
 
     @staticmethod
@@ -131,8 +147,8 @@ class Candidates:
 
     def quantize(self, skip: frozenset[str] = frozenset()) -> tuple[Model, Predict]:
         dropped = set().union(*(self.regions[name] for name in skip))   # every op of the region stays float
-        quantizer = self.transform.quantizer(lambda node: node.op != "call_function" or node.name not in dropped,
-                                             self.method)
+        quantizer = self.transform.float_quantizer(
+            lambda node: node.op != "call_function" or node.name not in dropped, self.method)
         quantized = self.transform.finish(quantize_static(self.model, quantizer, self.data,
                                                           fold_quantize=self.transform.fold_quantize,
                                                           captured=self.captured, algorithms=self.algorithms,
@@ -144,3 +160,23 @@ class Candidates:
     def rank(self, quantized: Model) -> tuple[list[LayerRow], int]:
         inputs = self.data.eval_inputs[:EVAL_SAMPLES]
         return rank_layers(self.captured, quantized.module, self.regions, inputs, self.data.batch), 0
+
+
+def computes_floats(node: fx.Node) -> bool:
+    """A node whose recorded output is a tensor of integers or booleans is not quantized (unknown: it may be)."""
+    value = node.meta.get("val")
+    dtype = getattr(value, "dtype", None)
+    return dtype is None or dtype.is_floating_point
+
+
+def keep_integer_constants(model: fx.GraphModule) -> None:
+    """One-element float constants read by integer arithmetic take that arithmetic's dtype back."""
+    for node in model.graph.nodes:
+        dtype = getattr(node.meta.get("val"), "dtype", None)
+        if node.op != "call_function" or dtype is None or dtype.is_floating_point:
+            continue
+        for arg in node.args:
+            if getattr(arg, "op", None) == "get_attr" and "." not in arg.target:
+                constant = getattr(model, arg.target, None)
+                if constant is not None and constant.numel() == 1 and constant.is_floating_point():
+                    setattr(model, arg.target, constant.to(dtype))

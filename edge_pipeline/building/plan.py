@@ -14,7 +14,7 @@ from edge_pipeline.config import Config, resolve_target
 from edge_pipeline.errors import ConfigError, InputError, UnknownPlugin
 from edge_pipeline.plugins import Bridge, Exporter, Recipe, Runner, Transform
 from edge_pipeline.precision import Precision
-from edge_pipeline.types import OutputSpec, Target
+from edge_pipeline.types import FEATURE_EXTRACTION, OutputSpec, Target
 
 
 @dataclass(frozen=True)
@@ -73,18 +73,22 @@ def check_outputs(target: Target, task: str | None = None) -> list[OutputSpec]:
         Precision.parse(output.precision.name, f"targets.{target.name}.formats: '{output.label}'", buildable=True)
         precisions = sorted({p for e in offering for p in e.precisions})
         if output.precision.name not in precisions:
+            kind = "" if task in PER_OUTPUT_TASKS else f" of {task} models"
             raise ConfigError(f"targets.{target.name}.formats: '{output.label}' is not offered: the "
-                              f"{output.format} exporters of {task} models support {', '.join(precisions)}")
+                              f"{output.format} exporters{kind} support {', '.join(precisions)}")
         outputs.append(output)
     if not outputs:
         raise ConfigError(f"target '{target.name}' has no outputs: set targets.{target.name}.formats")
     return outputs
 
 
+PER_OUTPUT_TASKS = ("classification", "tensor", FEATURE_EXTRACTION)   # plain models, judged output by output
+
+
 def _exports(exporter: type[Exporter], task: str) -> bool:
-    """Classification and tensor models are both judged per output: an exporter of one exports the other."""
-    return task in exporter.tasks or (task in ("classification", "tensor") and
-                                      bool({"classification", "tensor"} & set(exporter.tasks)))
+    """Models judged per output (classifiers, tensors, encoders' embeddings) are exported alike: an exporter of
+    one exports the others."""
+    return task in exporter.tasks or (task in PER_OUTPUT_TASKS and bool(set(PER_OUTPUT_TASKS) & set(exporter.tasks)))
 
 
 def bind(target: Target, framework: str, task: str = "tensor") -> list[Step]:

@@ -11,7 +11,7 @@ from edge_pipeline.config import pruner_for
 from edge_pipeline.datafiles import save_bundle, save_outputs
 from edge_pipeline.errors import InputError
 from edge_pipeline.measure.metric import load_metric
-from edge_pipeline.measure.validate import BUILTIN_METRICS, Metric, metric_output
+from edge_pipeline.measure.validate import CLASS_METRICS, Metric, metric_output
 from edge_pipeline.numbers import is_finite
 from edge_pipeline.plugins import DataBundle, Model, QuantizeSettings, Source
 from edge_pipeline.records import STATE_DIR, PruningRecord, SourceJob, SourceOutcome, SourceRecord
@@ -27,8 +27,8 @@ def run(job: SourceJob) -> SourceOutcome:
     data = _trim_to_batches(data)
     source = source_for(model.framework)
     reference = source.reference_outputs(model, data)
-    check_reference(reference, data, spec)
-    metric = load_metric(spec)
+    check_reference(reference, data, spec, model.task)
+    metric = load_metric(spec, model.task)
     accuracy = source_metric(reference, data, spec, metric)
     params, size = source.count_params(model), source.weights_bytes(model)
     pruning = None
@@ -74,14 +74,14 @@ def source_metric(reference: Tensors, data: DataBundle, spec: SourceSpec, metric
     return value
 
 
-def check_reference(reference: Tensors, data: DataBundle, spec: SourceSpec) -> None:
+def check_reference(reference: Tensors, data: DataBundle, spec: SourceSpec, task: str | None = None) -> None:
     """The source's own outputs must be usable before any artifact is judged against them."""
     for name, array in zip(reference.names, reference.arrays):
         if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
             raise InputError(f"the source model's own output '{name}' contains NaN or infinity on the evaluation "
                              f"inputs: check its weights and inputs")
     labels = data.eval_labels
-    if labels is not None and spec.metric in BUILTIN_METRICS and len(labels):
+    if labels is not None and load_metric(spec, task)[0] in CLASS_METRICS and len(labels):
         name = metric_output(reference, spec.metric_output)
         classes = reference.as_dict()[name].shape[-1] if name in reference.names else None
         if classes is not None and (labels.min() < 0 or labels.max() >= classes):

@@ -62,8 +62,8 @@ def run(job: MeasureJob) -> Measurement:
     example = list(order_inputs(session.input_specs, data.example).arrays)
     raw = run_batches(session, order_inputs(session.input_specs, data.eval_inputs), data.batch)
     outputs = align_outputs(raw, session.output_names, reference)
-    validation = validate(outputs, reference, job.thresholds, data.eval_labels, load_metric(job.spec),
-                          job.spec.metric_output)
+    validation = validate(outputs, reference, job.thresholds, data.eval_labels, load_metric(job.spec, job.task),
+                          job.spec.metric_output, job.task)
     first = outputs.arrays[reference.names.index(validation.metric_output or metric_output(reference, None))]
     measured = Measurement(runtime=session.runtime_label or runner.runtime,
                            runtime_version=session.runtime_version or package_version(runner.distribution),

@@ -24,7 +24,7 @@ from edge_pipeline.precision import Precision, Thresholds
 from edge_pipeline.report.model import Validation
 from edge_pipeline.report.strict import ReportFieldError
 from edge_pipeline.tensors import Tensors
-from edge_pipeline.types import JsonObject
+from edge_pipeline.types import FEATURE_EXTRACTION, JsonObject
 
 COLLAPSE_SQNR_DB = 3.0        # below this an output is mostly noise, whatever the precision
 SMALL_EVAL_SET = 200          # fewer evaluation samples: a warning with the interval
@@ -84,8 +84,31 @@ def top5_accuracy(outputs: np.ndarray, labels: np.ndarray | None) -> float | Non
     return float((top == labels[:, None]).any(axis=1).mean())
 
 
+RETRIEVAL_TIE = 0.01   # cosine: a neighbour this close to the source's best is, for the source, a tie
+
+
+def retrieval_agreement(outputs: np.ndarray, labels: np.ndarray | None) -> float | None:
+    """Embeddings: the share of samples whose nearest neighbour (cosine, itself excluded) is the source's, up to
+    the source's own near-ties. `labels`: the source's cosine similarities (`similarities`), N x N."""
+    if labels is None or outputs.ndim != 2 or labels.shape != (len(outputs), len(outputs)) or len(outputs) < 2:
+        return None
+    picks = similarities(outputs).argmax(axis=1)
+    rows = np.arange(len(outputs))
+    return float((labels[rows, picks] >= labels.max(axis=1) - RETRIEVAL_TIE).mean())
+
+
+def similarities(embeddings: np.ndarray) -> np.ndarray:
+    """Cosine similarity of every pair; a sample's own is -2 (never its own neighbour)."""
+    unit = embeddings.astype(np.float64)
+    unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+    similarity = unit @ unit.T
+    np.fill_diagonal(similarity, -2.0)
+    return similarity
+
+
 Metric = Callable[[np.ndarray, np.ndarray | None], float | None]
-BUILTIN_METRICS: dict[str, Metric] = {"top1": top1_accuracy, "top5": top5_accuracy}
+BUILTIN_METRICS: dict[str, Metric] = {"top1": top1_accuracy, "top5": top5_accuracy, "retrieval": retrieval_agreement}
+CLASS_METRICS = ("top1", "top5")   # read a class output (argmax)
 
 
 def metric_output(outputs: Tensors, wanted: str | None) -> str:
@@ -96,7 +119,7 @@ def metric_output(outputs: Tensors, wanted: str | None) -> str:
 
 
 def compare_output(name: str, test: np.ndarray, reference: np.ndarray,
-                   force_classification: bool = False) -> JsonObject:
+                   force_classification: bool = False, classes: bool = True) -> JsonObject:
     """Fidelity figures of one output (no decision), as the report's `validation.outputs[]` entry."""
     entry: JsonObject = {"name": name, "shape": list(reference.shape[1:]), "dtype": reference.dtype.name}
     if test.shape != reference.shape:
@@ -107,7 +130,7 @@ def compare_output(name: str, test: np.ndarray, reference: np.ndarray,
     entry.update(finite=finite, sqnr_db=sqnr_db(reference, test) if finite else None,
                  cosine=cosine(reference, test) if finite else None,
                  max_abs_diff=float(diff.max()) if diff is not None and diff.size else (0.0 if finite else None))
-    if force_classification or is_classification(reference):
+    if force_classification or (classes and is_classification(reference)):
         n = len(reference)
         agree = test.argmax(axis=-1) == reference.argmax(axis=-1)
         entry.update(classification=True, classes=int(reference.shape[-1]),
@@ -147,13 +170,15 @@ def judge_output(entry: JsonObject, t: Thresholds, labelled: bool, judge_agreeme
 
 
 def validate(outputs: Tensors, reference: Tensors, thresholds: Thresholds, labels: np.ndarray | None = None,
-             metric: tuple[str, Metric] = ("top1", top1_accuracy), metric_on: str | None = None) -> Validation:
-    """Compares every output and decides; `passed` is False with a message naming each output and figure."""
+             metric: tuple[str, Metric] = ("top1", top1_accuracy), metric_on: str | None = None,
+             task: str | None = None) -> Validation:
+    """Compares every output and decides; `passed` is False with a message naming each output and figure. An
+    encoder's (`feature-extraction`) embeddings are judged by SQNR, cosine and retrieval, never by argmax."""
     class_output = metric_output(reference, metric_on)      # the output a decision reads (agreement, metric)
     if class_output not in reference.names:
         return Validation.from_json({"passed": False, "outputs": [], "message": f"metric-output '{class_output}' is "
                                      f"not an output (outputs: {', '.join(reference.names)})"})
-    found = _validate(outputs, reference, thresholds, labels, metric, class_output)
+    found = _validate(outputs, reference, thresholds, labels, metric, class_output, task != FEATURE_EXTRACTION)
     try:
         return Validation.from_json(found)
     except ReportFieldError as exc:   # e.g. a custom metric's figure outside its range: fails closed, saying so
@@ -162,14 +187,15 @@ def validate(outputs: Tensors, reference: Tensors, thresholds: Thresholds, label
 
 
 def _validate(outputs: Tensors, reference: Tensors, thresholds: Thresholds, labels: np.ndarray | None,
-              metric: tuple[str, Metric], class_output: str) -> JsonObject:
+              metric: tuple[str, Metric], class_output: str, classes: bool = True) -> JsonObject:
     labels_inform, source_value = _labels_inform(reference, class_output, labels, metric)
     read_by_metric = class_output if labels_inform else None
     entries: list[JsonObject] = []
     problems: list[str] = []
     for name, test, ref in zip(reference.names, outputs.arrays, reference.arrays):
         entry = compare_output(name, test, ref,
-                               force_classification=name == read_by_metric and metric[0] in BUILTIN_METRICS)
+                               force_classification=name == read_by_metric and metric[0] in CLASS_METRICS,
+                               classes=classes)
         entry["decides"] = name == class_output and entry.get("agreement") is not None
         entry_problems = judge_output(entry, thresholds, name == read_by_metric, judge_agreement=entry["decides"])
         if ref.size == 0 and test.shape == ref.shape:   # nothing to compare is not agreement
@@ -229,7 +255,7 @@ def _labels_inform(reference: Tensors, class_output: str, labels: np.ndarray | N
     source_value = metric[1](array, labels)
     if source_value is None:
         return False, None
-    if metric[0] in BUILTIN_METRICS and is_classification(array):
+    if metric[0] in CLASS_METRICS and is_classification(array):
         chance = {"top1": 1.0, "top5": 5.0}[metric[0]] / array.shape[-1]
         return source_value > 1.5 * chance, source_value
     return True, source_value

@@ -103,6 +103,13 @@ def to_html(report: Report) -> str:
         f"<td>{_n(o.max_abs_diff, 1, 4)}</td><td>{_n(o.agreement, 1, 4)}</td>"
         f"<td class=\"{'ok' if o.passed else 'fail'}\">{'ok' if o.passed else 'refused'}</td></tr>"
         for a in report.artifacts for o in (a.validation.outputs if a.validation else ()))
+    language = "".join(
+        f"<tr><td>{html.escape(a.label)}</td><td>{_n(g.token_agreement, 1, 4)}</td><td>{_n(g.perplexity, 1, 2)} "
+        f"({_n(g.source_perplexity, 1, 2)})</td><td>{_n(g.perplexity_increase_pct, 1, 2)}</td>"
+        f"<td>{html.escape(', '.join('-' if d is None else str(d) for d in g.first_divergence))}</td>"
+        f"<td>{_n(g.ttft_ms, 1, 3)}</td><td>{_n(g.prefill_tokens_per_s, 1, 0)}</td>"
+        f"<td>{_n(g.decode_tokens_per_s, 1, 0)}</td><td>{html.escape(str(g.measured_on or ''))}</td></tr>"
+        for a in report.artifacts if (g := a.generation) is not None)
     checks = "".join(f"<li class=\"{'ok' if c.passed else 'fail'}\">{html.escape(c.message)}</li>"
                      for c in report.checks)
     warnings = "".join(f"<li>{html.escape(w)}</li>" for w in report.warnings)
@@ -121,6 +128,7 @@ accuracy {_n(source.accuracy, 0.01, 2)}%. Latency was measured on this host (see
 <h2>Latency distribution</h2>{latency_svg(report)}
 <h2>Artifacts</h2><table><tr><th>artifact</th><th>status</th><th>KB</th><th>zipped KB</th><th>p50 ms</th>
 <th>accuracy %</th><th>agreement</th><th>measured on / error</th></tr>{rows}</table>
+{LANGUAGE_HEADER + language + '</table>' if language else ''}
 <h2>Validation per output</h2><table><tr><th>artifact</th><th>output</th><th>shape</th><th>SQNR dB</th>
 <th>cosine</th><th>max abs diff</th><th>top-1 agreement</th><th>verdict</th></tr>{fidelity}</table>
 <h2>Checks</h2><ul>{checks or '<li>No budgets configured.</li>'}</ul>
@@ -128,6 +136,11 @@ accuracy {_n(source.accuracy, 0.01, 2)}%. Latency was measured on this host (see
 <h2>Per-layer sensitivity and per-op time</h2><p>Not measured in this build.</p>
 </body></html>
 """
+
+
+LANGUAGE_HEADER = ("<h2>Language model</h2><table><tr><th>artifact</th><th>token agreement</th><th>ppl (source)</th>"
+                   "<th>ppl +%</th><th>first divergence per prompt</th><th>TTFT ms</th><th>prefill tok/s</th>"
+                   "<th>decode tok/s</th><th>measured on</th></tr>")
 
 
 def _shown(value: object) -> str:

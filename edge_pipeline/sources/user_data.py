@@ -193,8 +193,8 @@ def _eval_data(spec: SourceSpec, example: Tensors, spool: Spool) -> tuple[Tensor
 
 def _labels(value: object, metric: str, what: str) -> np.ndarray:
     labels = as_array(value, what)
-    if metric not in TASK_METRICS:
-        return labels    # a custom metric reads them as they are
+    if metric not in ("top1", "top5"):
+        return labels    # a custom metric (and retrieval's similarity matrix) reads them as they are
     if labels.dtype.kind == "f" and not np.all(np.isfinite(labels) & (labels == np.round(labels))):
         raise InputError(f"{what}: {metric} needs integer class ids, got non-integer values")
     return labels.astype(np.int64).reshape(-1)

@@ -36,6 +36,42 @@ def torch_to_onnx(model: Model, dest: Path) -> None:
         program.save(str(dest))
     except Exception as exc:
         raise as_unsupported("torch.onnx.export failed", exc) from exc
+    unshadow_outputs(dest)
+
+
+def unshadow_outputs(path: Path) -> None:
+    """torch.onnx names an output as asked even where an inner value already has that name (a BERT's
+    `embedding` lookup and an encoder's pooled `embedding` output): ONNX Runtime then refuses the duplicate. The
+    earlier definitions, and their uses, are renamed; the last one, the output, keeps its name."""
+    import onnx
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    definitions: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.output:
+            definitions[name] = definitions.get(name, 0) + 1
+    for init in graph.initializer:
+        definitions[init.name] = definitions.get(init.name, 0) + 1
+    if all(count == 1 for count in definitions.values()):
+        return
+    current: dict[str, str] = {}
+    seen: dict[str, int] = {}
+    for init in graph.initializer:
+        if definitions[init.name] > 1:
+            seen[init.name] = 1
+            current[init.name] = init.name = f"{init.name}.inner{seen[init.name]}"
+    for node in graph.node:
+        node.input[:] = [current.get(name, name) for name in node.input]
+        for index, name in enumerate(node.output):
+            if definitions.get(name, 1) > 1:
+                seen[name] = seen.get(name, 0) + 1
+                if seen[name] < definitions[name]:
+                    renamed = f"{name}.inner{seen[name]}"
+                    current[name] = node.output[index] = renamed
+                else:
+                    current.pop(name, None)
+    onnx.save(model, str(path))
 
 
 def tensorflow_to_onnx(model: Model, dest: Path, opset: int = 17) -> None:

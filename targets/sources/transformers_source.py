@@ -1,7 +1,9 @@
 """A language model as a source: a local Hugging Face folder (`config.json`, `*.safetensors`, `tokenizer.json`)
-or a factory returning `(model, tokenizer)` (a transformers causal LM and a `tokenizers.Tokenizer`). Weights load
-from safetensors only (a pickled `.bin` is refused, never unpickled); nothing is downloaded. bfloat16 and float16
-weights are loaded as float32: the XNNPACK float kernels are fp32, and the report's provenance says so.
+or a factory returning `(model, tokenizer)` (a transformers model and a `tokenizers.Tokenizer`). A decoder-only
+causal LM is `text-generation`; an encoder (BERT-style) is `feature-extraction`, its pooled embedding the output.
+Weights load from safetensors only (a pickled `.bin` is refused, never unpickled); nothing is downloaded. bfloat16
+and float16 weights are loaded as float32: the XNNPACK float kernels are fp32, and the report's provenance says
+so.
 
 The evaluation text (`evaluation-text`, a file in the project) is tokenized by the model's own tokenizer into
 windows: teacher-forced over the whole window, and each window's first quarter a prompt continued greedily."""
@@ -18,7 +20,7 @@ from edge_pipeline.fsutil import regular_file
 from edge_pipeline.paths import inside
 from edge_pipeline.plugins import DataBundle, Model, OwnData
 from edge_pipeline.tensors import Tensors
-from edge_pipeline.types import TEXT_GENERATION, JsonObject, SourceSpec
+from edge_pipeline.types import FEATURE_EXTRACTION, TEXT_GENERATION, JsonObject, SourceSpec
 from targets.sources.torch_source import TorchSource
 
 PICKLED = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -44,7 +46,7 @@ class TransformersSource(TorchSource):
             raise InputError(f"{path}: a language model is a folder with config.json, *.safetensors and "
                              f"tokenizer.json")
         config = _json(path / "config.json")
-        _check_architecture(config, str(path))
+        task = task_of(config, str(path))
         weights = sorted(path.glob("*.safetensors"))
         pickled = sorted(p.name for p in path.iterdir() if p.suffix in PICKLED)
         if not weights:
@@ -55,11 +57,11 @@ class TransformersSource(TorchSource):
         if not tokenizer_file.is_file():
             raise InputError(f"missing tokenizer file: {tokenizer_file} (a language model needs its tokenizer)")
         from tokenizers import Tokenizer
-        from transformers import AutoModelForCausalLM
+        from transformers import AutoModel, AutoModelForCausalLM
 
+        loader = AutoModelForCausalLM if task == TEXT_GENERATION else AutoModel
         try:
-            lm = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, use_safetensors=True,
-                                                      dtype="float32")
+            lm = loader.from_pretrained(str(path), local_files_only=True, use_safetensors=True, dtype="float32")
         except (OSError, ValueError, KeyError) as exc:
             raise InputError(f"{path} is not a loadable language model: {str(exc).splitlines()[0][:300]}") from None
         tokenizer = Tokenizer.from_file(str(regular_file(tokenizer_file, "tokenizer file")))
@@ -69,6 +71,10 @@ class TransformersSource(TorchSource):
                                   "weights": [w.name for w in weights],
                                   "weights_dtype": f"{dtype} loaded as float32" if dtype not in (None, "float32")
                                   else "float32"}
+        if task == FEATURE_EXTRACTION:
+            from targets.llm.source_encoder import encoder_model  # imports torch: not at listing time
+
+            return encoder_model(lm, tokenizer, _evaluation_text(spec), provenance)
         return decoder_model(lm, tokenizer, eos_token, spec, provenance)
 
     def from_object(self, obj: object, spec: SourceSpec, provenance: JsonObject) -> tuple[Model, Tensors]:
@@ -76,9 +82,13 @@ class TransformersSource(TorchSource):
         if not hasattr(tokenizer, "encode") or not hasattr(tokenizer, "to_str"):
             raise InputError(f"model factory '{spec.model}' returned a {type(tokenizer).__name__} as the tokenizer; "
                              f"return (model, tokenizers.Tokenizer)")
-        _check_architecture(lm.config.to_dict(), f"model factory '{spec.model}'")
-        return decoder_model(lm.float().eval(), tokenizer, None, spec,
-                             {**provenance, "architecture": str(lm.config.model_type)})
+        task = task_of(lm.config.to_dict(), f"model factory '{spec.model}'")
+        provenance = {**provenance, "architecture": str(lm.config.model_type)}
+        if task == FEATURE_EXTRACTION:
+            from targets.llm.source_encoder import encoder_model
+
+            return encoder_model(lm, tokenizer, _evaluation_text(spec), provenance)
+        return decoder_model(lm.float().eval(), tokenizer, None, spec, provenance)
 
 
 def decoder_model(lm: Any, tokenizer: Any, eos_token: str | None, spec: SourceSpec,
@@ -109,16 +119,20 @@ def decoder_model(lm: Any, tokenizer: Any, eos_token: str | None, spec: SourceSp
     return model, example
 
 
-def _check_architecture(config: dict, what: str) -> None:
-    """A decoder-only causal LM (an encoder such as BERT is a feature extractor: not a text-generation route)."""
+def task_of(config: dict, what: str) -> str:
+    """A decoder-only causal LM generates text; an encoder (BERT-style) extracts features; anything else (an
+    encoder-decoder, an unknown type) has no route."""
     from transformers.models.auto import modeling_auto as auto
 
     kind = config.get("model_type")
-    decoder = kind in auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and (kind not in auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES
-                                                                   or config.get("is_decoder") is True)
-    if not decoder or config.get("is_encoder_decoder"):
-        raise InputError(f"{what}: architecture '{kind}' is not a decoder-only language model; text-generation "
-                         f"takes causal LMs (e.g. llama, qwen2, gemma, phi3, smollm)")
+    if not config.get("is_encoder_decoder"):
+        if kind in auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and (kind not in auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES
+                                                               or config.get("is_decoder") is True):
+            return TEXT_GENERATION
+        if kind in auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES or kind in auto.MODEL_MAPPING_NAMES:
+            return FEATURE_EXTRACTION
+    raise InputError(f"{what}: architecture '{kind}' is neither a decoder-only language model (text-generation: "
+                     f"llama, qwen2, gemma, phi3, ...) nor a text encoder (feature-extraction: bert, ...)")
 
 
 def _evaluation_text(spec: SourceSpec) -> str:
