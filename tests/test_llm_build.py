@@ -88,6 +88,9 @@ def test_language_model_budgets_gate_the_build(lm_build: dict, tmp_path: Path) -
     proc = run_cli("build", "--target", "android", "--example", "tiny-lm", "--out", str(out),
                    "--budget", "min-token-agreement=1.5", cwd=out)
     assert proc.returncode == 2 and "min-token-agreement" in proc.stderr
+    proc = run_cli("build", "--target", "linux-arm64", "--example", "tiny-lm", "--out", str(out), cwd=out)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "'tflite:fp32' has no exporter for text-generation models (formats that export them: pte)" in proc.stderr
 
 
 def test_a_baseline_compares_token_agreement_and_time_per_token(lm_build: dict, tmp_path: Path) -> None:

@@ -66,6 +66,26 @@ def test_a_bfloat16_qwen_folder_with_grouped_query_attention_builds(qwen_folder:
     assert declared["max_context"] == 128 and declared["eos_ids"] == [2]
 
 
+def test_4_bit_variants_are_searched_on_the_shipped_file_and_all_reported(qwen_folder: Path) -> None:
+    """A random model's nearly tied logits flip under any 4-bit rounding: every variant is tried on the `.pte`
+    that would ship, each one's figures are reported, and the best one is refused by tier 2, named."""
+    code, output, report = build(qwen_folder, 'model = "model"\nevaluation-text = "eval.txt"\nmax-context = 128\n'
+                                 '\n[targets.android]\nformats = ["pte:8da4w"]\n')
+    assert code == 4, output
+    (artifact,) = report["artifacts"]
+    variants = artifact["export"]["metadata"]["quantization"]["variants"]
+    assert [v["variant"] for v in variants] == ["int4 g32, min-max scales (torchao default)", "int4 g32, HQQ scales",
+                                                "int4 g32, HQQ scales, first and last blocks 8-bit"]
+    measured, skipped = variants[:2], variants[2]
+    assert not any(v["holds"] for v in measured) and all(0 < v["token_agreement"] < 0.85 for v in measured)
+    assert skipped["skipped"].startswith("2 decoder blocks")          # both blocks at 8 bits would not be 4-bit
+    variants = measured
+    assert artifact["validation"]["message"].startswith("tier 2: next-token agreement")
+    shipped = artifact["generation"]["token_agreement"]
+    best = max(v["token_agreement"] for v in variants)
+    assert abs(shipped - best) < 0.01, (shipped, variants)           # the best variant is the one judged
+
+
 FACTORY = """
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -107,11 +127,11 @@ def test_what_cannot_be_a_language_model_is_refused_before_any_export(qwen_folde
             "max-context 4096 is longer than the model's maximum context of 256 tokens")
     refused(qwen_folder, 'model = "model"\n', "a language model needs evaluation text: set evaluation-text")
     refused(qwen_folder, 'model = "model"\nevaluation-text = "../eval.txt"\n', "points outside")
-    bert = tmp_path / "bert"
-    bert.mkdir()
-    (bert / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertModel"]}))
-    refused(tmp_path, 'model = "bert"\nevaluation-text = "eval.txt"\n',
-            "architecture 'bert' is not a decoder-only language model")
+    t5 = tmp_path / "t5"
+    t5.mkdir()
+    (t5 / "config.json").write_text(json.dumps({"model_type": "t5", "is_encoder_decoder": True}))
+    refused(tmp_path, 'model = "t5"\nevaluation-text = "eval.txt"\n',
+            "architecture 't5' is neither a decoder-only language model")
     pickled = tmp_path / "pickled"
     pickled.mkdir()
     (pickled / "config.json").write_text((qwen_folder / "model" / "config.json").read_text())

@@ -29,7 +29,7 @@ def test_a_mode_the_format_cannot_do_is_refused_up_front(tmp_path: Path) -> None
     (tmp_path / "edgepipe.toml").write_text('[targets.android]\nformats = ["pte:int8-weight"]\n')
     proc = run_cli("build", "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert proc.returncode == 2
-    assert "'pte:int8-weight' is not offered: the pte exporters support fp32, int4, int8" in proc.stderr
+    assert "'pte:int8-weight' is not offered: the pte exporters support 8da4w, fp32, int4, int8" in proc.stderr
     assert not (tmp_path / "out").exists()
 
 

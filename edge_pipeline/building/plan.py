@@ -61,19 +61,23 @@ def check_outputs(target: Target, task: str | None = None) -> list[OutputSpec]:
     """Every output (of `task`; None: of every task the target lists) names a known format and a known Precision
     that some exporter of that format offers for that task."""
     exporters, broken = registry.load_all(Exporter)
-    if task is None:
-        return [o for t in ("tensor", *(name for name, _ in target.task_outputs)) for o in check_outputs(target, t)]
+    listed = target.outputs_for(task) if task is not None else \
+        (*target.outputs, *(o for _, outputs in target.task_outputs for o in outputs))
     outputs: list[OutputSpec] = []
-    for output in dict.fromkeys(target.outputs_for(task)):
-        offering = [e for e in exporters if e.format == output.format and _exports(e, task)]
+    for output in dict.fromkeys(listed):     # before the source says the task, any task's exporter will do
+        offering = [e for e in exporters if e.format == output.format and (task is None or _exports(e, task))]
         if not offering:
             if output.format in broken:          # its exporter is installed but does not load: say why
                 raise broken[output.format]
+            if any(e.format == output.format for e in exporters):
+                formats = sorted({e.format for e in exporters if _exports(e, task)})
+                raise InputError(f"targets.{target.name}: '{output.label}' has no exporter for {task} models "
+                                 f"(formats that export them: {', '.join(formats) or 'none'})")
             raise UnknownPlugin("format", output.format, {e.format for e in exporters} | set(broken))
         Precision.parse(output.precision.name, f"targets.{target.name}.formats: '{output.label}'", buildable=True)
         precisions = sorted({p for e in offering for p in e.precisions})
         if output.precision.name not in precisions:
-            kind = "" if task in PER_OUTPUT_TASKS else f" of {task} models"
+            kind = "" if task is None or task in PER_OUTPUT_TASKS else f" of {task} models"
             raise ConfigError(f"targets.{target.name}.formats: '{output.label}' is not offered: the "
                               f"{output.format} exporters{kind} support {', '.join(precisions)}")
         outputs.append(output)

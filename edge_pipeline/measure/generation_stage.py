@@ -12,12 +12,14 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
 from edge_pipeline.datafiles import load_bundle, load_outputs
 from edge_pipeline.errors import ConfigError
 from edge_pipeline.host import host_cores, measured_on, package_version
+from edge_pipeline.measure.bandwidth import implausible_decode, memory_bandwidth_gbs
 from edge_pipeline.measure.cpus import peak_rss_mb, pinned_cpus, thread_counts
 from edge_pipeline.measure.generation import TokenAgreement, compare_windows, first_divergence
 from edge_pipeline.plugins import DecoderSession, Runner
@@ -69,7 +71,12 @@ def run(job: MeasureJob, runner: Runner) -> Measurement:
     if verdict is not None:
         return measured
     speed = _speed(runner, job, session, windows[0], max(len(e) for e in expected), prompt)
-    return replace(measured, generation=replace(report, **speed), peak_rss_mb=peak_rss_mb())
+    rate = speed.get("decode_tokens_per_s")
+    doubt = implausible_decode(_weights_bytes(job.artifact), float(rate), memory_bandwidth_gbs()) \
+        if isinstance(rate, (int, float)) else None
+    validation = replace(validation, warnings=(*validation.warnings, f"{job.artifact.name}: {doubt}")) \
+        if doubt else validation
+    return replace(measured, validation=validation, generation=replace(report, **speed), peak_rss_mb=peak_rss_mb())
 
 
 def _verdict(thresholds: Thresholds, figures: TokenAgreement, worst: int, divergence: tuple[int | None, ...],
@@ -93,6 +100,12 @@ def _verdict(thresholds: Thresholds, figures: TokenAgreement, worst: int, diverg
             return (f"tier 3: {session.runtime_loop} generated {loop.text[:60]!r} for prompt {index}, stepping the "
                     f"artifact gives {loop.expected_text[:60]!r}", "tier 3: runtime loop")
     return None, "tiers 1-3" if thresholds.exact else "tiers 2-3"
+
+
+def _weights_bytes(artifact: Path) -> int:
+    """What a decode step reads: the program (weights inside), not the tokenizer beside it."""
+    program = [p for p in artifact.rglob("*") if p.is_file() and p.suffix in (".pte", ".tflite", ".onnx", ".data")]
+    return sum(p.stat().st_size for p in program) if program else 0
 
 
 def _thresholds(thresholds: Thresholds) -> dict[str, float | bool]:

@@ -30,24 +30,32 @@ class DecoderMetadata:
                 "use_kv_cache": True, "enable_dynamic_shape": True, "use_sdpa_with_kv_cache": False}
 
 
-def quantize_8da4w(model: Any, group_size: int = GROUP_SIZE) -> list[str]:
-    """In place: 8da4w on the decoder's linear layers, int8 weight-only on the output projection; returns the
-    layers left float (input width not a multiple of the group size)."""
+def quantize_8da4w(model: Any, group_size: int = GROUP_SIZE, algorithm: str = "affine",
+                   eight_bit: tuple[str, ...] = ()) -> list[str]:
+    """In place: 8da4w on the decoder's linear layers, int8 weights on the output projection and on the layers
+    whose names start with one of `eight_bit`; returns the layers left float (input width not a multiple of the
+    group size). `algorithm`: how the int4 scales are chosen, torchao's "affine" (min-max) or "hqq_scale_only"
+    (HQQ's scale search). XNNPACK delegates groups of 32 and multiples only."""
     import torch
     from torchao.quantization import Int8DynamicActivationIntxWeightConfig, quantize_
     from torchao.quantization.granularity import PerAxis, PerGroup
+    from torchao.quantization.quantize_.workflows.intx.intx_choose_qparams_algorithm import (
+        IntxChooseQParamsAlgorithm,
+    )
     from torchao.utils import unwrap_tensor_subclass
 
     head = model.get_output_embeddings()
     linears = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and m is not head}
-    chosen = {n for n, m in linears.items() if m.in_features % group_size == 0}
-    quantize_(model, Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int4,
-                                                            weight_granularity=PerGroup(group_size)),
-              filter_fn=lambda m, fqn: fqn in chosen)
+    wide = {n for n in linears if n.startswith(eight_bit)} if eight_bit else set()
+    chosen = {n for n, m in linears.items() if m.in_features % group_size == 0 and n not in wide}
+    quantize_(model, Int8DynamicActivationIntxWeightConfig(
+        weight_dtype=torch.int4, weight_granularity=PerGroup(group_size),
+        intx_choose_qparams_algorithm=IntxChooseQParamsAlgorithm(algorithm)),
+        filter_fn=lambda m, fqn: fqn in chosen)
     quantize_(model, Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int8, weight_granularity=PerAxis(0)),
-              filter_fn=lambda m, fqn: m is head)
+              filter_fn=lambda m, fqn: m is head or fqn in wide)
     unwrap_tensor_subclass(model)
-    return sorted(set(linears) - chosen)
+    return sorted(set(linears) - chosen - wide)
 
 
 def export_decoder(model: Any, path: Path, metadata: DecoderMetadata) -> None:
