@@ -94,9 +94,8 @@ def quantized(model: Model, variant: Variant, tried: list[JsonObject]) -> Model:
 
 
 def source_logits(model: Model, data: DataBundle) -> list:
-    """The float source's teacher-forced logits of every evaluation window."""
-    import torch
+    """The float source's teacher-forced logits of every evaluation window, one window per call, as the source
+    stage computed the reference."""
+    from targets.llm.stepping import source_logits as window_logits
 
-    with torch.no_grad():      # one window per call, as the source stage computed the reference
-        return [model.module.lm(input_ids=torch.from_numpy(w[None].copy())).logits.float().numpy()[0]
-                for w in data.eval_inputs.arrays[0]]
+    return [window_logits(model.module.lm, window) for window in data.eval_inputs.arrays[0]]

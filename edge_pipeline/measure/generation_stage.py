@@ -70,13 +70,12 @@ def run(job: MeasureJob, runner: Runner) -> Measurement:
                            validation=validation, generation=report)
     if verdict is not None:
         return measured
-    speed = _speed(runner, job, session, windows[0], max(len(e) for e in expected), prompt)
-    rate = speed.get("decode_tokens_per_s")
-    doubt = implausible_decode(_weights_bytes(job.artifact), float(rate), memory_bandwidth_gbs()) \
-        if isinstance(rate, (int, float)) else None
+    timed = _speed(runner, job, session, windows[0], max(len(e) for e in expected), prompt, report)
+    rate = timed.decode_tokens_per_s
+    doubt = implausible_decode(_weights_bytes(job.artifact), rate, memory_bandwidth_gbs()) if rate else None
     validation = replace(validation, warnings=(*validation.warnings, f"{job.artifact.name}: {doubt}")) \
         if doubt else validation
-    return replace(measured, validation=validation, generation=replace(report, **speed), peak_rss_mb=peak_rss_mb())
+    return replace(measured, validation=validation, generation=timed, peak_rss_mb=peak_rss_mb())
 
 
 def _verdict(thresholds: Thresholds, figures: TokenAgreement, worst: int, divergence: tuple[int | None, ...],
@@ -114,9 +113,10 @@ def _thresholds(thresholds: Thresholds) -> dict[str, float | bool]:
 
 
 def _speed(runner: Runner, job: MeasureJob, session: DecoderSession, window: np.ndarray, new_tokens: int,
-           prompt: int) -> dict[str, object]:
-    """TTFT per prompt length and prefill tokens/s (stepping the program, all threads); decode tokens/s from the
-    runtime loop's own clock (stepping where the runtime has no loop), per thread count, median of runs."""
+           prompt: int, report: GenerationReport) -> GenerationReport:
+    """`report` with the speed figures: TTFT per prompt length and prefill tokens/s (stepping the program, all
+    threads); decode tokens/s from the runtime loop's own clock (stepping where the runtime has no loop), per
+    thread count, median of runs."""
     ttft = {}
     for length in sorted({prompt, len(window)}):
         times = [session.greedy(window[:length], 1).first_token_s for _ in range(TIMED_RUNS)]
@@ -133,12 +133,13 @@ def _speed(runner: Runner, job: MeasureJob, session: DecoderSession, window: np.
     chosen = str(host_cores()) if str(host_cores()) in by_threads else next(iter(by_threads), None)
     all_threads = by_threads.get(chosen) if chosen else None
     longest = max(ttft, key=int)
-    return {"ttft_ms": ttft[str(prompt)], "ttft_ms_by_prompt_tokens": ttft,
-            "prefill_tokens_per_s": round(int(longest) / (ttft[longest] / 1000), 1),
-            "decode_tokens_per_s": all_threads, "decode_tokens_per_s_by_threads": by_threads,
-            "decode_ms_per_token_noise": noise.get(chosen) if chosen else None, "decode_tokens_timed": timed,
-            "decode_tokens_per_s_stepping": round(stepping, 1) if stepping else None,
-            "measured_on": measured_on(job.target, host_cores()) + f"; decode by {session.runtime_loop or 'stepping'}"}
+    return replace(report, ttft_ms=ttft[str(prompt)], ttft_ms_by_prompt_tokens=ttft,
+                   prefill_tokens_per_s=round(int(longest) / (ttft[longest] / 1000), 1),
+                   decode_tokens_per_s=all_threads, decode_tokens_per_s_by_threads=by_threads,
+                   decode_ms_per_token_noise=noise.get(chosen) if chosen else None, decode_tokens_timed=timed,
+                   decode_tokens_per_s_stepping=round(stepping, 1) if stepping else None,
+                   measured_on=measured_on(job.target, host_cores())
+                   + f"; decode by {session.runtime_loop or 'stepping'}")
 
 
 def decode_rate(session: DecoderSession, prompt: np.ndarray, new_tokens: int) -> tuple[float | None, float | None]:

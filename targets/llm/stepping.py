@@ -12,8 +12,6 @@ import numpy as np
 from edge_pipeline.errors import InputError
 from edge_pipeline.plugins import DecoderSession, GreedyRun, LoopRun
 
-Greedy = GreedyRun
-
 
 class PteDecoder(DecoderSession):
     """One loaded program; `reset` happens implicitly: each sequence starts again at cache position 0. With a
@@ -72,7 +70,7 @@ class PteDecoder(DecoderSession):
         shown = tokenizer.decode(list(expected), skip_special_tokens=False)   # the runner prints the EOS it stops at
         return LoopRun(result.text, shown, result.generated_tokens, result.first_token_ms, result.decode_tokens_per_s)
 
-    def greedy(self, prompt: np.ndarray, new_tokens: int, stop_at_eos: bool = True) -> Greedy:
+    def greedy(self, prompt: np.ndarray, new_tokens: int, stop_at_eos: bool = True) -> GreedyRun:
         started = time.perf_counter()
         last = self._call(prompt, 0)[-1]
         first = time.perf_counter() - started
@@ -88,7 +86,7 @@ class PteDecoder(DecoderSession):
             last = self._call(np.array([token]), position)[-1]
             steps.append(time.perf_counter() - started)
             position += 1
-        return Greedy(tuple(tokens), first, tuple(steps))
+        return GreedyRun(tuple(tokens), first, tuple(steps))
 
 
 def source_logits(model: Any, ids: np.ndarray) -> np.ndarray:
