@@ -39,3 +39,21 @@ def test_a_decode_rate_beyond_the_hosts_memory_is_flagged() -> None:
     assert "implausible decode rate" in implausible_decode(size, 1500.0, bandwidth)
     assert implausible_decode(size, 0.5 * bandwidth, bandwidth) is None
     assert implausible_decode(CACHE_RESIDENT_BYTES - 1, 1e6, bandwidth) is None     # fits in the caches
+
+
+def test_a_runtime_loop_reporting_nan_tokens_per_second_gives_no_rate() -> None:
+    """A runner plugin's impossible figure is dropped, never medianed into the report (JSON holds no NaN)."""
+    from edge_pipeline.measure.generation_stage import decode_rate
+    from edge_pipeline.plugins import DecoderSession, GreedyRun, LoopRun
+
+    class NanLoop(DecoderSession):
+        def logits(self, ids: np.ndarray) -> np.ndarray:
+            return np.zeros((len(ids), 4))
+
+        def greedy(self, prompt: np.ndarray, new_tokens: int) -> GreedyRun:
+            return GreedyRun((), 0.001, ())
+
+        def run_loop(self, prompt: np.ndarray, new_tokens: int, expected: tuple[int, ...]) -> LoopRun:
+            return LoopRun("", "", new_tokens, float("nan"), float("nan"))
+
+    assert decode_rate(NanLoop(), np.array([1, 2]), 8) == (None, None)

@@ -22,6 +22,7 @@ from edge_pipeline.host import host_cores, measured_on, package_version
 from edge_pipeline.measure.bandwidth import implausible_decode, memory_bandwidth_gbs
 from edge_pipeline.measure.cpus import peak_rss_mb, pinned_cpus, thread_counts
 from edge_pipeline.measure.generation import TokenAgreement, compare_windows, first_divergence
+from edge_pipeline.numbers import is_finite
 from edge_pipeline.plugins import DecoderSession, Runner
 from edge_pipeline.precision import Thresholds
 from edge_pipeline.records import MeasureJob, Measurement
@@ -149,7 +150,7 @@ def decode_rate(session: DecoderSession, prompt: np.ndarray, new_tokens: int) ->
     rates = []
     for _ in range(TIMED_RUNS):
         loop = session.run_loop(prompt, new_tokens, ())
-        if loop is not None and loop.decode_tokens_per_s:
+        if loop is not None and is_finite(loop.decode_tokens_per_s) and loop.decode_tokens_per_s > 0:
             rates.append(loop.decode_tokens_per_s)
         elif loop is None:
             steps = session.greedy(prompt, new_tokens).decode_s
