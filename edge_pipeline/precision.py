@@ -75,6 +75,9 @@ class Precision:
 
 
 _INT8 = Thresholds(min_sqnr_db=10.0, min_agreement=0.90, max_accuracy_drop=2.0)
+# int8 per-channel weights with float (or on-the-fly int8) activations: a language model's perplexity moves by
+# well under 1% with them (LLM.int8, LiteRT's own LLM default), so 0.95 / +2% leaves room for noise, not damage.
+_INT8_WEIGHTS = replace(_INT8, min_token_agreement=0.95, max_ppl_increase_pct=2.0)
 
 ALL: tuple[Precision, ...] = (
     Precision("fp32", Thresholds(min_sqnr_db=40.0, min_agreement=0.99, max_accuracy_drop=0.5, exact=True,
@@ -82,8 +85,8 @@ ALL: tuple[Precision, ...] = (
     Precision("fp16", Thresholds(min_sqnr_db=25.0, min_agreement=0.98, max_accuracy_drop=1.0, exact=True,
                                  min_token_agreement=0.97, max_ppl_increase_pct=2.0)),
     Precision("int8", _INT8),
-    Precision("int8-dynamic", _INT8),
-    Precision("int8-weight", _INT8),
+    Precision("int8-dynamic", _INT8_WEIGHTS),
+    Precision("int8-weight", _INT8_WEIGHTS),
     Precision("int16x8", replace(_INT8, min_sqnr_db=15.0, min_agreement=0.95, max_accuracy_drop=1.0)),
     Precision("int4", Thresholds(min_sqnr_db=6.0, min_agreement=0.80, max_accuracy_drop=5.0)),
     # A decoder's int4 weights (groups of 32) with int8 dynamic activations, as ExecuTorch's LLM path names it.

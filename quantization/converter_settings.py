@@ -10,6 +10,7 @@ from edge_pipeline.plugins import DataBundle, Model, ModelTransform, PluginConfi
 from targets.exporters.converter_configs import (
     CoremlPrecisionConfig,
     Int8Search,
+    LitertLmRecipe,
     TfjsWeightsConfig,
     TfliteConverterConfig,
 )
@@ -103,3 +104,18 @@ class CoremlFloat16(ConverterSetting):
 
     def converter_config(self, data: DataBundle, settings: QuantizeSettings) -> CoremlPrecisionConfig:
         return CoremlPrecisionConfig(precision="fp16")
+
+
+class LitertDecoderDynamicInt8(ConverterSetting):
+    """A language model's LiteRT export with int8 per-channel weights and float activations quantized on the
+    fly (ai-edge-quantizer's `dynamic_wi8_afp32`, LiteRT's LLM default)."""
+    name = "litert-decoder-int8-dynamic"
+    frameworks = ("torch",)
+    distributions = ("ai-edge-quantizer",)
+    recipe: ClassVar[str] = "dynamic_wi8_afp32"
+
+    def scheme(self) -> str:
+        return f"ai-edge-quantizer recipe = {self.recipe}"
+
+    def converter_config(self, data: DataBundle, settings: QuantizeSettings) -> LitertLmRecipe:
+        return LitertLmRecipe(recipe=self.recipe)

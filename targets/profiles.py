@@ -7,6 +7,9 @@ PHONE_APP_MEMORY_MB = 512.0   # what one model may add to an app before low-end 
 BOARD_MEMORY_MB = 1024.0      # a 1 GB board (Raspberry Pi 3 class) with the OS and Python resident
 # Language models on phones: ExecuTorch's LLM path, float and its 4-bit recipe (the runtime's own LLM runner)
 PHONE_LANGUAGE_MODELS = ((TEXT_GENERATION, (OutputSpec("pte", "fp32"), OutputSpec("pte", "8da4w"))),)
+# LiteRT's LLM path: a .litertlm bundle, float and int8 weights, run by LiteRT-LM's engine (Android, Linux)
+LITERT_LANGUAGE_MODELS = (OutputSpec("tflite", "fp32"), OutputSpec("tflite", "int8-dynamic"))
+ANDROID_LANGUAGE_MODELS = ((TEXT_GENERATION, (*PHONE_LANGUAGE_MODELS[0][1], *LITERT_LANGUAGE_MODELS)),)
 
 android = Target(
     name="android",
@@ -16,7 +19,7 @@ android = Target(
     profile=ProfileSettings(warmup=10, runs=100, threads=(1, 0), memory_mb=PHONE_APP_MEMORY_MB),
     device_class="phone",
     bundle="android",
-    task_outputs=PHONE_LANGUAGE_MODELS,
+    task_outputs=ANDROID_LANGUAGE_MODELS,
 )
 
 web = Target(
@@ -48,6 +51,7 @@ linux_arm64 = Target(
     profile=ProfileSettings(warmup=10, runs=100, threads=(1, 0), memory_mb=BOARD_MEMORY_MB),
     device_class="board",
     bundle="linux",
+    task_outputs=((TEXT_GENERATION, LITERT_LANGUAGE_MODELS),),
 )
 
 mcu = Target(

@@ -14,16 +14,22 @@ import pytest
 import torch
 
 from edge_pipeline.datafiles import save_bundle, save_outputs
+from edge_pipeline.errors import InputError
 from edge_pipeline.fsutil import sha256_artifact
 from edge_pipeline.measure import generation_stage
+from edge_pipeline.plugins import Runner
 from edge_pipeline.precision import Precision
 from edge_pipeline.records import MeasureJob
 from edge_pipeline.tensors import Tensors
 from edge_pipeline.types import TEXT_GENERATION, ProfileSettings, SourceSpec
 from targets.examples import tiny_lm as example
 from targets.llm import pte_export
+from targets.llm.litert_export import export_litert_decoder
+from targets.llm.litert_stepping import LitertDecoder
+from targets.llm.litertlm_file import decoder_tflite
 from targets.llm.stepping import PteDecoder
 from targets.runners.executorch_decoder import ExecutorchDecoderRunner
+from targets.runners.litert_decoder import LitertDecoderRunner
 
 from .conftest import run_cli
 
@@ -43,36 +49,45 @@ def artifacts(report: dict) -> dict[str, dict]:
     return {f"{a['format']}:{a['precision']}": a for a in report["artifacts"]}
 
 
-def test_the_example_builds_both_decoder_artifacts_and_reports_what_an_app_feels(lm_build: dict) -> None:
+FILES = {"pte": ["generation.json", "model.pte", "tokenizer.json"], "tflite": ["generation.json", "model.litertlm"]}
+LOOPS = {"pte": "TextLLMRunner", "tflite": "LiteRT-LM engine"}
+
+
+def test_the_example_builds_every_decoder_artifact_and_reports_what_an_app_feels(lm_build: dict) -> None:
     report, folder = lm_build["report"], lm_build["out"]
     assert report["status"] == "passed" and report["source"]["task"] == TEXT_GENERATION
     found = artifacts(report)
-    assert set(found) == {"pte:fp32", "pte:8da4w"}
+    assert set(found) == {"pte:fp32", "pte:8da4w", "tflite:fp32", "tflite:int8-dynamic"}
     for label, art in found.items():
         path = folder / art["path"]
-        assert sorted(p.name for p in path.iterdir()) == ["generation.json", "model.pte", "tokenizer.json"]
+        assert sorted(p.name for p in path.iterdir()) == FILES[art["format"]], label   # nothing the runtime left
         assert sha256_artifact(path) == art["sha256"]
         declared = json.loads((path / "generation.json").read_text())
-        assert declared["eos_ids"] == list(PteDecoder(path / "model.pte").eos_ids) and declared["max_context"] == 128
+        assert declared["max_context"] == 128 and declared["eos_ids"] == [2]
         g = art["generation"]
         for key in ("ttft_ms", "prefill_tokens_per_s", "decode_tokens_per_s", "decode_tokens_per_s_stepping",
                     "load_ms"):
             assert g[key] > 0, (label, key)
         assert set(g["ttft_ms_by_prompt_tokens"]) == {"16", "64"} and g["runtime_loop_matches"] is True
-        assert "host-emulated android" in g["measured_on"] and "TextLLMRunner" in g["measured_on"]
+        assert "host-emulated android" in g["measured_on"] and LOOPS[art["format"]] in g["measured_on"]
         assert g["windows"] == 8 and g["positions"] == 512 and len(g["first_divergence"]) == 8
-    fp32, four_bit = found["pte:fp32"]["generation"], found["pte:8da4w"]["generation"]
-    assert fp32["token_agreement"] == 1.0 and fp32["first_divergence"] == [None] * 8
-    assert abs(fp32["perplexity_increase_pct"]) < 0.01 and fp32["worst_logit_sqnr_db"] > 60
+    assert PteDecoder(folder / found["pte:fp32"]["path"] / "model.pte").eos_ids == (2,)
+    for float_label in ("pte:fp32", "tflite:fp32"):
+        fp32 = found[float_label]["generation"]
+        assert fp32["token_agreement"] == 1.0 and fp32["first_divergence"] == [None] * 8
+        assert abs(fp32["perplexity_increase_pct"]) < 0.01 and fp32["worst_logit_sqnr_db"] > 60
+    four_bit, eight_bit = found["pte:8da4w"]["generation"], found["tflite:int8-dynamic"]["generation"]
     assert 0.85 <= four_bit["token_agreement"] < 1.0 and four_bit["perplexity_increase_pct"] < 10
+    assert 0.95 <= eight_bit["token_agreement"] < 1.0 and abs(eight_bit["perplexity_increase_pct"]) < 2
     assert found["pte:8da4w"]["size_bytes"] < 0.5 * found["pte:fp32"]["size_bytes"]
-    assert fp32["source_perplexity"] < 512 / 4          # trained: far better than guessing among 512 tokens
+    assert found["tflite:int8-dynamic"]["size_bytes"] < 0.6 * found["tflite:fp32"]["size_bytes"]
+    assert found["pte:fp32"]["generation"]["source_perplexity"] < 512 / 4   # trained: far better than guessing
     jsonschema = pytest.importorskip("jsonschema")
     schema = json.loads((Path(__file__).resolve().parents[1] / "edge_pipeline" / "schemas" / "report.schema.json")
                         .read_text())
     jsonschema.validate(report, schema)
     markdown = (folder / "report.md").read_text()
-    assert "## Language model" in markdown and "TextLLMRunner" in markdown
+    assert "## Language model" in markdown and "TextLLMRunner" in markdown and "LiteRT-LM engine" in markdown
     assert "decode tok/s" in lm_build["stdout"] and "token agreement" in lm_build["stdout"]
 
 
@@ -83,14 +98,15 @@ def test_language_model_budgets_gate_the_build(lm_build: dict, tmp_path: Path) -
     assert proc.returncode == 1, proc.stdout + proc.stderr
     report = json.loads((out / "android" / "report.json").read_text())
     failed = [c for c in report["checks"] if not c["passed"]]
-    assert {c["metric"] for c in failed} == {"decode_tokens_per_s"} and len(failed) == 2
+    assert {c["metric"] for c in failed} == {"decode_tokens_per_s"} and len(failed) == 4
     assert all(c["passed"] for c in report["checks"] if c["metric"] == "ppl_increase_pct")
     proc = run_cli("build", "--target", "android", "--example", "tiny-lm", "--out", str(out),
                    "--budget", "min-token-agreement=1.5", cwd=out)
     assert proc.returncode == 2 and "min-token-agreement" in proc.stderr
-    proc = run_cli("build", "--target", "linux-arm64", "--example", "tiny-lm", "--out", str(out), cwd=out)
+    proc = run_cli("build", "--target", "web", "--example", "tiny-lm", "--out", str(out), cwd=out)
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "'tflite:fp32' has no exporter for text-generation models (formats that export them: pte)" in proc.stderr
+    assert "'tfjs:fp32' has no exporter for text-generation models (formats that export them: pte, tflite)" \
+        in proc.stderr
 
 
 def test_a_baseline_compares_token_agreement_and_time_per_token(lm_build: dict, tmp_path: Path) -> None:
@@ -120,11 +136,12 @@ def reference(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> dict
     return {"folder": folder, "model": model}
 
 
-def measure(reference: dict, artifact: Path, precision: str, runner: ExecutorchDecoderRunner | None = None):
-    job = MeasureJob("executorch-decoder", artifact, "android", reference["folder"] / "data",
+def measure(reference: dict, artifact: Path, precision: str, runner: Runner | None = None):
+    runner = runner or ExecutorchDecoderRunner()
+    job = MeasureJob(runner.name, artifact, "android", reference["folder"] / "data",
                      reference["folder"] / "reference.npz", Precision.parse(precision).thresholds,
                      ProfileSettings(threads=(1,)), None, SourceSpec(example="tiny-lm"), TEXT_GENERATION)
-    return generation_stage.run(job, runner or ExecutorchDecoderRunner())
+    return generation_stage.run(job, runner)
 
 
 def export_folder(lm: object, folder: Path, reference: dict, eos: tuple[int, ...] | None = None) -> Path:
@@ -179,3 +196,66 @@ def test_eos_ids_that_disagree_between_the_program_and_its_folder_are_refused(re
     (folder / "generation.json").write_text(json.dumps({"eos_ids": [3]}))
     with pytest.raises(Exception, match=r"declares EOS ids \[2\] but .*generation.json lists \[3\]"):
         measure(reference, folder, "fp32")
+
+
+def litert_folder(lm: object, folder: Path, reference: dict, recipe: str = "none") -> Path:
+    source = copy.copy(reference["model"].module)
+    source.lm = lm
+    folder.mkdir()
+    export_litert_decoder(source, folder / "model.litertlm", recipe)
+    return folder
+
+
+def test_the_litert_bundle_is_the_same_bytes_twice_and_steps_its_own_tflite(reference: dict, lm_build: dict,
+                                                                             tmp_path: Path) -> None:
+    built = lm_build["out"] / artifacts(lm_build["report"])["tflite:fp32"]["path"] / "model.litertlm"
+    again = litert_folder(reference["model"].module.lm, tmp_path / "again", reference) / "model.litertlm"
+    assert again.read_bytes() == built.read_bytes()                     # no random uuid, no clock inside
+    from ai_edge_litert.interpreter import Interpreter
+
+    program = decoder_tflite(built)
+    signatures = Interpreter(model_content=program).get_signature_list()
+    assert set(signatures) == {"prefill_32", "decode"}
+    assert {n for n in signatures["decode"]["inputs"] if n.startswith("kv_cache")} == \
+        {n for n in signatures["decode"]["outputs"] if n.startswith("kv_cache")} != set()
+    assert program in built.read_bytes()            # what is stepped is byte for byte what the engine loads
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "model.litertlm").write_bytes(b"LITERTLM" + b"\xff" * 64)
+    with pytest.raises(InputError, match="model.litertlm"):
+        LitertDecoderRunner().open_decoder(tmp_path / "junk", 1)
+
+
+def test_a_litert_bundle_with_a_corrupted_scale_or_a_frozen_cache_is_refused(reference: dict, lm_build: dict,
+                                                                              tmp_path: Path) -> None:
+    lm = copy.deepcopy(reference["model"].module.lm)
+    with torch.no_grad():
+        lm.model.layers[1].mlp.down_proj.weight.mul_(8.0)
+    corrupt = litert_folder(lm, tmp_path / "corrupt", reference)
+    verdict = measure(reference, corrupt, "fp32", LitertDecoderRunner())
+    assert not verdict.passed and verdict.validation.decided_by == "tier 1: greedy tokens"
+    assert not measure(reference, corrupt, "int8-dynamic", LitertDecoderRunner()).passed
+
+    class FrozenCache(LitertDecoder):
+        def _decode(self, token: int, position: int, cache: dict) -> np.ndarray:
+            return super()._decode(token, position, dict(cache))        # the cache it returns is dropped
+
+    class FrozenRunner(LitertDecoderRunner):
+        def open_decoder(self, path: Path, threads: int) -> LitertDecoder:
+            return FrozenCache(path / "model.litertlm", threads)
+
+    artifact = lm_build["out"] / artifacts(lm_build["report"])["tflite:fp32"]["path"]
+    verdict = measure(reference, artifact, "fp32", FrozenRunner())
+    assert not verdict.passed and verdict.validation.decided_by.startswith("tier 1")
+    assert re.fullmatch(r"tier 1: the greedy continuation of prompt \d differs from the source's at token \d+",
+                        verdict.validation.message), verdict.validation.message
+
+
+def test_a_litert_folder_whose_eos_ids_disagree_with_its_bundle_is_refused(reference: dict, lm_build: dict,
+                                                                           tmp_path: Path) -> None:
+    built = lm_build["out"] / artifacts(lm_build["report"])["tflite:fp32"]["path"]
+    folder = tmp_path / "eos"
+    folder.mkdir()
+    (folder / "model.litertlm").write_bytes((built / "model.litertlm").read_bytes())
+    (folder / "generation.json").write_text(json.dumps({"eos_ids": [3]}))
+    with pytest.raises(InputError, match=r"declares EOS ids \[2\] but .*generation.json lists \[3\]"):
+        measure(reference, folder, "fp32", LitertDecoderRunner())

@@ -13,6 +13,7 @@ from .conftest import run_cli
 
 pytestmark = pytest.mark.slow
 FLOAT_ONLY = '\n[targets.android]\nformats = ["pte:fp32"]\n'
+BOTH_RUNTIMES = '\n[targets.android]\nformats = ["pte:fp32", "tflite:fp32"]\n'
 
 
 def tokenizer():
@@ -53,17 +54,19 @@ def build(project: Path, toml: str) -> tuple[int, str, dict | None]:
 
 def test_a_bfloat16_qwen_folder_with_grouped_query_attention_builds(qwen_folder: Path, cache_dir: Path) -> None:
     code, output, report = build(qwen_folder, 'model = "model"\nevaluation-text = "eval.txt"\nmax-context = 128\n'
-                                 + FLOAT_ONLY)
+                                 + BOTH_RUNTIMES)
     assert code == 0, output
     assert report["source"]["task"] == "text-generation"
     provenance = report["source"]["provenance"]
     assert provenance["architecture"] == "qwen2" and provenance["weights_dtype"] == "bfloat16 loaded as float32"
-    (artifact,) = report["artifacts"]
-    generation = artifact["generation"]
-    assert artifact["status"] == "ok" and generation["token_agreement"] == 1.0
-    assert generation["first_divergence"] == [None] * generation["prompts"] and generation["runtime_loop_matches"]
-    declared = json.loads((qwen_folder / "out" / "android" / artifact["path"] / "generation.json").read_text())
-    assert declared["max_context"] == 128 and declared["eos_ids"] == [2]
+    assert [a["format"] for a in report["artifacts"]] == ["pte", "tflite"]
+    for artifact in report["artifacts"]:           # ExecuTorch's LLM path and LiteRT's, each in its own runtime
+        generation = artifact["generation"]
+        assert artifact["status"] == "ok" and generation["token_agreement"] == 1.0
+        assert generation["first_divergence"] == [None] * generation["prompts"]
+        assert generation["runtime_loop_matches"]
+        declared = json.loads((qwen_folder / "out" / "android" / artifact["path"] / "generation.json").read_text())
+        assert declared["max_context"] == 128 and declared["eos_ids"] == [2]
 
 
 def test_4_bit_variants_are_searched_on_the_shipped_file_and_all_reported(qwen_folder: Path) -> None:

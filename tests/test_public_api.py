@@ -112,5 +112,7 @@ def test_plugins_and_targets_through_the_api() -> None:
     assert kinds == {"exporter", "transform", "runner", "target", "transport", "bundler", "source"}
     android = next(t for t in edge_pipeline.targets() if t.name == "android")
     assert android.outputs == ("tflite:fp32", "tflite:int8", "pte:fp32", "pte:int8")
-    assert set(android.runners) == {"litert", "executorch", "executorch-decoder"} and android.threads == (1, "all")
-    assert android.task_outputs == {"text-generation": ("pte:fp32", "pte:8da4w")}
+    assert set(android.runners) == {"litert", "executorch", "executorch-decoder", "litert-decoder"}
+    assert android.threads == (1, "all")
+    assert android.task_outputs == {"text-generation": ("pte:fp32", "pte:8da4w", "tflite:fp32",
+                                                       "tflite:int8-dynamic")}

@@ -112,7 +112,18 @@ def bind(target: Target, framework: str, task: str = "tensor") -> list[Step]:
             raise InputError(f"'{output.label}' cannot be built from a {framework} {task} model: no exporter or "
                              f"bridge reaches it (exporters take {takes})")
         steps.append(_step(output, *routes[0]))
+    _refuse_shared_names(steps)
     return steps
+
+
+def _refuse_shared_names(steps: list[Step]) -> None:
+    """Two outputs written under one name would overwrite each other's artifact."""
+    named: dict[str, str] = {}
+    for step in steps:
+        other = named.setdefault(step.filename, step.output.label)
+        if other != step.output.label:
+            raise ConfigError(f"'{other}' and '{step.output.label}' would both be written as {step.filename}: "
+                              f"their exporters declare the same suffix")
 
 
 def _step(output: OutputSpec, bridge: type[Bridge] | None, exporter: type[Exporter]) -> Step:

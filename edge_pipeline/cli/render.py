@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
@@ -20,8 +20,10 @@ PHASE_STYLE = {Phase.DONE: "green", Phase.FAILED: "red", Phase.START: "cyan", Ph
 PHASE_MARK = {Phase.DONE: "✓", Phase.SKIPPED: "-", Phase.FAILED: "✗"}
 STATUS_STYLE = {"ok": "green", "failed": "red", "unvalidated": "yellow"}
 COLUMNS = ("artifact", "status", "size KB", "zipped KB", "p50 ms", "p90 ms", "accuracy", "drop pt", "agreement")
-LANGUAGE_COLUMNS = ("artifact", "status", "size KB", "TTFT ms", "prefill tok/s", "decode tok/s", "ppl +%",
-                    "token agreement", "greedy = source")
+# A language model's figures in two tables, each within an 80-column terminal: does it still say the same,
+# and what does an app feel
+MEANING_COLUMNS = ("artifact", "status", "ppl +%", "token agreement", "greedy = source")
+SPEED_COLUMNS = ("artifact", "size KB", "TTFT ms", "prefill tok/s", "decode tok/s")
 
 
 class StageProgress:
@@ -63,10 +65,10 @@ def cell(text: object, style: str | None = None) -> Text:
     return Text(printable(text), style=style or "")
 
 
-def report_table(report: Report) -> Table:
+def report_table(report: Report) -> Table | Group:
     table = Table(title=cell(f"edgepipe {report.target}: {'PASSED' if report.passed else 'FAILED'}"))
     if report.source.task == TEXT_GENERATION:
-        return _language_table(table, report)
+        return _language_tables(table, report)
     for column in COLUMNS:
         table.add_column(column, justify="left" if column in ("artifact", "status") else "right")
     for a in report.artifacts:
@@ -78,19 +80,22 @@ def report_table(report: Report) -> Table:
     return table
 
 
-def _language_table(table: Table, report: Report) -> Table:
-    """A language model's artifacts: what an app feels (TTFT, tokens/s) and whether it still says the same."""
-    for column in LANGUAGE_COLUMNS:
-        table.add_column(column, justify="left" if column in ("artifact", "status") else "right")
+def _language_tables(meaning: Table, report: Report) -> Group:
+    """A language model's artifacts: whether each still says the same, then what an app feels (TTFT, tokens/s)."""
+    speed = Table()
+    for table, columns in ((meaning, MEANING_COLUMNS), (speed, SPEED_COLUMNS)):
+        for column in columns:
+            table.add_column(column, justify="left" if column in ("artifact", "status") else "right",
+                             no_wrap=column == "artifact")
     for a in report.artifacts:
         g = a.generation
         same = None if g is None or not g.first_divergence else sum(d is None for d in g.first_divergence)
-        table.add_row(cell(a.label), cell(a.status, STATUS_STYLE.get(a.status or "", "red")),
-                      _f(a.size_bytes, 1024, 1), _f(g.ttft_ms if g else None, 1, 2),
-                      _f(g.prefill_tokens_per_s if g else None, 1, 0), _f(g.decode_tokens_per_s if g else None, 1, 0),
-                      _f(g.perplexity_increase_pct if g else None, 1, 2), _f(g.token_agreement if g else None, 1, 4),
-                      cell("-" if same is None or g is None else f"{same}/{len(g.first_divergence)} prompts"))
-    return table
+        meaning.add_row(cell(a.label), cell(a.status, STATUS_STYLE.get(a.status or "", "red")),
+                        _f(g.perplexity_increase_pct if g else None, 1, 2), _f(g.token_agreement if g else None, 1, 4),
+                        cell("-" if same is None or g is None else f"{same}/{len(g.first_divergence)} prompts"))
+        speed.add_row(cell(a.label), _f(a.size_bytes, 1024, 1), _f(g.ttft_ms if g else None, 1, 2),
+                      _f(g.prefill_tokens_per_s if g else None, 1, 0), _f(g.decode_tokens_per_s if g else None, 1, 0))
+    return Group(meaning, speed)
 
 
 def _f(value: float | None, divisor: float, digits: int) -> str:

@@ -51,3 +51,10 @@ class LitertQuantConfig(PluginConfig):
     """litert-torch's QuantConfig for a PT2E-quantized model (its own object, passed to the converter as is)."""
 
     quant_config: object
+
+
+@dataclass(frozen=True)
+class LitertLmRecipe(PluginConfig):
+    """The ai-edge-quantizer recipe litert-torch's LLM export applies (`dynamic_wi8_afp32`, ...)."""
+
+    recipe: str

@@ -4,15 +4,14 @@ app ships as it is: `model.pte`, the tokenizer (`tokenizer.json`) and `generatio
 and the union of the EOS ids the source declares)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import ClassVar
 
-from edge_pipeline.errors import InputError
 from edge_pipeline.plugins import Exporter, Model
 from edge_pipeline.types import TEXT_GENERATION, JsonObject
+from targets.llm.decoder_folder import GENERATION, TOKENIZER, decoder_source, write_generation
 
-PROGRAM, TOKENIZER, GENERATION = "model.pte", "tokenizer.json", "generation.json"
+PROGRAM = "model.pte"
 
 
 class PteDecoderExporter(Exporter):
@@ -28,19 +27,13 @@ class PteDecoderExporter(Exporter):
 
     def export(self, model: Model, dest: Path) -> JsonObject:
         from targets.llm.pte_export import DecoderMetadata, export_decoder
-        from targets.llm.source_decoder import DecoderReference
 
-        source = model.module
-        if not isinstance(source, DecoderReference):
-            raise InputError(f"the {self.name} exporter takes a language model source, got {type(source).__name__}")
+        source = decoder_source(model, self.name)
         metadata = DecoderMetadata(source.max_context, int(source.lm.config.vocab_size), source.bos_id,
                                    source.eos_ids)
         dest.mkdir(parents=True, exist_ok=True)
         export_decoder(source.lm, dest / PROGRAM, metadata)
-        (dest / TOKENIZER).write_text(source.tokenizer_json)
-        generation: JsonObject = {"max_context": metadata.max_context, "vocab_size": metadata.vocab_size,
-                                  "bos_id": metadata.bos_id, "eos_ids": list(metadata.eos_ids)}
-        (dest / GENERATION).write_text(json.dumps(generation, indent=2, sort_keys=True) + "\n")
+        generation = write_generation(source, dest, tokenizer=True)
         quantization = model.provenance.get("quantization")
         return {"converter": "transformers TorchExportableModuleForDecoderOnlyLM -> ExecuTorch XNNPACK",
                 "kv_cache": "static", **generation, "files": [PROGRAM, TOKENIZER, GENERATION],

@@ -1,0 +1,43 @@
+"""What every language-model runner shares: the folder an exporter writes (targets/llm/decoder_folder.py) read
+back, and a decoder seen as a plain one-call session (teacher-forced logits of one window)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from edge_pipeline.errors import InputError
+from edge_pipeline.plugins import DecoderSession, Session
+from edge_pipeline.tensors import TensorSpec
+from targets.llm.decoder_folder import GENERATION
+
+
+class LogitsSession(Session):
+    """One call = teacher-forced logits of one window of ids (batch 1)."""
+
+    def __init__(self, decoder: DecoderSession, length: int | None) -> None:
+        self.decoder = decoder
+        self.input_specs = [TensorSpec("input_ids", (1, length or 1), "int64")]
+        self.output_names = ["logits"]
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        return [self.decoder.logits(np.asarray(inputs[0]).reshape(-1))[None]]
+
+
+def program_in(folder: Path, name: str) -> Path:
+    program = folder / name
+    if not program.is_file():
+        raise InputError(f"{folder} is not a language-model folder: it has no {name}")
+    return program
+
+
+def check_declared_eos(folder: Path, program: Path, decoder: DecoderSession) -> DecoderSession:
+    """`decoder`, once the EOS ids its program stops at are those the folder's generation.json lists."""
+    declared = folder / GENERATION
+    if declared.is_file():
+        eos = json.loads(declared.read_text()).get("eos_ids")
+        if isinstance(eos, list) and sorted(eos) != sorted(decoder.eos_ids):
+            raise InputError(f"{program} declares EOS ids {list(decoder.eos_ids)} but {declared} lists {eos}: "
+                             f"the runner would not stop where the model does")
+    return decoder
