@@ -9,6 +9,7 @@ from typing import ClassVar
 from edge_pipeline.plugins import DataBundle, Model, ModelTransform, PluginConfig, QuantizeSettings
 from targets.exporters.converter_configs import (
     CoremlPrecisionConfig,
+    GenaiPrecision,
     Int8Search,
     LitertLmRecipe,
     TfjsWeightsConfig,
@@ -119,3 +120,17 @@ class LitertDecoderDynamicInt8(ConverterSetting):
 
     def converter_config(self, data: DataBundle, settings: QuantizeSettings) -> LitertLmRecipe:
         return LitertLmRecipe(recipe=self.recipe)
+
+
+class GenaiInt4(ConverterSetting):
+    """A language model's ONNX Runtime GenAI export with int4 weights in blocks of 32 (MatMulNBits) and float
+    activations, the output projection float (targets/llm/genai_export.py says why)."""
+    name = "genai-int4"
+    frameworks = ("torch",)
+    distributions = ("onnxruntime-genai",)
+
+    def scheme(self) -> str:
+        return "onnxruntime-genai builder int4 (MatMulNBits, blocks of 32; output projection float)"
+
+    def converter_config(self, data: DataBundle, settings: QuantizeSettings) -> GenaiPrecision:
+        return GenaiPrecision(precision="int4")

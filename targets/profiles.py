@@ -9,6 +9,8 @@ BOARD_MEMORY_MB = 1024.0      # a 1 GB board (Raspberry Pi 3 class) with the OS 
 PHONE_LANGUAGE_MODELS = ((TEXT_GENERATION, (OutputSpec("pte", "fp32"), OutputSpec("pte", "8da4w"))),)
 # LiteRT's LLM path: a .litertlm bundle, float and int8 weights, run by LiteRT-LM's engine (Android, Linux)
 LITERT_LANGUAGE_MODELS = (OutputSpec("tflite", "fp32"), OutputSpec("tflite", "int8-dynamic"))
+# ONNX Runtime GenAI's path: its model builder's folder, float and int4 weights, run by its generator (boards)
+GENAI_LANGUAGE_MODELS = (OutputSpec("onnx", "fp32"), OutputSpec("onnx", "int4"))
 ANDROID_LANGUAGE_MODELS = ((TEXT_GENERATION, (*PHONE_LANGUAGE_MODELS[0][1], *LITERT_LANGUAGE_MODELS)),)
 
 android = Target(
@@ -51,7 +53,7 @@ linux_arm64 = Target(
     profile=ProfileSettings(warmup=10, runs=100, threads=(1, 0), memory_mb=BOARD_MEMORY_MB),
     device_class="board",
     bundle="linux",
-    task_outputs=((TEXT_GENERATION, LITERT_LANGUAGE_MODELS),),
+    task_outputs=((TEXT_GENERATION, (*LITERT_LANGUAGE_MODELS, *GENAI_LANGUAGE_MODELS)),),
 )
 
 mcu = Target(

@@ -13,25 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from edge_pipeline.datafiles import save_bundle, save_outputs
-from edge_pipeline.errors import InputError
 from edge_pipeline.fsutil import sha256_artifact
-from edge_pipeline.measure import generation_stage
-from edge_pipeline.plugins import Runner
-from edge_pipeline.precision import Precision
-from edge_pipeline.records import MeasureJob
-from edge_pipeline.tensors import Tensors
-from edge_pipeline.types import TEXT_GENERATION, ProfileSettings, SourceSpec
-from targets.examples import tiny_lm as example
+from edge_pipeline.types import TEXT_GENERATION
 from targets.llm import pte_export
-from targets.llm.litert_export import export_litert_decoder
-from targets.llm.litert_stepping import LitertDecoder
-from targets.llm.litertlm_file import decoder_tflite
 from targets.llm.stepping import PteDecoder
 from targets.runners.executorch_decoder import ExecutorchDecoderRunner
-from targets.runners.litert_decoder import LitertDecoderRunner
 
 from .conftest import run_cli
+from .llm_reference import measure, reference  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -105,7 +94,7 @@ def test_language_model_budgets_gate_the_build(lm_build: dict, tmp_path: Path) -
     assert proc.returncode == 2 and "min-token-agreement" in proc.stderr
     proc = run_cli("build", "--target", "web", "--example", "tiny-lm", "--out", str(out), cwd=out)
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "'tfjs:fp32' has no exporter for text-generation models (formats that export them: pte, tflite)" \
+    assert "'tfjs:fp32' has no exporter for text-generation models (formats that export them: onnx, pte, tflite)" \
         in proc.stderr
 
 
@@ -122,26 +111,6 @@ def test_a_baseline_compares_token_agreement_and_time_per_token(lm_build: dict, 
     (tmp_path / "worse.json").write_text(json.dumps(worse))
     proc = run_cli("gate", str(tmp_path / "worse.json"), "--baseline", str(report))
     assert proc.returncode == 1 and "token agreement" in proc.stdout + proc.stderr
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> dict:
-    """The example's data and the source's reference outputs, as the source stage stores them."""
-    model, data = example.load()
-    folder = tmp_path_factory.mktemp("lm-reference")
-    save_bundle(folder / "data", data)
-    with torch.no_grad():
-        outputs = model.module(torch.from_numpy(data.eval_inputs.arrays[0]))
-    save_outputs(folder / "reference.npz", Tensors(tuple(outputs), tuple(v.numpy() for v in outputs.values())))
-    return {"folder": folder, "model": model}
-
-
-def measure(reference: dict, artifact: Path, precision: str, runner: Runner | None = None):
-    runner = runner or ExecutorchDecoderRunner()
-    job = MeasureJob(runner.name, artifact, "android", reference["folder"] / "data",
-                     reference["folder"] / "reference.npz", Precision.parse(precision).thresholds,
-                     ProfileSettings(threads=(1,)), None, SourceSpec(example="tiny-lm"), TEXT_GENERATION)
-    return generation_stage.run(job, runner)
 
 
 def export_folder(lm: object, folder: Path, reference: dict, eos: tuple[int, ...] | None = None) -> Path:
@@ -197,65 +166,3 @@ def test_eos_ids_that_disagree_between_the_program_and_its_folder_are_refused(re
     with pytest.raises(Exception, match=r"declares EOS ids \[2\] but .*generation.json lists \[3\]"):
         measure(reference, folder, "fp32")
 
-
-def litert_folder(lm: object, folder: Path, reference: dict, recipe: str = "none") -> Path:
-    source = copy.copy(reference["model"].module)
-    source.lm = lm
-    folder.mkdir()
-    export_litert_decoder(source, folder / "model.litertlm", recipe)
-    return folder
-
-
-def test_the_litert_bundle_is_the_same_bytes_twice_and_steps_its_own_tflite(reference: dict, lm_build: dict,
-                                                                             tmp_path: Path) -> None:
-    built = lm_build["out"] / artifacts(lm_build["report"])["tflite:fp32"]["path"] / "model.litertlm"
-    again = litert_folder(reference["model"].module.lm, tmp_path / "again", reference) / "model.litertlm"
-    assert again.read_bytes() == built.read_bytes()                     # no random uuid, no clock inside
-    from ai_edge_litert.interpreter import Interpreter
-
-    program = decoder_tflite(built)
-    signatures = Interpreter(model_content=program).get_signature_list()
-    assert set(signatures) == {"prefill_32", "decode"}
-    assert {n for n in signatures["decode"]["inputs"] if n.startswith("kv_cache")} == \
-        {n for n in signatures["decode"]["outputs"] if n.startswith("kv_cache")} != set()
-    assert program in built.read_bytes()            # what is stepped is byte for byte what the engine loads
-    (tmp_path / "junk").mkdir()
-    (tmp_path / "junk" / "model.litertlm").write_bytes(b"LITERTLM" + b"\xff" * 64)
-    with pytest.raises(InputError, match="model.litertlm"):
-        LitertDecoderRunner().open_decoder(tmp_path / "junk", 1)
-
-
-def test_a_litert_bundle_with_a_corrupted_scale_or_a_frozen_cache_is_refused(reference: dict, lm_build: dict,
-                                                                              tmp_path: Path) -> None:
-    lm = copy.deepcopy(reference["model"].module.lm)
-    with torch.no_grad():
-        lm.model.layers[1].mlp.down_proj.weight.mul_(8.0)
-    corrupt = litert_folder(lm, tmp_path / "corrupt", reference)
-    verdict = measure(reference, corrupt, "fp32", LitertDecoderRunner())
-    assert not verdict.passed and verdict.validation.decided_by == "tier 1: greedy tokens"
-    assert not measure(reference, corrupt, "int8-dynamic", LitertDecoderRunner()).passed
-
-    class FrozenCache(LitertDecoder):
-        def _decode(self, token: int, position: int, cache: dict) -> np.ndarray:
-            return super()._decode(token, position, dict(cache))        # the cache it returns is dropped
-
-    class FrozenRunner(LitertDecoderRunner):
-        def open_decoder(self, path: Path, threads: int) -> LitertDecoder:
-            return FrozenCache(path / "model.litertlm", threads)
-
-    artifact = lm_build["out"] / artifacts(lm_build["report"])["tflite:fp32"]["path"]
-    verdict = measure(reference, artifact, "fp32", FrozenRunner())
-    assert not verdict.passed and verdict.validation.decided_by.startswith("tier 1")
-    assert re.fullmatch(r"tier 1: the greedy continuation of prompt \d differs from the source's at token \d+",
-                        verdict.validation.message), verdict.validation.message
-
-
-def test_a_litert_folder_whose_eos_ids_disagree_with_its_bundle_is_refused(reference: dict, lm_build: dict,
-                                                                           tmp_path: Path) -> None:
-    built = lm_build["out"] / artifacts(lm_build["report"])["tflite:fp32"]["path"]
-    folder = tmp_path / "eos"
-    folder.mkdir()
-    (folder / "model.litertlm").write_bytes((built / "model.litertlm").read_bytes())
-    (folder / "generation.json").write_text(json.dumps({"eos_ids": [3]}))
-    with pytest.raises(InputError, match=r"declares EOS ids \[2\] but .*generation.json lists \[3\]"):
-        measure(reference, folder, "fp32", LitertDecoderRunner())

@@ -58,3 +58,10 @@ class LitertLmRecipe(PluginConfig):
     """The ai-edge-quantizer recipe litert-torch's LLM export applies (`dynamic_wi8_afp32`, ...)."""
 
     recipe: str
+
+
+@dataclass(frozen=True)
+class GenaiPrecision(PluginConfig):
+    """The onnxruntime-genai model builder's precision (`int4`: MatMulNBits weight-only)."""
+
+    precision: str

@@ -1,0 +1,38 @@
+"""A language model to ONNX Runtime GenAI with its own model builder (targets/llm/genai_export.py). The artifact
+is a folder GenAI opens as it is: `model.onnx` and its weights, `genai_config.json`, the tokenizer files, and
+`generation.json`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from edge_pipeline.plugins import Exporter, Model
+from edge_pipeline.types import TEXT_GENERATION, JsonObject
+from targets.llm.decoder_folder import GENERATION, decoder_source, write_generation
+
+from .converter_configs import GenaiPrecision
+
+
+class GenaiDecoderExporter(Exporter):
+    name: ClassVar[str] = "ort-genai"
+    format: ClassVar[str] = "onnx"
+    suffix: ClassVar[str] = "-genai"
+    is_directory: ClassVar[bool] = True
+    frameworks: ClassVar[tuple[str, ...]] = ("torch",)
+    tasks: ClassVar[tuple[str, ...]] = (TEXT_GENERATION,)
+    precisions: ClassVar[dict[str, str | None]] = {"fp32": None, "int4": "genai-int4"}
+    runner: ClassVar[str | None] = "ort-genai"
+    distributions: ClassVar[tuple[str, ...]] = ("torch", "transformers", "onnxruntime-genai", "onnxruntime", "onnx")
+
+    def export(self, model: Model, dest: Path) -> JsonObject:
+        from targets.llm.genai_export import FILES, export_genai
+
+        source = decoder_source(model, self.name)
+        config = model.config(GenaiPrecision)
+        precision = config.precision if config is not None else "fp32"
+        export_genai(source, dest, precision)
+        generation = write_generation(source, dest, tokenizer=False)
+        quantization = model.provenance.get("quantization")
+        return {"converter": "onnxruntime-genai model builder", "kv_cache": "past_key_values in, present out",
+                "builder_precision": precision, **generation, "files": [*FILES, GENERATION],
+                **({"quantization": quantization} if quantization else {})}

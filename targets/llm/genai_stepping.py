@@ -1,0 +1,90 @@
+"""An ONNX Runtime GenAI folder run by GenAI itself: teacher-forced logits of a whole window in one call (the
+prefill), a greedy continuation stepped one token at a time through the cache as an app's own loop would, and
+GenAI's generator loop (`generate_next_token`) as the runtime's own."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_pipeline.errors import InputError
+from edge_pipeline.plugins import DecoderSession, GreedyRun, LoopRun
+
+CONFIG = "genai_config.json"
+
+
+class GenaiDecoder(DecoderSession):
+    runtime_loop = "ONNX Runtime GenAI generator"
+
+    def __init__(self, folder: Path, threads: int) -> None:
+        import onnxruntime_genai as og
+
+        try:
+            declared = json.loads((folder / CONFIG).read_text())["model"]
+            config = og.Config(str(folder))
+            config.overlay(json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": threads}}}}))
+            self.model = og.Model(config)
+            self.tokenizer = og.Tokenizer(self.model)
+        except Exception as exc:
+            raise InputError(f"{folder} is not an ONNX Runtime GenAI model folder: {exc}") from exc
+        eos = declared.get("eos_token_id")
+        self.eos_ids = tuple(int(e) for e in (eos if isinstance(eos, list) else [eos]) if e is not None)
+        self.max_context = int(declared.get("context_length") or 0)
+
+    def _generator(self, length: int) -> Any:
+        import onnxruntime_genai as og
+
+        params = og.GeneratorParams(self.model)
+        params.set_search_options(max_length=min(length, self.max_context), do_sample=False)
+        return og.Generator(self.model, params)
+
+    def _check_room(self, tokens: int) -> None:
+        if tokens > self.max_context - 1:
+            raise ValueError(f"{tokens} tokens exceed the model's context of {self.max_context}")
+
+    def logits(self, ids: np.ndarray) -> np.ndarray:
+        self._check_room(len(ids))
+        generator = self._generator(len(ids) + 1)
+        generator.append_tokens(np.asarray(ids, np.int32)[None])
+        return np.asarray(generator.get_output("logits"))[0, -len(ids):]
+
+    def greedy(self, prompt: np.ndarray, new_tokens: int) -> GreedyRun:
+        self._check_room(len(prompt))
+        generator = self._generator(len(prompt) + new_tokens + 1)
+        started = time.perf_counter()
+        generator.append_tokens(np.asarray(prompt, np.int32)[None])
+        last = np.asarray(generator.get_output("logits"))[0, -1]
+        first = time.perf_counter() - started
+        tokens: list[int] = []
+        steps: list[float] = []
+        while len(tokens) < new_tokens and len(prompt) + len(tokens) < self.max_context - 1:
+            token = int(np.argmax(last))
+            tokens.append(token)
+            if token in self.eos_ids:
+                break
+            started = time.perf_counter()
+            generator.append_tokens(np.array([[token]], np.int32))
+            last = np.asarray(generator.get_output("logits"))[0, -1]
+            steps.append(time.perf_counter() - started)
+        return GreedyRun(tuple(tokens), first, tuple(steps))
+
+    def run_loop(self, prompt: np.ndarray, new_tokens: int, expected: tuple[int, ...]) -> LoopRun | None:
+        """GenAI's own greedy loop on the same ids; its clock is ours around each `generate_next_token`."""
+        generator = self._generator(len(prompt) + new_tokens)
+        started = time.perf_counter()
+        generator.append_tokens(np.asarray(prompt, np.int32)[None])
+        times = []
+        while not generator.is_done():
+            step = time.perf_counter()
+            generator.generate_next_token()
+            times.append(time.perf_counter() - step)
+        first_ms = (times[0] + (time.perf_counter() - started - sum(times))) * 1000 if times else None
+        tokens = [int(t) for t in generator.get_sequence(0)[len(prompt):]]
+        rate = (len(times) - 1) / sum(times[1:]) if len(times) > 1 and sum(times[1:]) > 0 else None
+        return LoopRun(self._text(tokens), self._text(list(expected)), len(tokens), first_ms, rate)
+
+    def _text(self, tokens: list[int]) -> str:
+        return str(self.tokenizer.decode(np.array(tokens, np.int32))) if tokens else ""

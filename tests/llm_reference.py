@@ -1,0 +1,40 @@
+"""The tiny example's reference as the source stage stores it, and one artifact measured against it by the
+generation stage directly (so a test can hand it a deliberately broken runner)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from edge_pipeline.datafiles import save_bundle, save_outputs
+from edge_pipeline.measure import generation_stage
+from edge_pipeline.plugins import Runner
+from edge_pipeline.precision import Precision
+from edge_pipeline.records import MeasureJob
+from edge_pipeline.tensors import Tensors
+from edge_pipeline.types import TEXT_GENERATION, ProfileSettings, SourceSpec
+from targets.examples import tiny_lm as example
+from targets.runners.executorch_decoder import ExecutorchDecoderRunner
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> dict:
+    """The example's data and the source's reference outputs, as the source stage stores them."""
+    model, data = example.load()
+    folder = tmp_path_factory.mktemp("lm-reference")
+    save_bundle(folder / "data", data)
+    with torch.no_grad():
+        outputs = model.module(torch.from_numpy(data.eval_inputs.arrays[0]))
+    save_outputs(folder / "reference.npz", Tensors(tuple(outputs), tuple(v.numpy() for v in outputs.values())))
+    return {"folder": folder, "model": model}
+
+
+def measure(reference: dict, artifact: Path, precision: str, runner: Runner | None = None):
+    runner = runner or ExecutorchDecoderRunner()
+    job = MeasureJob(runner.name, artifact, "android", reference["folder"] / "data",
+                     reference["folder"] / "reference.npz", Precision.parse(precision).thresholds,
+                     ProfileSettings(threads=(1,)), None, SourceSpec(example="tiny-lm"), TEXT_GENERATION)
+    return generation_stage.run(job, runner)
+
+
