@@ -12,6 +12,7 @@ import numpy as np
 
 from edge_pipeline.errors import InputError
 from edge_pipeline.plugins import DecoderSession, GreedyRun, LoopRun
+from targets.llm.greedy import continue_greedily
 
 CONFIG = "genai_config.json"
 
@@ -58,18 +59,13 @@ class GenaiDecoder(DecoderSession):
         generator.append_tokens(np.asarray(prompt, np.int32)[None])
         last = np.asarray(generator.get_output("logits"))[0, -1]
         first = time.perf_counter() - started
-        tokens: list[int] = []
-        steps: list[float] = []
-        while len(tokens) < new_tokens and len(prompt) + len(tokens) < self.max_context - 1:
-            token = int(np.argmax(last))
-            tokens.append(token)
-            if token in self.eos_ids:
-                break
-            started = time.perf_counter()
-            generator.append_tokens(np.array([[token]], np.int32))
-            last = np.asarray(generator.get_output("logits"))[0, -1]
-            steps.append(time.perf_counter() - started)
-        return GreedyRun(tuple(tokens), first, tuple(steps))
+        return continue_greedily(last, first, lambda token, at: self._feed(generator, token), len(prompt),
+                                 new_tokens, self.max_context, self.eos_ids)
+
+    @staticmethod
+    def _feed(generator: Any, token: int) -> np.ndarray:
+        generator.append_tokens(np.array([[token]], np.int32))
+        return np.asarray(generator.get_output("logits"))[0, -1]
 
     def run_loop(self, prompt: np.ndarray, new_tokens: int, expected: tuple[int, ...]) -> LoopRun | None:
         """GenAI's own greedy loop on the same ids; its clock is ours around each `generate_next_token`."""

@@ -13,6 +13,7 @@ import numpy as np
 
 from edge_pipeline.errors import InputError
 from edge_pipeline.plugins import DecoderSession, GreedyRun, LoopRun
+from targets.llm.greedy import continue_greedily
 from targets.llm.litertlm_file import decoder_tflite
 
 MASKED = np.finfo(np.float32).min     # added to the scores of positions a token may not attend to
@@ -46,7 +47,8 @@ class LitertDecoder(DecoderSession):
         self.cache_specs = {k: (tuple(v["shape"]), v["dtype"]) for k, v in inputs.items() if k.startswith(CACHE)}
         self.max_context = int(inputs["mask"]["shape"][-1])
         self.kernels = tempfile.TemporaryDirectory(prefix="edgepipe-litert-lm-")   # the engine's XNNPACK cache,
-        self.engine = self._engine(self.max_context)                                # never beside the artifact
+        self.engines: dict[int, Any] = {}                                           # never beside the artifact
+        self.engine = self._engine(self.max_context)
         self.eos_ids = tuple(sorted({int(s[0]) for s in self.engine.eos_token_ids if len(s) == 1}))
 
     def _empty_cache(self) -> dict[str, np.ndarray]:
@@ -95,19 +97,8 @@ class LitertDecoder(DecoderSession):
         self._prefill(np.asarray(prompt[:-1]), cache)
         last = self._decode(int(prompt[-1]), len(prompt) - 1, cache)
         first = time.perf_counter() - started
-        tokens: list[int] = []
-        steps: list[float] = []
-        position = len(prompt)
-        while len(tokens) < new_tokens and position < self.max_context - 1:
-            token = int(np.argmax(last))
-            tokens.append(token)
-            if token in self.eos_ids:
-                break
-            started = time.perf_counter()
-            last = self._decode(token, position, cache)
-            steps.append(time.perf_counter() - started)
-            position += 1
-        return GreedyRun(tuple(tokens), first, tuple(steps))
+        return continue_greedily(last, first, lambda token, at: self._decode(token, at, cache), len(prompt),
+                                 new_tokens, self.max_context, self.eos_ids)
 
     def run_loop(self, prompt: np.ndarray, new_tokens: int, expected: tuple[int, ...]) -> LoopRun | None:
         """The engine takes text: the prompt ids are detokenized, and where its tokenizer reads the text back as
@@ -121,9 +112,8 @@ class LitertDecoder(DecoderSession):
             expected = self.greedy(np.array(seen), len(expected)).tokens
         shown = expected[:-1] if expected and expected[-1] in self.eos_ids else expected
         limit = min(self.max_context, len(seen) + new_tokens)
-        with self._engine(limit) as limited, \
-                limited.create_session(apply_prompt_template=False,
-                                       sampler_config=interfaces.SamplerConfig(top_k=1)) as session:
+        greedy = interfaces.SamplerConfig(top_k=1)
+        with self._engine(limit).create_session(apply_prompt_template=False, sampler_config=greedy) as session:
             session.run_prefill([text])
             generated = session.run_decode().texts[0]
             info = session.get_benchmark_info()
@@ -131,13 +121,18 @@ class LitertDecoder(DecoderSession):
                        info.time_to_first_token_in_second * 1000, info.last_decode_tokens_per_second)
 
     def _engine(self, max_tokens: int) -> Any:
-        """LiteRT-LM's engine on the bundle, on the CPU with the session's threads, at most `max_tokens` in all."""
+        """LiteRT-LM's engine on the bundle, on the CPU with the session's threads, at most `max_tokens` in all;
+        one per limit, kept, as an app keeps its engine between conversations."""
         import litert_lm
         from litert_lm import interfaces
 
+        if max_tokens in self.engines:
+            return self.engines[max_tokens]
         litert_lm.set_min_log_severity(litert_lm.LogSeverity.ERROR)
         try:
-            return litert_lm.Engine(str(self.bundle), backend=interfaces.CPU(thread_count=self.threads),
-                                    max_num_tokens=max_tokens, cache_dir=self.kernels.name, enable_benchmark=True)
+            self.engines[max_tokens] = litert_lm.Engine(
+                str(self.bundle), backend=interfaces.CPU(thread_count=self.threads), max_num_tokens=max_tokens,
+                cache_dir=self.kernels.name, enable_benchmark=True)
         except Exception as exc:
             raise InputError(f"{self.bundle}: LiteRT-LM's engine cannot open it: {exc}") from exc
+        return self.engines[max_tokens]

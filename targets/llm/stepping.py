@@ -11,6 +11,7 @@ import numpy as np
 
 from edge_pipeline.errors import InputError
 from edge_pipeline.plugins import DecoderSession, GreedyRun, LoopRun
+from targets.llm.greedy import continue_greedily
 
 
 class PteDecoder(DecoderSession):
@@ -70,24 +71,12 @@ class PteDecoder(DecoderSession):
         shown = tokenizer.decode(list(expected), skip_special_tokens=False)   # the runner prints the EOS it stops at
         return LoopRun(result.text, shown, result.generated_tokens, result.first_token_ms, result.decode_tokens_per_s)
 
-    def greedy(self, prompt: np.ndarray, new_tokens: int, stop_at_eos: bool = True) -> GreedyRun:
+    def greedy(self, prompt: np.ndarray, new_tokens: int) -> GreedyRun:
         started = time.perf_counter()
         last = self._call(prompt, 0)[-1]
         first = time.perf_counter() - started
-        tokens: list[int] = []
-        steps: list[float] = []
-        position = len(prompt)
-        while len(tokens) < new_tokens and position < self.max_context - 1:
-            token = int(np.argmax(last))
-            tokens.append(token)
-            if stop_at_eos and token in self.eos_ids:
-                break
-            started = time.perf_counter()
-            last = self._call(np.array([token]), position)[-1]
-            steps.append(time.perf_counter() - started)
-            position += 1
-        return GreedyRun(tuple(tokens), first, tuple(steps))
-
+        return continue_greedily(last, first, lambda token, at: self._call(np.array([token]), at)[-1], len(prompt),
+                                 new_tokens, self.max_context, self.eos_ids)
 
 def source_logits(model: Any, ids: np.ndarray) -> np.ndarray:
     """The source model's teacher-forced logits (positions x vocabulary), one full forward."""
