@@ -3,8 +3,9 @@ Runtime GenAI) against each vendor's own LLM path called by hand on the same mod
 this host's CPU (never a phone).
 
 - Export: the vendor's steps by hand in a fresh process, timed from the trained model to the written artifact,
-  the converter's import paid once by the first precision as edgepipe's export worker pays it (ExecuTorch: transformers' static-cache module, torchao 8da4w, XNNPACK lowering; LiteRT: `save_pretrained` and
-  litert-torch's `export_hf` to a `.litertlm`; GenAI: `save_pretrained` and its model builder), against
+  the converter's import paid once by the first precision as edgepipe's export worker pays it (ExecuTorch:
+  transformers' static-cache module, torchao 8da4w, XNNPACK lowering; LiteRT: `save_pretrained` and litert-torch's
+  `export_hf` to a `.litertlm`; GenAI: `save_pretrained` and its model builder), against
   edgepipe's own export seconds for the same artifact (its report).
 - Speed: decode tokens/s as edgepipe measures it (its own code, a fresh process) against the vendor's own loop
   run by hand on the very file edgepipe shipped (ExecuTorch's TextLLMRunner and its Stats; LiteRT-LM's engine and
