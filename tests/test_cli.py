@@ -138,7 +138,7 @@ def test_targets_lists_the_builtin_profiles_with_runners() -> None:
     rows = {t["name"]: t for t in json.loads(result.output)["targets"]}
     assert {"android", "ios", "web", "linux-arm64", "mcu"} <= set(rows)
     assert rows["mcu"]["outputs"] == ["tflite:int8"] and rows["mcu"]["budgets"] == {"max-size-kb": 256.0}
-    assert rows["linux-arm64"]["runners"] == ["litert", "litert-decoder", "onnxruntime"]
+    assert rows["linux-arm64"]["runners"] == ["litert", "litert-decoder", "onnxruntime", "ort-genai"]
     assert rows["web"]["bundle"] == "web"
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from edge_pipeline.errors import InputError
+from edge_pipeline.errors import ConfigError, InputError
 from edge_pipeline.fsutil import sha256_artifact
 from edge_pipeline.plugins import Runner
 from targets.llm.genai_export import export_genai
@@ -108,8 +108,7 @@ ROUTES: dict[str, tuple[Callable[[object, Path], None], type[Runner], str]] = {
 @pytest.mark.parametrize("route", sorted(ROUTES))
 def test_a_corrupted_weight_scale_is_refused_in_every_runtime(route: str, reference: dict, tmp_path: Path) -> None:
     export, runner, quantized = ROUTES[route]
-    source = copy.copy(reference["model"].module)
-    source.lm = copy.deepcopy(source.lm)
+    source = copy.deepcopy(reference["model"].module)     # a shallow copy would share (and corrupt) its lm
     with torch.no_grad():
         source.lm.model.layers[1].mlp.down_proj.weight.mul_(8.0)     # one layer's scale 8x off
     folder = tmp_path / "corrupt"
@@ -146,3 +145,44 @@ def test_eos_ids_that_disagree_with_the_runtimes_own_are_refused(label: str, ref
     runner = ROUTES[label.split(":")[0]][1]()
     with pytest.raises(InputError, match=r"declares EOS ids \[2\] but .*generation.json lists \[3\]"):
         measure(reference, folder, "fp32", runner)
+
+
+def test_a_genai_config_naming_a_file_outside_its_folder_or_a_non_object_is_refused(board_build: dict,
+                                                                                     tmp_path: Path) -> None:
+    folder = tmp_path / "hostile"
+    shutil.copytree(folder_of(board_build, "onnx:fp32"), folder)
+    config = json.loads((folder / "genai_config.json").read_text())
+    config["model"]["decoder"]["filename"] = "../../outside.onnx"
+    (folder / "genai_config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="filename '../../outside.onnx' must be a plain file name"):
+        GenaiDecoderRunner().open_decoder(folder, 1)
+    shutil.copyfile(folder_of(board_build, "onnx:fp32") / "genai_config.json", folder / "genai_config.json")
+    (folder / "generation.json").write_text("[2]")
+    with pytest.raises(InputError, match="generation file .* is not a JSON object"):
+        GenaiDecoderRunner().open_decoder(folder, 1)
+
+
+def test_a_chat_template_the_engine_renders_otherwise_is_refused_by_tier_3(reference: dict, tmp_path: Path) -> None:
+    """ChatML that reads a message's content as a string only: LiteRT-LM hands the template a list of text parts,
+    so an app's chat would feed the model `[{"type": "text", ...}]` where the source had the question."""
+    from edge_pipeline.datafiles import load_outputs, save_outputs
+    from edge_pipeline.tensors import Tensors
+    from targets.llm.chat import as_codes, source_rendering
+
+    template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    source = copy.deepcopy(reference["model"].module)
+    source.chat_template = template
+    folder = tmp_path / "chat"
+    folder.mkdir()
+    export_litert_decoder(source, folder / "model.litertlm")
+    (folder / "chat_template.jinja").write_text(template)
+    outputs = load_outputs(reference["folder"] / "reference.npz").as_dict()
+    rows = len(outputs["logits"])
+    outputs["chat_prompt"] = as_codes(source_rendering(source.tokenizer_json, template), rows)
+    shutil.copytree(reference["folder"] / "data", tmp_path / "data")
+    save_outputs(tmp_path / "reference.npz", Tensors(tuple(outputs), tuple(outputs.values())))
+    verdict = measure({"folder": tmp_path, "model": reference["model"]}, folder, "fp32", LitertDecoderRunner())
+    assert not verdict.passed and verdict.validation.decided_by == "tier 3: chat template"
+    assert "renders the chat template as '<|im_start|>user\\n[{" in verdict.validation.message
+    assert verdict.generation.chat_template_matches is False

@@ -13,6 +13,10 @@ from .conftest import run_cli
 
 pytestmark = pytest.mark.slow
 FLOAT_ONLY = '\n[targets.android]\nformats = ["pte:fp32"]\n'
+# ChatML, reading a message's content as a string or as a list of text parts (how LiteRT-LM passes it)
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% if m['content'] is string %}{{ m['content'] }}"
+          "{% else %}{% for part in m['content'] %}{{ part['text'] }}{% endfor %}{% endif %}<|im_end|>\n"
+          "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 BOTH_RUNTIMES = '\n[targets.android]\nformats = ["pte:fp32", "tflite:fp32"]\n'
 
 
@@ -41,6 +45,7 @@ def qwen_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
                          bos_token_id=tok.token_to_id("<s>"), eos_token_id=tok.token_to_id("</s>"))
     Qwen2ForCausalLM(config).to(torch.bfloat16).save_pretrained(project / "model", safe_serialization=True)
     tok.save(str(project / "model" / "tokenizer.json"))
+    (project / "model" / "chat_template.jinja").write_text(CHATML)
     (project / "eval.txt").write_text(evaluation_text())
     return project
 
@@ -65,8 +70,12 @@ def test_a_bfloat16_qwen_folder_with_grouped_query_attention_builds(qwen_folder:
         assert artifact["status"] == "ok" and generation["token_agreement"] == 1.0
         assert generation["first_divergence"] == [None] * generation["prompts"]
         assert generation["runtime_loop_matches"]
-        declared = json.loads((qwen_folder / "out" / "android" / artifact["path"] / "generation.json").read_text())
+        folder = qwen_folder / "out" / "android" / artifact["path"]
+        declared = json.loads((folder / "generation.json").read_text())
         assert declared["max_context"] == 128 and declared["eos_ids"] == [2]
+        assert (folder / "chat_template.jinja").read_text() == CHATML          # shipped beside the model
+        # LiteRT-LM renders the template it ships as transformers does; ExecuTorch's runner renders none
+        assert generation["chat_template_matches"] is (True if artifact["format"] == "tflite" else None)
 
 
 def test_4_bit_variants_are_searched_on_the_shipped_file_and_all_reported(qwen_folder: Path) -> None:

@@ -79,3 +79,12 @@ def first_divergence(source: Sequence[int], artifact: Sequence[int]) -> int | No
         if a != b:
             return position
     return None if len(source) == len(artifact) else min(len(source), len(artifact))
+
+
+# The conversation every chat template is rendered with, by the source and by each runtime that renders templates
+CHAT_CONVERSATION = ({"role": "user", "content": "What does the class statement do?"},)
+
+
+def text_of_codes(codes: np.ndarray) -> str:
+    """A reference output holding text as UTF-8 byte codes (one row per window) read back."""
+    return bytes(np.asarray(codes[0], dtype=np.uint8)).decode("utf-8")

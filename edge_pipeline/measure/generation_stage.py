@@ -21,7 +21,13 @@ from edge_pipeline.errors import ConfigError
 from edge_pipeline.host import host_cores, measured_on, package_version
 from edge_pipeline.measure.bandwidth import implausible_decode, memory_bandwidth_gbs
 from edge_pipeline.measure.cpus import peak_rss_mb, pinned_cpus, thread_counts
-from edge_pipeline.measure.generation import TokenAgreement, compare_windows, first_divergence
+from edge_pipeline.measure.generation import (
+    CHAT_CONVERSATION,
+    TokenAgreement,
+    compare_windows,
+    first_divergence,
+    text_of_codes,
+)
 from edge_pipeline.numbers import is_finite
 from edge_pipeline.plugins import DecoderSession, Runner
 from edge_pipeline.precision import Thresholds
@@ -53,7 +59,11 @@ def run(job: MeasureJob, runner: Runner) -> Measurement:
     stepped = [session.greedy(w[:prompt], len(e) or 1) for w, e in zip(windows, expected)]
     divergence = tuple(first_divergence(e, s.tokens) for e, s in zip(expected, stepped))
     loops = [session.run_loop(w[:prompt], len(e) or 1, s.tokens) for w, e, s in zip(windows, expected, stepped)]
+    chat = _chat(session, reference.get("chat_prompt"))
     verdict, decided_by = _verdict(job.thresholds, figures, worst, divergence, loops, session)
+    if verdict is None and chat is not None and chat[0] != chat[1]:
+        verdict, decided_by = (f"tier 3: {session.runtime_loop} renders the chat template as {chat[0][:80]!r}, the "
+                               f"source renders {chat[1][:80]!r}", "tier 3: chat template")
     validation = Validation(passed=verdict is None, message=verdict or "every tier passed", eval_samples=len(windows),
                             thresholds=_thresholds(job.thresholds), decided_by=decided_by,
                             agreement=round(figures.agreement, 6))
@@ -66,6 +76,7 @@ def run(job: MeasureJob, runner: Runner) -> Measurement:
         prompts=len(windows), prompt_tokens=prompt, new_tokens=max(len(e) for e in expected),
         first_divergence=divergence, runtime_loop=session.runtime_loop if any(loops) else None,
         runtime_loop_matches=all(loop.text == loop.expected_text for loop in loops if loop) if any(loops) else None,
+        chat_template_matches=chat[0] == chat[1] if chat is not None else None,
         load_ms=round(load_ms, 2))
     measured = Measurement(runtime=runner.runtime, runtime_version=package_version(runner.distribution),
                            validation=validation, generation=report)
@@ -100,6 +111,14 @@ def _verdict(thresholds: Thresholds, figures: TokenAgreement, worst: int, diverg
             return (f"tier 3: {session.runtime_loop} generated {loop.text[:60]!r} for prompt {index}, stepping the "
                     f"artifact gives {loop.expected_text[:60]!r}", "tier 3: runtime loop")
     return None, "tiers 1-3" if thresholds.exact else "tiers 2-3"
+
+
+def _chat(session: DecoderSession, codes: np.ndarray | None) -> tuple[str, str] | None:
+    """(the runtime's rendering, the source's) of the fixed conversation, where both exist."""
+    if codes is None:
+        return None
+    rendered = session.render_chat(CHAT_CONVERSATION)
+    return None if rendered is None else (rendered, text_of_codes(codes))
 
 
 def _weights_bytes(artifact: Path) -> int:

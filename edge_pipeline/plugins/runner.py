@@ -78,6 +78,11 @@ class DecoderSession(ABC):
         """The runtime's own loop (an app's) on `prompt`; `expected`: the tokens stepping gave."""
         return None
 
+    def render_chat(self, messages: tuple[dict[str, str], ...]) -> str | None:
+        """`messages` rendered by the runtime with the chat template the artifact ships, the assistant's
+        generation prompt after them (None: the runtime renders no templates, or the artifact ships none)."""
+        return None
+
 
 class Runner(Plugin):
     """`suffixes`: file suffix (or a file inside a folder artifact) -> format, so `edgepipe profile` finds the

@@ -169,7 +169,9 @@ class GenerationReport(Part):
 
     Agreement, KL and perplexity are teacher-forced over the evaluation windows; `first_divergence` is, per
     prompt, the first greedy token that differs from the source's (None: none of `new_tokens` did);
-    `runtime_loop_matches`: the runtime's own generation loop produced the text stepping the artifact gives."""
+    `runtime_loop_matches`: the runtime's own generation loop produced the text stepping the artifact gives;
+    `chat_template_matches`: the runtime rendered the shipped chat template as the source does (None: no template,
+    or a runtime that renders none)."""
 
     RANGES = {"windows": COUNT, "positions": COUNT, "token_agreement": FRACTION, "mean_kl": NON_NEGATIVE,
               "perplexity": POSITIVE, "source_perplexity": POSITIVE, "prompts": COUNT, "prompt_tokens": COUNT,
@@ -192,6 +194,7 @@ class GenerationReport(Part):
     first_divergence: Sequence[int | None] = ()
     runtime_loop: str | None = None
     runtime_loop_matches: bool | None = None
+    chat_template_matches: bool | None = None
     load_ms: float | None = None
     ttft_ms: float | None = None
     ttft_ms_by_prompt_tokens: Mapping[str, float] | None = None

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from edge_pipeline.plugins import Exporter, Model
 from edge_pipeline.types import TEXT_GENERATION, JsonObject
-from targets.llm.decoder_folder import GENERATION, decoder_source, write_generation
+from targets.llm.decoder_folder import decoder_source, write_generation
 
 from .converter_configs import GenaiPrecision
 
@@ -25,7 +25,7 @@ class GenaiDecoderExporter(Exporter):
     distributions: ClassVar[tuple[str, ...]] = ("torch", "transformers", "onnxruntime-genai", "onnxruntime", "onnx")
 
     def export(self, model: Model, dest: Path) -> JsonObject:
-        from targets.llm.genai_export import FILES, export_genai
+        from targets.llm.genai_export import export_genai
 
         source = decoder_source(model, self.name)
         config = model.config(GenaiPrecision)
@@ -34,5 +34,5 @@ class GenaiDecoderExporter(Exporter):
         generation = write_generation(source, dest, tokenizer=False)
         quantization = model.provenance.get("quantization")
         return {"converter": "onnxruntime-genai model builder", "kv_cache": "past_key_values in, present out",
-                "builder_precision": precision, **generation, "files": [*FILES, GENERATION],
+                "builder_precision": precision, **generation, "files": sorted(p.name for p in dest.iterdir()),
                 **({"quantization": quantization} if quantization else {})}

@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from edge_pipeline.plugins import Exporter, Model
 from edge_pipeline.types import TEXT_GENERATION, JsonObject
-from targets.llm.decoder_folder import GENERATION, decoder_source, write_generation
+from targets.llm.decoder_folder import decoder_source, write_generation
 
 from .converter_configs import LitertLmRecipe
 
@@ -40,4 +40,4 @@ class LitertDecoderExporter(Exporter):
         generation = write_generation(source, dest, tokenizer=False, prefill_lengths=lengths)
         return {"converter": "litert-torch export_hf -> LiteRT-LM bundle", "kv_cache": "static, signature inputs",
                 "signatures": [f"prefill_{n}" for n in lengths] + ["decode"], "llm_metadata": exported.llm_metadata,
-                "quantization_recipe": recipe, **generation, "files": [BUNDLE, GENERATION]}
+                "quantization_recipe": recipe, **generation, "files": sorted(p.name for p in dest.iterdir())}

@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from edge_pipeline.plugins import Exporter, Model
 from edge_pipeline.types import TEXT_GENERATION, JsonObject
-from targets.llm.decoder_folder import GENERATION, TOKENIZER, decoder_source, write_generation
+from targets.llm.decoder_folder import decoder_source, write_generation
 
 PROGRAM = "model.pte"
 
@@ -36,5 +36,5 @@ class PteDecoderExporter(Exporter):
         generation = write_generation(source, dest, tokenizer=True)
         quantization = model.provenance.get("quantization")
         return {"converter": "transformers TorchExportableModuleForDecoderOnlyLM -> ExecuTorch XNNPACK",
-                "kv_cache": "static", **generation, "files": [PROGRAM, TOKENIZER, GENERATION],
+                "kv_cache": "static", **generation, "files": sorted(p.name for p in dest.iterdir()),
                 **({"quantization": quantization} if quantization else {})}

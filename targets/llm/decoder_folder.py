@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from edge_pipeline.plugins import Model
     from targets.llm.source_decoder import DecoderReference
 
-GENERATION, TOKENIZER = "generation.json", "tokenizer.json"
+GENERATION, TOKENIZER, CHAT_TEMPLATE = "generation.json", "tokenizer.json", "chat_template.jinja"
 
 
 def decoder_source(model: Model, exporter: str) -> DecoderReference:
@@ -26,10 +26,13 @@ def decoder_source(model: Model, exporter: str) -> DecoderReference:
 
 
 def write_generation(source: DecoderReference, dest: Path, tokenizer: bool, **extra: object) -> JsonObject:
-    """generation.json (and tokenizer.json when `tokenizer`) into `dest`; returns what generation.json holds."""
+    """generation.json (and tokenizer.json when `tokenizer`, and the source's chat template where it has one) into
+    `dest`; returns what generation.json holds."""
     generation: JsonObject = {"max_context": source.max_context, "vocab_size": int(source.lm.config.vocab_size),
                               "bos_id": source.bos_id, "eos_ids": list(source.eos_ids), **extra}
     (dest / GENERATION).write_text(json.dumps(generation, indent=2, sort_keys=True) + "\n")
     if tokenizer:
         (dest / TOKENIZER).write_text(source.tokenizer_json)
+    if source.chat_template is not None:
+        (dest / CHAT_TEMPLATE).write_text(source.chat_template)
     return generation

@@ -15,6 +15,7 @@ from edge_pipeline.plugins import DecoderSession, GreedyRun, LoopRun
 from targets.llm.greedy import continue_greedily
 
 CONFIG = "genai_config.json"
+CHAT_TEMPLATE = "chat_template.jinja"   # written beside the model when the source has one
 
 
 class GenaiDecoder(DecoderSession):
@@ -23,8 +24,8 @@ class GenaiDecoder(DecoderSession):
     def __init__(self, folder: Path, threads: int) -> None:
         import onnxruntime_genai as og
 
+        declared = _declared(folder)
         try:
-            declared = json.loads((folder / CONFIG).read_text())["model"]
             config = og.Config(str(folder))
             config.overlay(json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": threads}}}}))
             self.model = og.Model(config)
@@ -34,6 +35,7 @@ class GenaiDecoder(DecoderSession):
         eos = declared.get("eos_token_id")
         self.eos_ids = tuple(int(e) for e in (eos if isinstance(eos, list) else [eos]) if e is not None)
         self.max_context = int(declared.get("context_length") or 0)
+        self.has_template = (folder / CHAT_TEMPLATE).is_file()
 
     def _generator(self, length: int) -> Any:
         import onnxruntime_genai as og
@@ -82,5 +84,25 @@ class GenaiDecoder(DecoderSession):
         rate = (len(times) - 1) / sum(times[1:]) if len(times) > 1 and sum(times[1:]) > 0 else None
         return LoopRun(self._text(tokens), self._text(list(expected)), len(tokens), first_ms, rate)
 
+    def render_chat(self, messages: tuple[dict[str, str], ...]) -> str | None:
+        if not self.has_template:
+            return None
+        return str(self.tokenizer.apply_chat_template(json.dumps(list(messages)), add_generation_prompt=True))
+
     def _text(self, tokens: list[int]) -> str:
         return str(self.tokenizer.decode(np.array(tokens, np.int32))) if tokens else ""
+
+
+def _declared(folder: Path) -> dict:
+    """genai_config.json's `model` part, once every file it names is a plain name in the folder: GenAI opens what
+    the config names, and an artifact is read from its own folder only."""
+    from edge_pipeline.paths import plain_name
+    from targets.runners.decoder_folder import json_object
+
+    model = json_object(folder / CONFIG, "GenAI config").get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("decoder"), dict):
+        raise InputError(f"{folder / CONFIG} has no model.decoder section")
+    for part in (model, *(v for v in model.values() if isinstance(v, dict))):
+        if "filename" in part:
+            plain_name(part["filename"], f"{folder / CONFIG}: filename")
+    return model

@@ -40,7 +40,10 @@ def _write_tokenizer(source: DecoderReference, dest: Path) -> None:
     unknown = getattr(tokenizer.model, "unk_token", None)
     named = {"bos_token": tokenizer.id_to_token(source.bos_id), "eos_token": eos, "pad_token": eos,
              "unk_token": unknown if unknown is not None and tokenizer.token_to_id(unknown) is not None else None}
-    PreTrainedTokenizerFast(tokenizer_object=tokenizer).save_pretrained(dest)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer)
+    if source.chat_template is not None:
+        fast.chat_template = source.chat_template
+    fast.save_pretrained(dest)
     config_file = dest / "tokenizer_config.json"
     config_file.write_text(json.dumps({**json.loads(config_file.read_text()), **named}, indent=2) + "\n")
     loaded = AutoTokenizer.from_pretrained(dest)

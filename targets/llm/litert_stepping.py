@@ -50,6 +50,7 @@ class LitertDecoder(DecoderSession):
         self.engines: dict[int, Any] = {}                                           # never beside the artifact
         self.engine = self._engine(self.max_context)
         self.eos_ids = tuple(sorted({int(s[0]) for s in self.engine.eos_token_ids if len(s) == 1}))
+        self.has_template = (bundle.parent / "chat_template.jinja").is_file()
 
     def _empty_cache(self) -> dict[str, np.ndarray]:
         return {name: np.zeros(shape, dtype) for name, (shape, dtype) in self.cache_specs.items()}
@@ -119,6 +120,15 @@ class LitertDecoder(DecoderSession):
             info = session.get_benchmark_info()
         return LoopRun(generated, engine.detokenize(list(shown)), int(info.last_decode_token_count),
                        info.time_to_first_token_in_second * 1000, info.last_decode_tokens_per_second)
+
+    def render_chat(self, messages: tuple[dict[str, str], ...]) -> str | None:
+        """A conversation of the engine's renders all but the last turn as history; the last, with the generation
+        prompt, is what `render_message_to_string` gives."""
+        if not self.has_template:
+            return None
+        *history, last = messages
+        conversation = self.engine.create_conversation(messages=list(history) or None)
+        return str(conversation.render_message_to_string(dict(last)))
 
     def _engine(self, max_tokens: int) -> Any:
         """LiteRT-LM's engine on the bundle, on the CPU with the session's threads, at most `max_tokens` in all;

@@ -62,7 +62,8 @@ def decoder_tflite(bundle: Path) -> bytes:
 
 
 def metadata_token_strings(bundle: Path) -> list[str]:
-    """Every token the bundle's LLM metadata names by its text (start, stop and pad tokens)."""
+    """The single tokens the bundle's LLM metadata names by their text (start and pad tokens; stop strings may be
+    sequences of tokens, which the engine matches as such)."""
     from litert_lm_builder import litertlm_header_schema_py_generated as schema
     from litert_lm_builder.runtime.proto import llm_metadata_pb2
 
@@ -71,6 +72,6 @@ def metadata_token_strings(bundle: Path) -> list[str]:
         if section.kind != schema.AnySectionDataType.LlmMetadataProto:
             continue
         metadata = llm_metadata_pb2.LlmMetadata.FromString(_read(bundle, section))
-        tokens = [metadata.start_token, metadata.pad_token, *metadata.stop_tokens]
+        tokens = [metadata.start_token, metadata.pad_token]
         named += [t.token_str for t in tokens if t.WhichOneof("token_union") == "token_str"]
     return named

@@ -17,11 +17,13 @@ PAD = -1   # a greedy continuation shorter than `new_tokens` (it stopped at EOS)
 
 class DecoderReference(torch.nn.Module):
     """`lm`: a transformers causal LM; `tokenizer_json`: its tokenizer as `tokenizers` serialises it; the EOS
-    ids are the union of every place the source declares one (config, generation config, tokenizer)."""
+    ids are the union of every place the source declares one (config, generation config, tokenizer);
+    `chat_template`: the Jinja template the source renders a conversation with, shipped beside every artifact."""
 
     def __init__(self, lm: Any, tokenizer_json: str, eos_ids: tuple[int, ...], prompt_tokens: int,
-                 new_tokens: int, max_context: int | None = None) -> None:
+                 new_tokens: int, max_context: int | None = None, chat_template: str | None = None) -> None:
         super().__init__()
+        self.chat_template = chat_template
         self.lm = lm.eval()
         self.context = max_context or int(lm.config.max_position_embeddings)
         self.tokenizer_json = tokenizer_json
@@ -36,7 +38,13 @@ class DecoderReference(torch.nn.Module):
             tokens = source_greedy(self.lm, ids[:self.prompt_tokens], self.new_tokens, self.eos_ids)
             greedy[row, :len(tokens)] = tokens
         prompt = torch.full((len(input_ids),), self.prompt_tokens, dtype=torch.int64)
-        return {"logits": logits, "greedy_ids": torch.from_numpy(greedy), "prompt_tokens": prompt}
+        outputs = {"logits": logits, "greedy_ids": torch.from_numpy(greedy), "prompt_tokens": prompt}
+        if self.chat_template is not None:
+            from targets.llm.chat import as_codes, source_rendering
+
+            rendered = source_rendering(self.tokenizer_json, self.chat_template)
+            outputs["chat_prompt"] = torch.from_numpy(as_codes(rendered, len(input_ids)))
+        return outputs
 
     @property
     def max_context(self) -> int:

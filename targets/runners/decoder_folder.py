@@ -2,7 +2,6 @@
 back, and a decoder seen as a plain one-call session (teacher-forced logits of one window)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +31,22 @@ def program_in(folder: Path, name: str) -> Path:
     return program
 
 
+def json_object(path: Path, what: str) -> dict:
+    """A JSON object file of the artifact, bounded in size; anything else is refused by name."""
+    from edge_pipeline.report.baseline import read_json_file
+
+    loaded = read_json_file(path, what)
+    if not isinstance(loaded, dict):
+        raise InputError(f"{what} {path} is not a JSON object")
+    return loaded
+
+
 def check_declared_eos(folder: Path, program: Path, decoder: DecoderSession) -> DecoderSession:
     """`decoder`, once the EOS ids its program stops at are those the folder's generation.json lists."""
     declared = folder / GENERATION
     if declared.is_file():
-        eos = json.loads(declared.read_text()).get("eos_ids")
-        if isinstance(eos, list) and sorted(eos) != sorted(decoder.eos_ids):
+        eos = json_object(declared, "generation file").get("eos_ids")
+        if isinstance(eos, list) and sorted(map(str, eos)) != sorted(map(str, decoder.eos_ids)):
             raise InputError(f"{program} declares EOS ids {list(decoder.eos_ids)} but {declared} lists {eos}: "
                              f"the runner would not stop where the model does")
     return decoder

@@ -66,6 +66,7 @@ class TransformersSource(TorchSource):
             raise InputError(f"{path} is not a loadable language model: {str(exc).splitlines()[0][:300]}") from None
         tokenizer = Tokenizer.from_file(str(regular_file(tokenizer_file, "tokenizer file")))
         eos_token = _eos_token(path / "tokenizer_config.json")
+        template = chat_template(path)
         dtype = config.get("torch_dtype") or config.get("dtype")
         provenance: JsonObject = {"kind": "file", "path": str(path), "architecture": str(config.get("model_type")),
                                   "weights": [w.name for w in weights],
@@ -75,7 +76,7 @@ class TransformersSource(TorchSource):
             from targets.llm.source_encoder import encoder_model  # imports torch: not at listing time
 
             return encoder_model(lm, tokenizer, _evaluation_text(spec), provenance)
-        return decoder_model(lm, tokenizer, eos_token, spec, provenance)
+        return decoder_model(lm, tokenizer, eos_token, spec, provenance, template)
 
     def from_object(self, obj: object, spec: SourceSpec, provenance: JsonObject) -> tuple[Model, Tensors]:
         lm, tokenizer = obj   # type: ignore[misc]
@@ -92,7 +93,7 @@ class TransformersSource(TorchSource):
 
 
 def decoder_model(lm: Any, tokenizer: Any, eos_token: str | None, spec: SourceSpec,
-                  provenance: JsonObject) -> tuple[Model, Tensors]:
+                  provenance: JsonObject, template: str | None = None) -> tuple[Model, Tensors]:
     """The source Model (task text-generation) with its own evaluation windows."""
     import torch
 
@@ -111,7 +112,7 @@ def decoder_model(lm: Any, tokenizer: Any, eos_token: str | None, spec: SourceSp
                          f"evaluation needs at least one window of {window} tokens")
     windows = np.array(ids[:count * window], dtype=np.int64).reshape(count, window)
     eos = declared_eos_ids(lm, tokenizer, eos_token)
-    module = DecoderReference(lm, tokenizer.to_str(), eos, prompt, new_tokens, context)
+    module = DecoderReference(lm, tokenizer.to_str(), eos, prompt, new_tokens, context, template)
     data = DataBundle.single("input_ids", windows[:1], windows[:0], windows, None)
     example = Tensors(("input_ids",), (windows[:1],))
     model = Model("torch", module, (torch.from_numpy(windows[:1].copy()),), provenance, input_names=("input_ids",),
@@ -156,6 +157,23 @@ def _json(path: Path) -> dict:
     if not isinstance(value, dict):
         raise InputError(f"{path} must hold a JSON object")
     return value
+
+
+def chat_template(folder: Path) -> str | None:
+    """The folder's chat template: `chat_template.jinja` (transformers' own file for it) or tokenizer_config.json's
+    `chat_template` string; None when it has neither."""
+    jinja = folder / "chat_template.jinja"
+    if jinja.is_file():
+        file = regular_file(jinja, "chat template")
+        if file.stat().st_size > MAX_METADATA_BYTES:
+            raise InputError(f"{jinja} is over {MAX_METADATA_BYTES >> 20} MiB: not a chat template")
+        return file.read_text(encoding="utf-8", errors="strict")
+    config = folder / "tokenizer_config.json"
+    template = _json(config).get("chat_template") if config.is_file() else None
+    if template is not None and not isinstance(template, str):
+        raise InputError(f"{config}: 'chat_template' must be one template string (named templates are not "
+                         f"supported)")
+    return template
 
 
 def _eos_token(path: Path) -> str | None:
