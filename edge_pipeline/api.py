@@ -135,7 +135,7 @@ def bundle(target: str = "android", *, out_dir: PathLike = "build/edgepipe", tem
     report = _build_report(folder / "report.json", "build report")
     if report.target != target:
         raise ConfigError(f"{folder / 'report.json'} is a build of '{report.target}', not '{target}'")
-    chosen = template or load_target(target, load_config(None)).bundle
+    chosen = template or load_target(target, load_config(None)).bundle_for(report.source.task)
     if chosen is None:
         raise ConfigError(f"target '{target}' has no bundle template yet; pass --template (see sample_apps/)")
     return make_bundle(chosen, folder, report, name)

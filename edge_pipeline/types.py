@@ -69,9 +69,15 @@ class Target:
     max_input_rank: int | None = None   # e.g. 4 for TF.js's wasm backend kernels
     task_outputs: tuple[tuple[str, tuple[OutputSpec, ...]], ...] = ()   # (task, its outputs) where not `outputs`
 
+    task_bundles: tuple[tuple[str, str], ...] = ()   # (task, its sample_apps/ template) where not `bundle`
+
     def outputs_for(self, task: str) -> tuple[OutputSpec, ...]:
         """The outputs built for a model of `task`: the task's own list where the target has one."""
         return next((outputs for name, outputs in self.task_outputs if name == task), self.outputs)
+
+    def bundle_for(self, task: str | None) -> str | None:
+        """The demo-app template for a model of `task`: the task's own where the target has one."""
+        return next((bundle for name, bundle in self.task_bundles if name == task), self.bundle)
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ linux_arm64 = Target(
     device_class="board",
     bundle="linux",
     task_outputs=((TEXT_GENERATION, (*LITERT_LANGUAGE_MODELS, *GENAI_LANGUAGE_MODELS)),),
+    task_bundles=((TEXT_GENERATION, "linux-chat"),),
 )
 
 mcu = Target(

@@ -8,6 +8,9 @@ import copy
 import json
 import re
 import shutil
+import subprocess
+import sys
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -186,3 +189,31 @@ def test_a_chat_template_the_engine_renders_otherwise_is_refused_by_tier_3(refer
     assert not verdict.passed and verdict.validation.decided_by == "tier 3: chat template"
     assert "renders the chat template as '<|im_start|>user\\n[{" in verdict.validation.message
     assert verdict.generation.chat_template_matches is False
+
+
+def test_the_board_chat_bundle_reproduces_each_models_continuation_in_a_fresh_venv(board_build: dict,
+                                                                                   tmp_path: Path) -> None:
+    report = board_build["report"]
+    assert report["bundle"]["template"] == "linux-chat" and len(report["bundle"]["chat_models"]) == 4
+    archive = board_build["out"] / report["bundle"]["zip"]
+    with zipfile.ZipFile(archive) as zf:
+        assert all(".." not in n for n in zf.namelist())
+        zf.extractall(tmp_path / "app")
+    app = next(p for p in (tmp_path / "app").rglob("chat.py")).parent
+    chat = json.loads((app / "chat.json").read_text())
+    assert {m["name"] for m in chat["models"]} == set(board_build["artifacts"])
+    assert all(m["expected"] == board_build["artifacts"][m["name"]]["generation"]["sample_continuation"]
+               for m in chat["models"])
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    install = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-r", str(app / "requirements.txt")],
+                             capture_output=True, text=True)
+    assert install.returncode == 0, install.stderr[-2000:]
+    python = str(venv / "bin" / "python")
+    run = subprocess.run([python, str(app / "chat.py"), "--check"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    results = json.loads(run.stdout.strip().splitlines()[-1])
+    assert set(results) == set(board_build["artifacts"]) and all(r["matches"] for r in results.values())
+    said = subprocess.run([python, str(app / "chat.py"), "--model", "onnx:int4", "--prompt", "The class statement",
+                           "--max-tokens", "8"], capture_output=True, text=True)
+    assert said.returncode == 0 and said.stdout.strip(), said.stdout + said.stderr

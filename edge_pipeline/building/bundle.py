@@ -129,8 +129,18 @@ def _first(values: JsonValue, count: int) -> JsonValue:
     return values[:count] if isinstance(values, list) else None
 
 
-def template_misfit(report: Report) -> str | None:
-    """Why the demo apps cannot take this model (they feed one float32 tensor and read one), or None."""
+def template_misfit(template_name: str, report: Report) -> str | None:
+    """Why the template's app cannot take this model, or None: its task is not one the app runs, or (apps of
+    tensor models) it does not take one float32 tensor and give one."""
+    try:
+        tasks = registry.plugin(Bundler, template_name).tasks
+    except ConfigError:
+        return None   # write_bundle says which templates there are
+    task = report.source.task or "tensor"
+    if task not in tasks:
+        return f"its app runs {', '.join(tasks)} models, not {task}"
+    if task == "text-generation":
+        return None
     inputs, outputs = report.source.inputs or (), report.source.outputs or ()
     if len(inputs) > 1 or any(i.dtype != "float32" for i in inputs):
         described = ", ".join(f"{i.name} {_shape(i.shape)} {i.dtype}" for i in inputs)

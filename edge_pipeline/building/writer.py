@@ -108,25 +108,26 @@ def _write(outcome: BuildOutcome, staging: Path, dest: Path) -> Report:
 
 
 def _bundle(target: Target, staging: Path, report: Report) -> Report:
-    """The target's demo-app bundle, or a warning saying why there is none."""
-    if not target.bundle:
+    """The target's demo-app bundle for the model's task, or a warning saying why there is none."""
+    template = target.bundle_for(report.source.task)
+    if not template:
         return report
-    misfit = template_misfit(report)
+    misfit = template_misfit(template, report)
     note = None
     if misfit is not None:
-        note = f"no '{target.bundle}' bundle: {misfit}"
-    elif not bundleable(target.bundle, report) and any(a.status == Status.OK.value for a in report.artifacts):
-        note = f"no '{target.bundle}' bundle: none of the validated artifacts is a format its app runs"
-    elif bundleable(target.bundle, report):
+        note = f"no '{template}' bundle: {misfit}"
+    elif not bundleable(template, report) and any(a.status == Status.OK.value for a in report.artifacts):
+        note = f"no '{template}' bundle: none of the validated artifacts is a format its app runs"
+    elif bundleable(template, report):
         try:
-            return replace(report, bundle=write_bundle(target.bundle, staging, report))
+            return replace(report, bundle=write_bundle(template, staging, report))
         except StageFailed as exc:   # the artifacts stand; only the demo app cannot take them
             shutil.rmtree(staging / ".bundle.staging", ignore_errors=True)
-            note = f"no '{target.bundle}' bundle: {exc}"
+            note = f"no '{template}' bundle: {exc}"
         except (OSError, ValueError, StopIteration) as exc:
             if is_disk_full(exc):
                 raise
-            raise StageFailed(f"bundle '{target.bundle}': {type(exc).__name__}: {exc}") from exc
+            raise StageFailed(f"bundle '{template}': {type(exc).__name__}: {exc}") from exc
     return report if note is None else replace(report, warnings=(*report.warnings, note))
 
 

@@ -38,6 +38,7 @@ TIMED_RUNS = 7
 MAX_TIMED_TOKENS = 256    # decode timed over as many tokens as the context allows, up to this: the runner's clock
                           # ticks in milliseconds, and a tiny model decodes 32 tokens in a few of them
 PAD = -1
+TTFT_PROMPTS = (64, 128, 512)   # prompt lengths timed to the first token, where the context holds them
 
 
 def run(job: MeasureJob, runner: Runner) -> Measurement:
@@ -77,12 +78,14 @@ def run(job: MeasureJob, runner: Runner) -> Measurement:
         first_divergence=divergence, runtime_loop=session.runtime_loop if any(loops) else None,
         runtime_loop_matches=all(loop.text == loop.expected_text for loop in loops if loop) if any(loops) else None,
         chat_template_matches=chat[0] == chat[1] if chat is not None else None,
+        sample_continuation=loops[0].text if loops and loops[0] is not None else None,
+        sample_new_tokens=(len(expected[0]) or 1) if loops and loops[0] is not None else None,
         load_ms=round(load_ms, 2))
     measured = Measurement(runtime=runner.runtime, runtime_version=package_version(runner.distribution),
                            validation=validation, generation=report)
     if verdict is not None:
         return measured
-    timed = _speed(runner, job, session, windows[0], max(len(e) for e in expected), prompt, report)
+    timed = _speed(runner, job, session, np.concatenate(list(windows)), max(len(e) for e in expected), prompt, report)
     rate = timed.decode_tokens_per_s
     doubt = implausible_decode(_weights_bytes(job.artifact), rate, memory_bandwidth_gbs()) if rate else None
     validation = replace(validation, warnings=(*validation.warnings, f"{job.artifact.name}: {doubt}")) \
@@ -134,11 +137,13 @@ def _thresholds(thresholds: Thresholds) -> dict[str, float | bool]:
 
 def _speed(runner: Runner, job: MeasureJob, session: DecoderSession, window: np.ndarray, new_tokens: int,
            prompt: int, report: GenerationReport) -> GenerationReport:
-    """`report` with the speed figures: TTFT per prompt length and prefill tokens/s (stepping the program, all
-    threads); decode tokens/s from the runtime loop's own clock (stepping where the runtime has no loop), per
+    """`report` with the speed figures: TTFT per prompt length (the prompt's, and 64, 128 and 512 tokens of the
+    evaluation text where the context holds them) and prefill tokens/s (the app's path, all threads); decode
+    tokens/s from the runtime loop's own clock (stepping where the runtime has no loop), per
     thread count, median of runs."""
     ttft = {}
-    for length in sorted({prompt, len(window)}):
+    room = min(len(window), session.max_context - 2)
+    for length in sorted({prompt, *(n for n in TTFT_PROMPTS if n <= room)}):
         times = [session.greedy(window[:length], 1).first_token_s for _ in range(TIMED_RUNS)]
         ttft[str(length)] = round(statistics.median(times) * 1000, 3)
     timed = max(new_tokens, min(MAX_TIMED_TOKENS, session.max_context - prompt - 2))

@@ -17,10 +17,12 @@ class Bundler(Plugin):
     formats: ClassVar[tuple[str, ...] | None] = None   # None: the app runs any validated format
     asset_root: ClassVar[str] = "."                     # where in the template the app reads its files
     template_dir: ClassVar[Path | None] = None          # None: edgepipe's sample_apps/<name>
+    tasks: ClassVar[tuple[str, ...]] = ("classification", "tensor", "feature-extraction")   # the models its app runs
 
     @classmethod
     def declaration_problems(cls) -> list[str]:
         problems = ["'formats' is empty"] if cls.formats is not None and not cls.formats else []
+        problems += ["'tasks' is empty"] if not cls.tasks else []
         if cls.template_dir is not None and not cls.template_dir.is_dir():
             problems.append(f"'template_dir' {str(cls.template_dir)!r} is not a folder")
         return problems

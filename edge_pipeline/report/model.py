@@ -171,13 +171,14 @@ class GenerationReport(Part):
     prompt, the first greedy token that differs from the source's (None: none of `new_tokens` did);
     `runtime_loop_matches`: the runtime's own generation loop produced the text stepping the artifact gives;
     `chat_template_matches`: the runtime rendered the shipped chat template as the source does (None: no template,
-    or a runtime that renders none)."""
+    or a runtime that renders none); `sample_continuation`: what the runtime's own loop generated for the first
+    prompt in `sample_new_tokens` tokens (a bundled app checks it reproduces it)."""
 
     RANGES = {"windows": COUNT, "positions": COUNT, "token_agreement": FRACTION, "mean_kl": NON_NEGATIVE,
               "perplexity": POSITIVE, "source_perplexity": POSITIVE, "prompts": COUNT, "prompt_tokens": COUNT,
               "new_tokens": COUNT, "prefill_tokens_per_s": POSITIVE, "decode_tokens_per_s": POSITIVE,
               "decode_tokens_per_s_stepping": POSITIVE, "ttft_ms": POSITIVE, "load_ms": POSITIVE,
-              "decode_ms_per_token_noise": NON_NEGATIVE, "decode_tokens_timed": COUNT}
+              "decode_ms_per_token_noise": NON_NEGATIVE, "decode_tokens_timed": COUNT, "sample_new_tokens": COUNT}
 
     windows: int | None = None
     positions: int | None = None
@@ -195,6 +196,8 @@ class GenerationReport(Part):
     runtime_loop: str | None = None
     runtime_loop_matches: bool | None = None
     chat_template_matches: bool | None = None
+    sample_continuation: str | None = None
+    sample_new_tokens: int | None = None
     load_ms: float | None = None
     ttft_ms: float | None = None
     ttft_ms_by_prompt_tokens: Mapping[str, float] | None = None
