@@ -18,7 +18,7 @@ from edge_pipeline.types import TASK_METRICS, JsonObject, JsonValue, OutputSpec,
 
 SOURCE_KEYS = {"example": str, "model": str, "weights": str, "example-inputs": (str, list, dict), "calibration": str,
                "evaluate": str, "metric": str, "metric-output": str, "keras-safe-mode": bool, "evaluation-text": str,
-               "max-context": int}
+               "max-context": int, "prefill-lengths": list}
 MAX_CONTEXT = 1 << 20
 PROFILE_KEYS = {"warmup": int, "runs": int, "threads": list, "memory-mb": (int, float)}
 TARGET_KEYS = {"formats": list, "budgets": dict, "profile": dict, "description": str, "extends": str}
@@ -102,6 +102,15 @@ def check_memory_mb(value: object, where: str) -> float | None:
     return None if value is None else finite(value, where, POSITIVE)
 
 
+def _prefill_lengths(value: JsonValue, where: str) -> tuple[int, ...]:
+    """A language model's prefill signatures (LiteRT): distinct token counts, each from 1 to MAX_CONTEXT."""
+    if not isinstance(value, list) or not value or not all(
+            isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_CONTEXT for n in value) \
+            or len(set(value)) != len(value):
+        raise ConfigError(f"'{where}' must be a list of distinct token counts from 1 to {MAX_CONTEXT}, got {value!r}")
+    return tuple(sorted(value))
+
+
 def load_config(path: Path | None = None, cwd: Path | None = None) -> Config:
     """Loads an explicit file, or discovers one in `cwd`; no file gives the built-in defaults."""
     found: FoundConfig | None = explicit_config(path) if path is not None else find_config(cwd or Path.cwd())
@@ -138,6 +147,8 @@ def parse_config(table: JsonValue, prefix: str, file: Path, warnings: tuple[str,
     if context is not None and not (isinstance(context, int) and 8 <= context <= MAX_CONTEXT):
         raise ConfigError(f"'{_join(prefix, 'max-context')}' must be an integer from 8 to {MAX_CONTEXT}, "
                           f"got {context!r}")
+    if "prefill-lengths" in table:
+        source_fields["prefill_lengths"] = _prefill_lengths(table["prefill-lengths"], _join(prefix, "prefill-lengths"))
     source = SourceSpec(**source_fields, base_dir=str(base))
     profile = table.get("profile", {})
     _check_profile(profile, _join(prefix, "profile"))

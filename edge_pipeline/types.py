@@ -97,10 +97,12 @@ class SourceSpec:
     prune: JsonObject | None = None     # {"amount": 0.5, "kind": "structured", "fine_tune": "pkg.mod:fn"}
     evaluation_text: str | None = None  # a language model's evaluation text: a file under base_dir
     max_context: int | None = None      # a language model's static KV cache length (None: its own, up to 512)
+    prefill_lengths: tuple[int, ...] | None = None   # a language model's prefill signatures (None: 32, 128, 512)
 
     def to_dict(self) -> JsonObject:
         return {"example": self.example, "model": self.model, "weights": self.weights,
                 "example_inputs": self.example_inputs, "calibration": self.calibration, "evaluate": self.evaluate,
                 "metric": self.metric, "metric_output": self.metric_output, "keras_safe_mode": self.keras_safe_mode,
                 "base_dir": self.base_dir, "prune": self.prune, "evaluation_text": self.evaluation_text,
-                "max_context": self.max_context}
+                "max_context": self.max_context,
+                "prefill_lengths": list(self.prefill_lengths) if self.prefill_lengths else None}

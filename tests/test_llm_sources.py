@@ -59,7 +59,7 @@ def build(project: Path, toml: str) -> tuple[int, str, dict | None]:
 
 def test_a_bfloat16_qwen_folder_with_grouped_query_attention_builds(qwen_folder: Path, cache_dir: Path) -> None:
     code, output, report = build(qwen_folder, 'model = "model"\nevaluation-text = "eval.txt"\nmax-context = 128\n'
-                                 + BOTH_RUNTIMES)
+                                 'prefill-lengths = [16, 48]\n' + BOTH_RUNTIMES)
     assert code == 0, output
     assert report["source"]["task"] == "text-generation"
     provenance = report["source"]["provenance"]
@@ -76,6 +76,8 @@ def test_a_bfloat16_qwen_folder_with_grouped_query_attention_builds(qwen_folder:
         assert (folder / "chat_template.jinja").read_text() == CHATML          # shipped beside the model
         # LiteRT-LM renders the template it ships as transformers does; ExecuTorch's runner renders none
         assert generation["chat_template_matches"] is (True if artifact["format"] == "tflite" else None)
+    litert = report["artifacts"][1]["export"]["metadata"]
+    assert litert["signatures"] == ["prefill_16", "prefill_48", "decode"] and litert["prefill_lengths"] == [16, 48]
 
 
 def test_4_bit_variants_are_searched_on_the_shipped_file_and_all_reported(qwen_folder: Path) -> None:
@@ -137,6 +139,10 @@ def test_what_cannot_be_a_language_model_is_refused_before_any_export(qwen_folde
                                                                       cache_dir: Path) -> None:
     refused(qwen_folder, 'model = "model"\nevaluation-text = "eval.txt"\nmax-context = 4096\n',
             "max-context 4096 is longer than the model's maximum context of 256 tokens")
+    refused(qwen_folder, 'model = "model"\nevaluation-text = "eval.txt"\nmax-context = 128\n'
+            'prefill-lengths = [32, 128]\n', "prefill-lengths [128] do not fit the context of 128 tokens")
+    refused(qwen_folder, 'model = "model"\nevaluation-text = "eval.txt"\nprefill-lengths = [32, 32]\n',
+            "'prefill-lengths' must be a list of distinct token counts")
     refused(qwen_folder, 'model = "model"\n', "a language model needs evaluation text: set evaluation-text")
     refused(qwen_folder, 'model = "model"\nevaluation-text = "../eval.txt"\n', "points outside")
     t5 = tmp_path / "t5"

@@ -49,7 +49,7 @@ def export_litert_decoder(source: DecoderReference, dest: Path, recipe: str = FL
     from targets.llm.hf_folder import write_hf_folder
     from targets.llm.litertlm_file import metadata_token_strings
 
-    lengths = prefill_lengths(source.max_context)
+    lengths = list(source.prefill_lengths or prefill_lengths(source.max_context))
     with tempfile.TemporaryDirectory(prefix="edgepipe-litert-lm-") as work:
         folder = write_hf_folder(source, Path(work) / "source")
         key = f"{_digest(folder)}:{recipe}:{lengths}"

@@ -18,12 +18,15 @@ PAD = -1   # a greedy continuation shorter than `new_tokens` (it stopped at EOS)
 class DecoderReference(torch.nn.Module):
     """`lm`: a transformers causal LM; `tokenizer_json`: its tokenizer as `tokenizers` serialises it; the EOS
     ids are the union of every place the source declares one (config, generation config, tokenizer);
-    `chat_template`: the Jinja template the source renders a conversation with, shipped beside every artifact."""
+    `chat_template`: the Jinja template the source renders a conversation with, shipped beside every artifact;
+    `prefill_lengths`: the prefill signatures a LiteRT export gets (None: its defaults)."""
 
     def __init__(self, lm: Any, tokenizer_json: str, eos_ids: tuple[int, ...], prompt_tokens: int,
-                 new_tokens: int, max_context: int | None = None, chat_template: str | None = None) -> None:
+                 new_tokens: int, max_context: int | None = None, chat_template: str | None = None,
+                 prefill_lengths: tuple[int, ...] | None = None) -> None:
         super().__init__()
         self.chat_template = chat_template
+        self.prefill_lengths = prefill_lengths
         self.lm = lm.eval()
         self.context = max_context or int(lm.config.max_position_embeddings)
         self.tokenizer_json = tokenizer_json

@@ -112,7 +112,11 @@ def decoder_model(lm: Any, tokenizer: Any, eos_token: str | None, spec: SourceSp
                          f"evaluation needs at least one window of {window} tokens")
     windows = np.array(ids[:count * window], dtype=np.int64).reshape(count, window)
     eos = declared_eos_ids(lm, tokenizer, eos_token)
-    module = DecoderReference(lm, tokenizer.to_str(), eos, prompt, new_tokens, context, template)
+    longer = [n for n in spec.prefill_lengths or () if n >= context]
+    if longer:
+        raise InputError(f"prefill-lengths {longer} do not fit the context of {context} tokens (max-context)")
+    module = DecoderReference(lm, tokenizer.to_str(), eos, prompt, new_tokens, context, template,
+                              spec.prefill_lengths)
     data = DataBundle.single("input_ids", windows[:1], windows[:0], windows, None)
     example = Tensors(("input_ids",), (windows[:1],))
     model = Model("torch", module, (torch.from_numpy(windows[:1].copy()),), provenance, input_names=("input_ids",),
