@@ -22,7 +22,9 @@ SOURCE_KEYS = {"example": str, "model": str, "weights": str, "example-inputs": (
 MAX_CONTEXT = 1 << 20
 PROFILE_KEYS = {"warmup": int, "runs": int, "threads": list, "memory-mb": (int, float)}
 TARGET_KEYS = {"formats": list, "budgets": dict, "profile": dict, "description": str, "extends": str}
-QUANT_KEYS = {"calibration-samples": int, "calibration-method": str, "sensitivity": (str, bool), "algorithms": list}
+QUANT_KEYS = {"calibration-samples": int, "calibration-method": str, "sensitivity": (str, bool), "algorithms": list,
+              "group-size": int}
+GROUP_SIZES = (16, 32, 64, 128, 256)   # weights per scale of a grouped 4-bit quantizer (each transform offers some)
 SENSITIVITY_MODES = ("on-failure", "always", "never")   # true / false: deprecated aliases of always / never
 MODEL_DATA_KEYS = ("weights", "example-inputs", "calibration", "evaluate", "evaluation-samples",   # need `model`
                    "evaluation-text", "max-context")
@@ -42,16 +44,18 @@ class QuantizationConfig:
     calibration_method: str | None = None
     sensitivity: str = "on-failure"          # on-failure | always | never
     algorithms: tuple[str, ...] | None = None   # None: each transform's own defaults; () runs none
+    group_size: int | None = None            # grouped 4-bit weights (8da4w, int4); None: the transform's own
     given: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: JsonObject) -> "QuantizationConfig":
         """From `check_quantization`'s checked table."""
-        samples, method, mode, algorithms = (settings.get(k) for k in ("calibration_samples", "calibration_method",
-                                                                        "sensitivity", "algorithms"))
+        samples, method, mode, algorithms, group = (settings.get(k) for k in (
+            "calibration_samples", "calibration_method", "sensitivity", "algorithms", "group_size"))
         return cls(samples if isinstance(samples, int) else None, method if isinstance(method, str) else None,
                    mode if isinstance(mode, str) else "on-failure",
-                   tuple(str(a) for a in algorithms) if isinstance(algorithms, list) else None, tuple(settings))
+                   tuple(str(a) for a in algorithms) if isinstance(algorithms, list) else None,
+                   group if isinstance(group, int) else None, tuple(settings))
 
     def with_sensitivity(self, mode: str) -> "QuantizationConfig":
         given = self.given if "sensitivity" in self.given else (*self.given, "sensitivity")
@@ -60,7 +64,8 @@ class QuantizationConfig:
     def to_dict(self) -> JsonObject:
         values: JsonObject = {"calibration_samples": self.calibration_samples,
                               "calibration_method": self.calibration_method, "sensitivity": self.sensitivity,
-                              "algorithms": list(self.algorithms) if self.algorithms is not None else None}
+                              "algorithms": list(self.algorithms) if self.algorithms is not None else None,
+                              "group_size": self.group_size}
         return {key: values[key] for key in self.given}
 
 
@@ -213,6 +218,9 @@ def check_quantization(table: JsonObject, path: str) -> JsonObject:
     if algorithms is not None and (not all(isinstance(a, str) for a in algorithms)
                                    or any(a not in known for a in algorithms)):
         raise ConfigError(f"'{path}.algorithms' must list algorithms from: {', '.join(known)}; got {algorithms!r}")
+    group = table.get("group-size")
+    if group is not None and group not in GROUP_SIZES:
+        raise ConfigError(f"'{path}.group-size' must be one of: {', '.join(map(str, GROUP_SIZES))}; got {group!r}")
     settings = {k.replace("-", "_"): v for k, v in table.items()}
     if sensitivity is not None:
         settings["sensitivity"] = check_sensitivity(sensitivity, f"{path}.sensitivity")

@@ -128,9 +128,15 @@ class GenaiInt4(ConverterSetting):
     name = "genai-int4"
     frameworks = ("torch",)
     distributions = ("onnxruntime-genai",)
+    group_sizes = (32, 16, 64, 128, 256)
 
     def scheme(self) -> str:
-        return "onnxruntime-genai builder int4 (MatMulNBits, blocks of 32; output projection float)"
+        return "onnxruntime-genai builder int4 (MatMulNBits; output projection float)"
+
+    def apply(self, model: Model, data: DataBundle, settings: QuantizeSettings) -> Model:
+        model = super().apply(model, data, settings)
+        block = settings.group_size or self.group_sizes[0]
+        return model.with_provenance(quantization={**model.provenance["quantization"], "block_size": block})
 
     def converter_config(self, data: DataBundle, settings: QuantizeSettings) -> GenaiPrecision:
-        return GenaiPrecision(precision="int4")
+        return GenaiPrecision(precision="int4", block_size=settings.group_size or self.group_sizes[0])

@@ -39,9 +39,10 @@ class Decoder8da4w(ModelTransform):
     frameworks: ClassVar[tuple[str, ...]] = ("torch",)
     needs_calibration: ClassVar[bool] = False
     distributions: ClassVar[tuple[str, ...]] = ("torchao",)
+    group_sizes: ClassVar[tuple[int, ...]] = (32, 64, 128, 256)   # XNNPACK delegates no group under 32
 
     def apply(self, model: Model, data: DataBundle, settings: QuantizeSettings) -> Model:
-        return quantized(model, VARIANTS[0], [])
+        return quantized(model, variants(settings)[0], [])
 
     def apply_shipped(self, model: Model, data: DataBundle, settings: QuantizeSettings, ship: Ship | None) -> Model:
         if ship is None:
@@ -55,7 +56,7 @@ class Decoder8da4w(ModelTransform):
         tried: list[JsonObject] = []
         candidates = []
         blocks = len(getattr(model.module.lm.model, "layers", ()))
-        for variant in VARIANTS:
+        for variant in variants(settings):
             if variant.edge_blocks_8bit and blocks < MIN_BLOCKS_FOR_EDGES:
                 tried.append({"variant": variant.name, "skipped": f"{blocks} decoder blocks: with its first and last "
                               f"at 8 bits too few would stay at 4 bits"})
@@ -74,8 +75,16 @@ class Decoder8da4w(ModelTransform):
             candidates.append((figures.agreement, candidate))
             if holds:
                 return candidate
-        best = max(candidates, key=lambda pair: pair[0])[1] if candidates else quantized(model, VARIANTS[0], tried)
+        best = max(candidates, key=lambda pair: pair[0])[1] if candidates \
+            else quantized(model, variants(settings)[0], tried)
         return best      # validation refuses it, naming its figures; every variant tried is in its notes
+
+
+def variants(settings: QuantizeSettings) -> tuple[Variant, ...]:
+    """The variants at `[quantization] group-size` where one is set."""
+    size = settings.group_size
+    return VARIANTS if size is None else tuple(replace(v, name=v.name.replace("g32", f"g{size}"), group_size=size)
+                                                for v in VARIANTS)
 
 
 def quantized(model: Model, variant: Variant, tried: list[JsonObject]) -> Model:

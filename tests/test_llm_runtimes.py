@@ -217,3 +217,20 @@ def test_the_board_chat_bundle_reproduces_each_models_continuation_in_a_fresh_ve
     said = subprocess.run([python, str(app / "chat.py"), "--model", "onnx:int4", "--prompt", "The class statement",
                            "--max-tokens", "8"], capture_output=True, text=True)
     assert said.returncode == 0 and said.stdout.strip(), said.stdout + said.stderr
+
+
+def test_group_size_reaches_the_4_bit_quantizer_that_offers_it(cache_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "edgepipe.toml").write_text('example = "tiny-lm"\n[quantization]\ngroup-size = 64\n'
+                                            '[targets.linux-arm64]\nformats = ["onnx:int4"]\n')
+    proc = run_cli("build", "--target", "linux-arm64", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (artifact,) = json.loads((tmp_path / "out" / "linux-arm64" / "report.json").read_text())["artifacts"]
+    assert artifact["export"]["metadata"]["quantization"]["block_size"] == 64
+    assert artifact["generation"]["token_agreement"] >= 0.85
+    (tmp_path / "edgepipe.toml").write_text('example = "tiny-lm"\n[quantization]\ngroup-size = 16\n'
+                                            '[targets.android]\nformats = ["pte:8da4w"]\n')
+    proc = run_cli("build", "--target", "android", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 2 and "quantization.group-size 16 not offered for pte:8da4w" in proc.stderr
+    (tmp_path / "edgepipe.toml").write_text('example = "tiny-lm"\n[quantization]\ngroup-size = 48\n')
+    proc = run_cli("build", "--target", "android", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 2 and "'quantization.group-size' must be one of: 16, 32, 64, 128, 256" in proc.stderr

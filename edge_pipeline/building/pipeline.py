@@ -141,6 +141,10 @@ def _check_calibration(steps: list[Step], source: SourceRecord, config: Config) 
         if step.algorithms and missing:
             raise ConfigError(f"quantization.algorithms {', '.join(missing)} not offered for {step.output.label} "
                               f"(its quantizer {step.transform} offers: {', '.join(step.algorithms)})")
+        group = config.quantization.group_size
+        if group is not None and step.group_sizes and group not in step.group_sizes:
+            raise ConfigError(f"quantization.group-size {group} not offered for {step.output.label} (its quantizer "
+                              f"{step.transform} offers: {', '.join(map(str, step.group_sizes))})")
         if step.needs_calibration and not source.calibration_samples:
             raise InputError(f"missing calibration data: '{step.output.label}' is quantized with calibration "
                              f"batches; set calibration = \"package.module:function\" in the config")
@@ -151,7 +155,8 @@ def _settings(step: Step, target: Target, source: SourceRecord, config: Config) 
     q = config.quantization
     return QuantizeSettings(calibration_method=q.calibration_method, calibration_samples=q.calibration_samples,
                             max_accuracy_drop=_accuracy_budget(step, target, source), sensitivity=q.sensitivity,
-                            algorithms=q.algorithms if step.algorithms else None)
+                            algorithms=q.algorithms if step.algorithms else None,
+                            group_size=q.group_size if step.group_sizes else None)
 
 
 def _export_stage(steps: list[Step], source: SourceRecord, source_dir: Path, target: Target,

@@ -30,6 +30,7 @@ class Step:
     accuracy_budget: bool = False        # its transform can keep layers float to meet max-accuracy-drop
     calibration_methods: tuple[str, ...] = ()
     algorithms: tuple[str, ...] = ()     # post-training algorithms its transform offers
+    group_sizes: tuple[int, ...] = ()    # group sizes its transform offers (grouped 4-bit weights)
     bridge: str | None = None
     unvalidated_reason: str | None = None
 
@@ -143,6 +144,7 @@ def _step(output: OutputSpec, bridge: type[Bridge] | None, exporter: type[Export
                 accuracy_budget=bool(transform and transform.accuracy_budget),
                 calibration_methods=transform.calibration_methods if transform else (),
                 algorithms=transform.algorithms if transform else (),
+                group_sizes=transform.group_sizes if transform else (),
                 bridge=bridge.name if bridge else None,
                 unvalidated_reason=exporter.unvalidated_reason if exporter.runner is None else None)
 

@@ -40,6 +40,7 @@ class QuantizeSettings:
     max_accuracy_drop: float | None = None    # the budget left for this step (None: rank only, keep nothing float)
     sensitivity: str = "on-failure"           # on-failure | always | never
     algorithms: tuple[str, ...] | None = None   # post-training algorithms before rounding (None: the transform's own)
+    group_size: int | None = None             # weights per scale of grouped 4-bit weights (None: the transform's own)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ class Transform(Plugin):
     calibration_methods: ClassVar[tuple[str, ...]] = ("minmax",)   # the first is its default
     algorithms: ClassVar[tuple[str, ...]] = ()           # post-training algorithms it can run (bias correction, ...)
     default_algorithms: ClassVar[tuple[str, ...]] = ()   # those it runs when `[quantization] algorithms` is unset
+    group_sizes: ClassVar[tuple[int, ...]] = ()          # grouped weights: the group sizes it offers, its default first
     step_kind: ClassVar[StepKind] = StepKind.QUANTIZE
 
     @classmethod

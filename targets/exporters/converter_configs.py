@@ -62,6 +62,8 @@ class LitertLmRecipe(PluginConfig):
 
 @dataclass(frozen=True)
 class GenaiPrecision(PluginConfig):
-    """The onnxruntime-genai model builder's precision (`int4`: MatMulNBits weight-only)."""
+    """The onnxruntime-genai model builder's precision (`int4`: MatMulNBits weight-only, `block_size` weights per
+    scale)."""
 
     precision: str
+    block_size: int = 32

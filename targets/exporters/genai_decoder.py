@@ -30,7 +30,7 @@ class GenaiDecoderExporter(Exporter):
         source = decoder_source(model, self.name)
         config = model.config(GenaiPrecision)
         precision = config.precision if config is not None else "fp32"
-        export_genai(source, dest, precision)
+        export_genai(source, dest, precision, config.block_size if config is not None else None)
         generation = write_generation(source, dest, tokenizer=False)
         quantization = model.provenance.get("quantization")
         return {"converter": "onnxruntime-genai model builder", "kv_cache": "past_key_values in, present out",

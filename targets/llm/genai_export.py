@@ -33,8 +33,8 @@ runpy.run_module("onnxruntime_genai.models.builder", run_name="__main__")
 """
 
 
-def export_genai(source: DecoderReference, dest: Path, precision: str) -> None:
-    """`dest` (a folder) holding the builder's files for `precision` (fp32 | int4)."""
+def export_genai(source: DecoderReference, dest: Path, precision: str, block_size: int | None = None) -> None:
+    """`dest` (a folder) holding the builder's files for `precision` (fp32 | int4, `block_size` weights per scale)."""
     from targets.llm.hf_folder import write_hf_folder
 
     with tempfile.TemporaryDirectory(prefix="edgepipe-genai-") as work:
@@ -43,7 +43,7 @@ def export_genai(source: DecoderReference, dest: Path, precision: str) -> None:
         command = [sys.executable, "-c", BUILDER, "-i", str(folder), "-o", str(out), "-p", precision, "-e", "cpu",
                    "-c", str(Path(work) / "cache")]
         if precision == "int4":
-            command += ["--extra_options", f"nodes_to_exclude={OUTPUT_PROJECTION}"]
+            command += ["--extra_options", f"nodes_to_exclude={OUTPUT_PROJECTION}", f"block_size={block_size or 32}"]
         done = subprocess.run(command, capture_output=True, text=True, cwd=work)
         missing = [name for name in FILES if not (out / name).is_file()]
         if done.returncode != 0 or missing:
