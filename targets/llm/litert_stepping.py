@@ -44,6 +44,10 @@ class LitertDecoder(DecoderSession):
         self.decode = interpreter.get_signature_runner(DECODE)
         self.prefills = {n: interpreter.get_signature_runner(f"{PREFILL}{n}") for n in lengths}
         inputs = self.decode.get_input_details()
+        missing = [n for n in ("tokens", "input_pos", "mask") if n not in inputs]
+        missing += ["logits (output)"] if "logits" not in self.decode.get_output_details() else []
+        if missing:
+            raise InputError(f"{bundle}: its decode signature lacks {', '.join(missing)}: not a LiteRT-LM decoder")
         self.cache_specs = {k: (tuple(v["shape"]), v["dtype"]) for k, v in inputs.items() if k.startswith(CACHE)}
         self.max_context = int(inputs["mask"]["shape"][-1])
         self.kernels = tempfile.TemporaryDirectory(prefix="edgepipe-litert-lm-")   # the engine's XNNPACK cache,
