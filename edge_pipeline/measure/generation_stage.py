@@ -61,10 +61,7 @@ def run(job: MeasureJob, runner: Runner) -> Measurement:
     divergence = tuple(first_divergence(e, s.tokens) for e, s in zip(expected, stepped))
     loops = [session.run_loop(w[:prompt], len(e) or 1, s.tokens) for w, e, s in zip(windows, expected, stepped)]
     chat = _chat(session, reference.get("chat_prompt"))
-    verdict, decided_by = _verdict(job.thresholds, figures, worst, divergence, loops, session)
-    if verdict is None and chat is not None and chat[0] != chat[1]:
-        verdict, decided_by = (f"tier 3: {session.runtime_loop} renders the chat template as {chat[0][:80]!r}, the "
-                               f"source renders {chat[1][:80]!r}", "tier 3: chat template")
+    verdict, decided_by = _verdict(job.thresholds, figures, worst, divergence, loops, session, chat)
     validation = Validation(passed=verdict is None, message=verdict or "every tier passed", eval_samples=len(windows),
                             thresholds=_thresholds(job.thresholds), decided_by=decided_by,
                             agreement=round(figures.agreement, 6))
@@ -94,7 +91,7 @@ def run(job: MeasureJob, runner: Runner) -> Measurement:
 
 
 def _verdict(thresholds: Thresholds, figures: TokenAgreement, worst: int, divergence: tuple[int | None, ...],
-             loops: list, session: DecoderSession) -> tuple[str | None, str]:
+             loops: list, session: DecoderSession, chat: tuple[str, str] | None) -> tuple[str | None, str]:
     """The first tier that fails, with the prompt and the token position, or None."""
     if thresholds.exact:
         for index, position in enumerate(divergence):
@@ -109,6 +106,9 @@ def _verdict(thresholds: Thresholds, figures: TokenAgreement, worst: int, diverg
         return (f"tier 2: perplexity {figures.perplexity:.2f} is {figures.perplexity_increase_pct:.1f}% above the "
                 f"source's {figures.source_perplexity:.2f} (limit {thresholds.max_ppl_increase_pct}%)",
                 "tier 2: perplexity")
+    if chat is not None and chat[0] != chat[1]:       # static, so told before what the loop generated
+        return (f"tier 3: {session.runtime_loop} renders the chat template as {chat[0][:80]!r}, the source renders "
+                f"{chat[1][:80]!r}", "tier 3: chat template")
     for index, loop in enumerate(loops):
         if loop is not None and loop.text != loop.expected_text:
             return (f"tier 3: {session.runtime_loop} generated {loop.text[:60]!r} for prompt {index}, stepping the "
