@@ -6,20 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from edge_pipeline.plugins import Exporter, Model
-from edge_pipeline.types import TEXT_GENERATION, JsonObject
-from targets.llm.decoder_folder import decoder_source, write_generation
+from edge_pipeline.plugins import Model
+from edge_pipeline.types import JsonObject
+from targets.exporters.decoder_base import DecoderExporter
+from targets.llm.decoder_folder import write_generation
 
 from .converter_configs import GenaiPrecision
 
 
-class GenaiDecoderExporter(Exporter):
+class GenaiDecoderExporter(DecoderExporter):
     name: ClassVar[str] = "ort-genai"
     format: ClassVar[str] = "onnx"
     suffix: ClassVar[str] = "-genai"
-    is_directory: ClassVar[bool] = True
-    frameworks: ClassVar[tuple[str, ...]] = ("torch",)
-    tasks: ClassVar[tuple[str, ...]] = (TEXT_GENERATION,)
     precisions: ClassVar[dict[str, str | None]] = {"fp32": None, "int4": "genai-int4"}
     runner: ClassVar[str | None] = "ort-genai"
     distributions: ClassVar[tuple[str, ...]] = ("torch", "transformers", "onnxruntime-genai", "onnxruntime", "onnx")
@@ -27,7 +25,7 @@ class GenaiDecoderExporter(Exporter):
     def export(self, model: Model, dest: Path) -> JsonObject:
         from targets.llm.genai_export import export_genai
 
-        source = decoder_source(model, self.name)
+        source = self.source(model)
         config = model.config(GenaiPrecision)
         precision = config.precision if config is not None else "fp32"
         export_genai(source, dest, precision, config.block_size if config is not None else None)

@@ -7,22 +7,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from edge_pipeline.plugins import Exporter, Model
-from edge_pipeline.types import TEXT_GENERATION, JsonObject
-from targets.llm.decoder_folder import decoder_source, write_generation
+from edge_pipeline.plugins import Model
+from edge_pipeline.types import JsonObject
+from targets.exporters.decoder_base import DecoderExporter
+from targets.llm.decoder_folder import write_generation
 
 from .converter_configs import LitertLmRecipe
 
 BUNDLE = "model.litertlm"
 
 
-class LitertDecoderExporter(Exporter):
+class LitertDecoderExporter(DecoderExporter):
     name: ClassVar[str] = "litert-decoder"
     format: ClassVar[str] = "tflite"
     suffix: ClassVar[str] = "-litertlm"
-    is_directory: ClassVar[bool] = True
-    frameworks: ClassVar[tuple[str, ...]] = ("torch",)
-    tasks: ClassVar[tuple[str, ...]] = (TEXT_GENERATION,)
     precisions: ClassVar[dict[str, str | None]] = {"fp32": None, "int8-dynamic": "litert-decoder-int8-dynamic"}
     runner: ClassVar[str | None] = "litert-decoder"
     distributions: ClassVar[tuple[str, ...]] = ("torch", "transformers", "litert-torch", "ai-edge-quantizer",
@@ -31,7 +29,7 @@ class LitertDecoderExporter(Exporter):
     def export(self, model: Model, dest: Path) -> JsonObject:
         from targets.llm.litert_export import FLOAT, export_litert_decoder
 
-        source = decoder_source(model, self.name)
+        source = self.source(model)
         config = model.config(LitertLmRecipe)
         recipe = config.recipe if config is not None else FLOAT
         dest.mkdir(parents=True, exist_ok=True)

@@ -7,20 +7,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from edge_pipeline.plugins import Exporter, Model
-from edge_pipeline.types import TEXT_GENERATION, JsonObject
-from targets.llm.decoder_folder import decoder_source, write_generation
+from edge_pipeline.plugins import Model
+from edge_pipeline.types import JsonObject
+from targets.exporters.decoder_base import DecoderExporter
+from targets.llm.decoder_folder import write_generation
 
 PROGRAM = "model.pte"
 
 
-class PteDecoderExporter(Exporter):
+class PteDecoderExporter(DecoderExporter):
     name: ClassVar[str] = "pte-decoder"
     format: ClassVar[str] = "pte"
     suffix: ClassVar[str] = "-llm"
-    is_directory: ClassVar[bool] = True
-    frameworks: ClassVar[tuple[str, ...]] = ("torch",)
-    tasks: ClassVar[tuple[str, ...]] = (TEXT_GENERATION,)
     precisions: ClassVar[dict[str, str | None]] = {"fp32": None, "8da4w": "decoder-8da4w"}
     runner: ClassVar[str | None] = "executorch-decoder"
     distributions: ClassVar[tuple[str, ...]] = ("torch", "executorch", "transformers", "torchao")
@@ -28,7 +26,7 @@ class PteDecoderExporter(Exporter):
     def export(self, model: Model, dest: Path) -> JsonObject:
         from targets.llm.pte_export import DecoderMetadata, export_decoder
 
-        source = decoder_source(model, self.name)
+        source = self.source(model)
         metadata = DecoderMetadata(source.max_context, int(source.lm.config.vocab_size), source.bos_id,
                                    source.eos_ids)
         dest.mkdir(parents=True, exist_ok=True)

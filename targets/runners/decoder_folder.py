@@ -3,11 +3,12 @@ back, and a decoder seen as a plain one-call session (teacher-forced logits of o
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from edge_pipeline.errors import InputError
-from edge_pipeline.plugins import DecoderSession, Session
+from edge_pipeline.plugins import DecoderSession, Runner, Session
 from edge_pipeline.tensors import TensorSpec
 from targets.llm.decoder_folder import GENERATION
 
@@ -22,6 +23,16 @@ class LogitsSession(Session):
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         return [self.decoder.logits(np.asarray(inputs[0]).reshape(-1))[None]]
+
+
+class DecoderRunner(Runner):
+    """A runner of language-model folders: `open_decoder` is its contract; `open` sees the decoder as one call of
+    teacher-forced logits, and no file suffix names such a folder."""
+
+    suffixes: ClassVar[dict[str, str]] = {}
+
+    def open(self, path: Path, threads: int, variant: str | None = None) -> Session:
+        return LogitsSession(self.open_decoder(path, threads), None)
 
 
 def program_in(folder: Path, name: str) -> Path:

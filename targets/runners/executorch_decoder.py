@@ -5,18 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from edge_pipeline.plugins import DecoderSession, Runner, Session
+from edge_pipeline.plugins import DecoderSession
 from targets.exporters.pte_decoder import PROGRAM
 from targets.llm.decoder_folder import TOKENIZER
 
-from .decoder_folder import LogitsSession, check_declared_eos, program_in
+from .decoder_folder import DecoderRunner, check_declared_eos, program_in
 
 
-class ExecutorchDecoderRunner(Runner):
+class ExecutorchDecoderRunner(DecoderRunner):
     name: ClassVar[str] = "executorch-decoder"
     runtime: ClassVar[str] = "ExecuTorch runtime (XNNPACK)"
     distribution: ClassVar[str] = "executorch"
-    suffixes: ClassVar[dict[str, str]] = {}
 
     def preload(self) -> None:
         from executorch.runtime import Runtime
@@ -30,6 +29,3 @@ class ExecutorchDecoderRunner(Runner):
         tokenizer = path / TOKENIZER
         return check_declared_eos(path, program, PteDecoder(program, tokenizer if tokenizer.is_file() else None,
                                                             threads))
-
-    def open(self, path: Path, threads: int, variant: str | None = None) -> Session:
-        return LogitsSession(self.open_decoder(path, threads), None)

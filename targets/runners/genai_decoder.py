@@ -4,17 +4,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from edge_pipeline.plugins import DecoderSession, Runner, Session
+from edge_pipeline.plugins import DecoderSession
 from targets.llm.genai_stepping import CONFIG
 
-from .decoder_folder import LogitsSession, check_declared_eos, program_in
+from .decoder_folder import DecoderRunner, check_declared_eos, program_in
 
 
-class GenaiDecoderRunner(Runner):
+class GenaiDecoderRunner(DecoderRunner):
     name: ClassVar[str] = "ort-genai"
     runtime: ClassVar[str] = "ONNX Runtime GenAI (CPU)"
     distribution: ClassVar[str] = "onnxruntime-genai"
-    suffixes: ClassVar[dict[str, str]] = {}
 
     def preload(self) -> None:
         import onnxruntime_genai  # noqa: F401
@@ -25,6 +24,3 @@ class GenaiDecoderRunner(Runner):
         config = program_in(path, CONFIG)
         program_in(path, "model.onnx")
         return check_declared_eos(path, config, GenaiDecoder(path, threads))
-
-    def open(self, path: Path, threads: int, variant: str | None = None) -> Session:
-        return LogitsSession(self.open_decoder(path, threads), None)

@@ -5,17 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from edge_pipeline.plugins import DecoderSession, Runner, Session
+from edge_pipeline.plugins import DecoderSession
 from targets.exporters.litert_decoder import BUNDLE
 
-from .decoder_folder import LogitsSession, check_declared_eos, program_in
+from .decoder_folder import DecoderRunner, check_declared_eos, program_in
 
 
-class LitertDecoderRunner(Runner):
+class LitertDecoderRunner(DecoderRunner):
     name: ClassVar[str] = "litert-decoder"
     runtime: ClassVar[str] = "LiteRT (XNNPACK) and the LiteRT-LM engine"
     distribution: ClassVar[str] = "litert-lm-api"
-    suffixes: ClassVar[dict[str, str]] = {}
 
     def preload(self) -> None:
         import litert_lm  # noqa: F401
@@ -26,6 +25,3 @@ class LitertDecoderRunner(Runner):
 
         bundle = program_in(path, BUNDLE)
         return check_declared_eos(path, bundle, LitertDecoder(bundle, threads))
-
-    def open(self, path: Path, threads: int, variant: str | None = None) -> Session:
-        return LogitsSession(self.open_decoder(path, threads), None)
