@@ -1,6 +1,7 @@
 """Reads `edgepipe.toml` or `[tool.edgepipe]` into frozen dataclasses; every error quotes its TOML path."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from edge_pipeline.types import TASK_METRICS, JsonObject, JsonValue, OutputSpec,
 
 SOURCE_KEYS = {"example": str, "model": str, "weights": str, "example-inputs": (str, list, dict), "calibration": str,
                "evaluate": str, "metric": str, "metric-output": str, "keras-safe-mode": bool, "evaluation-text": str,
-               "max-context": int, "prefill-lengths": list}
+               "max-context": int, "prefill-lengths": list, "batch-dims": dict, "state": dict, "sequence-steps": int}
 MAX_CONTEXT = 1 << 20
 PROFILE_KEYS = {"warmup": int, "runs": int, "threads": list, "memory-mb": (int, float)}
 TARGET_KEYS = {"formats": list, "budgets": dict, "profile": dict, "description": str, "extends": str}
@@ -27,7 +28,7 @@ QUANT_KEYS = {"calibration-samples": int, "calibration-method": str, "sensitivit
 GROUP_SIZES = (16, 32, 64, 128, 256)   # weights per scale of a grouped 4-bit quantizer (each transform offers some)
 SENSITIVITY_MODES = ("on-failure", "always", "never")   # true / false: deprecated aliases of always / never
 MODEL_DATA_KEYS = ("weights", "example-inputs", "calibration", "evaluate", "evaluation-samples",   # need `model`
-                   "evaluation-text", "max-context")
+                   "evaluation-text", "max-context", "batch-dims", "state", "sequence-steps")
 LIMIT_KEYS = {"max-memory-mb": (int, float), "evaluation-samples": int}    # see DataLimits
 TOP_KEYS = {**SOURCE_KEYS, **LIMIT_KEYS, "profile": dict, "targets": dict, "prune": dict, "quantization": dict,
             "validation": dict}
@@ -124,6 +125,24 @@ def load_config(path: Path | None = None, cwd: Path | None = None) -> Config:
     return parse_config(found.table, found.prefix, found.file, found.warnings)
 
 
+MAX_SEQUENCE_STEPS = 100_000
+
+
+def _check_state(table: Mapping[str, JsonValue], prefix: str) -> None:
+    """`[state]` maps each state output to the input it feeds; `sequence-steps`: calls per validated sequence."""
+    state = table.get("state")
+    if isinstance(state, dict):
+        for output, target in state.items():
+            if not isinstance(target, str) or not target:
+                raise ConfigError(f"'{_join(prefix, f'state.{output}')}' must name the input this state output "
+                                  f"feeds, got {target!r}")
+    steps = table.get("sequence-steps")
+    if steps is not None and not (isinstance(steps, int) and not isinstance(steps, bool)
+                                  and 2 <= steps <= MAX_SEQUENCE_STEPS):
+        raise ConfigError(f"'{_join(prefix, 'sequence-steps')}' must be an integer from 2 to {MAX_SEQUENCE_STEPS}, "
+                          f"got {steps!r}")
+
+
 def parse_config(table: JsonValue, prefix: str, file: Path, warnings: tuple[str, ...] = ()) -> Config:
     if not isinstance(table, dict):
         raise ConfigError(f"{file}: '{prefix or 'the file'}' must be a table of edgepipe settings, got "
@@ -142,6 +161,11 @@ def parse_config(table: JsonValue, prefix: str, file: Path, warnings: tuple[str,
         from edge_pipeline.sources.user_data import check_spec_table
 
         check_spec_table(table["example-inputs"], _join(prefix, "example-inputs"))
+    if "batch-dims" in table:
+        from edge_pipeline.sources.user_data import check_batch_dims
+
+        source_fields["batch_dims"] = check_batch_dims(table["batch-dims"], _join(prefix, "batch-dims"))
+    _check_state(table, prefix)
     metric = source_fields.get("metric", "top1")
     if metric not in TASK_METRICS and (":" not in metric or metric.startswith(":") or metric.endswith(":")):
         raise ConfigError(f"'{_join(prefix, 'metric')}' must be one of: {', '.join(TASK_METRICS)}, or "

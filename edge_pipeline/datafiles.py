@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import shutil
 import zipfile
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from edge_pipeline.errors import InputError
 from edge_pipeline.fsutil import atomic_path
 from edge_pipeline.host import check_fits, size_text
 from edge_pipeline.plugins import DataBundle
-from edge_pipeline.tensors import Tensors
+from edge_pipeline.tensors import BatchDim, Tensors
 
 GROUPS = ("example", "calibration", "eval_inputs")
 MAX_MEMBERS = 10_000
@@ -28,35 +30,60 @@ HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.fo
 
 
 class Spool:
-    """Appends batches of one named group to `.npy` files, one per input, without holding them in memory."""
+    """Appends batches of one named group to `.npy` files, one per input, without holding them in memory.
+    Batched tensors are written sample-major (their batch dimension first) and read back in the model's layout
+    as views; a tensor without a batch dimension is held once and must not change from batch to batch."""
 
     def __init__(self, folder: Path, group: str):
         self.folder, self.group = folder, group
         self.names: tuple[str, ...] = ()
+        self.dims: tuple[BatchDim, ...] = ()
         self._raw: list = []
         self._shapes: list[tuple[int, ...]] = []
         self._dtypes: list[np.dtype] = []
+        self._fixed: dict[int, np.ndarray] = {}
         self.count = 0
 
     def append(self, batch: Tensors) -> None:
         if not self._raw:
             self.folder.mkdir(parents=True, exist_ok=True)
-            self.names = batch.names
+            self.names, self.dims = batch.names, batch.dims
             self._raw = [open(self.folder / f"{self.group}.{i}.raw", "wb") for i in range(len(batch.names))]
-            self._shapes = [a.shape[1:] for a in batch.arrays]
+            self._shapes = [_sample_major(a, d).shape[1:] for a, d in zip(batch.arrays, self.dims)]
             self._dtypes = [a.dtype for a in batch.arrays]
-        for fh, array in zip(self._raw, batch.arrays):
-            fh.write(np.ascontiguousarray(array).tobytes())
+            self._fixed = {i: np.array(a) for i, (a, d) in enumerate(zip(batch.arrays, self.dims)) if d is None}
+        for i, (fh, array) in enumerate(zip(self._raw, batch.arrays)):
+            if i in self._fixed:
+                if array.shape != self._fixed[i].shape or not np.array_equal(array, self._fixed[i]):
+                    raise InputError(f"{self.group.replace('_', ' ')}: input '{self.names[i]}' has no batch "
+                                     f"dimension, but its value changes between batches (give it a batch "
+                                     f"dimension, or one value)")
+                continue
+            fh.write(np.ascontiguousarray(_sample_major(array, self.dims[i])).tobytes())
         self.count += len(batch)
 
     def finish(self) -> Tensors:
         """Closes the spool and opens what it wrote, memory-mapped."""
         for i, fh in enumerate(self._raw):
             fh.close()
-            _raw_to_npy(self.folder / f"{self.group}.{i}.raw", self.folder / f"{self.group}.{i}.npy",
-                        (self.count, *self._shapes[i]), self._dtypes[i])
-        np.save(self.folder / f"{self.group}.names.npy", np.array(self.names, dtype=str))
+            raw = self.folder / f"{self.group}.{i}.raw"
+            if i in self._fixed:
+                raw.unlink()
+                np.save(self.folder / f"{self.group}.{i}.npy", self._fixed[i], allow_pickle=False)
+                continue
+            _raw_to_npy(raw, self.folder / f"{self.group}.{i}.npy", (self.count, *self._shapes[i]), self._dtypes[i])
+        _save_index(self.folder, self.group, self.names, self.dims)
         return _open_group(self.folder, self.group)
+
+
+def _sample_major(array: np.ndarray, dim: BatchDim) -> np.ndarray:
+    return array if not dim else np.moveaxis(array, dim, 0)
+
+
+def _save_index(folder: Path, group: str, names: tuple[str, ...], dims: tuple[BatchDim, ...]) -> None:
+    np.save(folder / f"{group}.names.npy", np.array(names, dtype=str))
+    if any(d != 0 for d in dims):
+        np.save(folder / f"{group}.batch_dims.npy", np.array([-1 if d is None else d for d in dims], dtype=np.int64))
 
 
 def _raw_to_npy(raw: Path, npy: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
@@ -70,16 +97,39 @@ def _raw_to_npy(raw: Path, npy: Path, shape: tuple[int, ...], dtype: np.dtype) -
 
 def _open_group(folder: Path, group: str) -> Tensors:
     names = tuple(str(n) for n in np.load(folder / f"{group}.names.npy", allow_pickle=False))
-    return Tensors(names, tuple(np.load(folder / f"{group}.{i}.npy", mmap_mode="r", allow_pickle=False)
-                                for i in range(len(names))))
+    index = folder / f"{group}.batch_dims.npy"
+    dims: tuple[BatchDim, ...] = tuple(None if d < 0 else int(d) for d in np.load(index, allow_pickle=False)) \
+        if index.is_file() else (0,) * len(names)
+    arrays = []
+    for i, dim in enumerate(dims):
+        stored = np.load(folder / f"{group}.{i}.npy", mmap_mode=None if dim is None else "r", allow_pickle=False)
+        arrays.append(stored if not dim else np.moveaxis(stored, 0, dim))
+    return Tensors(names, tuple(arrays), dims)
+
+
+def replace_group(folder: Path, group: str, batches: Iterable[Tensors]) -> Tensors:
+    """Stored group `group` rewritten from `batches` (which may read the old one as they go): spooled beside
+    it, then moved over it file by file, so the old files stay readable until the new ones are complete."""
+    staging = folder / f".{group}.new"
+    shutil.rmtree(staging, ignore_errors=True)
+    spool = Spool(staging, group)
+    for part in batches:
+        spool.append(part)
+    spool.finish()
+    for old in folder.glob(f"{group}.*.npy"):
+        old.unlink()
+    for new in staging.iterdir():
+        os.replace(new, folder / new.name)
+    staging.rmdir()
+    return _open_group(folder, group)
 
 
 def _write_group(folder: Path, group: str, tensors: Tensors) -> None:
     if (folder / f"{group}.names.npy").is_file():     # spooled there already
         return
-    for i, array in enumerate(tensors.arrays):
-        np.save(folder / f"{group}.{i}.npy", np.ascontiguousarray(array), allow_pickle=False)
-    np.save(folder / f"{group}.names.npy", np.array(tensors.names, dtype=str))
+    for i, (array, dim) in enumerate(zip(tensors.arrays, tensors.dims)):
+        np.save(folder / f"{group}.{i}.npy", np.ascontiguousarray(_sample_major(array, dim)), allow_pickle=False)
+    _save_index(folder, group, tensors.names, tensors.dims)
 
 
 def save_bundle(folder: Path, data: DataBundle) -> str:
@@ -95,7 +145,7 @@ def save_bundle(folder: Path, data: DataBundle) -> str:
 def load_bundle(folder: Path) -> DataBundle:
     """The stored data, memory-mapped; evaluation cut to whole batches of the artifact's batch size."""
     example, calibration, eval_inputs = (_open_group(folder, g) for g in GROUPS)
-    example = Tensors(example.names, tuple(np.array(a) for a in example.arrays))   # one batch: in memory, writable
+    example = Tensors(example.names, tuple(np.array(a) for a in example.arrays), example.batch_dims)   # in memory
     labels_file = folder / "eval_labels.npy"
     labels = np.load(labels_file, allow_pickle=False) if labels_file.is_file() else None
     usable = (len(eval_inputs) // len(example)) * len(example)
@@ -105,9 +155,15 @@ def load_bundle(folder: Path) -> DataBundle:
     return DataBundle(example=example, calibration=calibration, eval_inputs=eval_inputs[:usable], eval_labels=labels)
 
 
-def save_outputs(path: Path, outputs: Tensors) -> str:
+def save_outputs(path: Path, outputs: Tensors, plan: str | None = None) -> str:
+    """The reference outputs; `plan`: how they were produced when not call by call (a stateful model's
+    sequences, as JSON), so the artifact is run the same way."""
     arrays = {f"outputs.{i}": a for i, a in enumerate(outputs.arrays)}
     arrays["outputs.names"] = np.array(outputs.names, dtype=str)
+    if outputs.batch_dims:
+        arrays["outputs.batch_dims"] = np.array([-1 if d is None else d for d in outputs.dims], dtype=np.int64)
+    if plan is not None:
+        arrays["outputs.plan"] = np.array(plan, dtype=str)
     save_arrays(path, **arrays)
     return hash_arrays(arrays)
 
@@ -115,7 +171,15 @@ def save_outputs(path: Path, outputs: Tensors) -> str:
 def load_outputs(path: Path) -> Tensors:
     arrays = load_arrays(path)
     names = tuple(str(n) for n in arrays["outputs.names"])
-    return Tensors(names, tuple(arrays[f"outputs.{i}"] for i in range(len(names))))
+    dims = tuple(None if d < 0 else int(d) for d in arrays["outputs.batch_dims"]) \
+        if "outputs.batch_dims" in arrays else ()
+    return Tensors(names, tuple(arrays[f"outputs.{i}"] for i in range(len(names))), dims)
+
+
+def load_plan(path: Path) -> str | None:
+    """The plan `save_outputs` recorded beside the reference outputs (None: they were computed call by call)."""
+    with np.load(path, allow_pickle=False) as npz:
+        return str(npz["outputs.plan"]) if "outputs.plan" in npz.files else None
 
 
 def save_arrays(path: Path, **arrays: np.ndarray) -> None:

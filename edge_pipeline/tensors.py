@@ -1,8 +1,10 @@
 """Named tensors: the specs of a model's inputs and outputs, and batches of samples for each, dtypes kept.
 
-Framework-free (numpy only). Every model has N inputs and M outputs; data is one array per input, all
-with the same number of samples along axis 0, in the model's input order. Token ids stay int64, masks
-stay bool: nothing is cast to float32 unless it was a float64 array (numpy's default), which becomes float32.
+Framework-free (numpy only). Every model has N inputs and M outputs; data is one array per input, in the model's
+input order and in the model's own layout: samples are stacked along each tensor's batch dimension (axis 0 unless
+declared: a sequence-first `[T, N, F]` input or an LSTM state `[layers, N, H]` has it at 1), and a tensor
+without one (a scalar sample rate, a shared table) is held once and fed unchanged with every batch. Token ids stay
+int64, masks stay bool: nothing is cast to float32 unless it was a float64 array (numpy's default).
 """
 from __future__ import annotations
 
@@ -16,51 +18,93 @@ from edge_pipeline.errors import InputError
 
 DTYPES = ("float32", "float16", "int64", "int32", "int8", "uint8", "bool")
 
+BatchDim = int | None     # the axis samples are stacked along; None: the tensor has no batch dimension
+
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """One named input or output: shape (a str entry is a dynamic dimension's name) and dtype."""
+    """One named input or output: shape (a str entry is a dynamic dimension's name), dtype and batch dimension."""
 
     name: str
     shape: tuple[int | str, ...]
     dtype: str
+    batch_dim: BatchDim = 0
 
-    def to_dict(self) -> dict[str, str | list[int | str]]:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+    def to_dict(self) -> dict[str, str | int | None | list[int | str]]:
+        entry: dict[str, str | int | None | list[int | str]] = {"name": self.name, "shape": list(self.shape),
+                                                                "dtype": self.dtype}
+        if self.batch_dim != 0:
+            entry["batch_dim"] = self.batch_dim
+        return entry
 
     @property
     def is_static(self) -> bool:
         return all(isinstance(d, int) and d >= 0 for d in self.shape)
 
 
+def take(array: np.ndarray, dim: BatchDim, index: slice) -> np.ndarray:
+    """Samples `index` of `array` along its batch dimension (an unbatched tensor is returned whole)."""
+    if dim is None:
+        return array
+    return array[(slice(None),) * dim + (index,)]
+
+
 @dataclass(frozen=True)
 class Tensors:
-    """Samples for each named tensor, in model order; `len()` is the sample count, slicing cuts samples."""
+    """Samples for each named tensor, in model order; `len()` is the sample count, slicing cuts samples along
+    each tensor's batch dimension. `batch_dims` empty: every tensor is batched along axis 0."""
 
     names: tuple[str, ...]
     arrays: tuple[np.ndarray, ...]
+    batch_dims: tuple[BatchDim, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.names) != len(self.arrays):
             raise ValueError(f"{len(self.names)} names for {len(self.arrays)} arrays")
+        if self.batch_dims and len(self.batch_dims) != len(self.names):
+            raise ValueError(f"{len(self.batch_dims)} batch dimensions for {len(self.names)} tensors")
+        if all(d == 0 for d in self.batch_dims):
+            object.__setattr__(self, "batch_dims", ())
+
+    def dim(self, index: int) -> BatchDim:
+        return self.batch_dims[index] if self.batch_dims else 0
+
+    @property
+    def dims(self) -> tuple[BatchDim, ...]:
+        return tuple(self.dim(i) for i in range(len(self.names)))
+
+    def sample_counts(self) -> list[int]:
+        """Each batched tensor's sample count (equal in consistent data)."""
+        return [int(a.shape[d]) for a, d in zip(self.arrays, self.dims) if d is not None and a.ndim > d]
 
     def __len__(self) -> int:
-        return len(self.arrays[0]) if self.arrays else 0
+        if not self.arrays:
+            return 0
+        counts = self.sample_counts()
+        return counts[0] if counts else 1     # nothing batched: the data is one call's inputs
+
+    def _with(self, arrays: Sequence[np.ndarray]) -> "Tensors":
+        return Tensors(self.names, tuple(arrays), self.batch_dims)
 
     def __getitem__(self, index: slice) -> "Tensors":
-        return Tensors(self.names, tuple(a[index] for a in self.arrays))
+        return self._with([take(a, d, index) for a, d in zip(self.arrays, self.dims)])
 
     @property
     def specs(self) -> tuple[TensorSpec, ...]:
-        """Specs of one batch as stored (shape includes the leading sample axis)."""
-        return tuple(TensorSpec(n, tuple(int(d) for d in a.shape), a.dtype.name)
-                     for n, a in zip(self.names, self.arrays))
+        """Specs of one batch as stored (shape includes the batch dimension where there is one)."""
+        return tuple(TensorSpec(n, tuple(int(d) for d in a.shape), a.dtype.name, dim)
+                     for n, a, dim in zip(self.names, self.arrays, self.dims))
 
     def batches(self, batch: int) -> Iterator["Tensors"]:
         """Whole batches of `batch` samples (the model's fixed batch size); a ragged tail is dropped. Arrays
-        mapped from disk give back their pages after each batch, so a large set is never resident at once."""
+        mapped from disk give back their pages after each batch, so a large set is never resident at once.
+        Data with no batched tensor is one call, given once."""
+        if not self.sample_counts():
+            yield self
+            return
         for start in range(0, (len(self) // batch) * batch, batch):
-            yield Tensors(self.names, tuple(np.array(a[start:start + batch], order="C") for a in self.arrays))
+            yield self._with([np.array(take(a, d, slice(start, start + batch)), order="C")
+                              for a, d in zip(self.arrays, self.dims)])
             for array in self.arrays:
                 release_pages(array)
 
@@ -72,7 +116,7 @@ class Tensors:
 
     @classmethod
     def empty_like(cls, other: "Tensors") -> "Tensors":
-        return cls(other.names, tuple(np.empty((0, *a.shape[1:]), a.dtype) for a in other.arrays))
+        return other[0:0]
 
 
 def release_pages(array: np.ndarray) -> None:
@@ -124,13 +168,26 @@ def as_array(value: object, what: str) -> np.ndarray:
         array = array.astype(np.float32)
     if array.dtype.name not in DTYPES:
         raise InputError(f"{what} has dtype {array.dtype.name}; supported: {', '.join(DTYPES)}")
-    if array.ndim < 1:
-        raise InputError(f"{what} must have a batch dimension, got a scalar")
     return np.ascontiguousarray(array)
 
 
-def to_tensors(value: object, names: Sequence[str], what: str) -> Tensors:
-    """A tensor (single input), a tuple/list (by position) or a dict (by name) as Tensors in `names` order."""
+def infer_batch_dims(arrays: Sequence[np.ndarray], declared: Mapping[str, BatchDim], names: Sequence[str]
+                     ) -> tuple[BatchDim, ...]:
+    """Each tensor's batch dimension: as declared, else none for a scalar and axis 0 for the rest."""
+    dims: list[BatchDim] = []
+    for name, array in zip(names, arrays):
+        dim = declared[name] if name in declared else (None if array.ndim == 0 else 0)
+        if dim is not None and dim >= array.ndim:
+            raise InputError(f"input '{name}' has shape {list(array.shape)}: it has no batch dimension {dim} "
+                             f"(batch-dims)")
+        dims.append(dim)
+    return tuple(dims)
+
+
+def to_tensors(value: object, names: Sequence[str], what: str,
+               batch_dims: Mapping[str, BatchDim] | None = None) -> Tensors:
+    """A tensor (single input), a tuple/list (by position) or a dict (by name) as Tensors in `names` order;
+    `batch_dims`: the dimensions declared for some names (others are inferred)."""
     if isinstance(value, Mapping):
         missing = [n for n in names if n not in value]
         extra = [str(k) for k in value if k not in names]
@@ -145,7 +202,8 @@ def to_tensors(value: object, names: Sequence[str], what: str) -> Tensors:
         items = [value]
     if len(items) != len(names):
         raise InputError(f"{what} gave {len(items)} tensor(s); the model takes {len(names)}: {', '.join(names)}")
-    return Tensors(tuple(names), tuple(as_array(v, f"{what} '{n}'") for n, v in zip(names, items)))
+    arrays = tuple(as_array(v, f"{what} '{n}'") for n, v in zip(names, items))
+    return Tensors(tuple(names), arrays, infer_batch_dims(arrays, batch_dims or {}, names))
 
 
 def flatten_outputs(value: object, prefix: str = "output") -> list[tuple[str, object]]:
@@ -167,17 +225,31 @@ def flatten_outputs(value: object, prefix: str = "output") -> list[tuple[str, ob
 
 
 def check_same_kind(batch: Tensors, example: Tensors, what: str, index: int) -> None:
-    """Batch `index` of `what` matches the example inputs' per-sample shape and dtype, input by input."""
-    for name, array, reference in zip(example.names, batch.arrays, example.arrays):
-        if array.shape[1:] != reference.shape[1:]:
-            raise InputError(f"{what} inputs have sample shape {list(array.shape[1:])}, but example inputs have "
-                             f"{list(reference.shape[1:])} (input '{name}', batch {index})")
+    """Batch `index` of `what` matches the example inputs' per-sample shape, dtype and layout, input by input."""
+    for i, (name, array, reference) in enumerate(zip(example.names, batch.arrays, example.arrays)):
+        dim, expected = batch.dim(i), example.dim(i)
+        if dim != expected:
+            raise InputError(f"{what} input '{name}' has {_dim_text(dim)}, but example inputs have "
+                             f"{_dim_text(expected)} (batch {index})")
+        if sample_shape(array, dim) != sample_shape(reference, expected):
+            raise InputError(f"{what} inputs have sample shape {sample_shape(array, dim)}, but example inputs "
+                             f"have {sample_shape(reference, expected)} (input '{name}', batch {index})")
         if array.dtype != reference.dtype:
             raise InputError(f"{what} inputs have dtype {array.dtype.name}, but example inputs have "
                              f"{reference.dtype.name} (input '{name}', batch {index})")
-    counts = {len(a) for a in batch.arrays}
+    counts = set(batch.sample_counts())
     if len(counts) > 1:
-        raise InputError(f"{what} batch {index}: inputs have different sample counts {sorted(counts)}")
+        raise InputError(f"{what} batch {index}: inputs have different sample counts {sorted(counts)} "
+                         f"(a tensor batched along another axis needs batch-dims)")
+
+
+def sample_shape(array: np.ndarray, dim: BatchDim) -> list[int]:
+    """One sample's shape: the array's without its batch dimension."""
+    return [int(d) for i, d in enumerate(array.shape) if i != dim]
+
+
+def _dim_text(dim: BatchDim) -> str:
+    return "no batch dimension" if dim is None else f"batch dimension {dim}"
 
 
 def random_inputs(specs: Sequence[TensorSpec], seed: int = 0, what: str = "inputs") -> Tensors:
@@ -199,7 +271,7 @@ def random_inputs(specs: Sequence[TensorSpec], seed: int = 0, what: str = "input
             arrays.append(generator.standard_normal(shape, dtype=dtype))
         else:
             arrays.append(generator.standard_normal(shape, dtype=np.float32).astype(dtype))
-    return Tensors(tuple(s.name for s in specs), tuple(arrays))
+    return Tensors(tuple(s.name for s in specs), tuple(np.asarray(a) for a in arrays), tuple(s.batch_dim for s in specs))
 
 
 def collect_outputs(call: Callable[[Tensors], Sequence[tuple[str, object]]], inputs: Tensors, batch: int) -> Tensors:
@@ -215,7 +287,12 @@ def collect_outputs(call: Callable[[Tensors], Sequence[tuple[str, object]]], inp
             chunks[i].append(as_array(value, f"output '{names[i]}'"))
     if names is None:
         raise InputError(f"no whole batch of {batch} sample(s) to run: give at least {batch} evaluation samples")
-    return Tensors(names, tuple(np.concatenate(c) for c in chunks))
+    return Tensors(names, tuple(stack_batches(c) for c in chunks))
+
+
+def stack_batches(chunks: Sequence[np.ndarray]) -> np.ndarray:
+    """One output's batches as one array: concatenated along axis 0, or, for a scalar output, one per batch."""
+    return np.stack(chunks) if chunks[0].ndim == 0 else np.concatenate(chunks)
 
 
 def align_outputs(raw: Sequence[np.ndarray], names: Sequence[str] | None, reference: Tensors) -> Tensors:
@@ -248,8 +325,9 @@ def order_inputs(specs: Sequence[TensorSpec] | None, inputs: Tensors, what: str 
     names = [s.name for s in specs]
     if set(names) == set(inputs.names):
         lookup = inputs.as_dict()
-        return Tensors(tuple(names), tuple(lookup[n] for n in names))
+        dims = dict(zip(inputs.names, inputs.dims))
+        return Tensors(tuple(names), tuple(lookup[n] for n in names), tuple(dims[n] for n in names))
     if len(names) != len(inputs.names):
         raise InputError(f"{what} takes {len(names)} input(s) ({', '.join(names)}), the data has "
                          f"{len(inputs.names)} ({', '.join(inputs.names)})")
-    return Tensors(tuple(names), inputs.arrays)
+    return Tensors(tuple(names), inputs.arrays, inputs.batch_dims)

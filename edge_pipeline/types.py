@@ -98,6 +98,9 @@ class SourceSpec:
     evaluation_text: str | None = None  # a language model's evaluation text: a file under base_dir
     max_context: int | None = None      # a language model's static KV cache length (None: its own, up to 512)
     prefill_lengths: tuple[int, ...] | None = None   # a language model's prefill signatures (None: 32, 128, 512)
+    batch_dims: JsonObject | None = None   # a function's inputs: name -> batch axis, or False for none
+    state: JsonObject | None = None        # [state]: state output -> the input it feeds (None: detected by name)
+    sequence_steps: int = 50               # a stateful model's calls per validated sequence
 
     def to_dict(self) -> JsonObject:
         return {"example": self.example, "model": self.model, "weights": self.weights,
@@ -105,4 +108,5 @@ class SourceSpec:
                 "metric": self.metric, "metric_output": self.metric_output, "keras_safe_mode": self.keras_safe_mode,
                 "base_dir": self.base_dir, "prune": self.prune, "evaluation_text": self.evaluation_text,
                 "max_context": self.max_context,
-                "prefill_lengths": list(self.prefill_lengths) if self.prefill_lengths else None}
+                "prefill_lengths": list(self.prefill_lengths) if self.prefill_lengths else None,
+                "batch_dims": self.batch_dims, "state": self.state, "sequence_steps": self.sequence_steps}

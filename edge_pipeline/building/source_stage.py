@@ -8,7 +8,7 @@ import numpy as np
 
 from edge_pipeline.building.source_inputs import ReadRecorder
 from edge_pipeline.config import pruner_for
-from edge_pipeline.datafiles import save_bundle, save_outputs
+from edge_pipeline.datafiles import replace_group, save_bundle, save_outputs
 from edge_pipeline.errors import InputError
 from edge_pipeline.measure.metric import load_metric
 from edge_pipeline.measure.validate import CLASS_METRICS, Metric, metric_output
@@ -16,8 +16,9 @@ from edge_pipeline.numbers import is_finite
 from edge_pipeline.plugins import DataBundle, Model, QuantizeSettings, Source
 from edge_pipeline.records import STATE_DIR, PruningRecord, SourceJob, SourceOutcome, SourceRecord
 from edge_pipeline.sources import call_user, load_source, resolve_callable, source_for
-from edge_pipeline.tensors import Tensors, TensorSpec
-from edge_pipeline.types import JsonObject, SourceSpec
+from edge_pipeline.measure.sequences import SequencePlan, carried_calibration, plan_for, step_sequences
+from edge_pipeline.tensors import Tensors, TensorSpec, as_array
+from edge_pipeline.types import FEATURE_EXTRACTION, TEXT_GENERATION, JsonObject, SourceSpec
 
 
 def run(job: SourceJob) -> SourceOutcome:
@@ -26,7 +27,11 @@ def run(job: SourceJob) -> SourceOutcome:
     model, data = load_source(spec, store=workdir / "data")
     data = _trim_to_batches(data)
     source = source_for(model.framework)
-    reference = source.reference_outputs(model, data)
+    plan = sequence_plan(source, model, data, spec)
+    if plan is not None and len(data.calibration):
+        carried = carried_calibration(source.batch_call(model), data.calibration, plan.links, plan.steps, data.batch)
+        data = replace(data, calibration=replace_group(workdir / "data", "calibration", carried))
+    reference = reference_outputs(source, model, data, plan)
     check_reference(reference, data, spec, model.task)
     metric = load_metric(spec, model.task)
     accuracy = source_metric(reference, data, spec, metric)
@@ -34,13 +39,13 @@ def run(job: SourceJob) -> SourceOutcome:
     pruning = None
     if spec.prune:
         model, pruning = _prune(model, data, spec, workdir / "pruned", source, accuracy)
-        reference = source.reference_outputs(model, data)   # artifacts are validated against the pruned model
+        reference = reference_outputs(source, model, data, plan)   # artifacts are validated against the pruned model
         after = source_metric(reference, data, spec, metric)
         pruning = _with_accuracies(pruning, accuracy, after)
     if model.provenance.get("kind") == "factory" and not spec.prune:
         source.save_state(model, workdir / STATE_DIR)    # the factory's weights, as validated (see export_stage)
     data_hash = save_bundle(workdir / "data", data)
-    reference_hash = save_outputs(workdir / "reference.npz", reference)
+    reference_hash = save_outputs(workdir / "reference.npz", reference, plan.to_json() if plan else None)
     record = SourceRecord(
         framework=model.framework, fingerprint=source.fingerprint(model), data_hash=data_hash,
         reference_hash=reference_hash, params=params, size_bytes=size, accuracy=accuracy, metric=metric[0],
@@ -52,6 +57,22 @@ def run(job: SourceJob) -> SourceOutcome:
         provenance=model.provenance, layout=source.layout,
         task=model.task or ("classification" if data.eval_labels is not None else "tensor"))
     return SourceOutcome(record, recorder.stamps(named_files(spec)))   # stamps: an unchanged rebuild skips this
+
+
+def sequence_plan(source: Source, model: Model, data: DataBundle, spec: SourceSpec) -> SequencePlan | None:
+    """A model whose outputs feed its inputs (declared in [state], else matched by name, shape and dtype) is
+    validated over sequences; a language model's cache is its runtime's business, not this."""
+    if model.task in (TEXT_GENERATION, FEATURE_EXTRACTION):
+        return None
+    arrays = [(n, as_array(v, f"output '{n}'")) for n, v in source.batch_call(model)(data.example)]
+    outputs = [TensorSpec(n, tuple(a.shape), a.dtype.name) for n, a in arrays]
+    return plan_for(spec.state, spec.sequence_steps, data.example.specs, outputs)
+
+
+def reference_outputs(source: Source, model: Model, data: DataBundle, plan: SequencePlan | None) -> Tensors:
+    if plan is None:
+        return source.reference_outputs(model, data)
+    return step_sequences(source.batch_call(model), data.eval_inputs, plan.links, plan.steps, data.batch)
 
 
 def named_files(spec: SourceSpec) -> list[str]:

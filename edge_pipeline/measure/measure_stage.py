@@ -11,6 +11,7 @@ import numpy as np
 
 from edge_pipeline import registry
 from edge_pipeline.datafiles import load_bundle, load_outputs
+from edge_pipeline.datafiles import load_plan as load_plan_text
 from edge_pipeline.errors import ConfigError, StageFailed
 from edge_pipeline.host import host_cores, measured_on, package_version
 from edge_pipeline.measure import generation_stage
@@ -18,12 +19,13 @@ from edge_pipeline.measure.cpus import peak_rss_mb, pinned_cpus, thread_counts
 from edge_pipeline.measure.memory import RssSampler, check_memory_limit
 from edge_pipeline.measure.metric import load_metric
 from edge_pipeline.measure.profiling import run_batches, time_session
+from edge_pipeline.measure.sequences import SequencePlan, sequence_verdict, step_sequences
 from edge_pipeline.measure.validate import metric_output, validate
-from edge_pipeline.plugins import Runner, Session, Transport
+from edge_pipeline.plugins import BatchCall, Runner, Session, Transport
 from edge_pipeline.records import MeasureJob, Measurement
 from edge_pipeline.report.model import Latency
 from edge_pipeline.report.strict import ReportFieldError, conform
-from edge_pipeline.tensors import align_outputs, order_inputs
+from edge_pipeline.tensors import Tensors, align_outputs, order_inputs
 from edge_pipeline.types import TEXT_GENERATION, JsonObject, JsonValue, ProfileSettings
 
 SAMPLE_OUTPUTS = 8
@@ -60,10 +62,17 @@ def run(job: MeasureJob) -> Measurement:
     else:
         session = runner.open(artifact, 1, runner.variants[0])
     example = list(order_inputs(session.input_specs, data.example).arrays)
-    raw = run_batches(session, order_inputs(session.input_specs, data.eval_inputs), data.batch)
-    outputs = align_outputs(raw, session.output_names, reference)
+    plan = load_plan(job.reference)
+    if plan is None:
+        raw = run_batches(session, order_inputs(session.input_specs, data.eval_inputs), data.batch)
+        outputs = align_outputs(raw, session.output_names, reference)
+    else:
+        outputs = step_sequences(artifact_call(session, reference[:data.batch]), data.eval_inputs, plan.links,
+                                 plan.steps, data.batch)
     validation = validate(outputs, reference, job.thresholds, data.eval_labels, load_metric(job.spec, job.task),
                           job.spec.metric_output, job.task)
+    if plan is not None:
+        validation = sequence_verdict(validation, outputs, reference, plan, data.batch, job.thresholds)
     first = outputs.arrays[reference.names.index(validation.metric_output or metric_output(reference, None))]
     measured = Measurement(runtime=session.runtime_label or runner.runtime,
                            runtime_version=session.runtime_version or package_version(runner.distribution),
@@ -79,6 +88,21 @@ def run(job: MeasureJob) -> Measurement:
         latency=measure_latency(runner, artifact, session, example, job.profile, job.target),
         peak_rss_mb=peak_rss_mb(), runtime_memory_mb=runtime_memory_mb,
         op_profile=op_profile(runner, artifact, example, job.profile.runs)), job.runner)
+
+
+def load_plan(reference: Path) -> SequencePlan | None:
+    text = load_plan_text(reference)
+    return SequencePlan.from_json(text) if text is not None else None
+
+
+def artifact_call(session: Session, one_call: Tensors) -> BatchCall:
+    """One call of an opened artifact with the source's input and output names (`one_call`: the source's outputs
+    of one call, to match an artifact that renamed or reordered its outputs)."""
+    def call(batch: Tensors) -> list[tuple[str, object]]:
+        raw = session.run(list(order_inputs(session.input_specs, batch).arrays))
+        named = align_outputs([np.asarray(r) for r in raw], session.output_names, one_call)
+        return list(zip(named.names, named.arrays))
+    return call
 
 
 def checked_figures(measured: Measurement, runner: str) -> Measurement:

@@ -44,7 +44,7 @@ def run(job: ProfileJob) -> Measurement:
         raise InputError(f"{artifact.name}: its runtime does not declare input shapes: pass --inputs FILE.npz")
     batch = _batch(specs, inputs)
     outputs = _named(run_batches(session, inputs, batch), session.output_names)
-    sample = [np.ascontiguousarray(a[:batch]) for a in inputs.arrays]
+    sample = [np.ascontiguousarray(a) for a in inputs[:batch].arrays]
     validation = None
     if job.reference is not None and job.reference_runner is not None:
         ref_runner = registry.create(Runner, job.reference_runner)
@@ -61,13 +61,16 @@ def run(job: ProfileJob) -> Measurement:
         validation=validation, sample_outputs=first.tolist() if finite else None,
         latency=measure_latency(runner, artifact, session, sample, job.profile, job.target),
         op_profile=op_profile(runner, artifact, sample, job.profile.runs),
-        inputs=tuple(TensorSpec(n, tuple(a[:batch].shape), a.dtype.name) for n, a in zip(inputs.names, inputs.arrays)),
+        inputs=inputs[:batch].specs,
         outputs=tuple(TensorSpec(n, (batch, *a.shape[1:]), a.dtype.name)
                       for n, a in zip(outputs.names, outputs.arrays))), job.runner)
 
 
 def _batch(specs: list[TensorSpec] | None, inputs: Tensors) -> int:
-    first = specs[0].shape[0] if specs and specs[0].shape else None
+    """The artifact's fixed batch: its first batched input's leading dimension, else every sample at once."""
+    if not inputs.sample_counts():
+        return 1
+    first = next((s.shape[0] for s, d in zip(specs or [], inputs.dims) if d is not None and s.shape), None)
     return first if isinstance(first, int) and first > 0 else len(inputs)
 
 
@@ -104,12 +107,21 @@ def read_inputs(path: Path, specs: list[TensorSpec] | None) -> Tensors:
         raise InputError(f"--inputs {path.name}: {'; '.join(parts)} (the artifact's inputs: "
                          f"{', '.join(f'{s.name} {list(s.shape)} {s.dtype}' for s in specs)})")
     chosen = [_checked(arrays[s.name], s, path) for s in specs]
-    counts = {len(a) for a in chosen}
+    tensors = Tensors(tuple(names), tuple(chosen), _layout(chosen, specs))
+    counts = set(tensors.sample_counts())
     if len(counts) > 1:
         raise InputError(f"--inputs {path.name}: inputs have different sample counts {sorted(counts)}")
-    if not counts or not counts.pop():
+    if counts and not counts.pop():
         raise InputError(f"--inputs {path.name}: holds zero samples")
-    return Tensors(tuple(names), tuple(chosen))
+    return tensors
+
+
+def _layout(arrays: list[np.ndarray], specs: list[TensorSpec]) -> tuple[int | None, ...]:
+    """A scalar has no batch dimension; arrays that are exactly one call of a fixed-shape artifact (an LSTM's
+    `[layers, N, H]` state beside its `[N, T, F]` input) are that one call; otherwise samples are along axis 0."""
+    if specs and all(s.is_static and tuple(a.shape) == tuple(s.shape) for a, s in zip(arrays, specs)):
+        return (None,) * len(arrays)
+    return tuple(None if a.ndim == 0 else 0 for a in arrays)
 
 
 def _checked(array: np.ndarray, spec: TensorSpec, path: Path) -> np.ndarray:

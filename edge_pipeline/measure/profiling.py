@@ -7,7 +7,7 @@ import numpy as np
 
 from edge_pipeline.plugins import Session
 from edge_pipeline.report.model import Latency
-from edge_pipeline.tensors import Tensors
+from edge_pipeline.tensors import Tensors, stack_batches
 
 
 def time_session(session: Session, inputs: list[np.ndarray], warmup: int, runs: int) -> Latency:
@@ -51,4 +51,4 @@ def run_batches(session: Session, inputs: Tensors, batch: int) -> list[np.ndarra
         chunks = chunks or [[] for _ in outputs]
         for i, out in enumerate(outputs):
             chunks[i].append(np.asarray(out))
-    return [np.concatenate(c) for c in chunks]
+    return [stack_batches(c) for c in chunks]

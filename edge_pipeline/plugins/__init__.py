@@ -20,11 +20,11 @@ from edge_pipeline.plugins.recipe import (
     write_step,
 )
 from edge_pipeline.plugins.runner import DecoderSession, GreedyRun, LoopRun, Runner, Session
-from edge_pipeline.plugins.source import Source
+from edge_pipeline.plugins.source import BatchCall, Source
 from edge_pipeline.plugins.transform import ArtifactTransform, Bridge, ModelTransform, Pruner, Transform
 from edge_pipeline.plugins.transport import Transport
 
-__all__ = ["ArtifactTransform", "Bridge", "Bundler", "Carrier", "DataBundle", "DecoderSession", "Exporter",
+__all__ = ["ArtifactTransform", "BatchCall", "Bridge", "Bundler", "Carrier", "DataBundle", "DecoderSession", "Exporter",
            "GreedyRun", "LoopRun", "Model", "ModelTransform",
            "OnnxExporter", "OwnData",
            "Plugin", "PluginConfig", "Pruner", "QuantizeSettings", "Recipe", "RecipeStep", "Runner",

@@ -4,14 +4,17 @@ parameter count, size, eager reference outputs), which the source stage records 
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
 from edge_pipeline.errors import InputError
 from edge_pipeline.plugins.contract import Plugin
 from edge_pipeline.plugins.model import DataBundle, Model
-from edge_pipeline.tensors import Tensors
+from edge_pipeline.tensors import Tensors, collect_outputs
 from edge_pipeline.types import JsonObject, SourceSpec
+
+BatchCall = Callable[[Tensors], Sequence[tuple[str, object]]]
 
 
 class Source(Plugin):
@@ -64,5 +67,9 @@ class Source(Plugin):
     def weights_bytes(self, model: Model) -> int: ...
 
     @abstractmethod
+    def batch_call(self, model: Model) -> BatchCall:
+        """One call of the model in its framework: a batch of inputs in, (name, tensor) pairs out."""
+
     def reference_outputs(self, model: Model, data: DataBundle) -> Tensors:
         """The source's own outputs on the evaluation inputs: what every artifact is judged against."""
+        return collect_outputs(self.batch_call(model), data.eval_inputs, data.batch)

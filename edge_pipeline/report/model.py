@@ -135,10 +135,42 @@ class OutputValidation(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
+class StepFidelity(Part):
+    """One output of a stateful model over its sequences: SQNR at each step, pooled over the sequences (None:
+    identical to the source at that step), and how it moved from the first step to the last."""
+
+    RANGES = {"worst_step": COUNT}
+
+    name: str | None = None
+    state: bool | None = None               # the output is a state fed back to the next call
+    step_sqnr_db: Sequence[float | None] = ()
+    first_sqnr_db: float | None = None
+    last_sqnr_db: float | None = None
+    worst_sqnr_db: float | None = None
+    worst_step: int | None = None            # 1-based
+    drift_db: float | None = None            # first minus last: positive when fidelity decays along the sequence
+
+
+@dataclass(frozen=True, kw_only=True)
+class SequenceValidation(Part):
+    """A stateful model validated over whole sequences, each state output fed back as the next call's input."""
+
+    RANGES = {"steps": COUNT, "sequences": COUNT}
+
+    steps: int | None = None
+    sequences: int | None = None
+    state: Sequence[str] = ()               # "output -> input"
+    state_from: str | None = None           # "config" ([state]) or "names" (detected from names and shapes)
+    initial_state: str | None = None
+    outputs: tuple[StepFidelity, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class Validation(Part):
     """An artifact's validation outcome: every output compared, and what decided."""
 
     RANGES = {"eval_samples": NON_NEGATIVE, "agreement": FRACTION, "max_abs_diff": NON_NEGATIVE}
+    OPTIONAL = ("sequence",)
 
     passed: bool | None = None
     message: str | None = None
@@ -156,6 +188,7 @@ class Validation(Part):
     agreement: float | None = None
     max_abs_diff: float | None = None
     min_sqnr_db: float | None = None
+    sequence: SequenceValidation | None = None
 
     def check_read(self, path: str) -> None:
         if self.metric in (None, *BUILTIN_METRICS):

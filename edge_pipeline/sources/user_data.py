@@ -19,7 +19,16 @@ from edge_pipeline.errors import InputError
 from edge_pipeline.host import DataLimits, check_fits, size_text
 from edge_pipeline.plugins import DataBundle
 from edge_pipeline.sources.user_code import call_user, resolve_callable
-from edge_pipeline.tensors import DTYPES, Tensors, TensorSpec, as_array, check_same_kind, random_inputs, to_tensors
+from edge_pipeline.tensors import (
+    DTYPES,
+    BatchDim,
+    Tensors,
+    TensorSpec,
+    as_array,
+    check_same_kind,
+    random_inputs,
+    to_tensors,
+)
 from edge_pipeline.types import TASK_METRICS, SourceSpec
 
 if TYPE_CHECKING:
@@ -46,13 +55,33 @@ def example_inputs(spec: SourceSpec, declared: Sequence[str] = ()) -> Tensors:
         name = declared[0] if declared else "input"
         return generated_inputs([TensorSpec(name, tuple(value), "float32")], "example-inputs")
     if isinstance(value, dict):
-        specs = [TensorSpec(name, tuple(item["shape"]), item.get("dtype", "float32")) for name, item in value.items()]
-        return _ordered(generated_inputs(specs, "example-inputs"), declared, "example-inputs")
+        specs = [TensorSpec(name, tuple(item["shape"]), item.get("dtype", "float32"), _spec_dim(item))
+                 for name, item in value.items()]
+        return _ordered(_with_values(generated_inputs(specs, "example-inputs"), value), declared, "example-inputs")
     result = call_user(resolve_callable(value, "example-inputs", spec.base_dir), value, "example-inputs")
     what = f"example-inputs '{value}'"
-    tensors = _ordered(to_tensors(result, _names_for(result, declared), what), declared, what)
+    dims = {name: (None if dim is False else dim) for name, dim in (spec.batch_dims or {}).items()}
+    tensors = _ordered(to_tensors(result, _names_for(result, declared), what, dims), declared, what)
     check_finite(tensors, what)
     return tensors
+
+
+def _spec_dim(item: Mapping[str, object]) -> BatchDim:
+    """A spec table's batch dimension: `batch-dim = N`, none for `batch = false` or a scalar, else 0."""
+    if item.get("batch") is False or not item["shape"]:
+        return None
+    dim = item.get("batch-dim", 0)
+    return dim if isinstance(dim, int) else 0
+
+
+def _with_values(tensors: Tensors, table: Mapping[str, object]) -> Tensors:
+    """Inputs given a constant (`value = 16000`) hold it instead of generated data."""
+    arrays = []
+    for name, array in zip(tensors.names, tensors.arrays):
+        item = table[name]
+        constant = item.get("value") if isinstance(item, dict) else None
+        arrays.append(array if constant is None else np.full(array.shape, constant, dtype=array.dtype))
+    return Tensors(tensors.names, tuple(arrays), tensors.batch_dims)
 
 
 def generated_inputs(specs: Sequence[TensorSpec], what: str) -> Tensors:
@@ -120,7 +149,8 @@ def _ordered(tensors: Tensors, declared: Sequence[str], what: str) -> Tensors:
                          f"(its inputs: {', '.join(declared)})")
     order = [n for n in declared if n in tensors.names]
     lookup = tensors.as_dict()
-    return Tensors(tuple(order), tuple(lookup[n] for n in order))
+    dims = dict(zip(tensors.names, tensors.dims))
+    return Tensors(tuple(order), tuple(lookup[n] for n in order), tuple(dims[n] for n in order))
 
 
 def load_bundle(spec: SourceSpec, example: Tensors, store: Path | None) -> DataBundle:
@@ -145,7 +175,7 @@ def _calibration(spec: SourceSpec, example: Tensors, spool: Spool) -> Tensors:
     items = call_user(resolve_callable(ref, "calibration", spec.base_dir), ref, "calibration")
     for i, batch in enumerate(_iterate(items, ref, "calibration")):
         what = f"calibration '{ref}' batch {i}"
-        part = draw.take(to_tensors(_inputs_of(batch, len(example.names)), example.names, what))
+        part = draw.take(to_tensors(_inputs_of(batch, len(example.names)), example.names, what, _dims(example)))
         check_same_kind(part, example, "calibration", i)
         check_finite(part, what)
         spool.append(part)
@@ -154,6 +184,11 @@ def _calibration(spec: SourceSpec, example: Tensors, spool: Spool) -> Tensors:
     if not spool.count:
         raise InputError(f"calibration '{ref}' yielded no samples")
     return spool.finish()
+
+
+def _dims(example: Tensors) -> dict[str, BatchDim]:
+    """Calibration and evaluation batches are laid out like the example inputs."""
+    return dict(zip(example.names, example.dims))
 
 
 def _inputs_of(batch: object, n_inputs: int) -> object:
@@ -175,7 +210,7 @@ def _eval_data(spec: SourceSpec, example: Tensors, spool: Spool) -> tuple[Tensor
         what = f"evaluate '{ref}' batch {i}"
         if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
             raise InputError(f"{what} must be an (inputs, labels) pair")
-        inputs = to_tensors(batch[0], example.names, f"{what} inputs")
+        inputs = to_tensors(batch[0], example.names, f"{what} inputs", _dims(example))
         labels = _labels(batch[1], spec.metric, f"{what} labels")
         if len(labels) != len(inputs):
             raise InputError(f"{what}: {len(labels)} labels for {len(inputs)} input samples")
@@ -220,22 +255,66 @@ def _iterate(items: object, ref: str, what: str) -> Iterator[object]:
         yield batch
 
 
+SPEC_KEYS = {"shape", "dtype", "batch-dim", "batch", "value"}
+
+
 def check_spec_table(value: Mapping[str, object], path: str) -> None:
-    """`example-inputs` as a table: { name = { shape = [...], dtype = "int64" } } (dtype defaults to float32)."""
+    """`example-inputs` as a table: { name = { shape = [...], dtype = "int64" } } (dtype defaults to float32);
+    `shape = []` is a scalar; `batch-dim = 1` for a sequence-first tensor, `batch = false` for one without a batch
+    dimension; `value = 16000` gives the input a constant instead of generated data."""
     from edge_pipeline.errors import ConfigError
 
     if not value:
         raise ConfigError(f"'{path}' must name at least one input")
     for name, item in value.items():
         where = f"{path}.{name}"
-        if not isinstance(item, dict) or set(item) - {"shape", "dtype"} or "shape" not in item:
-            raise ConfigError(f"'{where}' must be a table {{ shape = [...], dtype = \"...\" }}")
+        if not isinstance(item, dict) or set(item) - SPEC_KEYS or "shape" not in item:
+            raise ConfigError(f"'{where}' must be a table {{ shape = [...], dtype = \"...\" }} (optional: "
+                              f"batch-dim, batch, value)")
         shape = item["shape"]
-        if not isinstance(shape, list) or not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
-                                                               for d in shape):
-            raise ConfigError(f"'{where}.shape' must be a list of positive integers, got {shape!r}")
-        if item.get("dtype", "float32") not in DTYPES:
-            raise ConfigError(f"'{where}.dtype' must be one of: {', '.join(DTYPES)}; got {item.get('dtype')!r}")
+        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
+                                                  for d in shape):
+            raise ConfigError(f"'{where}.shape' must be a list of positive integers ([] for a scalar), got {shape!r}")
+        dtype = item.get("dtype", "float32")
+        if dtype not in DTYPES:
+            raise ConfigError(f"'{where}.dtype' must be one of: {', '.join(DTYPES)}; got {dtype!r}")
+        dim = item.get("batch-dim", 0)
+        if not (isinstance(dim, int) and not isinstance(dim, bool) and 0 <= dim < max(len(shape), 1)):
+            raise ConfigError(f"'{where}.batch-dim' must be an axis of its shape {shape} (0 to {len(shape) - 1}), "
+                              f"got {dim!r}")
+        if "batch" in item and not isinstance(item["batch"], bool):
+            raise ConfigError(f"'{where}.batch' must be true or false, got {item['batch']!r}")
+        if "value" in item:
+            _check_constant(item["value"], dtype, f"{where}.value")
+
+
+def _check_constant(value: object, dtype: str, where: str) -> None:
+    from edge_pipeline.errors import ConfigError
+
+    if isinstance(value, bool) and dtype == "bool":
+        return
+    if dtype == "bool" or isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"'{where}' must be a number for a {dtype} input, got {value!r}")
+    if not np.isfinite(value):
+        raise ConfigError(f"'{where}' must be finite, got {value!r}")
+    kind = np.dtype(dtype)
+    if kind.kind in "iu":
+        info = np.iinfo(kind)
+        if not (isinstance(value, int) and info.min <= value <= info.max):
+            raise ConfigError(f"'{where}' must be an integer from {info.min} to {info.max} for {dtype}, "
+                              f"got {value!r}")
+
+
+def check_batch_dims(value: object, path: str) -> dict[str, int | bool]:
+    """`batch-dims = { h = 1, sr = false }`: where a function's example inputs hold their samples."""
+    from edge_pipeline.errors import ConfigError
+
+    if not isinstance(value, dict) or not value:
+        raise ConfigError(f"'{path}' must be a table of input name = axis (or false for no batch dimension)")
+    for name, dim in value.items():
+        if not (dim is False or (isinstance(dim, int) and not isinstance(dim, bool) and 0 <= dim < 16)):
+            raise ConfigError(f"'{path}.{name}' must be an axis from 0 to 15, or false; got {dim!r}")
+    return dict(value)
 
 
 def describe(tensors: Tensors) -> str:

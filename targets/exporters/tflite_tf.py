@@ -70,7 +70,7 @@ def _configure(converter: TFLiteConverter, mode: str, representative: Tensors | 
         def dataset() -> Iterator[dict[str, np.ndarray]]:
             """One sample at a time, every input by its signature name (the Keras input names)."""
             for i in range(len(samples)):
-                yield {name: array[i:i + 1] for name, array in zip(samples.names, samples.arrays)}
+                yield samples[i:i + 1].as_dict()
 
         converter.representative_dataset = dataset
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]

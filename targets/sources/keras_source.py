@@ -13,10 +13,10 @@ import numpy as np
 
 from edge_pipeline.errors import InputError
 from edge_pipeline.fsutil import sha256_file
-from edge_pipeline.plugins import DataBundle, Model, Source
+from edge_pipeline.plugins import BatchCall, DataBundle, Model, Source
 from edge_pipeline.safe_archive import check_keras_archive
 from edge_pipeline.sources.user_data import describe, example_inputs, short
-from edge_pipeline.tensors import Tensors, collect_outputs, flatten_outputs
+from edge_pipeline.tensors import Tensors, flatten_outputs
 from edge_pipeline.types import JsonObject, SourceSpec
 
 if TYPE_CHECKING:
@@ -119,8 +119,8 @@ class KerasSource(Source):
             return int(sum(np.prod(v.shape) * v.dtype.size for v in model.module.loaded.variables))
         return int(sum(np.asarray(w.numpy()).nbytes for w in model.module.weights))
 
-    def reference_outputs(self, model: Model, data: DataBundle) -> Tensors:
-        return collect_outputs(lambda batch: run_tf_named(model.module, batch), data.eval_inputs, data.batch)
+    def batch_call(self, model: Model) -> BatchCall:
+        return lambda batch: run_tf_named(model.module, batch)
 
 
 def load_keras_file(path: Path, safe_mode: bool) -> keras.Model:

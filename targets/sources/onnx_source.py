@@ -10,9 +10,9 @@ import numpy as np
 
 from edge_pipeline.errors import InputError
 from edge_pipeline.fsutil import sha256_file
-from edge_pipeline.plugins import DataBundle, Model, Source
+from edge_pipeline.plugins import BatchCall, DataBundle, Model, Source
 from edge_pipeline.sources.user_data import describe, example_inputs, generated_inputs, short
-from edge_pipeline.tensors import Tensors, TensorSpec, collect_outputs
+from edge_pipeline.tensors import Tensors, TensorSpec
 from edge_pipeline.types import SourceSpec
 
 if TYPE_CHECKING:
@@ -53,8 +53,8 @@ class OnnxSource(Source):
     def weights_bytes(self, model: Model) -> int:
         return int(sum(a.nbytes for a in _initializers(model)))
 
-    def reference_outputs(self, model: Model, data: DataBundle) -> Tensors:
-        return collect_outputs(_handle(model).named_outputs, data.eval_inputs, data.batch)
+    def batch_call(self, model: Model) -> BatchCall:
+        return _handle(model).named_outputs
 
 
 def load_onnx_source(spec: SourceSpec, path: Path) -> tuple[Model, Tensors]:

@@ -10,10 +10,12 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+import numpy as np
+
 from edge_pipeline.errors import InputError
-from edge_pipeline.plugins import DataBundle, Model, Source
+from edge_pipeline.plugins import BatchCall, DataBundle, Model, Source
 from edge_pipeline.sources.user_data import describe, example_inputs, short
-from edge_pipeline.tensors import Tensors, collect_outputs, flatten_outputs
+from edge_pipeline.tensors import Tensors, flatten_outputs
 from edge_pipeline.types import JsonObject, SourceSpec
 
 if TYPE_CHECKING:
@@ -75,13 +77,13 @@ class TorchSource(Source):
     def weights_bytes(self, model: Model) -> int:
         return int(sum(t.numel() * t.element_size() for t in model.module.state_dict().values()))
 
-    def reference_outputs(self, model: Model, data: DataBundle) -> Tensors:
+    def batch_call(self, model: Model) -> BatchCall:
         import torch
 
         def call(batch: Tensors) -> list[tuple[str, object]]:   # torch tensors: collect_outputs copies them out
             with torch.no_grad():
-                return flatten_outputs(model.module(*(torch.from_numpy(a.copy()) for a in batch)))
-        return collect_outputs(call, data.eval_inputs, data.batch)
+                return flatten_outputs(model.module(*(torch.from_numpy(np.array(a)) for a in batch)))
+        return call
 
 
 def from_module(module: torch.nn.Module, spec: SourceSpec, provenance: JsonObject) -> tuple[Model, Tensors]:

@@ -4,6 +4,7 @@ Standalone on purpose (standard library + numpy + the board's runtime: ai-edge-l
 executorch), so a board needs nothing of edgepipe. Inputs are x0, x1, ... (model order) in INPUTS.npz; outputs
 y0, y1, ... in OUTPUTS.npz. Usage:
     python3 remote_runner.py ARTIFACT INPUTS.npz OUTPUTS.npz --threads N [--batch B] [--warmup W --runs R]
+(--batch 0: the inputs are one call, fed whole)
 Prints one JSON line: {"runtime": ..., "version": ..., "samples_ms": [...]} or {"error": ...}.
 """
 import argparse
@@ -94,7 +95,7 @@ def main():
         xs = [npz[f"x{i}"] for i in range(len(npz.files))]
     samples = []
     if args.runs:
-        sample = [np.ascontiguousarray(x[:args.batch]) for x in xs]
+        sample = [np.ascontiguousarray(x if args.batch == 0 else x[:args.batch]) for x in xs]
         for _ in range(args.warmup):
             run(sample)
         for _ in range(args.runs):
@@ -102,11 +103,16 @@ def main():
             run(sample)
             samples.append((time.perf_counter_ns() - start) / 1e6)
     else:
-        outs = [run([np.ascontiguousarray(x[i:i + args.batch]) for x in xs])
-                for i in range(0, len(xs[0]) - args.batch + 1, args.batch)]
-        np.savez(args.outputs, **{f"y{k}": np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))})
+        outs = [run(xs)] if args.batch == 0 else [run([np.ascontiguousarray(x[i:i + args.batch]) for x in xs])
+                                                   for i in range(0, len(xs[0]) - args.batch + 1, args.batch)]
+        np.savez(args.outputs, **{f"y{k}": _stacked([np.asarray(o[k]) for o in outs]) for k in range(len(outs[0]))})
     print(json.dumps({"runtime": runtime, "version": version, "samples_ms": samples}))
     return 0
+
+
+def _stacked(chunks: list[np.ndarray]) -> np.ndarray:
+    """Batches of one output as one array (a scalar output: one value per batch)."""
+    return np.stack(chunks) if chunks[0].ndim == 0 else np.concatenate(chunks)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,157 @@
+"""Streaming models with state carried from call to call, and their data: a GRU keyword spotter with a scalar
+sample-rate input and an `[layers, N, H]` state, and a convolutional model with a context buffer. The tests copy
+this file into a throwaway project as `streaming.py`; the spotter is trained there on generated features.
+
+Streams are consecutive chunks: evaluation stream k is samples k*STEPS .. (k+1)*STEPS - 1, and a keyword shown
+in one chunk is the label of every later chunk of its stream until the next one: only a model that carries its
+state can score above chance.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+FRAMES, FEATURES, HIDDEN, KEYWORDS, STEPS = 8, 16, 32, 4, 50
+RATE = 16000
+
+
+class GruCell(nn.Module):
+    """A GRU cell written out (every runtime has these ops; not all have a fused GRU)."""
+
+    def __init__(self, inputs: int, hidden: int) -> None:
+        super().__init__()
+        self.x = nn.Linear(inputs, 3 * hidden)
+        self.h = nn.Linear(hidden, 3 * hidden)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        xr, xz, xn = self.x(x).chunk(3, dim=-1)
+        hr, hz, hn = self.h(h).chunk(3, dim=-1)
+        r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+        n = torch.tanh(xn + r * hn)
+        return (1 - z) * n + z * h
+
+
+class KeywordSpotter(nn.Module):
+    """features [N, FRAMES, FEATURES], state [1, N, HIDDEN] (batch on axis 1, like torch's GRU), sr: a scalar
+    int64 sample rate -> {"logits": [N, KEYWORDS], "stateN": [1, N, HIDDEN]}."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cell = GruCell(FEATURES, HIDDEN)
+        self.head = nn.Linear(HIDDEN, KEYWORDS)
+
+    def forward(self, features: torch.Tensor, state: torch.Tensor, sr: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = features * (sr.to(torch.float32) / RATE)
+        h = state[0]
+        for t in range(FRAMES):
+            h = self.cell(features[:, t], h)
+        return {"logits": self.head(h), "stateN": h.unsqueeze(0)}
+
+
+def _streams(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`count` streams of STEPS chunks: features [count, STEPS, FRAMES, FEATURES], labels [count, STEPS]."""
+    rng = np.random.default_rng(seed)
+    features = rng.normal(0.0, 0.3, (count, STEPS, FRAMES, FEATURES)).astype(np.float32)
+    labels = np.zeros((count, STEPS), dtype=np.int64)
+    for stream in range(count):
+        current = int(rng.integers(0, KEYWORDS))
+        for step in range(STEPS):
+            if step == 0 or rng.random() < 0.15:
+                current = int(rng.integers(0, KEYWORDS))
+                band = slice(current * 4, current * 4 + 4)
+                features[stream, step, 2:6, band] += 2.0
+            labels[stream, step] = current
+    return features, labels
+
+
+def train_spotter(iterations: int = 250) -> nn.Module:
+    torch.manual_seed(0)
+    model = KeywordSpotter()
+    features, labels = _streams(64, 1)
+    x, y = torch.from_numpy(features), torch.from_numpy(labels)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    sr = torch.tensor(RATE)
+    for step in range(iterations):
+        rows = torch.arange(16) + (step * 16) % 64
+        state = torch.zeros(1, 16, HIDDEN)
+        loss = torch.zeros(())
+        for t in range(0, 20):
+            out = model(x[rows, t], state, sr)
+            loss = loss + nn.functional.cross_entropy(out["logits"], y[rows, t])
+            state = out["stateN"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+def make_spotter() -> nn.Module:
+    torch.manual_seed(0)
+    return KeywordSpotter()
+
+
+def spotter_example():
+    features, _ = _streams(1, 2)
+    return {"features": features[0, :1], "state": np.zeros((1, 1, HIDDEN), np.float32), "sr": np.array(RATE)}
+
+
+def spotter_calibration():
+    features, _ = _streams(2, 3)
+    return [{"features": features[s, t:t + 1], "state": np.zeros((1, 1, HIDDEN), np.float32), "sr": np.array(RATE)}
+            for s in range(2) for t in range(STEPS)]
+
+
+def spotter_evaluate():
+    """Four streams, one chunk per batch, in order."""
+    features, labels = _streams(4, 4)
+    for stream in range(4):
+        for step in range(STEPS):
+            yield ({"features": features[stream, step:step + 1], "state": np.zeros((1, 1, HIDDEN), np.float32),
+                    "sr": np.array(RATE)}, labels[stream, step:step + 1])
+
+
+CHUNK, CONTEXT, CHANNELS, EVENTS = 32, 6, 8, 3
+
+
+class ConvStream(nn.Module):
+    """chunk [N, 1, CHUNK] and buffer [N, 1, CONTEXT] (the last samples of the stream so far) ->
+    {"events": [N, EVENTS], "buffer_out": [N, 1, CONTEXT]}: a causal convolution over the chunk with its context."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(1, CHANNELS, 4)
+        self.conv2 = nn.Conv1d(CHANNELS, CHANNELS, 4)
+        self.head = nn.Linear(CHANNELS, EVENTS)
+
+    def forward(self, chunk: torch.Tensor, buffer: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = torch.cat([buffer, chunk], dim=2)
+        y = torch.relu(self.conv2(torch.relu(self.conv1(x))))
+        return {"events": self.head(y.mean(dim=2)), "buffer_out": x[:, :, -CONTEXT:]}
+
+
+def make_conv_stream() -> nn.Module:
+    torch.manual_seed(0)
+    return ConvStream()
+
+
+def _signal(chunks: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(chunks * CHUNK, dtype=np.float32)
+    wave = np.sin(t * 0.3) + 0.5 * np.sin(t * 0.05) + rng.normal(0.0, 0.2, t.shape)
+    return wave.astype(np.float32).reshape(chunks, 1, 1, CHUNK)
+
+
+def conv_calibration():
+    return [{"chunk": c, "buffer": np.zeros((1, 1, CONTEXT), np.float32)} for c in _signal(64, 5)]
+
+
+def conv_evaluate():
+    chunks = _signal(2 * STEPS, 6)
+    for chunk in chunks:
+        yield {"chunk": chunk, "buffer": np.zeros((1, 1, CONTEXT), np.float32)}, np.zeros(1, np.int64)
+
+
+def no_labels(outputs, labels):
+    """The convolutional model has no task labels: its outputs are judged by SQNR, step by step."""
+    return None
