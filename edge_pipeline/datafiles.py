@@ -59,7 +59,7 @@ class Spool:
                                      f"dimension, but its value changes between batches (give it a batch "
                                      f"dimension, or one value)")
                 continue
-            fh.write(np.ascontiguousarray(_sample_major(array, self.dims[i])).tobytes())
+            fh.write(np.asarray(_sample_major(array, self.dims[i]), order="C").tobytes())
         self.count += len(batch)
 
     def finish(self) -> Tensors:
@@ -128,7 +128,7 @@ def _write_group(folder: Path, group: str, tensors: Tensors) -> None:
     if (folder / f"{group}.names.npy").is_file():     # spooled there already
         return
     for i, (array, dim) in enumerate(zip(tensors.arrays, tensors.dims)):
-        np.save(folder / f"{group}.{i}.npy", np.ascontiguousarray(_sample_major(array, dim)), allow_pickle=False)
+        np.save(folder / f"{group}.{i}.npy", np.asarray(_sample_major(array, dim), order="C"), allow_pickle=False)
     _save_index(folder, group, tensors.names, tensors.dims)
 
 
@@ -269,7 +269,7 @@ def hash_folder(folder: Path) -> str:
 def hash_arrays(arrays: dict[str, np.ndarray]) -> str:
     digest = hashlib.sha256()
     for name in sorted(arrays):
-        arr = np.ascontiguousarray(arrays[name])
+        arr = np.asarray(arrays[name], order="C")
         digest.update(f"{name}:{arr.dtype}:{arr.shape};".encode())
         digest.update(arr.tobytes())
     return digest.hexdigest()

@@ -168,7 +168,7 @@ def as_array(value: object, what: str) -> np.ndarray:
         array = array.astype(np.float32)
     if array.dtype.name not in DTYPES:
         raise InputError(f"{what} has dtype {array.dtype.name}; supported: {', '.join(DTYPES)}")
-    return np.ascontiguousarray(array)
+    return np.asarray(array, order="C")    # not ascontiguousarray: it makes a scalar 1-D
 
 
 def infer_batch_dims(arrays: Sequence[np.ndarray], declared: Mapping[str, BatchDim], names: Sequence[str]

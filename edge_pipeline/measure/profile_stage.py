@@ -44,7 +44,7 @@ def run(job: ProfileJob) -> Measurement:
         raise InputError(f"{artifact.name}: its runtime does not declare input shapes: pass --inputs FILE.npz")
     batch = _batch(specs, inputs)
     outputs = _named(run_batches(session, inputs, batch), session.output_names)
-    sample = [np.ascontiguousarray(a) for a in inputs[:batch].arrays]
+    sample = [np.asarray(a, order="C") for a in inputs[:batch].arrays]
     validation = None
     if job.reference is not None and job.reference_runner is not None:
         ref_runner = registry.create(Runner, job.reference_runner)

@@ -83,7 +83,7 @@ class DataBundle:
                eval_labels: np.ndarray | None) -> "DataBundle":
         """A single-input model's data (the built-in examples)."""
         def one(array: np.ndarray) -> Tensors:
-            return Tensors((name,), (np.ascontiguousarray(array),))
+            return Tensors((name,), (np.asarray(array, order="C"),))
         return cls(one(example), one(calibration), one(eval_inputs), eval_labels)
 
     @property

@@ -75,7 +75,7 @@ def op_profile(path: Path, sample: list[np.ndarray], runs: int) -> JsonObject:
 
     program = Runtime.get().load_program(str(path), enable_etdump=True)
     method = program.load_method("forward")
-    xs = [torch.from_numpy(np.ascontiguousarray(x)) for x in sample]
+    xs = [torch.from_numpy(np.asarray(x, order="C")) for x in sample]
     for _ in range(runs):
         method.execute(xs)
     with tempfile.TemporaryDirectory() as tmp:

@@ -125,7 +125,7 @@ def quantize(value: np.ndarray, detail: TensorDetail) -> np.ndarray:
     dtype = np.dtype(detail["dtype"])
     scale, zero_point = detail["quantization"]
     if dtype.kind not in "iu" or dtype == np.int64 or not scale or value.dtype.kind in "iub":
-        return np.ascontiguousarray(value, dtype=dtype)
+        return np.asarray(value, dtype=dtype, order="C")
     info = np.iinfo(dtype)
     return np.clip(np.round(value / scale + zero_point), info.min, info.max).astype(dtype)
 

@@ -54,7 +54,7 @@ class OnnxRuntimeRunner(Runner):
             options.profile_file_prefix = os.path.join(tmp, "ort")
             options.intra_op_num_threads = 1
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-            feed = {i.name: np.ascontiguousarray(x) for i, x in zip(session.get_inputs(), sample, strict=True)}
+            feed = {i.name: np.asarray(x, order="C") for i, x in zip(session.get_inputs(), sample, strict=True)}
             for _ in range(runs):
                 session.run(None, feed)
             trace = json.loads(Path(session.end_profiling()).read_text())

@@ -61,7 +61,7 @@ def _encode(array: np.ndarray, dtype: str) -> WireTensor:
     """TF.js tensors are float32, int32 or bool: int64 token ids go as int32, bools as bytes."""
     if dtype not in TFJS_DTYPES:
         raise InputError(f"TF.js cannot take an input of dtype {dtype}")
-    data = np.ascontiguousarray(array, dtype=TFJS_DTYPES[dtype])
+    data = np.asarray(array, dtype=TFJS_DTYPES[dtype], order="C")
     return {"data": base64.b64encode(data.tobytes()).decode(), "shape": list(data.shape), "dtype": dtype}
 
 

@@ -23,6 +23,6 @@ class TorchTensorSession(Session):
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         import torch
 
-        outputs = self._call([torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])
+        outputs = self._call([torch.from_numpy(np.asarray(x, order="C")) for x in inputs])
         return [np.asarray(value.detach().numpy() if isinstance(value, torch.Tensor) else value)
                 for _, value in flatten_outputs(outputs)]

@@ -95,7 +95,7 @@ def main():
         xs = [npz[f"x{i}"] for i in range(len(npz.files))]
     samples = []
     if args.runs:
-        sample = [np.ascontiguousarray(x if args.batch == 0 else x[:args.batch]) for x in xs]
+        sample = [np.asarray(x if args.batch == 0 else x[:args.batch], order="C") for x in xs]
         for _ in range(args.warmup):
             run(sample)
         for _ in range(args.runs):
@@ -103,7 +103,7 @@ def main():
             run(sample)
             samples.append((time.perf_counter_ns() - start) / 1e6)
     else:
-        outs = [run(xs)] if args.batch == 0 else [run([np.ascontiguousarray(x[i:i + args.batch]) for x in xs])
+        outs = [run(xs)] if args.batch == 0 else [run([np.asarray(x[i:i + args.batch], order="C") for x in xs])
                                                    for i in range(0, len(xs[0]) - args.batch + 1, args.batch)]
         np.savez(args.outputs, **{f"y{k}": _stacked([np.asarray(o[k]) for o in outs]) for k in range(len(outs[0]))})
     print(json.dumps({"runtime": runtime, "version": version, "samples_ms": samples}))

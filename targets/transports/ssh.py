@@ -167,7 +167,7 @@ class RemoteSession(Session):
         """The timings (when `runs`) or the outputs of one run of remote_runner.py on the device."""
         with tempfile.TemporaryDirectory() as tmp:
             local_in, local_out = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
-            np.savez(local_in, **{f"x{i}": np.ascontiguousarray(x) for i, x in enumerate(xs)})
+            np.savez(local_in, **{f"x{i}": np.asarray(x, order="C") for i, x in enumerate(xs)})
             self.transport.push(local_in, f"{self.remote_dir}/in.npz")
             d = self.remote_dir
             python, artifact = shlex.quote(self.transport.device.python), shlex.quote(self.remote_artifact)

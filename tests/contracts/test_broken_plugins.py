@@ -139,7 +139,7 @@ def test_a_broken_third_party_plugin_is_refused_when_loaded(thirdparty: None) ->
         registry.load("exporter", "broken")
     loaded, broken_ones = registry.load_all(Exporter)   # the others still load
     assert set(broken_ones) == {"broken"} and "pte" in {e.name for e in loaded}
-    with pytest.raises(PluginError, match=r"the source 'half' .*'count_params' is missing"):
+    with pytest.raises(PluginError, match=r"the source 'half' .*'batch_call' is missing"):
         registry.load("source", "half")
     assert set(registry.load_all(Source)[1]) == {"half"}
 
