@@ -44,7 +44,7 @@ class TensorSpec:
 
 def take(array: np.ndarray, dim: BatchDim, index: slice) -> np.ndarray:
     """Samples `index` of `array` along its batch dimension (an unbatched tensor is returned whole)."""
-    if dim is None:
+    if dim is None or array.ndim <= dim:
         return array
     return array[(slice(None),) * dim + (index,)]
 

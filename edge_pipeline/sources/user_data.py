@@ -200,30 +200,37 @@ def _inputs_of(batch: object, n_inputs: int) -> object:
     return batch
 
 
-def _eval_data(spec: SourceSpec, example: Tensors, spool: Spool) -> tuple[Tensors, np.ndarray]:
+def _eval_data(spec: SourceSpec, example: Tensors, spool: Spool) -> tuple[Tensors, np.ndarray | None]:
+    """`(inputs, labels)` batches; `(inputs, None)` throughout for data without labels (a voice-activity stream
+    judged by its outputs alone), never mixed."""
     ref = spec.evaluate or ""
     limits = DataLimits.from_environ()
     draw = Draw(f"evaluate '{ref}'", "evaluation-samples", limits.evaluation_samples, limits.memory_bytes)
     items = call_user(resolve_callable(ref, "evaluate", spec.base_dir), ref, "evaluate")
-    ys = []
+    ys: list[np.ndarray] = []
+    unlabelled: bool | None = None
     for i, batch in enumerate(_iterate(items, ref, "evaluate")):
         what = f"evaluate '{ref}' batch {i}"
         if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
-            raise InputError(f"{what} must be an (inputs, labels) pair")
+            raise InputError(f"{what} must be an (inputs, labels) pair (labels None for data without labels)")
+        if unlabelled is not None and unlabelled != (batch[1] is None):
+            raise InputError(f"{what}: labels are None in some batches and not in others")
+        unlabelled = batch[1] is None
         inputs = to_tensors(batch[0], example.names, f"{what} inputs", _dims(example))
-        labels = _labels(batch[1], spec.metric, f"{what} labels")
-        if len(labels) != len(inputs):
+        labels = None if unlabelled else _labels(batch[1], spec.metric, f"{what} labels")
+        if labels is not None and len(labels) != len(inputs):
             raise InputError(f"{what}: {len(labels)} labels for {len(inputs)} input samples")
         check_same_kind(inputs, example, "evaluation", i)
         inputs = draw.take(inputs)
         check_finite(inputs, f"{what} inputs")
         spool.append(inputs)
-        ys.append(labels[:len(inputs)])
+        if labels is not None:
+            ys.append(labels[:len(inputs)])
         if draw.done:
             break
     if not spool.count:
         raise InputError(f"evaluate '{ref}' yielded no samples")
-    return spool.finish(), np.concatenate(ys)
+    return spool.finish(), (np.concatenate(ys) if ys else None)
 
 
 def _labels(value: object, metric: str, what: str) -> np.ndarray:

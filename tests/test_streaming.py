@@ -1,0 +1,333 @@
+"""Streaming and stateful models (issue 22): scalar inputs, tensors batched along another axis, state carried from
+call to call and validated over whole sequences, in every runtime.
+
+The models (tests/streaming_models.py) are built and trained here on generated features; nothing is downloaded.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .conftest import run_cli
+
+MODELS = Path(__file__).with_name("streaming_models.py")
+SPOTTER = """
+model = "streaming:make_spotter"
+weights = "spotter.pt"
+example-inputs = "streaming:spotter_example"
+batch-dims = {{ state = 1 }}
+calibration = "streaming:spotter_calibration"
+evaluate = "streaming:spotter_evaluate"
+
+[targets.stream]
+extends = "android"
+formats = [{formats}]
+profile = {{ runs = 20, warmup = 2, threads = [1] }}
+"""
+ALL_FORMATS = '"pte:fp32", "pte:int8", "tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8"'
+
+
+def project(folder: Path, toml: str) -> Path:
+    shutil.copyfile(MODELS, folder / "streaming.py")
+    (folder / "edgepipe.toml").write_text(toml)
+    return folder
+
+
+def trained_spotter(folder: Path) -> None:
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("streaming_for_training", folder / "streaming.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.save(module.train_spotter().state_dict(), folder / "spotter.pt")
+
+
+def build(folder: Path, target: str = "stream") -> tuple[int, dict, str]:
+    proc = run_cli("build", "--target", target, "--out", str(folder / "out"), cwd=folder)
+    report_file = folder / "out" / target / "report.json"
+    report = json.loads(report_file.read_text()) if report_file.is_file() else {}
+    return proc.returncode, report, proc.stdout + proc.stderr
+
+
+def sequence(artifact: dict) -> dict:
+    return artifact["validation"]["sequence"]
+
+
+def step_figures(artifact: dict) -> dict[str, dict]:
+    return {o["name"]: o for o in sequence(artifact)["outputs"]}
+
+
+@pytest.fixture(scope="module")
+def spotter_build(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> dict:
+    folder = project(tmp_path_factory.mktemp("spotter"), SPOTTER.format(formats=ALL_FORMATS))
+    trained_spotter(folder)
+    code, report, log = build(folder)
+    return {"folder": folder, "code": code, "report": report, "log": log, "cache": cache_dir}
+
+
+@pytest.mark.slow
+def test_keyword_spotter_with_scalar_rate_and_state_passes_over_sequences_in_every_runtime(spotter_build) -> None:
+    report = spotter_build["report"]
+    assert spotter_build["code"] == 0, spotter_build["log"][-3000:]
+    inputs = {i["name"]: i for i in report["source"]["inputs"]}
+    assert inputs["sr"]["shape"] == [] and inputs["sr"]["batch_dim"] is None and inputs["sr"]["dtype"] == "int64"
+    assert inputs["state"]["shape"] == [1, 1, 32] and inputs["state"]["batch_dim"] == 1
+    assert "batch_dim" not in inputs["features"]
+    assert len(report["artifacts"]) == 6
+    for artifact in report["artifacts"]:
+        found = sequence(artifact)
+        assert found["steps"] == 50 and found["sequences"] == 4 and found["initial_state"] == "zeros"
+        assert found["state"] == ["stateN -> state"] and found["state_from"] == "names"
+        figures = step_figures(artifact)
+        assert set(figures) == {"logits", "stateN"} and figures["stateN"]["state"]
+        assert all(len(o["step_sqnr_db"]) == 50 for o in figures.values())
+        floor = 80 if artifact["precision"] == "fp32" else 20
+        assert all(o["worst_sqnr_db"] > floor for o in figures.values()), (artifact["format"], figures)
+        # the labels need memory: a keyword is shown once and named by every later chunk
+        assert artifact["accuracy"] >= 0.9 and artifact["validation"]["metric_drop_pts"] <= 2.0
+
+
+@pytest.mark.slow
+def test_int8_state_is_calibrated_on_the_values_it_takes(spotter_build) -> None:
+    """The user's calibration data holds zeros for the state; the source stage replaces them by the states the
+    float model carries, so the int8 state input gets a real range (with zeros it lost 26-60 pt)."""
+    from edge_pipeline.datafiles import load_bundle, load_plan
+
+    source = next(p.parent for p in spotter_build["cache"].glob("stages/source/*/reference.npz")
+                  if "stateN" in (load_plan(p) or ""))
+    calibration = load_bundle(source / "data").calibration
+    state = calibration.as_dict()["state"]
+    assert calibration.dims == (0, 1, None) and state.shape == (1, 100, 32)
+    assert np.all(state[:, 0] == 0) and np.all(state[:, 50] == 0)        # each stream starts from zeros
+    assert float(np.abs(state).mean()) > 0.1                              # then carries what the model computed
+
+
+def tampered(source: Path, dest: Path, how: str) -> Path:
+    """The built ONNX artifact with its state path broken on purpose."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(source)
+    graph = model.graph
+    graph.initializer.extend([numpy_helper.from_array(np.array(0.0, np.float32), "tamper_zero"),
+                              numpy_helper.from_array(np.arange(31, -1, -1, dtype=np.int64), "tamper_reversed")])
+    if how == "input-ignored":
+        for node in graph.node:
+            node.input[:] = ["tamper_state" if name == "state" else name for name in node.input]
+        graph.node.insert(0, helper.make_node("Mul", ["state", "tamper_zero"], ["tamper_state"]))
+    else:
+        for node in graph.node:
+            node.output[:] = ["tamper_stateN" if name == "stateN" else name for name in node.output]
+        graph.node.append(helper.make_node("Mul", ["tamper_stateN", "tamper_zero"], ["stateN"]) if how == "zeroed"
+                          else helper.make_node("Gather", ["tamper_stateN", "tamper_reversed"], ["stateN"], axis=2))
+    onnx.checker.check_model(model)
+    onnx.save(model, dest)
+    return dest
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["zeroed", "input-ignored", "transposed"])
+def test_a_broken_state_path_is_refused_naming_the_steps(spotter_build, tmp_path: Path, how: str) -> None:
+    """The same fp32 ONNX file, its state output zeroed, its state input ignored, or its state returned in
+    another layout (hidden units reversed): each first call still matches the source (the state starts at
+    zeros), only the sequence tells them apart."""
+    from edge_pipeline.datafiles import load_plan
+    from edge_pipeline.measure import measure_stage
+    from edge_pipeline.measure.validate import thresholds_for
+    from edge_pipeline.precision import Precision
+    from edge_pipeline.records import MeasureJob
+    from edge_pipeline.types import ProfileSettings, SourceSpec
+
+    folder = spotter_build["folder"]
+    source = next(p.parent for p in spotter_build["cache"].glob("stages/source/*/reference.npz")
+                  if "stateN" in (load_plan(p) or ""))
+    artifact = tampered(folder / "out" / "stream" / "model-fp32.onnx", tmp_path / f"{how}.onnx", how)
+    job = MeasureJob("onnxruntime", artifact, "stream", source / "data", source / "reference.npz",
+                     thresholds_for(Precision.parse("fp32")), ProfileSettings(warmup=1, runs=2, threads=(1,)), None,
+                     SourceSpec(example=None, model="streaming:make_spotter", base_dir=str(folder)), "classification")
+    measured = measure_stage.run(job)
+    assert not measured.passed
+    message = measured.validation.message
+    assert "SQNR falls to" in message and "over steps 39-50 of 50" in message and "diverges" in message, message
+    figures = {o.name: o for o in measured.validation.sequence.outputs}
+    assert figures["logits"].first_sqnr_db is None or figures["logits"].first_sqnr_db > 80   # step 1 is right
+    assert figures["logits"].last_sqnr_db is not None and figures["logits"].last_sqnr_db < 40
+
+
+CONV = """
+model = "streaming:make_conv_stream"
+example-inputs = {{ chunk = {{ shape = [1, 1, 32] }}, buffer = {{ shape = [1, 1, 6], value = 0.0 }} }}
+calibration = "streaming:conv_calibration"
+evaluate = "streaming:conv_evaluate"
+sequence-steps = 50
+
+[state]
+buffer_out = "buffer"
+
+[targets.board]
+extends = "linux-arm64"
+formats = [{formats}]
+profile = {{ runs = 20, warmup = 2, threads = [1] }}
+"""
+
+
+@pytest.mark.slow
+def test_convolution_with_a_context_buffer_declared_in_config(tmp_path: Path, cache_dir: Path) -> None:
+    folder = project(tmp_path, CONV.format(formats='"tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8"'))
+    code, report, log = build(folder, "board")
+    assert code == 0, log[-3000:]
+    for artifact in report["artifacts"]:
+        found = sequence(artifact)
+        assert found["state"] == ["buffer_out -> buffer"] and found["state_from"] == "config"
+        assert found["sequences"] == 2
+        figures = step_figures(artifact)
+        floor = 80 if artifact["precision"] == "fp32" else 15
+        assert figures["events"]["worst_sqnr_db"] > floor, (artifact["format"], figures["events"])
+
+
+@pytest.fixture(scope="module")
+def spotter_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trained spotter as an ONNX graph whose state is `h0` in and `hn` out (torch's own naming)."""
+    import torch
+
+    folder = tmp_path_factory.mktemp("spotter-onnx")
+    project(folder, "")
+    trained_spotter(folder)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("streaming_for_onnx", folder / "streaming.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.make_spotter()
+    model.load_state_dict(torch.load(folder / "spotter.pt", weights_only=True))
+    example = module.spotter_example()
+
+    class Positional(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model
+
+        def forward(self, features, h0, sr):
+            out = self.inner(features, h0, sr)
+            return out["logits"], out["stateN"]
+
+    path = folder / "spotter.onnx"
+    torch.onnx.export(Positional().eval(), tuple(torch.from_numpy(np.asarray(example[k]))
+                                                 for k in ("features", "state", "sr")),
+                      str(path), input_names=["features", "h0", "sr"], output_names=["logits", "hn"], dynamo=False)
+    return path
+
+
+ONNX_SOURCE = """
+model = "spotter.onnx"
+example-inputs = { features = { shape = [1, 8, 16] }, h0 = { shape = [1, 1, 32], batch-dim = 1 }, sr = { shape = [], dtype = "int64", value = 16000 } }
+calibration = "streaming:onnx_calibration"
+evaluate = "streaming:onnx_evaluate"
+
+[targets.board]
+extends = "linux-arm64"
+formats = ["onnx:fp32", "onnx:int8"]   # the ONNX-to-TF bridge carries single-input models only
+profile = { runs = 20, warmup = 2, threads = [1] }
+"""
+RENAMED = """
+
+def onnx_calibration():
+    return [{"features": b["features"], "h0": b["state"], "sr": b["sr"]} for b in spotter_calibration()]
+
+
+def onnx_evaluate():
+    for inputs, labels in spotter_evaluate():
+        yield {"features": inputs["features"], "h0": inputs["state"], "sr": inputs["sr"]}, labels
+"""
+
+
+@pytest.mark.slow
+def test_onnx_graph_with_a_state_loop_detected_from_h0_and_hn(spotter_onnx: Path, tmp_path: Path,
+                                                              cache_dir: Path) -> None:
+    folder = project(tmp_path, ONNX_SOURCE)
+    shutil.copyfile(spotter_onnx, folder / "spotter.onnx")
+    with open(folder / "streaming.py", "a") as fh:
+        fh.write(RENAMED)
+    code, report, log = build(folder, "board")
+    assert code == 0, log[-3000:]
+    inputs = {i["name"]: i for i in report["source"]["inputs"]}
+    assert inputs["sr"]["shape"] == [] and inputs["h0"]["batch_dim"] == 1
+    for artifact in report["artifacts"]:
+        assert sequence(artifact)["state"] == ["hn -> h0"] and sequence(artifact)["state_from"] == "names"
+        assert artifact["accuracy"] >= 0.9
+
+
+def test_profile_takes_a_scalar_input_from_npz(spotter_onnx: Path, tmp_path: Path) -> None:
+    np.savez(tmp_path / "call.npz", features=np.zeros((1, 8, 16), np.float32), h0=np.zeros((1, 1, 32), np.float32),
+             sr=np.array(16000))
+    proc = run_cli("profile", str(spotter_onnx), "--inputs", str(tmp_path / "call.npz"), "--runs", "5",
+                   "--out", str(tmp_path / "out"), "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (artifact,) = json.loads(proc.stdout[proc.stdout.index("{"):])["artifacts"]
+    assert {i["name"]: i["shape"] for i in artifact["inputs"]} == {"features": [1, 8, 16], "h0": [1, 1, 32],
+                                                                   "sr": []}
+
+
+@pytest.mark.parametrize("extra,message", [
+    ('\n[state]\nlogitz = "state"\n', "[state] names output 'logitz', which the model does not have"),
+    ('\n[state]\nstateN = "features"\n', "[state] stateN = 'features': the output is [1, 1, 32] float32, the input "
+                                         "takes [1, 8, 16] float32"),
+    ("\nsequence-steps = 500\n", "give at least 500 evaluation samples"),
+], ids=["missing-output", "shape-mismatch", "too-few-samples"])
+def test_bad_state_declarations_are_one_line_exit_2(tmp_path: Path, cache_dir: Path, extra: str,
+                                                    message: str) -> None:
+    toml = SPOTTER.format(formats='"onnx:fp32"').replace('weights = "spotter.pt"\n', "")
+    head, tail = toml.split("\n[targets.stream]")
+    folder = project(tmp_path, head + extra + "\n[targets.stream]" + tail)
+    proc = run_cli("build", "--target", "stream", "--out", str(folder / "out"), cwd=folder)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+@pytest.mark.parametrize("spec,message", [
+    ('{ sr = { shape = [], dtype = "int64", batch-dim = 1 } }', "'example-inputs.sr.batch-dim' must be an axis"),
+    ('{ sr = { shape = [], dtype = "int64", value = 1e30 } }', "'example-inputs.sr.value' must be an integer"),
+    ('{ x = { shape = [2], batch = "no" } }', "'example-inputs.x.batch' must be true or false"),
+], ids=["axis", "constant-range", "batch-flag"])
+def test_bad_tensor_specs_are_config_errors(tmp_path: Path, spec: str, message: str) -> None:
+    (tmp_path / "edgepipe.toml").write_text(f'model = "m:f"\nexample-inputs = {spec}\n')
+    proc = run_cli("build", "--target", "android", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stdout + proc.stderr
+
+
+def test_tensors_cut_samples_along_each_tensors_own_batch_dimension() -> None:
+    from edge_pipeline.tensors import Tensors
+
+    data = Tensors(("x", "state", "sr"), (np.arange(12.0).reshape(4, 3), np.arange(24.0).reshape(2, 4, 3),
+                                          np.array(16000)), (0, 1, None))
+    assert len(data) == 4 and data.specs[2].shape == () and data.specs[1].batch_dim == 1
+    parts = list(data.batches(2))
+    assert [p.arrays[1].shape for p in parts] == [(2, 2, 3), (2, 2, 3)]
+    assert np.array_equal(parts[1].arrays[1], data.arrays[1][:, 2:4]) and parts[1].arrays[2].shape == ()
+    assert data[0:0].arrays[0].shape == (0, 3) and data[0:0].arrays[1].shape == (2, 0, 3)
+
+
+def test_stored_data_keeps_its_layout_and_refuses_a_changing_unbatched_value(tmp_path: Path) -> None:
+    from edge_pipeline.datafiles import Spool
+    from edge_pipeline.errors import InputError
+    from edge_pipeline.tensors import Tensors
+
+    spool = Spool(tmp_path, "eval_inputs")
+    for i in range(3):
+        spool.append(Tensors(("x", "state", "sr"), (np.full((1, 3), i, np.float32), np.full((2, 1, 3), i, np.float32),
+                                                    np.array(16000)), (0, 1, None)))
+    stored = spool.finish()
+    assert stored.dims == (0, 1, None) and len(stored) == 3
+    assert stored.arrays[1].shape == (2, 3, 3) and np.array_equal(stored.arrays[1][0, :, 0], [0, 1, 2])
+    assert stored.arrays[2].shape == () and int(stored.arrays[2]) == 16000
+    changing = Spool(tmp_path / "other", "calibration")
+    changing.append(Tensors(("sr",), (np.array(16000),), (None,)))
+    with pytest.raises(InputError, match="input 'sr' has no batch dimension, but its value changes"):
+        changing.append(Tensors(("sr",), (np.array(8000),), (None,)))
