@@ -271,7 +271,8 @@ def random_inputs(specs: Sequence[TensorSpec], seed: int = 0, what: str = "input
             arrays.append(generator.standard_normal(shape, dtype=dtype))
         else:
             arrays.append(generator.standard_normal(shape, dtype=np.float32).astype(dtype))
-    return Tensors(tuple(s.name for s in specs), tuple(np.asarray(a) for a in arrays), tuple(s.batch_dim for s in specs))
+    return Tensors(tuple(s.name for s in specs), tuple(np.asarray(a) for a in arrays),
+                   tuple(s.batch_dim for s in specs))
 
 
 def collect_outputs(call: Callable[[Tensors], Sequence[tuple[str, object]]], inputs: Tensors, batch: int) -> Tensors:

@@ -226,9 +226,13 @@ def spotter_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 ONNX_SOURCE = """
 model = "spotter.onnx"
-example-inputs = { features = { shape = [1, 8, 16] }, h0 = { shape = [1, 1, 32], batch-dim = 1 }, sr = { shape = [], dtype = "int64", value = 16000 } }
 calibration = "streaming:onnx_calibration"
 evaluate = "streaming:onnx_evaluate"
+
+[example-inputs]
+features = { shape = [1, 8, 16] }
+h0 = { shape = [1, 1, 32], batch-dim = 1 }
+sr = { shape = [], dtype = "int64", value = 16000 }
 
 [targets.board]
 extends = "linux-arm64"
@@ -331,3 +335,44 @@ def test_stored_data_keeps_its_layout_and_refuses_a_changing_unbatched_value(tmp
     changing.append(Tensors(("sr",), (np.array(16000),), (None,)))
     with pytest.raises(InputError, match="input 'sr' has no batch dimension, but its value changes"):
         changing.append(Tensors(("sr",), (np.array(8000),), (None,)))
+
+
+FRONT_END = '''
+import numpy as np
+import tensorflow as tf
+
+
+class FrontEnd(tf.Module):
+    """Log filterbank-style energies of any-length audio: shape signature [-1, -1]."""
+
+    def __init__(self):
+        self.w = tf.Variable(np.abs(np.random.default_rng(1).standard_normal((400, 40))).astype(np.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="audio")])
+    def __call__(self, audio):
+        frames = tf.signal.frame(audio, 400, 160)
+        return {"features": tf.math.log(tf.matmul(frames ** 2, self.w) + 1e-3)}
+
+
+module = FrontEnd()
+converter = tf.lite.TFLiteConverter.from_concrete_functions([module.__call__.get_concrete_function()], module)
+open("frontend.tflite", "wb").write(converter.convert())
+'''
+
+
+def test_a_dynamic_length_tflite_is_sized_to_the_data_or_refused_by_name(tmp_path: Path) -> None:
+    """LiteRT prepares (and XNNPACK plans) an interpreter at its declared shape; the runner resizes a fresh one
+    to the data before it is prepared. Without data the dynamic dimension is named."""
+    import subprocess
+    import sys
+
+    (tmp_path / "make.py").write_text(FRONT_END)
+    subprocess.run([sys.executable, "make.py"], cwd=tmp_path, check=True, capture_output=True, timeout=300)
+    np.savez(tmp_path / "second.npz", audio=np.random.default_rng(0).standard_normal((1, 16000)).astype(np.float32))
+    proc = run_cli("profile", "frontend.tflite", "--inputs", "second.npz", "--runs", "5", "--out", "out", "--json",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (artifact,) = json.loads(proc.stdout[proc.stdout.index("{"):])["artifacts"]
+    assert artifact["inputs"][0]["shape"] == [1, 16000] and artifact["outputs"][0]["shape"] == [1, 98, 40]
+    proc = run_cli("profile", "frontend.tflite", "--runs", "5", "--out", "out2", cwd=tmp_path)
+    assert proc.returncode == 2 and "input 'audio' has dynamic dimension(s) dim0, dim1" in proc.stderr, proc.stderr

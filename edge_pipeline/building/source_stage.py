@@ -11,12 +11,12 @@ from edge_pipeline.config import pruner_for
 from edge_pipeline.datafiles import replace_group, save_bundle, save_outputs
 from edge_pipeline.errors import InputError
 from edge_pipeline.measure.metric import load_metric
+from edge_pipeline.measure.sequences import SequencePlan, carried_calibration, plan_for, step_sequences
 from edge_pipeline.measure.validate import CLASS_METRICS, Metric, metric_output
 from edge_pipeline.numbers import is_finite
 from edge_pipeline.plugins import DataBundle, Model, QuantizeSettings, Source
 from edge_pipeline.records import STATE_DIR, PruningRecord, SourceJob, SourceOutcome, SourceRecord
 from edge_pipeline.sources import call_user, load_source, resolve_callable, source_for
-from edge_pipeline.measure.sequences import SequencePlan, carried_calibration, plan_for, step_sequences
 from edge_pipeline.tensors import Tensors, TensorSpec, as_array
 from edge_pipeline.types import FEATURE_EXTRACTION, TEXT_GENERATION, JsonObject, SourceSpec
 

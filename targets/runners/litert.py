@@ -28,6 +28,7 @@ class TensorDetail(TypedDict):
     shape: np.ndarray
     dtype: type[np.generic]
     quantization: tuple[float, int]
+    shape_signature: np.ndarray
 
 
 class LitertRunner(Runner):
@@ -42,11 +43,14 @@ class LitertRunner(Runner):
     def open(self, path: Path, threads: int, variant: str | None = None) -> LitertSession:
         from ai_edge_litert.interpreter import Interpreter
 
-        interpreter = _loading(path, lambda: Interpreter(model_path=str(path), num_threads=threads))
+        def load() -> Interpreter:
+            return _loading(path, lambda: Interpreter(model_path=str(path), num_threads=threads))
+
+        interpreter = load()
         # allocate_tensors allocates every input at its declared shape: checked against the memory budget first
-        check_fits(path.name, [_spec(d["name"], d) for d in interpreter.get_input_details()])
+        check_fits(path.name, [_spec(d["name"], d, fixed=True) for d in interpreter.get_input_details()])
         _loading(path, interpreter.allocate_tensors)
-        return LitertSession(interpreter)
+        return LitertSession(interpreter, load)
 
     def signature(self, path: Path) -> JsonObject:
         """Tensors as an app must encode them: int8 models take and give quantized tensors."""
@@ -67,8 +71,8 @@ class LitertSession(Session):
     litert-torch keeps dict keys and sorts them, TFLiteConverter keeps Keras names), else by tensor index.
     Signature names map to tensor indices, so the session holds no reference into the interpreter's memory."""
 
-    def __init__(self, interpreter: Interpreter):
-        self._interpreter = interpreter
+    def __init__(self, interpreter: Interpreter, load: Callable[[], Interpreter]):
+        self._interpreter, self._load = interpreter, load
         inputs: dict[int, TensorDetail] = {d["index"]: d for d in interpreter.get_input_details()}
         outputs: dict[int, TensorDetail] = {d["index"]: d for d in interpreter.get_output_details()}
         signatures: dict[str, dict[str, dict[str, int]]] = interpreter._get_full_signature_list() or {}
@@ -84,11 +88,24 @@ class LitertSession(Session):
         self._names = names
         self.input_specs = [_spec(n, d) for n, d in zip(names, self._inputs)]
         self.input_shapes = [list(s.shape) for s in self.input_specs]
+        self.input_shapes_now = [tuple(int(x) for x in d["shape"]) for d in self._inputs]
 
+    def _resize(self, shapes: list[tuple[int, ...]]) -> None:
+        """A model with dynamic dimensions, sized to the data before the runtime prepares it: a fresh interpreter
+        (XNNPACK cannot reshape one it has already prepared), each input resized, then allocated."""
+        interpreter = self._load()
+        for detail, shape in zip(self._inputs, shapes):
+            interpreter.resize_tensor_input(detail["index"], list(shape), strict=True)
+        interpreter.allocate_tensors()
+        self._interpreter, self.input_shapes_now = interpreter, shapes
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        for name, detail, value in zip(self._names, self._inputs, inputs, strict=True):
-            if tuple(detail["shape"]) != value.shape:
-                raise InputError(f"input '{name}' expects shape {list(detail['shape'])}, got {list(value.shape)}")
+        shapes = [tuple(v.shape) for v in inputs]
+        for name, spec, shape in zip(self._names, self.input_specs, shapes, strict=True):
+            if len(spec.shape) != len(shape) or any(isinstance(d, int) and d != n for d, n in zip(spec.shape, shape)):
+                raise InputError(f"input '{name}' expects shape {list(spec.shape)}, got {list(shape)}")
+        if shapes != self.input_shapes_now:
+            self._resize(shapes)
+        for detail, value in zip(self._inputs, inputs, strict=True):
             self._interpreter.set_tensor(detail["index"], quantize(value, detail))
         self._interpreter.invoke()
         return [dequantize(self._interpreter.get_tensor(d["index"]), d) for d in self._outputs]
@@ -102,8 +119,13 @@ def _loading(path: Path, step: Callable[[], T]) -> T:
         raise InputError(f"{path} is not a loadable LiteRT model: {exc}") from exc
 
 
-def _spec(name: str, detail: TensorDetail) -> TensorSpec:
-    return TensorSpec(name, tuple(int(x) for x in detail["shape"]), np.dtype(detail["dtype"]).name)
+def _spec(name: str, detail: TensorDetail, fixed: bool = False) -> TensorSpec:
+    """The input as the model declares it: a dynamic dimension (-1 in its shape signature) is named `dimN`
+    (`fixed`: the shape it is allocated at before any resize)."""
+    signature = detail.get("shape_signature")
+    declared = detail["shape"] if fixed or signature is None else signature
+    return TensorSpec(name, tuple(int(x) if x >= 0 else f"dim{i}" for i, x in enumerate(declared)),
+                      np.dtype(detail["dtype"]).name)
 
 
 def _positional(names: list[str]) -> list[str]:

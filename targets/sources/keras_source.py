@@ -13,7 +13,7 @@ import numpy as np
 
 from edge_pipeline.errors import InputError
 from edge_pipeline.fsutil import sha256_file
-from edge_pipeline.plugins import BatchCall, DataBundle, Model, Source
+from edge_pipeline.plugins import BatchCall, Model, Source
 from edge_pipeline.safe_archive import check_keras_archive
 from edge_pipeline.sources.user_data import describe, example_inputs, short
 from edge_pipeline.tensors import Tensors, flatten_outputs

@@ -10,7 +10,7 @@ import numpy as np
 
 from edge_pipeline.errors import InputError
 from edge_pipeline.fsutil import sha256_file
-from edge_pipeline.plugins import BatchCall, DataBundle, Model, Source
+from edge_pipeline.plugins import BatchCall, Model, Source
 from edge_pipeline.sources.user_data import describe, example_inputs, generated_inputs, short
 from edge_pipeline.tensors import Tensors, TensorSpec
 from edge_pipeline.types import SourceSpec
