@@ -19,7 +19,8 @@ from edge_pipeline.types import TASK_METRICS, JsonObject, JsonValue, OutputSpec,
 
 SOURCE_KEYS = {"example": str, "model": str, "weights": str, "example-inputs": (str, list, dict), "calibration": str,
                "evaluate": str, "metric": str, "metric-output": str, "keras-safe-mode": bool, "evaluation-text": str,
-               "max-context": int, "prefill-lengths": list, "batch-dims": dict, "state": dict, "sequence-steps": int}
+               "max-context": int, "prefill-lengths": list, "batch-dims": dict, "state": dict, "sequence-steps": int,
+               "chunk-duration-ms": (int, float)}
 MAX_CONTEXT = 1 << 20
 PROFILE_KEYS = {"warmup": int, "runs": int, "threads": list, "memory-mb": (int, float)}
 TARGET_KEYS = {"formats": list, "budgets": dict, "profile": dict, "description": str, "extends": str}
@@ -28,7 +29,8 @@ QUANT_KEYS = {"calibration-samples": int, "calibration-method": str, "sensitivit
 GROUP_SIZES = (16, 32, 64, 128, 256)   # weights per scale of a grouped 4-bit quantizer (each transform offers some)
 SENSITIVITY_MODES = ("on-failure", "always", "never")   # true / false: deprecated aliases of always / never
 MODEL_DATA_KEYS = ("weights", "example-inputs", "calibration", "evaluate", "evaluation-samples",   # need `model`
-                   "evaluation-text", "max-context", "batch-dims", "state", "sequence-steps")
+                   "evaluation-text", "max-context", "batch-dims", "state", "sequence-steps",
+                   "chunk-duration-ms")
 LIMIT_KEYS = {"max-memory-mb": (int, float), "evaluation-samples": int}    # see DataLimits
 TOP_KEYS = {**SOURCE_KEYS, **LIMIT_KEYS, "profile": dict, "targets": dict, "prune": dict, "quantization": dict,
             "validation": dict}
@@ -141,6 +143,8 @@ def _check_state(table: Mapping[str, JsonValue], prefix: str) -> None:
                                   and 2 <= steps <= MAX_SEQUENCE_STEPS):
         raise ConfigError(f"'{_join(prefix, 'sequence-steps')}' must be an integer from 2 to {MAX_SEQUENCE_STEPS}, "
                           f"got {steps!r}")
+    if "chunk-duration-ms" in table:
+        finite(table["chunk-duration-ms"], f"'{_join(prefix, 'chunk-duration-ms')}'", POSITIVE)
 
 
 def parse_config(table: JsonValue, prefix: str, file: Path, warnings: tuple[str, ...] = ()) -> Config:

@@ -101,6 +101,7 @@ class SourceSpec:
     batch_dims: JsonObject | None = None   # a function's inputs: name -> batch axis, or False for none
     state: JsonObject | None = None        # [state]: state output -> the input it feeds (None: detected by name)
     sequence_steps: int = 50               # a stateful model's calls per validated sequence
+    chunk_duration_ms: float | None = None  # the signal one call consumes: the report's real-time factor
 
     def to_dict(self) -> JsonObject:
         return {"example": self.example, "model": self.model, "weights": self.weights,
@@ -109,4 +110,5 @@ class SourceSpec:
                 "base_dir": self.base_dir, "prune": self.prune, "evaluation_text": self.evaluation_text,
                 "max_context": self.max_context,
                 "prefill_lengths": list(self.prefill_lengths) if self.prefill_lengths else None,
-                "batch_dims": self.batch_dims, "state": self.state, "sequence_steps": self.sequence_steps}
+                "batch_dims": self.batch_dims, "state": self.state, "sequence_steps": self.sequence_steps,
+                "chunk_duration_ms": self.chunk_duration_ms}

@@ -101,3 +101,25 @@ def test_device_that_disconnects_mid_run_keeps_the_other_results(cache_dir: Path
         assert [e["threads"] for e in arts["tflite"]["latency_by_threads"]] == [1]
     error = arts["onnx"]["error"]["message"]
     assert arts["onnx"]["status"] == "failed" and "cannot reach the device" in error and "tried twice" in error
+
+
+def test_a_scalar_input_reaches_the_device_as_a_scalar(sshd, tmp_path: Path) -> None:
+    """One call of a model taking a chunk, an `[layers, N, H]` state and a rank-0 sample rate, pushed as is."""
+    import numpy as np
+    import torch
+
+    class Gain(torch.nn.Module):
+        def forward(self, chunk, state, sr):
+            scaled = chunk * (sr.to(torch.float32) / 16000.0)
+            return scaled.sum(dim=1, keepdim=True) + state[0], state * 0.5
+
+    torch.onnx.export(Gain(), (torch.ones(1, 4), torch.ones(2, 1, 1), torch.tensor(8000)), str(tmp_path / "gain.onnx"),
+                      input_names=["chunk", "state", "sr"], output_names=["y", "stateN"], dynamo=False)
+    np.savez(tmp_path / "call.npz", chunk=np.ones((1, 4), np.float32), state=np.ones((2, 1, 1), np.float32),
+             sr=np.array(8000))
+    code, payload = profile_json(str(tmp_path / "gain.onnx"), "--inputs", str(tmp_path / "call.npz"),
+                                 "--device", sshd.url(sys.executable), "--out", str(tmp_path / "out"))
+    assert code == 0, payload
+    (artifact,) = payload["artifacts"]
+    assert {i["name"]: i["shape"] for i in artifact["inputs"]} == {"chunk": [1, 4], "state": [2, 1, 1], "sr": []}
+    assert artifact["sample_outputs"] == [[3.0]]      # 4 x 0.5 + state 1.0, computed on the device

@@ -257,7 +257,7 @@ def _measure(step: Step, runner: str, result: ArtifactResult, source_dir: Path, 
     key_material = {"stage": "measure", "artifact": result.exported.sha256 if result.exported else None,
                     "source": source_dir.name, "runner": runner, "thresholds": encode(thresholds),
                     "profile": asdict(target.profile), "target": target.name,
-                    "metric": [spec.metric, spec.metric_output], "task": task,
+                    "metric": [spec.metric, spec.metric_output], "task": task, "chunk_ms": spec.chunk_duration_ms,
                     "host": options.device or host_id(), "versions": versions((*step.distributions, "edgepipe"))}
     _, stage_dir = cache.stage_dir("measure", key_material)
     measured = cache.lookup(stage_dir, Measurement) if options.use_cache else None

@@ -28,6 +28,8 @@ def run(job: SourceJob) -> SourceOutcome:
     data = _trim_to_batches(data)
     source = source_for(model.framework)
     plan = sequence_plan(source, model, data, spec)
+    if plan is not None:
+        data = _trim_to_batches(data, plan.steps)
     if plan is not None and len(data.calibration):
         carried = carried_calibration(source.batch_call(model), data.calibration, plan.links, plan.steps, data.batch)
         data = replace(data, calibration=replace_group(workdir / "data", "calibration", carried))
@@ -140,9 +142,12 @@ def _with_accuracies(record: PruningRecord, before: float | None, after: float |
     return replace(record, summary=summary, accuracy_after=after)
 
 
-def _trim_to_batches(data: DataBundle) -> DataBundle:
-    """Artifacts have a fixed batch size; evaluation uses whole batches only."""
-    batch = data.batch
+def _trim_to_batches(data: DataBundle, steps: int = 1) -> DataBundle:
+    """Artifacts have a fixed batch size; evaluation uses whole batches only (whole sequences of `steps` batches
+    for a stateful model, so its outputs and labels stay aligned)."""
+    batch = data.batch * steps
     usable = (len(data.eval_inputs) // batch) * batch
+    if not usable and steps > 1:
+        return data         # too few for one sequence: stepping says so, naming sequence-steps
     labels = data.eval_labels[:usable] if data.eval_labels is not None else None
     return replace(data, eval_inputs=data.eval_inputs[:usable], eval_labels=labels)

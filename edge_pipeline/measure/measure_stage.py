@@ -19,7 +19,7 @@ from edge_pipeline.measure.cpus import peak_rss_mb, pinned_cpus, thread_counts
 from edge_pipeline.measure.memory import RssSampler, check_memory_limit
 from edge_pipeline.measure.metric import load_metric
 from edge_pipeline.measure.profiling import run_batches, time_session
-from edge_pipeline.measure.sequences import SequencePlan, sequence_verdict, step_sequences
+from edge_pipeline.measure.sequences import SequencePlan, sequence_verdict, step_sequences, with_real_time_factor
 from edge_pipeline.measure.validate import metric_output, validate
 from edge_pipeline.plugins import BatchCall, Runner, Session, Transport
 from edge_pipeline.records import MeasureJob, Measurement
@@ -83,9 +83,10 @@ def run(job: MeasureJob) -> Measurement:
     where = f"{job.target} (host-emulated)"
     if runtime_memory_mb is not None:
         check_memory_limit(artifact.name, where, runtime_memory_mb, job.profile.memory_mb)
+    latency = measure_latency(runner, artifact, session, example, job.profile, job.target)
     return checked_figures(replace(
         measured, signature=registry.create(Runner, job.runner).signature(artifact),   # by its own runtime
-        latency=measure_latency(runner, artifact, session, example, job.profile, job.target),
+        latency=latency, validation=with_real_time_factor(validation, latency, job.spec.chunk_duration_ms),
         peak_rss_mb=peak_rss_mb(), runtime_memory_mb=runtime_memory_mb,
         op_profile=op_profile(runner, artifact, example, job.profile.runs)), job.runner)
 

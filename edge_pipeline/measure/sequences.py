@@ -17,7 +17,7 @@ import numpy as np
 
 from edge_pipeline.errors import InputError
 from edge_pipeline.precision import Thresholds
-from edge_pipeline.report.model import SequenceValidation, Validation
+from edge_pipeline.report.model import Latency, SequenceValidation, Validation
 from edge_pipeline.tensors import BatchDim, Tensors, TensorSpec, as_array
 from edge_pipeline.types import JsonObject
 
@@ -97,11 +97,7 @@ def _stem(name: str) -> str:
 
 
 def _same_kind(output: TensorSpec, target: TensorSpec) -> bool:
-    return output.dtype == target.dtype and _one_call(output) == _one_call(target)
-
-
-def _one_call(spec: TensorSpec) -> tuple[int | str, ...]:
-    return tuple(spec.shape)
+    return output.dtype == target.dtype and tuple(output.shape) == tuple(target.shape)
 
 
 def _check_pair(output: TensorSpec, target: TensorSpec) -> None:
@@ -263,5 +259,17 @@ def sequence_verdict(validation: Validation, outputs: Tensors, reference: Tensor
                                       labelled, plan.state_from)
     message = "; ".join([m for m in (validation.message,) if m] + problems) or None
     order = (*validation.key_order, "sequence") if validation.key_order is not None else None
-    return replace(validation, sequence=SequenceValidation.from_json(found, "validation.sequence"),
-                   passed=bool(validation.passed) and not problems, message=message, key_order=order)
+    part = replace(SequenceValidation.from_json(found, "validation.sequence"), key_order=None)
+    return replace(validation, sequence=part, passed=bool(validation.passed) and not problems, message=message,
+                   key_order=order)
+
+
+def with_real_time_factor(validation: Validation | None, latency: Sequence[Latency], chunk_ms: float | None
+                          ) -> Validation | None:
+    """The sequence figures with the time one call takes (median, 1 thread) over the signal it consumes."""
+    if validation is None or validation.sequence is None or chunk_ms is None:
+        return validation
+    p50 = latency[0].p50 if latency else None
+    factor = round(p50 / chunk_ms, 6) if p50 is not None else None
+    return replace(validation, sequence=replace(validation.sequence, chunk_duration_ms=chunk_ms,
+                                                real_time_factor=factor))

@@ -30,8 +30,8 @@ def to_markdown(report: Report) -> str:
         if a.status == "unvalidated":
             lines += ["", f"**{a.label} is UNVALIDATED**: "
                           f"{(a.export.unvalidated_reason if a.export else None) or 'no runtime here can run it'}."]
-    lines += (_generation_table(report) + _output_table(report) + _op_tables(report) + _coverage_table(report)
-              + _sensitivity_tables(report))
+    lines += (_generation_table(report) + _output_table(report) + _sequence_table(report) + _op_tables(report)
+              + _coverage_table(report) + _sensitivity_tables(report))
     failures = [a for a in report.artifacts if a.error]
     if failures or report.checks:
         lines += ["", "## Checks", ""]
@@ -124,6 +124,31 @@ def _output_table(report: Report) -> list[str]:
     decided = sorted({f"{a.label}: {a.validation.decided_by}"
                       for a, _ in rows if a.validation is not None and a.validation.decided_by})
     return lines + ["", "Decided by: " + "; ".join(decided) + "."]
+
+
+def _sequence_table(report: Report) -> list[str]:
+    """Stateful models: each output's SQNR along the validated sequences, and the real-time factor."""
+    rows = [(a, a.validation.sequence) for a in report.artifacts
+            if a.validation is not None and a.validation.sequence is not None]
+    if not rows:
+        return []
+    first = rows[0][1]
+    lines = ["", f"### Over sequences ({first.steps} calls each, state {', '.join(first.state)} from "
+                 f"{first.initial_state}, {first.state_from})", "",
+             "| artifact | sequences | output | SQNR dB step 1 | last step | worst (step) | drift dB | "
+             "real-time factor |",
+             "|---|---:|---|---:|---:|---|---:|---:|"]
+    for a, sequence in rows:
+        for o in sequence.outputs:
+            worst = f"{_num(o.worst_sqnr_db, 1)} ({o.worst_step})" if o.worst_step else "exact"
+            lines.append(f"| {a.label} | {sequence.sequences} | {o.name}{' (state)' if o.state else ''} | "
+                         f"{_exact(o.first_sqnr_db)} | {_exact(o.last_sqnr_db)} | {worst} | {_num(o.drift_db, 2)} | "
+                         f"{_num(sequence.real_time_factor, 4)} |")
+    return lines
+
+
+def _exact(sqnr: float | None) -> str:
+    return "exact" if sqnr is None else _num(sqnr, 1)
 
 
 def _op_tables(report: Report, top: int = 5) -> list[str]:

@@ -155,7 +155,8 @@ class StepFidelity(Part):
 class SequenceValidation(Part):
     """A stateful model validated over whole sequences, each state output fed back as the next call's input."""
 
-    RANGES = {"steps": COUNT, "sequences": COUNT}
+    RANGES = {"steps": COUNT, "sequences": COUNT, "chunk_duration_ms": POSITIVE, "real_time_factor": NON_NEGATIVE}
+    OPTIONAL = ("chunk_duration_ms", "real_time_factor")
 
     steps: int | None = None
     sequences: int | None = None
@@ -163,6 +164,8 @@ class SequenceValidation(Part):
     state_from: str | None = None           # "config" ([state]) or "names" (detected from names and shapes)
     initial_state: str | None = None
     outputs: tuple[StepFidelity, ...] = ()
+    chunk_duration_ms: float | None = None  # the audio (or signal) one call consumes, when declared
+    real_time_factor: float | None = None   # median time per call (1 thread) / chunk duration: < 1 keeps up
 
 
 @dataclass(frozen=True, kw_only=True)

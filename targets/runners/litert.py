@@ -71,7 +71,7 @@ class LitertSession(Session):
     litert-torch keeps dict keys and sorts them, TFLiteConverter keeps Keras names), else by tensor index.
     Signature names map to tensor indices, so the session holds no reference into the interpreter's memory."""
 
-    def __init__(self, interpreter: Interpreter, load: Callable[[], Interpreter]):
+    def __init__(self, interpreter: Interpreter, load: Callable[[], Interpreter] | None = None):
         self._interpreter, self._load = interpreter, load
         inputs: dict[int, TensorDetail] = {d["index"]: d for d in interpreter.get_input_details()}
         outputs: dict[int, TensorDetail] = {d["index"]: d for d in interpreter.get_output_details()}
@@ -93,6 +93,9 @@ class LitertSession(Session):
     def _resize(self, shapes: list[tuple[int, ...]]) -> None:
         """A model with dynamic dimensions, sized to the data before the runtime prepares it: a fresh interpreter
         (XNNPACK cannot reshape one it has already prepared), each input resized, then allocated."""
+        if self._load is None:
+            raise InputError(f"inputs of shapes {[list(s) for s in shapes]} need the model resized, and this "
+                             f"interpreter was opened without its file")
         interpreter = self._load()
         for detail, shape in zip(self._inputs, shapes):
             interpreter.resize_tensor_input(detail["index"], list(shape), strict=True)
@@ -120,12 +123,14 @@ def _loading(path: Path, step: Callable[[], T]) -> T:
 
 
 def _spec(name: str, detail: TensorDetail, fixed: bool = False) -> TensorSpec:
-    """The input as the model declares it: a dynamic dimension (-1 in its shape signature) is named `dimN`
-    (`fixed`: the shape it is allocated at before any resize)."""
+    """The input as the model declares it: a dynamic dimension (-1 in its shape signature) past the first is
+    named `dimN`; a dynamic batch (the first) is the size it is allocated at, as converters mean it (`fixed`:
+    every dimension at its allocated size)."""
+    allocated = [int(x) for x in detail["shape"]]
     signature = detail.get("shape_signature")
-    declared = detail["shape"] if fixed or signature is None else signature
-    return TensorSpec(name, tuple(int(x) if x >= 0 else f"dim{i}" for i, x in enumerate(declared)),
-                      np.dtype(detail["dtype"]).name)
+    declared = allocated if fixed or signature is None else [int(x) for x in signature]
+    return TensorSpec(name, tuple(x if x >= 0 else (allocated[i] if i == 0 else f"dim{i}")
+                                  for i, x in enumerate(declared)), np.dtype(detail["dtype"]).name)
 
 
 def _positional(names: list[str]) -> list[str]:
