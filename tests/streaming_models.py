@@ -151,3 +151,51 @@ def conv_evaluate():
     for chunk in chunks:
         yield {"chunk": chunk, "buffer": np.zeros((1, 1, CONTEXT), np.float32)}, None   # no labels: SQNR judges
 
+
+
+TIME, SENSORS, LSTM_HIDDEN, LAYERS, ACTIVITIES, STREAMS = 5, 6, 16, 2, 3, 2
+
+
+class SensorLstm(nn.Module):
+    """torch's own LSTM, sequence-first: x [TIME, N, SENSORS] and (h0, c0) [LAYERS, N, HIDDEN], batch on axis 1
+    of all three -> {"activity": [N, ACTIVITIES], "hn", "cn"}. Two streams run side by side (N = 2)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(SENSORS, LSTM_HIDDEN, num_layers=LAYERS)
+        self.head = nn.Linear(LSTM_HIDDEN, ACTIVITIES)
+
+    def forward(self, x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor) -> dict[str, torch.Tensor]:
+        out, (hn, cn) = self.lstm(x, (h0, c0))
+        return {"activity": self.head(out[-1]), "hn": hn, "cn": cn}
+
+
+def make_sensor_lstm() -> nn.Module:
+    torch.manual_seed(0)
+    return SensorLstm()
+
+
+def _sensor_chunks(chunks: int, seed: int) -> np.ndarray:
+    """`chunks` calls of two streams: [chunks, TIME, STREAMS, SENSORS], a slow drift plus noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(chunks * TIME, dtype=np.float32)[:, None, None]
+    phase = rng.uniform(0, 6.28, (1, STREAMS, SENSORS)).astype(np.float32)
+    signal = np.sin(0.07 * t + phase) + rng.normal(0.0, 0.1, (chunks * TIME, STREAMS, SENSORS))
+    return signal.astype(np.float32).reshape(chunks, TIME, STREAMS, SENSORS)
+
+
+def _zeros_state() -> np.ndarray:
+    return np.zeros((LAYERS, STREAMS, LSTM_HIDDEN), np.float32)
+
+
+def lstm_example():
+    return {"x": _sensor_chunks(1, 7)[0], "h0": _zeros_state(), "c0": _zeros_state()}
+
+
+def lstm_calibration():
+    return [{"x": chunk, "h0": _zeros_state(), "c0": _zeros_state()} for chunk in _sensor_chunks(STEPS, 8)]
+
+
+def lstm_evaluate():
+    for chunk in _sensor_chunks(2 * STEPS, 9):
+        yield {"x": chunk, "h0": _zeros_state(), "c0": _zeros_state()}, None

@@ -197,6 +197,36 @@ def test_convolution_with_a_context_buffer_declared_in_config(tmp_path: Path, ca
         assert figures["events"]["worst_sqnr_db"] > floor, (artifact["format"], figures["events"])
 
 
+LSTM = """
+model = "streaming:make_sensor_lstm"
+example-inputs = "streaming:lstm_example"
+batch-dims = { x = 1, h0 = 1, c0 = 1 }
+calibration = "streaming:lstm_calibration"
+evaluate = "streaming:lstm_evaluate"
+
+[targets.stream]
+extends = "android"
+formats = ["pte:fp32", "pte:int8", "tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8"]
+profile = { runs = 20, warmup = 2, threads = [1] }
+"""
+
+
+@pytest.mark.slow
+def test_torch_lstm_sequence_first_with_two_streams_per_call(tmp_path: Path, cache_dir: Path) -> None:
+    """nn.LSTM as torch ships it: x [T, N, F] and (h0, c0) [layers, N, H], the batch (two streams) on axis 1 of
+    all three; this was refused at calibration ("different sample counts [2, 5]") when axis 0 was assumed."""
+    folder = project(tmp_path, LSTM)
+    code, report, log = build(folder)
+    assert code == 0, log[-3000:]
+    assert [(i["name"], i["batch_dim"]) for i in report["source"]["inputs"]] == [("x", 1), ("h0", 1), ("c0", 1)]
+    for artifact in report["artifacts"]:
+        found = sequence(artifact)
+        assert found["state"] == ["hn -> h0", "cn -> c0"] and found["sequences"] == 2
+        figures = step_figures(artifact)
+        floor = 80 if artifact["precision"] == "fp32" else 12
+        assert all(o["worst_sqnr_db"] > floor for o in figures.values()), (artifact["format"], figures)
+
+
 @pytest.fixture(scope="module")
 def spotter_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The trained spotter as an ONNX graph whose state is `h0` in and `hn` out (torch's own naming)."""
