@@ -168,6 +168,10 @@ def parse_config(table: JsonValue, prefix: str, file: Path, warnings: tuple[str,
     if "batch-dims" in table:
         from edge_pipeline.sources.user_data import check_batch_dims
 
+        if not isinstance(table.get("example-inputs"), str):
+            raise ConfigError(f"'{_join(prefix, 'batch-dims')}' describes a function's example inputs; in a table of "
+                              f"named specs give each its batch-dim (or batch = false)")
+
         source_fields["batch_dims"] = check_batch_dims(table["batch-dims"], _join(prefix, "batch-dims"))
     _check_state(table, prefix)
     metric = source_fields.get("metric", "top1")

@@ -412,3 +412,13 @@ def test_a_dynamic_length_tflite_is_sized_to_the_data_or_refused_by_name(tmp_pat
     assert artifact["inputs"][0]["shape"] == [1, 16000] and artifact["outputs"][0]["shape"] == [1, 98, 40]
     proc = run_cli("profile", "frontend.tflite", "--runs", "5", "--out", "out2", cwd=tmp_path)
     assert proc.returncode == 2 and "input 'audio' has dynamic dimension(s) dim1" in proc.stderr, proc.stderr
+
+
+def test_batch_dims_must_name_inputs_of_a_function(tmp_path: Path, cache_dir: Path) -> None:
+    project(tmp_path, SPOTTER.format(formats='"onnx:fp32"').replace("{ state = 1 }", "{ state = 1, hidden = 1 }")
+            .replace('weights = "spotter.pt"\n', ""))
+    proc = run_cli("build", "--target", "stream", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 2 and "batch-dims names 'hidden', which the example inputs do not have" in proc.stderr
+    (tmp_path / "edgepipe.toml").write_text('model = "m:f"\nexample-inputs = [1, 4]\nbatch-dims = { input = 1 }\n')
+    proc = run_cli("build", "--target", "android", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 2 and "'batch-dims' describes a function's example inputs" in proc.stderr

@@ -61,7 +61,12 @@ def example_inputs(spec: SourceSpec, declared: Sequence[str] = ()) -> Tensors:
     result = call_user(resolve_callable(value, "example-inputs", spec.base_dir), value, "example-inputs")
     what = f"example-inputs '{value}'"
     dims = {name: (None if dim is False else dim) for name, dim in (spec.batch_dims or {}).items()}
-    tensors = _ordered(to_tensors(result, _names_for(result, declared), what, dims), declared, what)
+    names = _names_for(result, declared)
+    unknown = [name for name in dims if name not in names]
+    if unknown:
+        raise InputError(f"batch-dims names {', '.join(repr(n) for n in unknown)}, which the example inputs do not "
+                         f"have (inputs: {', '.join(names)})")
+    tensors = _ordered(to_tensors(result, names, what, dims), declared, what)
     check_finite(tensors, what)
     return tensors
 
