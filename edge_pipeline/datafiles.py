@@ -64,6 +64,7 @@ class Spool:
 
     def finish(self) -> Tensors:
         """Closes the spool and opens what it wrote, memory-mapped."""
+        self.folder.mkdir(parents=True, exist_ok=True)
         for i, fh in enumerate(self._raw):
             fh.close()
             raw = self.folder / f"{self.group}.{i}.raw"

@@ -422,3 +422,22 @@ def test_batch_dims_must_name_inputs_of_a_function(tmp_path: Path, cache_dir: Pa
     (tmp_path / "edgepipe.toml").write_text('model = "m:f"\nexample-inputs = [1, 4]\nbatch-dims = { input = 1 }\n')
     proc = run_cli("build", "--target", "android", "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert proc.returncode == 2 and "'batch-dims' describes a function's example inputs" in proc.stderr
+
+
+@pytest.mark.parametrize("inputs,outputs,links", [
+    (["features", "state", "sr"], ["logits", "stateN"], ["stateN -> state"]),
+    (["x", "h0", "c0"], ["y", "hn", "cn"], ["hn -> h0", "cn -> c0"]),
+    (["chunk", "cache_in"], ["events", "cache_out"], ["cache_out -> cache_in"]),
+    (["frame", "hidden"], ["score", "next_hidden"], ["next_hidden -> hidden"]),
+    (["x"], ["x_out"], []),                           # every input fed back: a stateless same-shape model
+    (["audio", "gain"], ["audio_out"], []),           # shapes differ from `audio`'s below
+], ids=["silero", "torch-lstm", "cache", "prefix", "denoiser", "shapes"])
+def test_state_is_detected_from_names_and_shapes(inputs: list[str], outputs: list[str], links: list[str]) -> None:
+    from edge_pipeline.measure.sequences import resolve_state
+    from edge_pipeline.tensors import TensorSpec
+
+    def spec(name: str) -> TensorSpec:
+        return TensorSpec(name, (1, 4) if name in ("audio_out",) else (1, 8), "float32")
+
+    found = resolve_state(None, [spec(n) for n in inputs], [spec(n) for n in outputs])
+    assert [str(link) for link in found] == links

@@ -14,6 +14,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from edge_pipeline import registry
 from edge_pipeline.errors import ConfigError, InputError, StageFailed
 from edge_pipeline.fsutil import (
@@ -103,7 +105,11 @@ def sample_record(report: Report, data_dir: Path) -> JsonObject:
     from edge_pipeline.datafiles import load_bundle
 
     data = load_bundle(data_dir)
-    first = data.eval_inputs.arrays[0]
+    eval_inputs = data.eval_inputs
+    index = next((i for i, d in enumerate(eval_inputs.dims) if d is not None), 0)   # a scalar first input has no
+    dim = eval_inputs.dim(index) or 0                                             # samples: the first batched one
+    first = np.moveaxis(eval_inputs.arrays[index], dim, 0) if eval_inputs.arrays[index].ndim else \
+        eval_inputs.arrays[index].reshape(1)
     count = max(1, min(SAMPLE_COUNT, SAMPLE_FLOATS // max(1, math.prod(first.shape[1:]))))
     labels = data.eval_labels[:count].tolist() if data.eval_labels is not None and data.eval_labels.ndim == 1 else []
     source = report.source

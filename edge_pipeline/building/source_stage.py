@@ -11,7 +11,7 @@ from edge_pipeline.config import pruner_for
 from edge_pipeline.datafiles import replace_group, save_bundle, save_outputs
 from edge_pipeline.errors import InputError
 from edge_pipeline.measure.metric import load_metric
-from edge_pipeline.measure.sequences import SequencePlan, carried_calibration, plan_for, step_sequences
+from edge_pipeline.measure.sequences import SequencePlan, carried_calibration, join_calls, plan_for, step_sequences
 from edge_pipeline.measure.validate import CLASS_METRICS, Metric, metric_output
 from edge_pipeline.numbers import is_finite
 from edge_pipeline.plugins import DataBundle, Model, QuantizeSettings, Source
@@ -33,7 +33,7 @@ def run(job: SourceJob) -> SourceOutcome:
     if plan is not None and len(data.calibration):
         carried = carried_calibration(source.batch_call(model), data.calibration, plan.links, plan.steps, data.batch)
         data = replace(data, calibration=replace_group(workdir / "data", "calibration", carried))
-    reference = reference_outputs(source, model, data, plan)
+    reference, calls = reference_outputs(source, model, data, plan)
     check_reference(reference, data, spec, model.task)
     metric = load_metric(spec, model.task)
     accuracy = source_metric(reference, data, spec, metric)
@@ -41,21 +41,23 @@ def run(job: SourceJob) -> SourceOutcome:
     pruning = None
     if spec.prune:
         model, pruning = _prune(model, data, spec, workdir / "pruned", source, accuracy)
-        reference = reference_outputs(source, model, data, plan)   # artifacts are validated against the pruned model
+        reference, calls = reference_outputs(source, model, data, plan)   # artifacts are judged by the pruned one
         after = source_metric(reference, data, spec, metric)
         pruning = _with_accuracies(pruning, accuracy, after)
     if model.provenance.get("kind") == "factory" and not spec.prune:
         source.save_state(model, workdir / STATE_DIR)    # the factory's weights, as validated (see export_stage)
     data_hash = save_bundle(workdir / "data", data)
-    reference_hash = save_outputs(workdir / "reference.npz", reference, plan.to_json() if plan else None)
+    stored = reference if calls is None or plan is None else calls      # a stateful model's: one row per call
+    reference_hash = save_outputs(workdir / "reference.npz", stored, plan.to_json() if plan else None)
     record = SourceRecord(
         framework=model.framework, fingerprint=source.fingerprint(model), data_hash=data_hash,
         reference_hash=reference_hash, params=params, size_bytes=size, accuracy=accuracy, metric=metric[0],
         metric_output=metric_output(reference, spec.metric_output) if data.eval_labels is not None else None,
         pruning=pruning, input_shape=tuple(data.example.arrays[0].shape),
         output_shape=tuple(reference.arrays[0].shape[1:]), inputs=data.example.specs,
-        outputs=tuple(TensorSpec(s.name, (data.batch, *s.shape[1:]), s.dtype) for s in reference.specs),
-        eval_samples=int(len(reference)), calibration_samples=int(len(data.calibration)),
+        outputs=output_specs(reference, calls, data.batch),
+        eval_samples=int(len(reference)) if calls is None else len(calls.arrays[0]) * data.batch,
+        calibration_samples=int(len(data.calibration)),
         provenance=model.provenance, layout=source.layout,
         task=model.task or ("classification" if data.eval_labels is not None else "tensor"))
     return SourceOutcome(record, recorder.stamps(named_files(spec)))   # stamps: an unchanged rebuild skips this
@@ -71,10 +73,21 @@ def sequence_plan(source: Source, model: Model, data: DataBundle, spec: SourceSp
     return plan_for(spec.state, spec.sequence_steps, data.example.specs, outputs)
 
 
-def reference_outputs(source: Source, model: Model, data: DataBundle, plan: SequencePlan | None) -> Tensors:
+def reference_outputs(source: Source, model: Model, data: DataBundle, plan: SequencePlan | None
+                      ) -> tuple[Tensors, Tensors | None]:
+    """The source's outputs on the evaluation data as a call-by-call run lays them out, and for a stateful
+    model the same stepped over its sequences, one row per call (what is stored and compared step by step)."""
     if plan is None:
-        return source.reference_outputs(model, data)
-    return step_sequences(source.batch_call(model), data.eval_inputs, plan.links, plan.steps, data.batch)
+        return source.reference_outputs(model, data), None
+    calls = step_sequences(source.batch_call(model), data.eval_inputs, plan.links, plan.steps, data.batch)
+    return join_calls(calls, plan.links, dict(zip(data.eval_inputs.names, data.eval_inputs.dims))), calls
+
+
+def output_specs(reference: Tensors, calls: Tensors | None, batch: int) -> tuple[TensorSpec, ...]:
+    """Each output as one call gives it."""
+    if calls is not None:
+        return tuple(TensorSpec(n, tuple(a.shape[1:]), a.dtype.name) for n, a in zip(calls.names, calls.arrays))
+    return tuple(TensorSpec(s.name, (batch, *s.shape[1:]), s.dtype) for s in reference.specs)
 
 
 def named_files(spec: SourceSpec) -> list[str]:

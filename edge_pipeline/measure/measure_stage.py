@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,11 +19,12 @@ from edge_pipeline.measure.cpus import peak_rss_mb, pinned_cpus, thread_counts
 from edge_pipeline.measure.memory import RssSampler, check_memory_limit
 from edge_pipeline.measure.metric import load_metric
 from edge_pipeline.measure.profiling import run_batches, time_session
-from edge_pipeline.measure.sequences import SequencePlan, sequence_verdict, step_sequences, with_real_time_factor
-from edge_pipeline.measure.validate import metric_output, validate
-from edge_pipeline.plugins import BatchCall, Runner, Session, Transport
+from edge_pipeline.measure.sequence_verdict import sequence_verdict, with_real_time_factor
+from edge_pipeline.measure.sequences import SequencePlan, join_calls, step_sequences
+from edge_pipeline.measure.validate import Metric, metric_output, validate
+from edge_pipeline.plugins import DataBundle, Runner, Session, Transport
 from edge_pipeline.records import MeasureJob, Measurement
-from edge_pipeline.report.model import Latency
+from edge_pipeline.report.model import Latency, Validation
 from edge_pipeline.report.strict import ReportFieldError, conform
 from edge_pipeline.tensors import Tensors, align_outputs, order_inputs
 from edge_pipeline.types import TEXT_GENERATION, JsonObject, JsonValue, ProfileSettings
@@ -63,16 +64,15 @@ def run(job: MeasureJob) -> Measurement:
         session = runner.open(artifact, 1, runner.variants[0])
     example = list(order_inputs(session.input_specs, data.example).arrays)
     plan = load_plan(job.reference)
+    metric = load_metric(job.spec, job.task)
     if plan is None:
         raw = run_batches(session, order_inputs(session.input_specs, data.eval_inputs), data.batch)
         outputs = align_outputs(raw, session.output_names, reference)
+        validation = validate(outputs, reference, job.thresholds, data.eval_labels, metric, job.spec.metric_output,
+                              job.task)
     else:
-        outputs = step_sequences(artifact_call(session, reference[:data.batch]), data.eval_inputs, plan.links,
-                                 plan.steps, data.batch)
-    validation = validate(outputs, reference, job.thresholds, data.eval_labels, load_metric(job.spec, job.task),
-                          job.spec.metric_output, job.task)
-    if plan is not None:
-        validation = sequence_verdict(validation, outputs, reference, plan, data.batch, job.thresholds)
+        outputs, reference, validation = validate_sequences(artifact_call(session), data, reference, plan, job,
+                                                            metric)
     first = outputs.arrays[reference.names.index(validation.metric_output or metric_output(reference, None))]
     measured = Measurement(runtime=session.runtime_label or runner.runtime,
                            runtime_version=session.runtime_version or package_version(runner.distribution),
@@ -96,14 +96,30 @@ def load_plan(reference: Path) -> SequencePlan | None:
     return SequencePlan.from_json(text) if text is not None else None
 
 
-def artifact_call(session: Session, one_call: Tensors) -> BatchCall:
+def artifact_call(session: Session) -> Callable[[Tensors, Tensors], Sequence[tuple[str, object]]]:
     """One call of an opened artifact with the source's input and output names (`one_call`: the source's outputs
     of one call, to match an artifact that renamed or reordered its outputs)."""
-    def call(batch: Tensors) -> list[tuple[str, object]]:
+    def call(batch: Tensors, one_call: Tensors) -> list[tuple[str, object]]:
         raw = session.run(list(order_inputs(session.input_specs, batch).arrays))
         named = align_outputs([np.asarray(r) for r in raw], session.output_names, one_call)
         return list(zip(named.names, named.arrays))
     return call
+
+
+def validate_sequences(call: Callable[[Tensors, Tensors], Sequence[tuple[str, object]]], data: DataBundle,
+                       stored: Tensors, plan: SequencePlan, job: MeasureJob, metric: tuple[str, Metric]
+                       ) -> tuple[Tensors, Tensors, Validation]:
+    """A stateful artifact stepped over the sequences its source was (`stored`: the source's outputs, one row
+    per call): every call compared as a whole, then step by step. Returns (outputs, reference, validation) laid
+    out as a call-by-call run would give them."""
+    dims = dict(zip(data.eval_inputs.names, data.eval_inputs.dims))
+    one_call = Tensors(stored.names, tuple(a[0] for a in stored.arrays))
+    calls = step_sequences(lambda batch: call(batch, one_call), data.eval_inputs, plan.links, plan.steps,
+                           data.batch)
+    reference, outputs = join_calls(stored, plan.links, dims), join_calls(calls, plan.links, dims)
+    validation = validate(outputs, reference, job.thresholds, data.eval_labels, metric, job.spec.metric_output,
+                          job.task)
+    return outputs, reference, sequence_verdict(validation, calls, stored, plan, job.thresholds)
 
 
 def checked_figures(measured: Measurement, runner: str) -> Measurement:

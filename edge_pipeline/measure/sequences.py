@@ -11,18 +11,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from edge_pipeline.errors import InputError
-from edge_pipeline.precision import Thresholds
-from edge_pipeline.report.model import Latency, SequenceValidation, Validation
 from edge_pipeline.tensors import BatchDim, Tensors, TensorSpec, as_array
-from edge_pipeline.types import JsonObject
 
 Call = Callable[[Tensors], Sequence[tuple[str, object]]]
-AFFIXES = re.compile(r"^(next_|new_|prev_|past_|present_)|(_out|_in|_next|_new|_prev|out|in|n|0)$")
+PREFIXES = ("next_", "new_", "prev_", "past_", "present_")
+SUFFIXES = ("_out", "_in", "_next", "_new", "_prev", "_0", "_n")
+SHORT_STATE = re.compile(r"([a-z]{1,2})[0n]")      # torch's h0 / hn, c0 / cn
+CAPITAL_N = re.compile(r"(.*[a-z])N")              # silero's state / stateN
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,9 @@ def plan_for(declared: Mapping[str, object] | None, steps: int, inputs: Sequence
 def resolve_state(declared: Mapping[str, object] | None, inputs: Sequence[TensorSpec],
                   outputs: Sequence[TensorSpec]) -> tuple[StateLink, ...]:
     """The declared `[state]` map (output = input), checked by name, shape and dtype; without one, the pairs
-    whose names match once in/out affixes are dropped (`state` / `stateN`, `h0` / `hn`, `cache_in` /
-    `cache_out`) and whose shapes and dtypes are equal. An empty table declares that there is no state."""
+    whose names match once in/out marks are dropped (`state` / `stateN`, `h0` / `hn`, `cache_in` /
+    `cache_out`, `next_h` / `h`) and whose shapes and dtypes are equal, unless that would feed back every input.
+    An empty table declares that there is no state."""
     by_input = {s.name: s for s in inputs}
     by_output = {s.name: s for s in outputs}
     if declared is not None:
@@ -89,11 +90,24 @@ def resolve_state(declared: Mapping[str, object] | None, inputs: Sequence[Tensor
                    and _same_kind(output, i)]
         if len(matches) == 1:
             found.append(StateLink(output.name, matches[0].name))
-    return tuple(found) if len({link.input for link in found}) == len(found) else ()
+    if len({link.input for link in found}) != len(found) or len(found) == len(inputs):
+        return ()        # every input fed back: a stateless model whose output is shaped like its input
+    return tuple(found)
 
 
 def _stem(name: str) -> str:
-    return AFFIXES.sub("", name.lower()) or name.lower()
+    """A name without its in/out marks: an affix set off by `_`, or the exact short forms `h0`/`hn`, `stateN`."""
+    for prefix in PREFIXES:
+        if name.lower().startswith(prefix) and len(name) > len(prefix):
+            return _stem(name[len(prefix):])
+    for suffix in SUFFIXES:
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[:-len(suffix)].lower()
+    for form in (SHORT_STATE, CAPITAL_N):
+        match = form.fullmatch(name)
+        if match:
+            return match.group(1).lower()
+    return name.lower()
 
 
 def _same_kind(output: TensorSpec, target: TensorSpec) -> bool:
@@ -106,27 +120,43 @@ def _check_pair(output: TensorSpec, target: TensorSpec) -> None:
                          f"{output.dtype}, the input takes {list(target.shape)} {target.dtype}")
 
 
-def sequence_count(samples: int, batch: int, steps: int) -> int:
-    return samples // (batch * steps)
+def sequence_count(calls: int, steps: int) -> int:
+    return calls // steps
 
 
 def step_sequences(call: Call, inputs: Tensors, links: Sequence[StateLink], steps: int, batch: int) -> Tensors:
-    """Every sequence stepped through `call` from zero state; outputs concatenated in (sequence, step) order,
-    each state output along its input's batch dimension."""
-    sequences = sequence_count(len(inputs), batch, steps)
+    """Every sequence stepped through `call` from zero state: each output stacked one row per call, in (sequence,
+    step) order (`join_calls` lays them out like the data for the metric)."""
+    sequences = sequence_count(len(inputs) // batch, steps)
     if sequences < 1:
         raise InputError(f"a stateful model is validated over sequences of {steps} calls: give at least "
-                         f"{steps * batch} evaluation samples, or a smaller sequence-steps")
+                         f"{steps * batch} evaluation samples, or a smaller sequence-steps (or state = {{}} if the "
+                         f"model carries no state)")
     names: tuple[str, ...] = ()
-    chunks: list[list[np.ndarray]] = []
+    rows: list[list[np.ndarray]] = []
     for _, values in stepped(call, inputs[:sequences * steps * batch], links, steps, batch):
         if not names:
             names = tuple(values)
-            chunks = [[] for _ in names]
+            rows = [[] for _ in names]
         for i, name in enumerate(names):
-            chunks[i].append(values[name])
-    out_dims = _output_dims(names, links, dict(zip(inputs.names, inputs.dims)))
-    return Tensors(names, tuple(_joined(c, d) for c, d in zip(chunks, out_dims)), out_dims)
+            rows[i].append(values[name])
+    return Tensors(names, tuple(np.stack(r) for r in rows))
+
+
+def join_calls(calls: Tensors, links: Sequence[StateLink], input_dims: Mapping[str, BatchDim]) -> Tensors:
+    """Outputs stacked per call, joined along each one's batch dimension (a state's is its input's; a scalar or
+    unbatched output keeps one row per call), as a call-by-call run would have given them."""
+    fed = {link.output: input_dims.get(link.input, 0) for link in links}
+    arrays, dims = [], []
+    for name, stacked in zip(calls.names, calls.arrays):
+        dim = fed.get(name, 0)
+        if dim is None or stacked.ndim == 1:
+            arrays.append(stacked)
+            dims.append(0)
+        else:
+            arrays.append(np.concatenate(list(stacked), axis=dim))
+            dims.append(dim)
+    return Tensors(calls.names, tuple(arrays), tuple(dims))
 
 
 def stepped(call: Call, inputs: Tensors, links: Sequence[StateLink], steps: int, batch: int
@@ -150,6 +180,9 @@ def carried_calibration(call: Call, calibration: Tensors, links: Sequence[StateL
     """The calibration batches with the states the float source carries into each call, read as consecutive
     chunks like the evaluation data: a quantizer that saw only the zeros a user's data holds for a state would
     give it a zero range, and the int8 model would forget everything between calls."""
+    if len(calibration) < batch:
+        raise InputError(f"calibration holds {len(calibration)} sample(s), less than one call of {batch}: a "
+                         f"stateful model is calibrated on whole calls (raise calibration-samples)")
     for fed, _ in stepped(call, calibration, links, steps, batch):
         yield fed
 
@@ -163,113 +196,3 @@ def _fed_back(values: Mapping[str, np.ndarray], link: StateLink, previous: Mappi
         raise InputError(f"state output '{link.output}' has shape {list(value.shape)}, but input "
                          f"'{link.input}' takes {list(before.shape)}")
     return value.astype(before.dtype, copy=False)
-
-
-def _output_dims(names: Sequence[str], links: Sequence[StateLink], dims: Mapping[str, BatchDim]
-                 ) -> tuple[BatchDim, ...]:
-    fed = {link.output: dims.get(link.input, 0) for link in links}
-    return tuple(fed.get(name, 0) for name in names)
-
-
-def _joined(chunks: list[np.ndarray], dim: BatchDim) -> np.ndarray:
-    if chunks[0].ndim == 0 or dim is None:
-        return np.stack(chunks)
-    return np.concatenate(chunks, axis=dim)
-
-
-def per_step(outputs: Tensors, reference: Tensors, steps: int, batch: int,
-             measure: Callable[[np.ndarray, np.ndarray], float | None]) -> dict[str, list[float | None]]:
-    """`measure(reference, artifact)` at each step, pooled over every sequence, output by output."""
-    sequences = sequence_count(len(reference), batch, steps)
-    figures: dict[str, list[float | None]] = {}
-    for index, name in enumerate(reference.names):
-        dim = reference.dim(index)
-        row = []
-        for step in range(steps):
-            picks = [(s * steps + step) * batch for s in range(sequences)]
-            ref = np.concatenate([_batch_at(reference.arrays[index], dim, p, batch) for p in picks])
-            test = np.concatenate([_batch_at(outputs.arrays[index], dim, p, batch) for p in picks])
-            row.append(measure(ref, test))
-        figures[name] = row
-    return figures
-
-
-def _batch_at(array: np.ndarray, dim: BatchDim, start: int, batch: int) -> np.ndarray:
-    if array.ndim == 0 or dim is None:
-        return array.reshape(1, -1)
-    return np.moveaxis(array, dim, 0)[start:start + batch].reshape(batch, -1)
-
-
-def judge_sequences(outputs: Tensors, reference: Tensors, links: Sequence[StateLink], steps: int, batch: int,
-                    min_sqnr_db: float, labelled_output: str | None, state_from: str) -> tuple[JsonObject, list[str]]:
-    """Per-step SQNR of every output and the refusals they give. The last quarter of the steps decides (pooled,
-    so one quiet step does not refuse a good artifact): a state that drifts, is ignored or zeroed fails there
-    even when the first calls match. The output the task metric reads (labels) is left to the metric unless it
-    collapses."""
-    from edge_pipeline.measure.validate import COLLAPSE_SQNR_DB, sqnr_db
-
-    figures = per_step(outputs, reference, steps, batch, sqnr_db)
-    late = max(1, steps // 4)
-    states = {link.output for link in links}
-    entries: list[JsonObject] = []
-    problems: list[str] = []
-    for name, row in figures.items():
-        known = [(i, v) for i, v in enumerate(row) if v is not None]
-        worst = min(known, key=lambda item: item[1]) if known else None
-        tail = _pooled(outputs, reference, name, steps, batch, late)
-        entry: JsonObject = {"name": name, "state": name in states, "step_sqnr_db": list(row),
-                             "first_sqnr_db": row[0], "last_sqnr_db": row[-1],
-                             "worst_sqnr_db": worst[1] if worst else None,
-                             "worst_step": worst[0] + 1 if worst else None,
-                             "drift_db": round(row[0] - row[-1], 2) if row[0] is not None and row[-1] is not None
-                             else None}
-        entries.append(entry)
-        span = f"steps {steps - late + 1}-{steps}" if late > 1 else f"step {steps}"
-        if tail is None:       # identical to the source over those steps
-            continue
-        first = f" ({row[0]:.1f} dB at step 1)" if row[0] is not None else " (exact at step 1)"
-        if tail < COLLAPSE_SQNR_DB or (name != labelled_output and tail < min_sqnr_db):
-            problems.append(f"output '{name}' SQNR falls to {tail:.1f} dB over {span} of {steps}{first}, "
-                            f"< {min_sqnr_db:g} dB required: the state carried from call to call diverges")
-    report: JsonObject = {"steps": steps, "sequences": sequence_count(len(reference), batch, steps),
-                          "state": [str(link) for link in links], "state_from": state_from,
-                          "initial_state": "zeros", "outputs": entries}
-    return report, problems
-
-
-def _pooled(outputs: Tensors, reference: Tensors, name: str, steps: int, batch: int, last: int) -> float | None:
-    """SQNR over the last `last` steps of every sequence together."""
-    from edge_pipeline.measure.validate import sqnr_db
-
-    index = reference.names.index(name)
-    dim = reference.dim(index)
-    sequences = sequence_count(len(reference), batch, steps)
-    picks = [(s * steps + t) * batch for s in range(sequences) for t in range(steps - last, steps)]
-    ref = np.concatenate([_batch_at(reference.arrays[index], dim, p, batch) for p in picks])
-    test = np.concatenate([_batch_at(outputs.arrays[index], dim, p, batch) for p in picks])
-    return sqnr_db(ref, test)
-
-
-def sequence_verdict(validation: Validation, outputs: Tensors, reference: Tensors, plan: SequencePlan, batch: int,
-                     thresholds: Thresholds) -> Validation:
-    """`validation` (the pooled comparison) with the per-step figures, refused where a state diverges."""
-    decided_by_metric = validation.metric_drop_pts is not None and not thresholds.exact
-    labelled = validation.metric_output if decided_by_metric else None
-    found, problems = judge_sequences(outputs, reference, plan.links, plan.steps, batch, thresholds.min_sqnr_db,
-                                      labelled, plan.state_from)
-    message = "; ".join([m for m in (validation.message,) if m] + problems) or None
-    order = (*validation.key_order, "sequence") if validation.key_order is not None else None
-    part = replace(SequenceValidation.from_json(found, "validation.sequence"), key_order=None)
-    return replace(validation, sequence=part, passed=bool(validation.passed) and not problems, message=message,
-                   key_order=order)
-
-
-def with_real_time_factor(validation: Validation | None, latency: Sequence[Latency], chunk_ms: float | None
-                          ) -> Validation | None:
-    """The sequence figures with the time one call takes (median, 1 thread) over the signal it consumes."""
-    if validation is None or validation.sequence is None or chunk_ms is None:
-        return validation
-    p50 = latency[0].p50 if latency else None
-    factor = round(p50 / chunk_ms, 6) if p50 is not None else None
-    return replace(validation, sequence=replace(validation.sequence, chunk_duration_ms=chunk_ms,
-                                                real_time_factor=factor))

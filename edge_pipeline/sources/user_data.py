@@ -307,9 +307,9 @@ def _check_constant(value: object, dtype: str, where: str) -> None:
         return
     if dtype == "bool" or isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"'{where}' must be a number for a {dtype} input, got {value!r}")
-    if not np.isfinite(value):
-        raise ConfigError(f"'{where}' must be finite, got {value!r}")
     kind = np.dtype(dtype)
+    if kind.kind == "f" and not (np.isfinite(value) and abs(value) <= float(np.finfo(kind).max)):
+        raise ConfigError(f"'{where}' must be a finite {dtype}, got {value!r}")
     if kind.kind in "iu":
         info = np.iinfo(kind)
         if not (isinstance(value, int) and info.min <= value <= info.max):
