@@ -441,3 +441,46 @@ def test_state_is_detected_from_names_and_shapes(inputs: list[str], outputs: lis
 
     found = resolve_state(None, [spec(n) for n in inputs], [spec(n) for n in outputs])
     assert [str(link) for link in found] == links
+
+
+def test_steps_are_judged_on_the_right_calls_whatever_the_output_layout() -> None:
+    """Per-frame logits [frames, classes] (no batch axis first), a state batched on axis 1 and a scalar output:
+    step t of sequence s is call s*steps+t for each of them. A copy whose state stops at step 20 is refused over
+    the last quarter; the faithful one is exact at every step."""
+    from edge_pipeline.measure.sequence_verdict import judge_sequences
+    from edge_pipeline.measure.sequences import SequencePlan, StateLink, join_calls, step_sequences
+    from edge_pipeline.tensors import Tensors
+
+    steps, sequences = 40, 3
+    rng = np.random.default_rng(0)
+    data = Tensors(("x", "state", "sr"), (rng.standard_normal((steps * sequences, 3)).astype(np.float32),
+                                          np.zeros((2, steps * sequences, 4), np.float32), np.array(16000)),
+                   (0, 1, None))
+
+    def model(frozen_after: int | None):
+        calls = {"n": 0}
+
+        def call(batch: Tensors) -> list[tuple[str, object]]:
+            x, state, _ = batch.arrays
+            step = calls["n"] % steps
+            calls["n"] += 1
+            new = 0.9 * state + x.sum() * 0.1
+            if frozen_after is not None and step >= frozen_after:
+                new = state
+            return [("frames", np.tile(new[0], (5, 1))[:, :2]), ("stateN", new), ("energy", np.float32(x.sum()))]
+        return call
+
+    links = (StateLink("stateN", "state"),)
+    plan = SequencePlan(links, steps, "names")
+    reference = step_sequences(model(None), data, links, steps, 1)
+    assert [a.shape for a in reference.arrays] == [(120, 5, 2), (120, 2, 1, 4), (120,)]
+    joined = join_calls(reference, links, {"x": 0, "state": 1, "sr": None})
+    assert joined.arrays[1].shape == (2, 120, 4) and joined.dims == (0, 1, 0)
+    found, problems = judge_sequences(step_sequences(model(None), data, links, steps, 1), reference, plan, 20.0, None)
+    assert not problems and found["sequences"] == sequences
+    assert all(v is None for o in found["outputs"] for v in o["step_sqnr_db"])
+    found, problems = judge_sequences(step_sequences(model(20), data, links, steps, 1), reference, plan, 20.0, None)
+    figures = {o["name"]: o for o in found["outputs"]}
+    assert figures["frames"]["step_sqnr_db"][:20] == [None] * 20 and figures["frames"]["step_sqnr_db"][25] < 20
+    assert any("output 'stateN' SQNR falls to" in p and "steps 31-40 of 40" in p for p in problems), problems
+    assert not any("'energy'" in p for p in problems)          # the scalar output does not depend on the state
