@@ -101,6 +101,6 @@ def with_real_time_factor(validation: Validation | None, latency: Sequence[Laten
     if validation is None or validation.sequence is None or chunk_ms is None:
         return validation
     one_thread = next((entry for entry in latency if entry.threads == 1), None)
-    factor = round(one_thread.p50 / chunk_ms, 6) if one_thread is not None and one_thread.p50 is not None else None
+    factor = round(one_thread.p50 / chunk_ms, 9) if one_thread is not None and one_thread.p50 is not None else None
     return replace(validation, sequence=replace(validation.sequence, chunk_duration_ms=chunk_ms,
                                                 real_time_factor=factor))
