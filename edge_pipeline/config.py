@@ -162,11 +162,11 @@ def parse_config(table: JsonValue, prefix: str, file: Path, warnings: tuple[str,
                                                       for d in shape)):
         raise ConfigError(f"'{_join(prefix, 'example-inputs')}' must be a shape of positive integers")
     if isinstance(table.get("example-inputs"), dict):
-        from edge_pipeline.sources.user_data import check_spec_table
+        from edge_pipeline.sources.spec_table import check_spec_table
 
         check_spec_table(table["example-inputs"], _join(prefix, "example-inputs"))
     if "batch-dims" in table:
-        from edge_pipeline.sources.user_data import check_batch_dims
+        from edge_pipeline.sources.spec_table import check_batch_dims
 
         if not isinstance(table.get("example-inputs"), str):
             raise ConfigError(f"'{_join(prefix, 'batch-dims')}' describes a function's example inputs; in a table of "
