@@ -92,6 +92,7 @@ def test_keyword_spotter_with_scalar_rate_and_state_passes_over_sequences_in_eve
         assert all(len(o["step_sqnr_db"]) == 50 for o in figures.values())
         floor = 80 if artifact["precision"] == "fp32" else 20
         assert all(o["worst_sqnr_db"] > floor for o in figures.values()), (artifact["format"], figures)
+        assert len(figures["logits"]["step_agreement"]) == 50 and figures["logits"]["worst_agreement"] >= 0.75
         # the labels need memory: a keyword is shown once and named by every later chunk
         assert artifact["accuracy"] >= 0.9 and artifact["validation"]["metric_drop_pts"] <= 2.0
     markdown = (spotter_build["folder"] / "out" / "stream" / "report.md").read_text()
@@ -479,6 +480,9 @@ def test_steps_are_judged_on_the_right_calls_whatever_the_output_layout() -> Non
     found, problems = judge_sequences(step_sequences(model(None), data, links, steps, 1), reference, plan, 20.0, None)
     assert not problems and found["sequences"] == sequences
     assert all(v is None for o in found["outputs"] for v in o["step_sqnr_db"])
+    faithful = {o["name"]: o for o in found["outputs"]}
+    assert faithful["frames"]["step_agreement"] == [1.0] * steps and faithful["frames"]["worst_agreement"] == 1.0
+    assert "step_agreement" not in faithful["stateN"] and "step_agreement" not in faithful["energy"]
     found, problems = judge_sequences(step_sequences(model(20), data, links, steps, 1), reference, plan, 20.0, None)
     figures = {o["name"]: o for o in found["outputs"]}
     assert figures["frames"]["step_sqnr_db"][:20] == [None] * 20 and figures["frames"]["step_sqnr_db"][25] < 20

@@ -31,6 +31,19 @@ def step_sqnr(outputs: np.ndarray, reference: np.ndarray, steps: int) -> list[fl
     return [sqnr_db(rows_at(reference, steps, [t]), rows_at(outputs, steps, [t])) for t in range(steps)]
 
 
+def step_agreement(outputs: np.ndarray, reference: np.ndarray, steps: int) -> list[float] | None:
+    """Top-1 agreement at each step, pooled over the sequences, for an output of class scores ([N, C] per call,
+    C >= 2, float); None for any other output."""
+    if reference.ndim != 3 or reference.shape[-1] < 2 or reference.dtype.kind != "f":
+        return None
+    sequences = sequence_count(len(reference), steps)
+    row = []
+    for t in range(steps):
+        picks = [s * steps + t for s in range(sequences)]
+        row.append(round(float((outputs[picks].argmax(-1) == reference[picks].argmax(-1)).mean()), 6))
+    return row
+
+
 def late_problem(name: str, outputs: np.ndarray, reference: np.ndarray, steps: int, floor: float | None,
                  first: float | None) -> str | None:
     """Why the last quarter of the steps refuses this output (None: it holds). `floor`: the SQNR it must keep
@@ -66,11 +79,15 @@ def judge_sequences(outputs: Tensors, reference: Tensors, plan: SequencePlan, mi
         row = step_sqnr(test[name], ref, plan.steps)
         known = [(i, v) for i, v in enumerate(row) if v is not None]
         worst = min(known, key=lambda item: item[1]) if known else None
-        entries.append({"name": name, "state": name in states, "step_sqnr_db": row, "first_sqnr_db": row[0],
-                        "last_sqnr_db": row[-1], "worst_sqnr_db": worst[1] if worst else None,
-                        "worst_step": worst[0] + 1 if worst else None,
-                        "drift_db": round(row[0] - row[-1], 2) if row[0] is not None and row[-1] is not None
-                        else None})
+        entry: JsonObject = {"name": name, "state": name in states, "step_sqnr_db": row, "first_sqnr_db": row[0],
+                             "last_sqnr_db": row[-1], "worst_sqnr_db": worst[1] if worst else None,
+                             "worst_step": worst[0] + 1 if worst else None,
+                             "drift_db": round(row[0] - row[-1], 2) if row[0] is not None and row[-1] is not None
+                             else None}
+        agreement = step_agreement(test[name], ref, plan.steps)
+        if agreement is not None:
+            entry.update(step_agreement=agreement, worst_agreement=min(agreement))
+        entries.append(entry)
         problem = late_problem(name, test[name], ref, plan.steps, None if name == labelled_output else min_sqnr_db,
                                row[0])
         if problem:

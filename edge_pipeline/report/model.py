@@ -139,11 +139,14 @@ class StepFidelity(Part):
     """One output of a stateful model over its sequences: SQNR at each step, pooled over the sequences (None:
     identical to the source at that step), and how it moved from the first step to the last."""
 
-    RANGES = {"worst_step": COUNT}
+    RANGES = {"worst_step": COUNT, "step_agreement": FRACTION, "worst_agreement": FRACTION}
+    OPTIONAL = ("step_agreement", "worst_agreement")
 
     name: str | None = None
     state: bool | None = None               # the output is a state fed back to the next call
     step_sqnr_db: Sequence[float | None] = ()
+    step_agreement: Sequence[float] | None = None   # class outputs ([N, C] per call): top-1 agreement per step
+    worst_agreement: float | None = None
     first_sqnr_db: float | None = None
     last_sqnr_db: float | None = None
     worst_sqnr_db: float | None = None
