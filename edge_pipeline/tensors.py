@@ -73,6 +73,10 @@ class Tensors:
     def dims(self) -> tuple[BatchDim, ...]:
         return tuple(self.dim(i) for i in range(len(self.names)))
 
+    @property
+    def dims_by_name(self) -> dict[str, BatchDim]:
+        return dict(zip(self.names, self.dims))
+
     def sample_counts(self) -> list[int]:
         """Each batched tensor's sample count (equal in consistent data)."""
         return [int(a.shape[d]) for a, d in zip(self.arrays, self.dims) if d is not None and a.ndim > d]
@@ -326,7 +330,7 @@ def order_inputs(specs: Sequence[TensorSpec] | None, inputs: Tensors, what: str 
     names = [s.name for s in specs]
     if set(names) == set(inputs.names):
         lookup = inputs.as_dict()
-        dims = dict(zip(inputs.names, inputs.dims))
+        dims = inputs.dims_by_name
         return Tensors(tuple(names), tuple(lookup[n] for n in names), tuple(dims[n] for n in names))
     if len(names) != len(inputs.names):
         raise InputError(f"{what} takes {len(names)} input(s) ({', '.join(names)}), the data has "

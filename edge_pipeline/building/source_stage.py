@@ -80,7 +80,7 @@ def reference_outputs(source: Source, model: Model, data: DataBundle, plan: Sequ
     if plan is None:
         return source.reference_outputs(model, data), None
     calls = step_sequences(source.batch_call(model), data.eval_inputs, plan.links, plan.steps, data.batch)
-    return join_calls(calls, plan.links, dict(zip(data.eval_inputs.names, data.eval_inputs.dims))), calls
+    return join_calls(calls, plan.links, data.eval_inputs.dims_by_name), calls
 
 
 def output_specs(reference: Tensors, calls: Tensors | None, batch: int) -> tuple[TensorSpec, ...]:

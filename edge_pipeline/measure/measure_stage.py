@@ -112,7 +112,7 @@ def validate_sequences(call: Callable[[Tensors, Tensors], Sequence[tuple[str, ob
     """A stateful artifact stepped over the sequences its source was (`stored`: the source's outputs, one row
     per call): every call compared as a whole, then step by step. Returns (outputs, reference, validation) laid
     out as a call-by-call run would give them."""
-    dims = dict(zip(data.eval_inputs.names, data.eval_inputs.dims))
+    dims = data.eval_inputs.dims_by_name
     one_call = Tensors(stored.names, tuple(a[0] for a in stored.arrays))
     calls = step_sequences(lambda batch: call(batch, one_call), data.eval_inputs, plan.links, plan.steps,
                            data.batch)

@@ -24,6 +24,7 @@ from edge_pipeline.tensors import (
     align_outputs,
     as_array,
     flatten_outputs,
+    infer_batch_dims,
     order_inputs,
     random_inputs,
 )
@@ -121,7 +122,7 @@ def _layout(arrays: list[np.ndarray], specs: list[TensorSpec]) -> tuple[int | No
     `[layers, N, H]` state beside its `[N, T, F]` input) are that one call; otherwise samples are along axis 0."""
     if specs and all(s.is_static and tuple(a.shape) == tuple(s.shape) for a, s in zip(arrays, specs)):
         return (None,) * len(arrays)
-    return tuple(None if a.ndim == 0 else 0 for a in arrays)
+    return infer_batch_dims(arrays, {}, [s.name for s in specs])
 
 
 def _checked(array: np.ndarray, spec: TensorSpec, path: Path) -> np.ndarray:

@@ -136,7 +136,7 @@ def _ordered(tensors: Tensors, declared: Sequence[str], what: str) -> Tensors:
                          f"(its inputs: {', '.join(declared)})")
     order = [n for n in declared if n in tensors.names]
     lookup = tensors.as_dict()
-    dims = dict(zip(tensors.names, tensors.dims))
+    dims = tensors.dims_by_name
     return Tensors(tuple(order), tuple(lookup[n] for n in order), tuple(dims[n] for n in order))
 
 
@@ -175,7 +175,7 @@ def _calibration(spec: SourceSpec, example: Tensors, spool: Spool) -> Tensors:
 
 def _dims(example: Tensors) -> dict[str, BatchDim]:
     """Calibration and evaluation batches are laid out like the example inputs."""
-    return dict(zip(example.names, example.dims))
+    return example.dims_by_name
 
 
 def _inputs_of(batch: object, n_inputs: int) -> object:
