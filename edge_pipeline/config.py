@@ -20,7 +20,7 @@ from edge_pipeline.types import TASK_METRICS, JsonObject, JsonValue, OutputSpec,
 SOURCE_KEYS = {"example": str, "model": str, "weights": str, "example-inputs": (str, list, dict), "calibration": str,
                "evaluate": str, "metric": str, "metric-output": str, "keras-safe-mode": bool, "evaluation-text": str,
                "max-context": int, "prefill-lengths": list, "batch-dims": dict, "state": dict, "sequence-steps": int,
-               "chunk-duration-ms": (int, float)}
+               "chunk-duration-ms": (int, float), "initial-state": str}
 MAX_CONTEXT = 1 << 20
 PROFILE_KEYS = {"warmup": int, "runs": int, "threads": list, "memory-mb": (int, float)}
 TARGET_KEYS = {"formats": list, "budgets": dict, "profile": dict, "description": str, "extends": str}
@@ -30,7 +30,7 @@ GROUP_SIZES = (16, 32, 64, 128, 256)   # weights per scale of a grouped 4-bit qu
 SENSITIVITY_MODES = ("on-failure", "always", "never")   # true / false: deprecated aliases of always / never
 MODEL_DATA_KEYS = ("weights", "example-inputs", "calibration", "evaluate", "evaluation-samples",   # need `model`
                    "evaluation-text", "max-context", "batch-dims", "state", "sequence-steps",
-                   "chunk-duration-ms")
+                   "chunk-duration-ms", "initial-state")
 LIMIT_KEYS = {"max-memory-mb": (int, float), "evaluation-samples": int}    # see DataLimits
 TOP_KEYS = {**SOURCE_KEYS, **LIMIT_KEYS, "profile": dict, "targets": dict, "prune": dict, "quantization": dict,
             "validation": dict}
@@ -128,6 +128,7 @@ def load_config(path: Path | None = None, cwd: Path | None = None) -> Config:
 
 
 MAX_SEQUENCE_STEPS = 100_000
+INITIAL_STATES = ("zeros", "data")   # where each validated sequence's state starts: zeros, or the data's first call
 
 
 def _check_state(table: Mapping[str, JsonValue], prefix: str) -> None:
@@ -143,6 +144,10 @@ def _check_state(table: Mapping[str, JsonValue], prefix: str) -> None:
                                   and 2 <= steps <= MAX_SEQUENCE_STEPS):
         raise ConfigError(f"'{_join(prefix, 'sequence-steps')}' must be an integer from 2 to {MAX_SEQUENCE_STEPS}, "
                           f"got {steps!r}")
+    initial = table.get("initial-state", "zeros")
+    if initial not in INITIAL_STATES:
+        raise ConfigError(f"'{_join(prefix, 'initial-state')}' must be one of: {', '.join(INITIAL_STATES)}, got "
+                          f"{initial!r}")
     if "chunk-duration-ms" in table:
         finite(table["chunk-duration-ms"], f"'{_join(prefix, 'chunk-duration-ms')}'", POSITIVE)
 

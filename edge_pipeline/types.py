@@ -102,6 +102,7 @@ class SourceSpec:
     state: JsonObject | None = None        # [state]: state output -> the input it feeds (None: detected by name)
     sequence_steps: int = 50               # a stateful model's calls per validated sequence
     chunk_duration_ms: float | None = None  # the signal one call consumes: the report's real-time factor
+    initial_state: str = "zeros"           # a sequence's first state: zeros, or "data" (what its first call holds)
 
     def to_dict(self) -> JsonObject:
         return {"example": self.example, "model": self.model, "weights": self.weights,
@@ -111,4 +112,4 @@ class SourceSpec:
                 "max_context": self.max_context,
                 "prefill_lengths": list(self.prefill_lengths) if self.prefill_lengths else None,
                 "batch_dims": self.batch_dims, "state": self.state, "sequence_steps": self.sequence_steps,
-                "chunk_duration_ms": self.chunk_duration_ms}
+                "chunk_duration_ms": self.chunk_duration_ms, "initial_state": self.initial_state}

@@ -199,3 +199,72 @@ def lstm_calibration():
 def lstm_evaluate():
     for chunk in _sensor_chunks(2 * STEPS, 9):
         yield {"x": chunk, "h0": _zeros_state(), "c0": _zeros_state()}, None
+
+
+class TupleStateLstm(SensorLstm):
+    """The same LSTM with its state as one argument, the `(h, c)` tuple nn.LSTM itself takes and returns:
+    forward(x, state) -> {"activity", "next_state": (h, c)}, flattened to inputs state_0 / state_1 and outputs
+    next_state_0 / next_state_1."""
+
+    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]) -> dict[str, object]:
+        out, next_state = self.lstm(x, state)
+        return {"activity": self.head(out[-1]), "next_state": next_state}
+
+
+def make_tuple_lstm() -> nn.Module:
+    torch.manual_seed(0)
+    return TupleStateLstm()
+
+
+def tuple_lstm_example():
+    return {"x": _sensor_chunks(1, 7)[0], "state": (_zeros_state(), _zeros_state())}
+
+
+def tuple_lstm_calibration():
+    return [(chunk, (_zeros_state(), _zeros_state())) for chunk in _sensor_chunks(STEPS, 8)]
+
+
+def tuple_lstm_evaluate():
+    for chunk in _sensor_chunks(2 * STEPS, 9):
+        yield {"x": chunk, "state": (_zeros_state(), _zeros_state())}, None
+
+
+def make_keras_spotter(unroll: bool = True):
+    """The keyword spotter in Keras with its state explicit: a GRU layer given `initial_state` and returning its
+    last state (`return_state=True`), as a stateful Keras layer is exported: {"features", "state" [N, HIDDEN]}
+    -> {"logits", "next_state"}. Random weights: the sequences judge fidelity to the source, not skill.
+    Unrolled over its 8 frames, as int8 LiteRT needs (full-integer conversion has no While loop)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    features = keras.Input((FRAMES, FEATURES), name="features")
+    state = keras.Input((HIDDEN,), name="state")
+    gru = keras.layers.GRU(HIDDEN, return_state=True, unroll=unroll, name="gru")
+    sequence, next_state = gru(features, initial_state=state)
+    logits = keras.layers.Dense(KEYWORDS, name="head")(sequence)
+    return keras.Model({"features": features, "state": state}, {"logits": logits, "next_state": next_state})
+
+
+def make_keras_spotter_loop():
+    """The same GRU as a While loop: LiteRT's converter needs its batch dimension static."""
+    return make_keras_spotter(unroll=False)
+
+
+def _keras_batch(features: np.ndarray) -> dict[str, np.ndarray]:
+    return {"features": features, "state": np.zeros((len(features), HIDDEN), np.float32)}
+
+
+def keras_example():
+    return _keras_batch(_streams(1, 2)[0][0, :1])
+
+
+def keras_calibration():
+    features, _ = _streams(2, 3)
+    return [_keras_batch(features[s, t:t + 1]) for s in range(2) for t in range(STEPS)]
+
+
+def keras_evaluate():
+    features, labels = _streams(2, 4)
+    for stream in range(2):
+        for step in range(STEPS):
+            yield _keras_batch(features[stream, step:step + 1]), labels[stream, step:step + 1]

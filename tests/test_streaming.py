@@ -199,11 +199,11 @@ def test_convolution_with_a_context_buffer_declared_in_config(tmp_path: Path, ca
 
 
 LSTM = """
-model = "streaming:make_sensor_lstm"
-example-inputs = "streaming:lstm_example"
-batch-dims = { x = 1, h0 = 1, c0 = 1 }
-calibration = "streaming:lstm_calibration"
-evaluate = "streaming:lstm_evaluate"
+model = "streaming:make_tuple_lstm"
+example-inputs = "streaming:tuple_lstm_example"
+batch-dims = { x = 1, state = 1 }
+calibration = "streaming:tuple_lstm_calibration"
+evaluate = "streaming:tuple_lstm_evaluate"
 
 [targets.stream]
 extends = "android"
@@ -213,19 +213,68 @@ profile = { runs = 20, warmup = 2, threads = [1] }
 
 
 @pytest.mark.slow
-def test_torch_lstm_sequence_first_with_two_streams_per_call(tmp_path: Path, cache_dir: Path) -> None:
-    """nn.LSTM as torch ships it: x [T, N, F] and (h0, c0) [layers, N, H], the batch (two streams) on axis 1 of
-    all three; this was refused at calibration ("different sample counts [2, 5]") when axis 0 was assumed."""
+def test_torch_lstm_sequence_first_with_its_state_as_one_tuple(tmp_path: Path, cache_dir: Path) -> None:
+    """nn.LSTM as torch ships it: x [T, N, F] and the (h, c) tuple [layers, N, H], the batch (two streams) on
+    axis 1 of all three; was refused at calibration ("different sample counts [2, 5]") when axis 0 was assumed.
+    The tuple argument becomes the inputs state_0 / state_1 (its batch-dims entry holds for both), the returned
+    tuple next_state_0 / next_state_1, and the state is detected from those names."""
     folder = project(tmp_path, LSTM)
     code, report, log = build(folder)
     assert code == 0, log[-3000:]
-    assert [(i["name"], i["batch_dim"]) for i in report["source"]["inputs"]] == [("x", 1), ("h0", 1), ("c0", 1)]
+    assert [(i["name"], i["batch_dim"]) for i in report["source"]["inputs"]] == [
+        ("x", 1), ("state_0", 1), ("state_1", 1)]
+    assert [o["name"] for o in report["source"]["outputs"]] == ["activity", "next_state_0", "next_state_1"]
     for artifact in report["artifacts"]:
         found = sequence(artifact)
-        assert found["state"] == ["hn -> h0", "cn -> c0"] and found["sequences"] == 2
+        assert found["state"] == ["next_state_0 -> state_0", "next_state_1 -> state_1"], found["state"]
+        assert found["sequences"] == 2 and found["initial_state"] == "zeros"
         figures = step_figures(artifact)
         floor = 80 if artifact["precision"] == "fp32" else 12
         assert all(o["worst_sqnr_db"] > floor for o in figures.values()), (artifact["format"], figures)
+
+
+KERAS = """
+model = "streaming:make_keras_spotter"
+example-inputs = "streaming:keras_example"
+calibration = "streaming:keras_calibration"
+evaluate = "streaming:keras_evaluate"
+
+[targets.stream]
+extends = "android"
+formats = ["tflite:fp32", "tflite:int8", "onnx:int8"]   # the Keras-to-PyTorch bridge takes one input
+profile = { runs = 20, warmup = 2, threads = [1] }
+"""
+
+
+@pytest.mark.slow
+def test_keras_gru_with_explicit_state_through_litert_and_onnx(tmp_path: Path, cache_dir: Path) -> None:
+    """A Keras GRU layer given `initial_state` and returning its state: the state is found by name (next_state
+    -> state), and the TFLiteConverter and tf2onnx artifacts are stepped over it, int8 calibrated on it."""
+    folder = project(tmp_path, KERAS)
+    code, report, log = build(folder)
+    assert code == 0, log[-3000:]
+    assert {a["format"] + ":" + a["precision"] for a in report["artifacts"]} == {
+        "tflite:fp32", "tflite:int8", "onnx:int8"}
+    for artifact in report["artifacts"]:
+        found = sequence(artifact)
+        assert found["state"] == ["next_state -> state"] and found["steps"] == 50, found
+        figures = step_figures(artifact)
+        floor = 60 if artifact["precision"] == "fp32" else 12
+        assert figures["next_state"]["worst_sqnr_db"] > floor, (artifact["format"], figures)
+        assert "step_agreement" not in figures["next_state"] and "step_agreement" in figures["logits"]
+
+
+def test_a_keras_recurrent_loop_converts_with_a_static_batch(tmp_path: Path, cache_dir: Path) -> None:
+    """A GRU left as a While loop: LiteRT's converter cannot lower its TensorList ops with a dynamic batch, so
+    the SavedModel is exported again with batch 1 and the export says so."""
+    toml = KERAS.replace("make_keras_spotter", "make_keras_spotter_loop").replace(
+        'formats = ["tflite:fp32", "tflite:int8", "onnx:int8"]', 'formats = ["tflite:fp32"]')
+    folder = project(tmp_path, toml)
+    code, report, log = build(folder)
+    assert code == 0, log[-3000:]
+    (artifact,) = report["artifacts"]
+    assert "TensorList" in artifact["export"]["metadata"]["batch"]
+    assert step_figures(artifact)["next_state"]["worst_sqnr_db"] > 60
 
 
 @pytest.fixture(scope="module")
@@ -320,7 +369,8 @@ def test_profile_takes_a_scalar_input_from_npz(spotter_onnx: Path, tmp_path: Pat
     ('\n[state]\nstateN = "features"\n', "[state] stateN = 'features': the output is [1, 1, 32] float32, the input "
                                          "takes [1, 8, 16] float32"),
     ("\nsequence-steps = 500\n", "give at least 500 evaluation samples"),
-], ids=["missing-output", "shape-mismatch", "too-few-samples"])
+    ('\ninitial-state = "random"\n', "'initial-state' must be one of: zeros, data, got 'random'"),
+], ids=["missing-output", "shape-mismatch", "too-few-samples", "initial-state"])
 def test_bad_state_declarations_are_one_line_exit_2(tmp_path: Path, cache_dir: Path, extra: str,
                                                     message: str) -> None:
     toml = SPOTTER.format(formats='"onnx:fp32"').replace('weights = "spotter.pt"\n', "")
@@ -473,18 +523,54 @@ def test_steps_are_judged_on_the_right_calls_whatever_the_output_layout() -> Non
 
     links = (StateLink("stateN", "state"),)
     plan = SequencePlan(links, steps, "names")
-    reference = step_sequences(model(None), data, links, steps, 1)
+    reference = step_sequences(model(None), data, plan, 1)
     assert [a.shape for a in reference.arrays] == [(120, 5, 2), (120, 2, 1, 4), (120,)]
     joined = join_calls(reference, links, {"x": 0, "state": 1, "sr": None})
     assert joined.arrays[1].shape == (2, 120, 4) and joined.dims == (0, 1, 0)
-    found, problems = judge_sequences(step_sequences(model(None), data, links, steps, 1), reference, plan, 20.0, None)
+    found, problems = judge_sequences(step_sequences(model(None), data, plan, 1), reference, plan, 20.0, None)
     assert not problems and found["sequences"] == sequences
     assert all(v is None for o in found["outputs"] for v in o["step_sqnr_db"])
     faithful = {o["name"]: o for o in found["outputs"]}
     assert faithful["frames"]["step_agreement"] == [1.0] * steps and faithful["frames"]["worst_agreement"] == 1.0
     assert "step_agreement" not in faithful["stateN"] and "step_agreement" not in faithful["energy"]
-    found, problems = judge_sequences(step_sequences(model(20), data, links, steps, 1), reference, plan, 20.0, None)
+    found, problems = judge_sequences(step_sequences(model(20), data, plan, 1), reference, plan, 20.0, None)
     figures = {o["name"]: o for o in found["outputs"]}
     assert figures["frames"]["step_sqnr_db"][:20] == [None] * 20 and figures["frames"]["step_sqnr_db"][25] < 20
     assert any("output 'stateN' SQNR falls to" in p and "steps 31-40 of 40" in p for p in problems), problems
     assert not any("'energy'" in p for p in problems)          # the scalar output does not depend on the state
+
+
+def test_a_sequence_starts_from_the_state_its_data_holds_when_asked() -> None:
+    """`initial-state = "data"`: each sequence's first call takes the state the data gives (a learned initial
+    state, a stream resumed); later calls take the state fed back; with the default, zeros."""
+    from edge_pipeline.measure.sequences import SequencePlan, StateLink, stepped
+    from edge_pipeline.tensors import Tensors
+
+    steps = 3
+    data = Tensors(("x", "state"), (np.ones((6, 1), np.float32), np.full((6, 1), 5.0, np.float32)))
+
+    def call(batch: Tensors) -> list[tuple[str, object]]:
+        return [("next_state", batch.arrays[1] + batch.arrays[0])]
+
+    for initial, first in (("zeros", 0.0), ("data", 5.0)):
+        plan = SequencePlan((StateLink("next_state", "state"),), steps, "config", initial)
+        fed = [float(inputs.arrays[1][0, 0]) for inputs, _ in stepped(call, data, plan, 1)]
+        assert fed == [first, first + 1, first + 2] * 2, (initial, fed)
+        assert SequencePlan.from_json(plan.to_json()) == plan
+
+
+def test_tuple_and_dict_arguments_flatten_to_stable_names_and_back() -> None:
+    """`(h, c)` -> state_0 / state_1, a dict -> state.h / state.c; positional batches flatten in order; a model's
+    arguments are rebuilt from those names; deeper nesting is refused by name."""
+    from edge_pipeline.errors import InputError
+    from edge_pipeline.nesting import ArgumentGroup, argument_groups, flatten_arguments, nested_order
+
+    h, c, x = np.zeros(1), np.ones(1), np.full(1, 2.0)
+    assert list(flatten_arguments({"x": x, "state": (h, c)}, ["x", "state"], "data")) == ["x", "state_0", "state_1"]
+    assert list(flatten_arguments((x, {"h": h, "c": c}), ["x", "state"], "data")) == ["x", "state.h", "state.c"]
+    assert [a[0] for a in flatten_arguments((x, (h, c)), None, "data")] == [2.0, 0.0, 1.0]
+    assert argument_groups(["x", "state"], ["x", "state.h", "state.c"]) == (
+        ArgumentGroup("x"), ArgumentGroup("state", ("state.h", "state.c"), ("h", "c")))
+    assert nested_order(["x", "state"], ["state_1", "x", "state_0"]) == ["x", "state_0", "state_1"]
+    with pytest.raises(InputError, match="input 'state_0' nests a further tuple"):
+        flatten_arguments({"x": x, "state": ((h, c), c)}, ["x", "state"], "example-inputs 'm:f'")

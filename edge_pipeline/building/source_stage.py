@@ -31,7 +31,7 @@ def run(job: SourceJob) -> SourceOutcome:
     if plan is not None:
         data = _trim_to_batches(data, plan.steps)
     if plan is not None and len(data.calibration):
-        carried = carried_calibration(source.batch_call(model), data.calibration, plan.links, plan.steps, data.batch)
+        carried = carried_calibration(source.batch_call(model), data.calibration, plan, data.batch)
         data = replace(data, calibration=replace_group(workdir / "data", "calibration", carried))
     reference, calls = reference_outputs(source, model, data, plan)
     check_reference(reference, data, spec, model.task)
@@ -70,7 +70,7 @@ def sequence_plan(source: Source, model: Model, data: DataBundle, spec: SourceSp
         return None
     arrays = [(n, as_array(v, f"output '{n}'")) for n, v in source.batch_call(model)(data.example)]
     outputs = [TensorSpec(n, tuple(a.shape), a.dtype.name) for n, a in arrays]
-    return plan_for(spec.state, spec.sequence_steps, data.example.specs, outputs)
+    return plan_for(spec.state, spec.sequence_steps, data.example.specs, outputs, spec.initial_state)
 
 
 def reference_outputs(source: Source, model: Model, data: DataBundle, plan: SequencePlan | None
@@ -79,7 +79,7 @@ def reference_outputs(source: Source, model: Model, data: DataBundle, plan: Sequ
     model the same stepped over its sequences, one row per call (what is stored and compared step by step)."""
     if plan is None:
         return source.reference_outputs(model, data), None
-    calls = step_sequences(source.batch_call(model), data.eval_inputs, plan.links, plan.steps, data.batch)
+    calls = step_sequences(source.batch_call(model), data.eval_inputs, plan, data.batch)
     return join_calls(calls, plan.links, data.eval_inputs.dims_by_name), calls
 
 

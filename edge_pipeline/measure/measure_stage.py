@@ -114,8 +114,7 @@ def validate_sequences(call: Callable[[Tensors, Tensors], Sequence[tuple[str, ob
     out as a call-by-call run would give them."""
     dims = data.eval_inputs.dims_by_name
     one_call = Tensors(stored.names, tuple(a[0] for a in stored.arrays))
-    calls = step_sequences(lambda batch: call(batch, one_call), data.eval_inputs, plan.links, plan.steps,
-                           data.batch)
+    calls = step_sequences(lambda batch: call(batch, one_call), data.eval_inputs, plan, data.batch)
     reference, outputs = join_calls(stored, plan.links, dims), join_calls(calls, plan.links, dims)
     validation = validate(outputs, reference, job.thresholds, data.eval_labels, metric, job.spec.metric_output,
                           job.task)

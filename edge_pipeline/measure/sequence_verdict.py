@@ -84,7 +84,7 @@ def judge_sequences(outputs: Tensors, reference: Tensors, plan: SequencePlan, mi
                              "worst_step": worst[0] + 1 if worst else None,
                              "drift_db": round(row[0] - row[-1], 2) if row[0] is not None and row[-1] is not None
                              else None}
-        agreement = step_agreement(test[name], ref, plan.steps)
+        agreement = None if name in states else step_agreement(test[name], ref, plan.steps)   # a state: no classes
         if agreement is not None:
             entry.update(step_agreement=agreement, worst_agreement=min(agreement))
         entries.append(entry)
@@ -94,7 +94,7 @@ def judge_sequences(outputs: Tensors, reference: Tensors, plan: SequencePlan, mi
             problems.append(problem)
     found: JsonObject = {"steps": plan.steps, "sequences": sequence_count(len(reference), plan.steps),
                          "state": [str(link) for link in plan.links], "state_from": plan.state_from,
-                         "initial_state": "zeros", "outputs": entries}
+                         "initial_state": plan.initial_state, "outputs": entries}
     return found, problems
 
 

@@ -3,8 +3,8 @@ source and in the artifact alike, and every step compared, so a state that drift
 fails where a call-by-call check would pass.
 
 The evaluation samples are read as consecutive chunks: sequence k is batches k*steps .. (k+1)*steps - 1, each
-state input starts at zeros and then takes the state output of the call before; whatever the data held for a
-state input is not used.
+state input starts at zeros (or, with `initial-state = "data"`, at what the data holds for the sequence's first
+call) and then takes the state output of the call before; what the data holds for later calls is not used.
 """
 from __future__ import annotations
 
@@ -43,23 +43,25 @@ class SequencePlan:
     links: tuple[StateLink, ...]
     steps: int
     state_from: str          # "config": declared in [state]; "names": detected from names and shapes
+    initial_state: str = "zeros"   # "zeros", or "data": a sequence's first call takes the state the data holds
 
     def to_json(self) -> str:
         return json.dumps({"links": [[link.output, link.input] for link in self.links], "steps": self.steps,
-                           "state_from": self.state_from})
+                           "state_from": self.state_from, "initial_state": self.initial_state})
 
     @classmethod
     def from_json(cls, text: str) -> "SequencePlan":
         data = json.loads(text)
         return cls(tuple(StateLink(str(o), str(i)) for o, i in data["links"]), int(data["steps"]),
-                   str(data["state_from"]))
+                   str(data["state_from"]), str(data.get("initial_state", "zeros")))
 
 
 def plan_for(declared: Mapping[str, object] | None, steps: int, inputs: Sequence[TensorSpec],
-             outputs: Sequence[TensorSpec]) -> SequencePlan | None:
+             outputs: Sequence[TensorSpec], initial_state: str = "zeros") -> SequencePlan | None:
     """The sequence plan of a model whose outputs feed its inputs; None for a stateless model."""
     links = resolve_state(declared, inputs, outputs)
-    return SequencePlan(links, steps, "config" if declared is not None else "names") if links else None
+    return SequencePlan(links, steps, "config" if declared is not None else "names", initial_state) if links \
+        else None
 
 
 def resolve_state(declared: Mapping[str, object] | None, inputs: Sequence[TensorSpec],
@@ -124,9 +126,10 @@ def sequence_count(calls: int, steps: int) -> int:
     return calls // steps
 
 
-def step_sequences(call: Call, inputs: Tensors, links: Sequence[StateLink], steps: int, batch: int) -> Tensors:
-    """Every sequence stepped through `call` from zero state: each output stacked one row per call, in (sequence,
-    step) order (`join_calls` lays them out like the data for the metric)."""
+def step_sequences(call: Call, inputs: Tensors, plan: SequencePlan, batch: int) -> Tensors:
+    """Every sequence stepped through `call` from its initial state: each output stacked one row per call, in
+    (sequence, step) order (`join_calls` lays them out like the data for the metric)."""
+    steps = plan.steps
     sequences = sequence_count(len(inputs) // batch, steps)
     if sequences < 1:
         raise InputError(f"a stateful model is validated over sequences of {steps} calls: give at least "
@@ -134,7 +137,7 @@ def step_sequences(call: Call, inputs: Tensors, links: Sequence[StateLink], step
                          f"model carries no state)")
     names: tuple[str, ...] = ()
     rows: list[list[np.ndarray]] = []
-    for _, values in stepped(call, inputs[:sequences * steps * batch], links, steps, batch):
+    for _, values in stepped(call, inputs[:sequences * steps * batch], plan, batch):
         if not names:
             names = tuple(values)
             rows = [[] for _ in names]
@@ -159,15 +162,17 @@ def join_calls(calls: Tensors, links: Sequence[StateLink], input_dims: Mapping[s
     return Tensors(calls.names, tuple(arrays), tuple(dims))
 
 
-def stepped(call: Call, inputs: Tensors, links: Sequence[StateLink], steps: int, batch: int
+def stepped(call: Call, inputs: Tensors, plan: SequencePlan, batch: int
             ) -> Iterator[tuple[Tensors, dict[str, np.ndarray]]]:
     """Each whole batch of `inputs` in order, its state inputs replaced by the state the call before returned
-    (zeros at the start of every sequence of `steps` calls): (the inputs fed, the outputs by name)."""
+    (the initial state at the start of every sequence of `plan.steps` calls): (the inputs fed, the outputs by
+    name)."""
+    links = plan.links
     feeds = {link.input for link in links}
     state: dict[str, np.ndarray] = {}
     for index, part in enumerate(inputs.batches(batch)):
-        if index % steps == 0:
-            state = {}
+        if index % plan.steps == 0:
+            state = part.as_dict() if plan.initial_state == "data" else {}
         fed = Tensors(part.names, tuple(state.get(n, np.zeros_like(a)) if n in feeds else a
                                         for n, a in zip(part.names, part.arrays)), part.batch_dims)
         values = {n: as_array(v, f"output '{n}'") for n, v in call(fed)}
@@ -175,15 +180,14 @@ def stepped(call: Call, inputs: Tensors, links: Sequence[StateLink], steps: int,
         state = {link.input: _fed_back(values, link, fed.as_dict()) for link in links}
 
 
-def carried_calibration(call: Call, calibration: Tensors, links: Sequence[StateLink], steps: int, batch: int
-                        ) -> Iterator[Tensors]:
+def carried_calibration(call: Call, calibration: Tensors, plan: SequencePlan, batch: int) -> Iterator[Tensors]:
     """The calibration batches with the states the float source carries into each call, read as consecutive
     chunks like the evaluation data: a quantizer that saw only the zeros a user's data holds for a state would
     give it a zero range, and the int8 model would forget everything between calls."""
     if len(calibration) < batch:
         raise InputError(f"calibration holds {len(calibration)} sample(s), less than one call of {batch}: a "
                          f"stateful model is calibrated on whole calls (raise calibration-samples)")
-    for fed, _ in stepped(call, calibration, links, steps, batch):
+    for fed, _ in stepped(call, calibration, plan, batch):
         yield fed
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from edge_pipeline.errors import InputError
 from edge_pipeline.host import DataLimits, check_fits, size_text
+from edge_pipeline.nesting import argument_groups, flatten_arguments, nested_order
 from edge_pipeline.plugins import DataBundle
 from edge_pipeline.sources.spec_table import spec_dim, with_values
 from edge_pipeline.sources.user_code import call_user, resolve_callable
@@ -58,10 +59,11 @@ def example_inputs(spec: SourceSpec, declared: Sequence[str] = ()) -> Tensors:
         specs = [TensorSpec(name, tuple(item["shape"]), item.get("dtype", "float32"), spec_dim(item))
                  for name, item in value.items()]
         return _ordered(with_values(generated_inputs(specs, "example-inputs"), value), declared, "example-inputs")
-    result = call_user(resolve_callable(value, "example-inputs", spec.base_dir), value, "example-inputs")
     what = f"example-inputs '{value}'"
-    dims = {name: (None if dim is False else dim) for name, dim in (spec.batch_dims or {}).items()}
+    result = call_user(resolve_callable(value, "example-inputs", spec.base_dir), value, "example-inputs")
+    result = flatten_arguments(result, declared, what)
     names = _names_for(result, declared)
+    dims = _flat_dims(spec.batch_dims or {}, names)
     unknown = [name for name in dims if name not in names]
     if unknown:
         raise InputError(f"batch-dims names {', '.join(repr(n) for n in unknown)}, which the example inputs do not "
@@ -117,6 +119,16 @@ class Draw:
         return part
 
 
+def _flat_dims(declared: Mapping[str, int | bool], names: Sequence[str]) -> dict[str, BatchDim]:
+    """`batch-dims` per flat input: a dimension given for a tuple or dict argument holds for each of its parts."""
+    dims: dict[str, BatchDim] = {}
+    for name, dim in declared.items():
+        group = next((g for g in argument_groups([name], names) if g.parts is not None), None)
+        for part in group.parts if group is not None and group.parts is not None else (name,):
+            dims[part] = None if dim is False else dim
+    return dims
+
+
 def _names_for(value: object, declared: Sequence[str]) -> list[str]:
     if isinstance(value, Mapping):
         return [str(k) for k in value]
@@ -127,7 +139,9 @@ def _names_for(value: object, declared: Sequence[str]) -> list[str]:
 
 
 def _ordered(tensors: Tensors, declared: Sequence[str], what: str) -> Tensors:
-    """Named inputs in the model's own order; names the model does not take are refused."""
+    """Named inputs in the model's own order (a tuple or dict argument by its flat parts); names the model does not
+    take are refused."""
+    declared = nested_order(declared, tensors.names) if any(n not in tensors.names for n in declared) else declared
     if not declared or list(tensors.names) == list(declared[:len(tensors.names)]):
         return tensors
     unknown = [n for n in tensors.names if n not in declared]
@@ -162,7 +176,8 @@ def _calibration(spec: SourceSpec, example: Tensors, spool: Spool) -> Tensors:
     items = call_user(resolve_callable(ref, "calibration", spec.base_dir), ref, "calibration")
     for i, batch in enumerate(_iterate(items, ref, "calibration")):
         what = f"calibration '{ref}' batch {i}"
-        part = draw.take(to_tensors(_inputs_of(batch, len(example.names)), example.names, what, _dims(example)))
+        inputs = flatten_arguments(_inputs_of(batch, len(example.names)), None, what)
+        part = draw.take(to_tensors(inputs, example.names, what, _dims(example)))
         check_same_kind(part, example, "calibration", i)
         check_finite(part, what)
         spool.append(part)
@@ -203,7 +218,8 @@ def _eval_data(spec: SourceSpec, example: Tensors, spool: Spool) -> tuple[Tensor
         if unlabelled is not None and unlabelled != (batch[1] is None):
             raise InputError(f"{what}: labels are None in some batches and not in others")
         unlabelled = batch[1] is None
-        inputs = to_tensors(batch[0], example.names, f"{what} inputs", _dims(example))
+        inputs = to_tensors(flatten_arguments(batch[0], None, f"{what} inputs"), example.names, f"{what} inputs",
+                            _dims(example))
         labels = None if unlabelled else _labels(batch[1], spec.metric, f"{what} labels")
         if labels is not None and len(labels) != len(inputs):
             raise InputError(f"{what}: {len(labels)} labels for {len(inputs)} input samples")

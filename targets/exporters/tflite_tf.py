@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from edge_pipeline.errors import Unsupported
 from edge_pipeline.plugins import Exporter, Model
 from edge_pipeline.tensors import Tensors
 from edge_pipeline.types import JsonObject
+from targets.sources.keras_source import SavedModelHandle
 
 from ..coverage import tflite_after
 from .converter_configs import TfliteConverterConfig
@@ -33,10 +35,22 @@ class TfTfliteExporter(Exporter):
     distributions: ClassVar[tuple[str, ...]] = ("tensorflow-cpu", "keras", "ai-edge-litert")
 
     def export(self, model: Model, dest: Path) -> JsonObject:
+        """A Keras recurrent layer left as a While loop cannot have its TensorList ops lowered with a dynamic
+        batch: such a model is exported again with batch 1 (what an app calls it with) and the export says so."""
+        config = model.config(TfliteConverterConfig) or TfliteConverterConfig()
+        try:
+            return self._convert(model, dest, config, None)
+        except Unsupported as exc:
+            if "TensorList" not in str(exc) or isinstance(model.module, SavedModelHandle):
+                raise
+        return {**self._convert(model, dest, config, 1),
+                "batch": "batch fixed to 1: a recurrent layer's TensorList ops need a static element shape"}
+
+    def _convert(self, model: Model, dest: Path, config: TfliteConverterConfig, static_batch: int | None
+                 ) -> JsonObject:
         import tensorflow as tf
 
-        config = model.config(TfliteConverterConfig) or TfliteConverterConfig()
-        with saved_model_dir(model) as folder:
+        with saved_model_dir(model, static_batch) as folder:
             converter = tf.lite.TFLiteConverter.from_saved_model(str(folder))
             _configure(converter, config.mode, config.representative)
             try:

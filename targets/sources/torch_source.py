@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from edge_pipeline.errors import InputError
+from edge_pipeline.nesting import ArgumentGroup, argument_groups
 from edge_pipeline.plugins import BatchCall, Model, Source
 from edge_pipeline.sources.user_data import describe, example_inputs, short
 from edge_pipeline.tensors import Tensors, flatten_outputs
@@ -104,9 +105,39 @@ def from_module(module: torch.nn.Module, spec: SourceSpec, provenance: JsonObjec
     if not isinstance(module, torch.fx.GraphModule):   # an unlifted torch.export module refuses .eval()
         module = module.eval()
     example = example_inputs(spec, forward_names(module))
+    groups = argument_groups(forward_names(module), example.names)
+    if any(group.parts is not None for group in groups):
+        module = flat_arguments(module, groups)
     check_runs(module, example)
     return (Model("torch", module, tuple(torch.from_numpy(a.copy()) for a in example), provenance,
                   input_names=example.names), example)
+
+
+def flat_arguments(module: torch.nn.Module, groups: tuple[ArgumentGroup, ...]) -> torch.nn.Module:
+    """The module behind one tensor per input: an argument `forward` takes as a tuple or dict of tensors (an
+    LSTM's `(h, c)`) is rebuilt from its flat parts, so every exporter and runtime sees plain tensors."""
+    import torch
+
+    class FlatArguments(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = module
+
+        def forward(self, *flat: torch.Tensor) -> object:
+            arguments: list[object] = []
+            at = 0
+            for group in groups:
+                if group.parts is None:
+                    arguments.append(flat[at])
+                    at += 1
+                    continue
+                parts = flat[at:at + len(group.parts)]
+                at += len(group.parts)
+                arguments.append(dict(zip(group.keys, parts)) if group.keys is not None else tuple(parts))
+            return self.inner(*arguments)
+
+    FlatArguments.__qualname__ = f"FlatArguments[{type(module).__qualname__}]"
+    return FlatArguments().eval()
 
 
 def forward_names(module: torch.nn.Module) -> tuple[str, ...]:
