@@ -153,7 +153,7 @@ def test_a_folder_artifact_holding_anything_but_regular_files_is_not_bundled(
     hostile, needle = FOLDER_ENTRIES[case]
     monkeypatch.chdir(tmp_path)
     folder = _folder_build(tmp_path, hostile)
-    line = one_error_line(_bundle(tmp_path), 2, needle, "model-fp32-tfjs")
+    line = one_error_line(_bundle(tmp_path, "--template", "web"), 2, needle, "model-fp32-tfjs")
     assert "only regular files" in line
     _assert_nothing_bundled(tmp_path, folder)
 

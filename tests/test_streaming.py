@@ -196,6 +196,26 @@ def test_convolution_with_a_context_buffer_declared_in_config(tmp_path: Path, ca
         figures = step_figures(artifact)
         floor = 80 if artifact["precision"] == "fp32" else 15
         assert figures["events"]["worst_sqnr_db"] > floor, (artifact["format"], figures["events"])
+    replay_bundle(folder / "out" / "board" / "bundle", {"tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8"},
+                  ["buffer_out", "buffer"])
+
+
+def replay_bundle(bundle: Path, labels: set[str], state: list[str]) -> None:
+    """The linux bundle's run.py, on this host as the board: each artifact replays the first recorded sequence
+    with its state fed back and reproduces the outputs recorded at build time; with the state link removed
+    from stream.json, the second call already differs."""
+    import subprocess
+    import sys
+
+    stream = json.loads((bundle / "stream.json").read_text())
+    assert stream["state"] == [state] and stream["calls"] == stream["sequence_calls"] == 50
+    proc = subprocess.run([sys.executable, str(bundle / "run.py"), "--runs", "1"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(results) == labels and all(r["matches"] and r["calls"] == 50 for r in results.values()), results
+    (bundle / "stream.json").write_text(json.dumps({**stream, "state": []}))
+    proc = subprocess.run([sys.executable, str(bundle / "run.py"), "--runs", "1"], capture_output=True, text=True)
+    assert proc.returncode == 1 and "differs from the build at call 2" in proc.stdout, proc.stdout + proc.stderr
 
 
 LSTM = """

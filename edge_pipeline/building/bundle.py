@@ -139,13 +139,13 @@ def template_misfit(template_name: str, report: Report) -> str | None:
     """Why the template's app cannot take this model, or None: its task is not one the app runs, or (apps of
     tensor models) it does not take one float32 tensor and give one."""
     try:
-        tasks = registry.plugin(Bundler, template_name).tasks
+        app = registry.plugin(Bundler, template_name)
     except ConfigError:
         return None   # write_bundle says which templates there are
     task = report.source.task or "tensor"
-    if task not in tasks:
-        return f"its app runs {', '.join(tasks)} models, not {task}"
-    if task == "text-generation":
+    if task not in app.tasks:
+        return f"its app runs {', '.join(app.tasks)} models, not {task}"
+    if task == "text-generation" or app.replays_recorded:
         return None
     inputs, outputs = report.source.inputs or (), report.source.outputs or ()
     if len(inputs) > 1 or any(i.dtype != "float32" for i in inputs):
@@ -171,12 +171,14 @@ def bundler(template_name: str) -> Bundler:
 
 
 def runnable(template_name: str, report: Report) -> list[ArtifactReport]:
-    """Validated artifacts in a format the template's app code runs."""
+    """Validated artifacts in a format (and a file) the template's app code runs."""
     try:
-        formats = registry.plugin(Bundler, template_name).formats
+        app = registry.plugin(Bundler, template_name)
+        formats, suffixes = app.formats, app.suffixes
     except ConfigError:
-        formats = None   # write_bundle says which templates there are
-    return [a for a in report.artifacts if a.status == "ok" and (formats is None or a.format in formats)]
+        formats = suffixes = None   # write_bundle says which templates there are
+    return [a for a in report.artifacts if a.status == "ok" and (formats is None or a.format in formats)
+            and (suffixes is None or Path(a.path or "").suffix in suffixes)]
 
 
 def bundleable(template_name: str, report: Report) -> bool:
@@ -226,7 +228,7 @@ def _fill(template: Path, app: Bundler, staging: Path, folder: Path, report: Rep
     bundled = runnable(app.name, report)
     if not bundled:
         raise StageFailed(f"no validated artifact the '{app.name}' app can run "
-                          f"(it runs {', '.join(app.formats or ('any format',))})")
+                          f"(it runs {', '.join(app.formats or app.suffixes or ('any format',))})")
     for artifact in bundled:
         src = _artifact(folder, artifact)
         dest = inside(assets / "models", artifact.path, "model path")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from edge_pipeline.building.bundle import bundleable, sample_record, template_misfit, write_bundle
 from edge_pipeline.building.plan import Step
+from edge_pipeline.building.recorded import RECORDED, record
 from edge_pipeline.building.report_builder import artifact_report, build_report, build_warnings
 from edge_pipeline.config import Config
 from edge_pipeline.errors import StageFailed
@@ -33,7 +34,7 @@ from edge_pipeline.report.html import to_html
 from edge_pipeline.report.junit import to_junit
 from edge_pipeline.report.markdown import to_markdown
 from edge_pipeline.report.model import Report
-from edge_pipeline.types import JsonObject, Target
+from edge_pipeline.types import TEXT_GENERATION, JsonObject, Target
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,8 @@ def _write(outcome: BuildOutcome, staging: Path, dest: Path) -> Report:
                               for a in artifacts if a.path]}
     samples = sample_record(report, source_dir / "data")
     write_text_atomic(staging / "samples.json", json.dumps(samples) + "\n")   # arrays: compact
+    if report.source.task != TEXT_GENERATION and (source_dir / "reference.npz").is_file():
+        record(source_dir, staging / RECORDED)      # the calls a board app replays
     report = _bundle(target, staging, report)
     write_json_atomic(staging / "manifest.json", manifest)
     log = options.log_file

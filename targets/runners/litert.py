@@ -1,7 +1,6 @@
 """Runs `.tflite` files in the LiteRT interpreter, quantizing int8 I/O with each tensor's own parameters."""
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, TypedDict, TypeVar
@@ -13,6 +12,7 @@ from edge_pipeline.host import check_fits
 from edge_pipeline.plugins import Runner, Session
 from edge_pipeline.tensors import TensorSpec
 from edge_pipeline.types import JsonObject
+from targets.transports.remote_runner import signature_order
 
 if TYPE_CHECKING:
     from ai_edge_litert.interpreter import Interpreter
@@ -73,18 +73,7 @@ class LitertSession(Session):
 
     def __init__(self, interpreter: Interpreter, load: Callable[[], Interpreter] | None = None):
         self._interpreter, self._load = interpreter, load
-        inputs: dict[int, TensorDetail] = {d["index"]: d for d in interpreter.get_input_details()}
-        outputs: dict[int, TensorDetail] = {d["index"]: d for d in interpreter.get_output_details()}
-        signatures: dict[str, dict[str, dict[str, int]]] = interpreter._get_full_signature_list() or {}
-        signature = next(iter(signatures.values()), None)
-        if signature and len(signature["inputs"]) == len(inputs) and len(signature["outputs"]) == len(outputs):
-            names = _positional(list(signature["inputs"]))
-            self._inputs = [inputs[signature["inputs"][n]] for n in names]
-            self.output_names = _positional(list(signature["outputs"]))
-            self._outputs = [outputs[signature["outputs"][n]] for n in self.output_names]
-        else:
-            self._inputs, self._outputs = list(inputs.values()), list(outputs.values())
-            names, self.output_names = [d["name"] for d in self._inputs], None
+        self._inputs, names, self._outputs, self.output_names = signature_order(interpreter)   # as a board's
         self._names = names
         self.input_specs = [_spec(n, d) for n, d in zip(names, self._inputs)]
         self.input_shapes = [list(s.shape) for s in self.input_specs]
@@ -131,14 +120,6 @@ def _spec(name: str, detail: TensorDetail, fixed: bool = False) -> TensorSpec:
     declared = allocated if fixed or signature is None else [int(x) for x in signature]
     return TensorSpec(name, tuple(x if x >= 0 else (allocated[i] if i == 0 else f"dim{i}")
                                   for i, x in enumerate(declared)), np.dtype(detail["dtype"]).name)
-
-
-def _positional(names: list[str]) -> list[str]:
-    """litert-torch names positional I/O `args_0`, `output_0`, ...: order those by number."""
-    numbered = [re.fullmatch(r"(?:args|output)_(\d+)", n) for n in names]
-    if names and all(numbered):
-        return [n for _, n in sorted(zip((int(m.group(1)) for m in numbered if m), names))]
-    return names
 
 
 def _tensor(detail: TensorDetail) -> JsonObject:

@@ -9,10 +9,34 @@ Prints one JSON line: {"runtime": ..., "version": ..., "samples_ms": [...]} or {
 """
 import argparse
 import json
+import re
 import sys
 import time
 
 import numpy as np
+
+
+def signature_order(interpreter):
+    """A .tflite's inputs and outputs in its signature's order, with their names, when it has one signature that
+    covers them all (converters name and reorder I/O: litert-torch sorts dict keys, TFLiteConverter keeps Keras
+    names); else in tensor order with no output names. edgepipe's own LiteRT runner uses this too, so a board
+    feeds and reads positions exactly as the build host did: (inputs, input names, outputs, output names)."""
+    inputs = {d["index"]: d for d in interpreter.get_input_details()}
+    outputs = {d["index"]: d for d in interpreter.get_output_details()}
+    signature = next(iter((interpreter._get_full_signature_list() or {}).values()), None)
+    if not (signature and len(signature["inputs"]) == len(inputs) and len(signature["outputs"]) == len(outputs)):
+        return list(inputs.values()), [d["name"] for d in inputs.values()], list(outputs.values()), None
+    input_names, output_names = _positional(list(signature["inputs"])), _positional(list(signature["outputs"]))
+    return ([inputs[signature["inputs"][n]] for n in input_names], input_names,
+            [outputs[signature["outputs"][n]] for n in output_names], output_names)
+
+
+def _positional(names):
+    """litert-torch names positional I/O `args_0`, `output_0`, ...: order those by number."""
+    numbered = [re.fullmatch(r"(?:args|output)_(\d+)", n) for n in names]
+    if names and all(numbered):
+        return [n for _, n in sorted(zip((int(m.group(1)) for m in numbered), names))]
+    return names
 
 
 def open_litert(path, threads):
@@ -21,7 +45,7 @@ def open_litert(path, threads):
 
     it = Interpreter(model_path=path, num_threads=threads)
     it.allocate_tensors()
-    inputs, outputs = it.get_input_details(), it.get_output_details()
+    inputs, _, outputs, _ = signature_order(it)
 
     def convert(value, detail, forward):
         dtype = np.dtype(detail["dtype"])
