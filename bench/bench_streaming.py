@@ -38,6 +38,25 @@ buffer_out = "buffer"
 extends = "android"
 formats = [{FORMATS}]
 """,
+    "nn.LSTM, sequence-first, (h, c) tuple state": f"""
+model = "streaming:make_tuple_lstm"
+example-inputs = "streaming:tuple_lstm_example"
+batch-dims = {{ x = 1, state = 1 }}
+calibration = "streaming:tuple_lstm_calibration"
+evaluate = "streaming:tuple_lstm_evaluate"
+[targets.stream]
+extends = "android"
+formats = [{FORMATS}]
+""",
+    "Keras GRU with explicit state (unrolled)": """
+model = "streaming:make_keras_spotter"
+example-inputs = "streaming:keras_example"
+calibration = "streaming:keras_calibration"
+evaluate = "streaming:keras_evaluate"
+[targets.stream]
+extends = "android"
+formats = ["tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8"]
+""",
 }
 
 
