@@ -33,9 +33,10 @@ if TYPE_CHECKING:
     from edge_pipeline.building.bundle import BundleSummary
     from edge_pipeline.building.tune import TrialResult, TuneSummary
     from edge_pipeline.registry import PluginInfo
+    from edge_pipeline.report.history import History
 
-__all__ = ["DEFAULT_REPORT", "GateResult", "TargetInfo", "TuneOutcome", "build", "bundle", "gate", "plugins",
-           "profile", "targets", "tune", "update_baseline"]
+__all__ = ["DEFAULT_REPORT", "GateResult", "TargetInfo", "TuneOutcome", "build", "bundle", "gate", "history",
+           "plugins", "profile", "targets", "tune", "update_baseline"]
 PathLike = str | Path
 DEFAULT_REPORT = Path("build/edgepipe/android/report.json")
 
@@ -72,15 +73,17 @@ def build(target: str = "android", *, out_dir: PathLike = "build/edgepipe", conf
           example: str | None = None, prune: float | None = None, prune_structured: bool = False,
           fine_tune: str | None = None, prune_scope: str | None = None, sensitivity: str | None = None,
           use_cache: bool = True, budgets: Mapping[str, float] | None = None, device: str | None = None,
-          log_file: PathLike | None = None, progress: Progress = no_progress, max_memory_mb: float | None = None
-          ) -> Report:
+          log_file: PathLike | None = None, progress: Progress = no_progress, max_memory_mb: float | None = None,
+          tensorboard: PathLike | None = None) -> Report:
     """Builds, validates and profiles every artifact `target` asks for; writes OUT_DIR/<target>/ and returns the
     report. `config`: a Config, or an edgepipe.toml / pyproject.toml (default: discovered in the current folder).
     `example`, `prune*`, `sensitivity` and `budgets` override the config (`prune`: the fraction of weights
     removed; `sensitivity`: on-failure | always | never). `device`: measure on a board (ssh://user@host).
-    `max_memory_mb`: the budget declared sizes are held to (see Config.limits)."""
+    `max_memory_mb`: the budget declared sizes are held to (see Config.limits). `tensorboard`: a log folder the
+    build's figures are appended to as the next step (over `[report] tensorboard`)."""
     from edge_pipeline.building.pipeline import BuildOptions
     from edge_pipeline.building.pipeline import build as run_build
+    from edge_pipeline.report.tensorboard import check_history
 
     out = output_folder(Path(out_dir))
     cfg = _loaded(config)
@@ -95,6 +98,10 @@ def build(target: str = "android", *, out_dir: PathLike = "build/edgepipe", conf
         cfg = replace(cfg, quantization=cfg.quantization.with_sensitivity(mode))
     checked = _checked_budgets(budgets)
     _check_device_runs_builds(device)
+    if tensorboard is not None:
+        cfg = replace(cfg, tensorboard=str(Path(tensorboard).absolute()))
+    if cfg.tensorboard:
+        check_history(Path(cfg.tensorboard), target, "tensorboard folder (--tensorboard / [report] tensorboard)")
     options = BuildOptions(target=plain_name(target, "--target"), out_dir=out, config=cfg, use_cache=use_cache,
                            budgets=tuple(checked.items()), device=device,
                            log_file=Path(log_file) if log_file is not None else None)
@@ -298,4 +305,16 @@ def targets(config: PathLike | Config | None = None) -> list[TargetInfo]:
                                 tuple("all" if n == 0 else n for n in t.profile.threads), t.profile.memory_mb,
                                 dict(t.budgets), t.bundle, t.device_class,
                                 {task: tuple(o.label for o in outputs) for task, outputs in t.task_outputs}))
+    return found
+
+
+def history(reports: list[PathLike], *, html: PathLike | None = None) -> History:
+    """Each artifact's figures across `reports` (report.json files in order, or folders of them, oldest first);
+    `html`: also written there as a self-contained chart page."""
+    from edge_pipeline.report.history import load_history, to_html
+
+    dest = output_file(Path(html), "--html") if html is not None else None
+    found = load_history([Path(p) for p in reports])
+    if dest is not None:
+        write_text_atomic(dest, to_html(found))
     return found

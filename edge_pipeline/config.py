@@ -33,7 +33,8 @@ MODEL_DATA_KEYS = ("weights", "example-inputs", "calibration", "evaluate", "eval
                    "chunk-duration-ms", "initial-state")
 LIMIT_KEYS = {"max-memory-mb": (int, float), "evaluation-samples": int}    # see DataLimits
 TOP_KEYS = {**SOURCE_KEYS, **LIMIT_KEYS, "profile": dict, "targets": dict, "prune": dict, "quantization": dict,
-            "validation": dict}
+            "validation": dict, "report": dict}
+REPORT_KEYS = {"tensorboard": str}   # [report] tensorboard = "DIR": each build appended as a TensorBoard step
 MAX_THREADS = 256   # a fixed bound, so a config valid on a 64-core CI runner is valid on a laptop too
 
 
@@ -88,12 +89,14 @@ class Config:
     max_memory_mb: float | None = None
     evaluation_samples: int | None = None
     warnings: tuple[str, ...] = ()
+    tensorboard: str | None = None       # [report] tensorboard: the log folder builds are appended to (resolved)
 
     def to_dict(self) -> JsonObject:
         return {"origin": self.origin, "source": self.source.to_dict(), "profile": self.profile,
                 "targets": dict(self.targets), "quantization": self.quantization.to_dict(),
                 "validation": dict(self.validation), "max_memory_mb": self.max_memory_mb,
-                "evaluation_samples": self.evaluation_samples, "warnings": list(self.warnings)}
+                "evaluation_samples": self.evaluation_samples, "warnings": list(self.warnings),
+                "tensorboard": self.tensorboard}
 
     def limits(self, max_memory_mb: float | None = None) -> DataLimits:
         """What a command may allocate and draw: `max_memory_mb` (--max-memory, checked by the caller) over the
@@ -214,8 +217,11 @@ def parse_config(table: JsonValue, prefix: str, file: Path, warnings: tuple[str,
     quantization = QuantizationConfig.from_settings(
         check_quantization(table.get("quantization", {}), _join(prefix, "quantization")))
     validation = check_validation(table.get("validation", {}), _join(prefix, "validation"))
+    report = table.get("report", {})
+    check_keys(report, REPORT_KEYS, _join(prefix, "report"))
+    tensorboard = str(base / report["tensorboard"]) if report.get("tensorboard") else None
     return Config(source=source, profile=profile, targets=targets, quantization=quantization,
-                  validation=validation, origin=str(file), warnings=warnings,
+                  validation=validation, origin=str(file), warnings=warnings, tensorboard=tensorboard,
                   max_memory_mb=check_memory_mb(table.get("max-memory-mb"), f"'{_join(prefix, 'max-memory-mb')}'"),
                   evaluation_samples=_check_evaluation_samples(table, prefix))
 

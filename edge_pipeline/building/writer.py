@@ -99,6 +99,8 @@ def _write(outcome: BuildOutcome, staging: Path, dest: Path) -> Report:
     if report.source.task != TEXT_GENERATION and (source_dir / "reference.npz").is_file():
         record(source_dir, staging / RECORDED)      # the calls a board app replays
     report = _bundle(target, staging, report)
+    if options.config.tensorboard:
+        report = _log_history(report, Path(options.config.tensorboard), Path(options.config.source.base_dir))
     write_json_atomic(staging / "manifest.json", manifest)
     log = options.log_file
     if log is not None and log.is_file() and log.stat().st_size:
@@ -108,6 +110,14 @@ def _write(outcome: BuildOutcome, staging: Path, dest: Path) -> Report:
         _move_log(log, staging / BUILD_LOG)
     replace_dir(staging, dest)
     return report
+
+
+def _log_history(report: Report, folder: Path, project: Path) -> Report:
+    """The build appended to its TensorBoard history (`[report] tensorboard`), tagged with the project's commit."""
+    from edge_pipeline.report.tensorboard import append_build, git_commit
+
+    logged = append_build(report, folder, git_commit(project))
+    return replace(report, history={"tensorboard": str(logged.run), "step": logged.step, "commit": logged.commit})
 
 
 def _bundle(target: Target, staging: Path, report: Report) -> Report:

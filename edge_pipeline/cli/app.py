@@ -18,6 +18,7 @@ import typer
 from edge_pipeline import api
 from edge_pipeline.cli.gate_cmd import baseline_app, gate
 from edge_pipeline.cli.guard import GuardedGroup, err_console, out_console, warn, watch_output
+from edge_pipeline.cli.history_cmd import history
 from edge_pipeline.cli.render import StageProgress, cell, report_table, show
 from edge_pipeline.cli.tune_cmd import tune
 from edge_pipeline.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED
@@ -89,6 +90,9 @@ def build(
         "--sensitivity", help="Per-layer int8 sensitivity ranking: on-failure (default: only when a "
                               "max-accuracy-drop budget is missed, then fall back), always, or never (overrides "
                               "[quantization] sensitivity).")] = None,
+    tensorboard: Annotated[Optional[Path], typer.Option(
+        "--tensorboard", metavar="DIR", help="Append this build's figures to a TensorBoard log as the next step "
+                                             "(DIR/<target>/; over [report] tensorboard).")] = None,
 ) -> None:
     """Build, validate and profile every artifact the target asks for, then check its budgets.
 
@@ -105,7 +109,7 @@ def build(
             report = api.build(target, out_dir=out, config=config, example=example, prune=prune,
                                prune_structured=prune_structured, fine_tune=fine_tune, prune_scope=prune_scope,
                                sensitivity=sensitivity, use_cache=not no_cache, budgets=budgets, device=device,
-                               log_file=log, progress=progress, max_memory_mb=max_memory)
+                               log_file=log, progress=progress, max_memory_mb=max_memory, tensorboard=tensorboard)
     finally:
         if log.is_file() and not log.stat().st_size:
             log.unlink()
@@ -129,6 +133,9 @@ def _finish(report: Report, folder: Path, as_json: bool) -> None:
         show(out_console, f"Report: {folder / 'report.md'}")
         if report.log:
             show(out_console, f"Native libraries' output: {folder / report.log}")
+        if report.history:
+            show(out_console, f"TensorBoard: step {report.history.get('step')} appended to "
+                              f"{report.history.get('tensorboard')}")
     raise typer.Exit(EXIT_FOR_STATUS.get(report.status or "", EXIT_OK))
 
 
@@ -245,6 +252,7 @@ def targets(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
 
 
 app.command()(gate)
+app.command()(history)
 app.command()(tune)
 app.add_typer(baseline_app, name="baseline")
 

@@ -390,7 +390,7 @@ class Report(Part):
 
     REQUIRED = ("schema_version", "target", "passed", "status", "source", "artifacts")
     RANGES = {"stage_timings_s": NON_NEGATIVE}
-    OPTIONAL = ("bundle", "log")
+    OPTIONAL = ("bundle", "log", "history")
     schema_version: int = SCHEMA_VERSION
     edgepipe_version: str | None = None
     target: str | None = None
@@ -407,6 +407,7 @@ class Report(Part):
     config: JsonMap | None = None
     bundle: JsonMap | None = None
     log: str | None = None
+    history: JsonMap | None = None       # where this build was appended: {"tensorboard", "step", "commit"}
 
     @classmethod
     def from_json(cls, data: JsonMap, path: str = "") -> "Report":
