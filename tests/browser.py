@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,3 +31,12 @@ def open_page(url: str, profile: Path) -> Iterator[tuple[Any, list[str]]]:
             yield page, errors
         finally:
             context.close()
+
+
+def keep_screenshot(page: Any, name: str) -> None:
+    """With EDGEPIPE_SCREENSHOTS=DIR, the first screen of the page is kept as DIR/name (the README's pictures are
+    made this way)."""
+    folder = os.environ.get("EDGEPIPE_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / name))

@@ -31,7 +31,7 @@ def test_writes_the_four_validated_artifacts(android_build: dict) -> None:
         assert sha256_file(folder / art["path"]) == art["sha256"]
         assert (folder / art["path"]).stat().st_size == art["size_bytes"]
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["manifest.json", "report.json", "report.md", "report.html", "report.junit.xml", "samples.json",
+        ["manifest.json", "report.json", "report.md", "report.html", "report.junit.xml", "samples.json", "recorded.npz",
          "model-fp32.tflite", "model-int8.tflite", "model-fp32.pte", "model-int8.pte", "bundle",
          "android-android-bundle.zip", *(["build.log"] if report.get("log") else [])])   # a log only when non-empty
 

@@ -165,16 +165,35 @@ def test_cli_budget_flag_fails_the_build_and_writes_step_summary(android_build: 
 
 @pytest.mark.slow
 def test_html_report_in_headless_chromium(android_build: dict, tmp_path: Path) -> None:
-    from .browser import open_page
+    """report.html opens offline (plotly inline: no request leaves the file), with no console error, and every
+    chart holds report.json's own numbers."""
+    from .browser import keep_screenshot, open_page
 
+    report = android_build["report"]
     page_path = android_build["out"] / "android" / "report.html"
-    assert "http" not in re.sub(r'xmlns="http://www.w3.org/2000/svg"', "", page_path.read_text())
+    requests: list[str] = []
     with open_page(page_path.as_uri(), tmp_path / "profile") as (page, errors):
-        points = page.locator("#pareto-plot circle.point").count()
-        boxes = page.locator("#latency-plot rect.box").count()
+        page.on("request", lambda r: requests.append(r.url))
+        page.set_viewport_size({"width": 1200, "height": 900})
+        page.reload()
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3")
+        charts = page.evaluate("""() => Object.fromEntries(Array.from(document.querySelectorAll('.js-plotly-plot'))
+            .map(d => [d.id, d.data.map(t => ({x: t.x, y: t.y, meta: t.meta, median: t.median}))]))""")
         title = page.title()
+        shot = page.screenshot(full_page=True)
+        keep_screenshot(page, "report-html.png")
     assert errors == [] and title == "edgepipe android: PASSED"
-    assert points == boxes == len(android_build["report"]["artifacts"])
+    assert all(url.startswith("file://") for url in requests), requests
+    artifacts = {f"{a['format']}:{a['precision']}": a for a in report["artifacts"]}
+    plotted = {t["meta"]["artifact"]: (t["x"][0], t["y"][0]) for t in charts["tradeoff"]}
+    assert plotted == {label: (pytest.approx(a["size_bytes"] / 1024), pytest.approx(a["accuracy"]))
+                       for label, a in artifacts.items()}
+    (sqnr,) = [t for t in charts["validation"] if t["meta"]["figure"] == "sqnr_db"]
+    assert sqnr["y"] == [a["validation"]["outputs"][0]["sqnr_db"] for a in artifacts.values()]
+    medians = {(t["meta"]["artifact"], t["meta"]["threads"]): t["median"][0] for t in charts["latency"]}
+    assert medians == {(label, lat["threads"]): pytest.approx(lat["p50"]) for label, a in artifacts.items()
+                       for lat in a["latency_by_threads"]}
+    assert len(shot) > 50_000                 # charts drawn, not a blank page
 
 
 def test_ci_recipes_parse_and_name_real_commands() -> None:

@@ -101,7 +101,7 @@ def test_tensorboard_serves_the_history_on_loopback(two_builds: dict) -> None:
 
 
 def test_history_prints_and_plots_the_reports(two_builds: dict, tmp_path: Path) -> None:
-    from .browser import open_page
+    from .browser import keep_screenshot, open_page
 
     project, reports = two_builds["project"], two_builds["reports"]
     page_file = tmp_path / "history.html"
@@ -121,6 +121,7 @@ def test_history_prints_and_plots_the_reports(two_builds: dict, tmp_path: Path) 
         traces = page.evaluate("""() => document.getElementById('edgepipe-history').data.map(
             t => ({artifact: t.meta.artifact, figure: t.meta.figure, y: t.y}))""")
         shot = page.screenshot()
+        keep_screenshot(page, "history-html.png")
     assert not errors, errors
     assert all(url.startswith("file://") for url in requests), requests
     assert len(traces) == 4 * len(found["artifacts"])

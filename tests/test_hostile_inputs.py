@@ -407,7 +407,7 @@ def test_outputs_respect_the_umask(umask: int, cheap_build: Path, tmp_path: Path
         finally:
             os.umask(old)
     folder = out / "android"
-    for name in ("model-fp32.onnx", "report.json", "report.md", "manifest.json", "samples.json"):
+    for name in ("model-fp32.onnx", "report.json", "report.md", "manifest.json", "samples.json", "recorded.npz"):
         assert (folder / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
     assert folder.stat().st_mode & 0o777 == 0o777 & ~umask
     report = json.loads((folder / "report.json").read_text())

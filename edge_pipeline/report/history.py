@@ -106,6 +106,7 @@ def change(points: Sequence[Point], figure: str) -> float | None:
 
 def to_html(history: History, title: str = "edgepipe history") -> str:
     """One chart per figure, one line per artifact, x = the build's number; plotly's JavaScript inline."""
+    import plotly.colors
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -113,12 +114,15 @@ def to_html(history: History, title: str = "edgepipe history") -> str:
                            subplot_titles=[TITLES[f] for f in FIGURES])
     labels = [f"{i}: {c[:10] if c else p.parent.name}" for i, (p, c) in
               enumerate(zip(history.reports, history.commits))]
-    for label, points in history.series.items():
+    palette = plotly.colors.qualitative.Plotly
+    for index, (label, points) in enumerate(history.series.items()):
+        color = palette[index % len(palette)]          # one color per artifact in every chart
         for row, name in enumerate(FIGURES, start=1):
             xs = [p.build for p in points if getattr(p, name) is not None]
             ys = [getattr(p, name) for p in points if getattr(p, name) is not None]
             figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=label, legendgroup=label,
                                         showlegend=row == 1, hovertext=[labels[x] for x in xs],
+                                        line={"color": color}, marker={"color": color},
                                         meta={"artifact": label, "figure": name}), row=row, col=1)
     figure.update_xaxes(tickmode="array", tickvals=list(range(len(labels))), ticktext=labels, row=len(FIGURES))
     figure.update_layout(title=title, height=260 * len(FIGURES), template="plotly_white")
