@@ -225,6 +225,9 @@ def _fill(template: Path, app: Bundler, staging: Path, folder: Path, report: Rep
     vendor: dict[str, Path] = {}
     assets = staging / app.asset_root     # where the app reads its files from
     (assets / "models").mkdir(parents=True, exist_ok=True)
+    for artifact in report.artifacts:     # every path the report names stays inside, bundled or not: fail closed
+        if artifact.status == "ok" and artifact.path:
+            inside(folder, artifact.path, "report.json artifact path")
     bundled = runnable(app.name, report)
     if not bundled:
         raise StageFailed(f"no validated artifact the '{app.name}' app can run "
