@@ -28,4 +28,5 @@ from edge_pipeline.report.model import Report
 from edge_pipeline.version import __version__
 
 __all__ = ["GateResult", "Phase", "Progress", "ProgressEvent", "Report", "TargetInfo", "TuneOutcome", "__version__",
-           "build", "bundle", "gate", "history", "no_progress", "plugins", "profile", "targets", "tune", "update_baseline"]
+           "build", "bundle", "gate", "history", "no_progress", "plugins", "profile", "targets", "tune",
+           "update_baseline"]
