@@ -150,11 +150,16 @@ def bundle(target: str = "android", *, out_dir: PathLike = "build/edgepipe", tem
 
 def gate(report: PathLike | Report = DEFAULT_REPORT, *, baseline: PathLike | Report | Baseline | None = None,
          budgets: Mapping[str, float] | None = None, max_size_growth: float = 2.0, max_accuracy_loss: float = 0.3,
-         max_latency_growth: float = 10.0, junit: PathLike | None = None) -> GateResult:
+         max_latency_growth: float = 10.0, junit: PathLike | None = None, tensorboard: PathLike | None = None
+         ) -> GateResult:
     """Checks a report (a report.json or a Report) against budgets (the build's own, `budgets` winning) and,
     with `baseline`, against a baseline file or another report. Fails closed: a failed build or artifact fails.
-    `max_*`: allowed growth vs the baseline (percent; accuracy: percentage points). `junit`: also write XML."""
+    `max_*`: allowed growth vs the baseline (percent; accuracy: percentage points). `junit`: also write XML.
+    `tensorboard`: the log folder the build was appended to; the verdict is added at its step."""
+    from edge_pipeline.report.tensorboard import append_gate, check_log_dir
+
     junit_path = output_file(Path(junit), "--junit") if junit is not None else None
+    board = check_log_dir(Path(tensorboard).absolute(), "--tensorboard") if tensorboard is not None else None
     current = _build_report(Path(report), "report") if isinstance(report, (str, Path)) else report
     limits = {**current.budgets, **_checked_budgets(budgets)}
     checks = completeness_checks(current) + check_budgets(limits, current.artifacts)
@@ -165,6 +170,8 @@ def gate(report: PathLike | Report = DEFAULT_REPORT, *, baseline: PathLike | Rep
         from edge_pipeline.report.junit import to_junit
 
         write_text_atomic(junit_path, to_junit(current, checks))
+    if board is not None:
+        append_gate(current, checks, board)
     return GateResult(current, tuple(checks))
 
 

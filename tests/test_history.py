@@ -73,6 +73,20 @@ def test_tensorboard_reads_back_each_build_as_one_step(two_builds: dict) -> None
     assert histogram.step == 1 and histogram.histogram_value.num == len(layers["sensitivity"]["layers"])
 
 
+def test_gate_verdict_lands_at_the_step_of_the_build_it_checked(two_builds: dict) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    project = two_builds["project"]
+    proc = run_cli("gate", "reports/1/report.json", "--baseline", "reports/0/report.json", "--tensorboard", "tb",
+                   "--budget", "max-size-kb=100", cwd=project)
+    assert proc.returncode == 1, proc.stdout + proc.stderr        # the fp32 artifacts are over 100 KB
+    run = EventAccumulator(str(project / "tb" / TARGET))
+    run.Reload()
+    assert [(e.step, e.value) for e in run.Scalars("gate/passed")] == [(1, 0.0)]
+    failed = sum(1 for a in two_builds["reports"][1]["artifacts"] if a["size_bytes"] > 100 * 1024)
+    assert [e.value for e in run.Scalars("gate/budget_failed")] == [failed] and failed >= 1
+
+
 def test_tensorboard_serves_the_history_on_loopback(two_builds: dict) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -36,6 +36,9 @@ def gate(
         help="Allowed p50 latency growth vs the baseline, percent (same machine only; differences inside the "
              "measured noise pass).")] = 10.0,
     junit: Annotated[Optional[Path], typer.Option("--junit", help="Also write the checks as JUnit XML here.")] = None,
+    tensorboard: Annotated[Optional[Path], typer.Option(
+        "--tensorboard", metavar="DIR", help="The TensorBoard log the build was appended to (build --tensorboard): "
+                                             "the verdict is added at the build's step.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
 ) -> None:
     """Check a report against budgets and a baseline. Exit 1 when any check fails, or when the build failed."""
@@ -43,7 +46,8 @@ def gate(
 
     budgets = dict(parse_budget(b) for b in budget or [])
     result = api.gate(report, baseline=baseline, budgets=budgets, max_size_growth=max_size_growth,
-                      max_accuracy_loss=max_accuracy_loss, max_latency_growth=max_latency_growth, junit=junit)
+                      max_accuracy_loss=max_accuracy_loss, max_latency_growth=max_latency_growth, junit=junit,
+                      tensorboard=tensorboard)
     if as_json:
         checks = [c.to_dict() for c in result.checks]
         sys.stdout.write(json.dumps({"passed": result.passed, "checks": checks}, indent=2, allow_nan=False) + "\n")

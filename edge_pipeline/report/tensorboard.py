@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from edge_pipeline.errors import ConfigError
 from edge_pipeline.fsutil import write_json_atomic
 from edge_pipeline.paths import plain_name
 from edge_pipeline.report.baseline import read_json_file
+from edge_pipeline.report.check import Check, CheckKind
 from edge_pipeline.report.model import ArtifactReport, Report
 
 INDEX = "edgepipe-builds.json"
@@ -124,6 +125,31 @@ def append_build(report: Report, folder: Path, commit: str | None) -> Logged:
                    "edgepipe_version": report.edgepipe_version})
     write_json_atomic(run / INDEX, {"builds": builds})
     return Logged(run, step, commit, len(values))
+
+
+def append_gate(report: Report, checks: Sequence[Check], folder: Path) -> Logged:
+    """A gate's verdict at the step of the build it checked: the report's own step when it was logged to this
+    folder, else the latest build logged there (`gate/passed`, `gate/failed_checks`, failed checks per kind)."""
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    run = check_log_dir(folder / plain_name(report.target or "build", "report target"), "tensorboard folder")
+    builds = _read_index(run)
+    if not builds:
+        raise ConfigError(f"tensorboard folder {run} has no build logged: build with --tensorboard first")
+    logged = (report.history or {}).get("step")
+    same = (report.history or {}).get("tensorboard") == str(run)
+    step = logged if same and isinstance(logged, int) and 0 <= logged < len(builds) else len(builds) - 1
+    counted = [c for c in checks if c.kind != CheckKind.SKIPPED]
+    figures = {"gate/passed": float(all(c.passed for c in counted)),
+               "gate/failed_checks": float(sum(not c.passed for c in counted))}
+    for kind in (CheckKind.BUDGET, CheckKind.BASELINE, CheckKind.STATUS):
+        figures[f"gate/{kind.value}_failed"] = float(sum(not c.passed for c in counted if c.kind == kind))
+    values = [summary_pb2.Summary.Value(tag=tag, simple_value=value) for tag, value in figures.items()]
+    writer = EventFileWriter(str(run), filename_suffix=f".gate{step}")
+    writer.add_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary_pb2.Summary(value=values)))
+    writer.close()
+    return Logged(run, step, None, len(values))
 
 
 def _read_index(run: Path) -> list[dict[str, object]]:
