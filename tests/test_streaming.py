@@ -594,3 +594,15 @@ def test_tuple_and_dict_arguments_flatten_to_stable_names_and_back() -> None:
     assert nested_order(["x", "state"], ["state_1", "x", "state_0"]) == ["x", "state_0", "state_1"]
     with pytest.raises(InputError, match="input 'state_0' nests a further tuple"):
         flatten_arguments({"x": x, "state": ((h, c), c)}, ["x", "state"], "example-inputs 'm:f'")
+
+
+def test_a_converter_diagnostic_is_shown_without_its_call_site_chain() -> None:
+    """TFLiteConverter's MLIR errors start with `<unknown>:0: error: loc(callsite(...))`: the 300 characters kept
+    of the first line used to be all call-site chain; the user gets the diagnostic itself."""
+    from targets.exporters.torch_capture import as_unsupported
+
+    chain = 'loc(callsite(fused["TensorListReserve:", "gru/TensorArrayV2@f"] at fused["Call:", "Call_1"]))'
+    line = f"<unknown>:0: error: {chain}: 'tf.TensorListReserve' op requires element_shape to be static"
+    error = as_unsupported("TFLiteConverter failed", RuntimeError(f"{line}\n<unknown>:0: note: called from"))
+    assert str(error) == "TFLiteConverter failed: 'tf.TensorListReserve' op requires element_shape to be static"
+    assert str(as_unsupported("x", RuntimeError("loc(unclosed"))) == "x: loc(unclosed"

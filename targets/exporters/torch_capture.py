@@ -12,6 +12,7 @@ from ..coverage import Coverage
 if TYPE_CHECKING:
     from torch.export import ExportedProgram
 
+_DIAGNOSTIC = re.compile(r"^\S*:\d+: (?:error|warning): ")
 _OP_PATTERN = re.compile(r"(aten\.[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?|torch\.ops\.[\w.]+)")
 
 
@@ -36,7 +37,23 @@ def with_preflight(error: Unsupported, before: Coverage) -> Unsupported:
 
 
 def as_unsupported(what: str, exc: BaseException) -> Unsupported:
+    """The failure's first line, as the user needs it: an MLIR diagnostic (TFLiteConverter, litert-torch) loses
+    its `<unknown>:0: error:` prefix and its `loc(...)` call-site chain, which filled the 300 characters kept."""
     text = str(exc)
     match = _OP_PATTERN.search(text)
-    first = (text.strip().splitlines() or [repr(exc)])[0][:300]
+    first = without_location((text.strip().splitlines() or [repr(exc)])[0])[:300]
     return Unsupported(f"{what}: {first}", op=match.group(1) if match else None)
+
+
+def without_location(line: str) -> str:
+    """`<unknown>:0: error: loc(callsite(fused[...] at ...)): 'tf.X' op requires ...` -> `'tf.X' op requires ...`."""
+    original, line = line, _DIAGNOSTIC.sub("", line, count=1)
+    while line.startswith("loc("):
+        depth, end = 0, len(line)
+        for i, char in enumerate(line[3:], start=3):     # from loc's own "(" to the ")" that closes it
+            depth += (char == "(") - (char == ")")
+            if depth == 0:
+                end = i + 1
+                break
+        line = line[end:].lstrip(":").strip()
+    return line or original
