@@ -156,22 +156,22 @@ def gate(report: PathLike | Report = DEFAULT_REPORT, *, baseline: PathLike | Rep
     with `baseline`, against a baseline file or another report. Fails closed: a failed build or artifact fails.
     `max_*`: allowed growth vs the baseline (percent; accuracy: percentage points). `junit`: also write XML.
     `tensorboard`: the log folder the build was appended to; the verdict is added at its step."""
-    from edge_pipeline.report.tensorboard import append_gate, check_log_dir
+    from edge_pipeline.report.tensorboard import append_gate
 
     junit_path = output_file(Path(junit), "--junit") if junit is not None else None
-    board = check_log_dir(Path(tensorboard).absolute(), "--tensorboard") if tensorboard is not None else None
+    board = Path(tensorboard).absolute() if tensorboard is not None else None
     current = _build_report(Path(report), "report") if isinstance(report, (str, Path)) else report
     limits = {**current.budgets, **_checked_budgets(budgets)}
     checks = completeness_checks(current) + check_budgets(limits, current.artifacts)
     if baseline is not None:
         base = load_report(Path(baseline), "baseline") if isinstance(baseline, (str, Path)) else baseline
         checks += compare(current, base, RelativeLimits(max_size_growth, max_accuracy_loss, max_latency_growth))
+    if board is not None:      # first: a log with no build refuses before any file is written
+        append_gate(current, checks, board)
     if junit_path is not None:
         from edge_pipeline.report.junit import to_junit
 
         write_text_atomic(junit_path, to_junit(current, checks))
-    if board is not None:
-        append_gate(current, checks, board)
     return GateResult(current, tuple(checks))
 
 

@@ -158,6 +158,10 @@ def test_history_and_tensorboard_inputs_fail_closed(two_builds: dict, tmp_path: 
     proc = run_cli("build", "--target", TARGET, "--out", str(tmp_path / "out"), "--tensorboard", str(damaged),
                    cwd=project)
     assert proc.returncode == 2 and "tensorboard build index" in proc.stderr and "damaged" in proc.stderr
+    proc = run_cli("gate", "reports/0/report.json", "--tensorboard", str(tmp_path / "no-log"),
+                   "--junit", str(tmp_path / "gate.xml"), cwd=project)
+    assert proc.returncode == 2 and "has no build logged" in proc.stderr, proc.stdout + proc.stderr
+    assert not (tmp_path / "no-log").exists() and not (tmp_path / "gate.xml").exists()
     for args, message in ((["nowhere"], "not found"), ([str(tmp_path)], "no report.json in"),
                           ([str(damaged / TARGET / "edgepipe-builds.json")], "is not an edgepipe report")):
         proc = run_cli("history", *args, cwd=project)

@@ -133,10 +133,11 @@ def append_gate(report: Report, checks: Sequence[Check], folder: Path) -> Logged
     from tensorboard.compat.proto import event_pb2, summary_pb2
     from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-    run = check_log_dir(folder / plain_name(report.target or "build", "report target"), "tensorboard folder")
-    builds = _read_index(run)
+    run = folder / plain_name(report.target or "build", "report target")
+    builds = _read_index(run) if run.is_dir() else []     # a gate creates nothing where no build was logged
     if not builds:
         raise ConfigError(f"tensorboard folder {run} has no build logged: build with --tensorboard first")
+    check_log_dir(run, "tensorboard folder")
     logged = (report.history or {}).get("step")
     same = (report.history or {}).get("tensorboard") == str(run)
     step = logged if same and isinstance(logged, int) and 0 <= logged < len(builds) else len(builds) - 1
