@@ -47,13 +47,14 @@ def record(source_dir: Path, dest: Path) -> None:
     data = load_bundle(source_dir / "data")
     reference = source_dir / "reference.npz"
     plan_text, stored = load_plan(reference), load_outputs(reference)
+    stateful = SequencePlan.from_json(plan_text) if plan_text else None
     batch = len(data.example)
     per_call = max(1, sum(a.nbytes for a in data.example.arrays))
-    wanted = SequencePlan.from_json(plan_text).steps if plan_text else STATELESS_CALLS
+    wanted = stateful.steps if stateful else STATELESS_CALLS
     calls = max(1, min(wanted, MAX_BYTES // per_call, len(data.eval_inputs) // batch))
-    first = Tensors(stored.names, tuple(a[0] for a in stored.arrays)) if plan_text else stored[:batch]
+    first = Tensors(stored.names, tuple(a[0] for a in stored.arrays)) if stateful else stored[:batch]
     inputs = data.eval_inputs[:calls * batch]
-    plan = SequencePlan.from_json(plan_text) if plan_text else SequencePlan((), calls, "none")
+    plan = stateful or SequencePlan((), calls, "none")     # stateless: every call starts afresh
     arrays = {f"input.{i}": np.ascontiguousarray(a) for i, a in enumerate(inputs.arrays)}
     arrays |= {f"first.{i}": np.asarray(a) for i, a in enumerate(first.arrays)}
     arrays |= {"input.names": np.array(inputs.names, dtype=str), "first.names": np.array(first.names, dtype=str),

@@ -33,7 +33,7 @@ from edge_pipeline.records import ArtifactResult, SourceRecord, Status
 from edge_pipeline.report.html import to_html
 from edge_pipeline.report.junit import to_junit
 from edge_pipeline.report.markdown import to_markdown
-from edge_pipeline.report.model import Report
+from edge_pipeline.report.model import HistoryLink, Report
 from edge_pipeline.types import TEXT_GENERATION, JsonObject, Target
 
 
@@ -117,7 +117,7 @@ def _log_history(report: Report, folder: Path, project: Path) -> Report:
     from edge_pipeline.report.tensorboard import append_build, git_commit
 
     logged = append_build(report, folder, git_commit(project))
-    return replace(report, history={"tensorboard": str(logged.run), "step": logged.step, "commit": logged.commit})
+    return replace(report, history=HistoryLink(tensorboard=str(logged.run), step=logged.step, commit=logged.commit))
 
 
 def _bundle(target: Target, staging: Path, report: Report) -> Report:

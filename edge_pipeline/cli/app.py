@@ -133,9 +133,8 @@ def _finish(report: Report, folder: Path, as_json: bool) -> None:
         show(out_console, f"Report: {folder / 'report.md'}")
         if report.log:
             show(out_console, f"Native libraries' output: {folder / report.log}")
-        if report.history:
-            show(out_console, f"TensorBoard: step {report.history.get('step')} appended to "
-                              f"{report.history.get('tensorboard')}")
+        if report.history is not None:
+            show(out_console, f"TensorBoard: step {report.history.step} appended to {report.history.tensorboard}")
     raise typer.Exit(EXIT_FOR_STATUS.get(report.status or "", EXIT_OK))
 
 

@@ -88,8 +88,7 @@ def load_history(paths: Sequence[Path]) -> History:
 
 
 def _commit(report: Report) -> str | None:
-    commit = (report.history or {}).get("commit")
-    return commit if isinstance(commit, str) else None
+    return report.history.commit if report.history is not None else None
 
 
 def _point(build: int, a: ArtifactReport) -> Point:

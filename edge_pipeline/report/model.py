@@ -267,6 +267,17 @@ class ReportStatus(TextEnum):
 
 
 @dataclass(frozen=True, kw_only=True)
+class HistoryLink(Part):
+    """Where a build was appended as a TensorBoard step (`--tensorboard`): the run folder, the step, the commit."""
+
+    RANGES = {"step": NON_NEGATIVE}
+
+    tensorboard: str | None = None
+    step: int | None = None
+    commit: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class StageError(Part):
     """Why an artifact failed, and in which stage: the error class name decides the exit code."""
 
@@ -407,7 +418,7 @@ class Report(Part):
     config: JsonMap | None = None
     bundle: JsonMap | None = None
     log: str | None = None
-    history: JsonMap | None = None       # where this build was appended: {"tensorboard", "step", "commit"}
+    history: HistoryLink | None = None   # where this build was appended to a TensorBoard history
 
     @classmethod
     def from_json(cls, data: JsonMap, path: str = "") -> "Report":

@@ -138,9 +138,9 @@ def append_gate(report: Report, checks: Sequence[Check], folder: Path) -> Logged
     if not builds:
         raise ConfigError(f"tensorboard folder {run} has no build logged: build with --tensorboard first")
     check_log_dir(run, "tensorboard folder")
-    logged = (report.history or {}).get("step")
-    same = (report.history or {}).get("tensorboard") == str(run)
-    step = logged if same and isinstance(logged, int) and 0 <= logged < len(builds) else len(builds) - 1
+    link = report.history
+    same = link is not None and link.tensorboard == str(run) and link.step is not None and link.step < len(builds)
+    step = link.step if same and link is not None and link.step is not None else len(builds) - 1
     counted = [c for c in checks if c.kind != CheckKind.SKIPPED]
     figures = {"gate/passed": float(all(c.passed for c in counted)),
                "gate/failed_checks": float(sum(not c.passed for c in counted))}
