@@ -33,9 +33,10 @@ if TYPE_CHECKING:
     from edge_pipeline.building.bundle import BundleSummary
     from edge_pipeline.building.tune import TrialResult, TuneSummary
     from edge_pipeline.registry import PluginInfo
+    from edge_pipeline.report.explore import Exploration
     from edge_pipeline.report.history import History
 
-__all__ = ["DEFAULT_REPORT", "GateResult", "TargetInfo", "TuneOutcome", "build", "bundle", "gate", "history",
+__all__ = ["DEFAULT_REPORT", "GateResult", "TargetInfo", "TuneOutcome", "build", "bundle", "explore", "gate", "history",
            "plugins", "profile", "targets", "tune", "update_baseline"]
 PathLike = str | Path
 DEFAULT_REPORT = Path("build/edgepipe/android/report.json")
@@ -313,6 +314,17 @@ def targets(config: PathLike | Config | None = None) -> list[TargetInfo]:
                                 dict(t.budgets), t.bundle, t.device_class,
                                 {task: tuple(o.label for o in outputs) for task, outputs in t.task_outputs}))
     return found
+
+
+def explore(report: PathLike = DEFAULT_REPORT, *, artifact: str | None = None) -> Exploration:
+    """One artifact of a build (`artifact` "format:precision"; default: the first Model Explorer can draw), its
+    graph converted by Model Explorer's adapter and its overlays checked against it: what `edgepipe explore`
+    serves. `report`: a report.json, or the build folder holding it."""
+    from edge_pipeline.report.explore import prepare
+
+    path = Path(report)
+    path = path / "report.json" if path.is_dir() else path
+    return prepare(_build_report(path, "report"), path.parent, artifact)
 
 
 def history(reports: list[PathLike], *, html: PathLike | None = None) -> History:

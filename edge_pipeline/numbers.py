@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from edge_pipeline.errors import ConfigError
 
 
@@ -49,3 +51,24 @@ def finite(value: object, where: str, valid: Range) -> float:
 
 def is_finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
+
+
+@dataclass
+class SignalNoise:
+    """Signal and error energy summed over many calls: one SQNR for a tensor seen call after call, without
+    keeping its values."""
+
+    signal: float = 0.0
+    noise: float = 0.0
+
+    def add(self, reference: np.ndarray, test: np.ndarray) -> None:
+        ref = np.asarray(reference, dtype=np.float64)
+        self.signal += float(np.sum(ref ** 2))
+        self.noise += float(np.sum((ref - np.asarray(test, dtype=np.float64)) ** 2))
+
+    def sqnr_db(self) -> float | None:
+        """10 log10(signal energy / error energy); None when it is undefined: identical outputs (no error) or an
+        all-zero reference (no signal to normalise by), or a non-finite energy. JSON has no infinity."""
+        if self.signal == 0.0 or self.noise == 0.0 or not math.isfinite(self.signal / self.noise):
+            return None
+        return round(10 * math.log10(self.signal / self.noise), 2)

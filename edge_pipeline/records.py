@@ -173,6 +173,7 @@ class Measurement:
     peak_rss_mb: float | None = None
     runtime_memory_mb: float | None = None
     op_profile: JsonObject | None = None
+    node_latency_ms: dict[str, float] = field(default_factory=dict)   # graph node id -> ms: the graph overlay's
     inputs: tuple[TensorSpec, ...] | None = None
     outputs: tuple[TensorSpec, ...] | None = None
     generation: GenerationReport | None = None      # a language model's token-level figures and speed

@@ -14,8 +14,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edge_pipeline.building.bundle import bundleable, sample_record, template_misfit, write_bundle
+from edge_pipeline.building.overlays import write_overlays
 from edge_pipeline.building.plan import Step
-from edge_pipeline.building.recorded import RECORDED, record
+from edge_pipeline.building.recorded import RECORDED, load_recording, record
 from edge_pipeline.building.report_builder import artifact_report, build_report, build_warnings
 from edge_pipeline.config import Config
 from edge_pipeline.errors import StageFailed
@@ -86,9 +87,16 @@ def _write(outcome: BuildOutcome, staging: Path, dest: Path) -> Report:
             copy_atomic(result.path, staging / step.filename)
             relpath = step.filename
         artifacts.append(artifact_report(result, source.accuracy, relpath, runner=step.runner))
+    language_model = source.task == TEXT_GENERATION
+    if not language_model and (source_dir / "reference.npz").is_file():
+        record(source_dir, staging / RECORDED)      # the calls a board app replays
+    overlays, overlay_warnings = ({}, []) if language_model else \
+        write_overlays(staging, steps, results, load_recording(staging / RECORDED))
+    artifacts = [replace(a, graph_overlays=overlays.get(i)) for i, a in enumerate(artifacts)]
     report = build_report(
         target=target.name, source=source.report_json(), artifacts=artifacts, budgets=target.budgets,
-        warnings=build_warnings(artifacts), timings=timings, started=started, tools=_tools(steps),
+        warnings=[*build_warnings(artifacts), *overlay_warnings], timings=timings, started=started,
+        tools=_tools(steps),
         config={**options.config.to_dict(), "target": _target_dict(target)})
     manifest = {"target": target.name, "source_fingerprint": source.fingerprint,
                 "artifacts": [{"path": a.path, "format": a.format, "precision": a.precision,
@@ -96,8 +104,6 @@ def _write(outcome: BuildOutcome, staging: Path, dest: Path) -> Report:
                               for a in artifacts if a.path]}
     samples = sample_record(report, source_dir / "data")
     write_text_atomic(staging / "samples.json", json.dumps(samples) + "\n")   # arrays: compact
-    if report.source.task != TEXT_GENERATION and (source_dir / "reference.npz").is_file():
-        record(source_dir, staging / RECORDED)      # the calls a board app replays
     report = _bundle(target, staging, report)
     if options.config.tensorboard:
         report = _log_history(report, Path(options.config.tensorboard), Path(options.config.source.base_dir))

@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from edge_pipeline import api
+from edge_pipeline.cli.explore_cmd import explore
 from edge_pipeline.cli.gate_cmd import baseline_app, gate
 from edge_pipeline.cli.guard import GuardedGroup, err_console, out_console, warn, watch_output
 from edge_pipeline.cli.history_cmd import history
@@ -252,6 +253,7 @@ def targets(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
 
 app.command()(gate)
 app.command()(history)
+app.command()(explore)
 app.command()(tune)
 app.add_typer(baseline_app, name="baseline")
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
@@ -84,11 +85,12 @@ def run(job: MeasureJob) -> Measurement:
     if runtime_memory_mb is not None:
         check_memory_limit(artifact.name, where, runtime_memory_mb, job.profile.memory_mb)
     latency = measure_latency(runner, artifact, session, example, job.profile, job.target)
+    profile, node_ms = op_profile(runner, artifact, example, job.profile.runs)
     return checked_figures(replace(
         measured, signature=registry.create(Runner, job.runner).signature(artifact),   # by its own runtime
         latency=latency, validation=with_real_time_factor(validation, latency, job.spec.chunk_duration_ms),
         peak_rss_mb=peak_rss_mb(), runtime_memory_mb=runtime_memory_mb,
-        op_profile=op_profile(runner, artifact, example, job.profile.runs)), job.runner)
+        op_profile=profile, node_latency_ms=node_ms), job.runner)
 
 
 def load_plan(reference: Path) -> SequencePlan | None:
@@ -128,25 +130,34 @@ def checked_figures(measured: Measurement, runner: str) -> Measurement:
         for index, latency in enumerate(measured.latency):
             Latency.from_json(latency.to_json(), f"latency_by_threads[{index}]")
         conform(JsonValue, measured.op_profile, "op_profile")
+        bad = next((n for n, ms in measured.node_latency_ms.items() if not (math.isfinite(ms) and ms >= 0)), None)
+        if bad is not None:
+            raise ReportFieldError(f"node_latency_ms[{bad!r}] is {measured.node_latency_ms[bad]}, not a time")
     except ReportFieldError as exc:
         raise StageFailed(f"runner '{runner}' reported an impossible figure: {exc}") from None
     return measured
 
 
-def op_profile(runner: Runner, artifact: Path, sample: list[np.ndarray], runs: int) -> JsonObject | None:
-    """Top ops by time, one schema across runtimes; None when the runner cannot profile ops."""
+def op_profile(runner: Runner, artifact: Path, sample: list[np.ndarray],
+               runs: int) -> tuple[JsonObject | None, dict[str, float]]:
+    """Top ops by time, one schema across runtimes (None when the runner cannot profile ops), and the time of
+    every graph node the runner named (ops it traced to the same node summed): the graph overlay's."""
     profile = runner.op_profile(artifact, sample, max(5, min(runs, 50)))
     if profile is None:
-        return None
+        return None, {}
     ops = [o for o in profile.get("ops") or [] if isinstance(o, dict)]
     timed = [o for o in ops if isinstance(o.get("avg_ms"), (int, float))]
+    node_ms: dict[str, float] = {}
+    for o in timed:
+        if isinstance(o.get("node"), str):
+            node_ms[str(o["node"])] = node_ms.get(str(o["node"]), 0.0) + float(o["avg_ms"])   # type: ignore[arg-type]
     total = sum(float(o["avg_ms"]) for o in timed) or None   # type: ignore[arg-type]
     for o in timed:
         o["share"] = float(o["avg_ms"]) / total if total else None   # type: ignore[arg-type]
     ranked = sorted(timed, key=lambda o: -float(o["avg_ms"])) if timed else ops   # type: ignore[arg-type]
     extra = {k: v for k, v in profile.items() if k not in ("source", "ops")}   # e.g. LiteRT's invoke_floor_ms
-    return {"source": profile.get("source"), "op_count": len(ops), "timed": bool(timed), "top": list(ranked[:TOP_OPS]),
-            **extra}
+    top = [{k: v for k, v in o.items() if k != "node"} for o in ranked[:TOP_OPS]]
+    return {"source": profile.get("source"), "op_count": len(ops), "timed": bool(timed), "top": top, **extra}, node_ms
 
 
 def measure_latency(runner: Runner, artifact: Path, session: Session, sample: list[np.ndarray],

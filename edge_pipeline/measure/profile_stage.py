@@ -61,7 +61,7 @@ def run(job: ProfileJob) -> Measurement:
         runtime_version=session.runtime_version or package_version(runner.distribution),
         validation=validation, sample_outputs=first.tolist() if finite else None,
         latency=measure_latency(runner, artifact, session, sample, job.profile, job.target),
-        op_profile=op_profile(runner, artifact, sample, job.profile.runs),
+        op_profile=op_profile(runner, artifact, sample, job.profile.runs)[0],
         inputs=inputs[:batch].specs,
         outputs=tuple(TensorSpec(n, (batch, *a.shape[1:]), a.dtype.name)
                       for n, a in zip(outputs.names, outputs.arrays))), job.runner)

@@ -19,13 +19,13 @@ from edge_pipeline.plugins.recipe import (
     model_step,
     write_step,
 )
-from edge_pipeline.plugins.runner import DecoderSession, GreedyRun, LoopRun, Runner, Session
+from edge_pipeline.plugins.runner import DecoderSession, GraphView, GreedyRun, LoopRun, Runner, Session
 from edge_pipeline.plugins.source import BatchCall, Source
 from edge_pipeline.plugins.transform import ArtifactTransform, Bridge, ModelTransform, Pruner, Transform
 from edge_pipeline.plugins.transport import Transport
 
 __all__ = ["ArtifactTransform", "BatchCall", "Bridge", "Bundler", "Carrier", "DataBundle", "DecoderSession", "Exporter",
-           "GreedyRun", "LoopRun", "Model", "ModelTransform",
+           "GraphView", "GreedyRun", "LoopRun", "Model", "ModelTransform",
            "OnnxExporter", "OwnData",
            "Plugin", "PluginConfig", "Pruner", "QuantizeSettings", "Recipe", "RecipeStep", "Runner",
            "Session", "Ship", "ShippedRun", "Source", "StepKind", "Transform", "Transport", "Work", "copy_step",

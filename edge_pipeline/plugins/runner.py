@@ -84,6 +84,17 @@ class DecoderSession(ABC):
         return None
 
 
+@dataclass(frozen=True)
+class GraphView:
+    """How Model Explorer draws a runner's artifacts: `adapter`, its extension that reads the file; `extension`,
+    the Python module that provides that adapter (None: built into Model Explorer); `suffixes`, the artifact
+    files it reads (a runner may run more formats than Model Explorer reads)."""
+
+    adapter: str
+    suffixes: tuple[str, ...]
+    extension: str | None = None
+
+
 class Runner(Plugin):
     """`suffixes`: file suffix (or a file inside a folder artifact) -> format, so `edgepipe profile` finds the
     runner of a file. `variants`: runtime backends measured one after another (the first validates)."""
@@ -94,6 +105,7 @@ class Runner(Plugin):
     variants: ClassVar[tuple[str | None, ...]] = (None,)
     suffixes: ClassVar[dict[str, str]] = {}
     in_process: ClassVar[bool] = True     # False: the runtime runs in a child process (its memory is not ours)
+    graph_view: ClassVar[GraphView | None] = None   # None: Model Explorer cannot draw this format
 
     @classmethod
     def declaration_problems(cls) -> list[str]:
@@ -111,8 +123,18 @@ class Runner(Plugin):
         return None
 
     def op_profile(self, path: Path, sample: list[np.ndarray], runs: int) -> JsonObject | None:
-        """Per-op times `{"source": ..., "ops": [{"op", "avg_ms", ...}]}`; None: the runtime cannot profile."""
+        """Per-op times `{"source": ..., "ops": [{"op", "avg_ms", "node"?, ...}]}` (`node`: the op's node id in
+        `graph_view`'s graph); None: the runtime cannot profile."""
         return None
+
+    def node_precisions(self, path: Path) -> dict[str, str]:
+        """Graph node id -> the type it computes in ("int8", "float32", ...; "convert" for (de)quantizers)."""
+        return {}
+
+    def node_errors(self, path: Path, reference: Path, calls: list[list[np.ndarray]]) -> dict[str, float]:
+        """Graph node id -> SQNR (dB) of its output against the same tensor of `reference` (the float artifact
+        of the same format), over `calls` (inputs in this artifact's order); {}: no tensor can be matched."""
+        return {}
 
     def open_decoder(self, path: Path, threads: int) -> DecoderSession:
         """A language-model artifact opened for generation (runners of `text-generation` artifacts)."""

@@ -278,6 +278,19 @@ class HistoryLink(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
+class GraphOverlays(Part):
+    """Model Explorer node-data files written beside an artifact (paths relative to the build folder; None: not
+    measured for it) and the adapter that draws its graph: `edgepipe explore` shows them."""
+
+    OPTIONAL = ("sqnr_db", "note")
+    adapter: str | None = None
+    latency_ms: str | None = None
+    sqnr_db: str | None = None
+    precision: str | None = None
+    note: str | None = None           # what is missing and why (no float artifact to compare with, ...)
+
+
+@dataclass(frozen=True, kw_only=True)
 class StageError(Part):
     """Why an artifact failed, and in which stage: the error class name decides the exit code."""
 
@@ -321,7 +334,7 @@ class ArtifactReport(Part):
     RANGES = {"size_bytes": POSITIVE, "size_compressed_bytes": POSITIVE, "agreement": FRACTION,
               "max_abs_diff": NON_NEGATIVE, "peak_rss_mb": NON_NEGATIVE, "runtime_memory_mb": NON_NEGATIVE}
 
-    OPTIONAL = ("runner", "generation")
+    OPTIONAL = ("runner", "generation", "graph_overlays")
     format: str | None = None
     precision: str | None = None
     status: Status | None = None
@@ -352,6 +365,7 @@ class ArtifactReport(Part):
     runtime_memory_mb: float | None = None
     runner: str | None = None
     generation: GenerationReport | None = None
+    graph_overlays: GraphOverlays | None = None
 
     @property
     def label(self) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 
 from edge_pipeline.errors import InputError
 from edge_pipeline.host import check_fits
-from edge_pipeline.plugins import Runner, Session
+from edge_pipeline.plugins import GraphView, Runner, Session
 from edge_pipeline.tensors import TensorSpec
 from edge_pipeline.types import JsonObject
 from targets.transports.remote_runner import signature_order
@@ -36,6 +36,7 @@ class LitertRunner(Runner):
     runtime: ClassVar[str] = "LiteRT interpreter"
     distribution: ClassVar[str] = "ai-edge-litert"
     suffixes: ClassVar[dict[str, str]] = {".tflite": "tflite"}
+    graph_view: ClassVar[GraphView | None] = GraphView("builtin_tflite_flatbuffer", (".tflite",))
 
     def preload(self) -> None:
         from ai_edge_litert.interpreter import Interpreter  # noqa: F401
@@ -64,6 +65,16 @@ class LitertRunner(Runner):
         from .litert_op_profile import op_profile
 
         return op_profile(path, runs)
+
+    def node_precisions(self, path: Path) -> dict[str, str]:
+        from .litert_graph import node_precisions
+
+        return node_precisions(path)
+
+    def node_errors(self, path: Path, reference: Path, calls: list[list[np.ndarray]]) -> dict[str, float]:
+        from .litert_graph import node_errors
+
+        return node_errors(path, reference, calls)
 
 
 class LitertSession(Session):

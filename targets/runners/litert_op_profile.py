@@ -38,7 +38,8 @@ def op_profile(path: Path, runs: int) -> JsonObject:
         custom = builtin == schema.BuiltinOperator.CUSTOM
         op = code.customCode.decode() if custom else op_names.get(builtin, str(builtin))
         output_name = graph.tensors[operator.outputs[0]].name if operator.outputs else b""
-        row: JsonObject = {"op": op, "name": f"{op} #{index}", "layer": layer_name(output_name)}
+        row: JsonObject = {"op": op, "name": f"{op} #{index}", "layer": layer_name(output_name),
+                           "node": str(index)}
         try:
             row["avg_ms"], row["delegated"] = _time_alone(model, operator, runs)
         except Exception as exc:   # an op that cannot run alone (e.g. it reads a variable) stays listed, untimed

@@ -8,11 +8,13 @@ import numpy as np
 
 from edge_pipeline.errors import InputError
 from edge_pipeline.host import check_fits
-from edge_pipeline.plugins import Runner, Session
+from edge_pipeline.plugins import GraphView, Runner, Session
 from edge_pipeline.types import JsonObject
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
+
+TRACED_MAX_BYTES = 256 << 20
 
 
 class OnnxRuntimeRunner(Runner):
@@ -20,6 +22,7 @@ class OnnxRuntimeRunner(Runner):
     runtime: ClassVar[str] = "ONNX Runtime (CPU)"
     distribution: ClassVar[str] = "onnxruntime"
     suffixes: ClassVar[dict[str, str]] = {".onnx": "onnx", ".ort": "ort"}
+    graph_view: ClassVar[GraphView | None] = GraphView("onnx_adapter", (".onnx",), "model_explorer_onnx")
 
     def preload(self) -> None:
         import onnxruntime  # noqa: F401
@@ -53,19 +56,48 @@ class OnnxRuntimeRunner(Runner):
             options.enable_profiling = True
             options.profile_file_prefix = os.path.join(tmp, "ort")
             options.intra_op_num_threads = 1
+            options.log_severity_level = 3
+            if path.suffix == ".onnx" and path.stat().st_size < TRACED_MAX_BYTES:   # the graph ONNX Runtime runs,
+                # to trace its nodes to the shipped ones (a copy of the weights: not for a large model)
+                options.optimized_model_filepath = os.path.join(tmp, "optimized.onnx")
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             feed = {i.name: np.asarray(x, order="C") for i, x in zip(session.get_inputs(), sample, strict=True)}
             for _ in range(runs):
                 session.run(None, feed)
             trace = json.loads(Path(session.end_profiling()).read_text())
+            shipped = _traced_nodes(path, Path(tmp) / "optimized.onnx")
         totals: dict[tuple[str, str], float] = defaultdict(float)
         for event in trace:
             if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
                 node = event["name"][: -len("_kernel_time")]
                 totals[(event.get("args", {}).get("op_name", "?"), node)] += event["dur"] / 1000.0
-        rows: list[JsonObject] = [{"op": op, "name": node, "avg_ms": total / runs, "delegated": False, "layer": node}
-                for (op, node), total in totals.items()]
+        rows: list[JsonObject] = [{"op": op, "name": node, "avg_ms": total / runs, "delegated": False, "layer": node,
+                                   **({"node": shipped[node]} if node in shipped else {})}
+                                  for (op, node), total in totals.items()]
         return {"source": "ONNX Runtime profiler (CPU execution provider)", "ops": rows}
+
+
+    def node_precisions(self, path: Path) -> dict[str, str]:
+        from .ort_graph import node_precisions
+
+        return node_precisions(path) if path.suffix == ".onnx" else {}
+
+    def node_errors(self, path: Path, reference: Path, calls: list[list[np.ndarray]]) -> dict[str, float]:
+        from .ort_graph import node_errors
+
+        return node_errors(path, reference, calls) if path.suffix == reference.suffix == ".onnx" else {}
+
+
+def _traced_nodes(shipped: Path, optimized: Path) -> dict[str, str]:
+    """The node ONNX Runtime ran -> the shipped node it came from ({} when the optimized graph was not saved)."""
+    import onnx
+
+    from .ort_graph import shipped_nodes
+
+    if not optimized.is_file():
+        return {}
+    return shipped_nodes(onnx.load(str(shipped), load_external_data=False),
+                         onnx.load(str(optimized), load_external_data=False))
 
 
 class OrtSession(Session):
