@@ -105,8 +105,8 @@ def _calls(item: Built, recording: Recording) -> list[list]:
 def _write(artifact: Path, suffix: str, title: str, values: dict[str, float], gradient: list[JsonObject]) -> str | None:
     if not values:
         return None
-    data = {"name": title, "results": {node: {"value": value} for node, value in sorted(values.items())},
-            "gradient": gradient}
+    results = {node: {"value": float(f"{value:.4g}")} for node, value in sorted(values.items())}
+    data = {"name": title, "results": results, "gradient": gradient}
     write_text_atomic(artifact.with_name(f"{artifact.name}.{suffix}.json"), json.dumps(data, indent=1) + "\n")
     return suffix
 

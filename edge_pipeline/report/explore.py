@@ -13,6 +13,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from edge_pipeline import registry
@@ -22,6 +23,9 @@ from edge_pipeline.plugins import GraphView, Runner
 from edge_pipeline.report.baseline import read_json_file
 from edge_pipeline.report.model import ArtifactReport, Report
 from edge_pipeline.types import JsonObject, JsonValue
+
+if TYPE_CHECKING:
+    from model_explorer.extension_manager import ExtensionManager
 
 OVERLAYS = {"latency_ms": "Latency (ms)", "sqnr_db": "SQNR (dB)", "precision": "Computes in"}
 EXPLORER = "ai-edge-model-explorer"
@@ -68,26 +72,18 @@ def prepare(report: Report, folder: Path, label: str | None) -> Exploration:
     if artifact.sha256 and _sha256(path) != artifact.sha256:
         raise InputError(f"{artifact.label}: {path} is not the file the report describes (its sha256 differs)")
     view = _view(artifact, overlays.adapter)
+    files = {title: inside(folder, getattr(overlays, key), f"{artifact.label} overlay {key}")
+             for key, title in OVERLAYS.items() if getattr(overlays, key) is not None}
     graphs = convert(path, view)
     ids = graph_node_ids(graphs)
-    found = []
-    for key, title in OVERLAYS.items():
-        relative = getattr(overlays, key)
-        if relative is not None:
-            found.append(_overlay(inside(folder, relative, f"{artifact.label} overlay {key}"), title, ids))
+    found = [_overlay(file, title, ids) for title, file in files.items()]
     return Exploration(artifact.label, path, view, graphs, tuple(found), len(ids))
 
 
 def convert(path: Path, view: GraphView) -> JsonObject:
     """The artifact's graph as Model Explorer's adapter converts it (the server hands this same response out)."""
     try:
-        from model_explorer.extension_manager import ExtensionManager
-    except ImportError:
-        raise MissingDependency(EXPLORER, "edgepipe explore") from None
-    manager = ExtensionManager([view.extension] if view.extension else [])
-    manager.load_extensions()
-    try:
-        response = manager.run_cmd({"cmdId": "convert", "extensionId": view.adapter, "modelPath": str(path),
+        response = extension_manager().run_cmd({"cmdId": "convert", "extensionId": view.adapter, "modelPath": str(path),
                                     "settings": {}, "deleteAfterConversion": False})
     except Exception as exc:        # the adapter's own error, whatever it raises
         first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
@@ -95,6 +91,21 @@ def convert(path: Path, view: GraphView) -> JsonObject:
     if not isinstance(response, dict) or not graph_node_ids(response):
         raise InputError(f"Model Explorer's {view.adapter} adapter found no graph in {path}")
     return response
+
+
+def extension_manager() -> ExtensionManager:
+    """Model Explorer's extension manager (one per process: it is a singleton) with every adapter a runner plugin
+    declares loaded."""
+    try:
+        from model_explorer.extension_manager import ExtensionManager
+    except ImportError:
+        raise MissingDependency(EXPLORER, "edgepipe explore") from None
+    runners, _ = registry.load_all(Runner)
+    modules = sorted({view.extension for runner in runners if (view := runner.graph_view) and view.extension})
+    manager = ExtensionManager(modules)
+    if not manager.extensions:
+        manager.load_extensions()
+    return manager
 
 
 def graph_node_ids(response: JsonValue) -> set[str]:

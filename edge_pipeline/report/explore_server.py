@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge_pipeline.errors import EnvironmentProblem, MissingDependency
-from edge_pipeline.report.explore import EXPLORER, Exploration
+from edge_pipeline.report.explore import EXPLORER, Exploration, extension_manager
 from edge_pipeline.types import JsonValue
 
 if TYPE_CHECKING:
@@ -119,11 +119,8 @@ def make_app(exploration: Exploration, extensions: list[JsonValue]) -> flask.Fla
 
 
 def extensions_metadata(exploration: Exploration) -> list[JsonValue]:
-    from model_explorer.extension_manager import ExtensionManager
-
-    view = exploration.view
-    manager = ExtensionManager([view.extension] if view.extension else [])
-    return [e for e in manager.get_extensions_metadata() if e.get("id") == view.adapter]
+    """The one adapter this server converts with (the page lists what it may ask for)."""
+    return [e for e in extension_manager().get_extensions_metadata() if e.get("id") == exploration.view.adapter]
 
 
 def start(exploration: Exploration, port: int) -> BaseWSGIServer:
@@ -136,8 +133,9 @@ def start(exploration: Exploration, port: int) -> BaseWSGIServer:
     app = make_app(exploration, extensions_metadata(exploration))
     try:
         server = make_server(HOST, port, app, threaded=True)
-    except OSError as exc:
-        raise EnvironmentProblem(f"Model Explorer cannot listen on {HOST}:{port}: {exc.strerror or exc}"
+    except (OSError, SystemExit) as exc:       # werkzeug exits (status 1) when the port is taken
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "the address is in use"
+        raise EnvironmentProblem(f"Model Explorer cannot listen on {HOST}:{port}: {reason}"
                                  f"{' (pass another --port)' if port else ''}") from None
     threading.Thread(target=server.serve_forever, name="edgepipe-explore", daemon=True).start()
     return server
