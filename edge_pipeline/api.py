@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from edge_pipeline.building.bundle import BundleSummary
     from edge_pipeline.building.tune import TrialResult, TuneSummary
     from edge_pipeline.registry import PluginInfo
-    from edge_pipeline.report.explore import Exploration
+    from edge_pipeline.report.explore_server import RunningExplorer
     from edge_pipeline.report.history import History
 
 __all__ = ["DEFAULT_REPORT", "GateResult", "TargetInfo", "TuneOutcome", "build", "bundle", "explore", "gate", "history",
@@ -316,15 +316,23 @@ def targets(config: PathLike | Config | None = None) -> list[TargetInfo]:
     return found
 
 
-def explore(report: PathLike = DEFAULT_REPORT, *, artifact: str | None = None) -> Exploration:
-    """One artifact of a build (`artifact` "format:precision"; default: the first Model Explorer can draw), its
-    graph converted by Model Explorer's adapter and its overlays checked against it: what `edgepipe explore`
-    serves. `report`: a report.json, or the build folder holding it."""
+def explore(report: PathLike = DEFAULT_REPORT, *, artifact: str | None = None, port: int = 8080,
+            no_open: bool = False) -> RunningExplorer:
+    """Model Explorer on one artifact of a build, with its overlays, served on 127.0.0.1:`port` (0: any free
+    port) in a background thread; a browser tab opens unless `no_open`. `report`: a report.json, or the build
+    folder holding it; `artifact`: "format:precision" (default: the first quantized one Model Explorer reads).
+    Everything is checked before the server starts; use the result as a context manager, or `.wait()`."""
+    import webbrowser
+
     from edge_pipeline.report.explore import prepare
+    from edge_pipeline.report.explore_server import start
 
     path = Path(report)
     path = path / "report.json" if path.is_dir() else path
-    return prepare(_build_report(path, "report"), path.parent, artifact)
+    running = start(prepare(_build_report(path, "report"), path.parent, artifact), port)
+    if not no_open:
+        webbrowser.open_new_tab(running.url)
+    return running
 
 
 def history(reports: list[PathLike], *, html: PathLike | None = None) -> History:

@@ -176,6 +176,7 @@ def test_explore_page_draws_the_graph_with_overlays_offline(build: Path, explore
         page.wait_for_function("document.body.innerText.includes('SQNR vs fp32')", timeout=60_000)
         page.wait_for_function("document.body.innerText.includes('depthwise_conv_2d')", timeout=60_000)
         page.get_by_text("unfold_more_double").click()     # every layer opened: the ops with their colours
+        page.mouse.move(700, 800)                         # no tooltip over the graph
         time.sleep(2)
         text = page.evaluate("document.body.innerText")
         assert "Computes in" in text and "Latency (ms, this host)" in text and "int8" in text

@@ -6,7 +6,6 @@ import json
 import os
 import sys
 import tempfile
-import threading
 import webbrowser
 from pathlib import Path
 from typing import Annotated, Optional
@@ -33,24 +32,22 @@ def explore(
     """Show an artifact's graph in Model Explorer with per-op latency, SQNR and precision overlaid."""
     from edge_pipeline.cli.capture import native_output_to
     from edge_pipeline.cli.guard import err_console, out_console
-    from edge_pipeline.report import explore_server
 
     with tempfile.TemporaryDirectory(prefix="edgepipe-explore-") as scratch:
         with native_output_to(Path(scratch) / "native.log", [out_console, err_console]):   # torch's, TF's lines
-            exploration = api.explore(report, artifact=artifact)
-            server = explore_server.start(exploration, port)
-    address = explore_server.url(server, exploration)
+            running = api.explore(report, artifact=artifact, port=port, no_open=True)
+    exploration = running.exploration
     if as_json:
-        sys.stdout.write(json.dumps(_summary(exploration, address)) + "\n")
+        sys.stdout.write(json.dumps(_summary(exploration, running.url)) + "\n")
         sys.stdout.flush()
     else:
-        out_console.print(f"Model Explorer: {exploration.label} ({exploration.graph_nodes} nodes) at {address}",
+        out_console.print(f"Model Explorer: {exploration.label} ({exploration.graph_nodes} nodes) at {running.url}",
                           soft_wrap=True)
         shown = ", ".join(f"{o.title} on {o.nodes} nodes" for o in exploration.overlays) or "none"
         out_console.print(f"Overlays: {shown}. Press Ctrl+C to stop.")
     if not no_open and not os.environ.get("CI"):
-        webbrowser.open_new_tab(address)
-    explore_server.serve_until_stopped(server, threading.Event().wait)
+        webbrowser.open_new_tab(running.url)
+    running.wait()
 
 
 def _summary(exploration: Exploration, address: str) -> dict[str, object]:

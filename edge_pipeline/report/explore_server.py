@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -123,7 +123,32 @@ def extensions_metadata(exploration: Exploration) -> list[JsonValue]:
     return [e for e in extension_manager().get_extensions_metadata() if e.get("id") == exploration.view.adapter]
 
 
-def start(exploration: Exploration, port: int) -> BaseWSGIServer:
+@dataclass
+class RunningExplorer:
+    """A started server: its address; `wait` serves until Ctrl-C (or a stopping signal), `stop` closes it."""
+
+    exploration: Exploration
+    url: str
+    server: BaseWSGIServer
+
+    def wait(self) -> None:
+        try:
+            threading.Event().wait()
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> RunningExplorer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def start(exploration: Exploration, port: int) -> RunningExplorer:
     """A server bound to 127.0.0.1:`port` (0: any free port), serving in a background thread."""
     import logging
 
@@ -138,17 +163,4 @@ def start(exploration: Exploration, port: int) -> BaseWSGIServer:
         raise EnvironmentProblem(f"Model Explorer cannot listen on {HOST}:{port}: {reason}"
                                  f"{' (pass another --port)' if port else ''}") from None
     threading.Thread(target=server.serve_forever, name="edgepipe-explore", daemon=True).start()
-    return server
-
-
-def url(server: BaseWSGIServer, exploration: Exploration) -> str:
-    return f"http://{HOST}:{server.server_port}/?data={exploration.url_data()}"
-
-
-def serve_until_stopped(server: BaseWSGIServer, wait: Callable[[], None]) -> None:
-    """Serves until `wait` returns (Ctrl-C or a stopping signal raises out of it), then closes the socket."""
-    try:
-        wait()
-    finally:
-        server.shutdown()
-        server.server_close()
+    return RunningExplorer(exploration, f"http://{HOST}:{server.server_port}/?data={exploration.url_data()}", server)
