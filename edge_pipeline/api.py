@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from edge_pipeline.building.bundle import BundleSummary
     from edge_pipeline.building.tune import TrialResult, TuneSummary
     from edge_pipeline.registry import PluginInfo
-    from edge_pipeline.report.explore_server import RunningExplorer
+    from edge_pipeline.explorer.server import RunningExplorer
     from edge_pipeline.report.history import History
 
 __all__ = ["DEFAULT_REPORT", "GateResult", "TargetInfo", "TuneOutcome", "build", "bundle", "explore", "gate", "history",
@@ -324,8 +324,8 @@ def explore(report: PathLike = DEFAULT_REPORT, *, artifact: str | None = None, p
     Everything is checked before the server starts; use the result as a context manager, or `.wait()`."""
     import webbrowser
 
-    from edge_pipeline.report.explore import prepare
-    from edge_pipeline.report.explore_server import start
+    from edge_pipeline.explorer.checks import prepare
+    from edge_pipeline.explorer.server import start
 
     path = Path(report)
     path = path / "report.json" if path.is_dir() else path

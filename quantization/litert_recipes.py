@@ -62,7 +62,7 @@ def _calibration_set(src: Path, data: DataBundle) -> dict[str, list[dict[str, np
     """Calibration batches keyed by the model's signature and input name, in the artifact's batch size."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from targets.runners.litert import LitertSession
+    from targets.runners.litert_session import LitertSession
 
     interpreter = Interpreter(model_path=str(src))
     key = next(iter(interpreter.get_signature_list()))

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
 
-    from targets.runners.litert import LitertSession
+    from targets.runners.litert_session import LitertSession
 
     SourceModel = keras.Model | SavedModelHandle
 
@@ -97,7 +97,7 @@ def _accumulated_errors(calibrated: bytes, quantized: bytes, layers: dict[str, s
                         batch: int) -> list[LayerRow]:
     from ai_edge_litert.interpreter import Interpreter
 
-    from targets.runners.litert import LitertSession, dequantize
+    from targets.runners.litert_session import LitertSession, dequantize
 
     def open_model(content: bytes) -> tuple[Interpreter, LitertSession, dict[str, TensorDetail]]:
         interpreter = Interpreter(model_content=content, num_threads=1, experimental_preserve_all_tensors=True)
@@ -166,7 +166,7 @@ def _has_kernel(layer: keras.layers.Layer) -> bool:
 def litert_predict(flatbuffer: bytes, batch: int) -> Predict:
     from ai_edge_litert.interpreter import Interpreter
 
-    from targets.runners.litert import LitertSession
+    from targets.runners.litert_session import LitertSession
 
     interpreter = Interpreter(model_content=flatbuffer, num_threads=1)
     interpreter.allocate_tensors()

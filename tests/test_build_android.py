@@ -33,7 +33,12 @@ def test_writes_the_four_validated_artifacts(android_build: dict) -> None:
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         ["manifest.json", "report.json", "report.md", "report.html", "report.junit.xml", "samples.json", "recorded.npz",
          "model-fp32.tflite", "model-int8.tflite", "model-fp32.pte", "model-int8.pte", "bundle",
-         "android-android-bundle.zip", *(["build.log"] if report.get("log") else [])])   # a log only when non-empty
+         "android-android-bundle.zip", *(["build.log"] if report.get("log") else []),   # a log only when non-empty
+         # Model Explorer overlays beside the .tflite artifacts (it reads no .pte): SQNR for the quantized one
+         *(f"model-{p}.tflite.{o}.json" for p in ("fp32", "int8") for o in ("latency-ms", "precision")),
+         "model-int8.tflite.sqnr-db.json"])
+    drawn = {f"{a['format']}:{a['precision']}" for a in report["artifacts"] if a.get("graph_overlays")}
+    assert drawn == {"tflite:fp32", "tflite:int8"}
 
 
 def test_source_section(android_build: dict) -> None:

@@ -52,7 +52,7 @@ def _results(folder: Path, relative: str) -> dict[str, object]:
 def test_overlays_name_nodes_of_the_graph_model_explorer_draws(build: Path, label: str) -> None:
     from edge_pipeline.plugins import Runner
     from edge_pipeline.registry import plugin
-    from edge_pipeline.report.explore import convert, graph_node_ids
+    from edge_pipeline.explorer.checks import convert, graph_node_ids
 
     artifact = _artifact(build, label)
     overlays = artifact["graph_overlays"]
@@ -143,7 +143,7 @@ def test_explore_serves_the_graph_and_its_overlays(build: Path, explorer: Start,
     command = {"cmdId": "convert", "extensionId": info["adapter"], "modelPath": info["path"], "settings": {}}
     status, body = _get(f"{base}/api/v1/send_command?json={urllib.parse.quote(json.dumps(command))}")
     assert status == 200
-    from edge_pipeline.report.explore import graph_node_ids
+    from edge_pipeline.explorer.checks import graph_node_ids
 
     ids = graph_node_ids(json.loads(body))
     assert len(ids) == info["graph_nodes"] > 5

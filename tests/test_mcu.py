@@ -44,7 +44,7 @@ def test_c_source_compiles_and_holds_the_validated_model(mcu_build: dict, tmp_pa
 
     from ai_edge_litert.interpreter import Interpreter
 
-    from targets.runners.litert import LitertSession
+    from targets.runners.litert_session import LitertSession
     session = LitertSession(Interpreter(model_content=compiled))
     session._interpreter.allocate_tensors()
     samples = json.loads((bundle / "samples.json").read_text())

@@ -1,5 +1,5 @@
 """`edgepipe explore`: an artifact's graph in Model Explorer with the build's per-op overlays, served on
-127.0.0.1 until Ctrl-C. The checks are `edge_pipeline.api.explore`; the server is `report.explore_server`."""
+127.0.0.1 until Ctrl-C. The checks are `edge_pipeline.api.explore`; the server is `explorer.server`."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from edge_pipeline import api
-from edge_pipeline.report.explore import Exploration
+from edge_pipeline.explorer.checks import Exploration
 
 
 def explore(

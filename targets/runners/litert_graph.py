@@ -17,7 +17,7 @@ from edge_pipeline.numbers import SignalNoise
 if TYPE_CHECKING:
     from ai_edge_litert.interpreter import Interpreter
 
-    from .litert import LitertSession
+    from .litert_session import LitertSession
 
 CONVERTERS = ("QUANTIZE", "DEQUANTIZE")
 QUANTIZED = {np.dtype(np.int8): "int8", np.dtype(np.uint8): "uint8", np.dtype(np.int16): "int16"}
@@ -51,7 +51,7 @@ def node_precisions(path: Path) -> dict[str, str]:
 
 def node_errors(path: Path, reference: Path, calls: list[list[np.ndarray]]) -> dict[str, float]:
     """SQNR (dB) of each op's output (dequantized) against the float model's tensor of the same name."""
-    from .litert import dequantize
+    from .litert_session import dequantize
 
     quantized, q_session = _open_keeping_tensors(path)
     floating, f_session = _open_keeping_tensors(reference)
@@ -86,7 +86,7 @@ def _open_keeping_tensors(path: Path) -> tuple[Interpreter, LitertSession]:
     """Optimized kernels without the XNNPACK delegate, whose fused partitions keep no intermediate tensor."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    from .litert import LitertSession
+    from .litert_session import LitertSession
 
     interpreter = Interpreter(model_path=str(path), num_threads=1, experimental_preserve_all_tensors=True,
                               experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)

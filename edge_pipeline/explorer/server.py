@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge_pipeline.errors import EnvironmentProblem, MissingDependency
-from edge_pipeline.report.explore import EXPLORER, Exploration, extension_manager
+from edge_pipeline.explorer.checks import EXPLORER, Exploration, extension_manager
 from edge_pipeline.types import JsonValue
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ per-op SQNR against the float artifact, what each op computes in).
 Everything is checked before a server starts: the report, the artifact (inside the build folder, the bytes the
 report hashed), each overlay file (bounded, Model Explorer's node-data shape, every node id one the graph has),
 and the graph itself, converted once by Model Explorer's own adapter for the format. The server then answers
-for that one model only (see explore_server).
+for that one model only (see `server`).
 """
 from __future__ import annotations
 
