@@ -32,8 +32,8 @@ from edge_pipeline.types import JsonObject, ProfileSettings
 if TYPE_CHECKING:
     from edge_pipeline.building.bundle import BundleSummary
     from edge_pipeline.building.tune import TrialResult, TuneSummary
-    from edge_pipeline.registry import PluginInfo
     from edge_pipeline.explorer.server import RunningExplorer
+    from edge_pipeline.registry import PluginInfo
     from edge_pipeline.report.history import History
 
 __all__ = ["DEFAULT_REPORT", "GateResult", "TargetInfo", "TuneOutcome", "build", "bundle", "explore", "gate", "history",

@@ -50,9 +50,9 @@ def _results(folder: Path, relative: str) -> dict[str, object]:
 
 @pytest.mark.parametrize("label", ["tflite:int8", "onnx:int8", "tflite:fp32", "onnx:fp32"])
 def test_overlays_name_nodes_of_the_graph_model_explorer_draws(build: Path, label: str) -> None:
+    from edge_pipeline.explorer.checks import convert, graph_node_ids
     from edge_pipeline.plugins import Runner
     from edge_pipeline.registry import plugin
-    from edge_pipeline.explorer.checks import convert, graph_node_ids
 
     artifact = _artifact(build, label)
     overlays = artifact["graph_overlays"]
