@@ -112,6 +112,7 @@ class ExportJob:
     settings: QuantizeSettings
     state: Path | None = None         # where it saved a factory's weights (None: the model is read from a file)
     runner: str | None = None         # the artifact's runtime here: a searching step measures candidates in it
+    output_names: tuple[str, ...] = ()   # the source's outputs, as its reference names them
 
 
 @dataclass(frozen=True)

@@ -66,3 +66,12 @@ mcu = Target(
     device_class="microcontroller",
     bundle="mcu",
 )
+
+server = Target(
+    name="server",
+    description="A model server beside the edge apps: TF Serving's SavedModel layout (serving_default signature, "
+                "warm-up requests) and the ONNX model an ONNX Runtime server loads, fp32",
+    outputs=(OutputSpec("tfserving", "fp32"), OutputSpec("onnx", "fp32")),
+    profile=ProfileSettings(warmup=10, runs=100, threads=(1, 0)),
+    device_class="server",
+)

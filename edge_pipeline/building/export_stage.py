@@ -24,6 +24,7 @@ from edge_pipeline.types import JsonObject
 
 def run(job: ExportJob) -> ExportResult:
     model, _ = load_source(job.spec)
+    model = replace(model, output_names=job.output_names)
     if job.pruned is not None and job.prune_kind is not None:   # pruned once in the source stage: rebuild it
         model = pruner_for(job.prune_kind)().restore(model, job.pruned)
     elif job.state is not None:     # a factory's model: exactly the weights the source stage validated

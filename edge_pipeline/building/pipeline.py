@@ -179,7 +179,7 @@ def _export_stage(steps: list[Step], source: SourceRecord, source_dir: Path, tar
         job = ExportJob(options.config.source, step.output.label, step.exporter, step.transform, step.bridge,
                         source_dir / "data", stage_dir / step.filename, pruned,
                         source.pruning.kind if source.pruning else None, settings, state if state.is_dir() else None,
-                        step.runner)
+                        step.runner, tuple(o.name for o in source.outputs))
         pending.append((index, stage_dir, Job("export", job, stage_dir / "job", step.output.label)))
     if pending:
         _run_exports(pending, steps, results, options, progress)

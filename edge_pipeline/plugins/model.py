@@ -53,6 +53,7 @@ class Model:
     example_inputs: tuple[Any, ...]
     provenance: JsonObject = field(default_factory=dict)
     input_names: tuple[str, ...] = ()     # in the order `module` takes them positionally
+    output_names: tuple[str, ...] = ()    # the source's own output names (set for exporters; () where unknown)
     configs: tuple[PluginConfig, ...] = ()
     task: str | None = None               # types.TASKS; None: told by the data (labels: classification)
 
