@@ -209,6 +209,20 @@ def keras_two_inputs():
     return keras.Model({"image": image, "side": side}, keras.layers.Dense(10, name="logits")(x))
 
 
+def keras_two_heads():
+    """keras_two_inputs with a second head: class logits and a 4-wide embedding, each named."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    image = keras.Input((8, 8, 1), name="image")
+    side = keras.Input((3,), name="side")
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(image)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Concatenate()([x, keras.layers.Dense(8, activation="relu")(side)])
+    return keras.Model({"image": image, "side": side},
+                       [keras.layers.Dense(10, name="logits")(x), keras.layers.Dense(4, name="embedding")(x)])
+
+
 def keras_example():
     rng = np.random.default_rng(6)
     return {"image": rng.random((1, 8, 8, 1)).astype(np.float32), "side": rng.random((1, 3)).astype(np.float32)}

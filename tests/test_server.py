@@ -1,0 +1,113 @@
+"""The server target: TF Serving's model layout, built from a PyTorch source (through the ONNX -> TensorFlow
+bridge) and from a two-input, two-output Keras model, loaded back the way TF Serving loads it (the SavedModel's
+`serving_default` signature in TensorFlow) and judged against the source like every artifact."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .conftest import run_cli
+
+MODELS = Path(__file__).with_name("multi_io_models.py")
+
+
+def signature(version_dir: Path) -> tuple[dict, dict]:
+    import tensorflow as tf
+
+    function = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    declared = function.structured_input_signature[1].items(), function.structured_outputs.items()
+    inputs, outputs = ({name: (spec.dtype.name, spec.shape.as_list()) for name, spec in specs} for specs in declared)
+    return inputs, outputs
+
+
+def warmup_requests(version_dir: Path) -> list:
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    records = tf.data.TFRecordDataset(str(version_dir / "assets.extra" / "tf_serving_warmup_requests"))
+    return [prediction_log_pb2.PredictionLog.FromString(r.numpy()).predict_log.request for r in records]
+
+
+@pytest.fixture(scope="module")
+def digits_server(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("server")
+    proc = run_cli("build", "--target", "server", "--out", str(out), cwd=out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return {"out": out / "server", "report": json.loads((out / "server" / "report.json").read_text())}
+
+
+def test_server_build_validates_the_tf_serving_layout_and_the_onnx_model(digits_server: dict) -> None:
+    report = digits_server["report"]
+    assert report["passed"] and report["target"] == "server"
+    by_label = {f"{a['format']}:{a['precision']}": a for a in report["artifacts"]}
+    assert set(by_label) == {"tfserving:fp32", "onnx:fp32"}
+    tfserving = by_label["tfserving:fp32"]
+    assert tfserving["status"] == "ok" and tfserving["runtime"] == "TensorFlow SavedModel serving signature"
+    (output,) = tfserving["validation"]["outputs"]
+    assert output["name"] == "output" and output["sqnr_db"] > 60 and output["agreement"] == 1.0
+    assert tfserving["export"]["route"][0]["tool"] == "torch-to-tf"    # PyTorch reaches TensorFlow by the bridge
+
+
+def test_the_layout_is_what_tf_serving_loads(digits_server: dict) -> None:
+    folder = digits_server["out"] / "model-fp32-tfserving"
+    version = folder / "model" / "1"
+    assert [p.name for p in folder.iterdir()] == ["model"] and [p.name for p in (folder / "model").iterdir()] == ["1"]
+    assert (version / "saved_model.pb").is_file() and (version / "variables" / "variables.index").is_file()
+    inputs, outputs = signature(version)
+    source = digits_server["report"]["source"]
+    assert list(inputs) == [i["name"] for i in source["inputs"]]       # the names a client sends
+    assert outputs == {"output": ("float32", [1, 10])}                   # the source's name, not output_0
+    (request,) = warmup_requests(version)
+    assert request.model_spec.name == "model" and request.model_spec.signature_name == "serving_default"
+    assert set(request.inputs) == set(inputs)
+    import tensorflow as tf
+
+    warm = tf.make_ndarray(request.inputs[list(inputs)[0]])
+    assert warm.dtype == np.float32 and list(warm.shape) == inputs[list(inputs)[0]][1]
+
+
+def test_two_inputs_two_outputs_keep_their_names_and_both_heads_validate(tmp_path: Path) -> None:
+    shutil.copyfile(MODELS, tmp_path / "multi_io.py")
+    (tmp_path / "edgepipe.toml").write_text("""
+model = "multi_io:keras_two_heads"
+example-inputs = "multi_io:keras_example"
+calibration = "multi_io:keras_calibration"
+
+[targets.server]
+formats = ["tfserving:fp32"]
+""")
+    proc = run_cli("build", "--target", "server", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    report = json.loads((tmp_path / "out" / "server" / "report.json").read_text())
+    assert proc.returncode == 0, [a.get("error") for a in report["artifacts"]]
+    (artifact,) = report["artifacts"]
+    exact = {o["name"]: o["passed"] and (o["max_abs_diff"] == 0.0 if o["sqnr_db"] is None else o["sqnr_db"] > 60)
+             for o in artifact["validation"]["outputs"]}
+    assert exact == {"logits": True, "embedding": True}
+    inputs, outputs = signature(tmp_path / "out" / "server" / "model-fp32-tfserving" / "model" / "1")
+    assert inputs == {"image": ("float32", [None, 8, 8, 1]), "side": ("float32", [None, 3])}
+    assert outputs == {"logits": ("float32", [None, 10]), "embedding": ("float32", [None, 4])}
+    (request,) = warmup_requests(tmp_path / "out" / "server" / "model-fp32-tfserving" / "model" / "1")
+    assert set(request.inputs) == {"image", "side"}
+
+
+def test_same_model_same_layout_bytes(digits_server: dict, tmp_path: Path) -> None:
+    """TensorFlow stamps each SavedModel's fingerprint with a random UUID; edgepipe's is derived, so a rebuild
+    without the cache writes the same bytes."""
+    proc = run_cli("build", "--target", "server", "--no-cache", "--out", str(tmp_path), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    first = json.loads((digits_server["out"] / "manifest.json").read_text())["artifacts"]
+    again = json.loads((tmp_path / "server" / "manifest.json").read_text())["artifacts"]
+    assert {a["path"]: a["sha256"] for a in again} == {a["path"]: a["sha256"] for a in first}
+
+
+def test_a_folder_without_the_version_is_refused_in_one_line(digits_server: dict, tmp_path: Path) -> None:
+    broken = tmp_path / "model-fp32-tfserving"
+    shutil.copytree(digits_server["out"] / "model-fp32-tfserving", broken)
+    (broken / "model" / "1" / "saved_model.pb").write_bytes(b"not a SavedModel")
+    proc = run_cli("profile", str(broken), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and "model-fp32-tfserving" in proc.stderr
