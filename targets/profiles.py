@@ -74,4 +74,5 @@ server = Target(
     outputs=(OutputSpec("tfserving", "fp32"), OutputSpec("onnx", "fp32")),
     profile=ProfileSettings(warmup=10, runs=100, threads=(1, 0)),
     device_class="server",
+    bundle="server",
 )

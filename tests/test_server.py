@@ -111,3 +111,28 @@ def test_a_folder_without_the_version_is_refused_in_one_line(digits_server: dict
     proc = run_cli("profile", str(broken), cwd=tmp_path)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr and "model-fp32-tfserving" in proc.stderr
+
+
+def test_the_bundle_holds_a_request_that_the_served_signature_answers_like_the_source(digits_server: dict) -> None:
+    """The REST body in the bundle, decoded as TF Serving decodes its columnar `inputs` (to the signature's
+    dtypes), answers with the source's outputs through the signature and through ONNX Runtime."""
+    import onnxruntime as ort
+    import tensorflow as tf
+
+    bundle = digits_server["out"] / "bundle"
+    assert (digits_server["out"] / "server-server-bundle.zip").is_file()
+    config = (bundle / "models.config").read_text()
+    assert "name: 'model'" in config and "base_path: '/models/model-fp32-tfserving/model'" in config
+    assert (bundle / "models" / "model-fp32-tfserving" / "model" / "1" / "saved_model.pb").is_file()
+    request = json.loads((bundle / "predict_request.json").read_text())
+    expected = json.loads((bundle / "predict_expected.json").read_text())["outputs"]
+    assert request["signature_name"] == "serving_default" and set(expected) == {"output"}
+    function = tf.saved_model.load(str(bundle / "models" / "model-fp32-tfserving" / "model" / "1")).signatures[
+        "serving_default"]
+    declared = function.structured_input_signature[1]
+    served = function(**{name: tf.constant(v, dtype=declared[name].dtype) for name, v in request["inputs"].items()})
+    np.testing.assert_allclose(served["output"].numpy(), np.asarray(expected["output"]), rtol=1e-4, atol=1e-4)
+    session = ort.InferenceSession(str(bundle / "models" / "model-fp32.onnx"), providers=["CPUExecutionProvider"])
+    feed = {i.name: np.asarray(request["inputs"][i.name], dtype=np.float32) for i in session.get_inputs()}
+    (answer,) = session.run(["output"], feed)
+    np.testing.assert_allclose(answer, np.asarray(expected["output"]), rtol=1e-4, atol=1e-4)

@@ -1,0 +1,46 @@
+"""The server bundle (`sample_apps/server`): TF Serving's model base path and `models.config`, the ONNX model
+an ONNX Runtime server loads, and a REST predict request made from the build's first recorded call with the
+outputs the source gave for it, so a deployed server can be checked with one `curl`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from edge_pipeline.plugins import Bundler
+from edge_pipeline.types import JsonObject
+
+if TYPE_CHECKING:
+    from edge_pipeline.report.model import Report
+
+REQUEST, EXPECTED, MODELS_CONFIG = "predict_request.json", "predict_expected.json", "models.config"
+
+
+class ServerBundler(Bundler):
+    name: ClassVar[str] = "server"
+    formats: ClassVar[tuple[str, ...] | None] = ("tfserving", "onnx")
+    replays_recorded: ClassVar[bool] = True    # a request takes every named input, whatever its dtype
+
+    def generate(self, dest: Path, report: Report, folder: Path) -> JsonObject:
+        from edge_pipeline.building.bundle import runnable
+        from edge_pipeline.building.recorded import RECORDED, load_recording
+
+        layouts = [a for a in runnable(self.name, report) if a.format == "tfserving" and a.path]
+        if layouts:
+            base = f"/models/{layouts[0].path}/model"     # where the README's command mounts models/
+            (dest / MODELS_CONFIG).write_text(
+                "model_config_list {\n  config {\n    name: 'model'\n"
+                f"    base_path: '{base}'\n    model_platform: 'tensorflow'\n  }}\n}}\n")
+        recording = load_recording(folder / RECORDED)
+        if recording is None:
+            return {"request": None}
+        first = recording.inputs[:recording.batch]
+        request = {"signature_name": "serving_default",
+                   "inputs": {name: np.asarray(a).tolist() for name, a in zip(first.names, first.arrays)}}
+        (dest / REQUEST).write_text(json.dumps(request) + "\n")
+        expected = {name: np.asarray(a).tolist() for name, a in zip(recording.first_outputs.names,
+                                                                      recording.first_outputs.arrays)}
+        (dest / EXPECTED).write_text(json.dumps({"outputs": expected}) + "\n")
+        return {"request": REQUEST, "expected": EXPECTED, "models_config": MODELS_CONFIG if layouts else None}
