@@ -196,8 +196,8 @@ def digits_example_evaluate():
     return [(split.eval_x, split.eval_y)]
 
 
-def keras_two_inputs():
-    """A Keras functional model with two named inputs (an image and side features) and one class output."""
+def _keras_two_input_trunk():
+    """Two named Keras inputs (an image and side features) joined into one feature vector."""
     import keras
 
     keras.utils.set_random_seed(0)
@@ -206,21 +206,23 @@ def keras_two_inputs():
     x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(image)
     x = keras.layers.Flatten()(x)
     x = keras.layers.Concatenate()([x, keras.layers.Dense(8, activation="relu")(side)])
-    return keras.Model({"image": image, "side": side}, keras.layers.Dense(10, name="logits")(x))
+    return {"image": image, "side": side}, x
+
+
+def keras_two_inputs():
+    """A Keras functional model with two named inputs (an image and side features) and one class output."""
+    import keras
+
+    inputs, x = _keras_two_input_trunk()
+    return keras.Model(inputs, keras.layers.Dense(10, name="logits")(x))
 
 
 def keras_two_heads():
     """keras_two_inputs with a second head: class logits and a 4-wide embedding, each named."""
     import keras
 
-    keras.utils.set_random_seed(0)
-    image = keras.Input((8, 8, 1), name="image")
-    side = keras.Input((3,), name="side")
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(image)
-    x = keras.layers.Flatten()(x)
-    x = keras.layers.Concatenate()([x, keras.layers.Dense(8, activation="relu")(side)])
-    return keras.Model({"image": image, "side": side},
-                       [keras.layers.Dense(10, name="logits")(x), keras.layers.Dense(4, name="embedding")(x)])
+    inputs, x = _keras_two_input_trunk()
+    return keras.Model(inputs, [keras.layers.Dense(10, name="logits")(x), keras.layers.Dense(4, name="embedding")(x)])
 
 
 def keras_example():
