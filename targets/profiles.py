@@ -70,8 +70,9 @@ mcu = Target(
 server = Target(
     name="server",
     description="A model server beside the edge apps: TF Serving's SavedModel layout (serving_default signature, "
-                "warm-up requests), a TorchServe archive served by a real TorchServe, and the ONNX model, fp32",
-    outputs=(OutputSpec("tfserving", "fp32"), OutputSpec("torchserve", "fp32"), OutputSpec("onnx", "fp32")),
+                "warm-up requests), a TorchServe archive and a Ray Serve application (ONNX Runtime), each served for "
+                "real on 127.0.0.1, fp32",
+    outputs=(OutputSpec("tfserving", "fp32"), OutputSpec("torchserve", "fp32"), OutputSpec("rayserve", "fp32")),
     profile=ProfileSettings(warmup=10, runs=100, threads=(1,)),   # a server per thread count would start twice
     device_class="server",
     bundle="server",

@@ -3,8 +3,8 @@ server is stopped with everything it started when the session closes, is collect
 from __future__ import annotations
 
 import atexit
+import io
 import weakref
-from abc import abstractmethod
 
 import numpy as np
 
@@ -30,13 +30,20 @@ class ServerSession(Session):
             self.cleanup()
             raise
 
-    @abstractmethod
     def encode(self, inputs: list[np.ndarray]) -> tuple[bytes, str]:
-        """The request body and its content type for one call."""
+        """The request body and its content type for one call: an `.npz` of the named inputs (exact bytes, any
+        dtype; both of edgepipe's server apps also take JSON)."""
+        buffer = io.BytesIO()
+        np.savez(buffer, **{spec.name: value for spec, value in zip(self.input_specs or [], inputs, strict=True)})
+        return buffer.getvalue(), "application/octet-stream"
 
-    @abstractmethod
     def decode(self, body: bytes) -> list[np.ndarray]:
-        """The outputs, in `output_names` order, from a 200 answer's body."""
+        """The outputs, in `output_names` order, from a 200 answer's `.npz` body."""
+        try:
+            with np.load(io.BytesIO(body), allow_pickle=False) as npz:
+                return [npz[name] for name in self.output_names or []]
+        except (OSError, ValueError, KeyError) as exc:
+            raise StageFailed(f"{self.server_name} answered something that is not the model's outputs: {exc}") from exc
 
     def cleanup(self) -> None:
         """Removes the session's own files once the server is stopped."""

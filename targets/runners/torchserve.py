@@ -2,7 +2,6 @@
 session, and calls its inference API: every figure is a round trip through the server on loopback."""
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -71,15 +70,6 @@ class TorchServeSession(ServerSession):
                             for i in signature["inputs"]]
         self.output_names = list(signature["outputs"])
         super().__init__(server)
-
-    def encode(self, inputs: list[np.ndarray]) -> tuple[bytes, str]:
-        buffer = io.BytesIO()
-        np.savez(buffer, **{spec.name: value for spec, value in zip(self.input_specs or [], inputs, strict=True)})
-        return buffer.getvalue(), "application/octet-stream"
-
-    def decode(self, body: bytes) -> list[np.ndarray]:
-        with np.load(io.BytesIO(body), allow_pickle=False) as npz:
-            return [npz[name] for name in self.output_names or []]
 
     def cleanup(self) -> None:
         shutil.rmtree(self._work, ignore_errors=True)

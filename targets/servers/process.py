@@ -91,11 +91,13 @@ class ServerProcess:
             return False
 
     def last_log_line(self) -> str:
+        """The log's last error line (a traceback's exception), else its last line."""
         try:
             lines = [line for line in self.log.read_text(errors="replace").splitlines() if line.strip()]
         except OSError:
             return "(no log)"
-        return lines[-1][:300] if lines else "(its log is empty)"
+        errors = [line for line in lines if "Error" in line or "Exception" in line or "error:" in line]
+        return (errors or lines or ["(its log is empty)"])[-1].strip()[:300]
 
     def group_pids(self) -> list[int]:
         """Every live process of the server's session (its workers included)."""
