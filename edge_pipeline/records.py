@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edge_pipeline.plugins.model import QuantizeSettings
 from edge_pipeline.precision import Thresholds
-from edge_pipeline.report.model import GenerationReport, Latency, RouteStep, StageError, Status, Validation
+from edge_pipeline.report.model import GenerationReport, Latency, RouteStep, ServerLoad, StageError, Status, Validation
 from edge_pipeline.tensors import TensorSpec
 from edge_pipeline.types import JsonObject, JsonValue, OutputSpec, ProfileSettings, SourceSpec
 
@@ -178,6 +178,7 @@ class Measurement:
     inputs: tuple[TensorSpec, ...] | None = None
     outputs: tuple[TensorSpec, ...] | None = None
     generation: GenerationReport | None = None      # a language model's token-level figures and speed
+    server_load: ServerLoad | None = None           # a served artifact's load test
 
     @property
     def passed(self) -> bool:

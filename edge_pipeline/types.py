@@ -53,6 +53,9 @@ class ProfileSettings:
     runs: int = 100
     threads: tuple[int, ...] = (1, 0)  # 0 means "all host cores"
     memory_mb: float | None = None      # what loading + running the model may add to the process (device budget)
+    load_concurrency: tuple[int, ...] = (1, 8, 32)   # a served artifact's load test: clients at once, per level
+    load_requests: int = 200            # requests per level (fewer when the level's time limit passes first)
+    load_seconds: float = 20.0          # each level's time limit
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,8 @@ def artifact_report(result: ArtifactResult, source_accuracy: float | None, relpa
         signature=measured.signature if measured else None,   # tensors as an app encodes them
         peak_rss_mb=measured.peak_rss_mb if measured else None,   # whole measuring process: Python + runtime + model
         runtime_memory_mb=measured.runtime_memory_mb if measured else None,   # what loading + running it added
-        runner=runner, generation=measured.generation if measured else None, extra=dict(extra or {}))
+        runner=runner, generation=measured.generation if measured else None,
+        server_load=measured.server_load if measured else None, extra=dict(extra or {}))
 
 
 def _export_section(result: ArtifactResult) -> ExportReport | None:

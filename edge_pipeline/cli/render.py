@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from edge_pipeline.progress import Phase, ProgressEvent
-from edge_pipeline.report.model import Report
+from edge_pipeline.report.model import ArtifactReport, Report
 from edge_pipeline.text import printable
 from edge_pipeline.types import TEXT_GENERATION
 
@@ -23,6 +23,7 @@ COLUMNS = ("artifact", "status", "size KB", "zipped KB", "p50 ms", "p90 ms", "ac
 # A language model's figures in two tables, each within an 80-column terminal: does it still say the same,
 # and what does an app feel
 MEANING_COLUMNS = ("artifact", "status", "ppl +%", "token agreement", "greedy = source")
+LOAD_COLUMNS = ("artifact", "clients", "requests", "errors", "p50 ms", "p99 ms", "req/s", "server MB")
 SPEED_COLUMNS = ("artifact", "size KB", "TTFT ms", "prefill tok/s", "decode tok/s")
 
 
@@ -77,6 +78,22 @@ def report_table(report: Report) -> Table | Group:
                       _f(a.size_bytes, 1024, 1), _f(a.size_compressed_bytes, 1024, 1),
                       _f(lat.p50 if lat else None, 1, 3), _f(lat.p90 if lat else None, 1, 3),
                       _f(a.accuracy, 0.01, 2), _f(a.accuracy_drop, 1, 2), _f(a.agreement, 1, 4))
+    served = [a for a in report.artifacts if a.server_load is not None]
+    return Group(table, _load_table(served)) if served else table
+
+
+def _load_table(served: list[ArtifactReport]) -> Table:
+    """Served artifacts under load (client side, loopback): one row per concurrency level."""
+    table = Table(title=cell("load test on 127.0.0.1 (this host)"))
+    for column in LOAD_COLUMNS:
+        table.add_column(column, justify="left" if column == "artifact" else "right", no_wrap=column == "artifact")
+    for a in served:
+        load = a.server_load
+        for index, level in enumerate(load.levels if load else ()):
+            table.add_row(cell(a.label if index == 0 else ""), str(level.concurrency), str(level.requests),
+                          str(level.errors), _f(level.p50_ms, 1, 1), _f(level.p99_ms, 1, 1),
+                          _f(level.throughput_rps, 1, 0),
+                          _f(load.peak_memory_mb if load and index == 0 else None, 1, 0))
     return table
 
 

@@ -17,6 +17,7 @@ from edge_pipeline.errors import ConfigError, StageFailed
 from edge_pipeline.host import host_cores, measured_on, package_version
 from edge_pipeline.measure import generation_stage
 from edge_pipeline.measure.cpus import peak_rss_mb, pinned_cpus, thread_counts
+from edge_pipeline.measure.load_test import load_test
 from edge_pipeline.measure.memory import RssSampler, check_memory_limit
 from edge_pipeline.measure.metric import load_metric
 from edge_pipeline.measure.profiling import run_batches, time_session
@@ -25,7 +26,7 @@ from edge_pipeline.measure.sequences import SequencePlan, join_calls, step_seque
 from edge_pipeline.measure.validate import Metric, metric_output, validate
 from edge_pipeline.plugins import DataBundle, Runner, Session, Transport
 from edge_pipeline.records import MeasureJob, Measurement
-from edge_pipeline.report.model import Latency, Validation
+from edge_pipeline.report.model import Latency, ServerLoad, Validation
 from edge_pipeline.report.strict import ReportFieldError, conform
 from edge_pipeline.tensors import Tensors, align_outputs, order_inputs
 from edge_pipeline.types import TEXT_GENERATION, JsonObject, JsonValue, ProfileSettings
@@ -86,11 +87,14 @@ def run(job: MeasureJob) -> Measurement:
         check_memory_limit(artifact.name, where, runtime_memory_mb, job.profile.memory_mb)
     latency = measure_latency(runner, artifact, session, example, job.profile, job.target)
     profile, node_ms = op_profile(runner, artifact, example, job.profile.runs)
+    load = load_test(session, example, job.profile, f"{runner.runtime} {measured.runtime_version or ''}, clients "
+                     f"and server on this host over loopback ({job.target} target, host-emulated)"
+                     ) if session.serves_requests else None
     return checked_figures(replace(
         measured, signature=registry.create(Runner, job.runner).signature(artifact),   # by its own runtime
         latency=latency, validation=with_real_time_factor(validation, latency, job.spec.chunk_duration_ms),
         peak_rss_mb=peak_rss_mb(), runtime_memory_mb=runtime_memory_mb,
-        op_profile=profile, node_latency_ms=node_ms), job.runner)
+        op_profile=profile, node_latency_ms=node_ms, server_load=load), job.runner)
 
 
 def load_plan(reference: Path) -> SequencePlan | None:
@@ -130,11 +134,17 @@ def checked_figures(measured: Measurement, runner: str) -> Measurement:
         for index, latency in enumerate(measured.latency):
             Latency.from_json(latency.to_json(), f"latency_by_threads[{index}]")
         conform(JsonValue, measured.op_profile, "op_profile")
+        if measured.server_load is not None:
+            ServerLoad.from_json(measured.server_load.to_json(), "server_load")
         bad = next((n for n, ms in measured.node_latency_ms.items() if not (math.isfinite(ms) and ms >= 0)), None)
         if bad is not None:
             raise ReportFieldError(f"node_latency_ms[{bad!r}] is {measured.node_latency_ms[bad]}, not a time")
     except ReportFieldError as exc:
         raise StageFailed(f"runner '{runner}' reported an impossible figure: {exc}") from None
+    failing = next((lv for lv in measured.server_load.levels if lv.errors), None) if measured.server_load else None
+    if failing is not None:
+        raise StageFailed(f"{measured.runtime} failed {failing.errors} of {failing.requests} requests with "
+                          f"{failing.concurrency} clients at once")
     return measured
 
 

@@ -24,6 +24,8 @@ class Session(ABC):
     cores: int | None = None                      # the device's cores, when it is not this host
     device_label: str | None = None               # where it runs, when not this host (ssh board, a bench label)
     times_itself: bool = False                    # True: `benchmark` times inside the runtime (another process)
+    serves_requests: bool = False                 # True: a server; `run` may be called from many threads at once
+                                                  # and the artifact is load-tested (measure.load_test)
 
     @abstractmethod
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -32,6 +34,10 @@ class Session(ABC):
     def benchmark(self, inputs: list[np.ndarray], warmup: int, runs: int) -> np.ndarray:
         """Per-run milliseconds timed by the runtime itself (only when `times_itself`)."""
         raise NotImplementedError(f"{type(self).__name__} does not time itself")
+
+    def resident_mb(self) -> float | None:
+        """Resident memory of the process(es) running the artifact when they are not this one (a server)."""
+        return None
 
     def run_batches(self, inputs: Tensors, batch: int) -> list[np.ndarray] | None:
         """Every sample in one call where the runtime can (a remote device); None: call `run` per batch."""

@@ -28,6 +28,8 @@ class Metric:
     upper: bool = True                      # True: value must be <= limit
     noise: Callable[[ArtifactReport], float] | None = None
     valid: Range = POSITIVE                 # the limits that mean something
+    applies: Callable[[ArtifactReport], bool] | None = None   # None: every artifact; else only those it holds for
+    kind_of: str = ""                       # what the artifacts it applies to are, for the skipped check's text
 
 
 def _p50(a: ArtifactReport) -> float | None:
@@ -66,6 +68,12 @@ BUDGETS: dict[str, Metric] = {
                                    valid=Range(0.0, 1000.0)),
     "min-token-agreement": Metric("token_agreement", lambda a: _generation(a, "token_agreement"), upper=False,
                                   valid=FRACTION),
+    # served artifacts (the server target): p99 at the highest concurrency tested, the best throughput reached
+    "max-p99-ms": Metric("server_p99_ms", lambda a: a.server_load.worst_p99_ms if a.server_load else None,
+                         applies=lambda a: a.server_load is not None, kind_of="a served artifact"),
+    "min-throughput-rps": Metric("server_throughput_rps",
+                                 lambda a: a.server_load.best_throughput_rps if a.server_load else None, upper=False,
+                                 applies=lambda a: a.server_load is not None, kind_of="a served artifact"),
 }
 
 
@@ -116,6 +124,10 @@ def completeness_checks(report: Report) -> list[Check]:
 
 
 def _budget_check(metric: Metric, limit: float, artifact: ArtifactReport) -> Check:
+    if metric.applies is not None and not metric.applies(artifact):
+        return Check(artifact.label, metric.name, limit, None, True,
+                     f"{artifact.label}: not {metric.kind_of}; {metric.name} limit {limit:g} not applied",
+                     CheckKind.SKIPPED)
     if artifact.status == "unvalidated" and metric.read(artifact) is None:
         label = artifact.label
         return Check(label, metric.name, limit, None, True,

@@ -30,8 +30,8 @@ def to_markdown(report: Report) -> str:
         if a.status == "unvalidated":
             lines += ["", f"**{a.label} is UNVALIDATED**: "
                           f"{(a.export.unvalidated_reason if a.export else None) or 'no runtime here can run it'}."]
-    lines += (_generation_table(report) + _output_table(report) + _sequence_table(report) + _op_tables(report)
-              + _coverage_table(report) + _sensitivity_tables(report))
+    lines += (_generation_table(report) + _load_table(report) + _output_table(report) + _sequence_table(report)
+              + _op_tables(report) + _coverage_table(report) + _sensitivity_tables(report))
     failures = [a for a in report.artifacts if a.error]
     if failures or report.checks:
         lines += ["", "## Checks", ""]
@@ -98,6 +98,27 @@ def _generation_table(report: Report) -> list[str]:
     where = sorted({g.measured_on for _, g in rows if g.measured_on})
     if where:
         lines += ["", "Generation speed was measured on this host, not on a device: " + "; ".join(where) + "."]
+    return lines
+
+
+def _load_table(report: Report) -> list[str]:
+    """Served artifacts under a bounded load test: every concurrency level, and where it was measured."""
+    served = [a for a in report.artifacts if a.server_load is not None]
+    if not served:
+        return []
+    lines = ["", "## Server load test", "",
+             "| artifact | clients at once | requests | errors | p50 ms | p90 ms | p99 ms | requests/s "
+             "| server peak MB |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for a in served:
+        load = a.server_load
+        for level in load.levels if load else ():
+            lines.append(f"| {a.label} | {level.concurrency} | {level.requests} | {level.errors} | "
+                         f"{_num(level.p50_ms, 2)} | {_num(level.p90_ms, 2)} | {_num(level.p99_ms, 2)} | "
+                         f"{_num(level.throughput_rps, 1)} | {_num(load.peak_memory_mb if load else None, 0)} |")
+    where = sorted({a.server_load.measured_on for a in served if a.server_load and a.server_load.measured_on})
+    lines += ["", "Each request is an HTTP round trip to a server this build started on 127.0.0.1; clients and "
+                  "server share this host's cores: " + "; ".join(where) + "."]
     return lines
 
 

@@ -291,6 +291,49 @@ class GraphOverlays(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
+class LoadLevel(Part):
+    """One level of a server's load test: `concurrency` clients sending requests back to back until `requests`
+    were sent or the level's time limit passed. Latencies are per request, client side; errors count every
+    answer other than the model's outputs (an error status, a refused or timed-out connection)."""
+
+    RANGES = {"concurrency": COUNT, "requests": NON_NEGATIVE, "errors": NON_NEGATIVE, "seconds": NON_NEGATIVE,
+              "p50_ms": NON_NEGATIVE, "p90_ms": NON_NEGATIVE, "p99_ms": NON_NEGATIVE, "throughput_rps": NON_NEGATIVE}
+
+    concurrency: int | None = None
+    requests: int | None = None
+    errors: int | None = None
+    seconds: float | None = None
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    p99_ms: float | None = None
+    throughput_rps: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerLoad(Part):
+    """A served artifact under a bounded load test on loopback: the server, where it ran, each concurrency level
+    and the server's peak resident memory (every process it started) during the test."""
+
+    RANGES = {"peak_memory_mb": NON_NEGATIVE}
+
+    server: str | None = None
+    measured_on: str | None = None
+    peak_memory_mb: float | None = None
+    levels: tuple[LoadLevel, ...] = ()
+
+    @property
+    def worst_p99_ms(self) -> float | None:
+        """The p99 at the highest concurrency tested (what `max-p99-ms` holds)."""
+        return self.levels[-1].p99_ms if self.levels else None
+
+    @property
+    def best_throughput_rps(self) -> float | None:
+        """The highest throughput any level reached (what `min-throughput-rps` holds)."""
+        values = [lv.throughput_rps for lv in self.levels if lv.throughput_rps is not None]
+        return max(values) if values else None
+
+
+@dataclass(frozen=True, kw_only=True)
 class StageError(Part):
     """Why an artifact failed, and in which stage: the error class name decides the exit code."""
 
@@ -334,7 +377,7 @@ class ArtifactReport(Part):
     RANGES = {"size_bytes": POSITIVE, "size_compressed_bytes": POSITIVE, "agreement": FRACTION,
               "max_abs_diff": NON_NEGATIVE, "peak_rss_mb": NON_NEGATIVE, "runtime_memory_mb": NON_NEGATIVE}
 
-    OPTIONAL = ("runner", "generation", "graph_overlays")
+    OPTIONAL = ("runner", "generation", "graph_overlays", "server_load")
     format: str | None = None
     precision: str | None = None
     status: Status | None = None
@@ -366,6 +409,7 @@ class ArtifactReport(Part):
     runner: str | None = None
     generation: GenerationReport | None = None
     graph_overlays: GraphOverlays | None = None
+    server_load: ServerLoad | None = None
 
     @property
     def label(self) -> str:

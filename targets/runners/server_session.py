@@ -19,6 +19,7 @@ _OPEN: "weakref.WeakSet[ServerSession]" = weakref.WeakSet()
 
 class ServerSession(Session):
     server_name = "the server"
+    serves_requests = True
     url: str
 
     def __init__(self, server: ServerProcess):
@@ -57,6 +58,9 @@ class ServerSession(Session):
         if reply.status != 200:
             raise StageFailed(f"{self.server_name} answered {reply.status}: {reply.body[:300]!r}")
         return self.decode(reply.body)
+
+    def resident_mb(self) -> float | None:
+        return self.server.rss_mb()
 
     def close(self) -> None:
         self.server.stop()
