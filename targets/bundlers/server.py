@@ -1,6 +1,7 @@
-"""The server bundle (`sample_apps/server`): TF Serving's model base path and `models.config`, the ONNX model
-an ONNX Runtime server loads, and a REST predict request made from the build's first recorded call with the
-outputs the source gave for it, so a deployed server can be checked with one `curl`."""
+"""The server bundle (`sample_apps/server`): TF Serving's `models.config` over its model base path, TorchServe's
+`config.properties` over its model store, the Ray Serve application folder, and one predict request made from
+the build's first recorded call with the outputs the source gave for it, so each deployed server can be
+checked with one `curl` (all three take the same JSON body)."""
 from __future__ import annotations
 
 import json
@@ -15,12 +16,13 @@ from edge_pipeline.types import JsonObject
 if TYPE_CHECKING:
     from edge_pipeline.report.model import Report
 
-REQUEST, EXPECTED, MODELS_CONFIG = "predict_request.json", "predict_expected.json", "models.config"
+REQUEST, EXPECTED, MODELS_CONFIG, TORCHSERVE_CONFIG = ("predict_request.json", "predict_expected.json",
+                                                      "models.config", "config.properties")
 
 
 class ServerBundler(Bundler):
     name: ClassVar[str] = "server"
-    formats: ClassVar[tuple[str, ...] | None] = ("tfserving", "onnx")
+    formats: ClassVar[tuple[str, ...] | None] = ("tfserving", "torchserve", "rayserve", "onnx")
     replays_recorded: ClassVar[bool] = True    # a request takes every named input, whatever its dtype
 
     def generate(self, dest: Path, report: Report, folder: Path) -> JsonObject:
@@ -33,6 +35,13 @@ class ServerBundler(Bundler):
             (dest / MODELS_CONFIG).write_text(
                 "model_config_list {\n  config {\n    name: 'model'\n"
                 f"    base_path: '{base}'\n    model_platform: 'tensorflow'\n  }}\n}}\n")
+        archives = [a for a in runnable(self.name, report) if a.format == "torchserve" and a.path]
+        if archives:
+            (dest / TORCHSERVE_CONFIG).write_text(
+                "# TorchServe: `torchserve --start --ncs --disable-token-auth --ts-config config.properties`\n"
+                "inference_address=http://0.0.0.0:8080\nmanagement_address=http://127.0.0.1:8081\n"
+                f"metrics_address=http://127.0.0.1:8082\nmodel_store=models/{archives[0].path}/model-store\n"
+                "load_models=model=model.mar\ndefault_workers_per_model=1\n")
         recording = load_recording(folder / RECORDED)
         if recording is None:
             return {"request": None}
@@ -43,4 +52,5 @@ class ServerBundler(Bundler):
         expected = {name: np.asarray(a).tolist() for name, a in zip(recording.first_outputs.names,
                                                                       recording.first_outputs.arrays)}
         (dest / EXPECTED).write_text(json.dumps({"outputs": expected}) + "\n")
-        return {"request": REQUEST, "expected": EXPECTED, "models_config": MODELS_CONFIG if layouts else None}
+        return {"request": REQUEST, "expected": EXPECTED, "models_config": MODELS_CONFIG if layouts else None,
+                "torchserve_config": TORCHSERVE_CONFIG if archives else None}
