@@ -40,6 +40,15 @@ def android_build(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return {"out": out, "report": report, "seconds": elapsed, "stdout": proc.stdout, "stderr": proc.stderr}
 
 
+@pytest.fixture(scope="session")
+def digits_server(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """`edgepipe build --target server` on the built-in example: three server formats, two served for real."""
+    out = tmp_path_factory.mktemp("server")
+    proc = run_cli("build", "--target", "server", "--out", str(out), cwd=out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return {"out": out / "server", "report": json.loads((out / "server" / "report.json").read_text())}
+
+
 USER_MODULE = '''
 import numpy as np
 import torch

@@ -1,6 +1,7 @@
-"""The server target: TF Serving's model layout, built from a PyTorch source (through the ONNX -> TensorFlow
-bridge) and from a two-input, two-output Keras model, loaded back the way TF Serving loads it (the SavedModel's
-`serving_default` signature in TensorFlow) and judged against the source like every artifact."""
+"""The server target, built once on the digits example: TF Serving's model layout (from PyTorch through the ONNX ->
+TensorFlow bridge, and from a two-input, two-output Keras model) loaded back the way TF Serving loads it, and the
+TorchServe archive and Ray Serve application, each validated through its real server over HTTP and load-tested.
+The servers themselves, started from the bundle, are in test_server_live.py."""
 from __future__ import annotations
 
 import json
@@ -32,24 +33,50 @@ def warmup_requests(version_dir: Path) -> list:
     return [prediction_log_pb2.PredictionLog.FromString(r.numpy()).predict_log.request for r in records]
 
 
-@pytest.fixture(scope="module")
-def digits_server(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    out = tmp_path_factory.mktemp("server")
-    proc = run_cli("build", "--target", "server", "--out", str(out), cwd=out)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return {"out": out / "server", "report": json.loads((out / "server" / "report.json").read_text())}
-
-
-def test_server_build_validates_the_tf_serving_layout_and_the_onnx_model(digits_server: dict) -> None:
+def test_server_build_validates_every_server_format(digits_server: dict) -> None:
     report = digits_server["report"]
     assert report["passed"] and report["target"] == "server"
     by_label = {f"{a['format']}:{a['precision']}": a for a in report["artifacts"]}
-    assert set(by_label) == {"tfserving:fp32", "onnx:fp32"}
+    assert set(by_label) == {"tfserving:fp32", "torchserve:fp32", "rayserve:fp32"}
+    for label in ("torchserve:fp32", "rayserve:fp32"):     # validated over each server's HTTP API
+        (output,) = by_label[label]["validation"]["outputs"]
+        assert output["name"] == "output" and output["passed"] and output["agreement"] == 1.0
+        assert output["sqnr_db"] is None or output["sqnr_db"] > 60
+        assert "HTTP request on 127.0.0.1" in by_label[label]["runtime"]
     tfserving = by_label["tfserving:fp32"]
     assert tfserving["status"] == "ok" and tfserving["runtime"] == "TensorFlow SavedModel serving signature"
     (output,) = tfserving["validation"]["outputs"]
     assert output["name"] == "output" and output["sqnr_db"] > 60 and output["agreement"] == 1.0
     assert tfserving["export"]["route"][0]["tool"] == "torch-to-tf"    # PyTorch reaches TensorFlow by the bridge
+    assert "server_load" not in tfserving     # no TF Serving binary here: nothing was served
+
+
+def test_each_served_artifact_is_load_tested_and_its_counts_add_up(digits_server: dict) -> None:
+    served = {a["format"]: a["server_load"] for a in digits_server["report"]["artifacts"] if "server_load" in a}
+    assert set(served) == {"torchserve", "rayserve"}
+    for server, load in served.items():
+        assert [level["concurrency"] for level in load["levels"]] == [1, 8, 32]
+        for level in load["levels"]:
+            assert level["errors"] == 0 and 0 < level["requests"] <= 200, (server, level)
+            # every answered request is counted once: throughput x wall time = requests (to rounding)
+            assert abs(level["throughput_rps"] * level["seconds"] - level["requests"]) <= 1.0 + 0.01 * level["requests"]
+            assert 0 < level["p50_ms"] <= level["p90_ms"] <= level["p99_ms"]
+        assert load["peak_memory_mb"] > 50 and "loopback" in load["measured_on"]
+    markdown = (digits_server["out"] / "report.md").read_text()
+    assert "## Server load test" in markdown and "| torchserve:fp32 | 32 |" in markdown
+
+
+def test_server_budgets_hold_served_artifacts_and_skip_the_others(digits_server: dict, tmp_path: Path) -> None:
+    out = digits_server["out"].parent
+    passing = run_cli("gate", str(digits_server["out"] / "report.json"), "--budget", "max-p99-ms=60000",
+                      "--budget", "min-throughput-rps=0.5", "--json", cwd=tmp_path)
+    assert passing.returncode == 0, passing.stdout + passing.stderr
+    checks = json.loads(passing.stdout)["checks"]
+    assert {c["artifact"] for c in checks if c["kind"] == "skipped"} == {"tfserving:fp32"}
+    failing = run_cli("gate", str(digits_server["out"] / "report.json"), "--budget", "min-throughput-rps=1000000",
+                      cwd=tmp_path)
+    assert failing.returncode == 1 and "server_throughput_rps" in failing.stdout + failing.stderr
+    assert out.is_dir()
 
 
 def test_the_layout_is_what_tf_serving_loads(digits_server: dict) -> None:
@@ -115,7 +142,7 @@ def test_a_folder_without_the_version_is_refused_in_one_line(digits_server: dict
 
 def test_the_bundle_holds_a_request_that_the_served_signature_answers_like_the_source(digits_server: dict) -> None:
     """The REST body in the bundle, decoded as TF Serving decodes its columnar `inputs` (to the signature's
-    dtypes), answers with the source's outputs through the signature and through ONNX Runtime."""
+    dtypes), answers with the source's outputs through the signature and through the Ray app's ONNX model."""
     import onnxruntime as ort
     import tensorflow as tf
 
@@ -132,7 +159,8 @@ def test_the_bundle_holds_a_request_that_the_served_signature_answers_like_the_s
     declared = function.structured_input_signature[1]
     served = function(**{name: tf.constant(v, dtype=declared[name].dtype) for name, v in request["inputs"].items()})
     np.testing.assert_allclose(served["output"].numpy(), np.asarray(expected["output"]), rtol=1e-4, atol=1e-4)
-    session = ort.InferenceSession(str(bundle / "models" / "model-fp32.onnx"), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(bundle / "models" / "model-fp32-rayserve" / "model.onnx"),
+                                   providers=["CPUExecutionProvider"])
     feed = {i.name: np.asarray(request["inputs"][i.name], dtype=np.float32) for i in session.get_inputs()}
     (answer,) = session.run(["output"], feed)
     np.testing.assert_allclose(answer, np.asarray(expected["output"]), rtol=1e-4, atol=1e-4)

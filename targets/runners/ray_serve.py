@@ -46,6 +46,7 @@ class RayServeSession(ServerSession):
 
     def __init__(self, folder: Path, threads: int):
         self._work = Path(tempfile.mkdtemp(prefix="edgepipe-rayserve-"))
+        self._ray_dir = self._work
         app = self._work / "app"
         shutil.copytree(folder, app)
         port = free_port()
@@ -59,10 +60,10 @@ class RayServeSession(ServerSession):
         self.url = f"http://127.0.0.1:{port}/"
         routes = f"http://127.0.0.1:{port}/-/routes"
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-        env |= {"RAY_TMPDIR": str(self._work / "ray"), "OMP_NUM_THREADS": str(threads or os.cpu_count() or 1),
+        self._ray_dir = short_temp_dir()
+        env |= {"RAY_TMPDIR": str(self._ray_dir), "OMP_NUM_THREADS": str(threads or os.cpu_count() or 1),
                 "RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0",
                 "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-        (self._work / "ray").mkdir()
         server = ServerProcess("Ray Serve", [str(Path(sys.executable).parent / "serve"), "run", CONFIG_FILE,
                                              "--address", "local"],
                                self._work / "serve.log", lambda: _deployed(routes), env=env, cwd=app,
@@ -71,6 +72,15 @@ class RayServeSession(ServerSession):
 
     def cleanup(self) -> None:
         shutil.rmtree(self._work, ignore_errors=True)
+        shutil.rmtree(self._ray_dir, ignore_errors=True)
+
+
+def short_temp_dir() -> Path:
+    """Ray's session folder for the server: Ray puts Unix sockets some 70 characters below it, and a socket path
+    may not exceed 107 bytes, so it lives directly under /tmp when the temp folder's own path is long."""
+    default = Path(tempfile.gettempdir())
+    parent = default if len(str(default)) <= 20 or not Path("/tmp").is_dir() else Path("/tmp")
+    return Path(tempfile.mkdtemp(prefix="ep-ray-", dir=parent))
 
 
 def _deployed(routes_url: str) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 from edge_pipeline.errors import StageFailed
 
 STOP_WAIT_S = 20.0
+EXCEPTION_LINE = re.compile(r"^\s*[\w.$]+(Error|Exception): ")
 
 
 def free_port() -> int:
@@ -91,13 +93,15 @@ class ServerProcess:
             return False
 
     def last_log_line(self) -> str:
-        """The log's last error line (a traceback's exception), else its last line."""
+        """The log's last exception line (`java.io.IOException: ...`, a Python traceback's last line), else its last
+        line that mentions an error, else its last line."""
         try:
             lines = [line for line in self.log.read_text(errors="replace").splitlines() if line.strip()]
         except OSError:
             return "(no log)"
+        raised = [line for line in lines if EXCEPTION_LINE.match(line)]
         errors = [line for line in lines if "Error" in line or "Exception" in line or "error:" in line]
-        return (errors or lines or ["(its log is empty)"])[-1].strip()[:300]
+        return (raised or errors or lines or ["(its log is empty)"])[-1].strip()[:300]
 
     def group_pids(self) -> list[int]:
         """Every live process of the server's session (its workers included)."""
