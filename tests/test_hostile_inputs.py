@@ -539,5 +539,5 @@ def test_make_test_names_missing_packages_in_one_line(tmp_path: Path) -> None:
     proc = subprocess.run([str(ROOT / ".ci" / "system-deps")], capture_output=True, text=True, env=env)
     assert proc.returncode == 3 and proc.stdout == ""
     (line,) = proc.stderr.splitlines()
-    for package in ("chromium", "openssh-server", "adb", "g++", "apt-get install"):
+    for package in ("chromium", "openssh-server", "adb", "g++", "openjdk-17-jre-headless", "apt-get install"):
         assert package in line
