@@ -10,9 +10,10 @@ from typing import ClassVar
 
 from edge_pipeline.types import JsonObject
 
-from ..servers import ray_app
 from ..servers.ray_layout import APP_FILE, CONFIG_FILE, MAX_BATCH, MODEL_FILE, SIGNATURE_FILE, serve_config
 from .onnx import OnnxExporter
+
+SERVERS = Path(__file__).resolve().parents[1] / "servers"
 
 
 class RayServeExporter(OnnxExporter):
@@ -29,7 +30,7 @@ class RayServeExporter(OnnxExporter):
 
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(onnx_path, dest / MODEL_FILE)
-        shutil.copyfile(ray_app.__file__, dest / APP_FILE)
+        shutil.copyfile(SERVERS / "ray_app.py", dest / APP_FILE)   # shipped as it is; imports Ray only there
         graph = onnx.load(str(onnx_path), load_external_data=False).graph
         initializers = {i.name for i in graph.initializer}
         inputs = [i for i in graph.input if i.name not in initializers]

@@ -19,10 +19,10 @@ from edge_pipeline.errors import MissingDependency, StageFailed
 from edge_pipeline.plugins import Exporter, Model
 from edge_pipeline.types import JsonObject
 
-from ..servers import torchserve_handler
 from .torch_capture import capture
 
 MODEL_NAME, ARCHIVE = "model", "model-store/model.mar"
+HANDLER = Path(__file__).resolve().parents[1] / "servers" / "torchserve_handler.py"   # packed as it is
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
@@ -75,7 +75,7 @@ def _archive(work: Path, store: Path) -> None:
                                 "pip install torch-model-archiver==0.12.0")
     command = [str(Path(sys.executable).parent / "torch-model-archiver"), "--model-name", MODEL_NAME,
                "--version", "1.0", "--serialized-file", str(work / "model.pt2"),
-               "--handler", torchserve_handler.__file__, "--extra-files", str(work / "signature.json"),
+               "--handler", str(HANDLER), "--extra-files", str(work / "signature.json"),
                "--export-path", str(store)]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
