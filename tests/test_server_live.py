@@ -189,3 +189,39 @@ def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     return env | {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"} | extra
 
+
+
+@pytest.mark.parametrize("damage", ["extra module", "other app code", "runtime_env", "archive extra file",
+                                    "archive handler changed"])
+def test_server_artifacts_from_elsewhere_are_refused_before_any_server_runs_their_code(
+        digits_server: dict, tmp_path: Path, damage: str) -> None:
+    """TorchServe runs an archive's handler and Ray the app's modules: only edgepipe's own are started."""
+    import zipfile
+
+    source = digits_server["out"]
+    kind = "torchserve" if damage.startswith("archive") else "rayserve"
+    folder = tmp_path / f"model-fp32-{kind}"
+    shutil.copytree(source / folder.name, folder)
+    if damage == "extra module":
+        (folder / "numpy.py").write_text("import os\n")
+    elif damage == "other app code":
+        (folder / "edgepipe_serve_app.py").write_text((folder / "edgepipe_serve_app.py").read_text() + "\n# x\n")
+    elif damage == "runtime_env":
+        (folder / "serve_config.yaml").write_text((folder / "serve_config.yaml").read_text().replace(
+            "    import_path:", "    runtime_env: {pip: [requests]}\n    import_path:"))
+    else:
+        archive = folder / "model-store" / "model.mar"
+        with zipfile.ZipFile(archive) as zf:
+            entries = {name: zf.read(name) for name in zf.namelist()}
+        if damage == "archive extra file":
+            entries["evil.py"] = b"import os\n"
+        else:
+            entries["torchserve_handler.py"] += b"\nimport os\n"
+        with zipfile.ZipFile(archive, "w") as zf:
+            for name, data in entries.items():
+                zf.writestr(name, data)
+    proc = run_cli("profile", str(folder), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert "not an edgepipe" in line or "runtime_env" in line, line
+    assert not leftovers()

@@ -19,6 +19,8 @@ from edge_pipeline.tensors import TensorSpec
 from ..servers.process import ServerProcess, free_port, request
 from .server_session import ServerSession
 
+HANDLER = Path(__file__).resolve().parents[1] / "servers" / "torchserve_handler.py"
+
 MODEL_NAME, ARCHIVE = "model", "model-store/model.mar"
 
 
@@ -84,11 +86,21 @@ def _worker_ready(status_url: str) -> bool:
 
 
 def archive_signature(archive: Path) -> dict:
-    """The signature.json packed in a .mar (what the handler reads), read without unpacking the archive."""
+    """The signature.json packed in a .mar (what the handler reads), after checking the archive holds exactly
+    edgepipe's handler, named as its handler, and nothing else that runs: TorchServe executes an archive's handler
+    code, so an archive from elsewhere is refused rather than run."""
     import zipfile
 
     try:
         with zipfile.ZipFile(archive) as zf:
-            return dict(json.loads(zf.read("signature.json")))
-    except (KeyError, zipfile.BadZipFile, ValueError) as exc:
+            names = set(zf.namelist())
+            manifest = json.loads(zf.read("MAR-INF/MANIFEST.json"))
+            handler = zf.read(HANDLER.name) if HANDLER.name in names else b""
+            signature = dict(json.loads(zf.read("signature.json")))
+    except (KeyError, zipfile.BadZipFile, ValueError, OSError) as exc:
         raise InputError(f"{archive} is not an edgepipe TorchServe archive: {exc}") from exc
+    expected = {"MAR-INF/MANIFEST.json", "model.pt2", "signature.json", HANDLER.name}
+    if names != expected or handler != HANDLER.read_bytes() or manifest.get("model", {}).get("handler") != HANDLER.name:
+        raise InputError(f"{archive} is not an edgepipe TorchServe archive (its files or handler differ from "
+                         f"edgepipe's: TorchServe would run that code, so it is not started)")
+    return signature
