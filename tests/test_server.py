@@ -164,3 +164,22 @@ def test_the_bundle_holds_a_request_that_the_served_signature_answers_like_the_s
     feed = {i.name: np.asarray(request["inputs"][i.name], dtype=np.float32) for i in session.get_inputs()}
     (answer,) = session.run(["output"], feed)
     np.testing.assert_allclose(answer, np.asarray(expected["output"]), rtol=1e-4, atol=1e-4)
+
+
+def test_report_html_draws_the_load_test_with_report_json_numbers(digits_server: dict, tmp_path: Path) -> None:
+    from .browser import open_page
+
+    with open_page((digits_server["out"] / "report.html").as_uri(), tmp_path / "profile") as (page, errors):
+        page.wait_for_function("document.getElementById('server') && document.getElementById('server').data")
+        traces = page.evaluate("() => document.getElementById('server').data"
+                               ".map(t => ({x: t.x, y: t.y, meta: t.meta}))")
+    assert errors == []
+    plotted = {(t["meta"]["artifact"], t["meta"]["figure"]): (t["x"], t["y"]) for t in traces}
+    for artifact in digits_server["report"]["artifacts"]:
+        load = artifact.get("server_load")
+        if load is None:
+            continue
+        label = f"{artifact['format']}:{artifact['precision']}"
+        clients = [level["concurrency"] for level in load["levels"]]
+        assert plotted[(label, "p99_ms")] == (clients, [level["p99_ms"] for level in load["levels"]])
+        assert plotted[(label, "throughput_rps")] == (clients, [level["throughput_rps"] for level in load["levels"]])

@@ -175,6 +175,27 @@ def generation(report: Report) -> go.Figure | None:
     return figure
 
 
+def server_load(report: Report) -> go.Figure | None:
+    """Each served artifact's load test: p99 latency and throughput against the clients sending at once."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    served = [a for a in report.artifacts if a.server_load is not None and a.server_load.levels]
+    if not served:
+        return None
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("p99 ms per request", "requests per second"))
+    for a in served:
+        levels = a.server_load.levels if a.server_load else ()
+        clients = [lv.concurrency for lv in levels]
+        figure.add_trace(go.Scatter(x=clients, y=[lv.p99_ms for lv in levels], name=a.label, legendgroup=a.label,
+                                    meta={"artifact": a.label, "figure": "p99_ms"}), row=1, col=1)
+        figure.add_trace(go.Scatter(x=clients, y=[lv.throughput_rps for lv in levels], name=a.label,
+                                    legendgroup=a.label, showlegend=False,
+                                    meta={"artifact": a.label, "figure": "throughput_rps"}), row=1, col=2)
+    figure.update_xaxes(title="clients at once", type="log")
+    return figure
+
+
 CHARTS: tuple[tuple[str, str, str, Callable[[Report], go.Figure | None]], ...] = (
     ("tradeoff", "Size, accuracy and latency",
      "Each artifact's size against its accuracy; marker area grows with p50 latency; dashed lines are budgets.",
@@ -187,4 +208,6 @@ CHARTS: tuple[tuple[str, str, str, Callable[[Report], go.Figure | None]], ...] =
      sensitivity),
     ("ops", "Per-op latency profile", "Each artifact's top ops by share of one call's time.", op_profile),
     ("generation", "Language model speed", "Time to first token and decode rate, as measured here.", generation),
+    ("server", "Server load test", "Client-side p99 and throughput through each real server on 127.0.0.1, clients "
+     "and server sharing this host's cores.", server_load),
 )
