@@ -97,19 +97,21 @@ def test_the_layout_is_what_tf_serving_loads(digits_server: dict) -> None:
     assert warm.dtype == np.float32 and list(warm.shape) == inputs[list(inputs)[0]][1]
 
 
-def test_two_inputs_two_outputs_keep_their_names_and_both_heads_validate(tmp_path: Path) -> None:
-    shutil.copyfile(MODELS, tmp_path / "multi_io.py")
-    (tmp_path / "edgepipe.toml").write_text("""
-model = "multi_io:keras_two_heads"
-example-inputs = "multi_io:keras_example"
-calibration = "multi_io:keras_calibration"
-
-[targets.server]
-formats = ["tfserving:fp32"]
-""")
-    proc = run_cli("build", "--target", "server", "--out", str(tmp_path / "out"), cwd=tmp_path)
-    report = json.loads((tmp_path / "out" / "server" / "report.json").read_text())
+def multi_io_server_build(folder: Path, model: str, data: str, formats: list[str]) -> dict:
+    """A server build of one of tests/multi_io_models.py's models (`data`: its config keys), which must pass."""
+    shutil.copyfile(MODELS, folder / "multi_io.py")
+    formats_line = ", ".join(f'"{f}"' for f in formats)
+    (folder / "edgepipe.toml").write_text(f'model = "multi_io:{model}"\n{data}\n[targets.server]\n'
+                                          f'formats = [{formats_line}]\n')
+    proc = run_cli("build", "--target", "server", "--out", str(folder / "out"), cwd=folder)
+    report = json.loads((folder / "out" / "server" / "report.json").read_text())
     assert proc.returncode == 0, [a.get("error") for a in report["artifacts"]]
+    return report
+
+
+def test_two_inputs_two_outputs_keep_their_names_and_both_heads_validate(tmp_path: Path) -> None:
+    report = multi_io_server_build(tmp_path, "keras_two_heads", 'example-inputs = "multi_io:keras_example"\n'
+                                   'calibration = "multi_io:keras_calibration"', ["tfserving:fp32"])
     (artifact,) = report["artifacts"]
     exact = {o["name"]: o["passed"] and (o["max_abs_diff"] == 0.0 if o["sqnr_db"] is None else o["sqnr_db"] > 60)
              for o in artifact["validation"]["outputs"]}

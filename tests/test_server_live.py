@@ -21,7 +21,7 @@ from targets.runners.ray_serve import on_port, short_temp_dir
 from targets.servers.process import ServerProcess, free_port, request, running
 
 from .conftest import run_cli
-from .test_multi_io import MODELS
+from .test_server import multi_io_server_build
 
 BIN = Path(sys.executable).parent
 
@@ -142,18 +142,8 @@ def test_a_server_that_does_not_answer_times_out_in_one_line(monkeypatch: pytest
 
 
 def test_two_int64_inputs_and_two_outputs_served_by_both_servers(tmp_path: Path) -> None:
-    shutil.copyfile(MODELS, tmp_path / "multi_io.py")
-    (tmp_path / "edgepipe.toml").write_text("""
-model = "multi_io:make_encoder"
-example-inputs = "multi_io:text_example"
-evaluate = "multi_io:text_evaluate"
-
-[targets.server]
-formats = ["torchserve:fp32", "rayserve:fp32"]
-""")
-    proc = run_cli("build", "--target", "server", "--out", str(tmp_path / "out"), cwd=tmp_path)
-    report = json.loads((tmp_path / "out" / "server" / "report.json").read_text())
-    assert proc.returncode == 0, [a.get("error") for a in report["artifacts"]]
+    report = multi_io_server_build(tmp_path, "make_encoder", 'example-inputs = "multi_io:text_example"\n'
+                                   'evaluate = "multi_io:text_evaluate"', ["torchserve:fp32", "rayserve:fp32"])
     for artifact in report["artifacts"]:
         outputs = {o["name"]: o for o in artifact["validation"]["outputs"]}
         assert set(outputs) == {"pooled", "token_logits"} and all(o["passed"] for o in outputs.values())
