@@ -69,9 +69,9 @@ mcu = Target(
 
 server = Target(
     name="server",
-    description="A model server beside the edge apps: TF Serving's SavedModel layout (serving_default signature, "
-                "warm-up requests), a TorchServe archive and a Ray Serve application (ONNX Runtime), each served for "
-                "real on 127.0.0.1, fp32",
+    description="A model server beside the edge apps, fp32: TF Serving's SavedModel layout (validated through its "
+                "signature in TensorFlow; TF Serving itself is not run), and a TorchServe archive and a Ray Serve "
+                "application (ONNX Runtime), each served for real on 127.0.0.1 and load-tested",
     outputs=(OutputSpec("tfserving", "fp32"), OutputSpec("torchserve", "fp32"), OutputSpec("rayserve", "fp32")),
     profile=ProfileSettings(warmup=10, runs=100, threads=(1,)),   # a server per thread count would start twice
     device_class="server",

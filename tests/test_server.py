@@ -48,7 +48,9 @@ def test_server_build_validates_every_server_format(digits_server: dict) -> None
     (output,) = tfserving["validation"]["outputs"]
     assert output["name"] == "output" and output["sqnr_db"] > 60 and output["agreement"] == 1.0
     assert tfserving["export"]["route"][0]["tool"] == "torch-to-tf"    # PyTorch reaches TensorFlow by the bridge
-    assert "server_load" not in tfserving     # no TF Serving binary here: nothing was served
+    assert "server_load" not in tfserving     # no TF Serving binary here: nothing was served, and it says so
+    assert "cannot be installed here" in tfserving["export"]["metadata"]["not_exercised"]
+    assert "tfserving:fp32 was not served" in (digits_server["out"] / "report.md").read_text()
 
 
 def test_each_served_artifact_is_load_tested_and_its_counts_add_up(digits_server: dict) -> None:
@@ -58,6 +60,7 @@ def test_each_served_artifact_is_load_tested_and_its_counts_add_up(digits_server
         assert [level["concurrency"] for level in load["levels"]] == [1, 8, 32]
         for level in load["levels"]:
             assert level["errors"] == 0 and 0 < level["requests"] <= 200, (server, level)
+            assert level["answered"] + level["errors"] == level["requests"]
             # every answered request is counted once: throughput x wall time = requests (to rounding)
             assert abs(level["throughput_rps"] * level["seconds"] - level["requests"]) <= 1.0 + 0.01 * level["requests"]
             assert 0 < level["p50_ms"] <= level["p90_ms"] <= level["p99_ms"]

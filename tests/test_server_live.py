@@ -18,7 +18,7 @@ import pytest
 from edge_pipeline.errors import StageFailed
 from targets.runners import server_session
 from targets.runners.ray_serve import on_port, short_temp_dir
-from targets.servers.process import ServerProcess, free_port, request, running
+from targets.servers.process import ServerProcess, free_port, free_ports, request, running
 
 from .conftest import run_cli
 from .test_server import multi_io_server_build
@@ -53,6 +53,10 @@ def refuses_malformed_and_keeps_serving(url: str, bundle: Path) -> None:
     assert broken.status == 400 and b"JSON" in broken.body, broken.body[:300]
     missing = request(url, json.dumps({"inputs": {"wrong_name": [[0.0]]}}).encode())
     assert missing.status == 400 and b"input 'x' is missing" in missing.body, missing.body[:300]
+    torn = request(url, b"PK\x03\x04 not really a zip", "application/octet-stream")
+    assert torn.status == 400 and b".npz" in torn.body, torn.body[:300]
+    lossy = request(url, json.dumps({"inputs": {"x": [[[["a"] * 8] * 8]]}}).encode())
+    assert lossy.status == 400 and b"does not convert" in lossy.body, lossy.body[:300]
     answers_like_the_source(url, bundle)
 
 
@@ -64,9 +68,9 @@ def bundle(digits_server: dict, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 def test_torchserve_from_the_bundle_answers_like_the_source(bundle: Path) -> None:
-    inference, management, metrics = free_port(), free_port(), free_port()
+    inference, management, metrics = free_ports(3)
     config = (bundle / "config.properties").read_text()
-    for old, new in (("0.0.0.0:8080", f"127.0.0.1:{inference}"), (":8081", f":{management}"), (":8082", f":{metrics}")):
+    for old, new in ((":8080", f":{inference}"), (":8081", f":{management}"), (":8082", f":{metrics}")):
         config = config.replace(old, new)
     (bundle / "config.properties").write_text(config)
     (bundle / "tmp").mkdir()
@@ -119,7 +123,7 @@ def test_a_server_that_cannot_start_is_one_line_and_leaves_nothing(bundle: Path,
     message = str(failure.value)
     assert message.startswith("TorchServe ") and "\n" not in message
     assert re.search(r"(?i)address already in use|bind", message), message
-    assert server.group_pids() == [] and not leftovers()
+    assert server.tree_pids() == [] and not leftovers()
 
 
 def test_a_server_that_does_not_answer_times_out_in_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -154,6 +158,34 @@ def test_two_int64_inputs_and_two_outputs_served_by_both_servers(tmp_path: Path)
     assert not leftovers()
 
 
+def with_pickled_weights(program: bytes) -> bytes:
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(program)) as src, zipfile.ZipFile(out, "w") as dest:
+        for name in src.namelist():
+            data = src.read(name)
+            if name.endswith("_weights_config.json"):
+                config = json.loads(data)
+                next(iter(config["config"].values()))["use_pickle"] = True
+                data = json.dumps(config).encode()
+            dest.writestr(name, data)
+    return out.getvalue()
+
+
+def test_a_server_failing_in_a_build_fails_that_artifact_with_exit_4(tmp_path: Path) -> None:
+    """TorchServe's launcher cannot find Java: the build names TorchServe and the reason in one line, exit 4."""
+    (tmp_path / "edgepipe.toml").write_text('[targets.server]\nformats = ["torchserve:fp32"]\n')
+    proc = run_cli("build", "--target", "server", "--no-cache", "--out", str(tmp_path / "out"), cwd=tmp_path,
+                   env={"JAVA_HOME": str(tmp_path / "no-java")})
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "TorchServe exited" in ln]
+    assert lines and "before it was ready" in lines[0], proc.stdout + proc.stderr
+    assert not leftovers()
+
+
 SILENT = """
 import socket, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", {port}))
@@ -181,8 +213,8 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 
-@pytest.mark.parametrize("damage", ["extra module", "other app code", "runtime_env", "archive extra file",
-                                    "archive handler changed"])
+@pytest.mark.parametrize("damage", ["extra module", "other app code", "runtime_env", "actor runtime_env",
+                                    "archive extra file", "archive handler changed", "archive pickled weights"])
 def test_server_artifacts_from_elsewhere_are_refused_before_any_server_runs_their_code(
         digits_server: dict, tmp_path: Path, damage: str) -> None:
     """TorchServe runs an archive's handler and Ray the app's modules: only edgepipe's own are started."""
@@ -199,19 +231,24 @@ def test_server_artifacts_from_elsewhere_are_refused_before_any_server_runs_thei
     elif damage == "runtime_env":
         (folder / "serve_config.yaml").write_text((folder / "serve_config.yaml").read_text().replace(
             "    import_path:", "    runtime_env: {pip: [requests]}\n    import_path:"))
+    elif damage == "actor runtime_env":
+        (folder / "serve_config.yaml").write_text((folder / "serve_config.yaml").read_text().replace(
+            "        num_replicas: 1", "        num_replicas: 1\n        ray_actor_options: {runtime_env: {pip: [x]}}"))
     else:
         archive = folder / "model-store" / "model.mar"
         with zipfile.ZipFile(archive) as zf:
             entries = {name: zf.read(name) for name in zf.namelist()}
         if damage == "archive extra file":
             entries["evil.py"] = b"import os\n"
-        else:
+        elif damage == "archive handler changed":
             entries["torchserve_handler.py"] += b"\nimport os\n"
+        else:     # torch.export.load would unpickle a tensor marked use_pickle
+            entries["model.pt2"] = with_pickled_weights(entries["model.pt2"])
         with zipfile.ZipFile(archive, "w") as zf:
             for name, data in entries.items():
                 zf.writestr(name, data)
     proc = run_cli("profile", str(folder), cwd=tmp_path)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     (line,) = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert "not an edgepipe" in line or "runtime_env" in line, line
+    assert "not an edgepipe" in line or "not edgepipe's" in line or "pickles" in line, line
     assert not leftovers()

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edge_pipeline.errors import EdgepipeError
 from edge_pipeline.plugins import Session
 from edge_pipeline.report.model import LoadLevel, ServerLoad
 from edge_pipeline.types import ProfileSettings
@@ -28,6 +27,8 @@ def load_test(session: Session, inputs: list[np.ndarray], profile: ProfileSettin
 
 def run_level(session: Session, inputs: list[np.ndarray], concurrency: int, requests: int,
               seconds: float) -> LoadLevel:
+    """`concurrency` clients share a request budget; a request is counted when it is sent and lands in exactly
+    one of answered or errors. No new request starts after the time limit (one in flight may finish later)."""
     lock = threading.Lock()
     sent, errors, times_ms = 0, 0, []
     deadline = time.monotonic() + seconds
@@ -43,7 +44,7 @@ def run_level(session: Session, inputs: list[np.ndarray], concurrency: int, requ
             try:
                 session.run(inputs)
                 ok = True
-            except (EdgepipeError, OSError):
+            except Exception:      # any failure is the request's: counted, never a thread lost uncounted
                 ok = False
             elapsed = (time.perf_counter() - started) * 1000
             with lock:
@@ -65,7 +66,8 @@ def run_level(session: Session, inputs: list[np.ndarray], concurrency: int, requ
 def level_figures(concurrency: int, sent: int, errors: int, times_ms: Sequence[float], wall_s: float) -> LoadLevel:
     """The level's figures: percentiles of the answered requests, throughput of answered requests per second."""
     q = np.percentile(np.asarray(times_ms, dtype=np.float64), [50, 90, 99]) if times_ms else [None] * 3
-    return LoadLevel(concurrency=concurrency, requests=sent, errors=errors, seconds=round(wall_s, 3),
+    return LoadLevel(concurrency=concurrency, requests=sent, answered=len(times_ms), errors=errors,
+                     seconds=round(wall_s, 3),
                      p50_ms=_ms(q[0]), p90_ms=_ms(q[1]), p99_ms=_ms(q[2]),
                      throughput_rps=round(len(times_ms) / wall_s, 2) if wall_s > 0 else None)
 

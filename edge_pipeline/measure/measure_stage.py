@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import platform
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +15,7 @@ from edge_pipeline import registry
 from edge_pipeline.datafiles import load_bundle, load_outputs
 from edge_pipeline.datafiles import load_plan as load_plan_text
 from edge_pipeline.errors import ConfigError, StageFailed
-from edge_pipeline.host import host_cores, measured_on, package_version
+from edge_pipeline.host import cpu_model, host_cores, measured_on, package_version
 from edge_pipeline.measure import generation_stage
 from edge_pipeline.measure.cpus import peak_rss_mb, pinned_cpus, thread_counts
 from edge_pipeline.measure.load_test import load_test
@@ -53,7 +54,6 @@ def run(job: MeasureJob) -> Measurement:
     runner = create_runner(job.runner, job.device, transport)
     artifact = job.artifact
     data = load_bundle(job.data)
-    reference = load_outputs(job.reference)
     runtime_memory_mb = None
     if transport.in_process and runner.in_process:   # its memory is this process's
         runner.preload()
@@ -64,6 +64,17 @@ def run(job: MeasureJob) -> Measurement:
         runtime_memory_mb = sampler.added_mb
     else:
         session = runner.open(artifact, 1, runner.variants[0])
+    try:
+        return _measure(job, runner, session, runtime_memory_mb)
+    finally:
+        session.close()      # a server session stops its server (and everything it started) here
+
+
+def _measure(job: MeasureJob, runner: Runner, session: Session, runtime_memory_mb: float | None) -> Measurement:
+    """Validation, then (when it passes) latency, op profile and, for a server, the load test, on `session`."""
+    artifact = job.artifact
+    data = load_bundle(job.data)
+    reference = load_outputs(job.reference)
     example = list(order_inputs(session.input_specs, data.example).arrays)
     plan = load_plan(job.reference)
     metric = load_metric(job.spec, job.task)
@@ -87,9 +98,9 @@ def run(job: MeasureJob) -> Measurement:
         check_memory_limit(artifact.name, where, runtime_memory_mb, job.profile.memory_mb)
     latency = measure_latency(runner, artifact, session, example, job.profile, job.target)
     profile, node_ms = op_profile(runner, artifact, example, job.profile.runs)
-    load = load_test(session, example, job.profile, f"{runner.runtime} {measured.runtime_version or ''}, clients "
-                     f"and server on this host over loopback ({job.target} target, host-emulated)"
-                     ) if session.serves_requests else None
+    load = load_test(session, example, job.profile, f"{runner.runtime} {measured.runtime_version or ''} on "
+                     f"127.0.0.1: clients and server on this {platform.machine()} host ({cpu_model()}, "
+                     f"{host_cores()} cores available), {job.target} target") if session.serves_requests else None
     return checked_figures(replace(
         measured, signature=registry.create(Runner, job.runner).signature(artifact),   # by its own runtime
         latency=latency, validation=with_real_time_factor(validation, latency, job.spec.chunk_duration_ms),
@@ -181,8 +192,12 @@ def measure_latency(runner: Runner, artifact: Path, session: Session, sample: li
             timed = session if (threads, variant) == (1, variants[0]) else runner.open(artifact, threads, variant)
             where = timed.device_label
             in_process = not (where or timed.times_itself)   # a child process keeps its own affinity
-            with pinned_cpus(threads) if in_process else contextlib.nullcontext([]) as cpus:
-                stats = time_session(timed, sample, profile.warmup, profile.runs)
+            try:
+                with pinned_cpus(threads) if in_process else contextlib.nullcontext([]) as cpus:
+                    stats = time_session(timed, sample, profile.warmup, profile.runs)
+            finally:
+                if timed is not session:
+                    timed.close()
             label = f"{where}, {threads} thread{'s' if threads != 1 else ''}" if where else measured_on(target, threads)
             if cpus:
                 label += f", pinned to CPU {','.join(map(str, cpus))}"

@@ -14,7 +14,7 @@ from edge_pipeline.host import package_version
 from edge_pipeline.measure.measure_stage import checked_figures, create_runner, measure_latency, op_profile
 from edge_pipeline.measure.profiling import run_batches
 from edge_pipeline.measure.validate import thresholds_for, validate
-from edge_pipeline.plugins import Runner
+from edge_pipeline.plugins import Runner, Session
 from edge_pipeline.precision import Precision
 from edge_pipeline.records import Measurement, ProfileJob
 from edge_pipeline.tensors import (
@@ -36,6 +36,14 @@ def run(job: ProfileJob) -> Measurement:
     artifact = job.artifact
     runner = create_runner(job.runner, job.device)
     session = runner.open(artifact, 1, runner.variants[0])
+    try:
+        return _profile(job, runner, session)
+    finally:
+        session.close()      # a server session stops its server here
+
+
+def _profile(job: ProfileJob, runner: Runner, session: Session) -> Measurement:
+    artifact = job.artifact
     specs = session.input_specs
     if job.inputs is not None:
         inputs = read_inputs(job.inputs, specs)
@@ -50,8 +58,11 @@ def run(job: ProfileJob) -> Measurement:
     if job.reference is not None and job.reference_runner is not None:
         ref_runner = registry.create(Runner, job.reference_runner)
         ref_session = ref_runner.open(job.reference, 1, ref_runner.variants[0])
-        ref_inputs = order_inputs(ref_session.input_specs, inputs, f"reference {job.reference.name}")
-        reference = _named(run_batches(ref_session, ref_inputs, batch), ref_session.output_names)
+        try:
+            ref_inputs = order_inputs(ref_session.input_specs, inputs, f"reference {job.reference.name}")
+            reference = _named(run_batches(ref_session, ref_inputs, batch), ref_session.output_names)
+        finally:
+            ref_session.close()
         aligned = align_outputs(list(outputs.arrays), list(outputs.names), reference)
         validation = validate(aligned, reference, thresholds_for(Precision.parse("as-built")))
     first = outputs.arrays[0][:SAMPLE_OUTPUTS]

@@ -39,6 +39,10 @@ class Session(ABC):
         """Resident memory of the process(es) running the artifact when they are not this one (a server)."""
         return None
 
+    def close(self) -> None:
+        """Releases what the session holds outside this process (a server, a child runtime); the measure stage
+        calls it when done, so nothing it started outlives the measurement."""
+
     def run_batches(self, inputs: Tensors, batch: int) -> list[np.ndarray] | None:
         """Every sample in one call where the runtime can (a remote device); None: call `run` per batch."""
         return None

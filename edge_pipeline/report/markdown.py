@@ -27,6 +27,9 @@ def to_markdown(report: Report) -> str:
     if measured:
         lines += ["", "Latency was measured on this host, not on a device: " + "; ".join(measured) + "."]
     for a in report.artifacts:
+        skipped = (a.export.metadata or {}).get("not_exercised") if a.export else None
+        if skipped:
+            lines += ["", f"**{a.label} was not served**: not exercised here: {skipped}."]
         if a.status == "unvalidated":
             lines += ["", f"**{a.label} is UNVALIDATED**: "
                           f"{(a.export.unvalidated_reason if a.export else None) or 'no runtime here can run it'}."]

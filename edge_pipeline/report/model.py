@@ -296,17 +296,26 @@ class LoadLevel(Part):
     were sent or the level's time limit passed. Latencies are per request, client side; errors count every
     answer other than the model's outputs (an error status, a refused or timed-out connection)."""
 
-    RANGES = {"concurrency": COUNT, "requests": NON_NEGATIVE, "errors": NON_NEGATIVE, "seconds": NON_NEGATIVE,
-              "p50_ms": NON_NEGATIVE, "p90_ms": NON_NEGATIVE, "p99_ms": NON_NEGATIVE, "throughput_rps": NON_NEGATIVE}
+    RANGES = {"concurrency": COUNT, "requests": NON_NEGATIVE, "answered": NON_NEGATIVE, "errors": NON_NEGATIVE,
+              "seconds": NON_NEGATIVE, "p50_ms": NON_NEGATIVE, "p90_ms": NON_NEGATIVE, "p99_ms": NON_NEGATIVE,
+              "throughput_rps": NON_NEGATIVE}
 
     concurrency: int | None = None
     requests: int | None = None
+    answered: int | None = None
     errors: int | None = None
     seconds: float | None = None
     p50_ms: float | None = None
     p90_ms: float | None = None
     p99_ms: float | None = None
     throughput_rps: float | None = None
+
+    def check_read(self, path: str) -> None:
+        """Every request sent is answered or an error, never neither."""
+        if None not in (self.requests, self.answered, self.errors) and self.requests != (self.answered or 0) + (
+                self.errors or 0):
+            raise ReportFieldError(f"{path}: {self.requests} requests but {self.answered} answered and "
+                                   f"{self.errors} errors")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -324,7 +333,7 @@ class ServerLoad(Part):
     @property
     def worst_p99_ms(self) -> float | None:
         """The p99 at the highest concurrency tested (what `max-p99-ms` holds)."""
-        return self.levels[-1].p99_ms if self.levels else None
+        return max(self.levels, key=lambda lv: lv.concurrency or 0).p99_ms if self.levels else None
 
     @property
     def best_throughput_rps(self) -> float | None:

@@ -39,7 +39,9 @@ class ServerBundler(Bundler):
         if archives:
             (dest / TORCHSERVE_CONFIG).write_text(
                 "# TorchServe: `torchserve --start --ncs --disable-token-auth --ts-config config.properties`\n"
-                "inference_address=http://0.0.0.0:8080\nmanagement_address=http://127.0.0.1:8081\n"
+                "# token auth is off and only this machine may call it: put it behind your own front end before\n"
+                "# opening inference_address to other hosts\n"
+                "inference_address=http://127.0.0.1:8080\nmanagement_address=http://127.0.0.1:8081\n"
                 f"metrics_address=http://127.0.0.1:8082\nmodel_store=models/{archives[0].path}/model-store\n"
                 "load_models=model=model.mar\ndefault_workers_per_model=1\n")
         recording = load_recording(folder / RECORDED)

@@ -17,12 +17,13 @@ from typing import ClassVar
 
 from edge_pipeline.errors import MissingDependency, StageFailed
 from edge_pipeline.plugins import Exporter, Model
+from edge_pipeline.tensors import TensorSpec
 from edge_pipeline.types import JsonObject
 
+from ..servers.signature import SIGNATURE_FILE, ServedSignature
+from ..servers.torchserve_layout import ARCHIVE, HANDLER, MANIFEST, MODEL_NAME, PROGRAM
 from .torch_capture import capture
 
-MODEL_NAME, ARCHIVE = "model", "model-store/model.mar"
-HANDLER = Path(__file__).resolve().parents[1] / "servers" / "torchserve_handler.py"   # packed as it is
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
@@ -42,19 +43,17 @@ class TorchServeExporter(Exporter):
         program, batch = _program(model)
         with tempfile.TemporaryDirectory(prefix="edgepipe-torchserve-") as tmp:
             work = Path(tmp)
-            torch.export.save(program, str(work / "model.pt2"))
+            torch.export.save(program, str(work / PROGRAM))
             count = len(program.graph_signature.user_outputs)
-            outputs = list(model.output_names) or [f"output_{i}" for i in range(count)]
-            signature = {"inputs": [{"name": name, "dtype": str(t.dtype).removeprefix("torch."),
-                                     "shape": list(t.shape)}
-                                    for name, t in zip(model.input_names, model.example_inputs)],
-                         "outputs": outputs, "batch": batch}
-            (work / "signature.json").write_text(json.dumps(signature, indent=1) + "\n")
+            outputs = tuple(model.output_names) or tuple(f"output_{i}" for i in range(count))
+            inputs = tuple(TensorSpec(name, tuple(t.shape), str(t.dtype).removeprefix("torch."))
+                           for name, t in zip(model.input_names, model.example_inputs))
+            (work / SIGNATURE_FILE).write_text(ServedSignature(inputs, outputs, batch).to_json())
             (dest / "model-store").mkdir(parents=True)
             _archive(work, dest / "model-store")
         _fix_times(dest / ARCHIVE)
         return {"archiver": "torch-model-archiver", "model_name": MODEL_NAME, "archive": ARCHIVE,
-                "handler": "edgepipe (named tensors, JSON or .npz)", "batch": batch, "outputs": outputs}
+                "handler": "edgepipe (named tensors, JSON or .npz)", "batch": batch, "outputs": list(outputs)}
 
 
 def _program(model: Model) -> tuple[object, str]:
@@ -74,8 +73,8 @@ def _archive(work: Path, store: Path) -> None:
         raise MissingDependency("torch-model-archiver", "the torchserve exporter",
                                 "pip install torch-model-archiver==0.12.0")
     command = [str(Path(sys.executable).parent / "torch-model-archiver"), "--model-name", MODEL_NAME,
-               "--version", "1.0", "--serialized-file", str(work / "model.pt2"),
-               "--handler", str(HANDLER), "--extra-files", str(work / "signature.json"),
+               "--version", "1.0", "--serialized-file", str(work / PROGRAM),
+               "--handler", str(HANDLER), "--extra-files", str(work / SIGNATURE_FILE),
                "--export-path", str(store)]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
@@ -86,7 +85,7 @@ def _fix_times(archive: Path) -> None:
     """The archive rewritten with fixed entry dates, sorted entries and a fixed `createdOn`."""
     with zipfile.ZipFile(archive) as zf:
         entries = {info.filename: zf.read(info) for info in zf.infolist() if not info.is_dir()}
-    manifest = "MAR-INF/MANIFEST.json"
+    manifest = MANIFEST
     if manifest in entries:
         data = json.loads(entries[manifest])
         data["createdOn"] = "01/01/1980 00:00:00"

@@ -1,8 +1,10 @@
-"""A model server as a child process on 127.0.0.1: started in its own session, ready when its health check says
-so, and always stopped with everything it started (the whole process group, waited for, then killed).
+"""A model server as a child process on 127.0.0.1: ready when its health check says so, and always stopped with
+every process it started (its whole process tree, waited for, then killed).
 
-A server that exits, does not become ready in time, or cannot get its port is one line naming the server and
-what failed (exit 4), with the last line of its log."""
+The server stays in its caller's process group, so a build worker stopped by the job runner (timeout, Ctrl-C)
+takes its server down with it; a server whose own launcher exits early is still stopped by its remembered tree.
+A server that exits, does not become ready in time, or does not answer is one line naming the server and what
+failed (exit 4), with the last exception from its log."""
 from __future__ import annotations
 
 import contextlib
@@ -24,16 +26,21 @@ STOP_WAIT_S = 20.0
 EXCEPTION_LINE = re.compile(r"^\s*[\w.$]+(Error|Exception): ")
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports nothing listens on now: every probe is held until all are chosen (the OS picks them;
+    the server binds them moments later)."""
+    with contextlib.ExitStack() as stack:
+        probes = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
+
+
 def free_port() -> int:
-    """A port nothing listens on now (the OS picks it; the server binds it moments later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return free_ports(1)[0]
 
 
-def port_taken(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))   # loopback never goes through a proxy
 
 
 @dataclass
@@ -49,7 +56,7 @@ def request(url: str, body: bytes | None = None, content_type: str = "applicatio
     req = urllib.request.Request(url, data=body, headers={"Content-Type": content_type} if body is not None else {})
     started = time.perf_counter()
     try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as answer:
+        with _DIRECT.open(req, timeout=timeout_s) as answer:
             return Reply(answer.status, answer.read(), time.perf_counter() - started)
     except urllib.error.HTTPError as exc:
         return Reply(exc.code, exc.read(), time.perf_counter() - started)
@@ -67,11 +74,12 @@ class ServerProcess:
     cwd: Path | None = None
     start_timeout_s: float = 120.0
     process: subprocess.Popen[bytes] | None = None
+    seen: dict[int, float] = field(default_factory=dict)    # pid -> start time of every process of its tree seen
 
     def start(self) -> None:
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                            cwd=self.cwd, start_new_session=True)
+                                            cwd=self.cwd)
         deadline = time.monotonic() + self.start_timeout_s
         try:
             while not self._answers():
@@ -87,9 +95,11 @@ class ServerProcess:
             raise
 
     def _answers(self) -> bool:
+        """The health check, any failure of it meaning not ready yet (a half-started server answers oddly)."""
+        self.tree_pids()
         try:
             return self.ready()
-        except (OSError, ValueError):
+        except Exception:
             return False
 
     def last_log_line(self) -> str:
@@ -103,46 +113,59 @@ class ServerProcess:
         errors = [line for line in lines if "Error" in line or "Exception" in line or "error:" in line]
         return (raised or errors or lines or ["(its log is empty)"])[-1].strip()[:300]
 
-    def group_pids(self) -> list[int]:
-        """Every live process of the server's session (its workers included)."""
+    def tree_pids(self) -> list[int]:
+        """Every live process the server started (its launcher's descendants now, and any seen before that was
+        since re-parented, as Ray's reaper and a daemonising launcher are)."""
         if self.process is None:
             return []
         import psutil
 
-        found = []
-        for proc in psutil.process_iter(["pid"]):
+        with contextlib.suppress(psutil.Error):
+            launcher = psutil.Process(self.process.pid)
+            for proc in [launcher, *launcher.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    self.seen.setdefault(proc.pid, proc.create_time())
+        alive = []
+        for pid, started in self.seen.items():
             with contextlib.suppress(psutil.Error):
-                if os.getsid(proc.info["pid"]) == self.process.pid:
-                    found.append(proc.info["pid"])
-        return found
+                proc = psutil.Process(pid)
+                if proc.create_time() == started and proc.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(pid)
+        return alive
 
     def rss_mb(self) -> float:
-        """Resident memory of the whole server (every process of its session), in MiB."""
+        """Resident memory of the whole server (every process it started), in MiB."""
         import psutil
 
         total = 0
-        for pid in self.group_pids():
+        for pid in self.tree_pids():
             with contextlib.suppress(psutil.Error, OSError):
                 total += psutil.Process(pid).memory_info().rss
         return total / 2**20
 
     def stop(self) -> None:
-        """SIGTERM to the session's group, then SIGKILL to whatever is left after STOP_WAIT_S."""
+        """SIGTERM to the launcher (a server shuts its workers down), then to every process of its tree still
+        running, then SIGKILL to whatever is left after STOP_WAIT_S."""
         if self.process is None:
             return
-        pgid = self.process.pid
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_WAIT_S
-        while self.group_pids() and time.monotonic() < deadline:
-            self.process.poll()
+        self.tree_pids()
+        self._signal([self.process.pid], signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(STOP_WAIT_S / 2)
+        self._signal(self.tree_pids(), signal.SIGTERM)
+        deadline = time.monotonic() + STOP_WAIT_S / 2
+        while self.tree_pids() and time.monotonic() < deadline:
             time.sleep(0.2)
-        for pid in self.group_pids():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        self._signal(self.tree_pids(), signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(5)
         self.process = None
+
+    @staticmethod
+    def _signal(pids: list[int], sig: signal.Signals) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
 
 
 @contextlib.contextmanager
