@@ -10,6 +10,7 @@ import re
 import shutil
 import socket
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,10 @@ import pytest
 
 from edge_pipeline.errors import StageFailed
 from targets.runners import server_session
-from targets.runners.ray_serve import on_port, short_temp_dir
+from targets.runners.server_session import server_env
+from targets.runners.torchserve import worker_ready
 from targets.servers.process import ServerProcess, free_port, free_ports, request, running
+from targets.servers.ray_layout import on_port
 
 from .conftest import run_cli
 from .test_server import multi_io_server_build
@@ -76,8 +79,9 @@ def test_torchserve_from_the_bundle_answers_like_the_source(bundle: Path) -> Non
     (bundle / "tmp").mkdir()
     server = ServerProcess("TorchServe", [str(BIN / "torchserve"), "--start", "--foreground", "--ncs",
                                           "--disable-token-auth", "--ts-config", "config.properties"],
-                           bundle / "torchserve.log", lambda: _models_ready(management), cwd=bundle,
-                           env=_env(TMPDIR=str(bundle / "tmp")))
+                           bundle / "torchserve.log",
+                           lambda: worker_ready(f"http://127.0.0.1:{management}/models/model"), cwd=bundle,
+                           env=server_env(0, TMPDIR=str(bundle / "tmp")))
     with running(server):
         url = f"http://127.0.0.1:{inference}/predictions/model"
         answers_like_the_source(url, bundle)
@@ -89,11 +93,11 @@ def test_ray_serve_from_the_bundle_answers_like_the_source(bundle: Path) -> None
     app = bundle / "models" / "model-fp32-rayserve"
     port = free_port()
     (app / "serve_config.yaml").write_text(on_port(app / "serve_config.yaml", port))
-    ray_dir = short_temp_dir()
+    ray_dir = Path(tempfile.mkdtemp(prefix="ep-ray-", dir="/tmp"))    # Ray's socket paths must stay short
     server = ServerProcess("Ray Serve", [str(BIN / "serve"), "run", "serve_config.yaml", "--address", "local"],
                            bundle / "serve.log", lambda: b"edgepipe" in request(f"http://127.0.0.1:{port}/-/routes",
                                                                                  timeout_s=2).body,
-                           cwd=app, env=_env(RAY_TMPDIR=str(ray_dir), RAY_USAGE_STATS_ENABLED="0"),
+                           cwd=app, env=server_env(0, RAY_TMPDIR=str(ray_dir), RAY_USAGE_STATS_ENABLED="0"),
                            start_timeout_s=180)
     with running(server):
         url = f"http://127.0.0.1:{port}/"
@@ -117,7 +121,7 @@ def test_a_server_that_cannot_start_is_one_line_and_leaves_nothing(bundle: Path,
         server = ServerProcess("TorchServe", [str(BIN / "torchserve"), "--start", "--foreground", "--ncs",
                                               "--disable-token-auth", "--ts-config", "config.properties"],
                                tmp_path / "edgepipe-live-ts.log", lambda: False, cwd=tmp_path,
-                               env=_env(TMPDIR=str(tmp_path / "tmp")), start_timeout_s=60)
+                               env=server_env(0, TMPDIR=str(tmp_path / "tmp")), start_timeout_s=60)
         with pytest.raises(StageFailed) as failure:
             server.start()
     message = str(failure.value)
@@ -198,19 +202,6 @@ while True:
 def _open(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _models_ready(management: int) -> bool:
-    reply = request(f"http://127.0.0.1:{management}/models/model", timeout_s=2)
-    return reply.status == 200 and all(w.get("status") == "READY" for w in json.loads(reply.body)[0]["workers"])
-
-
-def _env(**extra: str) -> dict[str, str]:
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    return env | {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"} | extra
-
 
 
 @pytest.mark.parametrize("damage", ["extra module", "other app code", "runtime_env", "actor runtime_env",
