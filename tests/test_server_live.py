@@ -97,7 +97,8 @@ def test_ray_serve_from_the_bundle_answers_like_the_source(bundle: Path) -> None
     server = ServerProcess("Ray Serve", [str(BIN / "serve"), "run", "serve_config.yaml", "--address", "local"],
                            bundle / "serve.log", lambda: b"edgepipe" in request(f"http://127.0.0.1:{port}/-/routes",
                                                                                  timeout_s=2).body,
-                           cwd=app, env=server_env(0, RAY_TMPDIR=str(ray_dir), RAY_USAGE_STATS_ENABLED="0"),
+                           cwd=app, env=server_env(0, RAY_TMPDIR=str(ray_dir), RAY_USAGE_STATS_ENABLED="0",
+                                                   HOME=str(ray_dir)),   # Ray's auth token: not the user's ~/.ray
                            start_timeout_s=180)
     with running(server):
         url = f"http://127.0.0.1:{port}/"

@@ -50,7 +50,8 @@ class RayServeSession(ServerSession):
             server = ServerProcess("Ray Serve", [str(Path(sys.executable).parent / "serve"), "run", CONFIG_FILE,
                                                  "--address", "local"],
                                    work / "serve.log", lambda: deployed(routes),
-                                   env=server_env(threads, RAY_TMPDIR=str(ray_dir), RAY_USAGE_STATS_ENABLED="0"),
+                                   env=server_env(threads, RAY_TMPDIR=str(ray_dir), RAY_USAGE_STATS_ENABLED="0",
+                                                  HOME=str(work)),   # Ray keeps its auth token in ~/.ray
                                    cwd=app, start_timeout_s=START_TIMEOUT_S)
             super().__init__(server)
 

@@ -99,7 +99,8 @@ def work_dir(prefix: str, session: ServerSession, short: bool = False) -> Iterat
 
 def server_env(threads: int, **extra: str) -> dict[str, str]:
     """The server's environment: this Python's scripts first on PATH, its math libraries at `threads` threads
-    (0: every core), no inherited Ray settings (a local cluster of its own), and `extra`."""
+    (0: every core), no inherited Ray settings (a local cluster of its own), and `extra` (a Ray server also gets
+    its own HOME: a new local cluster writes an auth token to ~/.ray, which every later `ray start` would adopt)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     return env | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
                   "OMP_NUM_THREADS": str(threads or os.cpu_count() or 1)} | extra
