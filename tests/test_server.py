@@ -190,3 +190,16 @@ def test_report_html_draws_the_load_test_with_report_json_numbers(digits_server:
         clients = [level["concurrency"] for level in load["levels"]]
         assert plotted[(label, "p99_ms")] == (clients, [level["p99_ms"] for level in load["levels"]])
         assert plotted[(label, "throughput_rps")] == (clients, [level["throughput_rps"] for level in load["levels"]])
+
+
+def test_a_keras_source_reaches_every_server_format(tmp_path: Path) -> None:
+    """Keras directly to TF Serving's layout, and through the tf-to-torch bridge to TorchServe and tf2onnx to the
+    Ray app: each validated against the Keras model through its own server."""
+    proc = run_cli("build", "--target", "server", "--example", "keras-digits", "--out", str(tmp_path), cwd=tmp_path)
+    report = json.loads((tmp_path / "server" / "report.json").read_text())
+    assert proc.returncode == 0, [a.get("error") for a in report["artifacts"]]
+    routes = {a["format"]: [step["tool"] for step in a["export"]["route"]] for a in report["artifacts"]}
+    assert routes["tfserving"] == ["tf-serving"] and routes["torchserve"][0] == "tf-to-torch"
+    for artifact in report["artifacts"]:
+        (output,) = artifact["validation"]["outputs"]
+        assert output["passed"] and output["agreement"] == 1.0, artifact["format"]
