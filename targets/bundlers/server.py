@@ -13,6 +13,8 @@ import numpy as np
 from edge_pipeline.plugins import Bundler
 from edge_pipeline.types import JsonObject
 
+from ..servers.tf_serving_layout import MODEL_NAME
+
 if TYPE_CHECKING:
     from edge_pipeline.report.model import Report
 
@@ -31,9 +33,9 @@ class ServerBundler(Bundler):
 
         layouts = [a for a in runnable(self.name, report) if a.format == "tfserving" and a.path]
         if layouts:
-            base = f"/models/{layouts[0].path}/model"     # where the README's command mounts models/
+            base = f"/models/{layouts[0].path}/{MODEL_NAME}"     # where the README's command mounts models/
             (dest / MODELS_CONFIG).write_text(
-                "model_config_list {\n  config {\n    name: 'model'\n"
+                f"model_config_list {{\n  config {{\n    name: '{MODEL_NAME}'\n"
                 f"    base_path: '{base}'\n    model_platform: 'tensorflow'\n  }}\n}}\n")
         archives = [a for a in runnable(self.name, report) if a.format == "torchserve" and a.path]
         if archives:

@@ -20,7 +20,7 @@ from edge_pipeline.tensors import Tensors
 from edge_pipeline.types import JsonObject
 from targets.sources.keras_source import run_tf_named
 
-from ..runners.tf_serving import MODEL_NAME, SIGNATURE, VERSION, version_dir
+from ..servers.tf_serving_layout import MODEL_NAME, SIGNATURE, VERSION, WARMUP_FILE, version_dir
 from .savedmodel import saved_model_dir
 from .torch_capture import as_unsupported
 
@@ -28,9 +28,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     import tensorflow as tf
-
-WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
-
 
 class TfServingExporter(Exporter):
     name: ClassVar[str] = "tf-serving"
@@ -66,8 +63,7 @@ class TfServingExporter(Exporter):
             except Exception as exc:
                 raise as_unsupported("TensorFlow could not save the serving SavedModel", exc) from exc
         _deterministic_fingerprint(target / "fingerprint.pb")
-        _write_warmup(target / WARMUP_FILE, [(spec.name, value) for (_, spec), value in
-                                             zip(inputs, _ordered(example, [spec.name for _, spec in inputs]))])
+        _write_warmup(target / WARMUP_FILE, [(spec.name, example.as_dict()[spec.name]) for _, spec in inputs])
         return {"converter": f"tensorflow {tf.__version__} SavedModel ({SIGNATURE})", "model_name": MODEL_NAME,
                 "version": int(VERSION), "inputs": [spec.name for _, spec in inputs], "outputs": list(renames),
                 "warmup_requests": 1,
@@ -94,7 +90,7 @@ def _input_specs(function: Callable[..., Mapping[str, tf.Tensor]],
 def _match_outputs(function: Callable[..., Mapping[str, tf.Tensor]], inputs: list[tuple[str, tf.TensorSpec]],
                    example: Tensors, source: list[tuple[str, np.ndarray]]) -> dict[str, str]:
     """Source output name -> the converted output computing it: equal values on the example (a unique match)."""
-    ours = dict(zip(example.names, example.arrays))
+    ours = example.as_dict()
     converted = {k: v.numpy() for k, v in function(**{key: ours[spec.name] for key, spec in inputs}).items()}
     renames: dict[str, str] = {}
     for name, expected in source:
@@ -119,11 +115,6 @@ def _source_named(outputs: list[tuple[str, np.ndarray]], names: tuple[str, ...])
                           f"{', '.join(names)}")
     numbered = sorted(outputs, key=lambda item: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", item[0])])
     return [(name, value) for name, (_, value) in zip(names, numbered)]
-
-
-def _ordered(example: Tensors, names: list[str]) -> list[np.ndarray]:
-    lookup = dict(zip(example.names, example.arrays))
-    return [lookup[n] for n in names]
 
 
 def _deterministic_fingerprint(path: Path) -> None:

@@ -13,17 +13,10 @@ from edge_pipeline.plugins import Runner, Session
 from edge_pipeline.tensors import TensorSpec
 from edge_pipeline.types import JsonObject
 
+from ..servers.tf_serving_layout import MODEL_NAME, SIGNATURE, VERSION, version_dir
+
 if TYPE_CHECKING:
     import tensorflow as tf
-
-MODEL_NAME = "model"     # TF Serving's --model_name; the bundle's models.config and commands use it
-VERSION = "1"            # TF Serving serves the highest numbered version folder
-SIGNATURE = "serving_default"
-
-
-def version_dir(artifact: Path) -> Path:
-    """The SavedModel inside a TF Serving layout artifact (what `targets.exporters.tf_serving` writes)."""
-    return artifact / MODEL_NAME / VERSION
 
 
 class TfServingSignatureRunner(Runner):
