@@ -19,8 +19,8 @@ from edge_pipeline.types import TASK_METRICS, JsonObject, JsonValue, OutputSpec,
 
 SOURCE_KEYS = {"example": str, "model": str, "weights": str, "example-inputs": (str, list, dict), "calibration": str,
                "evaluate": str, "metric": str, "metric-output": str, "keras-safe-mode": bool, "evaluation-text": str,
-               "max-context": int, "prefill-lengths": list, "batch-dims": dict, "state": dict, "sequence-steps": int,
-               "chunk-duration-ms": (int, float), "initial-state": str}
+               "max-context": int, "prefill-lengths": list, "prompts": list, "batch-dims": dict, "state": dict,
+               "sequence-steps": int, "chunk-duration-ms": (int, float), "initial-state": str}
 MAX_CONTEXT = 1 << 20
 PROFILE_KEYS = {"warmup": int, "runs": int, "threads": list, "memory-mb": (int, float)}
 TARGET_KEYS = {"formats": list, "budgets": dict, "profile": dict, "description": str, "extends": str}
@@ -29,7 +29,7 @@ QUANT_KEYS = {"calibration-samples": int, "calibration-method": str, "sensitivit
 GROUP_SIZES = (16, 32, 64, 128, 256)   # weights per scale of a grouped 4-bit quantizer (each transform offers some)
 SENSITIVITY_MODES = ("on-failure", "always", "never")   # true / false: deprecated aliases of always / never
 MODEL_DATA_KEYS = ("weights", "example-inputs", "calibration", "evaluate", "evaluation-samples",   # need `model`
-                   "evaluation-text", "max-context", "batch-dims", "state", "sequence-steps",
+                   "evaluation-text", "max-context", "prompts", "batch-dims", "state", "sequence-steps",
                    "chunk-duration-ms", "initial-state")
 LIMIT_KEYS = {"max-memory-mb": (int, float), "evaluation-samples": int}    # see DataLimits
 TOP_KEYS = {**SOURCE_KEYS, **LIMIT_KEYS, "profile": dict, "targets": dict, "prune": dict, "quantization": dict,
@@ -122,6 +122,19 @@ def _prefill_lengths(value: JsonValue, where: str) -> tuple[int, ...]:
     return tuple(sorted(value))
 
 
+MAX_PROMPTS, MAX_PROMPT_CHARS = 64, 8192
+
+
+def _prompts(value: JsonValue, where: str) -> tuple[str, ...]:
+    """A language model's own prompts: from 1 to MAX_PROMPTS non-blank strings, each bounded (every one is
+    continued greedily by the source and by every artifact)."""
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_PROMPTS or not all(
+            isinstance(p, str) and p.strip() and len(p) <= MAX_PROMPT_CHARS for p in value):
+        raise ConfigError(f"'{where}' must be a list of 1 to {MAX_PROMPTS} non-blank strings of at most "
+                          f"{MAX_PROMPT_CHARS} characters, got {str(value)[:120]}")
+    return tuple(value)
+
+
 def load_config(path: Path | None = None, cwd: Path | None = None) -> Config:
     """Loads an explicit file, or discovers one in `cwd`; no file gives the built-in defaults."""
     found: FoundConfig | None = explicit_config(path) if path is not None else find_config(cwd or Path.cwd())
@@ -194,6 +207,8 @@ def parse_config(table: JsonValue, prefix: str, file: Path, warnings: tuple[str,
                           f"got {context!r}")
     if "prefill-lengths" in table:
         source_fields["prefill_lengths"] = _prefill_lengths(table["prefill-lengths"], _join(prefix, "prefill-lengths"))
+    if "prompts" in table:
+        source_fields["prompts"] = _prompts(table["prompts"], _join(prefix, "prompts"))
     source = SourceSpec(**source_fields, base_dir=str(base))
     profile = table.get("profile", {})
     _check_profile(profile, _join(prefix, "profile"))

@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from edge_pipeline.datafiles import save_bundle, save_outputs
 from edge_pipeline.measure import generation_stage
 from edge_pipeline.plugins import Runner
 from edge_pipeline.precision import Precision
 from edge_pipeline.records import MeasureJob
-from edge_pipeline.tensors import Tensors
+from edge_pipeline.sources import source_for
 from edge_pipeline.types import TEXT_GENERATION, ProfileSettings, SourceSpec
 from targets.examples import tiny_lm as example
 from targets.runners.executorch_decoder import ExecutorchDecoderRunner
@@ -24,9 +23,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> dict
     model, data = example.load()
     folder = tmp_path_factory.mktemp("lm-reference")
     save_bundle(folder / "data", data)
-    with torch.no_grad():
-        outputs = model.module(torch.from_numpy(data.eval_inputs.arrays[0]))
-    save_outputs(folder / "reference.npz", Tensors(tuple(outputs), tuple(v.numpy() for v in outputs.values())))
+    save_outputs(folder / "reference.npz", source_for(model.framework).reference_outputs(model, data))
     return {"folder": folder, "model": model}
 
 

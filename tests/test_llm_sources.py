@@ -100,6 +100,7 @@ def test_4_bit_variants_are_searched_on_the_shipped_file_and_all_reported(qwen_f
     assert abs(shipped - best) < 0.01, (shipped, variants)           # the best variant is the one judged
 
 
+PROMPTS = ["The class statement", "def main():", "Return the value of"]
 FACTORY = """
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -121,10 +122,15 @@ def test_a_factory_returning_a_llama_and_its_tokenizer_builds(tmp_path: Path, ca
     (tmp_path / "lm_factory.py").write_text(FACTORY)     # (transformers model, tokenizers.Tokenizer)
     (tmp_path / "eval.txt").write_text(evaluation_text())
     code, output, report = build(tmp_path, 'model = "lm_factory:make_llama"\nevaluation-text = "eval.txt"\n'
-                                 + FLOAT_ONLY)
+                                 f'prompts = {json.dumps(PROMPTS)}\n' + FLOAT_ONLY)
     assert code == 0, output
     (artifact,) = report["artifacts"]
-    assert report["source"]["provenance"]["architecture"] == "llama" and artifact["generation"]["windows"] == 8
+    generation = artifact["generation"]
+    assert report["source"]["provenance"]["architecture"] == "llama" and generation["windows"] == 8
+    # the user's prompts, not the windows', are continued by the source and stepped through the artifact
+    assert generation["prompts"] == len(PROMPTS) and len(generation["first_divergence"]) == len(PROMPTS)
+    assert generation["sample_prompt_ids"] == tokenizer().encode(PROMPTS[0]).ids
+    assert generation["prompt_tokens"] == len(generation["sample_prompt_ids"]) and generation["runtime_loop_matches"]
     assert json.loads((tmp_path / "out" / "android" / artifact["path"] / "generation.json").read_text())[
         "max_context"] == 96     # the model's own, under the 512 default
 
@@ -144,6 +150,10 @@ def test_what_cannot_be_a_language_model_is_refused_before_any_export(qwen_folde
     refused(qwen_folder, 'model = "model"\nevaluation-text = "eval.txt"\nprefill-lengths = [32, 32]\n',
             "'prefill-lengths' must be a list of distinct token counts")
     refused(qwen_folder, 'model = "model"\n', "a language model needs evaluation text: set evaluation-text")
+    refused(qwen_folder, 'model = "model"\nevaluation-text = "eval.txt"\nmax-context = 64\n'
+            f'prompts = ["ok", {json.dumps("word " * 40)}]\n', "prompts[1] is", "does not fit the context of 64")
+    refused(qwen_folder, 'model = "model"\nevaluation-text = "eval.txt"\nprompts = []\n',
+            "'prompts' must be a list of 1 to 64 non-blank strings")
     refused(qwen_folder, 'model = "model"\nevaluation-text = "../eval.txt"\n', "points outside")
     t5 = tmp_path / "t5"
     t5.mkdir()

@@ -50,7 +50,7 @@ def cache_root() -> Path:
     return root
 
 
-SCHEMA = 10  # bump when a stage's record changes, so old cache entries are not reused
+SCHEMA = 11  # bump when a stage's record changes, so old cache entries are not reused
 
 
 def stage_dir(stage: str, key_material: JsonObject) -> tuple[str, Path]:

@@ -82,6 +82,14 @@ def first_divergence(source: Sequence[int], artifact: Sequence[int]) -> int | No
 
 
 # The conversation every chat template is rendered with, by the source and by each runtime that renders templates
+PAD = -1   # pads the prompts and greedy continuations of a language model's reference to one width
+
+
+def unpadded(rows: np.ndarray) -> list[tuple[int, ...]]:
+    """Each row of a PAD-padded id array, without its padding."""
+    return [tuple(int(t) for t in row if t != PAD) for row in rows]
+
+
 CHAT_CONVERSATION = ({"role": "user", "content": "What does the class statement do?"},)
 
 

@@ -27,6 +27,7 @@ from edge_pipeline.measure.generation import (
     compare_windows,
     first_divergence,
     text_of_codes,
+    unpadded,
 )
 from edge_pipeline.numbers import is_finite
 from edge_pipeline.plugins import DecoderSession, Runner
@@ -37,7 +38,6 @@ from edge_pipeline.report.model import GenerationReport, Validation
 TIMED_RUNS = 7
 MAX_TIMED_TOKENS = 256    # decode timed over as many tokens as the context allows, up to this: the runner's clock
                           # ticks in milliseconds, and a tiny model decodes 32 tokens in a few of them
-PAD = -1
 TTFT_PROMPTS = (64, 128, 512)   # prompt lengths timed to the first token, where the context holds them
 
 
@@ -50,16 +50,17 @@ def run(job: MeasureJob, runner: Runner) -> Measurement:
     started = time.perf_counter()
     session = runner.open_decoder(job.artifact, host_cores())
     load_ms = (time.perf_counter() - started) * 1000
-    prompt = int(reference["prompt_tokens"][0])
-    expected = [tuple(int(t) for t in row if t != PAD) for row in reference["greedy_ids"]]
+    prompts = [np.asarray(p, np.int64) for p in unpadded(reference["prompt_ids"])]
+    expected = unpadded(reference["greedy_ids"])
+    prompt = len(prompts[0])
     try:
         figures, worst = compare_windows(list(reference["logits"]), [session.logits(w) for w in windows],
                                          list(windows))
     except ValueError as exc:
         return _refused(runner, job, f"tier 2: {exc}", "tier 2: finite logits")
-    stepped = [session.greedy(w[:prompt], len(e) or 1) for w, e in zip(windows, expected)]
+    stepped = [session.greedy(p, len(e) or 1) for p, e in zip(prompts, expected)]
     divergence = tuple(first_divergence(e, s.tokens) for e, s in zip(expected, stepped))
-    loops = [session.run_loop(w[:prompt], len(e) or 1, s.tokens) for w, e, s in zip(windows, expected, stepped)]
+    loops = [session.run_loop(p, len(e) or 1, s.tokens) for p, e, s in zip(prompts, expected, stepped)]
     chat = _chat(session, reference.get("chat_prompt"))
     verdict, decided_by = _verdict(job.thresholds, figures, worst, divergence, loops, session, chat)
     validation = Validation(passed=verdict is None, message=verdict or "every tier passed", eval_samples=len(windows),
@@ -71,7 +72,8 @@ def run(job: MeasureJob, runner: Runner) -> Measurement:
         source_perplexity=round(figures.source_perplexity, 4),
         perplexity_increase_pct=round(figures.perplexity_increase_pct, 3),
         worst_logit_sqnr_db=round(figures.worst_sqnr_db, 2), worst_position=figures.worst_position,
-        prompts=len(windows), prompt_tokens=prompt, new_tokens=max(len(e) for e in expected),
+        prompts=len(prompts), prompt_tokens=prompt, new_tokens=max(len(e) for e in expected),
+        sample_prompt_ids=tuple(int(t) for t in prompts[0]),
         first_divergence=divergence, runtime_loop=session.runtime_loop if any(loops) else None,
         runtime_loop_matches=all(loop.text == loop.expected_text for loop in loops if loop) if any(loops) else None,
         chat_template_matches=chat[0] == chat[1] if chat is not None else None,

@@ -211,7 +211,7 @@ class GenerationReport(Part):
     `runtime_loop_matches`: the runtime's own generation loop produced the text stepping the artifact gives;
     `chat_template_matches`: the runtime rendered the shipped chat template as the source does (None: no template,
     or a runtime that renders none); `sample_continuation`: what the runtime's own loop generated for the first
-    prompt in `sample_new_tokens` tokens (a bundled app checks it reproduces it)."""
+    prompt (`sample_prompt_ids`) in `sample_new_tokens` tokens (a bundled app checks it reproduces it)."""
 
     RANGES = {"windows": COUNT, "positions": COUNT, "token_agreement": FRACTION, "mean_kl": NON_NEGATIVE,
               "perplexity": POSITIVE, "source_perplexity": POSITIVE, "prompts": COUNT, "prompt_tokens": COUNT,
@@ -237,6 +237,7 @@ class GenerationReport(Part):
     chat_template_matches: bool | None = None
     sample_continuation: str | None = None
     sample_new_tokens: int | None = None
+    sample_prompt_ids: Sequence[int] = ()
     load_ms: float | None = None
     ttft_ms: float | None = None
     ttft_ms_by_prompt_tokens: Mapping[str, float] | None = None

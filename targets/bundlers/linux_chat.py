@@ -1,5 +1,5 @@
 """The Linux chat demo for language models (`sample_apps/linux-chat`): a small REPL on the board's own LiteRT-LM
-engine or ONNX Runtime GenAI, and `chat.json`, each model's first evaluation prompt with the continuation its
+engine or ONNX Runtime GenAI, and `chat.json`, each model's first prompt with the continuation its
 runtime's loop generated at build time, which `chat.py --check` must reproduce on the board."""
 from __future__ import annotations
 
@@ -23,17 +23,15 @@ class LinuxChatBundler(Bundler):
     tasks: ClassVar[tuple[str, ...]] = (TEXT_GENERATION,)
 
     def generate(self, dest: Path, report: Report, folder: Path) -> JsonObject:
-        samples = json.loads((dest / "samples.json").read_text())
-        first = [int(t) for t in samples["inputs"][0]] if samples.get("inputs") else []
         models = []
         for artifact in report.artifacts:
             g = artifact.generation
-            if artifact.status != "ok" or artifact.format not in FILES or g is None or g.prompt_tokens is None \
+            if artifact.status != "ok" or artifact.format not in FILES or g is None or not g.sample_prompt_ids \
                     or g.sample_continuation is None or g.sample_new_tokens is None:
                 continue
             models.append({"name": artifact.label, "format": artifact.format,
                            "path": f"models/{artifact.path}/{FILES[artifact.format]}",
-                           "prompt_ids": first[:g.prompt_tokens], "new_tokens": g.sample_new_tokens,
+                           "prompt_ids": list(g.sample_prompt_ids), "new_tokens": g.sample_new_tokens,
                            "expected": g.sample_continuation})
         if not models:
             raise StageFailed("no validated language model with a recorded continuation for the chat app")

@@ -32,9 +32,10 @@ def load() -> tuple[Model, DataBundle]:
     tokenizer = tiny_lm.train_tokenizer(splits.train)
     lm, weights = cached_weights(f"tiny-lm-v{VERSION}", LlamaForCausalLM(tiny_lm.config_for(tokenizer)),
                                  lambda: tiny_lm.train(tokenizer, splits.train))
-    module = DecoderReference(lm, tokenizer.to_str(), declared_eos_ids(lm, tokenizer, tiny_lm.EOS), PROMPT_TOKENS,
-                              NEW_TOKENS)
     evaluation = windows(tokenizer.encode(splits.evaluation).ids, WINDOWS)
+    prompts = tuple(tuple(int(t) for t in row[:PROMPT_TOKENS]) for row in evaluation)
+    module = DecoderReference(lm, tokenizer.to_str(), declared_eos_ids(lm, tokenizer, tiny_lm.EOS), prompts,
+                              NEW_TOKENS)
     calibration = windows(tokenizer.encode(splits.train[-20_000:]).ids, CALIBRATION_WINDOWS)
     data = DataBundle.single("input_ids", evaluation[:1], calibration, evaluation, None)
     provenance: JsonObject = {"kind": "example", "name": "tiny-lm", "weights": str(weights),

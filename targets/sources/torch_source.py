@@ -14,7 +14,7 @@ import numpy as np
 
 from edge_pipeline.errors import InputError
 from edge_pipeline.nesting import ArgumentGroup, argument_groups
-from edge_pipeline.plugins import BatchCall, Model, Source
+from edge_pipeline.plugins import BatchCall, DataBundle, Model, Source
 from edge_pipeline.sources.user_data import describe, example_inputs, short
 from edge_pipeline.tensors import Tensors, flatten_outputs
 from edge_pipeline.types import JsonObject, SourceSpec
@@ -77,6 +77,19 @@ class TorchSource(Source):
 
     def weights_bytes(self, model: Model) -> int:
         return int(sum(t.numel() * t.element_size() for t in model.module.state_dict().values()))
+
+    def reference_outputs(self, model: Model, data: DataBundle) -> Tensors:
+        """Per window outputs, and for a language model the references of its prompts beside them."""
+        import torch
+
+        from targets.llm.source_decoder import DecoderReference
+
+        outputs = super().reference_outputs(model, data)
+        if not isinstance(model.module, DecoderReference):
+            return outputs
+        with torch.no_grad():
+            extra = model.module.prompt_outputs()
+        return Tensors((*outputs.names, *extra), (*outputs.arrays, *extra.values()))
 
     def batch_call(self, model: Model) -> BatchCall:
         import torch

@@ -6,7 +6,8 @@ and float16 weights are loaded as float32: the XNNPACK float kernels are fp32, a
 so.
 
 The evaluation text (`evaluation-text`, a file in the project) is tokenized by the model's own tokenizer into
-windows: teacher-forced over the whole window, and each window's first quarter a prompt continued greedily."""
+windows, teacher-forced over the whole window; the prompts continued greedily are the user's (`prompts`), or else
+each window's first quarter."""
 from __future__ import annotations
 
 import json
@@ -115,13 +116,29 @@ def decoder_model(lm: Any, tokenizer: Any, eos_token: str | None, spec: SourceSp
     longer = [n for n in spec.prefill_lengths or () if n >= context]
     if longer:
         raise InputError(f"prefill-lengths {longer} do not fit the context of {context} tokens (max-context)")
-    module = DecoderReference(lm, tokenizer.to_str(), eos, prompt, new_tokens, context, template,
+    prompts = _prompt_ids(tokenizer, spec.prompts, context, new_tokens) if spec.prompts \
+        else tuple(tuple(int(t) for t in row[:prompt]) for row in windows)
+    module = DecoderReference(lm, tokenizer.to_str(), eos, prompts, new_tokens, context, template,
                               spec.prefill_lengths)
     data = DataBundle.single("input_ids", windows[:1], windows[:0], windows, None)
     example = Tensors(("input_ids",), (windows[:1],))
     model = Model("torch", module, (torch.from_numpy(windows[:1].copy()),), provenance, input_names=("input_ids",),
                   task=TEXT_GENERATION, configs=(OwnData(data),))
     return model, example
+
+
+def _prompt_ids(tokenizer: Any, prompts: tuple[str, ...], context: int, new_tokens: int) -> tuple[tuple[int, ...], ...]:
+    """The user's prompts as the model's tokenizer reads them; each must leave room for its continuation."""
+    encoded = []
+    for index, text in enumerate(prompts):
+        ids = tuple(int(t) for t in tokenizer.encode(text).ids)
+        if not ids:
+            raise InputError(f"prompts[{index}] {text[:40]!r} is no token at all for this tokenizer")
+        if len(ids) + new_tokens + 1 > context:
+            raise InputError(f"prompts[{index}] is {len(ids)} tokens: with its {new_tokens}-token continuation it "
+                             f"does not fit the context of {context} tokens (max-context)")
+        encoded.append(ids)
+    return tuple(encoded)
 
 
 def task_of(config: dict, what: str) -> str:
