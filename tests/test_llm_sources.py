@@ -100,6 +100,59 @@ def test_4_bit_variants_are_searched_on_the_shipped_file_and_all_reported(qwen_f
     assert abs(shipped - best) < 0.01, (shipped, variants)           # the best variant is the one judged
 
 
+def test_a_gguf_file_builds_from_its_own_tokenizer_and_dequantized_weights(tmp_path: Path, cache_dir: Path) -> None:
+    """A Q8_0 GGUF file laid out as llama.cpp writes one: the source is its dequantized weights and the tokenizer
+    rebuilt from its metadata, and both runtimes' artifacts match that source token for token."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from edge_pipeline.types import SourceSpec
+    from targets.sources.gguf_source import GgufSource
+
+    from .gguf_file import write_gguf
+
+    tok = tokenizer()
+    (tmp_path / "eval.txt").write_text(evaluation_text())
+    torch.manual_seed(2)
+    config = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                         bos_token_id=tok.token_to_id("<s>"), eos_token_id=tok.token_to_id("</s>"),
+                         tie_word_embeddings=False)
+    original = LlamaForCausalLM(config).eval()
+    write_gguf(original, tok, tmp_path / "tiny.Q8_0.gguf", chat_template=CHATML)
+    loaded, _ = GgufSource().load_file(SourceSpec(base_dir=str(tmp_path), evaluation_text="eval.txt"),
+                                       tmp_path / "tiny.Q8_0.gguf")
+    ids = torch.tensor([tok.encode(evaluation_text()[:300]).ids])
+    with torch.no_grad():      # the dequantized source is the model the file was written from, to Q8_0 precision
+        want, got = original(ids).logits, loaded.module.lm(ids).logits
+    assert 10 * torch.log10(want.pow(2).mean() / (want - got).pow(2).mean()) > 30
+    code, output, report = build(tmp_path, 'model = "tiny.Q8_0.gguf"\nevaluation-text = "eval.txt"\n'
+                                 'prefill-lengths = [16]\n' + BOTH_RUNTIMES)
+    assert code == 0, output
+    provenance = report["source"]["provenance"]
+    assert provenance["architecture"] == "llama" and provenance["weights"] == ["tiny.Q8_0.gguf"]
+    assert provenance["weights_dtype"].startswith("GGUF Q8_0 x") and "dequantized to float32" in provenance[
+        "weights_dtype"]
+    for artifact in report["artifacts"]:
+        generation = artifact["generation"]
+        assert artifact["status"] == "ok" and generation["token_agreement"] == 1.0, artifact["validation"]
+        assert generation["first_divergence"] == [None] * generation["prompts"]
+        folder = tmp_path / "out" / "android" / artifact["path"]
+        assert json.loads((folder / "generation.json").read_text())["eos_ids"] == [tok.token_to_id("</s>")]
+        assert (folder / "chat_template.jinja").read_text() == CHATML       # the template the file carries
+    assert report["artifacts"][1]["generation"]["chat_template_matches"] is True
+    # the tokenizer rebuilt from the file reads text as the one it was written from
+    from targets.llm import tiny_lm
+
+    sample = tiny_lm.corpus().train[:2000]        # text the vocabulary was trained on: no unknown characters
+    assert tok.token_to_id("<unk>") not in tok.encode(sample).ids
+    shipped = json.loads((tmp_path / "out" / "android" / report["artifacts"][0]["path"] / "tokenizer.json")
+                         .read_text())
+    from tokenizers import Tokenizer
+
+    assert Tokenizer.from_str(json.dumps(shipped)).encode(sample).ids == tok.encode(sample).ids
+
+
 PROMPTS = ["The class statement", "def main():", "Return the value of"]
 FACTORY = """
 import torch
@@ -166,6 +219,10 @@ def test_what_cannot_be_a_language_model_is_refused_before_any_export(qwen_folde
     (pickled / "pytorch_model.bin").write_bytes(b"\x80\x04not unpickled")
     refused(tmp_path, 'model = "pickled"\nevaluation-text = "eval.txt"\n',
             "only pickled weights (pytorch_model.bin), which edgepipe does not unpickle")
+    (tmp_path / "fake.gguf").write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 24)
+    refused(tmp_path, 'model = "fake.gguf"\nevaluation-text = "eval.txt"\n', "fake.gguf is not a GGUF file")
+    (tmp_path / "text.gguf").write_text("not gguf at all")
+    refused(tmp_path, 'model = "text.gguf"\nevaluation-text = "eval.txt"\n', "text.gguf is not a GGUF file")
     no_tokenizer = tmp_path / "no-tokenizer"
     no_tokenizer.mkdir()
     for name in ("config.json", "model.safetensors"):

@@ -47,7 +47,9 @@ def load_source(spec: SourceSpec, store: Path | None = None) -> tuple[Model, Dat
 def source_for(framework: str) -> Source:
     """The installed source of a framework ("torch", "tensorflow", "onnx"): it measures and runs models of it."""
     sources, broken = registry.load_all(Source)
-    chosen = next((cls for cls in sources if cls.framework == framework), None)
+    # the framework's most general source (torch, not the language-model sources built on it)
+    chosen = min((cls for cls in sources if cls.framework == framework), key=lambda cls: len(cls.__mro__),
+                 default=None)
     if chosen is None:
         known = ", ".join(f"{cls.framework} ({cls.name})" for cls in sources) or "none"
         raise PluginError(f"no installed source handles {framework} models (sources: {known})" + _broken(broken))
