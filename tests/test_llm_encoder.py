@@ -17,7 +17,7 @@ from edge_pipeline.tensors import Tensors
 from .conftest import run_cli
 
 pytestmark = pytest.mark.slow
-FORMATS = '["pte:fp32", "pte:int8", "tflite:fp32", "onnx:fp32", "onnx:int8"]'
+FORMATS = '["pte:fp32", "pte:int8", "tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8"]'
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,8 @@ def encoder_project(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -
                                            f'[targets.android]\nformats = {FORMATS}\n')
     proc = run_cli("build", "--target", "android", "--out", str(project / "out"), cwd=project)
     report = json.loads((project / "out" / "android" / "report.json").read_text())
-    return {"code": proc.returncode, "output": proc.stdout + proc.stderr, "report": report}
+    return {"code": proc.returncode, "output": proc.stdout + proc.stderr, "report": report,
+            "out": project / "out" / "android"}
 
 
 def test_an_encoder_folder_builds_every_format_judged_by_retrieval(encoder_project: dict) -> None:
@@ -51,7 +52,7 @@ def test_an_encoder_folder_builds_every_format_judged_by_retrieval(encoder_proje
     assert {i["dtype"] for i in source["inputs"]} == {"int64"}
     assert [o["name"] for o in source["outputs"]] == ["embedding"] and source["accuracy"] == 1.0
     labels = {f"{a['format']}:{a['precision']}" for a in report["artifacts"]}
-    assert labels == {"pte:fp32", "pte:int8", "tflite:fp32", "onnx:fp32", "onnx:int8"}
+    assert labels == {"pte:fp32", "pte:int8", "tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8"}
     for artifact in report["artifacts"]:
         validation = artifact["validation"]
         (embedding,) = validation["outputs"]
@@ -59,6 +60,14 @@ def test_an_encoder_folder_builds_every_format_judged_by_retrieval(encoder_proje
         assert embedding["classification"] is False and embedding.get("agreement") is None   # no argmax
         assert embedding["cosine"] > (0.9999 if artifact["precision"] == "fp32" else 0.9)
         assert artifact["accuracy"] >= 0.9 and validation["eval_samples"] == 64
+    tflite = next(a for a in report["artifacts"] if a["format"] == "tflite" and a["precision"] == "int8")
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(encoder_project["out"] / tflite["path"]))
+    dtypes = {d["index"]: d["dtype"] for d in interpreter.get_tensor_details()}
+    int8_ops = {op["op_name"] for op in interpreter._get_ops_details()      # LiteRT's int8 kernels run the linears
+                if any(dtypes.get(i) == np.int8 for i in op["inputs"] if i >= 0)}
+    assert "FULLY_CONNECTED" in int8_ops
 
 
 def test_retrieval_agreement_forgives_near_ties_and_refuses_a_collapsed_encoder() -> None:
