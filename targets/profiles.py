@@ -22,6 +22,7 @@ android = Target(
     device_class="phone",
     bundle="android",
     task_outputs=ANDROID_LANGUAGE_MODELS,
+    task_bundles=((TEXT_GENERATION, "android-chat"),),
 )
 
 web = Target(

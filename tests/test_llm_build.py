@@ -140,8 +140,10 @@ def test_a_corrupted_weight_scale_is_refused_by_tier_1_in_float_and_tier_2_quant
 
 def test_a_rotary_position_off_by_one_is_refused_with_the_prompt_and_token(reference: dict, lm_build: dict) -> None:
     class OffByOne(PteDecoder):
-        def _call(self, ids: np.ndarray, start: int) -> np.ndarray:
-            return super()._call(ids, start + 1 if start else start)   # decode positions shifted by one
+        def __init__(self, *args: object) -> None:
+            super().__init__(*args)
+            call = self.program.call      # decode positions shifted by one
+            self.program.call = lambda ids, start: call(ids, start + 1 if start else start)
 
     class OffByOneRunner(ExecutorchDecoderRunner):
         def open_decoder(self, path: Path, threads: int) -> PteDecoder:
@@ -166,3 +168,38 @@ def test_eos_ids_that_disagree_between_the_program_and_its_folder_are_refused(re
     with pytest.raises(Exception, match=r"declares EOS ids \[2\] but .*generation.json lists \[3\]"):
         measure(reference, folder, "fp32")
 
+
+
+def test_the_android_chat_bundle_holds_what_its_app_opens_and_the_runner_reproduces_it(lm_build: dict,
+                                                                                       tmp_path: Path) -> None:
+    """The app cannot be compiled here; what it reads can be checked, and its one call (ExecuTorch's LLM runner on
+    the recorded prompt, seq_len, temperature 0, no echo) made on this host with the runner the Android library
+    wraps: the text must begin with the continuation validation recorded."""
+    import zipfile
+
+    from executorch.extension.llm.runner import GenerationConfig, TextLLMRunner
+
+    report = lm_build["report"]
+    assert report["bundle"]["template"] == "android-chat"
+    with zipfile.ZipFile(lm_build["out"] / report["bundle"]["zip"]) as zf:
+        assert all(".." not in n for n in zf.namelist())
+        zf.extractall(tmp_path / "app")
+    root = next(p for p in (tmp_path / "app").rglob("settings.gradle.kts")).parent
+    assets = root / "app" / "src" / "main" / "assets"
+    chat = json.loads((assets / "chat.json").read_text())
+    assert {m["name"] for m in chat["models"]} == {"pte:fp32", "pte:8da4w"}   # LiteRT-LM runs in the Linux app
+    kotlin = (root / "app/src/main/java/dev/edgepipe/chat/ChatActivity.kt").read_text()
+    assert all(f'"{key}"' in kotlin for key in ("target", "models", "name", "model", "tokenizer", "prompt",
+                                                 "seq_len", "expected"))
+    properties = (root / "gradle.properties").read_text()
+    assert f"edgepipe.executorchVersion={report['tool_versions']['executorch']}" in properties
+    assert not [p for p in root.rglob("*") if p.is_file() and p.suffix in (".kts", ".properties", ".kt")
+                and "@EXECUTORCH_VERSION@" in p.read_text()]
+    recorded = artifacts(report)
+    for model in chat["models"]:
+        assert model["expected"] == recorded[model["name"]]["generation"]["sample_continuation"] != ""
+        runner = TextLLMRunner(str(assets / model["model"]), str(assets / model["tokenizer"]))
+        pieces: list[str] = []
+        runner.generate(model["prompt"], GenerationConfig(echo=False, seq_len=model["seq_len"], temperature=0.0),
+                        token_callback=pieces.append)
+        assert "".join(pieces).startswith(model["expected"]), (model["name"], "".join(pieces), model["expected"])

@@ -123,3 +123,30 @@ def test_a_scalar_input_reaches_the_device_as_a_scalar(sshd, tmp_path: Path) -> 
     (artifact,) = payload["artifacts"]
     assert {i["name"]: i["shape"] for i in artifact["inputs"]} == {"chunk": [1, 4], "state": [2, 1, 1], "sr": []}
     assert artifact["sample_outputs"] == [[3.0]]      # 4 x 0.5 + state 1.0, computed on the device
+
+
+def test_a_language_model_is_judged_and_timed_on_the_board(sshd, cache_dir: Path, tmp_path: Path) -> None:
+    """The `.pte` decoders are stepped on the board by the program runner edgepipe steps them with here: every tier
+    judged there, time to first token and decode rate timed there; a LiteRT-LM bundle is refused by name."""
+    (tmp_path / "edgepipe.toml").write_text("[targets.linux-arm64]\nformats = ['pte:fp32', 'pte:8da4w', "
+                                            "'tflite:fp32']\n")
+    proc = run_cli("build", "--target", "linux-arm64", "--example", "tiny-lm", "--out", str(tmp_path / "out"),
+                   "--json", "--device", sshd.url(sys.executable), cwd=tmp_path)
+    assert proc.returncode == 4, proc.stderr
+    report = json.loads(proc.stdout)
+    by_label = {f"{a['format']}:{a['precision']}": a for a in report["artifacts"]}
+    for label in ("pte:fp32", "pte:8da4w"):
+        artifact = by_label[label]
+        generation = artifact["generation"]
+        assert artifact["status"] == "ok", artifact["validation"]
+        assert generation["measured_on"].startswith(f"device ssh://root@127.0.0.1:{sshd.port}")
+        assert generation["measured_on"].endswith("decode by stepping")      # the runner's loop is not driven there
+        assert f"127.0.0.1:{sshd.port}" in artifact["runtime"] and artifact.get("peak_rss_mb") is None
+        assert generation["decode_tokens_per_s"] > 0 and generation["ttft_ms"] > 0 and generation["load_ms"] > 0
+        assert generation["runtime_loop"] is None
+    assert by_label["pte:fp32"]["generation"]["first_divergence"] == [None] * 8     # tier 1 held on the board
+    refused = by_label["tflite:fp32"]
+    assert refused["status"] == "failed" and "ExecuTorch language models (.pte) only" in json.dumps(refused)
+    assert "Traceback" not in proc.stderr
+    leftovers = [p for p in Path("/tmp").glob("edgepipe.*") if (p / "pte_program.py").exists()]
+    assert not leftovers, leftovers            # every board folder removed when its session closed

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import statistics
 import time
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from edge_pipeline.datafiles import load_bundle, load_outputs
-from edge_pipeline.errors import ConfigError
 from edge_pipeline.host import host_cores, measured_on, package_version
 from edge_pipeline.measure.bandwidth import implausible_decode, memory_bandwidth_gbs
 from edge_pipeline.measure.cpus import peak_rss_mb, pinned_cpus, thread_counts
@@ -42,14 +42,21 @@ TTFT_PROMPTS = (64, 128, 512)   # prompt lengths timed to the first token, where
 
 
 def run(job: MeasureJob, runner: Runner) -> Measurement:
-    if job.device is not None:
-        raise ConfigError(f"--device '{job.device}': language models are measured on this host only for now")
-    data, reference = load_bundle(job.data), load_outputs(job.reference).as_dict()
-    windows = data.eval_inputs.arrays[0]
+    """`runner`: the artifact's, wrapped by the device's transport where `job.device` names one."""
     runner.preload()
     started = time.perf_counter()
     session = runner.open_decoder(job.artifact, host_cores())
-    load_ms = (time.perf_counter() - started) * 1000
+    load_ms = session.load_ms if session.load_ms is not None else (time.perf_counter() - started) * 1000
+    try:
+        return _judged(job, runner, session, load_ms)
+    finally:
+        session.close()
+
+
+def _judged(job: MeasureJob, runner: Runner, session: DecoderSession, load_ms: float) -> Measurement:
+    """The three tiers on `session`, then (when they pass) its speed."""
+    data, reference = load_bundle(job.data), load_outputs(job.reference).as_dict()
+    windows = data.eval_inputs.arrays[0]
     prompts = [np.asarray(p, np.int64) for p in unpadded(reference["prompt_ids"])]
     expected = unpadded(reference["greedy_ids"])
     prompt = len(prompts[0])
@@ -85,6 +92,8 @@ def run(job: MeasureJob, runner: Runner) -> Measurement:
     if verdict is not None:
         return measured
     timed = _speed(runner, job, session, np.concatenate(list(windows)), max(len(e) for e in expected), prompt, report)
+    if session.device_label is not None:       # the board's memory and bandwidth are not this host's
+        return replace(measured, generation=timed)
     rate = timed.decode_tokens_per_s
     doubt = implausible_decode(_weights_bytes(job.artifact), rate, memory_bandwidth_gbs()) if rate else None
     validation = replace(validation, warnings=(*validation.warnings, f"{job.artifact.name}: {doubt}")) \
@@ -153,11 +162,15 @@ def _speed(runner: Runner, job: MeasureJob, session: DecoderSession, window: np.
     stepping = statistics.median(len(s.decode_s) / sum(s.decode_s) for s in steps if s.decode_s) \
         if any(s.decode_s for s in steps) else None
     by_threads, noise = {}, {}
-    for threads in thread_counts(job.profile.threads, host_cores()):
-        with pinned_cpus(threads):
+    cores = session.cores or host_cores()
+    for threads in thread_counts(job.profile.threads, cores):
+        with pinned_cpus(threads) if session.device_label is None else nullcontext():
             opened = runner.open_decoder(job.artifact, threads)
-            by_threads[str(threads)], noise[str(threads)] = decode_rate(opened, window[:prompt], timed)
-    chosen = str(host_cores()) if str(host_cores()) in by_threads else next(iter(by_threads), None)
+            try:
+                by_threads[str(threads)], noise[str(threads)] = decode_rate(opened, window[:prompt], timed)
+            finally:
+                opened.close()
+    chosen = str(cores) if str(cores) in by_threads else next(iter(by_threads), None)
     all_threads = by_threads.get(chosen) if chosen else None
     longest = max(ttft, key=int)
     return replace(report, ttft_ms=ttft[str(prompt)], ttft_ms_by_prompt_tokens=ttft,
@@ -165,7 +178,7 @@ def _speed(runner: Runner, job: MeasureJob, session: DecoderSession, window: np.
                    decode_tokens_per_s=all_threads, decode_tokens_per_s_by_threads=by_threads,
                    decode_ms_per_token_noise=noise.get(chosen) if chosen else None, decode_tokens_timed=timed,
                    decode_tokens_per_s_stepping=round(stepping, 1) if stepping else None,
-                   measured_on=measured_on(job.target, host_cores())
+                   measured_on=(session.device_label or measured_on(job.target, host_cores()))
                    + f"; decode by {session.runtime_loop or 'stepping'}")
 
 

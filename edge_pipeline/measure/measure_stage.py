@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import platform
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from edge_pipeline.datafiles import load_bundle, load_outputs
 from edge_pipeline.datafiles import load_plan as load_plan_text
 from edge_pipeline.errors import ConfigError, StageFailed
 from edge_pipeline.host import cpu_model, host_cores, measured_on, package_version
-from edge_pipeline.measure import generation_stage
 from edge_pipeline.measure.cpus import peak_rss_mb, pinned_cpus, thread_counts
 from edge_pipeline.measure.load_test import load_test
 from edge_pipeline.measure.memory import RssSampler, check_memory_limit
@@ -49,7 +47,7 @@ def run(job: MeasureJob) -> Measurement:
     if job.task == TEXT_GENERATION:
         from edge_pipeline.measure import generation_stage  # imports this module: not at the top
 
-        return generation_stage.run(job, registry.create(Runner, job.runner))
+        return generation_stage.run(job, create_runner(job.runner, job.device))
     transport = registry.transport_for(job.device)
     runner = create_runner(job.runner, job.device, transport)
     artifact = job.artifact

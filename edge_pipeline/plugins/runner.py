@@ -75,6 +75,9 @@ class DecoderSession(ABC):
     eos_ids: tuple[int, ...] = ()
     max_context: int = 0
     runtime_loop: str | None = None               # the loop `run_loop` drives (None: the runtime has none)
+    device_label: str | None = None               # where it runs when not on this host ("device ssh://...")
+    cores: int | None = None                      # that device's cores (None: this host's)
+    load_ms: float | None = None                  # the program's load, timed where it runs (None: opening it)
 
     @abstractmethod
     def logits(self, ids: np.ndarray) -> np.ndarray:
@@ -92,6 +95,9 @@ class DecoderSession(ABC):
         """`messages` rendered by the runtime with the chat template the artifact ships, the assistant's
         generation prompt after them (None: the runtime renders no templates, or the artifact ships none)."""
         return None
+
+    def close(self) -> None:
+        """Releases what the session holds outside this process (a process on a board); called when done."""
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from edge_pipeline.errors import StageFailed
 from edge_pipeline.plugins import Bundler
 from edge_pipeline.types import TEXT_GENERATION, JsonObject
+from targets.bundlers.chat_models import recorded_chats
 
 if TYPE_CHECKING:
     from edge_pipeline.report.model import Report
@@ -23,17 +23,9 @@ class LinuxChatBundler(Bundler):
     tasks: ClassVar[tuple[str, ...]] = (TEXT_GENERATION,)
 
     def generate(self, dest: Path, report: Report, folder: Path) -> JsonObject:
-        models = []
-        for artifact in report.artifacts:
-            g = artifact.generation
-            if artifact.status != "ok" or artifact.format not in FILES or g is None or not g.sample_prompt_ids \
-                    or g.sample_continuation is None or g.sample_new_tokens is None:
-                continue
-            models.append({"name": artifact.label, "format": artifact.format,
-                           "path": f"models/{artifact.path}/{FILES[artifact.format]}",
-                           "prompt_ids": list(g.sample_prompt_ids), "new_tokens": g.sample_new_tokens,
-                           "expected": g.sample_continuation})
-        if not models:
-            raise StageFailed("no validated language model with a recorded continuation for the chat app")
+        models = [{"name": c.artifact.label, "format": c.artifact.format,
+                   "path": f"models/{c.artifact.path}/{FILES[c.artifact.format]}", "prompt_ids": list(c.prompt_ids),
+                   "new_tokens": c.new_tokens, "expected": c.expected}
+                  for c in recorded_chats(report, tuple(FILES))]
         (dest / "chat.json").write_text(json.dumps({"target": report.target, "models": models}, indent=2) + "\n")
         return {"chat_models": [m["name"] for m in models]}

@@ -178,20 +178,25 @@ class PhoneBundler(Bundler):
         samples = len(json.loads((assets / "samples.json").read_text())["inputs"])
         models = describe_models(dest, template, report)
         (dest / MODEL_INFO[template]).write_text(RENDERERS[template](models, config, samples))
-        texts = {file: file.read_text() for file in dest.rglob("*") if file.is_file() and file.suffix in TEXT_SUFFIXES}
-        used = [token for token in VERSION_TOKENS if any(token in text for text in texts.values())]
-        tool_versions = report.tool_versions or {}
-        runtime_versions = {token: tool_versions.get(VERSION_TOKENS[token]) for token in used}
-        missing = [VERSION_TOKENS[t] for t, v in runtime_versions.items() if not v]
-        if missing:
-            raise StageFailed(f"report.json lacks the versions of {', '.join(missing)}: rebuild with this edgepipe")
-        for file, text in texts.items():
-            if any(token in text for token in used):
-                for token, version in runtime_versions.items():
-                    text = text.replace(token, str(version))
-                file.write_text(text)
-        return {"generated": [MODEL_INFO[template]],
-                "runtime_versions": {VERSION_TOKENS[t]: v for t, v in runtime_versions.items()}}
+        return {"generated": [MODEL_INFO[template]], "runtime_versions": fill_runtime_versions(dest, report)}
+
+
+def fill_runtime_versions(dest: Path, report: Report) -> dict[str, str]:
+    """Writes the runtime versions that validated the models into the app's build files (their @TOKEN@s);
+    returns package -> version."""
+    texts = {file: file.read_text() for file in dest.rglob("*") if file.is_file() and file.suffix in TEXT_SUFFIXES}
+    used = [token for token in VERSION_TOKENS if any(token in text for text in texts.values())]
+    tool_versions = report.tool_versions or {}
+    runtime_versions = {token: tool_versions.get(VERSION_TOKENS[token]) for token in used}
+    missing = [VERSION_TOKENS[t] for t, v in runtime_versions.items() if not v]
+    if missing:
+        raise StageFailed(f"report.json lacks the versions of {', '.join(missing)}: rebuild with this edgepipe")
+    for file, text in texts.items():
+        if any(token in text for token in used):
+            for token, version in runtime_versions.items():
+                text = text.replace(token, str(version))
+            file.write_text(text)
+    return {VERSION_TOKENS[t]: str(v) for t, v in runtime_versions.items()}
 
 
 class AndroidBundler(PhoneBundler):

@@ -61,8 +61,8 @@ class GenaiDecoder(DecoderSession):
         generator.append_tokens(np.asarray(prompt, np.int32)[None])
         last = np.asarray(generator.get_output("logits"))[0, -1]
         first = time.perf_counter() - started
-        return continue_greedily(last, first, lambda token, at: self._feed(generator, token), len(prompt),
-                                 new_tokens, self.max_context, self.eos_ids)
+        return GreedyRun(*continue_greedily(last, first, lambda token, at: self._feed(generator, token), len(prompt),
+                                 new_tokens, self.max_context, self.eos_ids))
 
     @staticmethod
     def _feed(generator: Any, token: int) -> np.ndarray:

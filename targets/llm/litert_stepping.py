@@ -102,8 +102,8 @@ class LitertDecoder(DecoderSession):
         self._prefill(np.asarray(prompt[:-1]), cache)
         last = self._decode(int(prompt[-1]), len(prompt) - 1, cache)
         first = time.perf_counter() - started
-        return continue_greedily(last, first, lambda token, at: self._decode(token, at, cache), len(prompt),
-                                 new_tokens, self.max_context, self.eos_ids)
+        return GreedyRun(*continue_greedily(last, first, lambda token, at: self._decode(token, at, cache), len(prompt),
+                                 new_tokens, self.max_context, self.eos_ids))
 
     def run_loop(self, prompt: np.ndarray, new_tokens: int, expected: tuple[int, ...]) -> LoopRun | None:
         """The engine takes text: the prompt ids are detokenized, and where its tokenizer reads the text back as

@@ -1,101 +1,22 @@
 """The ssh transport for Linux boards: push an artifact and a runner script, run it with the board's own
-Python runtime, pull outputs and timings, clean up. Host keys are verified against a known_hosts file
-(`StrictHostKeyChecking=yes`), never accepted blindly."""
+Python runtime, pull outputs and timings, clean up (the channel itself: targets/transports/ssh_channel.py)."""
 from __future__ import annotations
 
 import json
 import shlex
-import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
-from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
-from edge_pipeline.errors import ConfigError, InputError, RunnerUnavailable
-from edge_pipeline.plugins import Runner, Session, Transport
+from edge_pipeline.errors import InputError, RunnerUnavailable
+from edge_pipeline.plugins import DecoderSession, Runner, Session, Transport
 from edge_pipeline.tensors import Tensors
+from targets.transports.ssh_channel import BoardFolder, SshDevice, SshTransport
+from targets.transports.ssh_decoder import RemoteDecoderSession
 
 RUNNER_SCRIPT = Path(__file__).with_name("remote_runner.py")
-
-
-@dataclass(frozen=True)
-class SshDevice:
-    user: str
-    host: str
-    port: int = 22
-    identity: str | None = None
-    known_hosts: str | None = None
-    python: str = "python3"
-
-    @classmethod
-    def parse(cls, url: str) -> "SshDevice":
-        """ssh://user@host[:port][?identity=KEY&known_hosts=FILE&python=PATH]"""
-        parsed = urlparse(url)
-        if parsed.scheme != "ssh" or not parsed.hostname or not parsed.username:
-            raise ConfigError(f"--device '{url}' must look like ssh://user@host[:port]")
-        query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
-        unknown = set(query) - {"identity", "known_hosts", "python"}
-        if unknown:
-            raise ConfigError(f"--device: unknown option(s) {', '.join(sorted(unknown))}; "
-                              f"valid: identity, known_hosts, python")
-        return cls(parsed.username, parsed.hostname, parsed.port or 22, query.get("identity"),
-                   query.get("known_hosts"), query.get("python", "python3"))
-
-    @property
-    def label(self) -> str:
-        return f"ssh://{self.user}@{self.host}:{self.port}"
-
-
-class SshTransport:
-    def __init__(self, device: SshDevice):
-        self.device = device
-
-    def _options(self) -> list[str]:
-        d = self.device
-        opts = ["-p", str(d.port), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-                "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"]
-        if d.known_hosts:
-            opts += ["-o", f"UserKnownHostsFile={d.known_hosts}"]
-        if d.identity:
-            opts += ["-i", d.identity, "-o", "IdentitiesOnly=yes"]
-        return opts
-
-    def run(self, command: str, what: str) -> str:
-        """Runs a shell command on the device; a dropped connection is retried once."""
-        return self._call(command, what).decode(errors="replace")
-
-    def push(self, local: Path, remote: str) -> None:
-        """Through the ssh channel itself (`cat > file`): boards without scp/sftp work too."""
-        self._call(f"cat > {shlex.quote(remote)}", f"copying {local.name} to the device", local.read_bytes())
-
-    def pull(self, remote: str, local: Path) -> None:
-        local.write_bytes(self._call(f"cat {shlex.quote(remote)}", "copying results from the device"))
-
-    def _call(self, command: str, what: str, stdin: bytes | None = None) -> bytes:
-        argv = ["ssh", *self._options(), f"{self.device.user}@{self.device.host}", command]
-        for attempt in (1, 2):
-            proc = subprocess.run(argv, input=stdin if stdin is not None else b"", capture_output=True, timeout=600)
-            if proc.returncode == 0:
-                return proc.stdout
-            message = proc.stderr.decode(errors="replace").strip()
-            if "Host key verification failed" in message or "REMOTE HOST IDENTIFICATION HAS CHANGED" in message:
-                raise RunnerUnavailable(f"{self.device.label}: host key verification failed: the device's key is "
-                                        f"unknown or does not match known_hosts; refusing to connect")
-            if proc.returncode != 255:   # the command ran and failed: not a transport problem
-                detail = proc.stdout.decode(errors="replace") or message
-                raise RunnerUnavailable(f"{self.device.label}: {what} failed: {_last(detail)}")
-            if attempt == 2:
-                raise RunnerUnavailable(f"{self.device.label}: cannot reach the device ({_last(message)}); "
-                                        f"tried twice while {what}")
-        raise AssertionError("unreachable")
-
-
-def _last(text: str) -> str:
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1][:300] if lines else "no output"
 
 
 class DeviceRunner(Runner):
@@ -134,6 +55,11 @@ class DeviceRunner(Runner):
         return session
 
 
+    def open_decoder(self, path: Path, threads: int) -> DecoderSession:
+        """A language-model folder stepped on the board by the program runner edgepipe steps it with here."""
+        return RemoteDecoderSession.open(self.transport, path, threads)
+
+
 class SshBoardTransport(Transport):
     """The `edgepipe.transports` plugin for ssh://user@host boards: the artifact runs there through DeviceRunner."""
 
@@ -154,13 +80,11 @@ class RemoteSession(Session):
 
     def __init__(self, transport: SshTransport, artifact: Path, threads: int):
         self.transport, self.threads = transport, threads
-        self.remote_dir = transport.run("mktemp -d /tmp/edgepipe.XXXXXX", "creating a work folder").strip()
+        board = BoardFolder.create(transport)
+        self.remote_dir, self.cores, self.device_label = board.path, board.cores, board.label
         self.remote_artifact = f"{self.remote_dir}/{artifact.name}"
         transport.push(artifact, self.remote_artifact)
         transport.push(RUNNER_SCRIPT, f"{self.remote_dir}/remote_runner.py")
-        arch = transport.run("uname -m; nproc", "reading the device's CPU").split()
-        self.cores = int(arch[-1]) if arch and arch[-1].isdigit() else None   # what "all" threads means there
-        self.device_label = f"device {transport.device.label} ({' '.join(arch[:1])}, {arch[-1] if arch else '?'} cores)"
 
     def _invoke(self, xs: list[np.ndarray], batch: int, warmup: int = 0,
                 runs: int = 0) -> tuple[list[float], list[np.ndarray] | None]:
