@@ -15,11 +15,22 @@ from edge_pipeline.paths import plain_name
 from edge_pipeline.plugins import Transform
 from edge_pipeline.precision import THRESHOLD_KEYS, Precision
 from edge_pipeline.report.gating import validate_budget
-from edge_pipeline.types import TASK_METRICS, JsonObject, JsonValue, OutputSpec, ProfileSettings, SourceSpec, Target
+from edge_pipeline.types import (
+    FEATURE_EXTRACTION,
+    TASK_METRICS,
+    TEXT_GENERATION,
+    JsonObject,
+    JsonValue,
+    OutputSpec,
+    ProfileSettings,
+    SourceSpec,
+    Target,
+)
 
 SOURCE_KEYS = {"example": str, "model": str, "weights": str, "example-inputs": (str, list, dict), "calibration": str,
                "evaluate": str, "metric": str, "metric-output": str, "keras-safe-mode": bool, "evaluation-text": str,
-               "max-context": int, "prefill-lengths": list, "prompts": list, "batch-dims": dict, "state": dict,
+               "max-context": int, "prefill-lengths": list, "prompts": list, "task": str, "batch-dims": dict,
+               "state": dict,
                "sequence-steps": int, "chunk-duration-ms": (int, float), "initial-state": str}
 MAX_CONTEXT = 1 << 20
 PROFILE_KEYS = {"warmup": int, "runs": int, "threads": list, "memory-mb": (int, float)}
@@ -29,7 +40,7 @@ QUANT_KEYS = {"calibration-samples": int, "calibration-method": str, "sensitivit
 GROUP_SIZES = (16, 32, 64, 128, 256)   # weights per scale of a grouped 4-bit quantizer (each transform offers some)
 SENSITIVITY_MODES = ("on-failure", "always", "never")   # true / false: deprecated aliases of always / never
 MODEL_DATA_KEYS = ("weights", "example-inputs", "calibration", "evaluate", "evaluation-samples",   # need `model`
-                   "evaluation-text", "max-context", "prompts", "batch-dims", "state", "sequence-steps",
+                   "evaluation-text", "max-context", "prompts", "task", "batch-dims", "state", "sequence-steps",
                    "chunk-duration-ms", "initial-state")
 LIMIT_KEYS = {"max-memory-mb": (int, float), "evaluation-samples": int}    # see DataLimits
 TOP_KEYS = {**SOURCE_KEYS, **LIMIT_KEYS, "profile": dict, "targets": dict, "prune": dict, "quantization": dict,
@@ -123,6 +134,7 @@ def _prefill_lengths(value: JsonValue, where: str) -> tuple[int, ...]:
 
 
 MAX_PROMPTS, MAX_PROMPT_CHARS = 64, 8192
+LANGUAGE_TASKS = (TEXT_GENERATION, FEATURE_EXTRACTION)   # `task`: what a language model is built for
 
 
 def _prompts(value: JsonValue, where: str) -> tuple[str, ...]:
@@ -207,6 +219,9 @@ def parse_config(table: JsonValue, prefix: str, file: Path, warnings: tuple[str,
                           f"got {context!r}")
     if "prefill-lengths" in table:
         source_fields["prefill_lengths"] = _prefill_lengths(table["prefill-lengths"], _join(prefix, "prefill-lengths"))
+    if table.get("task", LANGUAGE_TASKS[0]) not in LANGUAGE_TASKS:
+        raise ConfigError(f"'{_join(prefix, 'task')}' must be one of {', '.join(LANGUAGE_TASKS)} (a language model's "
+                          f"task; others are read from the model), got {table['task']!r}")
     if "prompts" in table:
         source_fields["prompts"] = _prompts(table["prompts"], _join(prefix, "prompts"))
     source = SourceSpec(**source_fields, base_dir=str(base))

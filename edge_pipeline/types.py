@@ -102,6 +102,7 @@ class SourceSpec:
     max_context: int | None = None      # a language model's static KV cache length (None: its own, up to 512)
     prefill_lengths: tuple[int, ...] | None = None   # a language model's prefill signatures (None: 32, 128, 512)
     prompts: tuple[str, ...] | None = None   # a language model's prompts, continued greedily (None: the windows')
+    task: str | None = None                  # a language model's task (None: read from its architecture)
     batch_dims: JsonObject | None = None   # a function's inputs: name -> batch axis, or False for none
     state: JsonObject | None = None        # [state]: state output -> the input it feeds (None: detected by name)
     sequence_steps: int = 50               # a stateful model's calls per validated sequence
@@ -115,6 +116,6 @@ class SourceSpec:
                 "base_dir": self.base_dir, "prune": self.prune, "evaluation_text": self.evaluation_text,
                 "max_context": self.max_context,
                 "prefill_lengths": list(self.prefill_lengths) if self.prefill_lengths else None,
-                "prompts": list(self.prompts) if self.prompts else None,
+                "prompts": list(self.prompts) if self.prompts else None, "task": self.task,
                 "batch_dims": self.batch_dims, "state": self.state, "sequence_steps": self.sequence_steps,
                 "chunk_duration_ms": self.chunk_duration_ms, "initial_state": self.initial_state}

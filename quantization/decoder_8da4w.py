@@ -5,9 +5,10 @@ says why).
 When the artifact can be shipped and run during the search, the variants below are tried in order, each on the
 very `.pte` that would ship, until one keeps the source's meaning by the 8da4w thresholds (token agreement and
 perplexity increase on the evaluation windows): torchao's default min-max scales, then HQQ's scale search, then
-HQQ with the first and last decoder blocks at 8-bit weights (where quantization error enters and leaves the
-residual stream). Groups stay at 32: XNNPACK delegates no smaller. The first variant that holds ships; every
-variant tried is in the report (`quantization.variants`)."""
+HQQ scales with GPTQ's calibrated rounding (quantization/gptq.py), then that with the first and last decoder
+blocks at 8-bit weights (where quantization error enters and leaves the residual stream). Groups stay at 32:
+XNNPACK delegates no smaller. The first variant that holds ships; every variant tried is in the report
+(`quantization.variants`)."""
 from __future__ import annotations
 
 import copy
@@ -24,11 +25,14 @@ class Variant:
     group_size: int
     algorithm: str               # torchao's IntxChooseQParamsAlgorithm value
     edge_blocks_8bit: bool = False
+    gptq: bool = False           # integers re-picked by GPTQ over the calibration windows (quantization/gptq.py)
 
 
 VARIANTS = (Variant("int4 g32, min-max scales (torchao default)", 32, "affine"),
             Variant("int4 g32, HQQ scales", 32, "hqq_scale_only"),
-            Variant("int4 g32, HQQ scales, first and last blocks 8-bit", 32, "hqq_scale_only", True))
+            Variant("int4 g32, HQQ scales, GPTQ rounding (calibrated)", 32, "hqq_scale_only", gptq=True),
+            Variant("int4 g32, HQQ scales, GPTQ rounding, first and last blocks 8-bit", 32, "hqq_scale_only", True,
+                    gptq=True))
 
 
 MIN_BLOCKS_FOR_EDGES = 4   # below this, 8-bit first and last blocks leave too few at 4 bits to call it 8da4w
@@ -56,12 +60,17 @@ class Decoder8da4w(ModelTransform):
         tried: list[JsonObject] = []
         candidates = []
         blocks = len(getattr(model.module.lm.model, "layers", ()))
+        calibration = list(data.calibration.arrays[0])
         for variant in variants(settings):
             if variant.edge_blocks_8bit and blocks < MIN_BLOCKS_FOR_EDGES:
                 tried.append({"variant": variant.name, "skipped": f"{blocks} decoder blocks: with its first and last "
                               f"at 8 bits too few would stay at 4 bits"})
                 continue
-            candidate = quantized(model, variant, tried)
+            if variant.gptq and not calibration:
+                tried.append({"variant": variant.name, "skipped": "no calibration windows (the evaluation text has "
+                              "no text beyond its evaluation windows)"})
+                continue
+            candidate = quantized(model, variant, tried, calibration)
             try:
                 logits = ship(candidate)(data.eval_inputs)[0]
                 figures, _ = compare_windows(reference, list(logits), windows)
@@ -87,19 +96,38 @@ def variants(settings: QuantizeSettings) -> tuple[Variant, ...]:
                                                 for v in VARIANTS)
 
 
-def quantized(model: Model, variant: Variant, tried: list[JsonObject]) -> Model:
-    """The model with `variant` applied; `tried` (shared, filled as the search goes) lands in its notes."""
+def quantized(model: Model, variant: Variant, tried: list[JsonObject], calibration: list | None = None) -> Model:
+    """The model with `variant` applied; `tried` (shared, filled as the search goes) lands in its notes;
+    `calibration`: token windows GPTQ's Hessians are taken over (a GPTQ variant needs them)."""
     from targets.llm.pte_export import quantize_8da4w
 
     module = copy.deepcopy(model.module)
     blocks = len(getattr(module.lm.model, "layers", ()))
     edges = tuple(f"model.layers.{i}." for i in sorted({0, blocks - 1})) if variant.edge_blocks_8bit and blocks \
         else ()
-    left_float = quantize_8da4w(module.lm, variant.group_size, variant.algorithm, edges)
+    refine = gptq_refine(module.lm, variant.group_size, calibration or []) if variant.gptq else None
+    left_float = quantize_8da4w(module.lm, variant.group_size, variant.algorithm, edges, refine)
     notes: JsonObject = {"scheme": f"8da4w: int4 weights ({variant.name}), int8 dynamic activations",
                          "output_projection": "int8 weights (per channel), int8 dynamic activations",
                          "layers_float": left_float, "variants": tried}   # type: ignore[dict-item]
     return replace(model, module=module).with_provenance(quantization=notes)
+
+
+def gptq_refine(lm: object, group_size: int, calibration: list):
+    """A `refine` for quantize_8da4w: each int4 layer's integers re-picked by GPTQ on torchao's grid, with the
+    Hessians of the float model's layer inputs over `calibration`."""
+    import torch
+
+    from quantization.gptq import gptq_round, input_hessians
+
+    head = lm.get_output_embeddings()
+    names = [n for n, m in lm.named_modules() if isinstance(m, torch.nn.Linear) and m is not head]
+    hessians = input_hessians(lm, names, calibration)
+
+    def refine(name: str, weight: object, quantized: object) -> None:
+        integers = gptq_round(weight, hessians[name], quantized.scale, quantized.zero_point, group_size, -8, 7)
+        quantized.qdata.copy_(integers)
+    return refine
 
 
 def source_logits(model: Model, data: DataBundle) -> list:

@@ -8,11 +8,13 @@ the output projection, which stays 8-bit weight-only: a 4-bit output projection 
 default recipe on a real 135M model (perplexity +42%)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 GROUP_SIZE = 32
+Refine = Callable[[str, Any, Any], None]    # (layer name, its float weight, its torchao int4 weight) -> None
 
 
 @dataclass(frozen=True)
@@ -31,11 +33,13 @@ class DecoderMetadata:
 
 
 def quantize_8da4w(model: Any, group_size: int = GROUP_SIZE, algorithm: str = "affine",
-                   eight_bit: tuple[str, ...] = ()) -> list[str]:
+                   eight_bit: tuple[str, ...] = (), refine: Refine | None = None) -> list[str]:
     """In place: 8da4w on the decoder's linear layers, int8 weights on the output projection and on the layers
     whose names start with one of `eight_bit`; returns the layers left float (input width not a multiple of the
     group size). `algorithm`: how the int4 scales are chosen, torchao's "affine" (min-max) or "hqq_scale_only"
-    (HQQ's scale search). XNNPACK delegates groups of 32 and multiples only."""
+    (HQQ's scale search). `refine(name, float weight, quantized weight)` may then re-pick each int4 layer's
+    integers on torchao's grid (its `qdata`), before the program is unwrapped. XNNPACK delegates groups of 32 and
+    multiples only."""
     import torch
     from torchao.quantization import Int8DynamicActivationIntxWeightConfig, quantize_
     from torchao.quantization.granularity import PerAxis, PerGroup
@@ -48,10 +52,13 @@ def quantize_8da4w(model: Any, group_size: int = GROUP_SIZE, algorithm: str = "a
     linears = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and m is not head}
     wide = {n for n in linears if n.startswith(eight_bit)} if eight_bit else set()
     chosen = {n for n, m in linears.items() if m.in_features % group_size == 0 and n not in wide}
+    originals = {n: linears[n].weight.detach().clone() for n in chosen} if refine else {}
     quantize_(model, Int8DynamicActivationIntxWeightConfig(
         weight_dtype=torch.int4, weight_granularity=PerGroup(group_size),
         intx_choose_qparams_algorithm=IntxChooseQParamsAlgorithm(algorithm)),
         filter_fn=lambda m, fqn: fqn in chosen)
+    for name in sorted(originals):
+        refine(name, originals[name], linears[name].weight)   # type: ignore[misc]
     quantize_(model, Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int8, weight_granularity=PerAxis(0)),
               filter_fn=lambda m, fqn: m is head or fqn in wide)
     unwrap_tensor_subclass(model)

@@ -14,7 +14,7 @@ from edge_pipeline.fsutil import regular_file
 from edge_pipeline.plugins import Model
 from edge_pipeline.tensors import Tensors
 from edge_pipeline.types import TEXT_GENERATION, JsonObject, SourceSpec
-from targets.sources.transformers_source import TransformersSource, decoder_model, task_of
+from targets.sources.transformers_source import TransformersSource, chosen_task, decoder_model
 
 
 class GgufSource(TransformersSource):
@@ -38,9 +38,9 @@ class GgufSource(TransformersSource):
             config = AutoConfig.from_pretrained(str(file.parent), **where)
         except (OSError, ValueError, KeyError) as exc:
             raise InputError(f"{path}: {str(exc).splitlines()[0][:300]}") from None
-        if task_of(config.to_dict(), str(path)) != TEXT_GENERATION:
-            raise InputError(f"{path}: a GGUF '{architecture}' is an encoder; edgepipe reads encoders from a Hugging "
-                             f"Face folder (config.json, *.safetensors)")
+        if chosen_task(config.to_dict(), spec, str(path)) != TEXT_GENERATION:
+            raise InputError(f"{path}: edgepipe reads a GGUF file as a text-generation model; encoders come from a "
+                             f"Hugging Face folder (config.json, *.safetensors)")
         try:
             # dense float weights: packed GGUF blocks would be neither exportable nor a float reference
             lm = AutoModelForCausalLM.from_pretrained(str(file.parent), dtype=torch.float32,

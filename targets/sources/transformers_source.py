@@ -6,7 +6,8 @@ and float16 weights are loaded as float32: the XNNPACK float kernels are fp32, a
 so.
 
 The evaluation text (`evaluation-text`, a file in the project) is tokenized by the model's own tokenizer into
-windows, teacher-forced over the whole window; the prompts continued greedily are the user's (`prompts`), or else
+windows, teacher-forced over the whole window (up to 8 more windows of the text after them calibrate, never
+evaluate); the prompts continued greedily are the user's (`prompts`), or else
 each window's first quarter."""
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ class TransformersSource(TorchSource):
             raise InputError(f"{path}: a language model is a folder with config.json, *.safetensors and "
                              f"tokenizer.json")
         config = _json(path / "config.json")
-        task = task_of(config, str(path))
+        task = chosen_task(config, spec, str(path))
         weights = sorted(path.glob("*.safetensors"))
         pickled = sorted(p.name for p in path.iterdir() if p.suffix in PICKLED)
         if not weights:
@@ -84,12 +85,12 @@ class TransformersSource(TorchSource):
         if not hasattr(tokenizer, "encode") or not hasattr(tokenizer, "to_str"):
             raise InputError(f"model factory '{spec.model}' returned a {type(tokenizer).__name__} as the tokenizer; "
                              f"return (model, tokenizers.Tokenizer)")
-        task = task_of(lm.config.to_dict(), f"model factory '{spec.model}'")
+        task = chosen_task(lm.config.to_dict(), spec, f"model factory '{spec.model}'")
         provenance = {**provenance, "architecture": str(lm.config.model_type)}
-        if task == FEATURE_EXTRACTION:
+        if task == FEATURE_EXTRACTION:      # a causal LM's base model: its last hidden states pool
             from targets.llm.source_encoder import encoder_model
 
-            return encoder_model(lm, tokenizer, _evaluation_text(spec), provenance)
+            return encoder_model(getattr(lm, "base_model", lm), tokenizer, _evaluation_text(spec), provenance)
         return decoder_model(lm.float().eval(), tokenizer, None, spec, provenance)
 
 
@@ -112,6 +113,8 @@ def decoder_model(lm: Any, tokenizer: Any, eos_token: str | None, spec: SourceSp
         raise InputError(f"evaluation-text '{spec.evaluation_text}' is {len(ids)} tokens long; a language model's "
                          f"evaluation needs at least one window of {window} tokens")
     windows = np.array(ids[:count * window], dtype=np.int64).reshape(count, window)
+    spare = min(MAX_WINDOWS, len(ids) // window - count)     # text beyond the evaluation windows calibrates
+    calibration = np.array(ids[count * window:(count + spare) * window], dtype=np.int64).reshape(spare, window)
     eos = declared_eos_ids(lm, tokenizer, eos_token)
     longer = [n for n in spec.prefill_lengths or () if n >= context]
     if longer:
@@ -120,7 +123,7 @@ def decoder_model(lm: Any, tokenizer: Any, eos_token: str | None, spec: SourceSp
         else tuple(tuple(int(t) for t in row[:prompt]) for row in windows)
     module = DecoderReference(lm, tokenizer.to_str(), eos, prompts, new_tokens, context, template,
                               spec.prefill_lengths)
-    data = DataBundle.single("input_ids", windows[:1], windows[:0], windows, None)
+    data = DataBundle.single("input_ids", windows[:1], calibration, windows, None)
     example = Tensors(("input_ids",), (windows[:1],))
     model = Model("torch", module, (torch.from_numpy(windows[:1].copy()),), provenance, input_names=("input_ids",),
                   task=TEXT_GENERATION, configs=(OwnData(data),))
@@ -139,6 +142,16 @@ def _prompt_ids(tokenizer: Any, prompts: tuple[str, ...], context: int, new_toke
                              f"does not fit the context of {context} tokens (max-context)")
         encoded.append(ids)
     return tuple(encoded)
+
+
+def chosen_task(config: dict, spec: SourceSpec, what: str) -> str:
+    """The source's task: `task` where set, else the architecture's. Any decoder's hidden states pool into an
+    embedding (decoder-based embedding models), but only a decoder generates text."""
+    found = task_of(config, what)
+    if spec.task is None or spec.task == found or spec.task == FEATURE_EXTRACTION:
+        return spec.task or found
+    raise InputError(f"{what}: task = '{spec.task}' needs a decoder-only language model; architecture "
+                     f"'{config.get('model_type')}' is a text encoder")
 
 
 def task_of(config: dict, what: str) -> str:
