@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from edge_pipeline.plugins import DataBundle, Model, ModelTransform, QuantizeSettings, Ship
 from edge_pipeline.types import JsonObject
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from targets.llm.pte_export import Refine
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class Decoder8da4w(ModelTransform):
         candidates = []
         blocks = len(getattr(model.module.lm.model, "layers", ()))
         calibration = list(data.calibration.arrays[0])
+        hessians: dict[str, Any] | None = None         # GPTQ's, taken once over the float model
         for variant in variants(settings):
             if variant.edge_blocks_8bit and blocks < MIN_BLOCKS_FOR_EDGES:
                 tried.append({"variant": variant.name, "skipped": f"{blocks} decoder blocks: with its first and last "
@@ -70,8 +76,10 @@ class Decoder8da4w(ModelTransform):
                 tried.append({"variant": variant.name, "skipped": "no calibration windows (the evaluation text has "
                               "no text beyond its evaluation windows)"})
                 continue
-            candidate = quantized(model, variant, tried, calibration)
             try:
+                if variant.gptq and hessians is None:
+                    hessians = layer_hessians(model.module.lm, calibration)
+                candidate = quantized(model, variant, tried, hessians)
                 logits = ship(candidate)(data.eval_inputs)[0]
                 figures, _ = compare_windows(reference, list(logits), windows)
             except Exception as exc:     # a variant the converter or runtime refuses is out, and reported so
@@ -96,16 +104,17 @@ def variants(settings: QuantizeSettings) -> tuple[Variant, ...]:
                                                 for v in VARIANTS)
 
 
-def quantized(model: Model, variant: Variant, tried: list[JsonObject], calibration: list | None = None) -> Model:
+def quantized(model: Model, variant: Variant, tried: list[JsonObject],
+              hessians: dict[str, Any] | None = None) -> Model:
     """The model with `variant` applied; `tried` (shared, filled as the search goes) lands in its notes;
-    `calibration`: token windows GPTQ's Hessians are taken over (a GPTQ variant needs them)."""
+    `hessians`: each layer's input Hessian (layer_hessians), which a GPTQ variant needs."""
     from targets.llm.pte_export import quantize_8da4w
 
     module = copy.deepcopy(model.module)
     blocks = len(getattr(module.lm.model, "layers", ()))
     edges = tuple(f"model.layers.{i}." for i in sorted({0, blocks - 1})) if variant.edge_blocks_8bit and blocks \
         else ()
-    refine = gptq_refine(module.lm, variant.group_size, calibration or []) if variant.gptq else None
+    refine = gptq_refine(variant.group_size, hessians or {}) if variant.gptq else None
     left_float = quantize_8da4w(module.lm, variant.group_size, variant.algorithm, edges, refine)
     notes: JsonObject = {"scheme": f"8da4w: int4 weights ({variant.name}), int8 dynamic activations",
                          "output_projection": "int8 weights (per channel), int8 dynamic activations",
@@ -113,18 +122,24 @@ def quantized(model: Model, variant: Variant, tried: list[JsonObject], calibrati
     return replace(model, module=module).with_provenance(quantization=notes)
 
 
-def gptq_refine(lm: object, group_size: int, calibration: list):
-    """A `refine` for quantize_8da4w: each int4 layer's integers re-picked by GPTQ on torchao's grid, with the
-    Hessians of the float model's layer inputs over `calibration`."""
+def layer_hessians(lm: Any, calibration: list[np.ndarray]) -> dict[str, Any]:
+    """The input Hessian of each of the float decoder's linear layers but the output projection (kept 8-bit)."""
     import torch
 
-    from quantization.gptq import gptq_round, input_hessians
+    from quantization.gptq import input_hessians
 
     head = lm.get_output_embeddings()
     names = [n for n, m in lm.named_modules() if isinstance(m, torch.nn.Linear) and m is not head]
-    hessians = input_hessians(lm, names, calibration)
+    return input_hessians(lm, names, calibration)
 
-    def refine(name: str, weight: object, quantized: object) -> None:
+
+def gptq_refine(group_size: int, hessians: dict[str, Any]) -> Refine:
+    """A `refine` for quantize_8da4w: each int4 layer's integers re-picked by GPTQ on torchao's grid."""
+    from quantization.gptq import gptq_round
+
+    def refine(name: str, weight: Any, quantized: Any) -> None:
+        if name not in hessians:
+            raise ValueError(f"no calibration input reached layer {name}")
         integers = gptq_round(weight, hessians[name], quantized.scale, quantized.zero_point, group_size, -8, 7)
         quantized.qdata.copy_(integers)
     return refine

@@ -150,3 +150,17 @@ def test_a_language_model_is_judged_and_timed_on_the_board(sshd, cache_dir: Path
     assert "Traceback" not in proc.stderr
     leftovers = [p for p in Path("/tmp").glob("edgepipe.*") if (p / "pte_program.py").exists()]
     assert not leftovers, leftovers            # every board folder removed when its session closed
+
+
+def test_a_board_without_the_runtime_fails_the_language_model_and_keeps_nothing_there(sshd, cache_dir: Path,
+                                                                                        tmp_path: Path) -> None:
+    """The board's Python lacks ExecuTorch (the system interpreter): the artifact fails with one line naming the
+    board, and the half-opened session leaves no work folder behind."""
+    (tmp_path / "edgepipe.toml").write_text("[targets.linux-arm64]\nformats = ['pte:fp32']\n")
+    proc = run_cli("build", "--target", "linux-arm64", "--example", "tiny-lm", "--out", str(tmp_path / "out"),
+                   "--json", "--device", sshd.url("/usr/bin/python3"), cwd=tmp_path)
+    assert proc.returncode == 4, proc.stderr
+    (artifact,) = json.loads(proc.stdout)["artifacts"]
+    assert artifact["status"] == "failed" and f"ssh://root@127.0.0.1:{sshd.port}" in json.dumps(artifact)
+    assert "Traceback" not in proc.stderr
+    assert not [p for p in Path("/tmp").glob("edgepipe.*") if (p / "pte_program.py").exists()]

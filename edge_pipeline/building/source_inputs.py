@@ -17,6 +17,7 @@ import sysconfig
 from dataclasses import asdict
 from pathlib import Path
 
+from edge_pipeline.building.cache import SCHEMA
 from edge_pipeline.codec import decode, encode
 from edge_pipeline.fsutil import sha256_json, write_json_atomic
 from edge_pipeline.host import CALIBRATION_ENV, EVALUATION_ENV
@@ -55,6 +56,7 @@ class ReadRecorder:
 def record_path(spec: JsonObject, cache_root: Path) -> Path:
     """Where the last run of this spec, from this folder and interpreter, recorded what it read."""
     key = sha256_json({"spec": spec, "cwd": os.getcwd(), "python": sys.executable, "edgepipe": __version__,
+                       "cache_schema": SCHEMA,      # a stage record's meaning changed: its source is not reused
                        "env": {k: os.environ.get(k) for k in KEY_ENV}, "packages": _package_stamps()})
     return cache_root / "source-inputs" / f"{key[:32]}.json"
 

@@ -81,7 +81,6 @@ def first_divergence(source: Sequence[int], artifact: Sequence[int]) -> int | No
     return None if len(source) == len(artifact) else min(len(source), len(artifact))
 
 
-# The conversation every chat template is rendered with, by the source and by each runtime that renders templates
 PAD = -1   # pads the prompts and greedy continuations of a language model's reference to one width
 
 
@@ -90,9 +89,10 @@ def unpadded(rows: np.ndarray) -> list[tuple[int, ...]]:
     return [tuple(int(t) for t in row if t != PAD) for row in rows]
 
 
+# The conversation every chat template is rendered with, by the source and by each runtime that renders templates
 CHAT_CONVERSATION = ({"role": "user", "content": "What does the class statement do?"},)
 
 
 def text_of_codes(codes: np.ndarray) -> str:
-    """A reference output holding text as UTF-8 byte codes (one row per window) read back."""
+    """A reference output holding text as UTF-8 byte codes (its first row) read back."""
     return bytes(np.asarray(codes[0], dtype=np.uint8)).decode("utf-8")

@@ -87,7 +87,8 @@ def _judged(job: MeasureJob, runner: Runner, session: DecoderSession, load_ms: f
         sample_continuation=loops[0].text if loops and loops[0] is not None else None,
         sample_new_tokens=(len(expected[0]) or 1) if loops and loops[0] is not None else None,
         load_ms=round(load_ms, 2))
-    measured = Measurement(runtime=runner.runtime, runtime_version=package_version(runner.distribution),
+    measured = Measurement(runtime=runner.runtime,
+                           runtime_version=session.runtime_version or package_version(runner.distribution),
                            validation=validation, generation=report)
     if verdict is not None:
         return measured
@@ -154,6 +155,7 @@ def _speed(runner: Runner, job: MeasureJob, session: DecoderSession, window: np.
     thread count, median of runs."""
     ttft = {}
     room = min(len(window), session.max_context - 2)
+    prompt = min(prompt, room)       # a user's prompt longer than the evaluation text is timed at what it holds
     for length in sorted({prompt, *(n for n in TTFT_PROMPTS if n <= room)}):
         times = [session.greedy(window[:length], 1).first_token_s for _ in range(TIMED_RUNS)]
         ttft[str(length)] = round(statistics.median(times) * 1000, 3)

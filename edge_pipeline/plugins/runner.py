@@ -78,6 +78,7 @@ class DecoderSession(ABC):
     device_label: str | None = None               # where it runs when not on this host ("device ssh://...")
     cores: int | None = None                      # that device's cores (None: this host's)
     load_ms: float | None = None                  # the program's load, timed where it runs (None: opening it)
+    runtime_version: str | None = None            # the runtime's version where it runs (None: this host's package)
 
     @abstractmethod
     def logits(self, ids: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from edge_pipeline.plugins import DataBundle, Model, OwnData, Source
 from edge_pipeline.sources.user_code import call_user, resolve_callable
 from edge_pipeline.sources.user_data import load_bundle
 from edge_pipeline.tensors import Tensors
-from edge_pipeline.types import JsonObject, SourceSpec
+from edge_pipeline.types import TEXT_GENERATION, JsonObject, SourceSpec
 
 DEFAULT_EXAMPLE = "torch-digits"
 
@@ -38,10 +38,20 @@ def load_source(spec: SourceSpec, store: Path | None = None) -> tuple[Model, Dat
     if spec.model is None:
         return registry.example(spec.example or DEFAULT_EXAMPLE)()
     model, example = _load_model(spec, spec.model)
+    _check_language_keys(spec, model.task)
     own = model.config(OwnData)
     if own is not None:      # the source made its data from the model's own files (a language model's text)
         return model, own.data
     return model, load_bundle(spec, example, store)
+
+
+def _check_language_keys(spec: SourceSpec, task: str | None) -> None:
+    """`prompts` and `task` describe a language model; set on anything else they would be silently ignored."""
+    kind = f"a {task} model" if task else "not a language model"
+    if spec.prompts and task != TEXT_GENERATION:
+        raise InputError(f"prompts are continued by text-generation models; model '{spec.model}' is {kind}")
+    if spec.task is not None and spec.task != task:
+        raise InputError(f"task = '{spec.task}' applies to language models; model '{spec.model}' is {kind}")
 
 
 def source_for(framework: str) -> Source:

@@ -18,7 +18,6 @@ def source_rendering(tokenizer_json: str, template: str) -> str:
                                              add_generation_prompt=True))
 
 
-def as_codes(text: str, rows: int) -> np.ndarray:
-    """`text` as UTF-8 byte codes, one row per evaluation window (how a reference output stores it)."""
-    codes = np.frombuffer(text.encode("utf-8"), dtype=np.uint8).astype(np.int64)
-    return np.tile(codes, (rows, 1))
+def as_codes(text: str) -> np.ndarray:
+    """`text` as UTF-8 byte codes in one row (how a reference output stores it)."""
+    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).astype(np.int64)[None]

@@ -55,7 +55,7 @@ class DecoderReference(torch.nn.Module):
         if self.chat_template is not None:
             from targets.llm.chat import as_codes, source_rendering
 
-            outputs["chat_prompt"] = as_codes(source_rendering(self.tokenizer_json, self.chat_template), 1)
+            outputs["chat_prompt"] = as_codes(source_rendering(self.tokenizer_json, self.chat_template))
         return outputs
 
     @property

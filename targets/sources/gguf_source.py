@@ -16,6 +16,9 @@ from edge_pipeline.tensors import Tensors
 from edge_pipeline.types import TEXT_GENERATION, JsonObject, SourceSpec
 from targets.sources.transformers_source import TransformersSource, chosen_task, decoder_model
 
+# what transformers' GGUF loader raises on metadata it cannot use: each is a refused file, said in one line
+LOADER_ERRORS = (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, NotImplementedError)
+
 
 class GgufSource(TransformersSource):
     """Decoder-only language models in a `.gguf` file (task `text-generation`)."""
@@ -31,24 +34,31 @@ class GgufSource(TransformersSource):
         file = regular_file(path, "GGUF model")
         architecture, tensor_types = _header(file)
         import torch
+        from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
+
+        if architecture not in GGUF_SUPPORTED_ARCHITECTURES:
+            raise InputError(f"{path}: a GGUF '{architecture}' model, which transformers' GGUF loader does not read "
+                             f"(it reads: {', '.join(sorted(GGUF_SUPPORTED_ARCHITECTURES))})")
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
         where = {"gguf_file": file.name, "local_files_only": True}
         try:
             config = AutoConfig.from_pretrained(str(file.parent), **where)
-        except (OSError, ValueError, KeyError) as exc:
-            raise InputError(f"{path}: {str(exc).splitlines()[0][:300]}") from None
+        except LOADER_ERRORS as exc:
+            raise InputError(f"{path}: {str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}") \
+                from None
         if chosen_task(config.to_dict(), spec, str(path)) != TEXT_GENERATION:
-            raise InputError(f"{path}: edgepipe reads a GGUF file as a text-generation model; encoders come from a "
+            what = f"task = '{spec.task}'" if spec.task else f"an encoder ('{architecture}')"
+            raise InputError(f"{path}: a GGUF file is built as a text-generation model; {what} is built from a "
                              f"Hugging Face folder (config.json, *.safetensors)")
         try:
             # dense float weights: packed GGUF blocks would be neither exportable nor a float reference
             lm = AutoModelForCausalLM.from_pretrained(str(file.parent), dtype=torch.float32,
                                                       quantization_config=GgufConfig(dequantize=True), **where)
             fast = AutoTokenizer.from_pretrained(str(file.parent), **where)
-        except (OSError, ValueError, KeyError) as exc:
-            raise InputError(f"{path} is not a loadable GGUF language model: {str(exc).splitlines()[0][:300]}") \
-                from None
+        except LOADER_ERRORS as exc:
+            raise InputError(f"{path} is not a loadable GGUF language model: "
+                             f"{str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}") from None
         provenance: JsonObject = {"kind": "file", "path": str(path), "architecture": str(config.model_type),
                                   "weights": [file.name], "weights_dtype": f"GGUF {_types(tensor_types)} "
                                                                            f"dequantized to float32"}

@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 
 from edge_pipeline.errors import ConfigError
-from edge_pipeline.plugins import Runner, Session, Transport
+from edge_pipeline.plugins import DecoderSession, Runner, Session, Transport
 from edge_pipeline.tensors import Tensors, TensorSpec
 from edge_pipeline.types import JsonObject
 
@@ -52,6 +52,12 @@ class LabelledRunner(Runner):
             session.device_label = self.label
         except AttributeError:   # a session with read-only members: label a thin wrapper instead
             session = LabelledSession(session, self.label)
+        return session
+
+    def open_decoder(self, path: Path, threads: int) -> DecoderSession:
+        """A language model on this host, labelled as the place it stands for."""
+        session = self.wrapped.open_decoder(path, threads)
+        session.device_label = self.label
         return session
 
     def preload(self) -> None:

@@ -54,7 +54,6 @@ class DeviceRunner(Runner):
             session.input_specs = session.output_names = None
         return session
 
-
     def open_decoder(self, path: Path, threads: int) -> DecoderSession:
         """A language-model folder stepped on the board by the program runner edgepipe steps it with here."""
         return RemoteDecoderSession.open(self.transport, path, threads)
