@@ -68,14 +68,12 @@ class GgufSource(TransformersSource):
 
 def _header(file: Path) -> tuple[str, Counter[str]]:
     """The file's architecture and how many tensors of each type it holds, from its header alone."""
-    try:
-        from gguf import GGUFReader
+    from gguf import GGUFReader
 
+    try:
         reader = GGUFReader(str(file))
         architecture = bytes(reader.fields["general.architecture"].parts[-1]).decode("utf-8")
         types = Counter(tensor.tensor_type.name for tensor in reader.tensors)
-    except ModuleNotFoundError:
-        raise
     except (ValueError, KeyError, IndexError, OverflowError, UnicodeDecodeError, MemoryError) as exc:
         raise InputError(f"{file} is not a GGUF file edgepipe can read: {str(exc).splitlines()[0][:200]}") \
             from None
