@@ -16,6 +16,13 @@ def calibration_method(transform: Transform, settings: QuantizeSettings) -> str:
     return settings.calibration_method or type(transform).calibration_methods[0]
 
 
+def calibration_batches(calibration: Tensors, batch: int) -> list[tuple[torch.Tensor, ...]]:
+    """Every whole batch of `calibration`, as torch tensors."""
+    import torch
+
+    return [tuple(torch.from_numpy(a) for a in part) for part in calibration.batches(batch)]
+
+
 def calibrate(observed: torch.nn.Module, calibration: Tensors, batch: int) -> int:
     """Runs every whole batch of `calibration` (every input); returns how many samples were seen."""
     import torch

@@ -8,7 +8,9 @@ from edge_pipeline.errors import Unsupported
 from edge_pipeline.host import package_version
 from edge_pipeline.plugins import DataBundle, Model
 
-from .calibration import calibrate
+from .calibration import calibrate, calibration_batches
+
+ADAROUND = "adaround"   # weight rounding + bias correction under quantized inputs (adaround.py)
 
 if TYPE_CHECKING:
     from torch import fx
@@ -33,22 +35,32 @@ def quantize_static(model: Model, quantizer: Quantizer, data: DataBundle, fold_q
 
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
+    from .nncf_ptq import ALGORITHMS as NNCF_ALGORITHMS
+
     captured = captured if captured is not None else capture_for_quantization(model)
     seen = len(data.calibration) // data.batch * data.batch
-    if algorithms or method == "percentile":
+    nncf = tuple(a for a in algorithms if a in NNCF_ALGORITHMS)
+    rounding: dict[str, object] = {}
+    if nncf and ADAROUND in algorithms:
+        raise Unsupported(f"'{ADAROUND}' runs on torchao's calibration, not with NNCF's {', '.join(nncf)}: "
+                          "choose one of them in [quantization] algorithms")
+    if nncf or method == "percentile":
         from .nncf_ptq import nncf_quantize
 
-        converted = nncf_quantize(captured, quantizer, data.calibration, data.batch, algorithms, method,
-                                  fold_quantize)
+        converted = nncf_quantize(captured, quantizer, data.calibration, data.batch, nncf, method, fold_quantize)
         engine = f"nncf {package_version('nncf')} quantize_pt2e"
     else:
         prepared = prepare_pt2e(copy.deepcopy(captured), quantizer)
         seen = calibrate(prepared, data.calibration, batch=data.batch)
+        if ADAROUND in algorithms:
+            from .adaround import adaround
+
+            rounding = adaround(prepared, calibration_batches(data.calibration, data.batch)).as_dict()
         converted = convert_pt2e(prepared, fold_quantize=fold_quantize)
         engine = f"torchao {package_version('torchao')} prepare_pt2e / convert_pt2e"
     return replace(model, module=converted).with_provenance(
         quantization={"scheme": "pt2e static int8, per-channel weights", "calibration_samples": seen,
-                      "engine": engine, "algorithms": list(algorithms)})
+                      "engine": engine, "algorithms": list(algorithms), **({"rounding": rounding} if rounding else {})})
 
 
 def _first(exc: BaseException) -> str:

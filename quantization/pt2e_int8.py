@@ -14,7 +14,7 @@ from edge_pipeline.plugins import DataBundle, Model, ModelTransform, QuantizeSet
 
 from .calibration import calibration_method
 from .nncf_ptq import ALGORITHMS
-from .pt2e import capture_for_quantization, quantize_static
+from .pt2e import ADAROUND, capture_for_quantization, quantize_static
 from .pt2e_regions import quantized_regions, weight_share
 from .pt2e_sensitivity import NUMERICS, WHAT, rank_layers
 from .sensitivity import (
@@ -59,7 +59,7 @@ class Pt2eStaticInt8(Budgeted, ModelTransform):
     # other observer they take; percentile (NNCF's mean of per-batch quantiles) runs through NNCF. Entropy
     # calibration is no PT2E observer: refused up front.
     calibration_methods: ClassVar[tuple[str, ...]] = ("histogram", "minmax", "percentile")
-    algorithms: ClassVar[tuple[str, ...]] = ALGORITHMS
+    algorithms: ClassVar[tuple[str, ...]] = (*ALGORITHMS, ADAROUND)
     default_algorithms: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod

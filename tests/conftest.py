@@ -1,8 +1,10 @@
 """Shared fixtures: an isolated cache, one real android build reused by many tests, user-model projects."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -44,7 +46,13 @@ def android_build(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 def digits_server(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """`edgepipe build --target server` on the built-in example: three server formats, two served for real."""
     out = tmp_path_factory.mktemp("server")
-    proc = run_cli("build", "--target", "server", "--out", str(out), cwd=out)
+    with contextlib.ExitStack() as held:      # TorchServe's default gRPC ports taken: served builds must not need them
+        for port in (7070, 7071):
+            holder = held.enter_context(socket.socket())
+            with contextlib.suppress(OSError):
+                holder.bind(("127.0.0.1", port))
+                holder.listen()
+        proc = run_cli("build", "--target", "server", "--out", str(out), cwd=out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return {"out": out / "server", "report": json.loads((out / "server" / "report.json").read_text())}
 

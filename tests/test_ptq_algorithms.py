@@ -21,7 +21,7 @@ from .conftest import run_cli
 from .test_fallback_regions import RESIDUAL_NET
 
 
-@pytest.mark.parametrize("value,needle", [('["adaround"]', "adaround"), ('"bias-correction"', "must be list"),
+@pytest.mark.parametrize("value,needle", [('["brecq"]', "brecq"), ('"bias-correction"', "must be list"),
                                           ("[1]", "[1]")])
 def test_an_unknown_algorithm_is_refused_naming_the_key(value: str, needle: str, tmp_path: Path) -> None:
     (tmp_path / "edgepipe.toml").write_text(f"[quantization]\nalgorithms = {value}\n")

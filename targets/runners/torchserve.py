@@ -51,10 +51,12 @@ class TorchServeSession(ServerSession):
             self.input_specs = [s if signature.batch == "static" else replace(s, shape=("batch", *s.shape[1:]))
                                 for s in signature.inputs]
             self.output_names = list(signature.outputs)
-            inference, management, metrics = free_ports(3)
+            # every port free, gRPC's too: its defaults (7070/7071) clash with a second server on the host
+            inference, management, metrics, grpc_inference, grpc_management = free_ports(5)
             (work / "config.properties").write_text(
                 f"inference_address=http://127.0.0.1:{inference}\nmanagement_address=http://127.0.0.1:{management}\n"
-                f"metrics_address=http://127.0.0.1:{metrics}\ndefault_workers_per_model=1\n"
+                f"metrics_address=http://127.0.0.1:{metrics}\ngrpc_inference_port={grpc_inference}\n"
+                f"grpc_management_port={grpc_management}\ndefault_workers_per_model=1\n"
                 f"number_of_netty_threads={max(threads, 1)}\n")
             self.url = f"http://127.0.0.1:{inference}/predictions/{MODEL_NAME}"
             status = f"http://127.0.0.1:{management}/models/{MODEL_NAME}"
