@@ -151,11 +151,11 @@ def record(module: fx.GraphModule, inputs: list[tuple[torch.Tensor, ...]], name:
     cut = fx.GraphModule(module, graph)
     with torch.no_grad():
         runs = [cut(*batch) for batch in inputs]
-    values = [torch.cat(parts) if isinstance(parts[0], torch.Tensor) and parts[0].dim() > 0 and i < 2 else parts[0]
-              for i, parts in enumerate(zip(*runs))]
     node = next(n for n in module.graph.nodes if n.name == name)
-    found = iter(values[1:])
-    return values[0], [next(found) if isinstance(a, fx.Node) else a for a in node.args]
+    given = iter(runs[0][1:])                         # weights, biases: the same in every batch
+    args = [next(given) if isinstance(a, fx.Node) else a for a in node.args]
+    args[0] = torch.cat([run[1] for run in runs])     # the layer's input, over every sample
+    return torch.cat([run[0] for run in runs]), args
 
 
 def _optimise(node: fx.Node, x: torch.Tensor, rest: list[Any], weight: torch.Tensor, bias: torch.Tensor | None,

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from edge_pipeline.errors import Unsupported
 from edge_pipeline.tensors import Tensors
 
+from .calibration import calibration_batches
+
 if TYPE_CHECKING:
     from torch import fx
     from torchao.quantization.pt2e.quantizer import Quantizer
@@ -33,7 +35,7 @@ def nncf_quantize(captured: fx.GraphModule, quantizer: Quantizer, calibration: T
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
     nncf.set_log_level(logging.ERROR)
-    batches = [tuple(torch.from_numpy(a) for a in part) for part in calibration.batches(batch)]
+    batches = calibration_batches(calibration, batch)
     fast = True if "fast-bias-correction" in algorithms else False if "bias-correction" in algorithms else None
     ranges = {"minmax": RangeEstimatorParametersSet.MINMAX,
               "percentile": RangeEstimatorParametersSet.MEAN_QUANTILE}.get(method)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,20 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("edgepipe-cache")
     os.environ["EDGEPIPE_CACHE_DIR"] = str(path)
     return path
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """In-process training of a tiny test model: one thread trains it as well, many times faster than threads that
+    compete with a build for the cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import run_cli
+from .conftest import one_torch_thread, run_cli
 
 MODELS = Path(__file__).with_name("multi_io_models.py")
 DATA = """
@@ -50,12 +50,8 @@ def train_and_save(folder: Path, trainer: str, name: str) -> None:
     spec = importlib.util.spec_from_file_location("multi_io_for_training", folder / "multi_io.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)        # tiny ops: one thread trains as well, many times faster than contended threads
-    try:
+    with one_torch_thread():
         torch.save(getattr(module, trainer)().state_dict(), folder / name)
-    finally:
-        torch.set_num_threads(threads)
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import run_cli
+from .conftest import one_torch_thread, run_cli
 
 MODELS = Path(__file__).with_name("streaming_models.py")
 SPOTTER = """
@@ -46,12 +46,8 @@ def trained_spotter(folder: Path) -> None:
     spec = importlib.util.spec_from_file_location("streaming_for_training", folder / "streaming.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)        # tiny ops: one thread trains the same weights (bit for bit) several times faster
-    try:
+    with one_torch_thread():       # the same weights, bit for bit
         torch.save(module.train_spotter().state_dict(), folder / "spotter.pt")
-    finally:
-        torch.set_num_threads(threads)
 
 
 def build(folder: Path, target: str = "stream") -> tuple[int, dict, str]:
