@@ -13,8 +13,8 @@ from .conftest import run_cli
 pytestmark = pytest.mark.slow
 
 
-def build_json(project: Path, *args: str) -> tuple[int, dict]:
-    proc = run_cli("build", "--out", str(project / "out"), "--json", *args, cwd=project)
+def build_json(project: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict]:
+    proc = run_cli("build", "--out", str(project / "out"), "--json", *args, cwd=project, env=env)
     return proc.returncode, json.loads(proc.stdout.splitlines()[0] if proc.returncode in (2, 3) else proc.stdout)
 
 
@@ -148,13 +148,17 @@ def _dynamic_shape_model(path: Path) -> None:
 
 
 def test_onnx_with_dynamic_input_dims_reaches_tflite_at_the_example_shape(cache_dir: Path, tmp_path: Path) -> None:
-    """onnx2tf left [None, None, None, 3]; the example's shape now fixes the dynamic dimensions."""
+    """onnx2tf left [None, None, None, 3]; the example's shape now fixes the dynamic dimensions. The bridge's
+    SavedModel and onnx2tf's own files are temporary: the build leaves nothing in the temporary folder."""
     _dynamic_shape_model(tmp_path / "dynamic.onnx")
     (tmp_path / "edgepipe.toml").write_text(
         'model = "dynamic.onnx"\nexample-inputs = { x = { shape = [1, 3, 20, 28], dtype = "float32" } }\n'
         '[targets.android]\nformats = ["tflite:fp32"]\n')
-    code, report = build_json(tmp_path)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    code, report = build_json(tmp_path, env={"TMPDIR": str(temp)})
     assert code == 0, report
+    assert sorted(p.name for p in temp.iterdir()) == []
     (tflite,) = report["artifacts"]
     assert tflite["status"] == "ok" and tflite["validation"]["outputs"][0]["sqnr_db"] > 60
 

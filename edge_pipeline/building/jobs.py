@@ -14,9 +14,11 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -107,7 +109,7 @@ def _run_worker(jobs: list[Job], timeout_s: float, threads: int | None) -> Itera
     if threads is not None:
         env.update({name: str(threads) for name in THREAD_ENV})
     log_file = jobs[0].workdir / "worker.log"
-    with open(log_file, "w") as log, _status_pipe(env) as status:
+    with _temp_folder(env), open(log_file, "w") as log, _status_pipe(env) as status:
         try:
             proc = _start(command, log, env, jobs[0].label, status)
         except StageFailed as exc:    # interrupted: every job left gets this answer, none starts
@@ -191,6 +193,19 @@ def _last_error(lines: list[str]) -> str | None:
     """The last line that reads as an error, from the exception's name on."""
     found = next((m.group(0) for line in reversed(lines) if (m := ERROR_LINE.search(line))), None)
     return found[:300] if found else None
+
+
+@contextlib.contextmanager
+def _temp_folder(env: dict[str, str]) -> Iterator[None]:
+    """A temporary folder of the worker's own (its TMPDIR), removed once the worker and its process group are
+    stopped: converters' temporary files (onnx2tf's, multiprocessing's, a bridge's SavedModel) and whatever a
+    killed or crashed worker left go with it."""
+    folder = tempfile.mkdtemp(prefix="edgepipe-job-")
+    env["TMPDIR"] = folder
+    try:
+        yield
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -7,13 +7,13 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
-import tempfile
 import types
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, NoReturn
 
 from edge_pipeline.errors import Unsupported
+from edge_pipeline.fsutil import process_temp_dir
 from edge_pipeline.plugins import Bridge, DataBundle, Model, QuantizeSettings
 
 from ..exporters.onnx_export import tensorflow_to_onnx
@@ -31,7 +31,7 @@ class TensorflowToTorch(Bridge):
     distributions: ClassVar[tuple[str, ...]] = ("tf2onnx", "onnx", "onnx2torch", "torch")
 
     def apply(self, model: Model, data: DataBundle, settings: QuantizeSettings) -> Model:
-        work = Path(tempfile.mkdtemp(prefix="edgepipe-tf-to-torch-"))
+        work = process_temp_dir("edgepipe-tf-to-torch-")
         tensorflow_to_onnx(model, work / "model.onnx")
         return onnx_file_to_torch(work / "model.onnx", model, data,
                                   "TensorFlow -> ONNX (tf2onnx) -> onnx2torch, fixed-shape rewrite")

@@ -6,7 +6,6 @@ its output is wrong: edgepipe's validation of every bridged artifact is what dec
 """
 from __future__ import annotations
 
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from edge_pipeline.errors import Unsupported
+from edge_pipeline.fsutil import process_temp_dir
 from edge_pipeline.plugins import Bridge, DataBundle, Model, QuantizeSettings
 from targets.sources.keras_source import load_saved_model
 
@@ -34,7 +34,7 @@ class TorchToTensorflow(Bridge):
     distributions: ClassVar[tuple[str, ...]] = ("torch", "onnx", "onnx2tf", "tensorflow-cpu")
 
     def apply(self, model: Model, data: DataBundle, settings: QuantizeSettings) -> Model:
-        work = Path(tempfile.mkdtemp(prefix="edgepipe-torch-to-tf-"))
+        work = process_temp_dir("edgepipe-torch-to-tf-")
         torch_to_onnx(model, work / "model.onnx")
         return onnx_file_to_tf(work / "model.onnx", model, data,
                                "torch -> ONNX (torch.onnx dynamo) -> onnx2tf SavedModel")
@@ -56,7 +56,7 @@ def onnx_file_to_tf(onnx_path: Path, model: Model, data: DataBundle, route: str)
     import onnx2tf
 
     example = single_float_input(data, "ONNX-to-TensorFlow")      # refused before any conversion work
-    work = Path(tempfile.mkdtemp(prefix="edgepipe-onnx-to-tf-"))
+    work = process_temp_dir("edgepipe-onnx-to-tf-")
     onnx_path = at_example_shape(onnx_path, example.shape, work / "static.onnx")
     try:
         onnx2tf.convert(input_onnx_file_path=str(onnx_path), output_folder_path=str(work / "nhwc"),
