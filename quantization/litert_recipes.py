@@ -18,7 +18,7 @@ from edge_pipeline.types import JsonObject
 from targets.coverage import tflite_after
 
 if TYPE_CHECKING:
-    from ai_edge_quantizer import qtyping, quantizer
+    from ai_edge_quantizer import qtyping
 
 
 class LitertRecipe(ArtifactTransform):
@@ -32,30 +32,43 @@ class LitertRecipe(ArtifactTransform):
     def steps(self) -> list[JsonObject]:
         """The recipe itself (ai-edge-quantizer's function of that name)."""
 
+    def tool_text(self) -> str:
+        return f"ai-edge-quantizer {version('ai-edge-quantizer')} recipe {self.recipe}"
+
     def apply_artifact(self, src: Path, dest: Path, data: DataBundle, settings: QuantizeSettings) -> JsonObject:
-        from ai_edge_quantizer import quantizer
-
-        try:
-            engine = quantizer.Quantizer(str(src))
-            engine.load_quantization_recipe(self.steps())
-            calibrated = _calibrate(engine, src, data) if self.needs_calibration else None
-            dest.write_bytes(bytes(engine.quantize(calibrated).quantized_model))
-        except Exception as exc:
-            raise StageFailed(f"ai-edge-quantizer recipe {self.recipe} failed: {type(exc).__name__}: {exc}") from exc
+        ranges = calibrated_ranges(src, self.steps(), data) if self.needs_calibration else None
+        dest.write_bytes(quantized_bytes(src, self.steps(), ranges, self.recipe))
         samples: JsonObject = {"calibration_samples": int(len(data.calibration))} if self.needs_calibration else {}
-        return {"scheme": self.scheme, "tool": f"ai-edge-quantizer {version('ai-edge-quantizer')} recipe {self.recipe}",
-                **samples, "op_coverage": [tflite_after(dest)]}
+        return {"scheme": self.scheme, "tool": self.tool_text(), **samples, "op_coverage": [tflite_after(dest)]}
 
 
-def _calibrate(engine: quantizer.Quantizer, src: Path, data: DataBundle) -> dict[str, qtyping.QSV]:
-    """Global min-max ranges. `Quantizer.calibrate` smooths ranges with a moving average (factor 0.95), which
-    keeps roughly the last 20 samples' extremes: measured here, it clipped the digits logits at 9.3 of 15.9."""
-    from ai_edge_quantizer import calibrator
+def quantized_bytes(src: Path, steps: list[JsonObject], ranges: dict[str, qtyping.QSV] | None, recipe: str) -> bytes:
+    """The float `.tflite` quantized by `steps` with calibrated `ranges` (None: a recipe that needs none)."""
+    from ai_edge_quantizer import quantizer
+
+    try:
+        engine = quantizer.Quantizer(str(src))
+        engine.load_quantization_recipe(steps)
+        return bytes(engine.quantize(ranges).quantized_model)
+    except Exception as exc:
+        raise StageFailed(f"ai-edge-quantizer recipe {recipe} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def calibrated_ranges(src: Path, steps: list[JsonObject], data: DataBundle) -> dict[str, qtyping.QSV]:
+    """Global min-max ranges of what `steps` quantize. `Quantizer.calibrate` smooths ranges with a moving average
+    (factor 0.95), which keeps roughly the last 20 samples' extremes: measured here, it clipped the digits logits
+    at 9.3 of 15.9."""
+    from ai_edge_quantizer import calibrator, quantizer
     from ai_edge_quantizer.utils import qsv_utils
 
-    calib = calibrator.Calibrator(str(src), num_threads=1, qsv_update_func=qsv_utils.min_max_update)
-    calib.calibrate(_calibration_set(src, data), engine._recipe_manager)   # the recipe decides what is observed
-    return calib.get_model_qsvs()
+    try:
+        engine = quantizer.Quantizer(str(src))
+        engine.load_quantization_recipe(steps)
+        calib = calibrator.Calibrator(str(src), num_threads=1, qsv_update_func=qsv_utils.min_max_update)
+        calib.calibrate(_calibration_set(src, data), engine._recipe_manager)   # the recipe decides what is observed
+        return calib.get_model_qsvs()
+    except Exception as exc:
+        raise StageFailed(f"ai-edge-quantizer calibration failed: {type(exc).__name__}: {exc}") from exc
 
 
 def _calibration_set(src: Path, data: DataBundle) -> dict[str, list[dict[str, np.ndarray]]]:

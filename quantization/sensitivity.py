@@ -67,13 +67,14 @@ class Budgeted:
     the target's `max-accuracy-drop` (minus what pruning spent) and the sensitivity mode in its settings."""
 
     accuracy_budget: ClassVar[bool] = True    # marks the transform for the export stage
+    keeps_as: ClassVar[str] = "float"         # what its fallback makes of the regions it keeps
 
-    @staticmethod
-    def fall_back(quantize: Quantize[R], rank: Rank[R], reference: Predict, data: DataBundle,
+    @classmethod
+    def fall_back(cls, quantize: Quantize[R], rank: Rank[R], reference: Predict, data: DataBundle,
                   settings: QuantizeSettings, method: str, share: Share | None = None) -> tuple[R, JsonObject]:
         """`rank_and_fall_back` under this step's budget and `[quantization] sensitivity` mode."""
         return rank_and_fall_back(quantize, rank, reference, data, settings.max_accuracy_drop, method,
-                                  settings.sensitivity, share)
+                                  settings.sensitivity, share, cls.keeps_as)
 
 
 def quantizable_layers(module: torch.nn.Module) -> list[str]:
@@ -224,24 +225,28 @@ def fallback(measure: Callable[[int], float | None], n_layers: int, max_drop_pts
 
 @dataclass(frozen=True)
 class Verified:
-    """One set of layers kept float, measured on the real quantized model."""
+    """One set of regions kept float (or, `kept_as` "int16", given int16 activations), measured on the real
+    quantized model."""
 
-    kept_float: tuple[str, ...]
+    kept: tuple[str, ...]
     accuracy: float | None
     drop_pts: float | None
     weight_share: float | None = None    # of the weights the kept regions hold (None: the backend cannot say)
+    kept_as: str = "float"
 
     def json(self) -> JsonObject:
         shared: JsonObject = {"float_weight_share": self.weight_share} if self.weight_share is not None else {}
-        return {"kept_float": list(self.kept_float), "accuracy": self.accuracy, "drop_pts": self.drop_pts, **shared}
+        return {f"kept_{self.kept_as}": list(self.kept), "accuracy": self.accuracy, "drop_pts": self.drop_pts,
+                **shared}
 
 
 def rank_and_fall_back(quantize: Quantize[R], rank: Rank[R], reference: Predict, data: DataBundle,
                        budget: float | None, method: str, mode: str = "on-failure",
-                       share: Share | None = None) -> tuple[R, JsonObject]:
+                       share: Share | None = None, keep_as: str = "float") -> tuple[R, JsonObject]:
     """The whole recipe for one backend: quantize fully; measure the drop when a budget and labels exist; rank
     layers when `mode` asks ("always") or the budget is missed ("on-failure"); fall back under the budget. Returns
-    the result to ship and the report notes."""
+    the result to ship and the report notes. `keep_as`: what `quantize(skip=...)` makes of the regions it keeps
+    ("float", or "int16" for a backend whose fallback is int16 activations)."""
     result, predict = quantize()
     passes = 1
     labels = data.eval_labels
@@ -252,7 +257,7 @@ def rank_and_fall_back(quantize: Quantize[R], rank: Rank[R], reference: Predict,
     def step(kept: list[str], step_predict: Predict) -> float | None:
         acc = top1(step_predict(data.eval_inputs), labels)
         drop = None if acc is None or float_acc is None else round((float_acc - acc) * 100, 4)
-        steps.append(Verified(tuple(kept), acc, drop, share(kept) if share is not None else None))
+        steps.append(Verified(tuple(kept), acc, drop, share(kept) if share is not None else None, keep_as))
         return drop
 
     first_drop = step([], predict) if measurable else None
@@ -278,14 +283,15 @@ def rank_and_fall_back(quantize: Quantize[R], rank: Rank[R], reference: Predict,
             return step(order[:k], step_predict)
 
         k, met = fallback(measure, len(order), float(budget))
-        chosen = next(i for i in range(len(steps) - 1, -1, -1) if len(steps[i].kept_float) == k)
+        chosen = next(i for i in range(len(steps) - 1, -1, -1) if len(steps[i].kept) == k)
         steps.append(steps.pop(chosen))   # every verified set in the order tried, the one shipped last
         result = variants[k]
-        notes["fallback"] = {"max_accuracy_drop": float(budget), "float_accuracy": float_acc, "kept_float": order[:k],
+        notes["fallback"] = {"max_accuracy_drop": float(budget), "float_accuracy": float_acc,
+                             f"kept_{keep_as}": order[:k],
                              **({"float_weight_share": steps[-1].weight_share} if share is not None else {}),
                              "met": met, "steps": [s.json() for s in steps], "verifications": len(variants),
-                             "search": "k = 1, 2, 4, ... most sensitive regions float until the budget holds, "
-                                       "then bisect"}
+                             "search": f"k = 1, 2, 4, ... most sensitive regions {keep_as} until the budget "
+                                       "holds, then bisect"}
         passes += len(variants)
     elif measurable:
         notes["budget_check"] = {"max_accuracy_drop": float(budget or 0.0), "float_accuracy": float_acc,

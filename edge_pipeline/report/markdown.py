@@ -208,10 +208,11 @@ def _sensitivity_tables(report: Report) -> list[str]:
         for row in _maps(table["layers"])[:10]:
             lines.append(f"| {row['layer']} | {row['sqnr_db']} |")
         if fallback:
-            kept = ", ".join(str(layer) for layer in _items(fallback["kept_float"])) or "none"
+            kept_as = "int16" if "kept_int16" in fallback else "float"
+            kept = ", ".join(str(layer) for layer in _items(fallback[f"kept_{kept_as}"])) or "none"
             steps = _maps(fallback["steps"])
             verified = fallback.get("verifications", len(steps) - 1)
-            lines += ["", f"Fallback for max-accuracy-drop {fallback['max_accuracy_drop']:g} pt: layers kept float: "
+            lines += ["", f"Fallback for max-accuracy-drop {fallback['max_accuracy_drop']:g} pt: regions kept {kept_as}: "
                           f"{kept}; drop {steps[-1]['drop_pts']} pt ({'met' if fallback['met'] else 'NOT met'}; "
                           f"{verified} re-quantizations verified)."]
     return lines

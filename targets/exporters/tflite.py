@@ -20,7 +20,7 @@ class TfliteExporter(Exporter):
     precisions: ClassVar[dict[str, str | None]] = {"fp32": None, "int8": "litert-int8",
                                                     "int8-dynamic": "litert-dynamic-int8",
                                                     "int8-weight": "litert-weight-int8",
-                                                    "int16x8": "litert-16x8"}
+                                                    "int16x8": "litert-16x8", "int8-mixed": "litert-mixed"}
     runner: ClassVar[str | None] = "litert"
     distributions: ClassVar[tuple[str, ...]] = ("torch", "litert-torch", "ai-edge-litert", "torchao")
 

@@ -30,7 +30,7 @@ class TfTfliteExporter(Exporter):
     precisions: ClassVar[dict[str, str | None]] = {"fp32": None, "int8-dynamic": "tflite-dynamic",
                                                     "fp16": "tflite-fp16", "int8": "tflite-int8",
                                                     "int8-weight": "litert-weight-int8",
-                                                    "int16x8": "litert-16x8"}
+                                                    "int16x8": "litert-16x8", "int8-mixed": "litert-mixed"}
     runner: ClassVar[str | None] = "litert"
     distributions: ClassVar[tuple[str, ...]] = ("tensorflow-cpu", "keras", "ai-edge-litert")
 

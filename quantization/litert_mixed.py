@@ -1,0 +1,132 @@
+"""Mixed precision inside one `.tflite`: int8 weights and activations, with int16 activations (LiteRT's 16x8
+kernels) for the tensors an accuracy budget needs, and no float op. ai-edge-quantizer's recipes take a setting
+per op (matched on the op's output tensor names); it inserts the requantizations between int8 and int16 ops.
+
+Regions are activation tensors: promoting one runs the op that writes it and every op that reads it in 16x8, so
+the tensor is never held in int8 (an int16 producer with int8 consumers is requantized to int8 again). Ranking:
+each tensor of the float model, fake-quantized with the scale and zero point the int8 model gives it, against
+itself (per-channel SQNR, one float run with every tensor kept): what int8 costs that tensor alone, which is what
+int16 would take back (weights stay int8 either way). The budget search is the shared one (sensitivity.py):
+k = 1, 2, 4, ... regions in int16 until the budget holds, then bisection; every candidate is the very file that
+would ship, run in LiteRT on the evaluation data. One calibration serves every candidate.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge_pipeline.plugins import DataBundle, QuantizeSettings
+from edge_pipeline.tensors import Tensors, order_inputs
+from edge_pipeline.types import JsonObject
+from targets.coverage import tflite_after
+
+from .litert_recipes import LitertRecipe, calibrated_ranges, quantized_bytes
+from .sensitivity import EVAL_SAMPLES, Budgeted, LayerErrors, LayerRow, for_batches, method_text
+from .tflite_int8_debug import litert_predict
+
+WHAT = ("per-channel SQNR of each activation tensor of the float model fake-quantized with the int8 model's scale "
+        "(what int8 costs that tensor alone; int16 takes it back)")
+NUMERICS = "LiteRT interpreter on the float .tflite, every tensor kept; scales from the int8 model"
+
+
+class LitertMixedInt8(Budgeted, LitertRecipe):
+    name, recipe = "litert-mixed", "static_wi8_ai8, static_wi8_ai16 per region"
+    scheme = ("int8 weights and activations, int16 activations (16x8) for the regions an accuracy budget needs; "
+              "no float op")
+    needs_calibration = True
+    keeps_as = "int16"
+
+    def steps(self) -> list[JsonObject]:
+        from ai_edge_quantizer import recipe
+
+        return recipe.static_wi8_ai8()
+
+    def int16_step(self, tensors: frozenset[str], regions: dict[str, Region]) -> JsonObject:
+        """Every op that writes or reads one of `tensors`, in 16x8 (a scope is an op's outputs, each + ';')."""
+        from ai_edge_quantizer import recipe
+
+        scopes = sorted({scope for t in tensors for scope in regions[t].scopes})
+        return {**recipe.static_wi8_ai16()[0], "regex": f"^(?:{'|'.join(re.escape(s) for s in scopes)})$"}
+
+    def apply_artifact(self, src: Path, dest: Path, data: DataBundle, settings: QuantizeSettings) -> JsonObject:
+        ranges = calibrated_ranges(src, self.steps(), data)
+        regions = _regions(src)
+
+        def quantize(skip: frozenset[str] = frozenset()) -> tuple[bytes, object]:
+            steps = self.steps() + ([self.int16_step(skip, regions)] if skip else [])
+            model = quantized_bytes(src, steps, ranges, self.recipe)
+            return model, litert_predict(model, data.batch)
+
+        def rank(model: bytes) -> tuple[list[LayerRow], int]:
+            return _int8_cost(src, model, regions, data.eval_inputs[:EVAL_SAMPLES], data.batch), 0
+
+        reference = litert_predict(src.read_bytes(), data.batch)
+        chosen, notes = self.fall_back(quantize, rank, reference, data, settings, method_text(WHAT, NUMERICS))
+        dest.write_bytes(chosen)
+        return {"scheme": self.scheme, "tool": self.tool_text(), "calibration_samples": int(len(data.calibration)),
+                "regions": len(regions), **notes, "op_coverage": [tflite_after(dest)]}
+
+
+@dataclass
+class Region:
+    """An activation tensor and the scopes of the ops that write and read it."""
+
+    tensor: str
+    scopes: set[str] = field(default_factory=set)
+
+
+def _regions(src: Path) -> dict[str, Region]:
+    """Every float activation tensor an op writes and another reads, by a short unique name (its source layer,
+    as the report shows it)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from targets.runners.litert_op_profile import layer_name
+
+    interpreter = Interpreter(model_path=str(src))
+    details = {t["index"]: t for t in interpreter.get_tensor_details()}
+    ops = interpreter._get_ops_details()   # the only per-op listing the Python interpreter offers
+    scope = {i: "".join(f"{details[o]['name']};" for o in op["outputs"] if o >= 0) for i, op in enumerate(ops)}
+    found: dict[str, Region] = {}
+    for i, op in enumerate(ops):
+        for out in op["outputs"]:
+            if out < 0 or details[out]["dtype"] != np.float32:
+                continue
+            readers = [j for j, other in enumerate(ops) if out in other["inputs"]]
+            if not readers:
+                continue
+            name = str(details[out]["name"])
+            short = layer_name(name) or name
+            short = short if short not in found else f"{short}#{sum(k.startswith(short) for k in found)}"
+            found[short] = Region(name, {scope[i], *(scope[j] for j in readers)})
+    return found
+
+
+def _int8_cost(src: Path, model: bytes, regions: dict[str, Region], inputs: Tensors, batch: int) -> list[LayerRow]:
+    """Each region's tensor from the float model, fake-quantized on the int8 model's grid, against itself."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from targets.runners.litert_session import LitertSession
+
+    grids = {t["name"]: t["quantization"] for t in Interpreter(model_content=model).get_tensor_details()
+             if t["dtype"] == np.int8 and t["quantization"][0] > 0}
+    points = {short: region.tensor for short, region in regions.items() if region.tensor in grids}
+    interpreter = Interpreter(model_path=str(src), num_threads=1, experimental_preserve_all_tensors=True)
+    interpreter.allocate_tensors()
+    session = LitertSession(interpreter)
+    index = {t["name"]: t["index"] for t in interpreter.get_tensor_details()}
+    errors = LayerErrors()
+
+    def run(x: Tensors) -> None:
+        session.run(list(order_inputs(session.input_specs, x).arrays))
+        for short, name in points.items():
+            value = interpreter.get_tensor(index[name])
+            scale, zero = grids[name]
+            faked = (np.clip(np.round(value / scale) + zero, -128, 127) - zero) * scale
+            errors.add(short, value, faked, -1)
+
+    for_batches(inputs, batch, run)
+    return errors.rows({short: [short] for short in points})
+
