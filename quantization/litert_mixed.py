@@ -34,8 +34,8 @@ NUMERICS = "LiteRT interpreter on the float .tflite, every tensor kept; scales f
 
 class LitertMixedInt8(Budgeted, LitertRecipe):
     name, recipe = "litert-mixed", "static_wi8_ai8, static_wi8_ai16 per region"
-    scheme = ("int8 weights and activations, int16 activations (16x8) for the regions an accuracy budget needs; "
-              "no float op")
+    scheme = ("int8 weights and activations, int16 activations (16x8) for the regions an accuracy budget needs "
+              "(an op without a 16x8 kernel there stays float, as in the whole-model 16x8 recipe)")
     needs_calibration = True
     keeps_as = "int16"
 
@@ -44,19 +44,24 @@ class LitertMixedInt8(Budgeted, LitertRecipe):
 
         return recipe.static_wi8_ai8()
 
-    def int16_step(self, tensors: frozenset[str], regions: dict[str, Region]) -> JsonObject:
-        """Every op that writes or reads one of `tensors`, in 16x8 (a scope is an op's outputs, each + ';')."""
+    def int16_steps(self, tensors: frozenset[str], regions: dict[str, Region]) -> list[JsonObject]:
+        """Every op that writes or reads one of `tensors` in 16x8; one LiteRT has no 16x8 kernel for stays float,
+        as in the whole-model 16x8 recipe. (A scope is an op's outputs, each followed by ';'. Of the settings
+        that match an op, ai-edge-quantizer takes the last one its op supports; the two regexes differ only in
+        text, as one regex holds one setting per op type.)"""
         from ai_edge_quantizer import recipe
 
         scopes = sorted({scope for t in tensors for scope in regions[t].scopes})
-        return {**recipe.static_wi8_ai16()[0], "regex": f"^(?:{'|'.join(re.escape(s) for s in scopes)})$"}
+        pattern = f"^(?:{'|'.join(re.escape(s) for s in scopes)})$"
+        return [{"regex": pattern, "operation": "*", "algorithm_key": "no_quantize"},
+                {**recipe.static_wi8_ai16()[0], "regex": f"(?:{pattern})"}]
 
     def apply_artifact(self, src: Path, dest: Path, data: DataBundle, settings: QuantizeSettings) -> JsonObject:
         ranges = calibrated_ranges(src, self.steps(), data)
-        regions = _regions(src)
+        regions = regions_of(src)
 
         def quantize(skip: frozenset[str] = frozenset()) -> tuple[bytes, object]:
-            steps = self.steps() + ([self.int16_step(skip, regions)] if skip else [])
+            steps = self.steps() + (self.int16_steps(skip, regions) if skip else [])
             model = quantized_bytes(src, steps, ranges, self.recipe)
             return model, litert_predict(model, data.batch)
 
@@ -67,7 +72,7 @@ class LitertMixedInt8(Budgeted, LitertRecipe):
         chosen, notes = self.fall_back(quantize, rank, reference, data, settings, method_text(WHAT, NUMERICS))
         dest.write_bytes(chosen)
         return {"scheme": self.scheme, "tool": self.tool_text(), "calibration_samples": int(len(data.calibration)),
-                "regions": len(regions), **notes, "op_coverage": [tflite_after(dest)]}
+                "regions": len(regions), "float_ops": _float_ops(dest), **notes, "op_coverage": [tflite_after(dest)]}
 
 
 @dataclass
@@ -78,9 +83,11 @@ class Region:
     scopes: set[str] = field(default_factory=set)
 
 
-def _regions(src: Path) -> dict[str, Region]:
-    """Every float activation tensor an op writes and another reads, by a short unique name (its source layer,
-    as the report shows it)."""
+def regions_of(src: Path) -> dict[str, Region]:
+    """Every float activation tensor (a graph input, or one an op writes), by a short unique name (its source
+    layer, as the report shows it). The graph's inputs and outputs count: ai-edge-quantizer quantizes them with
+    virtual INPUT and OUTPUT ops, whose scopes are the input and output names, so promoting every region gives
+    exactly the whole-model 16x8 recipe."""
     from ai_edge_litert.interpreter import Interpreter
 
     from targets.runners.litert_op_profile import layer_name
@@ -88,19 +95,30 @@ def _regions(src: Path) -> dict[str, Region]:
     interpreter = Interpreter(model_path=str(src))
     details = {t["index"]: t for t in interpreter.get_tensor_details()}
     ops = interpreter._get_ops_details()   # the only per-op listing the Python interpreter offers
-    scope = {i: "".join(f"{details[o]['name']};" for o in op["outputs"] if o >= 0) for i, op in enumerate(ops)}
-    found: dict[str, Region] = {}
-    for i, op in enumerate(ops):
+    inputs = [d["index"] for d in interpreter.get_input_details()]
+    outputs = [d["index"] for d in interpreter.get_output_details()]
+
+    def scope(tensors: list[int]) -> str:
+        return "".join(f"{details[t]['name']};" for t in tensors if t >= 0)
+
+    touching: dict[int, set[str]] = {t: {scope(inputs)} for t in inputs}
+    for op in ops:
         for out in op["outputs"]:
-            if out < 0 or details[out]["dtype"] != np.float32:
-                continue
-            readers = [j for j, other in enumerate(ops) if out in other["inputs"]]
-            if not readers:
-                continue
-            name = str(details[out]["name"])
-            short = layer_name(name) or name
-            short = short if short not in found else f"{short}#{sum(k.startswith(short) for k in found)}"
-            found[short] = Region(name, {scope[i], *(scope[j] for j in readers)})
+            touching.setdefault(out, set()).add(scope(list(op["outputs"])))
+    for op in ops:
+        for read in op["inputs"]:
+            if read in touching:
+                touching[read].add(scope(list(op["outputs"])))
+    for out in outputs:
+        touching.setdefault(out, set()).add(scope(outputs))
+    found: dict[str, Region] = {}
+    for tensor, scopes in touching.items():
+        if tensor < 0 or details[tensor]["dtype"] != np.float32:
+            continue
+        name = str(details[tensor]["name"])
+        short = layer_name(name) or name
+        short = short if short not in found else f"{short}#{sum(k.startswith(short) for k in found)}"
+        found[short] = Region(name, scopes)
     return found
 
 
@@ -130,3 +148,16 @@ def _int8_cost(src: Path, model: bytes, regions: dict[str, Region], inputs: Tens
     for_batches(inputs, batch, run)
     return errors.rows({short: [short] for short in points})
 
+
+
+def _float_ops(path: Path) -> dict[str, int]:
+    """Ops of the shipped file that compute in float (their output is float and they are not a DEQUANTIZE)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    dtypes = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
+    found: dict[str, int] = {}
+    for op in interpreter._get_ops_details():
+        if op["op_name"] != "DEQUANTIZE" and any(dtypes[o] == np.float32 for o in op["outputs"] if o >= 0):
+            found[op["op_name"]] = found.get(op["op_name"], 0) + 1
+    return dict(sorted(found.items()))

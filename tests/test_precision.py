@@ -70,13 +70,14 @@ def test_every_exporter_precision_is_a_known_precision() -> None:
     assert exporters and not broken
     offered = {p for e in exporters for p in e.precisions}
     assert offered <= set(Precision.names(buildable=True)), offered - set(Precision.names())
-    assert {"fp32", "fp16", "int8", "int8-dynamic", "int8-weight", "int16x8", "int4", "uint8"} <= offered
+    assert {"fp32", "fp16", "int8", "int8-dynamic", "int8-weight", "int16x8", "int8-mixed", "int4", "uint8"} <= offered
 
 
 def test_thresholds_are_the_ones_validation_used_before() -> None:
     """Per-output thresholds unchanged; the language-model ones (added with 8da4w) are looser for quantized
     precisions than for float, never looser than the broken vendor default measured on a 135M model."""
-    assert set(Precision.names()) == set(OLD_THRESHOLDS) | {"8da4w"}
+    assert set(Precision.names()) == set(OLD_THRESHOLDS) | {"8da4w", "int8-mixed"}
+    assert Precision.parse("int8-mixed").thresholds == Precision.parse("int8").thresholds   # judged as int8
     for name, (sqnr, agreement, drop, exact) in OLD_THRESHOLDS.items():
         t = Precision.parse(name).thresholds
         assert (t.min_sqnr_db, t.min_agreement, t.max_accuracy_drop, t.exact) == (sqnr, agreement, drop, exact)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from .conftest import run_cli
@@ -175,10 +176,10 @@ def test_int16_activations_hold_a_milder_outlier_without_float_layers(cache_dir:
     float op, verified on the shipped file. (At x1000 int16 is not enough either: only float fallback is.)"""
     from ai_edge_litert.interpreter import Interpreter
 
-    formats = ["tflite:int8", "tflite:int16x8", "tflite:int8-mixed"]
+    formats = ["tflite:fp32", "tflite:int8", "tflite:int16x8", "tflite:int8-mixed"]
     result = build(tmp_path, TORCH_MODULE.replace("1000.0", "100.0"), formats, "--budget", "max-accuracy-drop=1.0")
     assert result["code"] == 0, {k: a.get("error") for k, a in result["artifacts"].items()}
-    int8, int16, mixed = (result["artifacts"][f] for f in formats)
+    fp32, int8, int16, mixed = (result["artifacts"][f] for f in formats)
     assert int8["fallback"]["steps"][0]["drop_pts"] > 1.0 and int8["fallback"]["kept_float"]
     assert int16["status"] == "ok" and int16["accuracy_drop"] <= 1.0, int16.get("error")
     interpreter = Interpreter(model_path=str(tmp_path / "out" / "android" / int16["path"]))
@@ -193,14 +194,30 @@ def test_int16_activations_hold_a_milder_outlier_without_float_layers(cache_dir:
     assert fallback["steps"][-1]["kept_int16"] == kept and fallback["steps"][-1]["drop_pts"] <= 1.0
     shipped = Interpreter(model_path=str(tmp_path / "out" / "android" / mixed["path"]))
     types = [t["dtype"].__name__ for t in shipped.get_tensor_details()]
-    ops = {op["op_name"] for op in shipped._get_ops_details()}
     assert "int16" in types and types.count("int8") > types.count("int16"), types
-    assert "float32" not in {t["dtype"].__name__ for t in shipped.get_tensor_details()
-                             if t["index"] not in _io_indices(shipped)} or "DEQUANTIZE" not in ops
+    assert mixed["export"]["metadata"]["quantization"]["float_ops"] == {}      # every op here has a 16x8 kernel
     assert fallback["steps"][-1]["accuracy"] == mixed["accuracy"], "the verified candidate is the shipped file"
     report_md = (tmp_path / "out" / "android" / "report.md").read_text()
     assert "regions kept int16: " + ", ".join(kept) in report_md
+    every_region_int16_is_the_whole_model_16x8(tmp_path / "out" / "android", fp32["path"], int16["path"])
 
 
-def _io_indices(interpreter: object) -> set[int]:
-    return {d["index"] for d in interpreter.get_input_details() + interpreter.get_output_details()}
+def every_region_int16_is_the_whole_model_16x8(folder: Path, fp32: str, int16: str) -> None:
+    """The mixed search's space ends where 16x8 is: every region promoted gives the 16x8 recipe's outputs."""
+    from edge_pipeline.plugins import DataBundle
+    from quantization.litert_mixed import LitertMixedInt8, regions_of
+    from quantization.litert_recipes import calibrated_ranges, quantized_bytes
+    from quantization.tflite_int8_debug import litert_predict
+    from targets.examples.digits_data import load_digits_split
+
+    split = load_digits_split()
+    data = DataBundle.single("x", split.eval_x[:1], split.calib_x, split.eval_x, split.eval_y)
+    mixed, regions = LitertMixedInt8(), regions_of(folder / fp32)
+    ranges = calibrated_ranges(folder / fp32, mixed.steps(), data)
+    every = quantized_bytes(folder / fp32, mixed.steps() + mixed.int16_steps(frozenset(regions), regions), ranges,
+                            "every region int16")
+    none = quantized_bytes(folder / fp32, mixed.steps(), ranges, "int8")
+    reference = litert_predict((folder / int16).read_bytes(), 1)(data.eval_inputs)
+    assert np.array_equal(litert_predict(every, 1)(data.eval_inputs), reference)
+    assert not np.array_equal(litert_predict(none, 1)(data.eval_inputs), reference)
+
