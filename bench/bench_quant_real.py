@@ -29,7 +29,7 @@ warmup = 5
 runs = 30
 threads = [1]
 [targets.android]
-formats = ["pte:int8", "tflite:int8"]
+formats = ["pte:int8", "tflite:int8", "tflite:int16x8", "tflite:int8-mixed"]
 """
 
 
@@ -134,7 +134,7 @@ def edgepipe(name: str, model: str, route: str, budget: float | None = None) -> 
                      "quantization_passes": quant.get("quantization_passes"),
                      "int8_weight_share": None if fallback.get("float_weight_share") is None
                      else round(1 - fallback["float_weight_share"], 4),
-                     "kept_float": fallback.get("kept_float"),
+                     "kept_float": fallback.get("kept_float"), "kept_int16": fallback.get("kept_int16"),
                      "measured_on": f"{a.get('measured_on') or 'not profiled'}; load {load:.2f} at build start"})
     rows.append({"network": name, "tool": f"edgepipe ({route})", "artifact": "build", "build_s": round(seconds, 1),
                  "status": report.get("status"), "eval_samples": len(real_data.evaluation_set(name)[0])})
