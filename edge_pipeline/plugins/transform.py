@@ -17,7 +17,8 @@ from edge_pipeline.types import JsonObject
 
 class Transform(Plugin):
     """What every transform declares. `accuracy_budget`: it can keep sensitive layers float (or at a higher
-    precision) to meet the target's max-accuracy-drop, so the budget left for it is part of its settings (and of the cache key)."""
+    precision) to meet the target's max-accuracy-drop, so the budget left for it is part of its settings (and of
+    the cache key)."""
 
     kind: ClassVar[str] = "transform"
     frameworks: ClassVar[tuple[str, ...]]

@@ -212,9 +212,10 @@ def _sensitivity_tables(report: Report) -> list[str]:
             kept = ", ".join(str(layer) for layer in _items(fallback[f"kept_{kept_as}"])) or "none"
             steps = _maps(fallback["steps"])
             verified = fallback.get("verifications", len(steps) - 1)
-            lines += ["", f"Fallback for max-accuracy-drop {fallback['max_accuracy_drop']:g} pt: regions kept {kept_as}: "
-                          f"{kept}; drop {steps[-1]['drop_pts']} pt ({'met' if fallback['met'] else 'NOT met'}; "
-                          f"{verified} re-quantizations verified)."]
+            met = "met" if fallback["met"] else "NOT met"
+            lines += ["", f"Fallback for max-accuracy-drop {fallback['max_accuracy_drop']:g} pt: regions kept "
+                          f"{kept_as}: {kept}; drop {steps[-1]['drop_pts']} pt ({met}; {verified} re-quantizations "
+                          f"verified)."]
     return lines
 
 
