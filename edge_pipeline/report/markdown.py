@@ -208,14 +208,13 @@ def _sensitivity_tables(report: Report) -> list[str]:
         for row in _maps(table["layers"])[:10]:
             lines.append(f"| {row['layer']} | {row['sqnr_db']} |")
         if fallback:
-            kept_as = "int16" if "kept_int16" in fallback else "float"
-            kept = ", ".join(str(layer) for layer in _items(fallback[f"kept_{kept_as}"])) or "none"
+            kept = "; ".join(f"regions kept {kind}: {', '.join(map(str, _items(fallback[f'kept_{kind}']))) or 'none'}"
+                             for kind in ("int16", "float") if f"kept_{kind}" in fallback)
             steps = _maps(fallback["steps"])
             verified = fallback.get("verifications", len(steps) - 1)
             met = "met" if fallback["met"] else "NOT met"
-            lines += ["", f"Fallback for max-accuracy-drop {fallback['max_accuracy_drop']:g} pt: regions kept "
-                          f"{kept_as}: {kept}; drop {steps[-1]['drop_pts']} pt ({met}; {verified} re-quantizations "
-                          f"verified)."]
+            lines += ["", f"Fallback for max-accuracy-drop {fallback['max_accuracy_drop']:g} pt: {kept}; drop "
+                          f"{steps[-1]['drop_pts']} pt ({met}; {verified} re-quantizations verified)."]
     return lines
 
 
