@@ -26,7 +26,7 @@ from edge_pipeline.types import JsonObject
 from targets.coverage import tflite_after
 
 from .litert_recipes import LitertRecipe, calibrated_ranges, quantized_bytes
-from .sensitivity import EVAL_SAMPLES, Budgeted, LayerErrors, LayerRow, for_batches, method_text
+from .sensitivity import EVAL_SAMPLES, Budgeted, LayerErrors, LayerRow, Predict, for_batches, method_text
 from .tflite_int8_debug import litert_predict
 
 WHAT = ("per-channel SQNR of each activation tensor of the float model fake-quantized with the int8 model's scale "
@@ -72,7 +72,7 @@ class LitertMixedInt8(Budgeted, LitertRecipe):
         ranges = calibrated_ranges(src, self.steps(), data)
         regions = regions_of(src)
 
-        def quantize(skip: frozenset[str] = frozenset()) -> tuple[bytes, object]:
+        def quantize(skip: frozenset[str] = frozenset()) -> tuple[bytes, Predict]:
             steps = self.steps() + self.ladder_steps(skip, regions)
             model = quantized_bytes(src, steps, ranges, self.recipe)
             return model, litert_predict(model, data.batch)
