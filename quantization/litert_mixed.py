@@ -25,7 +25,7 @@ from edge_pipeline.tensors import Tensors, order_inputs
 from edge_pipeline.types import JsonObject
 from targets.coverage import tflite_after
 
-from .litert_recipes import LitertRecipe, calibrated_ranges, quantized_bytes
+from .litert_recipes import LitertRecipe, calibrated_ranges, float_ops, quantized_bytes
 from .sensitivity import EVAL_SAMPLES, Budgeted, LayerErrors, LayerRow, Predict, for_batches, method_text
 from .tflite_int8_debug import litert_predict
 
@@ -87,7 +87,7 @@ class LitertMixedInt8(Budgeted, LitertRecipe):
         _split_rungs(notes.get("fallback"))
         dest.write_bytes(chosen)
         return {"scheme": self.scheme, "tool": self.tool_text(), "calibration_samples": int(len(data.calibration)),
-                "regions": len(regions), "float_ops": _float_ops(dest), **notes, "op_coverage": [tflite_after(dest)]}
+                "regions": len(regions), "float_ops": float_ops(dest), **notes, "op_coverage": [tflite_after(dest)]}
 
 
 def _pattern(tensors: frozenset[str], regions: dict[str, Region]) -> str:
@@ -179,15 +179,3 @@ def _int8_cost(src: Path, model: bytes, regions: dict[str, Region], inputs: Tens
     return errors.rows({short: [short] for short in points})
 
 
-
-def _float_ops(path: Path) -> dict[str, int]:
-    """Ops of the shipped file that compute in float (their output is float and they are not a DEQUANTIZE)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(path))
-    dtypes = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
-    found: dict[str, int] = {}
-    for op in interpreter._get_ops_details():
-        if op["op_name"] != "DEQUANTIZE" and any(dtypes[o] == np.float32 for o in op["outputs"] if o >= 0):
-            found[op["op_name"]] = found.get(op["op_name"], 0) + 1
-    return dict(sorted(found.items()))

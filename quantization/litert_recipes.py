@@ -38,8 +38,9 @@ class LitertRecipe(ArtifactTransform):
     def apply_artifact(self, src: Path, dest: Path, data: DataBundle, settings: QuantizeSettings) -> JsonObject:
         ranges = calibrated_ranges(src, self.steps(), data) if self.needs_calibration else None
         dest.write_bytes(quantized_bytes(src, self.steps(), ranges, self.recipe))
-        samples: JsonObject = {"calibration_samples": int(len(data.calibration))} if self.needs_calibration else {}
-        return {"scheme": self.scheme, "tool": self.tool_text(), **samples, "op_coverage": [tflite_after(dest)]}
+        static: JsonObject = ({"calibration_samples": int(len(data.calibration)), "float_ops": float_ops(dest)}
+                              if self.needs_calibration else {})
+        return {"scheme": self.scheme, "tool": self.tool_text(), **static, "op_coverage": [tflite_after(dest)]}
 
 
 def quantized_bytes(src: Path, steps: list[JsonObject], ranges: dict[str, qtyping.QSV] | None, recipe: str) -> bytes:
@@ -114,3 +115,17 @@ class LitertStatic16x8(LitertRecipe):
         from ai_edge_quantizer import recipe
 
         return recipe.static_wi8_ai16()
+
+
+def float_ops(path: Path) -> dict[str, int]:
+    """Ops of a statically quantized file that compute in float (their output is float and they are not a
+    DEQUANTIZE): where the recipe found no integer kernel, e.g. hard-swish in 16x8."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    dtypes = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
+    found: dict[str, int] = {}
+    for op in interpreter._get_ops_details():
+        if op["op_name"] != "DEQUANTIZE" and any(dtypes[o] == np.float32 for o in op["outputs"] if o >= 0):
+            found[op["op_name"]] = found.get(op["op_name"], 0) + 1
+    return dict(sorted(found.items()))

@@ -199,6 +199,7 @@ def test_int16_activations_hold_a_milder_outlier_without_float_layers(cache_dir:
     interpreter = Interpreter(model_path=str(tmp_path / "out" / "android" / int16["path"]))
     assert interpreter.get_input_details()[0]["dtype"].__name__ == "int16"
     assert int16["export"]["metadata"]["quantization"]["tool"].endswith("static_wi8_ai16")
+    assert int16["export"]["metadata"]["quantization"]["float_ops"] == {}
 
     assert mixed["status"] == "ok" and mixed["accuracy_drop"] <= 1.0, mixed.get("error")
     fallback, ranking = mixed["fallback"], [row["layer"] for row in mixed["sensitivity"]["layers"]]
