@@ -6,7 +6,6 @@ umask gives ordinary files just before they are renamed into place, so a CI uplo
 """
 from __future__ import annotations
 
-import atexit
 import contextlib
 import errno
 import hashlib
@@ -295,11 +294,3 @@ def _discard(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
 
-
-def process_temp_dir(prefix: str) -> Path:
-    """A temporary folder that must outlive the call that made it (a bridged model reads its SavedModel folder
-    until the export is done), removed when the process exits. A stage worker's whole temporary folder is also
-    removed by the build when the worker ends, however it ended (jobs.py)."""
-    folder = Path(tempfile.mkdtemp(prefix=prefix))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    return folder

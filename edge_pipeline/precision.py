@@ -88,7 +88,7 @@ ALL: tuple[Precision, ...] = (
     Precision("int8-dynamic", _INT8_WEIGHTS),
     Precision("int8-weight", _INT8_WEIGHTS),
     Precision("int16x8", replace(_INT8, min_sqnr_db=15.0, min_agreement=0.95, max_accuracy_drop=1.0)),
-    # int8 with int16 activations where an accuracy budget needs them: judged as int8, searched by tune as int8 is
+    # int8 with int16 activations where an accuracy budget needs them, judged as int8; not in the tune search
     Precision("int8-mixed", _INT8, searched=False),
     # A language model's int4 weights (ONNX Runtime GenAI's builder) are judged like 8da4w's, below
     Precision("int4", Thresholds(min_sqnr_db=6.0, min_agreement=0.80, max_accuracy_drop=5.0,

@@ -52,9 +52,10 @@ class LayerRow(TypedDict):
 
 
 class Quantize(Protocol[R_co]):
-    """Quantizes with the layers in `skip` kept float; returns the result and how to run it."""
+    """Quantizes with the layers in `skip` kept float (and, for a backend with an int16 rung, those in `promote`
+    given int16 activations: only such a backend is passed `promote`); returns the result and how to run it."""
 
-    def __call__(self, skip: frozenset[str] = ...) -> tuple[R_co, Predict]: ...
+    def __call__(self, skip: frozenset[str] = ..., promote: frozenset[str] = ...) -> tuple[R_co, Predict]: ...
 
 
 # fully quantized result -> (rows, extra quantization passes the ranking needed)
@@ -67,14 +68,14 @@ class Budgeted:
     the target's `max-accuracy-drop` (minus what pruning spent) and the sensitivity mode in its settings."""
 
     accuracy_budget: ClassVar[bool] = True    # marks the transform for the export stage
-    keeps_as: ClassVar[str] = "float"         # what its fallback makes of the regions it keeps
+    int16_rung: ClassVar[bool] = False        # its fallback gives regions int16 activations before float
 
     @classmethod
     def fall_back(cls, quantize: Quantize[R], rank: Rank[R], reference: Predict, data: DataBundle,
                   settings: QuantizeSettings, method: str, share: Share | None = None) -> tuple[R, JsonObject]:
         """`rank_and_fall_back` under this step's budget and `[quantization] sensitivity` mode."""
         return rank_and_fall_back(quantize, rank, reference, data, settings.max_accuracy_drop, method,
-                                  settings.sensitivity, share, cls.keeps_as)
+                                  settings.sensitivity, share, cls.int16_rung)
 
 
 def quantizable_layers(module: torch.nn.Module) -> list[str]:
@@ -199,10 +200,12 @@ def top1(outputs: np.ndarray, labels: np.ndarray | None) -> float | None:
 
 # --- fallback: keep the most sensitive layers float, verified on the real quantized model ---
 
-def fallback(measure: Callable[[int], float | None], n_layers: int, max_drop_pts: float) -> tuple[int, bool]:
+def fallback(measure: Callable[[int], float | None], n_layers: int, max_drop_pts: float,
+             stops: tuple[int, ...] = ()) -> tuple[int, bool]:
     """The smallest k (layers kept float, most sensitive first) whose measured drop is within budget, found by
     trying k = 1, 2, 4, ... and then bisecting; `measure(k)` quantizes and measures (k = 0 is measured already
-    and missed). Returns (k, met); when even every layer float misses, (n_layers, False)."""
+    and missed). Each of `stops` is tried before any k above it (a ladder's last int16 rung before its first
+    float one). Returns (k, met); when even every layer float misses, (n_layers, False)."""
     def holds(k: int) -> bool:
         drop = measure(k)
         return drop is None or drop <= max_drop_pts
@@ -212,7 +215,7 @@ def fallback(measure: Callable[[int], float | None], n_layers: int, max_drop_pts
         failed = k
         if k == n_layers:
             return n_layers, False
-        k = min(2 * k, n_layers)
+        k = min(2 * k, *(s for s in (*stops, n_layers) if s > k))
     met = k
     while met - failed > 1:
         middle = (failed + met) // 2
@@ -225,28 +228,29 @@ def fallback(measure: Callable[[int], float | None], n_layers: int, max_drop_pts
 
 @dataclass(frozen=True)
 class Verified:
-    """One set of regions kept float (or, `kept_as` "int16", given int16 activations), measured on the real
-    quantized model."""
+    """One set of regions kept float (and, on a ladder, given int16 activations), measured on the real quantized
+    model."""
 
-    kept: tuple[str, ...]
+    kept_float: tuple[str, ...]
     accuracy: float | None
     drop_pts: float | None
     weight_share: float | None = None    # of the weights the kept regions hold (None: the backend cannot say)
-    kept_as: str = "float"
+    kept_int16: tuple[str, ...] | None = None   # None: the backend has no int16 rung
 
     def json(self) -> JsonObject:
         shared: JsonObject = {"float_weight_share": self.weight_share} if self.weight_share is not None else {}
-        return {f"kept_{self.kept_as}": list(self.kept), "accuracy": self.accuracy, "drop_pts": self.drop_pts,
+        int16: JsonObject = {"kept_int16": list(self.kept_int16)} if self.kept_int16 is not None else {}
+        return {"kept_float": list(self.kept_float), **int16, "accuracy": self.accuracy, "drop_pts": self.drop_pts,
                 **shared}
 
 
 def rank_and_fall_back(quantize: Quantize[R], rank: Rank[R], reference: Predict, data: DataBundle,
                        budget: float | None, method: str, mode: str = "on-failure",
-                       share: Share | None = None, keep_as: str = "float") -> tuple[R, JsonObject]:
+                       share: Share | None = None, int16_rung: bool = False) -> tuple[R, JsonObject]:
     """The whole recipe for one backend: quantize fully; measure the drop when a budget and labels exist; rank
     layers when `mode` asks ("always") or the budget is missed ("on-failure"); fall back under the budget. Returns
-    the result to ship and the report notes. `keep_as`: what `quantize(skip=...)` makes of the regions it keeps
-    ("float", or "int16" for a backend whose fallback is int16 activations)."""
+    the result to ship and the report notes. `int16_rung`: the fallback is a ladder, every region given int16
+    activations (most sensitive first) before any is kept float."""
     result, predict = quantize()
     passes = 1
     labels = data.eval_labels
@@ -254,13 +258,14 @@ def rank_and_fall_back(quantize: Quantize[R], rank: Rank[R], reference: Predict,
     float_acc = top1(reference(data.eval_inputs), labels) if measurable else None
     steps: list[Verified] = []
 
-    def step(kept: list[str], step_predict: Predict) -> float | None:
+    def step(kept: list[str], step_predict: Predict, int16: list[str] | None) -> float | None:
         acc = top1(step_predict(data.eval_inputs), labels)
         drop = None if acc is None or float_acc is None else round((float_acc - acc) * 100, 4)
-        steps.append(Verified(tuple(kept), acc, drop, share(kept) if share is not None else None, keep_as))
+        steps.append(Verified(tuple(kept), acc, drop, share(kept) if share is not None else None,
+                              tuple(int16) if int16 is not None else None))
         return drop
 
-    first_drop = step([], predict) if measurable else None
+    first_drop = step([], predict, [] if int16_rung else None) if measurable else None
     missed = first_drop is not None and first_drop > float(budget or 0.0)
     notes: JsonObject = {}
     ranking: list[LayerRow] = []
@@ -275,23 +280,29 @@ def rank_and_fall_back(quantize: Quantize[R], rank: Rank[R], reference: Predict,
                if budget is not None and not measurable else "on-failure: no budget missed")
         notes["sensitivity"] = {"mode": mode, "status": f"not run ({why})", "layers": [], "quantizations": 0}
     if missed and ranking:
-        order = [row["layer"] for row in ranking]
-        variants: dict[int, R] = {}
+        order, rungs = [row["layer"] for row in ranking], 2 if int16_rung else 1
+        variants: dict[int, tuple[R, Verified]] = {}
 
         def measure(k: int) -> float | None:
-            variants[k], step_predict = quantize(skip=frozenset(order[:k]))
-            return step(order[:k], step_predict)
+            floats = order[:max(0, k - len(order))] if int16_rung else order[:k]
+            int16 = [r for r in order[:k] if r not in floats] if int16_rung else None
+            model, step_predict = (quantize(skip=frozenset(floats), promote=frozenset(int16 or ())) if int16_rung
+                                   else quantize(skip=frozenset(floats)))
+            drop = step(floats, step_predict, int16)
+            variants[k] = model, steps[-1]
+            return drop
 
-        k, met = fallback(measure, len(order), float(budget))
-        chosen = next(i for i in range(len(steps) - 1, -1, -1) if len(steps[i].kept) == k)
-        steps.append(steps.pop(chosen))   # every verified set in the order tried, the one shipped last
-        result = variants[k]
+        k, met = fallback(measure, rungs * len(order), float(budget), stops=(len(order),) if int16_rung else ())
+        result, shipped = variants[k]
+        steps.append(steps.pop(next(i for i, s in enumerate(steps) if s is shipped)))   # in the order tried,
+        # the shipped one last
         notes["fallback"] = {"max_accuracy_drop": float(budget), "float_accuracy": float_acc,
-                             f"kept_{keep_as}": order[:k],
+                             **{key: value for key, value in shipped.json().items() if key.startswith("kept_")},
                              **({"float_weight_share": steps[-1].weight_share} if share is not None else {}),
                              "met": met, "steps": [s.json() for s in steps], "verifications": len(variants),
-                             "search": f"k = 1, 2, 4, ... most sensitive regions {keep_as} until the budget "
-                                       "holds, then bisect"}
+                             "search": "k = 1, 2, 4, ... most sensitive regions "
+                                       f"{'int16, every one before any float' if int16_rung else 'float'} until "
+                                       "the budget holds, then bisect"}
         passes += len(variants)
     elif measurable:
         notes["budget_check"] = {"max_accuracy_drop": float(budget or 0.0), "float_accuracy": float_acc,

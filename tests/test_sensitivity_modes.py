@@ -77,6 +77,21 @@ def test_fallback_search_needs_logarithmically_many_verifications(n: int) -> Non
     assert fallback(lambda k: 10.0, n, 1.0) == (n, False)
 
 
+def test_a_ladder_tries_its_last_int16_rung_before_any_float_one() -> None:
+    """30 regions, 60 rungs: k = 30 (every region int16) is measured before any k above it, wherever k holds."""
+    for needed in (3, 30, 31, 45, 60):
+        tried: list[int] = []
+
+        def measure(k: int, needed: int = needed) -> float:
+            tried.append(k)
+            return 0.0 if k >= needed else 10.0
+
+        assert fallback(measure, 60, 1.0, stops=(30,)) == (needed, True)
+        if needed > 30:
+            assert 30 in tried and all(k <= 30 for k in tried[:tried.index(30)]), (needed, tried)
+        assert len(tried) == len(set(tried)), tried
+
+
 def _data(samples: int = 8) -> DataBundle:
     rng = np.random.default_rng(0)
     inputs = rng.normal(size=(samples, 3)).astype(np.float32)

@@ -30,11 +30,13 @@ from edge_pipeline.building import cache
 from edge_pipeline.building.worker import STATUS_ENV, disk_full, disk_is_full
 from edge_pipeline.codec import decode, encode
 from edge_pipeline.errors import EdgepipeError, StageFailed, rebuild_error
+from edge_pipeline.fsutil import remove_stale_siblings
 from edge_pipeline.records import STAGES
 from edge_pipeline.types import JsonObject, JsonValue
 
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0", "TOKENIZERS_PARALLELISM": "false"}
 PARENT_ENV = "EDGEPIPE_PARENT_PID"
+TEMP_PREFIX = "edgepipe-job-"      # a worker's temporary folder: edgepipe-job-<random>-<pid of the build>
 POLL_S = 0.05
 # Thread pools of the native libraries a worker loads (OpenMP/MKL under torch, TensorFlow's own pools).
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
@@ -199,13 +201,21 @@ def _last_error(lines: list[str]) -> str | None:
 def _temp_folder(env: dict[str, str]) -> Iterator[None]:
     """A temporary folder of the worker's own (its TMPDIR), removed once the worker and its process group are
     stopped: converters' temporary files (onnx2tf's, multiprocessing's, a bridge's SavedModel) and whatever a
-    killed or crashed worker left go with it."""
-    folder = tempfile.mkdtemp(prefix="edgepipe-job-")
-    env["TMPDIR"] = folder
+    killed or crashed worker left go with it. Its name ends with this process's pid, so the folders of a build
+    that was itself killed are removed by the next one; when none can be made, the worker uses the default."""
+    parent = Path(tempfile.gettempdir())
+    remove_stale_siblings(parent / TEMP_PREFIX, f"{TEMP_PREFIX}*")
+    try:
+        folder: str | None = tempfile.mkdtemp(prefix=TEMP_PREFIX, suffix=f"-{os.getpid()}", dir=parent)
+    except OSError:
+        folder = None
+    if folder is not None:
+        env["TMPDIR"] = folder
     try:
         yield
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager

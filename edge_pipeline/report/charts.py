@@ -89,7 +89,7 @@ def _interval(values: Sequence[float | None], bounds: Sequence[Sequence[float] |
 
 
 def sensitivity(report: Report) -> go.Figure | None:
-    """The int8 layers ranked by SQNR (the lowest first), the layers fallback kept float in red."""
+    """The int8 layers ranked by SQNR (the lowest first), the layers fallback kept float in red (int16: orange)."""
     import plotly.graph_objects as go
 
     figure, drawn = go.Figure(), False
@@ -98,11 +98,12 @@ def sensitivity(report: Report) -> go.Figure | None:
         if not layers:
             continue
         kept = set(map(str, (a.fallback or {}).get("kept_float") or []))
+        int16 = set(map(str, (a.fallback or {}).get("kept_int16") or []))
         names = [str(row.get("layer")) for row in layers]
         figure.add_trace(go.Bar(
             x=[row.get("sqnr_db") for row in layers], y=[f"{a.label} {n}" for n in names], orientation="h",
             name=a.label, meta={"artifact": a.label, "figure": "layer_sqnr_db", "layers": names},
-            marker={"color": ["#d62728" if n in kept else "#1f77b4" for n in names]}))
+            marker={"color": ["#d62728" if n in kept else "#ff7f0e" if n in int16 else "#1f77b4" for n in names]}))
         drawn = True
     if not drawn:
         return None

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, NoReturn
 
 from edge_pipeline.errors import Unsupported
-from edge_pipeline.fsutil import process_temp_dir
 from edge_pipeline.plugins import Bridge, DataBundle, Model, QuantizeSettings
 
 from ..exporters.onnx_export import tensorflow_to_onnx
+from .work_folder import bridge_work_folder
 
 if TYPE_CHECKING:
     import onnx
@@ -31,7 +31,7 @@ class TensorflowToTorch(Bridge):
     distributions: ClassVar[tuple[str, ...]] = ("tf2onnx", "onnx", "onnx2torch", "torch")
 
     def apply(self, model: Model, data: DataBundle, settings: QuantizeSettings) -> Model:
-        work = process_temp_dir("edgepipe-tf-to-torch-")
+        work = bridge_work_folder("edgepipe-tf-to-torch-")
         tensorflow_to_onnx(model, work / "model.onnx")
         return onnx_file_to_torch(work / "model.onnx", model, data,
                                   "TensorFlow -> ONNX (tf2onnx) -> onnx2torch, fixed-shape rewrite")

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from edge_pipeline.errors import Unsupported
-from edge_pipeline.fsutil import process_temp_dir
 from edge_pipeline.plugins import Bridge, DataBundle, Model, QuantizeSettings
 from targets.sources.keras_source import load_saved_model
 
 from ..exporters.onnx_export import torch_to_onnx
 from ..exporters.torch_capture import as_unsupported
 from .single_input import single_float_input
+from .work_folder import bridge_work_folder
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -34,7 +34,7 @@ class TorchToTensorflow(Bridge):
     distributions: ClassVar[tuple[str, ...]] = ("torch", "onnx", "onnx2tf", "tensorflow-cpu")
 
     def apply(self, model: Model, data: DataBundle, settings: QuantizeSettings) -> Model:
-        work = process_temp_dir("edgepipe-torch-to-tf-")
+        work = bridge_work_folder("edgepipe-torch-to-tf-")
         torch_to_onnx(model, work / "model.onnx")
         return onnx_file_to_tf(work / "model.onnx", model, data,
                                "torch -> ONNX (torch.onnx dynamo) -> onnx2tf SavedModel")
@@ -56,7 +56,7 @@ def onnx_file_to_tf(onnx_path: Path, model: Model, data: DataBundle, route: str)
     import onnx2tf
 
     example = single_float_input(data, "ONNX-to-TensorFlow")      # refused before any conversion work
-    work = process_temp_dir("edgepipe-onnx-to-tf-")
+    work = bridge_work_folder("edgepipe-onnx-to-tf-")
     onnx_path = at_example_shape(onnx_path, example.shape, work / "static.onnx")
     try:
         onnx2tf.convert(input_onnx_file_path=str(onnx_path), output_folder_path=str(work / "nhwc"),
