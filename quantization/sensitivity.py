@@ -294,8 +294,8 @@ def rank_and_fall_back(quantize: Quantize[R], rank: Rank[R], reference: Predict,
 
         k, met = fallback(measure, rungs * len(order), float(budget), stops=(len(order),) if int16_rung else ())
         result, shipped = variants[k]
-        steps.append(steps.pop(next(i for i, s in enumerate(steps) if s is shipped)))   # in the order tried,
-        # the shipped one last
+        # every verified set in the order tried, the shipped one last
+        steps.append(steps.pop(next(i for i, s in enumerate(steps) if s is shipped)))
         notes["fallback"] = {"max_accuracy_drop": float(budget), "float_accuracy": float_acc,
                              **{key: value for key, value in shipped.json().items() if key.startswith("kept_")},
                              **({"float_weight_share": steps[-1].weight_share} if share is not None else {}),
