@@ -18,7 +18,7 @@ from targets.coverage import tflite_after
 
 from .litert_recipes import LitertRecipe, calibrated_ranges, float_ops, quantized_bytes
 from .sensitivity import EVAL_SAMPLES, MAX_DB, Budgeted, LayerErrors, LayerRow, Predict, for_batches, method_text
-from .tflite_int8_debug import litert_predict
+from .tflite_int8_debug import every_tensor_kept, litert_predict
 
 WHAT = ("per-channel SQNR of each activation tensor of the float model fake-quantized with the int8 model's scale "
         "(what int8 costs that tensor alone; int16 takes it back)")
@@ -126,15 +126,11 @@ def _int8_cost(src: Path, model: bytes, regions: dict[str, Region], inputs: Tens
     region the int8 recipe left unquantized costs nothing and is ranked last (so every region has its rungs)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from targets.runners.litert_session import LitertSession
-
     grids = {t["name"]: t["quantization"] for t in Interpreter(model_content=model).get_tensor_details()
              if t["dtype"] == np.int8 and t["quantization"][0] > 0}
     points = {short: region.tensor for short, region in regions.items() if region.tensor in grids}
-    interpreter = Interpreter(model_path=str(src), num_threads=1, experimental_preserve_all_tensors=True)
-    interpreter.allocate_tensors()
-    session = LitertSession(interpreter)
-    index = {t["name"]: t["index"] for t in interpreter.get_tensor_details()}
+    interpreter, session, tensors = every_tensor_kept(src.read_bytes())
+    index = {name: detail["index"] for name, detail in tensors.items()}
     errors = LayerErrors()
 
     def run(x: Tensors) -> None:

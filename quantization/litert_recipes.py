@@ -18,7 +18,7 @@ from edge_pipeline.types import JsonObject
 from targets.coverage import tflite_after
 
 if TYPE_CHECKING:
-    from ai_edge_quantizer import qtyping
+    from ai_edge_quantizer import qtyping, quantizer
 
 
 class LitertRecipe(ArtifactTransform):
@@ -45,12 +45,8 @@ class LitertRecipe(ArtifactTransform):
 
 def quantized_bytes(src: Path, steps: list[JsonObject], ranges: dict[str, qtyping.QSV] | None, recipe: str) -> bytes:
     """The float `.tflite` quantized by `steps` with calibrated `ranges` (None: a recipe that needs none)."""
-    from ai_edge_quantizer import quantizer
-
     try:
-        engine = quantizer.Quantizer(str(src))
-        engine.load_quantization_recipe(steps)
-        return bytes(engine.quantize(ranges).quantized_model)
+        return bytes(_engine(src, steps).quantize(ranges).quantized_model)
     except Exception as exc:
         raise StageFailed(f"ai-edge-quantizer recipe {recipe} failed: {type(exc).__name__}: {exc}") from exc
 
@@ -59,17 +55,24 @@ def calibrated_ranges(src: Path, steps: list[JsonObject], data: DataBundle) -> d
     """Global min-max ranges of what `steps` quantize. `Quantizer.calibrate` smooths ranges with a moving average
     (factor 0.95), which keeps roughly the last 20 samples' extremes: measured here, it clipped the digits logits
     at 9.3 of 15.9."""
-    from ai_edge_quantizer import calibrator, quantizer
+    from ai_edge_quantizer import calibrator
     from ai_edge_quantizer.utils import qsv_utils
 
     try:
-        engine = quantizer.Quantizer(str(src))
-        engine.load_quantization_recipe(steps)
         calib = calibrator.Calibrator(str(src), num_threads=1, qsv_update_func=qsv_utils.min_max_update)
-        calib.calibrate(_calibration_set(src, data), engine._recipe_manager)   # the recipe decides what is observed
+        calib.calibrate(_calibration_set(src, data), _engine(src, steps)._recipe_manager)   # the recipe decides
+        # what is observed
         return calib.get_model_qsvs()
     except Exception as exc:
         raise StageFailed(f"ai-edge-quantizer calibration failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _engine(src: Path, steps: list[JsonObject]) -> quantizer.Quantizer:
+    from ai_edge_quantizer import quantizer
+
+    engine = quantizer.Quantizer(str(src))
+    engine.load_quantization_recipe(steps)
+    return engine
 
 
 def _calibration_set(src: Path, data: DataBundle) -> dict[str, list[dict[str, np.ndarray]]]:

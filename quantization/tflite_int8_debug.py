@@ -95,16 +95,10 @@ def int8_with_fallback(converter: tf.lite.TFLiteConverter, flatbuffer: bytes, ke
 
 def _accumulated_errors(calibrated: bytes, quantized: bytes, layers: dict[str, str], inputs: Tensors,
                         batch: int) -> list[LayerRow]:
-    from ai_edge_litert.interpreter import Interpreter
+    from targets.runners.litert_session import dequantize
 
-    from targets.runners.litert_session import LitertSession, dequantize
-
-    def open_model(content: bytes) -> tuple[Interpreter, LitertSession, dict[str, TensorDetail]]:
-        interpreter = Interpreter(model_content=content, num_threads=1, experimental_preserve_all_tensors=True)
-        interpreter.allocate_tensors()
-        return interpreter, LitertSession(interpreter), {t["name"]: t for t in interpreter.get_tensor_details()}
-
-    (f_interp, f_session, f_tensors), (q_interp, q_session, q_tensors) = open_model(calibrated), open_model(quantized)
+    f_interp, f_session, f_tensors = every_tensor_kept(calibrated)
+    q_interp, q_session, q_tensors = every_tensor_kept(quantized)
     points = {layer: name for layer, name in layers.items() if name in f_tensors and name in q_tensors}
     errors = LayerErrors()
 
@@ -118,6 +112,17 @@ def _accumulated_errors(calibrated: bytes, quantized: bytes, layers: dict[str, s
 
     for_batches(inputs, batch, run)
     return errors.rows({layer: [layer] for layer in points})
+
+
+def every_tensor_kept(content: bytes) -> tuple[Interpreter, LitertSession, dict[str, TensorDetail]]:
+    """A one-thread interpreter that keeps every intermediate tensor, its session, and its tensors by name."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from targets.runners.litert_session import LitertSession
+
+    interpreter = Interpreter(model_content=content, num_threads=1, experimental_preserve_all_tensors=True)
+    interpreter.allocate_tensors()
+    return interpreter, LitertSession(interpreter), {t["name"]: t for t in interpreter.get_tensor_details()}
 
 
 def _op_outputs(calibrated: bytes, keras_model: SourceModel) -> tuple[list[str], dict[str, str]]:
