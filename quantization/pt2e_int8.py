@@ -35,16 +35,24 @@ if TYPE_CHECKING:
 NodeFilter = Callable[["fx.Node"], bool]
 SHIPPED = "the artifact that ships, in its own runtime (every fallback step and the budget check)"
 REFERENCE = "PT2E's reference q/dq graph in torch (no runtime for the artifact here)"
+# The smallest per-channel weight scale: torch's own observer default (float32 epsilon). XNNPACK's and
+# litert-torch's configs raise it to 2**-12, which rounds every weight of a channel whose largest |w| is under
+# 0.031 to 0 or +-1: the PP-OCRv4 detector's head conv (|w| <= 2.4e-4 against +-2000 inputs) then lost every
+# weight and the detector's map collapsed in both runtimes (bench/bench_quant_real.py).
+WEIGHT_EPS = 2.0 ** -23
 
 
 class ActivationConfig(Protocol):
-    """A PT2E quantization config (XNNPACK's or litert-torch's dataclass): the activation specs it holds."""
+    """A PT2E quantization config (XNNPACK's or litert-torch's dataclass): the specs it holds."""
 
     @property
     def input_activation(self) -> QuantizationSpec | None: ...
 
     @property
     def output_activation(self) -> QuantizationSpec | None: ...
+
+    @property
+    def weight(self) -> QuantizationSpec | None: ...
 
 
 C = TypeVar("C", bound=ActivationConfig)
@@ -115,20 +123,25 @@ class Pt2eStaticInt8(Budgeted, ModelTransform):
 
     @staticmethod
     def with_calibration(config: C, method: str) -> C:
-        """`config` with its activation observer swapped for min-max when that method was asked for."""
-        if method != "minmax":
-            return config
+        """The vendor's `config` with exact weight scales (WEIGHT_EPS) and, when that method was asked for, its
+        activation observer swapped for min-max."""
         from torchao.quantization.pt2e.observer import MinMaxObserver
 
-        def minmax(spec: QuantizationSpec | None) -> QuantizationSpec | None:
-            if spec is None:
-                return None
-            ctr = spec.observer_or_fake_quant_ctr   # keyword arguments carry over from a plain functools.partial
-            args = (ctr.keywords or {}) if isinstance(ctr, functools.partial) else {}
-            return dataclasses.replace(spec, observer_or_fake_quant_ctr=MinMaxObserver.with_args(**args))
+        def observer(spec: QuantizationSpec | None, kind: object | None = None, **changed: float) -> \
+                QuantizationSpec | None:
+            if spec is None or (kind is None and not changed):
+                return spec
+            # `with_args` gives a wrapper round a functools.partial (`.p`); torchao's prepare reads the observer
+            # class's name through it, so the new one is built from the class and its keyword arguments
+            ctr = spec.observer_or_fake_quant_ctr
+            partial = getattr(ctr, "p", ctr)
+            base, args = (partial.func, partial.keywords) if isinstance(partial, functools.partial) else (ctr, {})
+            return dataclasses.replace(spec, observer_or_fake_quant_ctr=(kind or base).with_args(**{**args, **changed}))
 
-        return dataclasses.replace(config, input_activation=minmax(config.input_activation),
-                                   output_activation=minmax(config.output_activation))
+        activation = MinMaxObserver if method == "minmax" else None
+        return dataclasses.replace(config, weight=observer(config.weight, eps=WEIGHT_EPS),
+                                   input_activation=observer(config.input_activation, activation),
+                                   output_activation=observer(config.output_activation, activation))
 
 
 @dataclass(frozen=True)
