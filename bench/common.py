@@ -24,6 +24,12 @@ def build(project: Path, cache: Path, *args: str) -> tuple[dict, float]:
     return json.loads(proc.stdout), elapsed
 
 
+def revision() -> str:
+    """The edgepipe commit a figure was measured at (`-dirty` when the tree had changes), for the results."""
+    proc = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=HERE, capture_output=True, text=True)
+    return proc.stdout.strip() or "unknown"
+
+
 def fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 

@@ -8,7 +8,7 @@ the preprocessing its package applies: PP-OCR as rapidocr feeds it (OpenCV's BGR
 CHW), NudeNet RGB/255 CHW, fer grayscale (BGR2GRAY luma) /255 then (x - 0.5) * 2, NHWC.
 
 The two PP-OCR networks are judged on their own task (bench/text_lines.py): the orientation classifier on text
-lines (a quarter windows of scikit-image's photographed book page, the rest rendered), labelled with their true
+lines (a quarter of them windows of scikit-image's photographed book page, the rest rendered), labelled with their true
 orientation, 512 for evaluation; the detector on the photo crops with rendered text lines pasted in.
 
 Other labels are the float model's own outputs (there are no human labels for these photos): top-1 for fer,
@@ -98,7 +98,7 @@ def preprocess(name: str, rgb: np.ndarray) -> np.ndarray:
 def samples(name: str, split: str) -> np.ndarray:
     """The calibration (64) or evaluation (128; 512 classifier lines) inputs of a network, one float32 array."""
     if name == "ppocr_cls":
-        return text_lines.lines(*_line_draw(split))[0]
+        return text_lines.lines(*_line_draw(split))[0].copy()
     shape = real_models.NETWORKS[name].shape
     height, width = (shape[1], shape[2]) if name == "fer" else (shape[2], shape[3])
     count, seed = (CALIBRATION if split == "calibration" else EVALUATION), SEEDS[split]
@@ -113,7 +113,10 @@ def _line_draw(split: str) -> tuple[int, int]:
 def labels_from(name: str, reference: np.ndarray) -> np.ndarray:
     """What the metric reads: the text lines' true orientation, else taken from the float model's outputs."""
     if name == "ppocr_cls":
-        return text_lines.lines(*_line_draw("evaluation"))[1][:len(reference)]
+        labels = text_lines.lines(*_line_draw("evaluation"))[1]
+        if len(labels) != len(reference):
+            raise ValueError(f"{len(reference)} outputs for {len(labels)} evaluation lines")
+        return labels.copy()
     kind = real_models.NETWORKS[name].kind
     if kind == "classifier":
         return reference.argmax(axis=1).astype(np.int64)

@@ -29,7 +29,7 @@ class LitertInt8(Pt2eStaticInt8):
             def _annotate_for_static_quantization_config(self, model: fx.GraphModule) -> fx.GraphModule:
                 return self._annotate_all_static_patterns(model, self.global_config, node_filter)
 
-        config = self.with_calibration(pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True), method)
+        config = self.configured(pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True), method)
         return FilteredQuantizer().set_global(config)
 
     def prepare_graph(self, captured: fx.GraphModule) -> None:

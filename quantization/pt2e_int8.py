@@ -30,20 +30,22 @@ from .sensitivity import (
 
 if TYPE_CHECKING:
     from torch import fx
+    from torchao.quantization.pt2e.observer import ObserverBase
     from torchao.quantization.pt2e.quantizer import QuantizationSpec, Quantizer
 
 NodeFilter = Callable[["fx.Node"], bool]
 SHIPPED = "the artifact that ships, in its own runtime (every fallback step and the budget check)"
 REFERENCE = "PT2E's reference q/dq graph in torch (no runtime for the artifact here)"
 # The smallest per-channel weight scale: torch's own observer default (float32 epsilon). XNNPACK's and
-# litert-torch's configs raise it to 2**-12, which rounds every weight of a channel whose largest |w| is under
-# 0.031 to 0 or +-1: the PP-OCRv4 detector's head conv (|w| <= 2.4e-4 against +-2000 inputs) then lost every
-# weight and the detector's map collapsed in both runtimes (bench/bench_quant_real.py).
+# litert-torch's configs raise it to 2**-12: a channel whose largest |w| is under 0.031 then gets fewer than 127
+# levels, one under 3.7e-4 only 0 and +-1, and weights under 1.2e-4 round to 0. The PP-OCRv4 detector's head conv
+# (|w| <= 2.4e-4 against +-2000 inputs) kept next to nothing and the detector's map collapsed in both runtimes
+# (bench/bench_quant_real.py).
 WEIGHT_EPS = 2.0 ** -23
 
 
-class ActivationConfig(Protocol):
-    """A PT2E quantization config (XNNPACK's or litert-torch's dataclass): the specs it holds."""
+class QuantizerConfig(Protocol):
+    """A PT2E quantization config (XNNPACK's or litert-torch's dataclass): the specs edgepipe adjusts."""
 
     @property
     def input_activation(self) -> QuantizationSpec | None: ...
@@ -55,7 +57,7 @@ class ActivationConfig(Protocol):
     def weight(self) -> QuantizationSpec | None: ...
 
 
-C = TypeVar("C", bound=ActivationConfig)
+C = TypeVar("C", bound=QuantizerConfig)
 
 
 class Pt2eStaticInt8(Budgeted, ModelTransform):
@@ -122,26 +124,31 @@ class Pt2eStaticInt8(Budgeted, ModelTransform):
         return Candidates(self, model, data, method, captured, regions, ship, algorithms)
 
     @staticmethod
-    def with_calibration(config: C, method: str) -> C:
+    def configured(config: C, method: str) -> C:
         """The vendor's `config` with exact weight scales (WEIGHT_EPS) and, when that method was asked for, its
-        activation observer swapped for min-max."""
+        activation observer swapped for min-max (keeping the vendor's eps)."""
         from torchao.quantization.pt2e.observer import MinMaxObserver
 
-        def observer(spec: QuantizationSpec | None, kind: object | None = None, **changed: float) -> \
-                QuantizationSpec | None:
-            if spec is None or (kind is None and not changed):
-                return spec
-            # `with_args` gives a wrapper round a functools.partial (`.p`); torchao's prepare reads the observer
-            # class's name through it, so the new one is built from the class and its keyword arguments
-            ctr = spec.observer_or_fake_quant_ctr
-            partial = getattr(ctr, "p", ctr)
-            base, args = (partial.func, partial.keywords) if isinstance(partial, functools.partial) else (ctr, {})
-            return dataclasses.replace(spec, observer_or_fake_quant_ctr=(kind or base).with_args(**{**args, **changed}))
-
         activation = MinMaxObserver if method == "minmax" else None
-        return dataclasses.replace(config, weight=observer(config.weight, eps=WEIGHT_EPS),
-                                   input_activation=observer(config.input_activation, activation),
-                                   output_activation=observer(config.output_activation, activation))
+        return dataclasses.replace(config, weight=_observer(config.weight, None, eps=WEIGHT_EPS),
+                                   input_activation=_observer(config.input_activation, activation),
+                                   output_activation=_observer(config.output_activation, activation))
+
+
+def _observer(spec: QuantizationSpec | None, kind: type[ObserverBase] | None, **changed: float) -> \
+        QuantizationSpec | None:
+    """`spec` observed by `kind` (None: its own observer class) with `changed` keyword arguments. `with_args`
+    wraps a functools.partial (`.p`) and torchao's prepare reads the class name through one level only, so the
+    new constructor is built from the class itself; a swapped class keeps only the old one's eps."""
+    if spec is None or (kind is None and not changed):
+        return spec
+    ctr = spec.observer_or_fake_quant_ctr
+    partial = getattr(ctr, "p", ctr)
+    if not isinstance(partial, functools.partial) or not isinstance(partial.func, type):
+        raise TypeError(f"unexpected PT2E observer constructor {ctr!r}")
+    kept = partial.keywords if kind is None else {k: v for k, v in partial.keywords.items() if k == "eps"}
+    return dataclasses.replace(spec, observer_or_fake_quant_ctr=(kind or partial.func).with_args(**{**kept,
+                                                                                                   **changed}))
 
 
 @dataclass(frozen=True)

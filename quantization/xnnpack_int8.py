@@ -20,5 +20,5 @@ class XnnpackInt8(Pt2eStaticInt8):
             get_symmetric_quantization_config,
         )
 
-        config = self.with_calibration(get_symmetric_quantization_config(is_per_channel=True), method)
+        config = self.configured(get_symmetric_quantization_config(is_per_channel=True), method)
         return XNNPACKQuantizer().set_global(config).set_filter_function(node_filter)
