@@ -60,8 +60,8 @@ def calibrated_ranges(src: Path, steps: list[JsonObject], data: DataBundle) -> d
 
     try:
         calib = calibrator.Calibrator(str(src), num_threads=1, qsv_update_func=qsv_utils.min_max_update)
-        calib.calibrate(_calibration_set(src, data), _engine(src, steps)._recipe_manager)   # the recipe decides
-        # what is observed
+        # the recipe decides what is observed
+        calib.calibrate(_calibration_set(src, data), _engine(src, steps)._recipe_manager)
         return calib.get_model_qsvs()
     except Exception as exc:
         raise StageFailed(f"ai-edge-quantizer calibration failed: {type(exc).__name__}: {exc}") from exc
